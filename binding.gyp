@@ -1,0 +1,36 @@
+{
+  # CPU-only build of the addon with node-gyp (the CUDA backend builds with CMake only).
+  # Built by `npm run build:gyp` in build-gyp/ so it does not replace the cmake-js build.
+  "variables": {
+    "cpu_arch%": "native"
+  },
+  "targets": [
+    {
+      "target_name": "mini_vllm",
+      "sources": [
+        "csrc/binding/addon.cc",
+        "csrc/binding/args.cc",
+        "csrc/binding/storage.cc",
+        "csrc/cpu/activation.cc",
+        "csrc/cpu/layernorm.cc",
+        "csrc/cpu/memory.cc",
+        "csrc/cpu/parallel.cc",
+        "csrc/cpu/pos_encoding.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": [
+        "NAPI_VERSION=8",
+        "NAPI_CPP_EXCEPTIONS",
+        "NODE_ADDON_API_DISABLE_DEPRECATED",
+        "MINI_VLLM_CPU_ARCH=\"<(cpu_arch)\""
+      ],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-O3", "-march=<(cpu_arch)", "-fexceptions"],
+      "xcode_settings": {
+        "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
+        "OTHER_CPLUSPLUSFLAGS": ["-std=c++17", "-O3"]
+      }
+    }
+  ]
+}

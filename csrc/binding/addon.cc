@@ -1,0 +1,364 @@
+// Module registration and the op entry points: unpack, check (core/op_checks.h), dispatch by device.
+#include <napi.h>
+
+#include <cstring>
+#include <vector>
+
+#include "../core/op_checks.h"
+#include "../cpu/kernels.h"
+#include "../cpu/parallel.h"
+#include "../cpu/vec.h"
+#include "args.h"
+#include "storage.h"
+#ifdef MINI_VLLM_WITH_CUDA
+#include "../cuda/api.h"
+#endif
+
+#ifndef MINI_VLLM_CPU_ARCH
+#define MINI_VLLM_CPU_ARCH "unknown"
+#endif
+#ifndef MINI_VLLM_CUDA_ARCHS
+#define MINI_VLLM_CUDA_ARCHS ""
+#endif
+
+namespace mvllm::binding {
+namespace {
+
+#ifdef MINI_VLLM_WITH_CUDA
+constexpr bool kCudaCompiled = true;
+#define MVLLM_ON_DEVICE(t, cpu_call, cuda_call) \
+  do {                                          \
+    if ((t).device == Device::CPU) {            \
+      cpu_call;                                 \
+    } else {                                    \
+      cuda_call;                                \
+    }                                           \
+  } while (0)
+#else
+constexpr bool kCudaCompiled = false;
+#define MVLLM_ON_DEVICE(t, cpu_call, cuda_call) \
+  do {                                          \
+    if ((t).device == Device::CPU) {            \
+      cpu_call;                                 \
+    } else {                                    \
+      no_cuda();                                \
+    }                                           \
+  } while (0)
+#endif
+
+[[maybe_unused]] [[noreturn]] void no_cuda() {
+  fail(ErrorKind::Unsupported, "this build of mini-vllm has no CUDA backend (built without nvcc)");
+}
+
+// A dense CPU view over a host typed array, shaped like `like`.
+TensorView host_view(void* data, DType dtype, const TensorView& like) {
+  TensorView h;
+  h.data = data;
+  h.dtype = dtype;
+  h.ndim = like.ndim;
+  int64_t s = 1;
+  for (int i = like.ndim - 1; i >= 0; --i) {
+    h.shape[i] = like.shape[i];
+    h.strides[i] = s;
+    s *= like.shape[i];
+  }
+  return h;
+}
+
+// A host typed array matching tensor t: Float32Array for float dtypes, Int32Array for int32.
+void* host_array(const Napi::Value& v, const TensorView& t, const char* op) {
+  const bool want_int = t.dtype == DType::Int32;
+  if (!v.IsTypedArray()) fail(ErrorKind::Type, op, ": expected a ", want_int ? "Int32Array" : "Float32Array");
+  Napi::TypedArray ta = v.As<Napi::TypedArray>();
+  napi_typedarray_type type = want_int ? napi_int32_array : napi_float32_array;
+  if (ta.TypedArrayType() != type)
+    fail(ErrorKind::Type, op, ": a ", dtype_name(t.dtype), " tensor needs a ", want_int ? "Int32Array" : "Float32Array");
+  if (int64_t(ta.ElementLength()) != t.numel())
+    fail(ErrorKind::Range, op, ": array has ", ta.ElementLength(), " elements, tensor ", t.shape_str(), " has ",
+         t.numel());
+  return static_cast<char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+}
+
+void check_same_shape(const TensorView& a, const TensorView& b, const char* op) {
+  bool same = a.ndim == b.ndim;
+  for (int i = 0; same && i < a.ndim; ++i) same = a.shape[i] == b.shape[i];
+  if (!same) fail(ErrorKind::Range, op, ": dst shape ", a.shape_str(), " does not match src shape ", b.shape_str());
+  if ((a.dtype == DType::Int32) != (b.dtype == DType::Int32))
+    fail(ErrorKind::Type, op, ": cannot copy between ", dtype_name(b.dtype), " and ", dtype_name(a.dtype));
+}
+
+#ifdef MINI_VLLM_WITH_CUDA
+// Host <-> device for a contiguous CUDA tensor, converting on the host when the dtypes differ.
+void upload(const TensorView& dst, const TensorView& host) {
+  if (!dst.is_contiguous())
+    fail(ErrorKind::Range, "copy: a CUDA destination filled from the host must be contiguous");
+  const size_t bytes = size_t(dst.numel()) * dst.itemsize();
+  if (host.dtype == dst.dtype && host.is_contiguous()) return cuda::memcpy_htod(dst.device_index, dst.data, host.data, bytes);
+  std::vector<char> staged(bytes);
+  TensorView tmp = host_view(staged.data(), dst.dtype, dst);
+  cpu::copy(tmp, host);
+  cuda::memcpy_htod(dst.device_index, dst.data, staged.data(), bytes);
+}
+
+void download(const TensorView& host, const TensorView& src) {
+  if (!src.is_contiguous())
+    fail(ErrorKind::Range, "copy: a CUDA source read to the host must be contiguous");
+  const size_t bytes = size_t(src.numel()) * src.itemsize();
+  if (host.dtype == src.dtype && host.is_contiguous()) return cuda::memcpy_dtoh(src.device_index, host.data, src.data, bytes);
+  std::vector<char> staged(bytes);
+  cuda::memcpy_dtoh(src.device_index, staged.data(), src.data, bytes);
+  cpu::copy(host, host_view(staged.data(), src.dtype, src));
+}
+#endif
+
+void copy_any(const TensorView& dst, const TensorView& src) {
+  check_same_shape(dst, src, "copy");
+  if (dst.numel() == 0) return;
+  if (dst.device == Device::CPU && src.device == Device::CPU) return cpu::copy(dst, src);
+#ifdef MINI_VLLM_WITH_CUDA
+  if (dst.device == Device::CUDA && src.device == Device::CUDA) {
+    if (dst.device_index != src.device_index) fail(ErrorKind::Range, "copy: between two CUDA devices is not supported");
+    return cuda::copy(dst, src);
+  }
+  if (dst.device == Device::CUDA) return upload(dst, src);
+  return download(dst, src);
+#else
+  no_cuda();
+#endif
+}
+
+class Addon : public Napi::Addon<Addon> {
+ public:
+  // Napi::Addon keeps this object as the environment's instance data; addon_data() reads `data` through it.
+  AddonData data;
+
+  Addon(Napi::Env env, Napi::Object exports) {
+    data.storage_ctor = Napi::Persistent(Storage::Define(env));
+    DefineAddon(exports, {
+        InstanceValue("Storage", data.storage_ctor.Value()),
+        InstanceMethod<&Addon::Backends>("backends"),
+        InstanceMethod<&Addon::SetErrorClass>("setErrorClass"),
+        InstanceMethod<&Addon::NumThreads>("numThreads"),
+        InstanceMethod<&Addon::SetNumThreads>("setNumThreads"),
+        InstanceMethod<&Addon::CopyFromHost>("copyFromHost"),
+        InstanceMethod<&Addon::CopyToHost>("copyToHost"),
+        InstanceMethod<&Addon::Copy>("copy"),
+        InstanceMethod<&Addon::Fill>("fill"),
+        InstanceMethod<&Addon::Synchronize>("synchronize"),
+        InstanceMethod<&Addon::TimerStart>("timerStart"),
+        InstanceMethod<&Addon::TimerStop>("timerStop"),
+        InstanceMethod<&Addon::StreamRead>("streamRead"),
+        InstanceMethod<&Addon::RmsNorm>("rmsNorm"),
+        InstanceMethod<&Addon::FusedAddRmsNorm>("fusedAddRmsNorm"),
+        InstanceMethod<&Addon::RotaryEmbedding>("rotaryEmbedding"),
+        InstanceMethod<&Addon::SiluAndMul>("siluAndMul"),
+    });
+  }
+
+ private:
+  // backends(queryCuda = true): backends(false) reports without touching the CUDA runtime (MINI_VLLM_DEVICE=cpu).
+  Napi::Value Backends(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const bool query_cuda = !(info.Length() > 0 && info[0].IsBoolean() && !info[0].As<Napi::Boolean>().Value());
+    Napi::Object cpu = Napi::Object::New(env);
+    cpu.Set("threads", cpu::num_threads());
+    cpu.Set("simd", cpu::kSimdName);
+    cpu.Set("arch", MINI_VLLM_CPU_ARCH);
+    Napi::Object cuda = Napi::Object::New(env);
+    cuda.Set("compiled", kCudaCompiled);
+    cuda.Set("archs", MINI_VLLM_CUDA_ARCHS);
+    cuda.Set("available", false);
+    Napi::Array devices = Napi::Array::New(env);
+    if (!kCudaCompiled) {
+      cuda.Set("error", "this build of mini-vllm has no CUDA backend (built without nvcc)");
+    } else if (!query_cuda) {
+      cuda.Set("error", "disabled by MINI_VLLM_DEVICE=cpu");
+    } else {
+#ifdef MINI_VLLM_WITH_CUDA
+      const cuda::Report& r = cuda::query();
+      cuda.Set("available", r.available);
+      for (size_t i = 0; i < r.devices.size(); ++i) {
+        Napi::Object d = Napi::Object::New(env);
+        d.Set("name", r.devices[i].name);
+        d.Set("computeCapability", std::to_string(r.devices[i].major) + "." + std::to_string(r.devices[i].minor));
+        d.Set("totalMemory", double(r.devices[i].total_memory));
+        devices.Set(uint32_t(i), d);
+      }
+      if (!r.error.empty()) cuda.Set("error", r.error);
+      cuda.Set("runtimeVersion", r.runtime_version);
+      cuda.Set("driverVersion", r.driver_version);
+#endif
+    }
+    cuda.Set("devices", devices);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("cpu", cpu);
+    out.Set("cuda", cuda);
+    return out;
+  }
+
+  Napi::Value SetErrorClass(const Napi::CallbackInfo& info) {
+    if (!info[0].IsFunction()) throw Napi::TypeError::New(info.Env(), "setErrorClass: expected a constructor");
+    data.error_ctor = Napi::Persistent(info[0].As<Napi::Function>());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value NumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), cpu::num_threads()); }
+
+  Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      double n = to_number(info[0], "setNumThreads", "n");
+      if (!(n >= 0 && n <= 1024) || n != double(int(n)))
+        fail(ErrorKind::Range, "setNumThreads: n must be an integer in [0, 1024] (0 = all cores), got ", n);
+      cpu::set_num_threads(int(n));
+      return info.Env().Undefined();
+    });
+  }
+
+  // copyFromHost(dst: Tensor, src: Float32Array | Int32Array)
+  Napi::Value CopyFromHost(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      expect_args(info, 2, "copyFromHost");
+      TensorView dst = to_tensor(info[0], "copyFromHost", "dst");
+      void* src = host_array(info[1], dst, "copyFromHost");
+      copy_any(dst, host_view(src, dst.dtype == DType::Int32 ? DType::Int32 : DType::Float32, dst));
+      return info.Env().Undefined();
+    });
+  }
+
+  // copyToHost(src: Tensor, dst: Float32Array | Int32Array)
+  Napi::Value CopyToHost(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      expect_args(info, 2, "copyToHost");
+      TensorView src = to_tensor(info[0], "copyToHost", "src");
+      void* dst = host_array(info[1], src, "copyToHost");
+      copy_any(host_view(dst, src.dtype == DType::Int32 ? DType::Int32 : DType::Float32, src), src);
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value Copy(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      expect_args(info, 2, "copy");
+      copy_any(to_tensor(info[0], "copy", "dst"), to_tensor(info[1], "copy", "src"));
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value Fill(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      expect_args(info, 2, "fill");
+      TensorView t = to_tensor(info[0], "fill", "tensor");
+      double v = to_number(info[1], "fill", "value");
+      MVLLM_ON_DEVICE(t, cpu::fill(t, v), cuda::fill(t, v));
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value Synchronize(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+#ifdef MINI_VLLM_WITH_CUDA
+      double idx = to_number(info[0], "synchronize", "deviceIndex");
+      cuda::synchronize(int(idx));
+#endif
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value TimerStart(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+#ifdef MINI_VLLM_WITH_CUDA
+      cuda::timer_start(int(to_number(info[0], "timerStart", "deviceIndex")));
+      return info.Env().Undefined();
+#else
+      no_cuda();
+#endif
+    });
+  }
+
+  Napi::Value TimerStop(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+#ifdef MINI_VLLM_WITH_CUDA
+      return Napi::Number::New(info.Env(), cuda::timer_stop(int(to_number(info[0], "timerStop", "deviceIndex"))));
+#else
+      no_cuda();
+#endif
+    });
+  }
+
+  // streamRead(t: float32 CPU contiguous) -> sum of all elements; the benchmarks' read-bandwidth reference.
+  Napi::Value StreamRead(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      expect_args(info, 1, "streamRead");
+      TensorView t = to_tensor(info[0], "streamRead", "x");
+      if (t.device != Device::CPU) fail(ErrorKind::Type, "streamRead: x must be a CPU tensor");
+      Check("streamRead").dtype(t, "x", DType::Float32);
+      Check("streamRead").contiguous(t, "x");
+      return Napi::Number::New(info.Env(), cpu::stream_read(t));
+    });
+  }
+
+  // rmsNorm(out, x, weight, eps)
+  Napi::Value RmsNorm(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      expect_args(info, 4, "rmsNorm");
+      TensorView out = to_tensor(info[0], "rmsNorm", "out"), x = to_tensor(info[1], "rmsNorm", "x"),
+                 w = to_tensor(info[2], "rmsNorm", "weight");
+      double eps = to_number(info[3], "rmsNorm", "eps");
+      check_rms_norm(out, x, w, eps);
+      MVLLM_ON_DEVICE(x, cpu::rms_norm(out, x, w, float(eps)), cuda::rms_norm(out, x, w, float(eps)));
+      return info.Env().Undefined();
+    });
+  }
+
+  // fusedAddRmsNorm(x, residual, weight, eps)
+  Napi::Value FusedAddRmsNorm(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      expect_args(info, 4, "fusedAddRmsNorm");
+      TensorView x = to_tensor(info[0], "fusedAddRmsNorm", "x"), r = to_tensor(info[1], "fusedAddRmsNorm", "residual"),
+                 w = to_tensor(info[2], "fusedAddRmsNorm", "weight");
+      double eps = to_number(info[3], "fusedAddRmsNorm", "eps");
+      check_fused_add_rms_norm(x, r, w, eps);
+      MVLLM_ON_DEVICE(x, cpu::fused_add_rms_norm(x, r, w, float(eps)), cuda::fused_add_rms_norm(x, r, w, float(eps)));
+      return info.Env().Undefined();
+    });
+  }
+
+  // rotaryEmbedding(positions, query, key | null, headSize, cosSinCache, isNeox)
+  Napi::Value RotaryEmbedding(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      const char* op = "rotaryEmbedding";
+      expect_args(info, 6, op);
+      TensorView pos = to_tensor(info[0], op, "positions"), q = to_tensor(info[1], op, "query"),
+                 k = to_optional_tensor(info[2], op, "key");
+      double head_size = to_number(info[3], op, "headSize");
+      TensorView cache = to_tensor(info[4], op, "cosSinCache");
+      bool neox = to_bool(info[5], op, "isNeox");
+      check_rotary_embedding(pos, q, k, head_size, cache);
+      const int64_t hs = int64_t(head_size);
+      MVLLM_ON_DEVICE(q, cpu::rotary_embedding(pos, q, k, hs, cache, neox),
+                      cuda::rotary_embedding(pos, q, k, hs, cache, neox));
+      return info.Env().Undefined();
+    });
+  }
+
+  // siluAndMul(out, x)
+  Napi::Value SiluAndMul(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      expect_args(info, 2, "siluAndMul");
+      TensorView out = to_tensor(info[0], "siluAndMul", "out"), x = to_tensor(info[1], "siluAndMul", "x");
+      check_silu_and_mul(out, x);
+      MVLLM_ON_DEVICE(x, cpu::silu_and_mul(out, x), cuda::silu_and_mul(out, x));
+      return info.Env().Undefined();
+    });
+  }
+};
+
+}  // namespace
+
+AddonData& addon_data(Napi::Env env) { return env.GetInstanceData<Addon>()->data; }
+
+}  // namespace mvllm::binding
+
+// The macro pastes the name into identifiers, so it needs an unqualified one.
+using MiniVllmAddon = mvllm::binding::Addon;
+NODE_API_ADDON(MiniVllmAddon)

@@ -1,0 +1,118 @@
+#include "args.h"
+
+#include <cmath>
+#include <new>
+
+#include "storage.h"
+
+namespace mvllm::binding {
+
+namespace {
+
+const char* js_type(const Napi::Value& v) {
+  switch (v.Type()) {
+    case napi_undefined: return "undefined";
+    case napi_null: return "null";
+    case napi_boolean: return "boolean";
+    case napi_number: return "number";
+    case napi_string: return "string";
+    case napi_symbol: return "symbol";
+    case napi_object: return v.IsArray() ? "array" : "object";
+    case napi_function: return "function";
+    case napi_external: return "external";
+    case napi_bigint: return "bigint";
+  }
+  return "value";
+}
+
+// A non-negative integer below `limit`, read from a JS number.
+int64_t to_index(const Napi::Value& v, int64_t limit, const char* op, const char* what) {
+  if (!v.IsNumber()) fail(ErrorKind::Type, op, ": ", what, " must be a number, got ", js_type(v));
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d < double(limit)) || d != std::floor(d))
+    fail(ErrorKind::Range, op, ": ", what, " must be an integer in [0, ", limit, "), got ", d);
+  return int64_t(d);
+}
+
+}  // namespace
+
+TensorView to_tensor(const Napi::Value& v, const char* op, const char* name) {
+  if (!v.IsObject()) fail(ErrorKind::Type, op, ": ", name, " must be a Tensor, got ", js_type(v));
+  Napi::Object o = v.As<Napi::Object>();
+  Napi::Value sv = o.Get("storage");
+  if (!sv.IsObject() || !sv.As<Napi::Object>().InstanceOf(addon_data(v.Env()).storage_ctor.Value()))
+    fail(ErrorKind::Type, op, ": ", name, " must be a Tensor (no native storage found)");
+  Storage* s = Storage::Unwrap(sv.As<Napi::Object>());
+  if (!s->data()) fail(ErrorKind::Type, op, ": ", name, " is a disposed tensor");
+
+  TensorView t;
+  t.device = s->device();
+  t.device_index = s->device_index();
+  Napi::Value dv = o.Get("dtype");
+  if (!dv.IsString() || !parse_dtype(dv.As<Napi::String>().Utf8Value(), &t.dtype))
+    fail(ErrorKind::Type, op, ": ", name, " has an unknown dtype");
+
+  Napi::Value shv = o.Get("shape"), stv = o.Get("strides");
+  if (!shv.IsArray() || !stv.IsArray()) fail(ErrorKind::Type, op, ": ", name, " must have shape and strides arrays");
+  Napi::Array sh = shv.As<Napi::Array>(), st = stv.As<Napi::Array>();
+  if (sh.Length() > uint32_t(kMaxDims) || st.Length() != sh.Length())
+    fail(ErrorKind::Range, op, ": ", name, " must have at most ", kMaxDims, " dims and one stride per dim");
+  t.ndim = int(sh.Length());
+  // Bounds in 128-bit arithmetic so no shape/stride combination can overflow the check itself.
+  unsigned __int128 last = 0;
+  bool empty = false;
+  for (int i = 0; i < t.ndim; ++i) {
+    t.shape[i] = to_index(sh.Get(uint32_t(i)), int64_t(1) << 31, op, "a tensor dim");
+    t.strides[i] = to_index(st.Get(uint32_t(i)), int64_t(1) << 40, op, "a tensor stride");
+    if (t.shape[i] == 0) empty = true;
+    else last += (unsigned __int128)(t.shape[i] - 1) * (unsigned __int128)t.strides[i];
+  }
+  const int64_t offset = to_index(o.Get("offset"), int64_t(1) << 50, op, "a tensor offset");
+  const size_t item = dtype_size(t.dtype);
+  if (!empty && (offset + last + 1) * item > s->byte_length())
+    fail(ErrorKind::Range, op, ": ", name, " view ", t.shape_str(), " at offset ", offset,
+         " reaches past its storage (", s->byte_length(), " bytes)");
+  t.data = static_cast<char*>(s->data()) + offset * item;
+  return t;
+}
+
+TensorView to_optional_tensor(const Napi::Value& v, const char* op, const char* name) {
+  if (v.IsNull() || v.IsUndefined()) return TensorView{};
+  return to_tensor(v, op, name);
+}
+
+double to_number(const Napi::Value& v, const char* op, const char* name) {
+  if (!v.IsNumber()) fail(ErrorKind::Type, op, ": ", name, " must be a number, got ", js_type(v));
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+bool to_bool(const Napi::Value& v, const char* op, const char* name) {
+  if (!v.IsBoolean()) fail(ErrorKind::Type, op, ": ", name, " must be a boolean, got ", js_type(v));
+  return v.As<Napi::Boolean>().Value();
+}
+
+void expect_args(const Napi::CallbackInfo& info, size_t n, const char* op) {
+  if (info.Length() < n) fail(ErrorKind::Type, op, ": expected ", n, " arguments, got ", info.Length());
+}
+
+Napi::Error to_js_error(Napi::Env env, const std::exception& e) {
+  const auto* me = dynamic_cast<const Error*>(&e);
+  const char* code = me                                     ? error_code(me->kind())
+                     : dynamic_cast<const std::bad_alloc*>(&e) ? error_code(ErrorKind::OutOfMemory)
+                                                             : "ERR_INTERNAL";
+  Napi::Error err;
+  if (me && me->kind() == ErrorKind::Type) {
+    err = Napi::TypeError::New(env, e.what());
+  } else if (me && me->kind() == ErrorKind::Range) {
+    err = Napi::RangeError::New(env, e.what());
+  } else if (!addon_data(env).error_ctor.IsEmpty()) {
+    Napi::Object obj = addon_data(env).error_ctor.New({Napi::String::New(env, e.what()), Napi::String::New(env, code)});
+    err = Napi::Error(env, obj);
+  } else {
+    err = Napi::Error::New(env, e.what());
+  }
+  err.Set("code", Napi::String::New(env, code));
+  return err;
+}
+
+}  // namespace mvllm::binding

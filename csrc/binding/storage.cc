@@ -1,0 +1,97 @@
+#include "storage.h"
+
+#include <cstdlib>
+#include <new>
+
+#include "../core/error.h"
+#include "args.h"
+#ifdef MINI_VLLM_WITH_CUDA
+#include "../cuda/api.h"
+#endif
+
+namespace mvllm::binding {
+
+Napi::Function Storage::Define(Napi::Env env) {
+  return DefineClass(env, "Storage",
+                     {InstanceMethod<&Storage::Free>("free"),
+                      InstanceAccessor<&Storage::GetDisposed>("disposed"),
+                      InstanceAccessor<&Storage::GetByteLength>("byteLength"),
+                      InstanceAccessor<&Storage::GetDevice>("device"),
+                      InstanceAccessor<&Storage::GetDeviceIndex>("deviceIndex")});
+}
+
+// new Storage(device: 'cpu' | 'cuda', deviceIndex: number, byteLength: number)
+Storage::Storage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Storage>(info) {
+  guarded(info, [&]() -> Napi::Value {
+    expect_args(info, 3, "Storage");
+    if (!info[0].IsString()) fail(ErrorKind::Type, "Storage: device must be 'cpu' or 'cuda'");
+    std::string dev = info[0].As<Napi::String>().Utf8Value();
+    double index = to_number(info[1], "Storage", "deviceIndex");
+    double bytes = to_number(info[2], "Storage", "byteLength");
+    if (!(bytes >= 0 && bytes <= 9.0e15) || bytes != double(int64_t(bytes)))
+      fail(ErrorKind::Range, "Storage: byteLength must be an integer in [0, 2^53), got ", bytes);
+    if (!(index >= 0 && index < 64) || index != double(int(index)))
+      fail(ErrorKind::Range, "Storage: deviceIndex must be an integer in [0, 64), got ", index);
+    bytes_ = size_t(bytes);
+    device_index_ = int(index);
+    if (dev == "cpu") {
+      device_ = Device::CPU;
+      // 64-byte aligned (a cache line, and any vector load), rounded up as aligned_alloc requires.
+      size_t rounded = ((bytes_ + 63) / 64) * 64;
+      data_ = std::aligned_alloc(64, rounded ? rounded : 64);
+      if (!data_) fail(ErrorKind::OutOfMemory, "out of host memory allocating ", bytes_, " bytes");
+      accounted_ = int64_t(rounded);
+      Napi::MemoryManagement::AdjustExternalMemory(info.Env(), accounted_);
+    } else if (dev == "cuda") {
+      device_ = Device::CUDA;
+#ifdef MINI_VLLM_WITH_CUDA
+      data_ = cuda::alloc(device_index_, bytes_);
+#else
+      fail(ErrorKind::Unsupported, "this build of mini-vllm has no CUDA backend (built without nvcc)");
+#endif
+    } else {
+      fail(ErrorKind::Type, "Storage: device must be 'cpu' or 'cuda', got '", dev, "'");
+    }
+    return info.Env().Undefined();
+  });
+}
+
+void Storage::release() noexcept {
+  if (!data_) return;
+  if (device_ == Device::CPU) {
+    std::free(data_);
+#ifdef MINI_VLLM_WITH_CUDA
+  } else {
+    cuda::release(device_index_, data_);
+#endif
+  }
+  data_ = nullptr;
+}
+
+Storage::~Storage() { release(); }
+
+void Storage::Finalize(Napi::Env env) {
+  if (accounted_) Napi::MemoryManagement::AdjustExternalMemory(env, -accounted_);
+  accounted_ = 0;
+  release();
+}
+
+Napi::Value Storage::Free(const Napi::CallbackInfo& info) {
+  if (accounted_) Napi::MemoryManagement::AdjustExternalMemory(info.Env(), -accounted_);
+  accounted_ = 0;
+  release();
+  return info.Env().Undefined();
+}
+
+Napi::Value Storage::GetDisposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !data_); }
+Napi::Value Storage::GetByteLength(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), double(bytes_));
+}
+Napi::Value Storage::GetDevice(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), device_name(device_));
+}
+Napi::Value Storage::GetDeviceIndex(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), device_index_);
+}
+
+}  // namespace mvllm::binding

@@ -1,0 +1,37 @@
+// Storage: one allocation on one device, owned by a JS object. Freed by free() or by the finaliser, once.
+#pragma once
+
+#include <napi.h>
+
+#include "../core/tensor.h"
+
+namespace mvllm::binding {
+
+class Storage : public Napi::ObjectWrap<Storage> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit Storage(const Napi::CallbackInfo& info);
+  ~Storage() override;
+  void Finalize(Napi::Env env) override;
+
+  void* data() const { return data_; }
+  Device device() const { return device_; }
+  int device_index() const { return device_index_; }
+  size_t byte_length() const { return bytes_; }
+
+ private:
+  Napi::Value Free(const Napi::CallbackInfo& info);
+  Napi::Value GetDisposed(const Napi::CallbackInfo& info);
+  Napi::Value GetByteLength(const Napi::CallbackInfo& info);
+  Napi::Value GetDevice(const Napi::CallbackInfo& info);
+  Napi::Value GetDeviceIndex(const Napi::CallbackInfo& info);
+  void release() noexcept;
+
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+  Device device_ = Device::CPU;
+  int device_index_ = 0;
+  int64_t accounted_ = 0;  // host bytes reported to V8 as external memory, not yet given back
+};
+
+}  // namespace mvllm::binding

@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+// Builds the native addon. Build noise goes to stderr; the last line on stdout is one summary.
+//
+//   node csrc/build.mjs          cmake-js build into build/ (CUDA when nvcc is found)
+//   node csrc/build.mjs --gyp    CPU-only node-gyp build of binding.gyp into build-gyp/build/Release
+//
+// Environment: MINI_VLLM_CUDA=auto|on|off, MINI_VLLM_CUDA_ARCHS="90-real;90-virtual",
+// MINI_VLLM_CPU_ARCH=native|portable|<march>, MINI_VLLM_BUILD_DIR (cmake-js output dir, default build).
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(join(root, 'package.json'));
+const env = (name, fallback) => (process.env[name] ?? '').trim() || fallback;
+
+function run(cmd, args, cwd) {
+  // stdout of the tools is noise for our caller: send it to stderr with everything else.
+  const r = spawnSync(cmd, args, { cwd, stdio: ['ignore', process.stderr, process.stderr] });
+  if (r.error) throw r.error;
+  return r.status ?? 1;
+}
+
+function cmakeBuild() {
+  const out = env('MINI_VLLM_BUILD_DIR', 'build');
+  const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
+  const args = [
+    cmakeJs, 'compile', '--out', out, '--parallel', String(availableParallelism()),
+    `--CDMINI_VLLM_CUDA=${env('MINI_VLLM_CUDA', 'AUTO')}`,
+    `--CDMINI_VLLM_CUDA_ARCHS=${env('MINI_VLLM_CUDA_ARCHS', '80-real;86-real;89-real;90-real;90-virtual')}`,
+    `--CDMINI_VLLM_CPU_ARCH=${env('MINI_VLLM_CPU_ARCH', 'native')}`,
+  ];
+  const status = run(process.execPath, args, root);
+  const summaryFile = join(root, out, 'mini_vllm_build.txt');
+  if (status !== 0 || !existsSync(summaryFile)) {
+    console.error(`mini-vllm: native build failed (cmake-js exit ${status}); the messages above say why`);
+    process.exit(status || 1);
+  }
+  console.log(`${readFileSync(summaryFile, 'utf8').trim()} -> ${join(out, 'Release', 'mini_vllm.node')}`);
+}
+
+function gypBuild() {
+  // A separate tree so node-gyp's build/ does not replace the cmake-js one.
+  const stage = join(root, 'build-gyp');
+  rmSync(stage, { recursive: true, force: true });
+  mkdirSync(stage, { recursive: true });
+  cpSync(join(root, 'binding.gyp'), join(stage, 'binding.gyp'));
+  cpSync(join(root, 'csrc'), join(stage, 'csrc'), { recursive: true });
+  const nodeGyp = require.resolve('node-gyp/bin/node-gyp.js');
+  // Offline: use the headers of the running Node (e.g. /usr/include/node) rather than downloading them.
+  const prefix = resolve(dirname(process.execPath), '..');
+  const args = [nodeGyp, 'rebuild', `-j`, String(availableParallelism())];
+  if (existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
+  args.push('--', `-Dcpu_arch=${env('MINI_VLLM_CPU_ARCH', 'native') === 'portable' ? 'x86-64-v3' : env('MINI_VLLM_CPU_ARCH', 'native')}`);
+  const status = run(process.execPath, args, stage);
+  if (status !== 0) {
+    console.error(`mini-vllm: node-gyp build failed (exit ${status}); the messages above say why`);
+    process.exit(status || 1);
+  }
+  console.log('mini-vllm native build (node-gyp): backends cpu only -> build-gyp/build/Release/mini_vllm.node');
+}
+
+if (process.argv.includes('--gyp')) gypBuild();
+else cmakeBuild();

@@ -1,0 +1,60 @@
+// SiLU-and-multiply (SwiGLU's gate) on the CPU, fp32 math.
+#include "dispatch.h"
+#include "kernels.h"
+#include "parallel.h"
+#include "vec.h"
+
+namespace mvllm::cpu {
+namespace {
+
+// out = T(T(silu(g)) * u), rounding where vLLM rounds: silu's result is cast to the storage type first.
+template <typename T>
+void silu_mul_span(T* out, const T* g, const T* u, int64_t n, bool stream) {
+  constexpr int N = Vec::N;
+  const Vec one = vset1(1.0f);
+  int64_t i = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    if (stream && stream_aligned(out) && (n % N) == 0) {
+      for (; i < n; i += N) {
+        Vec x = vload(g + i);
+        vstream(out + i, x / (one + vexp(vset1(0.f) - x)) * vload(u + i));
+      }
+      return;
+    }
+  }
+  for (; i + N <= n; i += N) {
+    Vec x = vload(g + i);
+    vstore(out + i, vround_to<T>(x / (one + vexp(vset1(0.f) - x))) * vload(u + i));
+  }
+  for (; i < n; ++i) {
+    float x = to_float(g[i]);
+    out[i] = from_float<T>(round_to<T>(x / (1.0f + std::exp(-x))) * to_float(u[i]));
+  }
+}
+
+template <typename T>
+void silu_and_mul_impl(const TensorView& out, const TensorView& x) {
+  const int64_t rows = out.size(0), d = out.size(1);
+  // Split rows into chunks too, so one long row (a decode step) still uses every thread.
+  const int64_t chunk = d <= 4096 ? d : 4096;
+  const int64_t per_row = (d + chunk - 1) / chunk;
+  const bool stream = rows * d * int64_t(sizeof(T)) >= kStreamBytes;
+  parallel_for(rows * per_row, std::max<int64_t>(1, 16384 / chunk), [&](int64_t w0, int64_t w1) {
+    for (int64_t w = w0; w < w1; ++w) {
+      const int64_t r = w / per_row, c0 = (w % per_row) * chunk, n = std::min(chunk, d - c0);
+      const T* xr = x.ptr<T>() + r * x.stride(0);
+      silu_mul_span(out.ptr<T>() + r * out.stride(0) + c0, xr + c0, xr + d + c0, n, stream);
+    }
+  });
+#if defined(__AVX512F__) || defined(__AVX2__)
+  _mm_sfence();
+#endif
+}
+
+}  // namespace
+
+void silu_and_mul(const TensorView& out, const TensorView& x) {
+  MVLLM_CPU_DISPATCH_FLOAT(out.dtype, T, silu_and_mul_impl<T>(out, x));
+}
+
+}  // namespace mvllm::cpu

@@ -1,0 +1,116 @@
+// RMSNorm and fused residual-add + RMSNorm on the CPU, one row per task, fp32 math.
+#include <cmath>
+
+#include "dispatch.h"
+#include "kernels.h"
+#include "parallel.h"
+#include "vec.h"
+
+namespace mvllm::cpu {
+namespace {
+
+// Rows per task: enough work (~64 KiB of row data) to hide the dispatch.
+int64_t row_grain(int64_t hidden) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, hidden)); }
+
+template <typename T>
+float sum_squares(const T* x, int64_t n) {
+  constexpr int N = Vec::N;
+  Vec a0 = vset1(0.f), a1 = vset1(0.f);
+  int64_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    Vec v0 = vload(x + i), v1 = vload(x + i + N);
+    a0 = vfma(v0, v0, a0);
+    a1 = vfma(v1, v1, a1);
+  }
+  for (; i + N <= n; i += N) {
+    Vec v = vload(x + i);
+    a0 = vfma(v, v, a0);
+  }
+  float s = vsum(a0 + a1);
+  for (; i < n; ++i) {
+    float v = to_float(x[i]);
+    s += v * v;
+  }
+  return s;
+}
+
+// out[i] = T(T(x[i] * inv) * w[i]): the normalised value is rounded to the storage type before the weight,
+// as vLLM does.
+template <typename T>
+void scale_row(T* out, const T* x, const T* w, float inv, int64_t n, bool stream) {
+  constexpr int N = Vec::N;
+  const Vec vinv = vset1(inv);
+  int64_t i = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    if (stream && stream_aligned(out) && (n % N) == 0) {
+      for (; i < n; i += N) vstream(out + i, vload(x + i) * vinv * vload(w + i));
+      return;
+    }
+  }
+  for (; i + N <= n; i += N) vstore(out + i, vround_to<T>(vload(x + i) * vinv) * vload(w + i));
+  for (; i < n; ++i) out[i] = from_float<T>(round_to<T>(to_float(x[i]) * inv) * to_float(w[i]));
+}
+
+template <typename T>
+void rms_norm_impl(const TensorView& out, const TensorView& x, const TensorView& weight, float eps) {
+  const int64_t rows = x.size(0), hidden = x.size(1);
+  const int64_t xs = x.stride(0), os = out.stride(0);
+  const T* w = weight.ptr<T>();
+  const bool stream = rows * hidden * int64_t(sizeof(T)) >= kStreamBytes;
+  parallel_for(rows, row_grain(hidden), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* xr = x.ptr<T>() + r * xs;
+      float inv = 1.0f / std::sqrt(sum_squares(xr, hidden) / float(hidden) + eps);
+      scale_row(out.ptr<T>() + r * os, xr, w, inv, hidden, stream);
+    }
+  });
+#if defined(__AVX512F__) || defined(__AVX2__)
+  _mm_sfence();  // make streamed stores visible before anyone reads out
+#endif
+}
+
+template <typename T>
+void fused_add_rms_norm_impl(const TensorView& x, const TensorView& residual, const TensorView& weight, float eps) {
+  constexpr int N = Vec::N;
+  const int64_t rows = x.size(0), hidden = x.size(1);
+  const int64_t xs = x.stride(0), rs = residual.stride(0);
+  const T* w = weight.ptr<T>();
+  parallel_for(rows, row_grain(hidden), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      T* xr = x.ptr<T>() + r * xs;
+      T* rr = residual.ptr<T>() + r * rs;
+      // residual = T(x + residual); the sum of squares is taken of the rounded sum
+      Vec a = vset1(0.f);
+      int64_t i = 0;
+      for (; i + N <= hidden; i += N) {
+        Vec z = vround_to<T>(vload(xr + i) + vload(rr + i));
+        vstore(rr + i, z);
+        a = vfma(z, z, a);
+      }
+      float s = vsum(a);
+      for (; i < hidden; ++i) {
+        float z = round_to<T>(to_float(xr[i]) + to_float(rr[i]));
+        rr[i] = from_float<T>(z);
+        s += z * z;
+      }
+      float inv = 1.0f / std::sqrt(s / float(hidden) + eps);
+      // x is both read (through residual) and written here, so no streaming: the row is in L1 anyway.
+      i = 0;
+      const Vec vinv = vset1(inv);
+      for (; i + N <= hidden; i += N) vstore(xr + i, vround_to<T>(vload(rr + i) * vinv) * vload(w + i));
+      for (; i < hidden; ++i) xr[i] = from_float<T>(round_to<T>(to_float(rr[i]) * inv) * to_float(w[i]));
+    }
+  });
+}
+
+}  // namespace
+
+void rms_norm(const TensorView& out, const TensorView& x, const TensorView& weight, float eps) {
+  MVLLM_CPU_DISPATCH_FLOAT(x.dtype, T, rms_norm_impl<T>(out, x, weight, eps));
+}
+
+void fused_add_rms_norm(const TensorView& x, const TensorView& residual, const TensorView& weight, float eps) {
+  MVLLM_CPU_DISPATCH_FLOAT(x.dtype, T, fused_add_rms_norm_impl<T>(x, residual, weight, eps));
+}
+
+}  // namespace mvllm::cpu

@@ -1,0 +1,18 @@
+// A small persistent thread pool: parallel_for splits [0, n) into one contiguous range per thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+namespace mvllm::cpu {
+
+int num_threads();
+// n <= 0 means "all hardware threads"; MINI_VLLM_NUM_THREADS sets the starting value.
+void set_num_threads(int n);
+
+// Calls fn(begin, end) on disjoint ranges covering [0, n). Runs inline when n < 2 * grain or one thread is
+// configured; otherwise each range holds at least `grain` items. The caller's thread takes the first range.
+// Exceptions thrown by fn are rethrown in the caller after all ranges finish.
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+
+}  // namespace mvllm::cpu

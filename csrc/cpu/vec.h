@@ -1,0 +1,212 @@
+// A float vector of the widest width the build targets, with loads/stores that convert f16/bf16 in registers.
+// Kernels are written once against Vec and compile to AVX-512, AVX2+F16C+FMA, or scalar code.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "../core/dtype.h"
+
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__F16C__) && defined(__FMA__))
+#include <immintrin.h>
+#endif
+
+namespace mvllm::cpu {
+
+// Scalar conversions, used by tails and by the scalar build.
+inline float to_float(float v) { return v; }
+inline float to_float(f16 v) { return f16_to_float(v.bits); }
+inline float to_float(bf16 v) { return bf16_to_float(v.bits); }
+template <typename T> T from_float(float v);
+template <> inline float from_float<float>(float v) { return v; }
+template <> inline f16 from_float<f16>(float v) { return f16{float_to_f16(v)}; }
+template <> inline bf16 from_float<bf16>(float v) { return bf16{float_to_bf16(v)}; }
+// Round a float to what storage type T can hold (the rounding a store-then-load would do).
+template <typename T> inline float round_to(float v) { return to_float(from_float<T>(v)); }
+
+#if defined(__AVX512F__)
+constexpr const char* kSimdName = "avx512";
+struct Vec {
+  static constexpr int N = 16;
+  __m512 v;
+};
+inline Vec vset1(float x) { return {_mm512_set1_ps(x)}; }
+inline Vec vload(const float* p) { return {_mm512_loadu_ps(p)}; }
+inline Vec vload(const f16* p) { return {_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))}; }
+inline Vec vload(const bf16* p) {
+  __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return {_mm512_castsi512_ps(_mm512_slli_epi32(w, 16))};
+}
+inline __m256i bf16_pack(__m512 x) {
+  __m512i u = _mm512_castps_si512(x);
+  __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+  __m512i qnan = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+  return _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(r, nan, qnan));
+}
+inline void vstore(float* p, Vec a) { _mm512_storeu_ps(p, a.v); }
+inline void vstore(f16* p, Vec a) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+inline void vstore(bf16* p, Vec a) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), bf16_pack(a.v)); }
+// Non-temporal store of a full vector to a 64-byte aligned address (bypasses the cache, no read-for-ownership).
+inline void vstream(float* p, Vec a) { _mm512_stream_ps(p, a.v); }
+inline bool stream_aligned(const float* p) { return (reinterpret_cast<uintptr_t>(p) & 63) == 0; }
+inline Vec operator+(Vec a, Vec b) { return {_mm512_add_ps(a.v, b.v)}; }
+inline Vec operator-(Vec a, Vec b) { return {_mm512_sub_ps(a.v, b.v)}; }
+inline Vec operator*(Vec a, Vec b) { return {_mm512_mul_ps(a.v, b.v)}; }
+inline Vec operator/(Vec a, Vec b) { return {_mm512_div_ps(a.v, b.v)}; }
+inline Vec vfma(Vec a, Vec b, Vec c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
+inline Vec vmin(Vec a, Vec b) { return {_mm512_min_ps(a.v, b.v)}; }
+inline Vec vmax(Vec a, Vec b) { return {_mm512_max_ps(a.v, b.v)}; }
+inline Vec vround_int(Vec a) { return {_mm512_roundscale_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
+// 2^n for integral-valued n in [-126, 127]
+inline Vec vexp2_int(Vec n) {
+  __m512i i = _mm512_cvtps_epi32(n.v);
+  return {_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(i, _mm512_set1_epi32(127)), 23))};
+}
+inline float vsum(Vec a) { return _mm512_reduce_add_ps(a.v); }
+// (a, b) hold 2N interleaved pairs x0 y0 x1 y1 ...: split into xs and ys, and back.
+inline void vdeinterleave(Vec a, Vec b, Vec& even, Vec& odd) {
+  const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  even = {_mm512_permutex2var_ps(a.v, ie, b.v)};
+  odd = {_mm512_permutex2var_ps(a.v, io, b.v)};
+}
+inline void vinterleave(Vec even, Vec odd, Vec& a, Vec& b) {
+  const __m512i il = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i ih = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  a = {_mm512_permutex2var_ps(even.v, il, odd.v)};
+  b = {_mm512_permutex2var_ps(even.v, ih, odd.v)};
+}
+
+#elif defined(__AVX2__) && defined(__F16C__) && defined(__FMA__)
+constexpr const char* kSimdName = "avx2";
+struct Vec {
+  static constexpr int N = 8;
+  __m256 v;
+};
+inline Vec vset1(float x) { return {_mm256_set1_ps(x)}; }
+inline Vec vload(const float* p) { return {_mm256_loadu_ps(p)}; }
+inline Vec vload(const f16* p) { return {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))}; }
+inline Vec vload(const bf16* p) {
+  __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return {_mm256_castsi256_ps(_mm256_slli_epi32(w, 16))};
+}
+inline __m128i bf16_pack(__m256 x) {
+  __m256i u = _mm256_castps_si256(x);
+  __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff))), 16);
+  __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+  __m256i qnan = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+  r = _mm256_blendv_epi8(r, qnan, nan);
+  // pack 8 x u32 (each < 2^16) to 8 x u16
+  __m128i lo = _mm256_castsi256_si128(r), hi = _mm256_extracti128_si256(r, 1);
+  return _mm_packus_epi32(lo, hi);
+}
+inline void vstore(float* p, Vec a) { _mm256_storeu_ps(p, a.v); }
+inline void vstore(f16* p, Vec a) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+inline void vstore(bf16* p, Vec a) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), bf16_pack(a.v)); }
+inline void vstream(float* p, Vec a) { _mm256_stream_ps(p, a.v); }
+inline bool stream_aligned(const float* p) { return (reinterpret_cast<uintptr_t>(p) & 31) == 0; }
+inline Vec operator+(Vec a, Vec b) { return {_mm256_add_ps(a.v, b.v)}; }
+inline Vec operator-(Vec a, Vec b) { return {_mm256_sub_ps(a.v, b.v)}; }
+inline Vec operator*(Vec a, Vec b) { return {_mm256_mul_ps(a.v, b.v)}; }
+inline Vec operator/(Vec a, Vec b) { return {_mm256_div_ps(a.v, b.v)}; }
+inline Vec vfma(Vec a, Vec b, Vec c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
+inline Vec vmin(Vec a, Vec b) { return {_mm256_min_ps(a.v, b.v)}; }
+inline Vec vmax(Vec a, Vec b) { return {_mm256_max_ps(a.v, b.v)}; }
+inline Vec vround_int(Vec a) { return {_mm256_round_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
+inline Vec vexp2_int(Vec n) {
+  __m256i i = _mm256_cvtps_epi32(n.v);
+  return {_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(i, _mm256_set1_epi32(127)), 23))};
+}
+inline float vsum(Vec a) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+inline void vdeinterleave(Vec a, Vec b, Vec& even, Vec& odd) {
+  // per 128-bit lane: [a0 a2 b0 b2 | a4 a6 b4 b6], then reorder the 64-bit chunks 0 2 1 3
+  even = {_mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a.v, b.v, 0x88)), 0xd8))};
+  odd = {_mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a.v, b.v, 0xdd)), 0xd8))};
+}
+inline void vinterleave(Vec even, Vec odd, Vec& a, Vec& b) {
+  __m256 lo = _mm256_unpacklo_ps(even.v, odd.v), hi = _mm256_unpackhi_ps(even.v, odd.v);
+  a = {_mm256_permute2f128_ps(lo, hi, 0x20)};
+  b = {_mm256_permute2f128_ps(lo, hi, 0x31)};
+}
+
+#else
+constexpr const char* kSimdName = "scalar";
+struct Vec {
+  static constexpr int N = 1;
+  float v;
+};
+inline Vec vset1(float x) { return {x}; }
+template <typename T> inline Vec vload(const T* p) { return {to_float(*p)}; }
+template <typename T> inline void vstore(T* p, Vec a) { *p = from_float<T>(a.v); }
+inline void vstream(float* p, Vec a) { *p = a.v; }
+inline bool stream_aligned(const float*) { return false; }
+inline Vec operator+(Vec a, Vec b) { return {a.v + b.v}; }
+inline Vec operator-(Vec a, Vec b) { return {a.v - b.v}; }
+inline Vec operator*(Vec a, Vec b) { return {a.v * b.v}; }
+inline Vec operator/(Vec a, Vec b) { return {a.v / b.v}; }
+inline Vec vfma(Vec a, Vec b, Vec c) { return {std::fma(a.v, b.v, c.v)}; }
+inline Vec vmin(Vec a, Vec b) { return {a.v < b.v ? a.v : b.v}; }
+inline Vec vmax(Vec a, Vec b) { return {a.v > b.v ? a.v : b.v}; }
+inline Vec vround_int(Vec a) { return {std::nearbyint(a.v)}; }
+inline Vec vexp2_int(Vec n) { return {std::ldexp(1.0f, int(n.v))}; }
+inline float vsum(Vec a) { return a.v; }
+inline void vdeinterleave(Vec a, Vec b, Vec& even, Vec& odd) { even = a; odd = b; }
+inline void vinterleave(Vec even, Vec odd, Vec& a, Vec& b) { a = even; b = odd; }
+#endif
+
+// Round each lane to what storage type T can hold.
+template <typename T> inline Vec vround_to(Vec a) {
+  if constexpr (std::is_same_v<T, float>) {
+    return a;
+  } else {
+    T tmp[Vec::N];
+    vstore(tmp, a);
+    return vload(static_cast<const T*>(tmp));
+  }
+}
+
+// exp(x) in fp32 (Cephes polynomial, ~2 ulp). Above 88.72 gives +inf; below -87.34 it gives ~1.2e-38 rather
+// than a subnormal, which no caller here can tell apart from 0. NaN stays NaN.
+inline Vec vexp(Vec x) {
+  const Vec hi = vset1(88.7228f), lo = vset1(-87.3365f);
+  Vec xc = vmax(lo, vmin(hi, x));  // operand order keeps NaN (min/max return the 2nd on NaN)
+  Vec n = vround_int(xc * vset1(1.44269504088896341f));
+  // r = x - n*ln2 with ln2 split in two for accuracy
+  Vec r = vfma(n, vset1(-0.693359375f), xc);
+  r = vfma(n, vset1(2.12194440e-4f), r);
+  Vec p = vset1(1.9875691500e-4f);
+  p = vfma(p, r, vset1(1.3981999507e-3f));
+  p = vfma(p, r, vset1(8.3334519073e-3f));
+  p = vfma(p, r, vset1(4.1665795894e-2f));
+  p = vfma(p, r, vset1(1.6666665459e-1f));
+  p = vfma(p, r, vset1(5.0000001201e-1f));
+  p = vfma(p * r, r, r + vset1(1.0f));
+  // split the 2^n scale so n = 128 (x near 88.7) does not overflow the exponent field
+  Vec half_n = vround_int(n * vset1(0.5f));
+  Vec res = p * vexp2_int(half_n) * vexp2_int(n - half_n);
+  // above the clamp the true result overflows: make it +inf like expf
+  Vec inf = vset1(INFINITY);
+#if defined(__AVX512F__)
+  __mmask16 over = _mm512_cmp_ps_mask(x.v, hi.v, _CMP_GT_OQ);
+  return {_mm512_mask_mov_ps(res.v, over, inf.v)};
+#elif defined(__AVX2__) && defined(__F16C__) && defined(__FMA__)
+  return {_mm256_blendv_ps(res.v, inf.v, _mm256_cmp_ps(x.v, hi.v, _CMP_GT_OQ))};
+#else
+  return {x.v > hi.v ? inf.v : res.v};
+#endif
+}
+
+}  // namespace mvllm::cpu

@@ -1,0 +1,50 @@
+// The CUDA backend as the binding sees it: no CUDA types here, so plain C++ can include it.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "../core/tensor.h"
+
+namespace mvllm::cuda {
+
+struct DeviceInfo {
+  std::string name;
+  int major = 0, minor = 0;
+  size_t total_memory = 0;
+};
+
+struct Report {
+  bool available = false;
+  std::string error;  // the runtime's text when not available
+  std::vector<DeviceInfo> devices;
+  int runtime_version = 0, driver_version = 0;
+};
+
+// Asks the runtime once and caches the answer; never throws (no driver is an answer, not an error).
+const Report& query();
+// Throws Unsupported unless device `index` exists.
+void require_device(int index);
+
+void* alloc(int device, size_t bytes);           // throws OutOfMemory or Cuda
+void release(int device, void* p) noexcept;      // errors ignored: runs from finalisers
+void memcpy_htod(int device, void* dst, const void* src, size_t bytes);
+void memcpy_dtoh(int device, void* dst, const void* src, size_t bytes);  // waits for the stream
+// Waits for the device's stream; throws a pending CUDA error or a failed device-side check.
+void synchronize(int device);
+// Times what is queued between the two calls with CUDA events, in milliseconds.
+void timer_start(int device);
+double timer_stop(int device);
+
+// Same CUDA device, same shape; converts float dtypes; any strides.
+void copy(const TensorView& dst, const TensorView& src);
+void fill(const TensorView& t, double value);
+
+void rms_norm(const TensorView& out, const TensorView& x, const TensorView& weight, float eps);
+void fused_add_rms_norm(const TensorView& x, const TensorView& residual, const TensorView& weight, float eps);
+void rotary_embedding(const TensorView& positions, const TensorView& query, const TensorView& key, int64_t head_size,
+                      const TensorView& cos_sin_cache, bool is_neox);
+void silu_and_mul(const TensorView& out, const TensorView& x);
+
+}  // namespace mvllm::cuda

@@ -1,0 +1,139 @@
+// Device discovery, memory, the per-device stream, CUDA errors as exceptions, and device-side checks.
+#include <mutex>
+
+#include "api.h"
+#include "common.cuh"
+
+namespace mvllm::cuda {
+namespace {
+
+struct DeviceState {
+  cudaStream_t stream = nullptr;
+  unsigned* flags = nullptr;       // device word of AssertBit failures
+  unsigned* host_flags = nullptr;  // pinned copy read after each synchronize
+  cudaEvent_t t0 = nullptr, t1 = nullptr;
+  std::once_flag init;
+};
+
+DeviceState g_state[64];
+
+DeviceState& state(int device) {
+  require_device(device);
+  DeviceState& s = g_state[device];
+  check(cudaSetDevice(device), "cudaSetDevice");
+  // call_once retries if the body throws, so a failed first use does not poison the device.
+  std::call_once(s.init, [&] {
+    check(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "cudaStreamCreate");
+    check(cudaMalloc(&s.flags, sizeof(unsigned)), "cudaMalloc(assert flags)");
+    check(cudaMemset(s.flags, 0, sizeof(unsigned)), "cudaMemset(assert flags)");
+    check(cudaMallocHost(&s.host_flags, sizeof(unsigned)), "cudaMallocHost(assert flags)");
+    *s.host_flags = 0;
+    check(cudaEventCreate(&s.t0), "cudaEventCreate");
+    check(cudaEventCreate(&s.t1), "cudaEventCreate");
+  });
+  return s;
+}
+
+void sync_and_check(int device, DeviceState& s) {
+  check(cudaMemcpyAsync(s.host_flags, s.flags, sizeof(unsigned), cudaMemcpyDeviceToHost, s.stream),
+        "cudaMemcpyAsync(assert flags)");
+  check(cudaStreamSynchronize(s.stream), "cudaStreamSynchronize");
+  unsigned bits = *s.host_flags;
+  if (bits) {
+    *s.host_flags = 0;
+    check(cudaMemsetAsync(s.flags, 0, sizeof(unsigned), s.stream), "cudaMemset(assert flags)");
+    check(cudaStreamSynchronize(s.stream), "cudaStreamSynchronize");
+    if (bits & kRotaryPositionOutOfRange)
+      fail(ErrorKind::Range, "rotaryEmbedding: a position was outside [0, maxPosition) (cosSinCache rows); found on ",
+           "cuda:", device, " when synchronizing, those tokens were left unrotated");
+    fail(ErrorKind::DeviceAssert, "a device-side check failed on cuda:", device, " (bits 0x", std::hex, bits, ")");
+  }
+}
+
+}  // namespace
+
+void throw_cuda(cudaError_t err, const char* what) {
+  cudaGetLastError();  // clear a non-sticky error so the next call starts clean
+  if (err == cudaErrorMemoryAllocation)
+    fail(ErrorKind::OutOfMemory, what, ": CUDA out of memory (", cudaGetErrorString(err), ")");
+  fail(ErrorKind::Cuda, what, ": ", cudaGetErrorName(err), ": ", cudaGetErrorString(err));
+}
+
+const Report& query() {
+  static Report report = [] {
+    Report r;
+    cudaRuntimeGetVersion(&r.runtime_version);
+    cudaDriverGetVersion(&r.driver_version);
+    int n = 0;
+    cudaError_t err = cudaGetDeviceCount(&n);
+    if (err != cudaSuccess) {
+      r.error = std::string(cudaGetErrorName(err)) + ": " + cudaGetErrorString(err);
+      cudaGetLastError();
+      return r;
+    }
+    for (int i = 0; i < n && i < 64; ++i) {
+      cudaDeviceProp p;
+      if (cudaGetDeviceProperties(&p, i) != cudaSuccess) continue;
+      r.devices.push_back({p.name, p.major, p.minor, p.totalGlobalMem});
+    }
+    r.available = !r.devices.empty();
+    if (!r.available) r.error = "no CUDA device found";
+    return r;
+  }();
+  return report;
+}
+
+void require_device(int index) {
+  const Report& r = query();
+  if (!r.available) fail(ErrorKind::Unsupported, "CUDA is not available: ", r.error);
+  if (index < 0 || index >= int(r.devices.size()))
+    fail(ErrorKind::Range, "cuda:", index, " does not exist (", r.devices.size(), " device(s))");
+}
+
+cudaStream_t stream(int device) { return state(device).stream; }
+unsigned* assert_flags(int device) { return state(device).flags; }
+
+void* alloc(int device, size_t bytes) {
+  state(device);
+  void* p = nullptr;
+  check(cudaMalloc(&p, bytes ? bytes : 1), "cudaMalloc");
+  return p;
+}
+
+void release(int device, void* p) noexcept {
+  if (!p || device < 0 || device >= 64) return;
+  // cudaFree waits for work using the memory; at process exit the runtime may already be gone: ignore.
+  if (cudaSetDevice(device) == cudaSuccess) cudaFree(p);
+  cudaGetLastError();
+}
+
+void memcpy_htod(int device, void* dst, const void* src, size_t bytes) {
+  DeviceState& s = state(device);
+  check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s.stream), "cudaMemcpy(host to device)");
+  // The host buffer may be freed as soon as we return: wait for the copy.
+  check(cudaStreamSynchronize(s.stream), "cudaStreamSynchronize");
+}
+
+void memcpy_dtoh(int device, void* dst, const void* src, size_t bytes) {
+  DeviceState& s = state(device);
+  check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s.stream), "cudaMemcpy(device to host)");
+  sync_and_check(device, s);
+}
+
+void synchronize(int device) { sync_and_check(device, state(device)); }
+
+void timer_start(int device) {
+  DeviceState& s = state(device);
+  check(cudaEventRecord(s.t0, s.stream), "cudaEventRecord");
+}
+
+double timer_stop(int device) {
+  DeviceState& s = state(device);
+  check(cudaEventRecord(s.t1, s.stream), "cudaEventRecord");
+  sync_and_check(device, s);
+  float ms = 0;
+  check(cudaEventElapsedTime(&ms, s.t0, s.t1), "cudaEventElapsedTime");
+  return ms;
+}
+
+}  // namespace mvllm::cuda

@@ -1,0 +1,11 @@
+// mini-vllm: public API.
+export { DEVICES, DTYPES, FLOAT_DTYPES, itemSize } from './dtype.js';
+export type { DType, Device, FloatDType } from './dtype.js';
+export { MiniVllmError } from './errors.js';
+export type { MiniVllmErrorCode } from './errors.js';
+export { backends, defaultDevice } from './native.js';
+export type { Backends, CpuBackend, CudaBackend, CudaDevice } from './native.js';
+export * as ops from './ops/index.js';
+export { Tensor } from './tensor.js';
+export type { HostData, TensorOptions } from './tensor.js';
+export { numThreads, setNumThreads, synchronize } from './runtime.js';

@@ -1,0 +1,129 @@
+// Loads the addon and types its whole surface once; nothing else in the library touches the raw addon.
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import type { DType, Device } from './dtype.js';
+import { MiniVllmError, type MiniVllmErrorCode } from './errors.js';
+
+/** One allocation on one device. Freed by `free()` or, failing that, when garbage collected. */
+export interface NativeStorage {
+  readonly disposed: boolean;
+  readonly byteLength: number;
+  readonly device: Device;
+  readonly deviceIndex: number;
+  free(): void;
+}
+
+/** What the addon reads from a tensor argument. */
+export interface NativeTensor {
+  readonly storage: NativeStorage;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+  readonly offset: number;
+}
+
+export interface CpuBackend {
+  /** Threads the CPU kernels use (MINI_VLLM_NUM_THREADS, or all cores). */
+  threads: number;
+  /** Vector ISA the CPU kernels were compiled for: avx512, avx2 or scalar. */
+  simd: string;
+  /** The -march the CPU code was built for (native, x86-64-v3, ...). */
+  arch: string;
+}
+
+export interface CudaDevice {
+  name: string;
+  /** e.g. "9.0" */
+  computeCapability: string;
+  /** bytes */
+  totalMemory: number;
+}
+
+export interface CudaBackend {
+  /** The addon was built with the CUDA kernels. */
+  compiled: boolean;
+  /** A device can be used now. */
+  available: boolean;
+  devices: CudaDevice[];
+  /** Why CUDA is not available: the runtime's own text, or the switch that disabled it. */
+  error?: string;
+  /** CUDA architectures the kernels were compiled for, comma separated. */
+  archs: string;
+  runtimeVersion?: number;
+  driverVersion?: number;
+}
+
+export interface Backends {
+  cpu: CpuBackend;
+  cuda: CudaBackend;
+}
+
+export interface Addon {
+  Storage: new (device: Device, deviceIndex: number, byteLength: number) => NativeStorage;
+  backends(queryCuda?: boolean): Backends;
+  setErrorClass(ctor: new (message: string, code: MiniVllmErrorCode) => Error): void;
+  numThreads(): number;
+  setNumThreads(n: number): void;
+  copyFromHost(dst: NativeTensor, src: Float32Array | Int32Array): void;
+  copyToHost(src: NativeTensor, dst: Float32Array | Int32Array): void;
+  copy(dst: NativeTensor, src: NativeTensor): void;
+  fill(t: NativeTensor, value: number): void;
+  synchronize(deviceIndex: number): void;
+  timerStart(deviceIndex: number): void;
+  timerStop(deviceIndex: number): number;
+  streamRead(x: NativeTensor): number;
+  rmsNorm(out: NativeTensor, x: NativeTensor, weight: NativeTensor, eps: number): void;
+  fusedAddRmsNorm(x: NativeTensor, residual: NativeTensor, weight: NativeTensor, eps: number): void;
+  rotaryEmbedding(
+    positions: NativeTensor,
+    query: NativeTensor,
+    key: NativeTensor | null,
+    headSize: number,
+    cosSinCache: NativeTensor,
+    isNeox: boolean,
+  ): void;
+  siluAndMul(out: NativeTensor, x: NativeTensor): void;
+}
+
+const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function load(): Addon {
+  const require = createRequire(import.meta.url);
+  // MINI_VLLM_ADDON points at another build of the addon (e.g. the node-gyp one) without rebuilding.
+  const explicit = process.env.MINI_VLLM_ADDON;
+  const addon = (
+    explicit ? require(explicit) : require('bindings')({ bindings: 'mini_vllm', module_root: packageRoot })
+  ) as Addon;
+  addon.setErrorClass(MiniVllmError);
+  return addon;
+}
+
+/** The loaded addon (typed). */
+export const native: Addon = load();
+
+/** True when MINI_VLLM_DEVICE=cpu asks for the CPU only: CUDA is then neither queried nor used. */
+export function cudaDisabledByEnv(): boolean {
+  return (process.env.MINI_VLLM_DEVICE ?? '').trim().toLowerCase() === 'cpu';
+}
+
+let cached: Backends | undefined;
+
+/** What this build and this machine can run. Asks the CUDA runtime once, then caches the answer. */
+export function backends(): Backends {
+  cached ??= native.backends(!cudaDisabledByEnv());
+  return structuredClone(cached);
+}
+
+/** The device to use when none is named: cuda when available, else cpu. */
+export function defaultDevice(): Device {
+  return backends().cuda.available ? 'cuda' : 'cpu';
+}
+
+/** Throws unless `device` can be used here; the message says why not. */
+export function requireDevice(device: Device): void {
+  if (device === 'cpu') return;
+  const cuda = backends().cuda;
+  if (!cuda.available) throw new MiniVllmError(`CUDA is not available: ${cuda.error ?? 'unknown reason'}`, 'ERR_UNSUPPORTED');
+}

@@ -1,0 +1,5 @@
+// The TypeScript reference of every op: the oracle the tests compare the kernels with, readable as a spec.
+export { silu, siluAndMul } from './activation.js';
+export { roundArray, roundBFloat16, roundFloat16, roundTo } from './dtype.js';
+export { fusedAddRmsNorm, rmsNorm } from './layernorm.js';
+export { ropeCosSin, rotaryEmbedding } from './pos-encoding.js';

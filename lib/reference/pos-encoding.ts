@@ -1,0 +1,70 @@
+// Reference rotary embedding and the cos/sin table it reads.
+import type { FloatDType } from '../dtype.js';
+import { roundTo } from './dtype.js';
+
+/**
+ * The cos/sin table, row-major [maxPosition, rotaryDim]: row p holds cos(p·f_0..f_{k-1}) then sin(p·f_0..f_{k-1}),
+ * k = rotaryDim/2, f_i = 1 / base^(2i / rotaryDim). Frequencies and angles are float32, as in vLLM and Hugging Face.
+ */
+export function ropeCosSin(rotaryDim: number, maxPosition: number, base: number): Float32Array {
+  if (!Number.isInteger(rotaryDim) || rotaryDim < 2 || rotaryDim % 2 !== 0)
+    throw new RangeError(`ropeCosSinCache: rotaryDim must be an even integer >= 2, got ${rotaryDim}`);
+  if (!Number.isInteger(maxPosition) || maxPosition < 1 || maxPosition > 2 ** 24)
+    throw new RangeError(`ropeCosSinCache: maxPosition must be an integer in [1, 2^24], got ${maxPosition}`);
+  if (typeof base !== 'number' || !Number.isFinite(base) || base <= 1)
+    throw new RangeError(`ropeCosSinCache: base must be a finite number > 1, got ${String(base)}`);
+  const half = rotaryDim / 2;
+  const invFreq = new Float32Array(half);
+  for (let i = 0; i < half; ++i) invFreq[i] = 1 / Math.fround(base ** Math.fround((2 * i) / rotaryDim));
+  const table = new Float32Array(maxPosition * rotaryDim);
+  for (let p = 0; p < maxPosition; ++p) {
+    for (let i = 0; i < half; ++i) {
+      const angle = Math.fround(p * invFreq[i]!);
+      table[p * rotaryDim + i] = Math.cos(angle);
+      table[p * rotaryDim + half + i] = Math.sin(angle);
+    }
+  }
+  return table;
+}
+
+/**
+ * Rotates, per token and head, the pairs (x, y) of the first rotaryDim elements:
+ *   x' = x·cos − y·sin,  y' = y·cos + x·sin,
+ * NeoX pairs (i, i + rotaryDim/2), GPT-J pairs (2i, 2i + 1). The result is rounded to `dtype`.
+ * Returns new query and key arrays; elements past rotaryDim are copied unchanged.
+ */
+export function rotaryEmbedding(
+  positions: ArrayLike<number>, // [numTokens]
+  query: ArrayLike<number>, // [numTokens, numHeads * headSize]
+  key: ArrayLike<number> | null, // [numTokens, numKvHeads * headSize]
+  headSize: number,
+  cosSinCache: ArrayLike<number>, // [maxPosition, rotaryDim]
+  rotaryDim: number,
+  isNeox: boolean,
+  dtype: FloatDType,
+): { query: Float64Array; key: Float64Array | null } {
+  const numTokens = positions.length;
+  const half = rotaryDim / 2;
+  const rotate = (src: ArrayLike<number>): Float64Array => {
+    const out = Float64Array.from(src);
+    const width = src.length / numTokens;
+    for (let t = 0; t < numTokens; ++t) {
+      const row = positions[t]! * rotaryDim;
+      for (let h = 0; h < width / headSize; ++h) {
+        const base = t * width + h * headSize;
+        for (let i = 0; i < half; ++i) {
+          const xi = base + (isNeox ? i : 2 * i);
+          const yi = base + (isNeox ? half + i : 2 * i + 1);
+          const cos = cosSinCache[row + i]!;
+          const sin = cosSinCache[row + half + i]!;
+          const x = src[xi]!;
+          const y = src[yi]!;
+          out[xi] = roundTo(x * cos - y * sin, dtype);
+          out[yi] = roundTo(y * cos + x * sin, dtype);
+        }
+      }
+    }
+    return out;
+  };
+  return { query: rotate(query), key: key ? rotate(key) : null };
+}

@@ -1,0 +1,21 @@
+// Process-wide controls: CPU threads and device synchronisation.
+import type { Device } from './dtype.js';
+import { backends, native } from './native.js';
+
+/** Threads the CPU kernels use. */
+export function numThreads(): number {
+  return native.numThreads();
+}
+
+/** Sets the CPU kernels' thread count (0 = every core). MINI_VLLM_NUM_THREADS sets the starting value. */
+export function setNumThreads(n: number): void {
+  native.setNumThreads(n);
+}
+
+/**
+ * Waits until the device has finished all queued work. Throws a pending CUDA error, or a RangeError for bad
+ * data found by a kernel (e.g. a position outside the RoPE cache). A no-op for the CPU, whose ops finish on return.
+ */
+export function synchronize(device: Device = 'cuda'): void {
+  if (device === 'cuda' && backends().cuda.available) native.synchronize(0);
+}
