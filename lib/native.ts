@@ -60,7 +60,14 @@ export interface Backends {
   cuda: CudaBackend;
 }
 
+export interface MemoryCount {
+  /** Live allocations (Storage objects not yet freed). */
+  allocations: number;
+  bytes: number;
+}
+
 export interface Addon {
+  memoryStats(): Record<Device, MemoryCount>;
   Storage: new (device: Device, deviceIndex: number, byteLength: number) => NativeStorage;
   backends(queryCuda?: boolean): Backends;
   setErrorClass(ctor: new (message: string, code: MiniVllmErrorCode) => Error): void;

@@ -1,6 +1,6 @@
 // Process-wide controls: CPU threads and device synchronisation.
 import type { Device } from './dtype.js';
-import { backends, native } from './native.js';
+import { type MemoryCount, backends, native } from './native.js';
 
 /** Threads the CPU kernels use. */
 export function numThreads(): number {
@@ -18,4 +18,9 @@ export function setNumThreads(n: number): void {
  */
 export function synchronize(device: Device = 'cuda'): void {
   if (device === 'cuda' && backends().cuda.available) native.synchronize(0);
+}
+
+/** Memory held by live tensors right now, per device (freed by dispose() or, later, by garbage collection). */
+export function memoryStats(): Record<Device, MemoryCount> {
+  return native.memoryStats();
 }

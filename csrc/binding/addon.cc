@@ -139,6 +139,7 @@ class Addon : public Napi::Addon<Addon> {
         InstanceMethod<&Addon::Backends>("backends"),
         InstanceMethod<&Addon::SetErrorClass>("setErrorClass"),
         InstanceMethod<&Addon::NumThreads>("numThreads"),
+        InstanceMethod<&Addon::MemoryStats>("memoryStats"),
         InstanceMethod<&Addon::SetNumThreads>("setNumThreads"),
         InstanceMethod<&Addon::CopyFromHost>("copyFromHost"),
         InstanceMethod<&Addon::CopyToHost>("copyToHost"),
@@ -200,6 +201,20 @@ class Addon : public Napi::Addon<Addon> {
     if (!info[0].IsFunction()) throw Napi::TypeError::New(info.Env(), "setErrorClass: expected a constructor");
     data.error_ctor = Napi::Persistent(info[0].As<Napi::Function>());
     return info.Env().Undefined();
+  }
+
+  // memoryStats() -> {cpu: {allocations, bytes}, cuda: {...}}: what Storage objects hold right now.
+  Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object out = Napi::Object::New(env);
+    for (Device d : {Device::CPU, Device::CUDA}) {
+      MemoryCounters c = memory_counters(d);
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("allocations", double(c.allocations));
+      o.Set("bytes", double(c.bytes));
+      out.Set(device_name(d), o);
+    }
+    return out;
   }
 
   Napi::Value NumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), cpu::num_threads()); }

@@ -42,7 +42,11 @@ TensorView to_tensor(const Napi::Value& v, const char* op, const char* name) {
   Napi::Value sv = o.Get("storage");
   if (!sv.IsObject() || !sv.As<Napi::Object>().InstanceOf(addon_data(v.Env()).storage_ctor.Value()))
     fail(ErrorKind::Type, op, ": ", name, " must be a Tensor (no native storage found)");
-  Storage* s = Storage::Unwrap(sv.As<Napi::Object>());
+  // instanceof alone admits Object.create(Storage.prototype), which wraps nothing: ask N-API directly.
+  void* wrapped = nullptr;
+  if (napi_unwrap(v.Env(), sv, &wrapped) != napi_ok || !wrapped)
+    fail(ErrorKind::Type, op, ": ", name, " must be a Tensor (its storage was never constructed)");
+  Storage* s = static_cast<Storage*>(wrapped);  // ObjectWrap wraps the T* itself
   if (!s->data()) fail(ErrorKind::Type, op, ": ", name, " is a disposed tensor");
 
   TensorView t;

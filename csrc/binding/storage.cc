@@ -1,5 +1,6 @@
 #include "storage.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <new>
 
@@ -10,6 +11,21 @@
 #endif
 
 namespace mvllm::binding {
+namespace {
+
+std::atomic<int64_t> g_allocations[2];
+std::atomic<int64_t> g_bytes[2];
+
+void count(Device d, int64_t allocations, int64_t bytes) {
+  g_allocations[int(d)] += allocations;
+  g_bytes[int(d)] += bytes;
+}
+
+}  // namespace
+
+MemoryCounters memory_counters(Device device) {
+  return {g_allocations[int(device)].load(), g_bytes[int(device)].load()};
+}
 
 Napi::Function Storage::Define(Napi::Env env) {
   return DefineClass(env, "Storage",
@@ -52,12 +68,14 @@ Storage::Storage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Storage>(inf
     } else {
       fail(ErrorKind::Type, "Storage: device must be 'cpu' or 'cuda', got '", dev, "'");
     }
+    count(device_, 1, int64_t(bytes_));
     return info.Env().Undefined();
   });
 }
 
 void Storage::release() noexcept {
   if (!data_) return;
+  count(device_, -1, -int64_t(bytes_));
   if (device_ == Device::CPU) {
     std::free(data_);
 #ifdef MINI_VLLM_WITH_CUDA

@@ -7,6 +7,13 @@
 
 namespace mvllm::binding {
 
+// Live allocations and bytes per device, over every environment (main thread and workers).
+struct MemoryCounters {
+  int64_t allocations;
+  int64_t bytes;
+};
+MemoryCounters memory_counters(Device device);
+
 class Storage : public Napi::ObjectWrap<Storage> {
  public:
   static Napi::Function Define(Napi::Env env);

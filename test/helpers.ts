@@ -1,0 +1,127 @@
+// Test helpers: seeded data, a closeness check that names the worst element, and the device loop.
+import { expect } from 'chai';
+
+import { type Device, type FloatDType, Tensor, backends } from '../lib/index.js';
+
+/** mulberry32: a small seeded PRNG with uniform output in [0, 1). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** n normal samples with mean `mean` and standard deviation `std` (Box-Muller). */
+export function randn(rand: () => number, n: number, std = 1, mean = 0): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(1 - rand()));
+    const th = 2 * Math.PI * rand();
+    out[i] = mean + std * r * Math.cos(th);
+    if (i + 1 < n) out[i + 1] = mean + std * r * Math.sin(th);
+  }
+  return out;
+}
+
+export function randint(rand: () => number, n: number, lo: number, hi: number): Int32Array {
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; ++i) out[i] = lo + Math.floor(rand() * (hi - lo));
+  return out;
+}
+
+export interface Tolerance {
+  atol: number;
+  rtol: number;
+}
+
+/**
+ * Per storage dtype: about two units in the last place, since kernel (fp32) and reference (fp64) may round
+ * an intermediate to opposite sides of a boundary once each.
+ */
+export const TOL: Record<FloatDType, Tolerance> = {
+  float32: { atol: 1e-5, rtol: 1e-5 },
+  float16: { atol: 1e-3, rtol: 2e-3 },
+  bfloat16: { atol: 1e-2, rtol: 1.6e-2 },
+};
+
+/** Fails unless |actual - expected| <= atol + rtol·|expected| everywhere; NaN anywhere in actual fails. */
+export function expectClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: Tolerance,
+  label = 'values',
+): void {
+  expect(actual.length, `${label}: length`).to.equal(expected.length);
+  let bad = 0;
+  let worst = -1;
+  let worstExcess = -Infinity;
+  for (let i = 0; i < expected.length; ++i) {
+    const a = actual[i]!;
+    const e = expected[i]!;
+    const excess = Math.abs(a - e) - (tol.atol + tol.rtol * Math.abs(e));
+    const over = Number.isNaN(excess) ? Infinity : excess;
+    if (over > 0) {
+      bad++;
+      if (over > worstExcess) {
+        worstExcess = over;
+        worst = i;
+      }
+    }
+  }
+  if (bad > 0) {
+    expect.fail(
+      `${label}: ${bad} of ${expected.length} elements out of tolerance (atol ${tol.atol}, rtol ${tol.rtol}); ` +
+        `worst at [${worst}]: got ${actual[worst]}, expected ${expected[worst]}`,
+    );
+  }
+}
+
+/** Asserts fn throws an instance of `type` whose message matches `pattern`. */
+export function expectThrow(fn: () => unknown, type: new (...a: never[]) => Error, pattern: RegExp): void {
+  let thrown: unknown;
+  try {
+    fn();
+  } catch (e) {
+    thrown = e;
+  }
+  expect(thrown, `expected ${type.name} matching ${pattern}`).to.be.instanceOf(type);
+  expect((thrown as Error).message).to.match(pattern);
+}
+
+const cuda = backends().cuda;
+/** Set MINI_VLLM_REQUIRE_CUDA=1 on a GPU machine: then a missing device fails the suite instead of skipping. */
+const requireCuda = process.env.MINI_VLLM_REQUIRE_CUDA === '1';
+
+/**
+ * Runs `body` once per device inside describe(`<title> on <device>`). Where CUDA is not available, the CUDA
+ * suite's title says why and every test in it is reported as skipped.
+ */
+export function describeDevices(title: string, body: (device: Device) => void): void {
+  for (const device of ['cpu', 'cuda'] as const) {
+    const skip = device === 'cuda' && !cuda.available && !requireCuda;
+    const name = skip ? `${title} on cuda (skipped: ${cuda.error ?? 'CUDA not available'})` : `${title} on ${device}`;
+    describe(name, function () {
+      if (skip) {
+        before(function () {
+          this.skip();
+        });
+      }
+      body(device);
+    });
+  }
+}
+
+/** Tensor of `data` rounded to dtype on device, and the values it really holds (for the reference). */
+export function upload(data: ArrayLike<number>, shape: number[], dtype: FloatDType, device: Device): [Tensor, Float32Array] {
+  const t = Tensor.fromArray(data, shape, { dtype, device });
+  return [t, t.toArray() as Float32Array];
+}
+
+/** A tensor full of NaN, so any element a kernel forgets to write fails the comparison. */
+export function poisoned(shape: number[], dtype: FloatDType, device: Device): Tensor {
+  return Tensor.full(shape, NaN, { dtype, device });
+}

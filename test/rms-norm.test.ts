@@ -1,0 +1,101 @@
+import { expect } from 'chai';
+
+import { FLOAT_DTYPES, type FloatDType, Tensor, ops } from '../lib/index.js';
+import * as ref from '../lib/reference/index.js';
+import { TOL, describeDevices, expectClose, poisoned, prng, randn, upload } from './helpers.js';
+
+// vLLM's test shapes: token counts and hidden sizes (odd ones take the unaligned path).
+const TOKENS = [7, 83];
+const HIDDEN = [8, 768, 769, 5120, 5125, 8192];
+const CASES = [
+  ...TOKENS.flatMap((tokens) => HIDDEN.map((hidden) => ({ tokens, hidden }))),
+  { tokens: 1, hidden: 4096 },
+  { tokens: 4096, hidden: 768 },
+];
+const EPS = 1e-6;
+
+describeDevices('rmsNorm', (device) => {
+  for (const dtype of FLOAT_DTYPES) {
+    for (const { tokens, hidden } of CASES) {
+      it(`${dtype} [${tokens}, ${hidden}]`, () => {
+        const rand = prng(tokens * 10007 + hidden);
+        const [x, xs] = upload(randn(rand, tokens * hidden), [tokens, hidden], dtype, device);
+        const [w, ws] = upload(randn(rand, hidden, 0.1, 1), [hidden], dtype, device);
+        const out = poisoned([tokens, hidden], dtype, device);
+        ops.rmsNorm(out, x, w, EPS);
+        expectClose(out.toArray(), ref.rmsNorm(xs, ws, tokens, hidden, EPS, dtype), TOL[dtype], 'out');
+        [x, w, out].forEach((t) => t.dispose());
+      });
+    }
+
+    it(`${dtype} in place (out is x) and strided rows`, () => {
+      const rand = prng(17);
+      const tokens = 9;
+      const hidden = 768;
+      // x is the left half of a wider buffer: rows are strided.
+      const [wide, wides] = upload(randn(rand, tokens * 2 * hidden), [tokens, 2 * hidden], dtype, device);
+      const x = wide.narrow(1, 0, hidden);
+      const xs = new Float32Array(tokens * hidden);
+      for (let t = 0; t < tokens; ++t) xs.set(wides.subarray(t * 2 * hidden, t * 2 * hidden + hidden), t * hidden);
+      const [w, ws] = upload(randn(rand, hidden, 0.1, 1), [hidden], dtype, device);
+      const expected = ref.rmsNorm(xs, ws, tokens, hidden, EPS, dtype);
+      ops.rmsNorm(x, x, w, EPS);
+      expectClose(x.toArray(), expected, TOL[dtype], 'x (in place, strided)');
+      // the right half of each row is untouched
+      const after = wide.toArray();
+      for (let t = 0; t < tokens; ++t)
+        expect(Array.from(after.subarray(t * 2 * hidden + hidden, (t + 1) * 2 * hidden))).to.deep.equal(
+          Array.from(wides.subarray(t * 2 * hidden + hidden, (t + 1) * 2 * hidden)),
+        );
+      wide.dispose();
+      w.dispose();
+    });
+  }
+
+  it('zero tokens is a no-op', () => {
+    const x = Tensor.empty([0, 64], { device });
+    const w = Tensor.full([64], 1, { device });
+    ops.rmsNorm(x, x, w, EPS);
+    expect(x.numel).to.equal(0);
+  });
+});
+
+describeDevices('fusedAddRmsNorm', (device) => {
+  for (const dtype of FLOAT_DTYPES) {
+    for (const { tokens, hidden } of CASES) {
+      it(`${dtype} [${tokens}, ${hidden}]`, () => {
+        const rand = prng(tokens * 7919 + hidden);
+        const [x, xs] = upload(randn(rand, tokens * hidden), [tokens, hidden], dtype, device);
+        const [r, rs] = upload(randn(rand, tokens * hidden), [tokens, hidden], dtype, device);
+        const [w, ws] = upload(randn(rand, hidden, 0.1, 1), [hidden], dtype, device);
+        // the reference is computed from the inputs before the in-place op overwrites them
+        const expected = ref.fusedAddRmsNorm(xs, rs, ws, tokens, hidden, EPS, dtype);
+        ops.fusedAddRmsNorm(x, r, w, EPS);
+        expectClose(r.toArray(), expected.residual, TOL[dtype], 'residual');
+        expectClose(x.toArray(), expected.x, TOL[dtype], 'x');
+        [x, r, w].forEach((t) => t.dispose());
+      });
+    }
+  }
+
+  it('rejects x and residual being the same memory', () => {
+    const x = Tensor.zeros([2, 8], { device });
+    const w = Tensor.full([8], 1, { device });
+    expect(() => ops.fusedAddRmsNorm(x, x, w, EPS)).to.throw(RangeError, /x and residual must not be the same memory/);
+  });
+});
+
+// The tolerance table itself must reject a one-ulp-plus error at each dtype, or the tests above prove little.
+describe('tolerances', () => {
+  const cases: [FloatDType, number][] = [
+    ['float32', 1e-4],
+    ['float16', 1e-2],
+    ['bfloat16', 5e-2],
+  ];
+  for (const [dtype, error] of cases) {
+    it(`${dtype} rejects a relative error of ${error}`, () => {
+      expect(() => expectClose([1 + error], [1], TOL[dtype])).to.throw(/out of tolerance/);
+      expect(() => expectClose([NaN], [1], TOL[dtype])).to.throw(/out of tolerance/);
+    });
+  }
+});
