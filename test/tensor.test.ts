@@ -9,11 +9,14 @@ const SPECIAL = [
   0, -0, 1, -1, 0.1, 1 / 3, 65504, 65519, 65520, 1e5, -1e5, 6.1e-5, 6e-8, 2.98e-8, 1e-10, 3.4e38, -3.4e38, 1.1754944e-38,
   1e-40, Infinity, -Infinity, NaN, 1.00048828125, 1.0009765625, 1.001953125, 1.00390625, 1.005859375,
 ].map(Math.fround);
+// The same without f32 subnormals, first: CPU vectors without a subnormal take the hardware bf16 conversion,
+// so NaN, infinities and overflow must be right on that path too.
+const NORMAL_FIRST = [...SPECIAL.filter((v) => !(v !== 0 && Math.abs(v) < 1.1754944e-38)), ...SPECIAL];
 
 describeDevices('Tensor', (device) => {
   for (const dtype of FLOAT_DTYPES) {
     it(`${dtype}: fromArray rounds to nearest even exactly as the reference, toArray gives it back`, () => {
-      const values = Float32Array.from([...SPECIAL, ...randn(prng(1), 4096, 100)]);
+      const values = Float32Array.from([...NORMAL_FIRST, ...randn(prng(1), 4096, 100)]);
       const t = Tensor.fromArray(values, [values.length], { dtype, device });
       const back = t.toArray();
       expect(back).to.be.instanceOf(Float32Array);

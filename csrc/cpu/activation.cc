@@ -7,25 +7,23 @@
 namespace mvllm::cpu {
 namespace {
 
+// silu(g) = g / (1 + e^-g). The exponent is capped at 88 so 1 + e^-g stays finite for the reciprocal; below
+// g = -88 silu is below 1e-36 in magnitude either way. NaN propagates (vmax returns its 2nd operand on NaN).
+inline Vec vsilu(Vec g) {
+  Vec e = vexp(vset1(0.f) - vmax(vset1(-88.0f), g));
+  return g * vrcp(vset1(1.0f) + e);
+}
+
 // out = T(T(silu(g)) * u), rounding where vLLM rounds: silu's result is cast to the storage type first.
 template <typename T>
 void silu_mul_span(T* out, const T* g, const T* u, int64_t n, bool stream) {
   constexpr int N = Vec::N;
-  const Vec one = vset1(1.0f);
   int64_t i = 0;
-  if constexpr (std::is_same_v<T, float>) {
-    if (stream && stream_aligned(out) && (n % N) == 0) {
-      for (; i < n; i += N) {
-        Vec x = vload(g + i);
-        vstream(out + i, x / (one + vexp(vset1(0.f) - x)) * vload(u + i));
-      }
-      return;
-    }
+  if (stream && stream_aligned(out) && (n % N) == 0) {
+    for (; i < n; i += N) vstream(out + i, vround_to<T>(vsilu(vload(g + i))) * vload(u + i));
+    return;
   }
-  for (; i + N <= n; i += N) {
-    Vec x = vload(g + i);
-    vstore(out + i, vround_to<T>(x / (one + vexp(vset1(0.f) - x))) * vload(u + i));
-  }
+  for (; i + N <= n; i += N) vstore(out + i, vround_to<T>(vsilu(vload(g + i))) * vload(u + i));
   for (; i < n; ++i) {
     float x = to_float(g[i]);
     out[i] = from_float<T>(round_to<T>(x / (1.0f + std::exp(-x))) * to_float(u[i]));
@@ -39,16 +37,14 @@ void silu_and_mul_impl(const TensorView& out, const TensorView& x) {
   const int64_t chunk = d <= 4096 ? d : 4096;
   const int64_t per_row = (d + chunk - 1) / chunk;
   const bool stream = rows * d * int64_t(sizeof(T)) >= kStreamBytes;
-  parallel_for(rows * per_row, std::max<int64_t>(1, 16384 / chunk), [&](int64_t w0, int64_t w1) {
+  parallel_for(rows * per_row, std::max<int64_t>(1, 65536 / chunk), [&](int64_t w0, int64_t w1) {
     for (int64_t w = w0; w < w1; ++w) {
       const int64_t r = w / per_row, c0 = (w % per_row) * chunk, n = std::min(chunk, d - c0);
       const T* xr = x.ptr<T>() + r * x.stride(0);
       silu_mul_span(out.ptr<T>() + r * out.stride(0) + c0, xr + c0, xr + d + c0, n, stream);
     }
   });
-#if defined(__AVX512F__) || defined(__AVX2__)
-  _mm_sfence();
-#endif
+  stream_fence();
 }
 
 }  // namespace

@@ -9,8 +9,8 @@
 namespace mvllm::cpu {
 namespace {
 
-// Rows per task: enough work (~64 KiB of row data) to hide the dispatch.
-int64_t row_grain(int64_t hidden) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, hidden)); }
+// Rows per task: ~64K elements, so a task outweighs waking a thread (a few microseconds).
+int64_t row_grain(int64_t hidden) { return std::max<int64_t>(1, 65536 / std::max<int64_t>(1, hidden)); }
 
 template <typename T>
 float sum_squares(const T* x, int64_t n) {
@@ -41,11 +41,9 @@ void scale_row(T* out, const T* x, const T* w, float inv, int64_t n, bool stream
   constexpr int N = Vec::N;
   const Vec vinv = vset1(inv);
   int64_t i = 0;
-  if constexpr (std::is_same_v<T, float>) {
-    if (stream && stream_aligned(out) && (n % N) == 0) {
-      for (; i < n; i += N) vstream(out + i, vload(x + i) * vinv * vload(w + i));
-      return;
-    }
+  if (stream && stream_aligned(out) && (n % N) == 0) {
+    for (; i < n; i += N) vstream(out + i, vround_to<T>(vload(x + i) * vinv) * vload(w + i));
+    return;
   }
   for (; i + N <= n; i += N) vstore(out + i, vround_to<T>(vload(x + i) * vinv) * vload(w + i));
   for (; i < n; ++i) out[i] = from_float<T>(round_to<T>(to_float(x[i]) * inv) * to_float(w[i]));
@@ -64,9 +62,7 @@ void rms_norm_impl(const TensorView& out, const TensorView& x, const TensorView&
       scale_row(out.ptr<T>() + r * os, xr, w, inv, hidden, stream);
     }
   });
-#if defined(__AVX512F__) || defined(__AVX2__)
-  _mm_sfence();  // make streamed stores visible before anyone reads out
-#endif
+  stream_fence();
 }
 
 template <typename T>

@@ -50,7 +50,7 @@ void rotary_impl(const TensorView& positions, const TensorView& query, const Ten
   const int64_t nq = query.size(1) / head_size, nk = key.data ? key.size(1) / head_size : 0;
   const int32_t* pos = positions.ptr<int32_t>();
   const int64_t work = (nq + nk) * rot_dim;
-  parallel_for(tokens, std::max<int64_t>(1, 8192 / std::max<int64_t>(1, work)), [&](int64_t t0, int64_t t1) {
+  parallel_for(tokens, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, work)), [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const C* cos = cache.ptr<C>() + int64_t(pos[t]) * rot_dim;
       const C* sin = cos + embed;

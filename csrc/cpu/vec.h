@@ -38,7 +38,7 @@ inline Vec vload(const bf16* p) {
   __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   return {_mm512_castsi512_ps(_mm512_slli_epi32(w, 16))};
 }
-inline __m256i bf16_pack(__m512 x) {
+inline __m256i bf16_pack_exact(__m512 x) {
   __m512i u = _mm512_castps_si512(x);
   __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
   __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
@@ -46,14 +46,37 @@ inline __m256i bf16_pack(__m512 x) {
   __m512i qnan = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
   return _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(r, nan, qnan));
 }
+// float -> bf16, round to nearest even. AVX512-BF16 does it in one instruction but treats subnormal inputs as
+// zero, so a vector holding any subnormal takes the exact integer path instead.
+inline __m256i bf16_pack(__m512 x) {
+#if defined(__AVX512BF16__)
+  __m512 ax = _mm512_abs_ps(x);
+  __mmask16 sub = _mm512_cmp_ps_mask(ax, _mm512_set1_ps(1.17549435e-38f), _CMP_LT_OQ) &
+                  _mm512_cmp_ps_mask(ax, _mm512_setzero_ps(), _CMP_NEQ_OQ);
+  if (__builtin_expect(sub == 0, 1)) return (__m256i)_mm512_cvtneps_pbh(x);
+#endif
+  return bf16_pack_exact(x);
+}
 inline void vstore(float* p, Vec a) { _mm512_storeu_ps(p, a.v); }
 inline void vstore(f16* p, Vec a) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 inline void vstore(bf16* p, Vec a) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), bf16_pack(a.v)); }
-// Non-temporal store of a full vector to a 64-byte aligned address (bypasses the cache, no read-for-ownership).
+// Non-temporal stores (bypass the cache, no read-for-ownership); the address must be aligned to the vector's bytes.
 inline void vstream(float* p, Vec a) { _mm512_stream_ps(p, a.v); }
-inline bool stream_aligned(const float* p) { return (reinterpret_cast<uintptr_t>(p) & 63) == 0; }
+inline void vstream(f16* p, Vec a) {
+  _mm256_stream_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+inline void vstream(bf16* p, Vec a) { _mm256_stream_si256(reinterpret_cast<__m256i*>(p), bf16_pack(a.v)); }
+inline Vec vround_f16(Vec a) { return {_mm512_cvtph_ps(_mm512_cvtps_ph(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))}; }
+inline Vec vround_bf16(Vec a) {
+  return {_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bf16_pack(a.v)), 16))};
+}
+// 1/a to ~1 ulp: 14-bit estimate and one Newton step. a must be finite and nonzero.
+inline Vec vrcp(Vec a) {
+  __m512 r = _mm512_rcp14_ps(a.v);
+  return {_mm512_mul_ps(r, _mm512_fnmadd_ps(a.v, r, _mm512_set1_ps(2.0f)))};
+}
 inline Vec operator+(Vec a, Vec b) { return {_mm512_add_ps(a.v, b.v)}; }
 inline Vec operator-(Vec a, Vec b) { return {_mm512_sub_ps(a.v, b.v)}; }
 inline Vec operator*(Vec a, Vec b) { return {_mm512_mul_ps(a.v, b.v)}; }
@@ -112,7 +135,19 @@ inline void vstore(f16* p, Vec a) {
 }
 inline void vstore(bf16* p, Vec a) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), bf16_pack(a.v)); }
 inline void vstream(float* p, Vec a) { _mm256_stream_ps(p, a.v); }
-inline bool stream_aligned(const float* p) { return (reinterpret_cast<uintptr_t>(p) & 31) == 0; }
+inline void vstream(f16* p, Vec a) {
+  _mm_stream_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+inline void vstream(bf16* p, Vec a) { _mm_stream_si128(reinterpret_cast<__m128i*>(p), bf16_pack(a.v)); }
+inline Vec vround_f16(Vec a) { return {_mm256_cvtph_ps(_mm256_cvtps_ph(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))}; }
+inline Vec vround_bf16(Vec a) {
+  return {_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bf16_pack(a.v)), 16))};
+}
+// 1/a: 12-bit estimate and one Newton step (~2 ulp). a must be finite and nonzero.
+inline Vec vrcp(Vec a) {
+  __m256 r = _mm256_rcp_ps(a.v);
+  return {_mm256_mul_ps(r, _mm256_fnmadd_ps(a.v, r, _mm256_set1_ps(2.0f)))};
+}
 inline Vec operator+(Vec a, Vec b) { return {_mm256_add_ps(a.v, b.v)}; }
 inline Vec operator-(Vec a, Vec b) { return {_mm256_sub_ps(a.v, b.v)}; }
 inline Vec operator*(Vec a, Vec b) { return {_mm256_mul_ps(a.v, b.v)}; }
@@ -151,8 +186,10 @@ struct Vec {
 inline Vec vset1(float x) { return {x}; }
 template <typename T> inline Vec vload(const T* p) { return {to_float(*p)}; }
 template <typename T> inline void vstore(T* p, Vec a) { *p = from_float<T>(a.v); }
-inline void vstream(float* p, Vec a) { *p = a.v; }
-inline bool stream_aligned(const float*) { return false; }
+template <typename T> inline void vstream(T* p, Vec a) { vstore(p, a); }
+inline Vec vround_f16(Vec a) { return {round_to<f16>(a.v)}; }
+inline Vec vround_bf16(Vec a) { return {round_to<bf16>(a.v)}; }
+inline Vec vrcp(Vec a) { return {1.0f / a.v}; }
 inline Vec operator+(Vec a, Vec b) { return {a.v + b.v}; }
 inline Vec operator-(Vec a, Vec b) { return {a.v - b.v}; }
 inline Vec operator*(Vec a, Vec b) { return {a.v * b.v}; }
@@ -167,21 +204,33 @@ inline void vdeinterleave(Vec a, Vec b, Vec& even, Vec& odd) { even = a; odd = b
 inline void vinterleave(Vec even, Vec odd, Vec& a, Vec& b) { a = even; b = odd; }
 #endif
 
-// Round each lane to what storage type T can hold.
+// Round each lane to what storage type T can hold, in registers.
 template <typename T> inline Vec vround_to(Vec a) {
-  if constexpr (std::is_same_v<T, float>) {
-    return a;
-  } else {
-    T tmp[Vec::N];
-    vstore(tmp, a);
-    return vload(static_cast<const T*>(tmp));
-  }
+  if constexpr (std::is_same_v<T, f16>) return vround_f16(a);
+  else if constexpr (std::is_same_v<T, bf16>) return vround_bf16(a);
+  else return a;
 }
 
-// exp(x) in fp32 (Cephes polynomial, ~2 ulp). Above 88.72 gives +inf; below -87.34 it gives ~1.2e-38 rather
-// than a subnormal, which no caller here can tell apart from 0. NaN stays NaN.
+// Whether p can take vstream() of a whole vector of T (aligned to the vector's size in bytes).
+template <typename T> inline bool stream_aligned(const T* p) {
+  return Vec::N > 1 && (reinterpret_cast<uintptr_t>(p) % (sizeof(T) * Vec::N)) == 0;
+}
+
+// Fence after non-temporal stores so other threads (and the next op) see them.
+inline void stream_fence() {
+#if defined(__AVX512F__) || defined(__AVX2__)
+  _mm_sfence();
+#endif
+}
+
+// exp(x) in fp32: Cephes' range reduction and degree-6 polynomial (~2 ulp). Overflows to +inf, underflows to 0
+// (or ~1.2e-38 without AVX-512, which no caller here can tell from 0). NaN stays NaN.
 inline Vec vexp(Vec x) {
-  const Vec hi = vset1(88.7228f), lo = vset1(-87.3365f);
+#if defined(__AVX512F__)
+  const Vec hi = vset1(88.8f), lo = vset1(-104.0f);  // beyond these the result is inf / 0 anyway
+#else
+  const Vec hi = vset1(88.7228f), lo = vset1(-87.3365f);  // keeps 2^n inside the exponent field
+#endif
   Vec xc = vmax(lo, vmin(hi, x));  // operand order keeps NaN (min/max return the 2nd on NaN)
   Vec n = vround_int(xc * vset1(1.44269504088896341f));
   // r = x - n*ln2 with ln2 split in two for accuracy
@@ -194,18 +243,18 @@ inline Vec vexp(Vec x) {
   p = vfma(p, r, vset1(1.6666665459e-1f));
   p = vfma(p, r, vset1(5.0000001201e-1f));
   p = vfma(p * r, r, r + vset1(1.0f));
+#if defined(__AVX512F__)
+  return {_mm512_scalef_ps(p.v, n.v)};  // p * 2^n in one step, saturating to inf / 0
+#else
   // split the 2^n scale so n = 128 (x near 88.7) does not overflow the exponent field
   Vec half_n = vround_int(n * vset1(0.5f));
   Vec res = p * vexp2_int(half_n) * vexp2_int(n - half_n);
-  // above the clamp the true result overflows: make it +inf like expf
-  Vec inf = vset1(INFINITY);
-#if defined(__AVX512F__)
-  __mmask16 over = _mm512_cmp_ps_mask(x.v, hi.v, _CMP_GT_OQ);
-  return {_mm512_mask_mov_ps(res.v, over, inf.v)};
-#elif defined(__AVX2__) && defined(__F16C__) && defined(__FMA__)
+  const Vec inf = vset1(INFINITY);
+#if defined(__AVX2__) && defined(__F16C__) && defined(__FMA__)
   return {_mm256_blendv_ps(res.v, inf.v, _mm256_cmp_ps(x.v, hi.v, _CMP_GT_OQ))};
 #else
   return {x.v > hi.v ? inf.v : res.v};
+#endif
 #endif
 }
 
