@@ -32,6 +32,7 @@ function cmakeBuild() {
     `--CDMINI_VLLM_CUDA=${env('MINI_VLLM_CUDA', 'AUTO')}`,
     `--CDMINI_VLLM_CUDA_ARCHS=${env('MINI_VLLM_CUDA_ARCHS', '80-real;86-real;89-real;90-real;90-virtual')}`,
     `--CDMINI_VLLM_CPU_ARCH=${env('MINI_VLLM_CPU_ARCH', 'native')}`,
+    `--CDNODE_EXECUTABLE=${process.execPath}`,
   ];
   const status = run(process.execPath, args, root);
   const summaryFile = join(root, out, 'mini_vllm_build.txt');

@@ -100,9 +100,8 @@ function load(): Addon {
   const require = createRequire(import.meta.url);
   // MINI_VLLM_ADDON points at another build of the addon (e.g. the node-gyp one) without rebuilding.
   const explicit = process.env.MINI_VLLM_ADDON;
-  const addon = (
-    explicit ? require(explicit) : require('bindings')({ bindings: 'mini_vllm', module_root: packageRoot })
-  ) as Addon;
+  const bindings = require('bindings') as (opts: { bindings: string; module_root: string }) => unknown;
+  const addon = (explicit ? require(explicit) : bindings({ bindings: 'mini_vllm', module_root: packageRoot })) as Addon;
   addon.setErrorClass(MiniVllmError);
   return addon;
 }
