@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# One GPU run, everything in one go (bench/gpu-check.md): prints nvidia-smi and the commit, runs the whole test
+# suite with CUDA required, compute-sanitizer on a short kernel test, the op benchmarks on CUDA, the same ops in
+# PyTorch on the same shapes, and prints a short table last. Writes the log and JSON into the folder it is given.
+#
+#   bash bench/gpu-check.sh OUT_DIR      (needs .device/ from bench/gpu-pack.sh)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-${OUT:-gpu-check-out}}
+mkdir -p "$out"
+exec > >(tee "$out/gpu-check.log") 2>&1
+section() { printf '\n======== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
+export PYTHONUNBUFFERED=1
+
+section "machine and commit"
+nvidia-smi || true
+echo "commit: $(cat .device/COMMIT 2>/dev/null || echo unknown)"
+source .device/setup.sh
+export MINI_VLLM_ADDON="$PWD/.device/mini_vllm.node" MINI_VLLM_COMMIT="$(head -n 1 .device/COMMIT 2>/dev/null || echo unknown)"
+[ -e node_modules ] || ln -s .device/node_modules node_modules
+[ -e dist ] || ln -s .device/dist dist
+node --input-type=module -e "import { backends } from './dist/lib/index.js'; console.log(JSON.stringify(backends(), null, 2));" | tee "$out/backends.json"
+
+section "test suite, CUDA required"
+MINI_VLLM_REQUIRE_CUDA=1 timeout 300 node node_modules/mocha/bin/mocha.js 2>&1 | tee "$out/tests.log"
+tests_summary=$(tail -n 1 "$out/tests.log")
+
+section "compute-sanitizer (memcheck, racecheck) on a short CUDA test"
+sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
+san_summary="compute-sanitizer not found"
+if [ -n "$sanitizer" ]; then
+  san_summary=""
+  for tool in memcheck racecheck; do
+    MINI_VLLM_REQUIRE_CUDA=1 timeout 240 "$sanitizer" --tool "$tool" --error-exitcode 9 --target-processes all \
+      node node_modules/mocha/bin/mocha.js --grep 'on cuda.*(\[7, 768\]|\[7, 769\]|tokens 7 heads 7/7 head 64 rot 64)' \
+      dist/test/rms-norm.test.js dist/test/silu-and-mul.test.js dist/test/rotary-embedding.test.js > "$out/sanitizer-$tool.log" 2>&1
+    rc=$?
+    tail -n 3 "$out/sanitizer-$tool.log"
+    san_summary+="$tool exit $rc; "
+  done
+fi
+
+section "op benchmarks (ours, CUDA)"
+timeout 600 node dist/bench/ops.bench.js --device cuda --json "$out/ops-cuda.json"
+
+section "the same ops in PyTorch"
+timeout 300 python3 bench/gpu-check/torch_ops.py --json "$out/torch-ops.json" || echo "torch run failed"
+
+section "summary"
+echo "tests: $tests_summary"
+echo "sanitizer: $san_summary"
+python3 bench/gpu-check/table.py "$out/ops-cuda.json" "$out/torch-ops.json" "$out/summary.json"

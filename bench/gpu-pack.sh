@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Prepares .device/ (git-ignored) for bench/gpu-check.sh on a GPU machine without Node.js (bench/gpu-check.md):
+# a CUDA build with a portable CPU target, the compiled JS, Node itself, and only the packages the run needs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+shared=${MINI_VLLM_SHARED:-../shared}
+
+MINI_VLLM_CUDA=on MINI_VLLM_CPU_ARCH=portable MINI_VLLM_BUILD_DIR=build-device node csrc/build.mjs
+npx tsc -p .
+
+rm -rf .device
+"$shared/device/pack-node" .device >&2
+cp build-device/Release/mini_vllm.node .device/
+cp -r dist .device/dist
+git rev-parse --short HEAD > .device/COMMIT
+git diff --quiet HEAD -- lib csrc test bench || echo "+uncommitted" >> .device/COMMIT
+
+# node_modules: the closure of what the tests and benchmarks import (no compilers, no linters).
+node --input-type=module -e "
+  import { cpSync, existsSync, readFileSync } from 'node:fs';
+  const todo = ['bindings', 'mocha', 'chai', 'benny'];
+  const seen = new Set();
+  while (todo.length) {
+    const name = todo.pop();
+    if (seen.has(name) || !existsSync('node_modules/' + name)) continue;
+    seen.add(name);
+    const pkg = JSON.parse(readFileSync('node_modules/' + name + '/package.json', 'utf8'));
+    todo.push(...Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies }));
+  }
+  for (const name of seen) cpSync('node_modules/' + name, '.device/node_modules/' + name, { recursive: true, dereference: true });
+  for (const bin of ['mocha']) cpSync('node_modules/.bin/' + bin, '.device/node_modules/.bin/' + bin, { dereference: true });
+  console.error('packed ' + seen.size + ' packages');
+"
+du -sh .device >&2
+echo "ready: run bench/gpu-check.sh on the GPU machine with carry ['.device']"
