@@ -172,29 +172,13 @@ export class Tensor implements NativeTensor {
 
   /** A new contiguous tensor with the same elements on `device` (always a copy, never this tensor). */
   to(device: Device): Tensor {
-    this.assertLive('to');
     if (!isDevice(device)) throw new TypeError(`Tensor.to: device must be 'cpu' or 'cuda', got ${String(device)}`);
-    const t = Tensor.empty(this.shape, { dtype: this.dtype, device });
-    try {
-      t.copyFrom(this);
-    } catch (e) {
-      t.dispose();
-      throw e;
-    }
-    return t;
+    return this.copyInto('to', this.dtype, device);
   }
 
   /** A new contiguous copy on the same device, optionally converted to another float dtype. */
   clone(opts?: { dtype?: DType }): Tensor {
-    this.assertLive('clone');
-    const t = Tensor.empty(this.shape, { dtype: opts?.dtype ?? this.dtype, device: this.device });
-    try {
-      t.copyFrom(this);
-    } catch (e) {
-      t.dispose();
-      throw e;
-    }
-    return t;
+    return this.copyInto('clone', opts?.dtype ?? this.dtype, this.device);
   }
 
   /** Copies `src` (same shape, any device, float dtypes convert) into this tensor. */
@@ -245,6 +229,18 @@ export class Tensor implements NativeTensor {
 
   toString(): string {
     return `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, device=${this.device}${this.disposed ? ', disposed' : ''})`;
+  }
+
+  /** A new tensor of this shape holding a copy of this one; freed again if the copy fails. */
+  private copyInto(what: string, dtype: DType, device: Device): Tensor {
+    this.assertLive(what);
+    const t = Tensor.empty(this.shape, { dtype, device });
+    try {
+      return t.copyFrom(this);
+    } catch (e) {
+      t.dispose();
+      throw e;
+    }
   }
 
   private assertLive(what: string): void {

@@ -46,6 +46,14 @@ constexpr bool kCudaCompiled = false;
   } while (0)
 #endif
 
+// A CUDA device index argument; the runtime checks that the device exists.
+[[maybe_unused]] int to_device_index(const Napi::Value& v, const char* op) {
+  double d = to_number(v, op, "deviceIndex");
+  if (!(d >= 0 && d < 64) || d != double(int(d)))
+    fail(ErrorKind::Range, op, ": deviceIndex must be an integer in [0, 64), got ", d);
+  return int(d);
+}
+
 [[maybe_unused]] [[noreturn]] void no_cuda() {
   fail(ErrorKind::Unsupported, "this build of mini-vllm has no CUDA backend (built without nvcc)");
 }
@@ -272,8 +280,7 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value Synchronize(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
 #ifdef MINI_VLLM_WITH_CUDA
-      double idx = to_number(info[0], "synchronize", "deviceIndex");
-      cuda::synchronize(int(idx));
+      cuda::synchronize(to_device_index(info[0], "synchronize"));
 #endif
       return info.Env().Undefined();
     });
@@ -282,7 +289,7 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value TimerStart(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
 #ifdef MINI_VLLM_WITH_CUDA
-      cuda::timer_start(int(to_number(info[0], "timerStart", "deviceIndex")));
+      cuda::timer_start(to_device_index(info[0], "timerStart"));
       return info.Env().Undefined();
 #else
       no_cuda();
@@ -293,7 +300,7 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value TimerStop(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
 #ifdef MINI_VLLM_WITH_CUDA
-      return Napi::Number::New(info.Env(), cuda::timer_stop(int(to_number(info[0], "timerStop", "deviceIndex"))));
+      return Napi::Number::New(info.Env(), cuda::timer_stop(to_device_index(info[0], "timerStop")));
 #else
       no_cuda();
 #endif

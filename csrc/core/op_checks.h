@@ -5,44 +5,36 @@
 
 namespace mvllm {
 
-inline void check_rms_norm(const TensorView& out, const TensorView& x, const TensorView& weight, double eps) {
-  const Check c("rmsNorm");
-  c.float_dtype(x, "x");
-  c.same_dtype(out, "out", x, "x");
-  c.same_dtype(weight, "weight", x, "x");
-  c.same_device(out, "out", x, "x");
-  c.same_device(weight, "weight", x, "x");
-  c.ndim(x, "x", 2, "[numTokens, hidden]");
-  c.ndim(out, "out", 2, "[numTokens, hidden]");
+// Two [numTokens, hidden] tensors of one float dtype and device (rows may be strided), and a dense [hidden]
+// weight of the same dtype: what both RMSNorm ops take.
+inline void check_norm_args(const Check& c, const TensorView& a, const char* an, const TensorView& b, const char* bn,
+                            const TensorView& weight, double eps) {
+  c.float_dtype(b, bn);
+  c.same_dtype(a, an, b, bn);
+  c.same_dtype(weight, "weight", b, bn);
+  c.same_device(a, an, b, bn);
+  c.same_device(weight, "weight", b, bn);
+  c.ndim(b, bn, 2, "[numTokens, hidden]");
+  c.ndim(a, an, 2, "[numTokens, hidden]");
   c.ndim(weight, "weight", 1, "[hidden]");
-  c.dim(out, "out", 0, x.size(0), "numTokens of x");
-  c.dim(out, "out", 1, x.size(1), "hidden of x");
-  c.dim(weight, "weight", 0, x.size(1), "hidden of x");
-  c.rows_dense(x, "x");
-  c.rows_dense(out, "out");
+  c.dim(a, an, 0, b.size(0), "numTokens");
+  c.dim(a, an, 1, b.size(1), "hidden");
+  c.dim(weight, "weight", 0, b.size(1), "hidden");
+  c.rows_dense(a, an);
+  c.rows_dense(b, bn);
   c.contiguous(weight, "weight");
   c.positive_finite(eps, "eps");
+}
+
+inline void check_rms_norm(const TensorView& out, const TensorView& x, const TensorView& weight, double eps) {
+  check_norm_args(Check("rmsNorm"), out, "out", x, "x", weight, eps);
 }
 
 inline void check_fused_add_rms_norm(const TensorView& x, const TensorView& residual, const TensorView& weight,
                                      double eps) {
   const Check c("fusedAddRmsNorm");
-  c.float_dtype(x, "x");
-  c.same_dtype(residual, "residual", x, "x");
-  c.same_dtype(weight, "weight", x, "x");
-  c.same_device(residual, "residual", x, "x");
-  c.same_device(weight, "weight", x, "x");
-  c.ndim(x, "x", 2, "[numTokens, hidden]");
-  c.ndim(residual, "residual", 2, "[numTokens, hidden]");
-  c.ndim(weight, "weight", 1, "[hidden]");
-  c.dim(residual, "residual", 0, x.size(0), "numTokens of x");
-  c.dim(residual, "residual", 1, x.size(1), "hidden of x");
-  c.dim(weight, "weight", 0, x.size(1), "hidden of x");
-  c.rows_dense(x, "x");
-  c.rows_dense(residual, "residual");
-  c.contiguous(weight, "weight");
+  check_norm_args(c, residual, "residual", x, "x", weight, eps);
   c.distinct(x, "x", residual, "residual");
-  c.positive_finite(eps, "eps");
 }
 
 // key.data == nullptr means no key.

@@ -25,7 +25,8 @@ DeviceState& state(int device) {
   std::call_once(s.init, [&] {
     check(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "cudaStreamCreate");
     check(cudaMalloc(&s.flags, sizeof(unsigned)), "cudaMalloc(assert flags)");
-    check(cudaMemset(s.flags, 0, sizeof(unsigned)), "cudaMemset(assert flags)");
+    // NOTE: on our stream, not the legacy default one, which a non-blocking stream does not wait for.
+    check(cudaMemsetAsync(s.flags, 0, sizeof(unsigned), s.stream), "cudaMemset(assert flags)");
     check(cudaMallocHost(&s.host_flags, sizeof(unsigned)), "cudaMallocHost(assert flags)");
     *s.host_flags = 0;
     check(cudaEventCreate(&s.t0), "cudaEventCreate");
