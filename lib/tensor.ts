@@ -15,15 +15,15 @@ export type HostData = ArrayLike<number>;
 const MAX_DIMS = 8;
 const MAX_DIM = 2 ** 31 - 1;
 
-function describe(v: unknown): string {
+/** @internal What a bad argument was, for error messages: "null", "array", "Float32Array", "number", ... */
+export function describeValue(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'array';
-  if (ArrayBuffer.isView(v)) return v.constructor.name;
-  return typeof v;
+  return typeof v === 'object' ? ((v.constructor as { name?: string } | undefined)?.name ?? 'object') : typeof v;
 }
 
 function checkShape(shape: unknown, where: string): number[] {
-  if (!Array.isArray(shape)) throw new TypeError(`${where}: shape must be an array of integers, got ${describe(shape)}`);
+  if (!Array.isArray(shape)) throw new TypeError(`${where}: shape must be an array of integers, got ${describeValue(shape)}`);
   if (shape.length > MAX_DIMS) throw new RangeError(`${where}: shape has ${shape.length} dims, at most ${MAX_DIMS} are supported`);
   for (const [i, d] of shape.entries()) {
     if (typeof d !== 'number' || !Number.isInteger(d) || d < 0 || d > MAX_DIM)
@@ -48,7 +48,7 @@ function product(shape: readonly number[]): number {
 
 function resolveOptions(opts: TensorOptions | undefined, where: string): { dtype: DType; device: Device } {
   if (opts !== undefined && (typeof opts !== 'object' || opts === null))
-    throw new TypeError(`${where}: options must be an object, got ${describe(opts)}`);
+    throw new TypeError(`${where}: options must be an object, got ${describeValue(opts)}`);
   const dtype = opts?.dtype ?? 'float32';
   const device = opts?.device ?? 'cpu';
   if (!isDType(dtype))
@@ -101,7 +101,7 @@ export class Tensor implements NativeTensor {
    */
   static fromArray(data: HostData, shape?: readonly number[], opts?: TensorOptions): Tensor {
     if (data === null || typeof data !== 'object' || typeof (data as { length?: unknown }).length !== 'number')
-      throw new TypeError(`Tensor.fromArray: data must be an array or typed array, got ${describe(data)}`);
+      throw new TypeError(`Tensor.fromArray: data must be an array or typed array, got ${describeValue(data)}`);
     const dims = checkShape(shape ?? [data.length], 'Tensor.fromArray');
     const { dtype } = resolveOptions(opts, 'Tensor.fromArray');
     const n = product(dims);
@@ -183,7 +183,7 @@ export class Tensor implements NativeTensor {
 
   /** Copies `src` (same shape, any device, float dtypes convert) into this tensor. */
   copyFrom(src: Tensor): this {
-    if (!(src instanceof Tensor)) throw new TypeError(`Tensor.copyFrom: src must be a Tensor, got ${describe(src)}`);
+    if (!(src instanceof Tensor)) throw new TypeError(`Tensor.copyFrom: src must be a Tensor, got ${describeValue(src)}`);
     native.copy(this, src);
     return this;
   }
