@@ -1,3 +1,4 @@
+// The CPU thread pool: persistent workers that spin briefly between jobs, then sleep.
 #include "parallel.h"
 
 #include <algorithm>
@@ -39,7 +40,10 @@ class Pool {
     std::lock_guard<std::mutex> run(run_mu_);
     stop_workers();
     stop_ = false;
-    for (int i = 1; i < n; ++i) workers_.emplace_back([this, i] { worker(i); });
+    // NOTE: new workers start at the current generation; from 0 they would run the last job again, whose
+    // function is long gone.
+    const uint64_t now = generation_.load();
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this, i, now] { worker(i, now); });
   }
 
   void run(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
@@ -84,8 +88,7 @@ class Pool {
     }
   }
 
-  void worker(int index) {
-    uint64_t seen = 0;
+  void worker(int index, uint64_t seen) {
     for (;;) {
       // Ops come back to back in a forward pass: spin ~20-50 us for the next job before sleeping.
       for (int spin = 0; spin < 20000 && generation_.load(std::memory_order_acquire) == seen; ++spin) cpu_relax();
@@ -141,6 +144,16 @@ void set_num_threads(int n) { pool().resize(n > 0 ? n : std::max(1, int(std::thr
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   pool().run(n, grain, fn);
+}
+
+void parallel_tasks(int64_t n, const std::function<void(int64_t)>& fn) {
+  if (n <= 0) return;
+  std::atomic<int64_t> next{0};
+  const int64_t workers = std::min<int64_t>(n, num_threads());
+  parallel_for(workers, 1, [&](int64_t, int64_t) {
+    for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n; i = next.fetch_add(1, std::memory_order_relaxed))
+      fn(i);
+  });
 }
 
 }  // namespace mvllm::cpu
