@@ -12,7 +12,12 @@
         "csrc/binding/args.cc",
         "csrc/binding/storage.cc",
         "csrc/cpu/activation.cc",
+        "csrc/cpu/attention.cc",
+        "csrc/cpu/cache.cc",
+        "csrc/cpu/elementwise.cc",
+        "csrc/cpu/embedding.cc",
         "csrc/cpu/layernorm.cc",
+        "csrc/cpu/linear.cc",
         "csrc/cpu/memory.cc",
         "csrc/cpu/parallel.cc",
         "csrc/cpu/pos_encoding.cc"

@@ -92,6 +92,25 @@ export interface Addon {
     isNeox: boolean,
   ): void;
   siluAndMul(out: NativeTensor, x: NativeTensor): void;
+  reshapeAndCache(key: NativeTensor, value: NativeTensor, keyCache: NativeTensor, valueCache: NativeTensor, slotMapping: NativeTensor): void;
+  pagedAttention(
+    out: NativeTensor,
+    query: NativeTensor,
+    keyCache: NativeTensor,
+    valueCache: NativeTensor,
+    queryStartLoc: NativeTensor,
+    seqLens: NativeTensor,
+    blockTables: NativeTensor,
+    scale: number,
+    maxSeqLen: number,
+    maxQueryLen: number,
+  ): void;
+  linear(out: NativeTensor, x: NativeTensor, weight: NativeTensor, bias: NativeTensor | null): void;
+  embedding(out: NativeTensor, ids: NativeTensor, table: NativeTensor): void;
+  gatherRows(out: NativeTensor, x: NativeTensor, indices: NativeTensor): void;
+  add(out: NativeTensor, a: NativeTensor, b: NativeTensor): void;
+  /** GFLOP/s of fp32 FMAs on every CPU thread for about `seconds` */
+  fmaPeak(seconds: number): number;
 }
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -161,6 +161,13 @@ class Addon : public Napi::Addon<Addon> {
         InstanceMethod<&Addon::FusedAddRmsNorm>("fusedAddRmsNorm"),
         InstanceMethod<&Addon::RotaryEmbedding>("rotaryEmbedding"),
         InstanceMethod<&Addon::SiluAndMul>("siluAndMul"),
+        InstanceMethod<&Addon::ReshapeAndCache>("reshapeAndCache"),
+        InstanceMethod<&Addon::PagedAttention>("pagedAttention"),
+        InstanceMethod<&Addon::Linear>("linear"),
+        InstanceMethod<&Addon::Embedding>("embedding"),
+        InstanceMethod<&Addon::GatherRows>("gatherRows"),
+        InstanceMethod<&Addon::Add>("add"),
+        InstanceMethod<&Addon::FmaPeak>("fmaPeak"),
     });
   }
 
@@ -372,6 +379,109 @@ class Addon : public Napi::Addon<Addon> {
       MVLLM_ON_DEVICE(x, cpu::silu_and_mul(out, x), cuda::silu_and_mul(out, x));
       return info.Env().Undefined();
     });
+  }
+
+  // reshapeAndCache(key, value, keyCache, valueCache, slotMapping)
+  Napi::Value ReshapeAndCache(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      const char* op = "reshapeAndCache";
+      expect_args(info, 5, op);
+      TensorView k = to_tensor(info[0], op, "key"), v = to_tensor(info[1], op, "value"),
+                 kc = to_tensor(info[2], op, "keyCache"), vc = to_tensor(info[3], op, "valueCache"),
+                 slots = to_tensor(info[4], op, "slotMapping");
+      check_reshape_and_cache(k, v, kc, vc, slots);
+      if (slots.size(0) == 0) return info.Env().Undefined();
+      MVLLM_ON_DEVICE(kc, cpu::reshape_and_cache(k, v, kc, vc, slots), cuda::reshape_and_cache(k, v, kc, vc, slots));
+      return info.Env().Undefined();
+    });
+  }
+
+  // pagedAttention(out, query, keyCache, valueCache, queryStartLoc, seqLens, blockTables, scale, maxSeqLen,
+  //                maxQueryLen); the two max hints are -1 when unknown.
+  Napi::Value PagedAttention(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      const char* op = "pagedAttention";
+      expect_args(info, 10, op);
+      TensorView out = to_tensor(info[0], op, "out"), q = to_tensor(info[1], op, "query"),
+                 kc = to_tensor(info[2], op, "keyCache"), vc = to_tensor(info[3], op, "valueCache");
+      AttentionMeta m;
+      m.query_start_loc = to_tensor(info[4], op, "queryStartLoc");
+      m.seq_lens = to_tensor(info[5], op, "seqLens");
+      m.block_tables = to_tensor(info[6], op, "blockTables");
+      m.scale = to_number(info[7], op, "scale");
+      m.max_seq_len = to_hint(info[8], op, "maxSeqLen");
+      m.max_query_len = to_hint(info[9], op, "maxQueryLen");
+      check_paged_attention(out, q, kc, vc, m);
+      if (q.size(0) == 0) return info.Env().Undefined();
+      MVLLM_ON_DEVICE(kc, cpu::paged_attention(out, q, kc, vc, m), cuda::paged_attention(out, q, kc, vc, m));
+      return info.Env().Undefined();
+    });
+  }
+
+  // linear(out, x, weight, bias | null)
+  Napi::Value Linear(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      const char* op = "linear";
+      expect_args(info, 4, op);
+      TensorView out = to_tensor(info[0], op, "out"), x = to_tensor(info[1], op, "x"),
+                 w = to_tensor(info[2], op, "weight"), b = to_optional_tensor(info[3], op, "bias");
+      check_linear(out, x, w, b);
+      if (out.numel() == 0) return info.Env().Undefined();
+      MVLLM_ON_DEVICE(x, cpu::linear(out, x, w, b), cuda::linear(out, x, w, b));
+      return info.Env().Undefined();
+    });
+  }
+
+  // embedding(out, ids, table)
+  Napi::Value Embedding(const Napi::CallbackInfo& info) { return Gather(info, "embedding", "ids", "table", 1, 2); }
+
+  // gatherRows(out, x, indices)
+  Napi::Value GatherRows(const Napi::CallbackInfo& info) { return Gather(info, "gatherRows", "indices", "x", 2, 1); }
+
+  Napi::Value Gather(const Napi::CallbackInfo& info, const char* op, const char* index_name, const char* table_name,
+                     int index_arg, int table_arg) {
+    return guarded(info, [&]() -> Napi::Value {
+      expect_args(info, 3, op);
+      TensorView out = to_tensor(info[0], op, "out"), idx = to_tensor(info[index_arg], op, index_name),
+                 table = to_tensor(info[table_arg], op, table_name);
+      check_gather_rows(op, out, idx, index_name, table, table_name);
+      if (idx.size(0) == 0) return info.Env().Undefined();
+      MVLLM_ON_DEVICE(table, cpu::gather_rows(op, out, idx, index_name, table),
+                      cuda::gather_rows(out, idx, table));
+      return info.Env().Undefined();
+    });
+  }
+
+  // add(out, a, b)
+  Napi::Value Add(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      expect_args(info, 3, "add");
+      TensorView out = to_tensor(info[0], "add", "out"), a = to_tensor(info[1], "add", "a"),
+                 b = to_tensor(info[2], "add", "b");
+      check_add(out, a, b);
+      if (out.numel() == 0) return info.Env().Undefined();
+      MVLLM_ON_DEVICE(a, cpu::add(out, a, b), cuda::add(out, a, b));
+      return info.Env().Undefined();
+    });
+  }
+
+  // fmaPeak(seconds) -> GFLOP/s of fp32 FMAs on every CPU thread: the benchmarks' compute limit.
+  Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      double s = to_number(info[0], "fmaPeak", "seconds");
+      if (!(s > 0 && s <= 60)) fail(ErrorKind::Range, "fmaPeak: seconds must be in (0, 60], got ", s);
+      return Napi::Number::New(info.Env(), cpu::fma_peak(s));
+    });
+  }
+
+  // An optional non-negative integer hint; -1 (or undefined/null) means none.
+  static int64_t to_hint(const Napi::Value& v, const char* op, const char* name) {
+    if (v.IsUndefined() || v.IsNull()) return -1;
+    double d = to_number(v, op, name);
+    if (d == -1) return -1;
+    if (!(d >= 0 && d <= 2147483647.0) || d != double(int64_t(d)))
+      fail(ErrorKind::Range, op, ": ", name, " must be a non-negative integer, got ", d);
+    return int64_t(d);
   }
 };
 

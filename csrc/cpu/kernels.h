@@ -1,6 +1,7 @@
 // CPU twins of the CUDA kernels. Arguments are already checked (core/ops.h); these only compute.
 #pragma once
 
+#include "../core/op_checks.h"
 #include "../core/tensor.h"
 
 namespace mvllm::cpu {
@@ -15,6 +16,24 @@ void rotary_embedding(const TensorView& positions, const TensorView& query, cons
                       const TensorView& cos_sin_cache, bool is_neox);
 // x: [numTokens, 2d]; out: [numTokens, d]
 void silu_and_mul(const TensorView& out, const TensorView& x);
+
+// key, value: [numTokens, numKvHeads, headSize] (heads may be strided); caches: [numBlocks, blockSize,
+// numKvHeads, headSize]; slot_mapping: int32 [numTokens], negative = padding. Throws RangeError on a slot past
+// the pool before writing anything.
+void reshape_and_cache(const TensorView& key, const TensorView& value, const TensorView& key_cache,
+                       const TensorView& value_cache, const TensorView& slot_mapping);
+// out, query: [numTokens, numHeads, headSize]; caches as above; meta checked by check_attention_meta_values.
+void paged_attention(const TensorView& out, const TensorView& query, const TensorView& key_cache,
+                     const TensorView& value_cache, const AttentionMeta& meta);
+// out = x · weightᵀ (+ bias): x [numTokens, in], weight [outFeatures, in] (any float dtype), out [numTokens, outF].
+void linear(const TensorView& out, const TensorView& x, const TensorView& weight, const TensorView& bias);
+// out[i] = table[indices[i]]; throws RangeError (naming `op` and `index_name`) on an index outside the table.
+void gather_rows(const char* op, const TensorView& out, const TensorView& indices, const char* index_name,
+                 const TensorView& table);
+// out = a + b (out may alias a or b)
+void add(const TensorView& out, const TensorView& a, const TensorView& b);
+// Runs independent FMAs on every thread for about `seconds`; returns GFLOP/s (the benchmarks' compute peak).
+double fma_peak(double seconds);
 
 // Elementwise copy between CPU tensors of one shape, any strides, converting between float dtypes
 // (int32 only to int32). Host arrays take part by being wrapped in a TensorView.

@@ -15,4 +15,8 @@ void set_num_threads(int n);
 // Exceptions thrown by fn are rethrown in the caller after all ranges finish.
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
+// Calls fn(i) for every i in [0, n), each thread taking the next index as it finishes one: for tasks of uneven
+// cost (put the costly ones first). Exceptions behave as in parallel_for.
+void parallel_tasks(int64_t n, const std::function<void(int64_t)>& fn);
+
 }  // namespace mvllm::cpu

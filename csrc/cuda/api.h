@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/op_checks.h"
 #include "../core/tensor.h"
 
 namespace mvllm::cuda {
@@ -46,5 +47,12 @@ void fused_add_rms_norm(const TensorView& x, const TensorView& residual, const T
 void rotary_embedding(const TensorView& positions, const TensorView& query, const TensorView& key, int64_t head_size,
                       const TensorView& cos_sin_cache, bool is_neox);
 void silu_and_mul(const TensorView& out, const TensorView& x);
+void reshape_and_cache(const TensorView& key, const TensorView& value, const TensorView& key_cache,
+                       const TensorView& value_cache, const TensorView& slot_mapping);
+void paged_attention(const TensorView& out, const TensorView& query, const TensorView& key_cache,
+                     const TensorView& value_cache, const AttentionMeta& meta);
+void linear(const TensorView& out, const TensorView& x, const TensorView& weight, const TensorView& bias);
+void gather_rows(const TensorView& out, const TensorView& indices, const TensorView& table);
+void add(const TensorView& out, const TensorView& a, const TensorView& b);
 
 }  // namespace mvllm::cuda

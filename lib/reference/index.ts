@@ -1,5 +1,7 @@
 // The TypeScript reference of every op: the oracle the tests compare the kernels with, readable as a spec.
 export { silu, siluAndMul } from './activation.js';
+export { type CacheShape, type ReferenceAttentionMeta, pagedAttention, reshapeAndCache } from './attention.js';
 export { roundArray, roundBFloat16, roundFloat16, roundTo } from './dtype.js';
 export { fusedAddRmsNorm, rmsNorm } from './layernorm.js';
+export { add, gatherRows, linear } from './linear.js';
 export { ropeCosSin, rotaryEmbedding } from './pos-encoding.js';

@@ -1,0 +1,31 @@
+// Elementwise add on the CPU (a residual connection outside the fused RMSNorm): out = T(a + b), fp32 math.
+#include "dispatch.h"
+#include "kernels.h"
+#include "parallel.h"
+#include "vec.h"
+
+namespace mvllm::cpu {
+namespace {
+
+template <typename T>
+void add_impl(const TensorView& out, const TensorView& a, const TensorView& b) {
+  const int64_t rows = a.size(0), d = a.size(1);
+  parallel_for(rows, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, d)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* ar = a.ptr<T>() + r * a.stride(0);
+      const T* br = b.ptr<T>() + r * b.stride(0);
+      T* o = out.ptr<T>() + r * out.stride(0);
+      int64_t i = 0;
+      for (; i + Vec::N <= d; i += Vec::N) vstore(o + i, vload(ar + i) + vload(br + i));
+      for (; i < d; ++i) o[i] = from_float<T>(to_float(ar[i]) + to_float(br[i]));
+    }
+  });
+}
+
+}  // namespace
+
+void add(const TensorView& out, const TensorView& a, const TensorView& b) {
+  MVLLM_CPU_DISPATCH_FLOAT(a.dtype, T, add_impl<T>(out, a, b));
+}
+
+}  // namespace mvllm::cpu

@@ -1,0 +1,307 @@
+// Linear layers on the CPU: out = x · weightᵀ (+ bias), weight in Hugging Face layout [outFeatures, inFeatures].
+//
+// Few tokens (a decode step): GEMV. The weight is streamed once, row by row, converted in registers, and each
+// row is dotted with every token's x, so the time is the weight's read at memory bandwidth.
+// Many tokens (prefill): GEMM in the GotoBLAS/BLIS shape. x and weight are cut into cache-sized blocks and
+// packed into k-major panels (converted to fp32 there, a few hundred KiB per thread, never the whole weight);
+// a register-tiled micro-kernel broadcasts x and multiplies whole vectors of output features.
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include "dispatch.h"
+#include "kernels.h"
+#include "parallel.h"
+#include "vec.h"
+
+namespace mvllm::cpu {
+namespace {
+
+constexpr int N = Vec::N;
+
+// ---- GEMV ----
+
+// Above this many tokens the GEMM path wins (measured in bench/ops.bench.ts).
+constexpr int64_t kGemvMaxTokens = 8;
+// Weight rows per step: 4 x 4 tokens = 16 accumulators fits AVX-512's 32 registers; AVX2 has 16.
+constexpr int kGemvRows = N >= 16 ? 4 : 2;
+
+// sums[m][r] = x[m] · w[r] for MT tokens (x rows ldx apart, fp32) and R weight rows (K apart).
+template <int MT, int R, typename TW>
+inline void gemv_tile(const float* x, int64_t ldx, const TW* w, int64_t k_len, float (&sums)[4][4]) {
+  Vec acc[MT][R];
+  for (int m = 0; m < MT; ++m)
+    for (int r = 0; r < R; ++r) acc[m][r] = vset1(0.f);
+  int64_t k = 0;
+  for (; k + N <= k_len; k += N) {
+    Vec wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = vload(w + r * k_len + k);
+    for (int m = 0; m < MT; ++m) {
+      const Vec xv = vload(x + m * ldx + k);
+      for (int r = 0; r < R; ++r) acc[m][r] = vfma(xv, wv[r], acc[m][r]);
+    }
+  }
+  for (int m = 0; m < MT; ++m)
+    for (int r = 0; r < R; ++r) {
+      float s = vsum(acc[m][r]);
+      for (int64_t kk = k; kk < k_len; ++kk) s += x[m * ldx + kk] * to_float(w[r * k_len + kk]);
+      sums[m][r] = s;
+    }
+}
+
+template <int R, typename TW>
+inline void gemv_rows(const float* x, int64_t ldx, int64_t tokens, const TW* w, int64_t k_len,
+                      float (&sums)[4][4], int64_t m0) {
+  switch (std::min<int64_t>(4, tokens - m0)) {
+    case 1: gemv_tile<1, R>(x + m0 * ldx, ldx, w, k_len, sums); break;
+    case 2: gemv_tile<2, R>(x + m0 * ldx, ldx, w, k_len, sums); break;
+    case 3: gemv_tile<3, R>(x + m0 * ldx, ldx, w, k_len, sums); break;
+    default: gemv_tile<4, R>(x + m0 * ldx, ldx, w, k_len, sums); break;
+  }
+}
+
+template <typename TA, typename TW>
+void gemv(const TensorView& out, const float* x, int64_t ldx, const TensorView& weight, const float* bias) {
+  const int64_t tokens = out.size(0), n_out = weight.size(0), k_len = weight.size(1);
+  const TW* w = weight.ptr<TW>();
+  TA* o = out.ptr<TA>();
+  const int64_t ldo = out.stride(0);
+  const int64_t groups = (n_out + kGemvRows - 1) / kGemvRows;
+  // ~256 KiB of weight per task at least, so waking a thread pays off
+  const int64_t grain = std::max<int64_t>(1, (256 << 10) / std::max<int64_t>(1, kGemvRows * k_len * sizeof(TW)));
+  parallel_for(groups, grain, [&](int64_t g0, int64_t g1) {
+    float sums[4][4];
+    for (int64_t g = g0; g < g1; ++g) {
+      const int64_t n = g * kGemvRows, rows = std::min<int64_t>(kGemvRows, n_out - n);
+      for (int64_t m0 = 0; m0 < tokens; m0 += 4) {
+        const int64_t mt = std::min<int64_t>(4, tokens - m0);
+        if (rows == kGemvRows) {
+          gemv_rows<kGemvRows>(x, ldx, tokens, w + n * k_len, k_len, sums, m0);
+        } else {
+          for (int64_t r = 0; r < rows; ++r) {
+            float one[4][4];
+            gemv_rows<1>(x, ldx, tokens, w + (n + r) * k_len, k_len, one, m0);
+            for (int64_t m = 0; m < mt; ++m) sums[m][r] = one[m][0];
+          }
+        }
+        for (int64_t m = 0; m < mt; ++m)
+          for (int64_t r = 0; r < rows; ++r)
+            o[(m0 + m) * ldo + n + r] = from_float<TA>(sums[m][r] + (bias ? bias[n + r] : 0.f));
+      }
+    }
+  });
+}
+
+// ---- GEMM ----
+
+// Micro-tile: MR tokens x NR output features (NV vectors), MR * NV accumulators in registers.
+#if defined(__AVX512F__)
+constexpr int MR = 12, NV = 2;
+#elif defined(__AVX2__)
+constexpr int MR = 6, NV = 2;
+#else
+constexpr int MR = 4, NV = 4;
+#endif
+constexpr int NR = NV * N;
+constexpr int64_t KC = 256;      // k-block: an NR x KC weight panel (32 KiB on AVX-512) stays in L1
+constexpr int64_t MC = MR * 24;  // token block: the packed MC x KC x panel (288 KiB) stays in L2
+constexpr int64_t NC = NR * 4;   // output features per task
+
+// c[i][:] (+)= a-panel[:, i] · b-panel over kc, i < mr, first nr columns; c rows ldc apart.
+// first: c = acc + bias (bias may be null) instead of c += acc.
+inline void micro_kernel(const float* a, const float* b, int64_t kc, float* c, int64_t ldc, int mr, int nr, bool first,
+                         const float* bias) {
+  Vec acc[MR][NV];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v] = vset1(0.f);
+  for (int64_t k = 0; k < kc; ++k) {
+    Vec bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = vload(b + k * NR + v * N);
+    for (int i = 0; i < MR; ++i) {
+      const Vec av = vset1(a[k * MR + i]);
+      for (int v = 0; v < NV; ++v) acc[i][v] = vfma(av, bv[v], acc[i][v]);
+    }
+  }
+  if (mr == MR && nr == NR) {
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v) {
+        float* cp = c + i * ldc + v * N;
+        const Vec base = first ? (bias ? vload(bias + v * N) : vset1(0.f)) : vload(cp);
+        vstore(cp, base + acc[i][v]);
+      }
+    return;
+  }
+  alignas(64) float tile[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) vstore(&tile[i][v * N], acc[i][v]);
+  for (int i = 0; i < mr; ++i)
+    for (int j = 0; j < nr; ++j) {
+      float* cp = c + i * ldc + j;
+      *cp = (first ? (bias ? bias[j] : 0.f) : *cp) + tile[i][j];
+    }
+}
+
+// x[m0:m0+mc, k0:k0+kc] -> panels of MR tokens, k-major: dst[p][k][i]; rows past mc are zero.
+template <typename TA>
+void pack_x(float* dst, const TA* x, int64_t ldx, int64_t mc, int64_t kc) {
+  for (int64_t p = 0; p * MR < mc; ++p) {
+    float* d = dst + p * kc * MR;
+    for (int i = 0; i < MR; ++i) {
+      const int64_t m = p * MR + i;
+      if (m < mc) {
+        const TA* row = x + m * ldx;
+        for (int64_t k = 0; k < kc; ++k) d[k * MR + i] = to_float(row[k]);
+      } else {
+        for (int64_t k = 0; k < kc; ++k) d[k * MR + i] = 0.f;
+      }
+    }
+  }
+}
+
+// weight[n0:n0+nc, k0:k0+kc] -> panels of NR features, k-major: dst[p][k][j]; features past nc are zero.
+// Vectors of N consecutive k from one row are converted in registers, then spread across the panel.
+template <typename TW>
+void pack_w(float* dst, const TW* w, int64_t ldw, int64_t nc, int64_t kc) {
+  alignas(64) float buf[N];
+  for (int64_t p = 0; p * NR < nc; ++p) {
+    float* d = dst + p * kc * NR;
+    for (int j = 0; j < NR; ++j) {
+      const int64_t n = p * NR + j;
+      if (n >= nc) {
+        for (int64_t k = 0; k < kc; ++k) d[k * NR + j] = 0.f;
+        continue;
+      }
+      const TW* row = w + n * ldw;
+      int64_t k = 0;
+      for (; k + N <= kc; k += N) {
+        vstore(buf, vload(row + k));
+        for (int t = 0; t < N; ++t) d[(k + t) * NR + j] = buf[t];
+      }
+      for (; k < kc; ++k) d[k * NR + j] = to_float(row[k]);
+    }
+  }
+}
+
+struct GemmScratch {
+  std::vector<float> a, b, c;
+};
+thread_local GemmScratch tl_gemm;
+
+template <typename TA, typename TW>
+void gemm(const TensorView& out, const TensorView& x, const TensorView& weight, const float* bias) {
+  const int64_t tokens = x.size(0), n_out = weight.size(0), k_len = weight.size(1);
+  const int64_t m_blocks = (tokens + MC - 1) / MC, n_blocks = (n_out + NC - 1) / NC;
+  const TA* xp = x.ptr<TA>();
+  const TW* wp = weight.ptr<TW>();
+  const int64_t ldx = x.stride(0), ldo = out.stride(0);
+  parallel_tasks(m_blocks * n_blocks, [&](int64_t task) {
+    const int64_t mb = task / n_blocks, nb = task % n_blocks;
+    const int64_t m0 = mb * MC, mc = std::min(MC, tokens - m0);
+    const int64_t n0 = nb * NC, nc = std::min(NC, n_out - n0);
+    GemmScratch& s = tl_gemm;
+    s.a.resize(size_t(((MC + MR - 1) / MR) * MR * KC));
+    s.b.resize(size_t(((NC + NR - 1) / NR) * NR * KC));
+    // fp32 outputs accumulate in place; 16-bit ones in an fp32 tile, rounded once at the end
+    constexpr bool direct = std::is_same_v<TA, float>;
+    float* c;
+    int64_t ldc;
+    if constexpr (direct) {
+      c = reinterpret_cast<float*>(out.ptr<TA>()) + m0 * ldo + n0;
+      ldc = ldo;
+    } else {
+      s.c.resize(size_t(MC * NC));
+      c = s.c.data();
+      ldc = NC;
+    }
+    for (int64_t k0 = 0; k0 < k_len; k0 += KC) {
+      const int64_t kc = std::min(KC, k_len - k0);
+      pack_x(s.a.data(), xp + m0 * ldx + k0, ldx, mc, kc);
+      pack_w(s.b.data(), wp + n0 * k_len + k0, k_len, nc, kc);
+      for (int64_t jp = 0; jp * NR < nc; ++jp) {
+        const int nr = int(std::min<int64_t>(NR, nc - jp * NR));
+        for (int64_t ip = 0; ip * MR < mc; ++ip) {
+          const int mr = int(std::min<int64_t>(MR, mc - ip * MR));
+          micro_kernel(s.a.data() + ip * kc * MR, s.b.data() + jp * kc * NR, kc, c + ip * MR * ldc + jp * NR, ldc, mr,
+                       nr, k0 == 0, bias ? bias + n0 + jp * NR : nullptr);
+        }
+      }
+    }
+    if constexpr (!direct) {
+      for (int64_t i = 0; i < mc; ++i) {
+        TA* orow = out.ptr<TA>() + (m0 + i) * ldo + n0;
+        const float* crow = c + i * ldc;
+        int64_t j = 0;
+        for (; j + N <= nc; j += N) vstore(orow + j, vload(crow + j));
+        for (; j < nc; ++j) orow[j] = from_float<TA>(crow[j]);
+      }
+    }
+  });
+}
+
+template <typename TA, typename TW>
+void linear_impl(const TensorView& out, const TensorView& x, const TensorView& weight, const TensorView& bias) {
+  const int64_t tokens = x.size(0), n_out = weight.size(0), k_len = weight.size(1);
+  std::vector<float> bias_f;
+  if (bias.data) {
+    bias_f.resize(size_t(n_out));
+    for (int64_t n = 0; n < n_out; ++n) bias_f[size_t(n)] = to_float(bias.ptr<TA>()[n]);
+  }
+  const float* b = bias.data ? bias_f.data() : nullptr;
+  if (k_len == 0) {  // an empty sum: out = bias (or 0)
+    for (int64_t m = 0; m < tokens; ++m)
+      for (int64_t n = 0; n < n_out; ++n) out.ptr<TA>()[m * out.stride(0) + n] = from_float<TA>(b ? b[n] : 0.f);
+    return;
+  }
+  if (tokens <= kGemvMaxTokens) {
+    // x is tiny next to the weight: convert it to fp32 once
+    if constexpr (std::is_same_v<TA, float>) {
+      gemv<TA, TW>(out, x.ptr<float>(), x.stride(0), weight, b);
+    } else {
+      std::vector<float> xf(size_t(tokens * k_len));
+      for (int64_t m = 0; m < tokens; ++m)
+        for (int64_t k = 0; k < k_len; ++k) xf[size_t(m * k_len + k)] = to_float(x.ptr<TA>()[m * x.stride(0) + k]);
+      gemv<TA, TW>(out, xf.data(), k_len, weight, b);
+    }
+    return;
+  }
+  gemm<TA, TW>(out, x, weight, b);
+}
+
+}  // namespace
+
+void linear(const TensorView& out, const TensorView& x, const TensorView& weight, const TensorView& bias) {
+  if (out.numel() == 0) return;
+  MVLLM_CPU_DISPATCH_FLOAT(x.dtype, TA, MVLLM_CPU_DISPATCH_FLOAT(weight.dtype, TW, linear_impl<TA, TW>(out, x, weight, bias)));
+}
+
+double fma_peak(double seconds) {
+  // Per thread: 12 independent accumulator chains, enough to cover FMA latency on two pipes.
+  const int threads = num_threads();
+  std::vector<double> flops(size_t(threads), 0.0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  std::vector<float> sink(size_t(threads), 0.f);
+  auto t0 = std::chrono::steady_clock::now();
+  parallel_for(threads, 1, [&](int64_t w0, int64_t w1) {
+    for (int64_t w = w0; w < w1; ++w) {
+      Vec acc[12];
+      for (int i = 0; i < 12; ++i) acc[i] = vset1(float(i) * 1e-3f);
+      const Vec a = vset1(0.999999f), b = vset1(1e-7f);
+      double done = 0;
+      while (std::chrono::steady_clock::now() < deadline) {
+        for (int rep = 0; rep < 4096; ++rep)
+          for (int i = 0; i < 12; ++i) acc[i] = vfma(acc[i], a, b);
+        done += 4096.0 * 12 * 2 * N;
+      }
+      Vec s = acc[0];
+      for (int i = 1; i < 12; ++i) s = s + acc[i];
+      sink[size_t(w)] = vsum(s);
+      flops[size_t(w)] = done;
+    }
+  });
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double total = 0;
+  for (int i = 0; i < threads; ++i) total += flops[size_t(i)] + 0.0 * sink[size_t(i)];
+  return total / elapsed / 1e9;
+}
+
+}  // namespace mvllm::cpu

@@ -1,0 +1,39 @@
+// Reference linear layer, embedding, row gather and add.
+import type { FloatDType } from '../dtype.js';
+import { roundTo } from './dtype.js';
+
+/** out[m, n] = round(Σ_k x[m, k] · weight[n, k] + bias[n]) for x [numTokens, inF], weight [outF, inF]. */
+export function linear(
+  x: ArrayLike<number>,
+  weight: ArrayLike<number>,
+  bias: ArrayLike<number> | null,
+  numTokens: number,
+  outFeatures: number,
+  inFeatures: number,
+  dtype: FloatDType,
+): Float64Array {
+  const out = new Float64Array(numTokens * outFeatures);
+  for (let m = 0; m < numTokens; ++m) {
+    for (let n = 0; n < outFeatures; ++n) {
+      let acc = bias ? bias[n]! : 0;
+      for (let k = 0; k < inFeatures; ++k) acc += x[m * inFeatures + k]! * weight[n * inFeatures + k]!;
+      out[m * outFeatures + n] = roundTo(acc, dtype);
+    }
+  }
+  return out;
+}
+
+/** out[i] = table[indices[i]] for a table of `hidden`-wide rows (embedding and gatherRows alike). */
+export function gatherRows(table: ArrayLike<number>, indices: ArrayLike<number>, hidden: number): Float64Array {
+  const out = new Float64Array(indices.length * hidden);
+  for (let i = 0; i < indices.length; ++i)
+    for (let j = 0; j < hidden; ++j) out[i * hidden + j] = table[indices[i]! * hidden + j]!;
+  return out;
+}
+
+/** out = round(a + b) */
+export function add(a: ArrayLike<number>, b: ArrayLike<number>, dtype: FloatDType): Float64Array {
+  const out = new Float64Array(a.length);
+  for (let i = 0; i < a.length; ++i) out[i] = roundTo(a[i]! + b[i]!, dtype);
+  return out;
+}

@@ -1,0 +1,131 @@
+// linear against the float64 reference: odd sizes on both sides of the GEMV/GEMM switch, Llama layer shapes,
+// every weight dtype under every activation dtype, bias, strided rows, and bad arguments.
+import { expect } from 'chai';
+
+import { type Device, FLOAT_DTYPES, type FloatDType, Tensor, ops } from '../lib/index.js';
+import * as ref from '../lib/reference/index.js';
+import { TOL, type Tolerance, describeDevices, expectClose, poisoned, prng, randn } from './helpers.js';
+
+function uniform(rand: () => number, n: number, bound: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; ++i) out[i] = (2 * rand() - 1) * bound;
+  return out;
+}
+
+/** fp32 accumulation over k terms against a float64 sum: the error grows about like sqrt(k). */
+function tolFor(dtype: FloatDType, k: number): Tolerance {
+  return dtype === 'float32' ? { atol: 2e-7 * Math.sqrt(k) + 1e-6, rtol: 1e-5 } : TOL[dtype];
+}
+
+interface Case {
+  tokens: number;
+  inF: number;
+  outF: number;
+  dtype: FloatDType;
+  wdtype?: FloatDType;
+  bias?: boolean;
+  /** compare only these token rows (the reference is slow at Llama sizes) */
+  rows?: number[];
+}
+
+function runCase(c: Case, device: Device, seed: number): void {
+  const { tokens, inF, outF, dtype } = c;
+  const wdtype = c.wdtype ?? dtype;
+  const rand = prng(seed);
+  const x = Tensor.fromArray(uniform(rand, tokens * inF, 1), [tokens, inF], { dtype, device });
+  // weights ~ N(0, 1/inF) keep outputs O(1), as trained layers do
+  const w = Tensor.fromArray(randn(rand, outF * inF, 1 / Math.sqrt(inF)), [outF, inF], { dtype: wdtype, device });
+  const b = c.bias ? Tensor.fromArray(uniform(rand, outF, 1), [outF], { dtype, device }) : null;
+  const out = poisoned([tokens, outF], dtype, device);
+  ops.linear(out, x, w, b);
+  const got = out.toArray();
+  const xs = x.toArray();
+  const ws = w.toArray();
+  const bs = b ? b.toArray() : null;
+  const rows = c.rows ?? Array.from({ length: tokens }, (_, i) => i);
+  for (const m of rows) {
+    const expected = ref.linear(xs.subarray(m * inF, (m + 1) * inF), ws, bs, 1, outF, inF, dtype);
+    expectClose(got.subarray(m * outF, (m + 1) * outF), expected, tolFor(dtype, inF), `out row ${m}`);
+  }
+  [x, w, out, b].forEach((t) => t?.dispose());
+}
+
+const ODD: [number, number, number][] = [
+  [7, 769, 5125], // the issue's odd shape
+  [1, 5, 3],
+  [1, 1000, 33],
+  [3, 64, 17],
+  [8, 333, 129], // last GEMV size
+  [9, 333, 129], // first GEMM size
+  [13, 257, 95],
+  [16, 1024, 160],
+  [37, 513, 200],
+  [128, 96, 300],
+  [300, 700, 77],
+];
+
+describeDevices('linear', (device) => {
+  let seed = 1;
+  for (const dtype of FLOAT_DTYPES)
+    for (const [tokens, inF, outF] of ODD)
+      it(`${dtype} ${tokens} x ${inF} -> ${outF}`, () => runCase({ tokens, inF, outF, dtype }, device, seed++));
+
+  for (const dtype of FLOAT_DTYPES)
+    for (const [outF, inF] of [[4096, 4096], [11008, 4096], [4096, 11008]] as const)
+      for (const tokens of [1, 16, 130])
+        it(`Llama shape ${dtype} ${tokens} x ${inF} -> ${outF} (rows checked: first, middle, last)`, () =>
+          runCase({ tokens, inF, outF, dtype, rows: [0, tokens >> 1, tokens - 1] }, device, seed++));
+
+  for (const dtype of FLOAT_DTYPES)
+    for (const wdtype of FLOAT_DTYPES)
+      for (const tokens of [2, 40])
+        it(`${dtype} activations with ${wdtype} weights, bias, ${tokens} tokens`, () =>
+          runCase({ tokens, inF: 300, outF: 130, dtype, wdtype, bias: true }, device, seed++));
+
+  it('strided x and out rows (views into wider buffers)', () => {
+    for (const tokens of [3, 50]) {
+      const rand = prng(77 + tokens);
+      const xWide = Tensor.fromArray(uniform(rand, tokens * 200, 1), [tokens, 200], { device });
+      const x = xWide.narrow(1, 10, 150);
+      const w = Tensor.fromArray(randn(rand, 60 * 150, 0.1), [60, 150], { device });
+      const outWide = Tensor.full([tokens, 100], 5, { device });
+      const out = outWide.narrow(1, 20, 60);
+      ops.linear(out, x, w);
+      const xs = x.clone().toArray();
+      const expected = ref.linear(xs, w.toArray(), null, tokens, 60, 150, 'float32');
+      const wide = outWide.toArray();
+      const got = new Float32Array(tokens * 60);
+      for (let m = 0; m < tokens; ++m) {
+        for (let n = 0; n < 100; ++n) if (n < 20 || n >= 80) expect(wide[m * 100 + n], 'untouched column').to.equal(5);
+        got.set(wide.subarray(m * 100 + 20, m * 100 + 80), m * 60);
+      }
+      expectClose(got, expected, tolFor('float32', 150), 'out');
+    }
+  });
+
+  it('inFeatures = 0 gives the bias', () => {
+    const x = Tensor.zeros([2, 0], { device });
+    const w = Tensor.zeros([3, 0], { device });
+    const b = Tensor.fromArray([1, 2, 3], [3], { device });
+    const out = poisoned([2, 3], 'float32', device);
+    ops.linear(out, x, w, b);
+    expect(Array.from(out.toArray())).to.deep.equal([1, 2, 3, 1, 2, 3]);
+  });
+
+  it('bad arguments throw naming the argument', () => {
+    const x = Tensor.zeros([4, 8], { device });
+    const w = Tensor.zeros([6, 8], { device });
+    const out = Tensor.zeros([4, 6], { device });
+    expect(() => ops.linear(out, x, Tensor.zeros([6, 9], { device }))).to.throw(RangeError, /linear: weight .*inFeatures of x/);
+    expect(() => ops.linear(Tensor.zeros([4, 5], { device }), x, w)).to.throw(RangeError, /linear: out .*outFeatures of weight/);
+    expect(() => ops.linear(Tensor.zeros([3, 6], { device }), x, w)).to.throw(RangeError, /linear: out .*numTokens of x/);
+    expect(() => ops.linear(Tensor.zeros([4, 6], { dtype: 'float16', device }), x, w)).to.throw(TypeError, /linear: out dtype float16 does not match x/);
+    expect(() => ops.linear(out, x, w, Tensor.zeros([5], { device }))).to.throw(RangeError, /linear: bias .*outFeatures/);
+    expect(() => ops.linear(out, x, w, Tensor.zeros([6], { dtype: 'bfloat16', device }))).to.throw(TypeError, /linear: bias dtype bfloat16 does not match out/);
+    expect(() => ops.linear(out, x, Tensor.zeros([8, 6], { device }).view([6, 8]).narrow(1, 0, 8))).to.not.throw();
+    expect(() => ops.linear(out, x, Tensor.zeros([6, 16], { device }).narrow(1, 0, 8))).to.throw(RangeError, /linear: weight must be contiguous/);
+    expect(() => ops.linear(out, x, Tensor.zeros([6, 8], { dtype: 'int32', device }))).to.throw(TypeError, /linear: weight must have a float dtype/);
+    expect(() => ops.linear(x, x, Tensor.zeros([8, 8], { device }))).to.throw(RangeError, /linear: out and x must not be the same memory/);
+    expect(() => ops.linear(out, x, 'w' as never)).to.throw(TypeError, /linear: weight must be a Tensor, got/);
+  });
+});
