@@ -42,7 +42,7 @@ describeDevices('embedding and gatherRows', (device) => {
       expectThrow(() => {
         ops.embedding(out, ids, table);
         out.toArray();
-      }, RangeError, device === 'cpu' ? new RegExp(`embedding: ids\\[1\\] = ${bad} is outside \\[0, 10\\)`) : /embedding: an id or index is outside the table/);
+      }, RangeError, device === 'cpu' ? new RegExp(`embedding: ids\\[1\\] = ${bad} is outside \\[0, 10\\)`) : /embedding \/ gatherRows: an id or index is outside the table/);
       expectThrow(() => {
         ops.gatherRows(out, table, ids);
         out.toArray();

@@ -22,7 +22,7 @@ constexpr int N = Vec::N;
 // ---- GEMV ----
 
 // Above this many tokens the GEMM path wins (measured in bench/ops.bench.ts).
-constexpr int64_t kGemvMaxTokens = 8;
+constexpr int64_t kGemvMaxTokens = 16;
 // Weight rows per step: 4 x 4 tokens = 16 accumulators fits AVX-512's 32 registers; AVX2 has 16.
 constexpr int kGemvRows = N >= 16 ? 4 : 2;
 
@@ -159,25 +159,77 @@ void pack_x(float* dst, const TA* x, int64_t ldx, int64_t mc, int64_t kc) {
 }
 
 // weight[n0:n0+nc, k0:k0+kc] -> panels of NR features, k-major: dst[p][k][j]; features past nc are zero.
-// Vectors of N consecutive k from one row are converted in registers, then spread across the panel.
+// Each step gathers one k across N weight rows (a transpose), converting 16-bit values in registers.
+#if defined(__AVX512F__) || defined(__AVX2__)
+#if defined(__AVX512F__)
+using IVec = __m512i;
+inline IVec row_offsets(int64_t ld) {
+  return _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(int(ld)));
+}
+inline Vec gather_col(const float* p, IVec idx) { return {_mm512_i32gather_ps(idx, p, 4)}; }
+// 32-bit words at p + idx (16-bit elements): each holds the element pair (k, k+1) of one row
+inline IVec gather_pairs(const void* p, IVec idx) { return _mm512_i32gather_epi32(idx, p, 2); }
+inline void split_pairs(IVec w, bf16*, Vec& lo, Vec& hi) {
+  lo = {_mm512_castsi512_ps(_mm512_slli_epi32(w, 16))};
+  hi = {_mm512_castsi512_ps(_mm512_and_si512(w, _mm512_set1_epi32(int(0xffff0000u))))};
+}
+inline void split_pairs(IVec w, f16*, Vec& lo, Vec& hi) {
+  lo = {_mm512_cvtph_ps(_mm512_cvtepi32_epi16(w))};
+  hi = {_mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(w, 16)))};
+}
+#else
+using IVec = __m256i;
+inline IVec row_offsets(int64_t ld) {
+  return _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(int(ld)));
+}
+inline Vec gather_col(const float* p, IVec idx) { return {_mm256_i32gather_ps(p, idx, 4)}; }
+inline IVec gather_pairs(const void* p, IVec idx) { return _mm256_i32gather_epi32(static_cast<const int*>(p), idx, 2); }
+inline __m128i pack_lo16(IVec w) {  // the low 16 bits of each 32-bit lane
+  const __m256i m = _mm256_and_si256(w, _mm256_set1_epi32(0xffff));
+  return _mm_packus_epi32(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+}
+inline void split_pairs(IVec w, bf16*, Vec& lo, Vec& hi) {
+  lo = {_mm256_castsi256_ps(_mm256_slli_epi32(w, 16))};
+  hi = {_mm256_castsi256_ps(_mm256_and_si256(w, _mm256_set1_epi32(int(0xffff0000u))))};
+}
+inline void split_pairs(IVec w, f16*, Vec& lo, Vec& hi) {
+  lo = {_mm256_cvtph_ps(pack_lo16(w))};
+  hi = {_mm256_cvtph_ps(pack_lo16(_mm256_srli_epi32(w, 16)))};
+}
+#endif
+constexpr bool kGatherPack = true;
+#else
+constexpr bool kGatherPack = false;
+#endif
+
 template <typename TW>
 void pack_w(float* dst, const TW* w, int64_t ldw, int64_t nc, int64_t kc) {
-  alignas(64) float buf[N];
   for (int64_t p = 0; p * NR < nc; ++p) {
     float* d = dst + p * kc * NR;
+    int64_t k = 0;
+#if defined(__AVX512F__) || defined(__AVX2__)
+    // whole panels only (offsets fit int32: the weight's N rows x ldw elements are checked below)
+    if (kGatherPack && (p + 1) * NR <= nc && int64_t(NR) * ldw < (int64_t(1) << 30)) {
+      const IVec idx = row_offsets(ldw);
+      const TW* base = w + p * NR * ldw;
+      if constexpr (std::is_same_v<TW, float>) {
+        for (; k < kc; ++k)
+          for (int v = 0; v < NV; ++v) vstore(d + k * NR + v * N, gather_col(base + v * N * ldw + k, idx));
+      } else {
+        for (; k + 2 <= kc; k += 2)
+          for (int v = 0; v < NV; ++v) {
+            Vec lo, hi;
+            split_pairs(gather_pairs(base + v * N * ldw + k, idx), static_cast<TW*>(nullptr), lo, hi);
+            vstore(d + k * NR + v * N, lo);
+            vstore(d + (k + 1) * NR + v * N, hi);
+          }
+      }
+    }
+#endif
+    // what the gathers did not cover: a partial panel, or an odd last k
     for (int j = 0; j < NR; ++j) {
       const int64_t n = p * NR + j;
-      if (n >= nc) {
-        for (int64_t k = 0; k < kc; ++k) d[k * NR + j] = 0.f;
-        continue;
-      }
-      const TW* row = w + n * ldw;
-      int64_t k = 0;
-      for (; k + N <= kc; k += N) {
-        vstore(buf, vload(row + k));
-        for (int t = 0; t < N; ++t) d[(k + t) * NR + j] = buf[t];
-      }
-      for (; k < kc; ++k) d[k * NR + j] = to_float(row[k]);
+      for (int64_t kk = k; kk < kc; ++kk) d[kk * NR + j] = n < nc ? to_float(w[n * ldw + kk]) : 0.f;
     }
   }
 }
@@ -190,14 +242,18 @@ thread_local GemmScratch tl_gemm;
 template <typename TA, typename TW>
 void gemm(const TensorView& out, const TensorView& x, const TensorView& weight, const float* bias) {
   const int64_t tokens = x.size(0), n_out = weight.size(0), k_len = weight.size(1);
-  const int64_t m_blocks = (tokens + MC - 1) / MC, n_blocks = (n_out + NC - 1) / NC;
+  const int64_t m_blocks = (tokens + MC - 1) / MC;
+  // Each task owns a run of output features and packs its x block once per k-block for all of them; about
+  // four tasks per thread balance the load.
+  const int64_t want = std::max<int64_t>(1, (4 * num_threads() + m_blocks - 1) / m_blocks);
+  const int64_t chunk = std::max<int64_t>(NC, ((n_out + want - 1) / want + NR - 1) / NR * NR);
+  const int64_t n_chunks = (n_out + chunk - 1) / chunk;
   const TA* xp = x.ptr<TA>();
   const TW* wp = weight.ptr<TW>();
   const int64_t ldx = x.stride(0), ldo = out.stride(0);
-  parallel_tasks(m_blocks * n_blocks, [&](int64_t task) {
-    const int64_t mb = task / n_blocks, nb = task % n_blocks;
-    const int64_t m0 = mb * MC, mc = std::min(MC, tokens - m0);
-    const int64_t n0 = nb * NC, nc = std::min(NC, n_out - n0);
+  parallel_tasks(m_blocks * n_chunks, [&](int64_t task) {
+    const int64_t m0 = (task / n_chunks) * MC, mc = std::min(MC, tokens - m0);
+    const int64_t c0 = (task % n_chunks) * chunk, c1 = std::min(n_out, c0 + chunk);
     GemmScratch& s = tl_gemm;
     s.a.resize(size_t(((MC + MR - 1) / MR) * MR * KC));
     s.b.resize(size_t(((NC + NR - 1) / NR) * NR * KC));
@@ -206,30 +262,35 @@ void gemm(const TensorView& out, const TensorView& x, const TensorView& weight, 
     float* c;
     int64_t ldc;
     if constexpr (direct) {
-      c = reinterpret_cast<float*>(out.ptr<TA>()) + m0 * ldo + n0;
+      c = reinterpret_cast<float*>(out.ptr<TA>()) + m0 * ldo + c0;
       ldc = ldo;
     } else {
-      s.c.resize(size_t(MC * NC));
+      s.c.resize(size_t(MC * chunk));
       c = s.c.data();
-      ldc = NC;
+      ldc = chunk;
     }
     for (int64_t k0 = 0; k0 < k_len; k0 += KC) {
       const int64_t kc = std::min(KC, k_len - k0);
       pack_x(s.a.data(), xp + m0 * ldx + k0, ldx, mc, kc);
-      pack_w(s.b.data(), wp + n0 * k_len + k0, k_len, nc, kc);
-      for (int64_t jp = 0; jp * NR < nc; ++jp) {
-        const int nr = int(std::min<int64_t>(NR, nc - jp * NR));
-        for (int64_t ip = 0; ip * MR < mc; ++ip) {
-          const int mr = int(std::min<int64_t>(MR, mc - ip * MR));
-          micro_kernel(s.a.data() + ip * kc * MR, s.b.data() + jp * kc * NR, kc, c + ip * MR * ldc + jp * NR, ldc, mr,
-                       nr, k0 == 0, bias ? bias + n0 + jp * NR : nullptr);
+      for (int64_t n0 = c0; n0 < c1; n0 += NC) {
+        const int64_t nc = std::min(NC, c1 - n0);
+        pack_w(s.b.data(), wp + n0 * k_len + k0, k_len, nc, kc);
+        for (int64_t jp = 0; jp * NR < nc; ++jp) {
+          const int nr = int(std::min<int64_t>(NR, nc - jp * NR));
+          for (int64_t ip = 0; ip * MR < mc; ++ip) {
+            const int mr = int(std::min<int64_t>(MR, mc - ip * MR));
+            micro_kernel(s.a.data() + ip * kc * MR, s.b.data() + jp * kc * NR, kc,
+                         c + ip * MR * ldc + (n0 - c0) + jp * NR, ldc, mr, nr, k0 == 0,
+                         bias ? bias + n0 + jp * NR : nullptr);
+          }
         }
       }
     }
     if constexpr (!direct) {
       for (int64_t i = 0; i < mc; ++i) {
-        TA* orow = out.ptr<TA>() + (m0 + i) * ldo + n0;
+        TA* orow = out.ptr<TA>() + (m0 + i) * ldo + c0;
         const float* crow = c + i * ldc;
+        const int64_t nc = c1 - c0;
         int64_t j = 0;
         for (; j + N <= nc; j += N) vstore(orow + j, vload(crow + j));
         for (; j < nc; ++j) orow[j] = from_float<TA>(crow[j]);

@@ -90,14 +90,7 @@ inline Vec vexp2_int(Vec n) {
   __m512i i = _mm512_cvtps_epi32(n.v);
   return {_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(i, _mm512_set1_epi32(127)), 23))};
 }
-// (GCC 12's _mm512_reduce_add_ps trips -Wuninitialized inside its own header, so the halves are added here.)
-inline float vsum(Vec a) {
-  __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a.v), _mm512_castps512_ps256(_mm512_shuffle_f32x4(a.v, a.v, 0xee)));
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+inline float vsum(Vec a) { return _mm512_reduce_add_ps(a.v); }
 // (a, b) hold 2N interleaved pairs x0 y0 x1 y1 ...: split into xs and ys, and back.
 inline void vdeinterleave(Vec a, Vec b, Vec& even, Vec& odd) {
   const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);

@@ -24,7 +24,14 @@ unsigned* assert_flags(int device);    // device word kernels OR their failure b
 // Bits in the device-assert word; synchronize() turns them into RangeErrors.
 enum AssertBit : unsigned {
   kRotaryPositionOutOfRange = 1u << 0,
+  kSlotOutOfRange = 1u << 1,          // reshapeAndCache: a slot past the cache
+  kBlockIdOutOfRange = 1u << 2,       // pagedAttention: a block table entry outside the pool
+  kAttentionMetaInvalid = 1u << 3,    // pagedAttention: queryStartLoc / seqLens inconsistent
+  kIndexOutOfRange = 1u << 4,         // embedding / gatherRows: an index outside the table
 };
+
+// Device scratch that grows on demand (split-KV partials); contents do not survive the next call.
+void* scratch(int device, size_t bytes);
 
 template <typename T> struct DTypeOf;
 template <> struct DTypeOf<float> { static constexpr DType value = DType::Float32; };

@@ -1,4 +1,5 @@
 // Device discovery, memory, the per-device stream, CUDA errors as exceptions, and device-side checks.
+#include <algorithm>
 #include <mutex>
 
 #include "api.h"
@@ -12,6 +13,8 @@ struct DeviceState {
   unsigned* flags = nullptr;       // device word of AssertBit failures
   unsigned* host_flags = nullptr;  // pinned copy read after each synchronize
   cudaEvent_t t0 = nullptr, t1 = nullptr;
+  void* scratch = nullptr;
+  size_t scratch_bytes = 0;
   std::once_flag init;
 };
 
@@ -47,6 +50,19 @@ void sync_and_check(int device, DeviceState& s) {
     if (bits & kRotaryPositionOutOfRange)
       fail(ErrorKind::Range, "rotaryEmbedding: a position was outside [0, maxPosition) (cosSinCache rows); found on ",
            "cuda:", device, " when synchronizing, those tokens were left unrotated");
+    const char* where = " (found on the device when synchronizing)";
+    if (bits & kSlotOutOfRange)
+      fail(ErrorKind::Range, "reshapeAndCache: a slotMapping entry is past the cache; those tokens were not written",
+           where);
+    if (bits & kBlockIdOutOfRange)
+      fail(ErrorKind::Range, "pagedAttention: a blockTables entry is outside [0, numBlocks)", where);
+    if (bits & kAttentionMetaInvalid)
+      fail(ErrorKind::Range, "pagedAttention: inconsistent seqLens / queryStartLoc (queryStartLoc must rise from 0 ",
+           "to numTokens; each seqLen at least its query length, at most the block tables' capacity and maxSeqLen)",
+           where);
+    if (bits & kIndexOutOfRange)
+      fail(ErrorKind::Range, "embedding / gatherRows: an id or index is outside the table; those rows were zeroed",
+           where);
     fail(ErrorKind::DeviceAssert, "a device-side check failed on cuda:", device, " (bits 0x", std::hex, bits, ")");
   }
 }
@@ -92,6 +108,20 @@ void require_device(int index) {
 }
 
 cudaStream_t stream(int device) { return state(device).stream; }
+
+void* scratch(int device, size_t bytes) {
+  DeviceState& s = state(device);
+  if (bytes > s.scratch_bytes) {
+    // NOTE: the old buffer may still be in use by queued kernels; cudaFree waits for them.
+    if (s.scratch) check(cudaFree(s.scratch), "cudaFree(scratch)");
+    s.scratch = nullptr;
+    s.scratch_bytes = 0;
+    const size_t grown = std::max(bytes, size_t(4) << 20);
+    check(cudaMalloc(&s.scratch, grown), "cudaMalloc(attention scratch)");
+    s.scratch_bytes = grown;
+  }
+  return s.scratch;
+}
 unsigned* assert_flags(int device) { return state(device).flags; }
 
 void* alloc(int device, size_t bytes) {
