@@ -1,5 +1,6 @@
-// Op microbenchmarks (benny): median time and effective bandwidth of every op, beside the machine's own limit
-// measured in the same run: a STREAM-like read on the CPU, a device-to-device copy on CUDA.
+// Op microbenchmarks (benny): median time and effective bandwidth (or FLOP/s) of every op, beside the machine's
+// own limits measured in the same run: a STREAM-like read and the fp32 FMA peak on the CPU, a device-to-device
+// copy on CUDA.
 //
 //   npm run bench [-- --quick] [--device cpu|cuda|all] [--filter <regex>] [--json <file>]
 import b from 'benny';
@@ -25,15 +26,24 @@ const { values: args } = parseArgs({
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const log = (...a: unknown[]): void => console.error(...a); // progress to stderr; the table is the output
 
+/** Which physical limit a case is compared with: the read bandwidth or the FMA peak. */
+type Limit = 'bytes' | 'flops';
+
 interface OpCase {
   op: string;
-  dtype: FloatDType;
+  /** storage dtype; "x/w y" for activations x with weights y */
+  dtype: string;
   shape: string;
-  /** bytes read + written by one call */
+  /** bytes read + written by one call (for attention: the K/V read) */
   bytes: number;
+  /** floating-point operations of one call, where compute is the limit (GEMM, prefill attention) */
+  flops?: number;
   /** makes the tensors, returns the call and a cleanup */
   setup: (device: Device) => { run: () => void; free: () => void };
+  /** default 'bytes' */
+  limit?: Limit;
 }
+type LimitedCase = OpCase & { limit: Limit };
 
 function rmsNormCase(tokens: number, hidden: number, dtype: FloatDType): OpCase {
   return {
@@ -96,7 +106,118 @@ function rotaryCase(tokens: number, dtype: FloatDType): OpCase {
   };
 }
 
-function cases(quick: boolean): OpCase[] {
+// Linear at Llama-2-7B layer shapes: [outFeatures, inFeatures] of q/k/v/o (4096 x 4096) and gate/up (11008 x 4096).
+function linearCase(tokens: number, outF: number, inF: number, dtype: FloatDType, wdtype: FloatDType): LimitedCase {
+  const weightBytes = outF * inF * itemSize(wdtype);
+  const gemm = tokens > 16;
+  return {
+    op: gemm ? 'linear GEMM' : 'linear GEMV', dtype: wdtype === dtype ? dtype : `${dtype}/w ${wdtype}`,
+    shape: `${tokens} x ${inF} -> ${outF}`,
+    bytes: weightBytes + tokens * (inF + outF) * itemSize(dtype),
+    flops: 2 * tokens * outF * inF,
+    limit: gemm ? 'flops' : 'bytes',
+    setup: (device) => {
+      const x = Tensor.full([tokens, inF], 0.5, { dtype, device });
+      const w = Tensor.full([outF, inF], 0.01, { dtype: wdtype, device });
+      const out = Tensor.empty([tokens, outF], { dtype, device });
+      return { run: () => ops.linear(out, x, w), free: () => [x, w, out].forEach((t) => t.dispose()) };
+    },
+  };
+}
+
+// Llama-3-8B attention: 32 query heads, 8 KV heads, head size 128, block size 16.
+const ATTN = { heads: 32, kvHeads: 8, headSize: 128, blockSize: 16 };
+
+/** Sequences of `ctx` tokens each, in shuffled blocks of a pool; `qLen` query tokens per sequence. */
+function attentionSetup(device: Device, dtype: FloatDType, seqs: number, ctx: number, qLen: number): { run: () => void; free: () => void } {
+  const { heads, kvHeads, headSize, blockSize } = ATTN;
+  const perSeq = Math.ceil(ctx / blockSize);
+  const numBlocks = seqs * perSeq;
+  // a fixed shuffle (LCG) so sequences do not read consecutive memory
+  const ids = Array.from({ length: numBlocks }, (_, i) => i);
+  let state = 12345;
+  for (let i = numBlocks - 1; i > 0; --i) {
+    state = (state * 1103515245 + 12345) >>> 0;
+    const j = state % (i + 1);
+    [ids[i], ids[j]] = [ids[j]!, ids[i]!];
+  }
+  const cacheShape = [numBlocks, blockSize, kvHeads, headSize];
+  const keyCache = Tensor.full(cacheShape, 0.01, { dtype, device });
+  const valueCache = Tensor.full(cacheShape, 0.02, { dtype, device });
+  const tokens = seqs * qLen;
+  const query = Tensor.full([tokens, heads, headSize], 0.1, { dtype, device });
+  const out = Tensor.empty([tokens, heads, headSize], { dtype, device });
+  const int = (data: number[], shape: number[]): Tensor => Tensor.fromArray(data, shape, { dtype: 'int32', device });
+  const meta = {
+    queryStartLoc: int(Array.from({ length: seqs + 1 }, (_, i) => i * qLen), [seqs + 1]),
+    seqLens: int(Array.from({ length: seqs }, () => ctx), [seqs]),
+    blockTables: int(ids, [seqs, perSeq]),
+    scale: 1 / Math.sqrt(headSize),
+    maxSeqLen: ctx,
+    maxQueryLen: qLen,
+  };
+  return {
+    run: () => ops.pagedAttention(out, query, keyCache, valueCache, meta),
+    free: () => [keyCache, valueCache, query, out, meta.queryStartLoc, meta.seqLens, meta.blockTables].forEach((t) => t.dispose()),
+  };
+}
+
+function decodeAttentionCase(seqs: number, ctx: number, dtype: FloatDType): LimitedCase {
+  const { heads, kvHeads, headSize } = ATTN;
+  return {
+    op: 'attention decode', dtype, shape: `${seqs} seq x ${ctx} ctx, ${heads}/${kvHeads}x${headSize}`,
+    // every sequence's K and V are read once
+    bytes: 2 * seqs * ctx * kvHeads * headSize * itemSize(dtype),
+    flops: 4 * seqs * ctx * heads * headSize,
+    limit: 'bytes',
+    setup: (device) => attentionSetup(device, dtype, seqs, ctx, 1),
+  };
+}
+
+function prefillAttentionCase(seqs: number, len: number, dtype: FloatDType): LimitedCase {
+  const { heads, kvHeads, headSize } = ATTN;
+  return {
+    op: 'attention prefill', dtype, shape: `${seqs} x ${len}-token prompt, ${heads}/${kvHeads}x${headSize}`,
+    bytes: 2 * seqs * len * kvHeads * headSize * itemSize(dtype),
+    // causal: q·k and p·v over len (len + 1) / 2 pairs per head
+    flops: 4 * seqs * heads * headSize * ((len * (len + 1)) / 2),
+    limit: 'flops',
+    setup: (device) => attentionSetup(device, dtype, seqs, len, len),
+  };
+}
+
+function embeddingCase(tokens: number, dtype: FloatDType): LimitedCase {
+  const vocab = 32000;
+  const hidden = 4096;
+  return {
+    op: 'embedding', dtype, shape: `${tokens} ids, ${vocab} x ${hidden}`,
+    bytes: 2 * tokens * hidden * itemSize(dtype) + 4 * tokens,
+    limit: 'bytes',
+    setup: (device) => {
+      const table = Tensor.full([vocab, hidden], 0.5, { dtype, device });
+      const ids = Tensor.fromArray(Array.from({ length: tokens }, (_, i) => (i * 7919) % vocab), [tokens], { dtype: 'int32', device });
+      const out = Tensor.empty([tokens, hidden], { dtype, device });
+      return { run: () => ops.embedding(out, ids, table), free: () => [table, ids, out].forEach((t) => t.dispose()) };
+    },
+  };
+}
+
+function addCase(tokens: number, hidden: number, dtype: FloatDType): LimitedCase {
+  return {
+    op: 'add', dtype, shape: `[${tokens}, ${hidden}]`,
+    bytes: 3 * tokens * hidden * itemSize(dtype),
+    limit: 'bytes',
+    setup: (device) => {
+      const a = Tensor.full([tokens, hidden], 0.5, { dtype, device });
+      const b2 = Tensor.full([tokens, hidden], 0.25, { dtype, device });
+      const out = Tensor.empty([tokens, hidden], { dtype, device });
+      return { run: () => ops.add(out, a, b2), free: () => [a, b2, out].forEach((t) => t.dispose()) };
+    },
+  };
+}
+
+
+function cases(quick: boolean, device: Device): OpCase[] {
   const dtypes: FloatDType[] = quick ? ['float32'] : ['float32', 'float16', 'bfloat16'];
   // [1, 8]: almost no work, so its time is the fixed cost of one op call (argument unpacking and dispatch).
   const out: OpCase[] = [{ ...rmsNormCase(1, 8, 'float32'), op: 'rmsNorm (call)' }];
@@ -107,6 +228,26 @@ function cases(quick: boolean): OpCase[] {
       out.push(siluAndMulCase(tokens, 4096, dtype));
       out.push(rotaryCase(tokens, dtype));
     }
+    out.push(embeddingCase(7, dtype), embeddingCase(8192, dtype));
+    out.push(addCase(7, 4096, dtype), addCase(8192, 4096, dtype));
+  }
+  // linear: GEMV at decode batch sizes against the read bandwidth, GEMM against the FMA peak
+  const gemvTokens = quick ? [1] : [1, 4, 16];
+  for (const dtype of dtypes)
+    for (const [outF, inF] of [[4096, 4096], [11008, 4096]] as const)
+      for (const tokens of gemvTokens) out.push(linearCase(tokens, outF, inF, dtype, dtype));
+  if (!quick) for (const w of ['float16', 'bfloat16'] as const) out.push(linearCase(1, 11008, 4096, 'float32', w));
+  const gemmTokens = quick ? [128] : device === 'cuda' ? [128, 512, 4096] : [128, 512];
+  for (const dtype of dtypes)
+    for (const tokens of gemmTokens) out.push(linearCase(tokens, 4096, 4096, dtype, dtype));
+  if (!quick) out.push(linearCase(512, 11008, 4096, 'float32', 'float32'));
+  // attention: decode as K/V bandwidth over a batch x context sweep, prefill as FLOP/s
+  const decode: [number, number][] = device === 'cuda' ? [[1, 2048], [32, 1024], [64, 4096]] : quick ? [[1, 2048]] : [[1, 2048], [8, 1024], [16, 4096]];
+  const prefill: [number, number][] = device === 'cuda' ? [[1, 4096], [8, 1024]] : quick ? [[1, 256]] : [[1, 512], [4, 256]];
+  const attnDtypes: FloatDType[] = quick ? ['float32'] : device === 'cuda' ? ['float16', 'bfloat16'] : ['float32', 'bfloat16'];
+  for (const dtype of attnDtypes) {
+    for (const [seqs, ctx] of decode) out.push(decodeAttentionCase(seqs, ctx, dtype));
+    for (const [seqs, len] of prefill) out.push(prefillAttentionCase(seqs, len, dtype));
   }
   return out;
 }
@@ -122,7 +263,12 @@ interface Row {
   medianSeconds: number;
   samples: number;
   gbPerSecond: number;
-  fractionOfLimit: number;
+  /** FLOP/s / 1e9, for cases that count their flops */
+  gflopsPerSecond: number | null;
+  /** what the row is compared with: the read bandwidth ('bytes') or the FMA peak ('flops') */
+  limitKind: Limit;
+  /** GB/s over the bandwidth limit, or GFLOP/s over the FMA peak (null: no peak measured on this device) */
+  fractionOfLimit: number | null;
 }
 
 /** Median seconds per call of `run` via benny. On CUDA each call includes a synchronize. */
@@ -190,8 +336,16 @@ interface DeviceResult {
   device: Device;
   /** the higher of the two measurements is the limit each row is compared with */
   limit: { kind: string; gbPerSecond: number; before: LimitMeasurement; after: LimitMeasurement };
+  /** fp32 FMA peak in GFLOP/s, measured before and after the ops (CPU only; null on CUDA) */
+  peak: { kind: string; gflopsPerSecond: number; before: number; after: number } | null;
   rows: Row[];
 }
+
+/** fp32 FMA throughput of every CPU thread: independent FMA chains for one second. */
+function measurePeak(): number {
+  return native.fmaPeak(1);
+}
+const PEAK_KIND = 'fp32 FMA peak (independent vector FMA chains on every thread, 1 s)';
 
 /** The device's physical limit in GB/s, measured now: 1 GiB so no cache holds it. */
 async function measureLimit(device: Device, quick: boolean): Promise<LimitMeasurement> {
@@ -213,9 +367,11 @@ async function benchDevice(device: Device, quick: boolean): Promise<DeviceResult
   // Measured before and after the ops; the higher is the limit, so a noisy moment cannot flatter the ops.
   const before = await measureLimit(device, quick);
   log(`${device}: ${before.kind}: ${before.gbPerSecond.toFixed(1)} GB/s`);
+  const peakBefore = device === 'cpu' ? measurePeak() : NaN;
+  if (device === 'cpu') log(`cpu: ${PEAK_KIND}: ${peakBefore.toFixed(1)} GFLOP/s`);
   const rows: Row[] = [];
   const filter = args.filter ? new RegExp(args.filter) : null;
-  for (const c of cases(quick)) {
+  for (const c of cases(quick, device)) {
     const label = `${c.op} ${c.dtype} ${c.shape}`;
     if (filter && !filter.test(label)) continue;
     const sets = Array.from({ length: copiesFor(c.bytes, device) }, () => c.setup(device));
@@ -233,14 +389,21 @@ async function benchDevice(device: Device, quick: boolean): Promise<DeviceResult
     }
     free();
     const gbps = c.bytes / median / 1e9;
-    rows.push({ device, op: c.op, dtype: c.dtype, shape: c.shape, bytes: c.bytes, copies: sets.length, medianSeconds: median, samples, gbPerSecond: gbps, fractionOfLimit: NaN });
-    log(`  ${label}: ${(median * 1e3).toFixed(3)} ms, ${gbps.toFixed(1)} GB/s`);
+    const gflops = c.flops === undefined ? null : c.flops / median / 1e9;
+    rows.push({ device, op: c.op, dtype: c.dtype, shape: c.shape, bytes: c.bytes, copies: sets.length, medianSeconds: median, samples, gbPerSecond: gbps, gflopsPerSecond: gflops, limitKind: c.limit ?? 'bytes', fractionOfLimit: null });
+    log(`  ${label}: ${(median * 1e3).toFixed(3)} ms, ${gbps.toFixed(1)} GB/s${gflops === null ? '' : `, ${gflops.toFixed(1)} GFLOP/s`}`);
   }
   const after = await measureLimit(device, quick);
   log(`${device}: ${after.kind} again: ${after.gbPerSecond.toFixed(1)} GB/s`);
+  const peakAfter = device === 'cpu' ? measurePeak() : NaN;
+  if (device === 'cpu') log(`cpu: ${PEAK_KIND} again: ${peakAfter.toFixed(1)} GFLOP/s`);
   const limitGbps = Math.max(before.gbPerSecond, after.gbPerSecond);
-  for (const row of rows) row.fractionOfLimit = row.gbPerSecond / limitGbps;
-  return { device, limit: { kind: before.kind, gbPerSecond: limitGbps, before, after }, rows };
+  const peak = device === 'cpu' ? { kind: PEAK_KIND, gflopsPerSecond: Math.max(peakBefore, peakAfter), before: peakBefore, after: peakAfter } : null;
+  for (const row of rows) {
+    if (row.limitKind === 'bytes') row.fractionOfLimit = row.gbPerSecond / limitGbps;
+    else row.fractionOfLimit = peak && row.gflopsPerSecond !== null ? row.gflopsPerSecond / peak.gflopsPerSecond : null;
+  }
+  return { device, limit: { kind: before.kind, gbPerSecond: limitGbps, before, after }, peak, rows };
 }
 
 function commit(): string {
@@ -288,10 +451,16 @@ async function main(): Promise<void> {
     lines.push('');
     const lim = r.limit;
     lines.push(`${dev} limit: ${lim.kind} = ${lim.gbPerSecond.toFixed(1)} GB/s (before ${lim.before.gbPerSecond.toFixed(1)}, after ${lim.after.gbPerSecond.toFixed(1)}; the higher is used)`);
+    if (r.peak) lines.push(`${dev} peak: ${r.peak.kind} = ${r.peak.gflopsPerSecond.toFixed(1)} GFLOP/s (before ${r.peak.before.toFixed(1)}, after ${r.peak.after.toFixed(1)}; the higher is used)`);
+    else lines.push(`${dev} peak: not measured on this device; compute-bound rows show GFLOP/s only`);
     lines.push(`(large shapes rotate over ${(2 * lastLevelCacheBytes(r.device)) / 2 ** 20} MiB of tensors so each call comes from memory; small ones run from cache and can pass 100%)`);
-    lines.push(`${'op'.padEnd(16)} ${'dtype'.padEnd(9)} ${'shape'.padEnd(30)} ${'median'.padStart(10)} ${'GB/s'.padStart(8)} ${'of limit'.padStart(9)}`);
-    for (const row of r.rows)
-      lines.push(`${row.op.padEnd(16)} ${row.dtype.padEnd(9)} ${row.shape.padEnd(30)} ${fmtTime(row.medianSeconds).padStart(10)} ${row.gbPerSecond.toFixed(1).padStart(8)} ${`${(100 * row.fractionOfLimit).toFixed(0)}%`.padStart(9)}`);
+    lines.push(`('of limit': GB/s over the bandwidth limit, or, marked FMA, GFLOP/s over the FMA peak)`);
+    lines.push(`${'op'.padEnd(18)} ${'dtype'.padEnd(14)} ${'shape'.padEnd(36)} ${'median'.padStart(10)} ${'GB/s'.padStart(8)} ${'GFLOP/s'.padStart(9)} ${'of limit'.padStart(10)}`);
+    for (const row of r.rows) {
+      const frac = row.fractionOfLimit === null ? '-' : `${(100 * row.fractionOfLimit).toFixed(0)}%${row.limitKind === 'flops' ? ' FMA' : ''}`;
+      const gf = row.gflopsPerSecond === null ? '' : row.gflopsPerSecond.toFixed(1);
+      lines.push(`${row.op.padEnd(18)} ${row.dtype.padEnd(14)} ${row.shape.padEnd(36)} ${fmtTime(row.medianSeconds).padStart(10)} ${row.gbPerSecond.toFixed(1).padStart(8)} ${gf.padStart(9)} ${frac.padStart(10)}`);
+    }
   }
   console.log(lines.join('\n'));
 

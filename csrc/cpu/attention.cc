@@ -16,27 +16,76 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
+// Query tokens [q0, q1) of sequence `seq` (0 = its first query token), all heads, over the keys in
+// [k_begin, k_end) (a split of a long context; partials are merged after).
 struct Task {
-  int32_t seq, kv_head, q0, q1;  // query tokens [q0, q1) of the sequence (0 = its first query token)
+  int32_t seq, q0, q1, k_begin, k_end, part, parts;
+  int64_t partial_offset;  // where this task's (max, sum, acc) rows go when parts > 1
 };
 
-inline float dot(const float* a, const float* b, int64_t n) {
+// out[r * K + j] = q_r · k_j for R rows q_0.. (ld apart) and K keys (kld apart), n = headSize; R x K independent
+// accumulator chains hide the FMA latency, and each loaded vector is used K (or R) times.
+template <int R, int K>
+inline void dots(const float* q, int64_t ld, const float* k, int64_t kld, int64_t n, float* out) {
   constexpr int N = Vec::N;
-  Vec acc = vset1(0.f);
+  Vec acc[R][K];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < K; ++j) acc[r][j] = vset1(0.f);
   int64_t i = 0;
-  for (; i + N <= n; i += N) acc = vfma(vload(a + i), vload(b + i), acc);
-  float s = vsum(acc);
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
+  for (; i + N <= n; i += N) {
+    Vec kv[K];
+    for (int j = 0; j < K; ++j) kv[j] = vload(k + j * kld + i);
+    for (int r = 0; r < R; ++r) {
+      const Vec qv = vload(q + r * ld + i);
+      for (int j = 0; j < K; ++j) acc[r][j] = vfma(qv, kv[j], acc[r][j]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < K; ++j) {
+      float s = vsum(acc[r][j]);
+      for (int64_t x = i; x < n; ++x) s += q[r * ld + x] * k[j * kld + x];
+      out[r * K + j] = s;
+    }
 }
 
-// acc[0:n] = acc * c + p * v
-inline void scale_axpy(float* acc, float c, float p, const float* v, int64_t n) {
+// acc_r = acc_r * corr_r + Σ_{t < nk} p_r[t] · v_t for R rows over V vectors of headSize (p rows pld apart,
+// v rows vld apart, acc rows ald apart): R x V independent chains, each v vector loaded once for all R rows.
+template <int R, int V>
+inline void pv_tile(float* acc, int64_t ald, const float* p, int64_t pld, const float* corr, const float* v,
+                    int64_t vld, int64_t nk) {
   constexpr int N = Vec::N;
-  const Vec vc = vset1(c), vp = vset1(p);
-  int64_t i = 0;
-  for (; i + N <= n; i += N) vstore(acc + i, vfma(vp, vload(v + i), vload(acc + i) * vc));
-  for (; i < n; ++i) acc[i] = acc[i] * c + p * v[i];
+  Vec a[R][V];
+  for (int r = 0; r < R; ++r)
+    for (int x = 0; x < V; ++x) a[r][x] = vload(acc + r * ald + x * N) * vset1(corr[r]);
+  for (int64_t t = 0; t < nk; ++t) {
+    Vec vv[V];
+    for (int x = 0; x < V; ++x) vv[x] = vload(v + t * vld + x * N);
+    for (int r = 0; r < R; ++r) {
+      const Vec pr = vset1(p[r * pld + t]);
+      for (int x = 0; x < V; ++x) a[r][x] = vfma(pr, vv[x], a[r][x]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int x = 0; x < V; ++x) vstore(acc + r * ald + x * N, a[r][x]);
+}
+
+// p[t] = e^(p[t] - shift) for t < n, vectorised; returns their sum.
+inline float exp_shift_sum(float* p, int64_t n, float shift) {
+  constexpr int N = Vec::N;
+  const Vec vs = vset1(shift);
+  Vec acc = vset1(0.f);
+  int64_t t = 0;
+  for (; t + N <= n; t += N) {
+    const Vec e = vexp(vload(p + t) - vs);
+    vstore(p + t, e);
+    acc = acc + e;
+  }
+  float sum = vsum(acc);
+  for (; t < n; ++t) {
+    p[t] = std::exp(p[t] - shift);
+    sum += p[t];
+  }
+  return sum;
 }
 
 template <typename T>
@@ -53,109 +102,231 @@ struct Scratch {
 };
 thread_local Scratch tl_scratch;
 
+// numHeads / numKvHeads at most this (checked in paged_attention_impl).
+constexpr int64_t kMaxGroupRows = 256;
+
+struct Shape {
+  int64_t block_size, kv_heads, heads, group, d;
+  float scale;
+};
+
+// One task: rows r = (token j, head h) -> r = j * heads + h. Each cache block of the range is read once, whole
+// (bs x numKvHeads x headSize is contiguous), converted to fp32, and used by every head of every token.
 template <typename T>
 void attention_task(const Task& task, const TensorView& out, const TensorView& query, const T* kc, const T* vc,
-                    const AttentionMeta& meta, int64_t block_size, int64_t kv_heads, int64_t group, int64_t d,
-                    float scale) {
+                    const AttentionMeta& meta, const Shape& sh, float* partials) {
   const int32_t* qsl = meta.query_start_loc.ptr<int32_t>();
   const int32_t* tables = meta.block_tables.ptr<int32_t>() + int64_t(task.seq) * meta.block_tables.size(1);
   const int64_t seq_len = meta.seq_lens.ptr<int32_t>()[task.seq];
   const int64_t q_len = qsl[task.seq + 1] - qsl[task.seq];
   const int64_t first_pos = seq_len - q_len;  // position of the sequence's first query token
-  const int64_t tokens = task.q1 - task.q0, rows = tokens * group;
+  const int64_t tokens = task.q1 - task.q0, heads = sh.heads, d = sh.d, bs = sh.block_size;
+  const int64_t rows = tokens * heads, slot = sh.kv_heads * d;
 
   Scratch& s = tl_scratch;
   s.q.resize(size_t(rows * d));
   s.acc.assign(size_t(rows * d), 0.f);
   s.m.assign(size_t(rows), kNegInf);
   s.l.assign(size_t(rows), 0.f);
-  s.k.resize(size_t(block_size * d));
-  s.v.resize(size_t(block_size * d));
-  s.p.resize(size_t(rows * block_size));
-  // row r = (token j, head g in the group): q pre-scaled, in fp32
+  s.k.resize(size_t(bs * d));
+  s.v.resize(size_t(bs * d));
+  s.p.resize(size_t(rows * bs));
   for (int64_t j = 0; j < tokens; ++j)
-    for (int64_t g = 0; g < group; ++g) {
-      const T* qr = query.ptr<T>() + (qsl[task.seq] + task.q0 + j) * query.stride(0) +
-                    (task.kv_head * group + g) * query.stride(1);
-      float* dst = s.q.data() + (j * group + g) * d;
+    for (int64_t h = 0; h < heads; ++h) {
+      const T* qr = query.ptr<T>() + (qsl[task.seq] + task.q0 + j) * query.stride(0) + h * query.stride(1);
+      float* dst = s.q.data() + (j * heads + h) * d;
       load_row(dst, qr, d);
-      for (int64_t i = 0; i < d; ++i) dst[i] *= scale;
+      for (int64_t i = 0; i < d; ++i) dst[i] *= sh.scale;
     }
 
-  // keys 0 .. last_pos: the chunk's last token sees them all; earlier tokens are masked causally.
+  // keys k_begin .. min(k_end, last token's position + 1); earlier tokens are masked causally.
   // NOTE: nothing at or past seqLen is read, so stale cache slots (which may hold NaN) never take part.
-  const int64_t last_pos = first_pos + task.q1 - 1;
-  const int64_t slot_stride = kv_heads * d;
-  for (int64_t b = 0; b * block_size <= last_pos; ++b) {
-    const int64_t k0 = b * block_size, nk = std::min(block_size, last_pos + 1 - k0);
-    const int64_t base = int64_t(tables[b]) * block_size * slot_stride + task.kv_head * d;
-    for (int64_t t = 0; t < nk; ++t) {
-      load_row(s.k.data() + t * d, kc + base + t * slot_stride, d);
-      load_row(s.v.data() + t * d, vc + base + t * slot_stride, d);
-    }
-    for (int64_t j = 0; j < tokens; ++j) {
-      const int64_t pos = first_pos + task.q0 + j;
-      const int64_t visible = std::min(nk, pos + 1 - k0);  // keys of this block at positions <= pos
-      if (visible <= 0) continue;
-      for (int64_t g = 0; g < group; ++g) {
-        const int64_t r = j * group + g;
-        const float* qr = s.q.data() + r * d;
-        float* p = s.p.data() + r * block_size;
-        float mx = s.m[size_t(r)];
-        for (int64_t t = 0; t < visible; ++t) {
-          p[t] = dot(qr, s.k.data() + t * d, d);
-          mx = std::max(mx, p[t]);
+  const int64_t key_end = std::min<int64_t>(task.k_end, first_pos + task.q1);
+  for (int64_t k0 = task.k_begin; k0 < key_end; k0 += bs) {
+    const int64_t nk = std::min(bs, key_end - k0);
+    const int64_t base = int64_t(tables[k0 / bs]) * bs * slot;
+    for (int64_t kvh = 0; kvh < sh.kv_heads; ++kvh) {
+      // this head's rows to a dense fp32 [bs][headSize] buffer that stays in L1 (in the cache they are a slot
+      // apart, 4 KiB for Llama-3-8B in fp32, which would pile into one L1 set)
+      for (int64_t t = 0; t < nk; ++t) {
+        load_row(s.k.data() + t * d, kc + base + t * slot + kvh * d, d);
+        load_row(s.v.data() + t * d, vc + base + t * slot + kvh * d, d);
+      }
+      const float* kb = s.k.data();
+      const float* vb = s.v.data();
+      for (int64_t j = 0; j < tokens; ++j) {
+        const int64_t pos = first_pos + task.q0 + j;
+        const int64_t visible = std::min(nk, pos + 1 - k0);  // keys of this block at positions <= pos
+        if (visible <= 0) continue;
+        const int64_t r0 = j * heads + kvh * sh.group;  // the group's rows, consecutive
+        // scores, 4 rows x 2 keys at a time
+        for (int64_t g = 0; g < sh.group; g += 4) {
+          const int64_t rn = std::min<int64_t>(4, sh.group - g);
+          const float* q = s.q.data() + (r0 + g) * d;
+          float tmp[8];
+          for (int64_t t = 0; t < visible; t += 2) {
+            const int kn = t + 1 < visible ? 2 : 1;
+            const float* kt = kb + t * d;
+            if (kn == 2) {
+              switch (rn) {
+                case 4: dots<4, 2>(q, d, kt, d, d, tmp); break;
+                case 3: dots<3, 2>(q, d, kt, d, d, tmp); break;
+                case 2: dots<2, 2>(q, d, kt, d, d, tmp); break;
+                default: dots<1, 2>(q, d, kt, d, d, tmp); break;
+              }
+            } else {
+              switch (rn) {
+                case 4: dots<4, 1>(q, d, kt, d, d, tmp); break;
+                case 3: dots<3, 1>(q, d, kt, d, d, tmp); break;
+                case 2: dots<2, 1>(q, d, kt, d, d, tmp); break;
+                default: dots<1, 1>(q, d, kt, d, d, tmp); break;
+              }
+            }
+            for (int64_t i = 0; i < rn; ++i)
+              for (int j = 0; j < kn; ++j) s.p[size_t((r0 + g + i) * bs + t + j)] = tmp[i * kn + j];
+          }
         }
-        const float corr = std::exp(s.m[size_t(r)] - mx);  // exp(-inf) = 0 on the first block
-        float sum = 0.f;
-        for (int64_t t = 0; t < visible; ++t) {
-          p[t] = std::exp(p[t] - mx);
-          sum += p[t];
+        // online softmax per row ...
+        float corr[kMaxGroupRows];
+        for (int64_t r = r0; r < r0 + sh.group; ++r) {
+          float* p = s.p.data() + r * bs;
+          float mx = s.m[size_t(r)];
+          for (int64_t t = 0; t < visible; ++t) mx = std::max(mx, p[t]);
+          corr[r - r0] = std::exp(s.m[size_t(r)] - mx);  // exp(-inf) = 0 on the first block
+          s.m[size_t(r)] = mx;
+          s.l[size_t(r)] = s.l[size_t(r)] * corr[r - r0] + exp_shift_sum(p, visible, mx);
         }
-        s.m[size_t(r)] = mx;
-        s.l[size_t(r)] = s.l[size_t(r)] * corr + sum;
-        float* acc = s.acc.data() + r * d;
-        scale_axpy(acc, corr, p[0], s.v.data(), d);
-        for (int64_t t = 1; t < visible; ++t) scale_axpy(acc, 1.f, p[t], s.v.data() + t * d, d);
+        // ... then acc = acc * corr + Σ_t p_t v_t in register tiles of 2 rows x 4 vectors
+        constexpr int N = Vec::N;
+        for (int64_t g = 0; g < sh.group; g += 2) {
+          const bool two = g + 1 < sh.group;
+          float* acc = s.acc.data() + (r0 + g) * d;
+          const float* p = s.p.data() + (r0 + g) * bs;
+          int64_t c = 0;
+          for (; c + 4 * N <= d; c += 4 * N) {
+            if (two) pv_tile<2, 4>(acc + c, d, p, bs, corr + g, vb + c, d, visible);
+            else pv_tile<1, 4>(acc + c, d, p, bs, corr + g, vb + c, d, visible);
+          }
+          for (; c + N <= d; c += N) {
+            if (two) pv_tile<2, 1>(acc + c, d, p, bs, corr + g, vb + c, d, visible);
+            else pv_tile<1, 1>(acc + c, d, p, bs, corr + g, vb + c, d, visible);
+          }
+          for (int64_t rr = 0; rr < (two ? 2 : 1); ++rr)
+            for (int64_t i = c; i < d; ++i) {
+              float a = acc[rr * d + i] * corr[g + rr];
+              for (int64_t t = 0; t < visible; ++t) a += p[rr * bs + t] * vb[t * d + i];
+              acc[rr * d + i] = a;
+            }
+        }
       }
     }
   }
-  for (int64_t j = 0; j < tokens; ++j)
-    for (int64_t g = 0; g < group; ++g) {
-      const int64_t r = j * group + g;
-      T* o = out.ptr<T>() + (qsl[task.seq] + task.q0 + j) * out.stride(0) + (task.kv_head * group + g) * out.stride(1);
-      const float inv = 1.f / s.l[size_t(r)];
-      const float* acc = s.acc.data() + r * d;
-      for (int64_t i = 0; i < d; ++i) o[i] = from_float<T>(acc[i] * inv);
+
+  if (task.parts > 1) {  // (max, sum, unnormalised acc) per row, merged by merge_partials
+    float* dst = partials + task.partial_offset;
+    for (int64_t r = 0; r < rows; ++r) {
+      dst[r * (d + 2)] = s.m[size_t(r)];
+      dst[r * (d + 2) + 1] = s.l[size_t(r)];
+      std::copy_n(s.acc.data() + r * d, d, dst + r * (d + 2) + 2);
     }
+    return;
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t j = r / heads, h = r % heads;
+    T* o = out.ptr<T>() + (qsl[task.seq] + task.q0 + j) * out.stride(0) + h * out.stride(1);
+    const float inv = 1.f / s.l[size_t(r)];
+    const float* acc = s.acc.data() + r * d;
+    for (int64_t i = 0; i < d; ++i) o[i] = from_float<T>(acc[i] * inv);
+  }
+}
+
+// Combines the parts of a split context: weights sum_p · e^(max_p - max).
+template <typename T>
+void merge_partials(const Task& first, const TensorView& out, const AttentionMeta& meta, const Shape& sh,
+                    const float* partials, int64_t part_stride) {
+  const int32_t* qsl = meta.query_start_loc.ptr<int32_t>();
+  const int64_t d = sh.d, rows = (first.q1 - first.q0) * sh.heads;
+  for (int64_t r = 0; r < rows; ++r) {
+    float mx = kNegInf;
+    for (int p = 0; p < first.parts; ++p) mx = std::max(mx, partials[first.partial_offset + p * part_stride + r * (d + 2)]);
+    std::vector<float> acc(size_t(d), 0.f);
+    float total = 0.f;
+    for (int p = 0; p < first.parts; ++p) {
+      const float* src = partials + first.partial_offset + p * part_stride + r * (d + 2);
+      if (src[1] == 0.f) continue;  // this part saw no keys
+      const float w = std::exp(src[0] - mx);
+      total += src[1] * w;
+      for (int64_t i = 0; i < d; ++i) acc[size_t(i)] += src[2 + i] * w;
+    }
+    const int64_t j = r / sh.heads, h = r % sh.heads;
+    T* o = out.ptr<T>() + (qsl[first.seq] + first.q0 + j) * out.stride(0) + h * out.stride(1);
+    for (int64_t i = 0; i < d; ++i) o[i] = from_float<T>(acc[size_t(i)] / total);
+  }
 }
 
 template <typename T>
 void paged_attention_impl(const TensorView& out, const TensorView& query, const TensorView& key_cache,
                           const TensorView& value_cache, const AttentionMeta& meta) {
-  const int64_t block_size = key_cache.size(1), kv_heads = key_cache.size(2), d = key_cache.size(3);
-  const int64_t group = query.size(1) / kv_heads;
+  Shape sh;
+  sh.block_size = key_cache.size(1);
+  sh.kv_heads = key_cache.size(2);
+  sh.d = key_cache.size(3);
+  sh.heads = query.size(1);
+  sh.group = sh.heads / sh.kv_heads;
+  if (sh.group > kMaxGroupRows)
+    fail(ErrorKind::Range, "pagedAttention: numHeads / numKvHeads above ", kMaxGroupRows, " is not supported on the CPU");
+  sh.scale = float(meta.scale);
   const int32_t* qsl = meta.query_start_loc.ptr<int32_t>();
-  const int64_t seqs = meta.seq_lens.size(0);
-  // Query chunks of up to ~32 rows (tokens x heads of the group) keep a task's accumulators in L1/L2.
-  const int64_t chunk = std::max<int64_t>(1, 32 / group);
-  std::vector<Task> tasks;
-  for (int64_t sq = 0; sq < seqs; ++sq)
-    for (int64_t q0 = 0; q0 < qsl[sq + 1] - qsl[sq]; q0 += chunk)
-      for (int64_t h = 0; h < kv_heads; ++h)
-        tasks.push_back({int32_t(sq), int32_t(h), int32_t(q0),
-                         int32_t(std::min<int64_t>(q0 + chunk, qsl[sq + 1] - qsl[sq]))});
-  // Costliest first (rows x keys read), so the last tasks to start are short ones.
   const int32_t* lens = meta.seq_lens.ptr<int32_t>();
+  const int64_t seqs = meta.seq_lens.size(0);
+  // Query chunks of ~64 rows (tokens x heads) keep a task's accumulators in L1/L2.
+  const int64_t chunk = std::max<int64_t>(1, 64 / sh.heads);
+  std::vector<Task> tasks;
+  int64_t total_keys = 0;
+  for (int64_t sq = 0; sq < seqs; ++sq) total_keys += lens[sq];
+  // Split long contexts (in whole blocks) until there are a few tasks per thread.
+  const int64_t min_part = std::max<int64_t>(256, sh.block_size);
+  const int64_t want = 4 * num_threads();
+  int64_t partial_floats = 0;
+  for (int64_t sq = 0; sq < seqs; ++sq) {
+    const int64_t q_len = qsl[sq + 1] - qsl[sq];
+    if (q_len == 0) continue;
+    int64_t parts = 1;
+    if (q_len <= chunk && seqs < want) {
+      parts = std::min<int64_t>((want + seqs - 1) / seqs, (lens[sq] + min_part - 1) / min_part);
+      parts = std::max<int64_t>(1, parts);
+    }
+    const int64_t span = ((lens[sq] + parts - 1) / parts + sh.block_size - 1) / sh.block_size * sh.block_size;
+    parts = std::max<int64_t>(1, (lens[sq] + span - 1) / span);
+    for (int64_t q0 = 0; q0 < q_len; q0 += chunk) {
+      const int32_t q1 = int32_t(std::min(q0 + chunk, q_len));
+      const int64_t rows = (q1 - q0) * sh.heads;
+      for (int64_t p = 0; p < parts; ++p) {
+        tasks.push_back({int32_t(sq), int32_t(q0), q1, int32_t(p * span), int32_t(std::min<int64_t>(lens[sq], (p + 1) * span)),
+                         int32_t(p), int32_t(parts), partial_floats});
+        if (parts > 1) partial_floats += rows * (sh.d + 2);
+      }
+    }
+  }
+  // Costliest first (rows x keys read), so the last tasks to start are short ones.
   auto cost = [&](const Task& t) {
     const int64_t last_pos = lens[t.seq] - (qsl[t.seq + 1] - qsl[t.seq]) + t.q1;
-    return (t.q1 - t.q0) * last_pos;
+    return (t.q1 - t.q0) * (std::min<int64_t>(t.k_end, last_pos) - t.k_begin);
   };
-  std::stable_sort(tasks.begin(), tasks.end(), [&](const Task& a, const Task& b) { return cost(a) > cost(b); });
-  const float scale = float(meta.scale);
-  parallel_tasks(int64_t(tasks.size()), [&](int64_t i) {
-    attention_task<T>(tasks[size_t(i)], out, query, key_cache.ptr<T>(), value_cache.ptr<T>(), meta, block_size,
-                      kv_heads, group, d, scale);
+  std::vector<Task> order = tasks;
+  std::stable_sort(order.begin(), order.end(), [&](const Task& a, const Task& b) { return cost(a) > cost(b); });
+  std::vector<float> partials(static_cast<size_t>(partial_floats));
+  parallel_tasks(int64_t(order.size()), [&](int64_t i) {
+    attention_task<T>(order[size_t(i)], out, query, key_cache.ptr<T>(), value_cache.ptr<T>(), meta, sh,
+                      partials.data());
+  });
+  // merge split contexts: each (sequence, chunk) whose first part is tasks[i] with parts > 1
+  std::vector<int64_t> firsts;
+  for (size_t i = 0; i < tasks.size(); ++i)
+    if (tasks[i].parts > 1 && tasks[i].part == 0) firsts.push_back(int64_t(i));
+  parallel_tasks(int64_t(firsts.size()), [&](int64_t i) {
+    const Task& f = tasks[size_t(firsts[size_t(i)])];
+    merge_partials<T>(f, out, meta, sh, partials.data(), (f.q1 - f.q0) * sh.heads * (sh.d + 2));
   });
 }
 

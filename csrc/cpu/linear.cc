@@ -159,77 +159,72 @@ void pack_x(float* dst, const TA* x, int64_t ldx, int64_t mc, int64_t kc) {
 }
 
 // weight[n0:n0+nc, k0:k0+kc] -> panels of NR features, k-major: dst[p][k][j]; features past nc are zero.
-// Each step gathers one k across N weight rows (a transpose), converting 16-bit values in registers.
-#if defined(__AVX512F__) || defined(__AVX2__)
+// A transpose: AVX-512 loads 16 k of 16 rows (converted in registers) and transposes them in registers; AVX2
+// gathers one k across 8 rows.
 #if defined(__AVX512F__)
-using IVec = __m512i;
-inline IVec row_offsets(int64_t ld) {
-  return _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(int(ld)));
+// r[i] = row i (16 values) -> r[c] = column c (the 16 rows' value c)
+inline void transpose16(__m512 (&r)[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // per 128-bit lane L: u[4i + j] holds rows 4i..4i+3 at column 4L + j
+  __m512 u[16];
+  for (int i = 0; i < 4; ++i) {
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 1]), d = _mm512_castps_pd(t[4 * i + 3]);
+    u[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+    u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+    u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+    u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+  }
+  // 4 x 4 transpose of 128-bit lanes across u[j], u[4+j], u[8+j], u[12+j]
+  for (int j = 0; j < 4; ++j) {
+    const __m512 a = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x44), b = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xee);
+    const __m512 c = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x44), d = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xee);
+    r[j] = _mm512_shuffle_f32x4(a, c, 0x88);
+    r[4 + j] = _mm512_shuffle_f32x4(a, c, 0xdd);
+    r[8 + j] = _mm512_shuffle_f32x4(b, d, 0x88);
+    r[12 + j] = _mm512_shuffle_f32x4(b, d, 0xdd);
+  }
 }
-inline Vec gather_col(const float* p, IVec idx) { return {_mm512_i32gather_ps(idx, p, 4)}; }
-// 32-bit words at p + idx (16-bit elements): each holds the element pair (k, k+1) of one row
-inline IVec gather_pairs(const void* p, IVec idx) { return _mm512_i32gather_epi32(idx, p, 2); }
-inline void split_pairs(IVec w, bf16*, Vec& lo, Vec& hi) {
-  lo = {_mm512_castsi512_ps(_mm512_slli_epi32(w, 16))};
-  hi = {_mm512_castsi512_ps(_mm512_and_si512(w, _mm512_set1_epi32(int(0xffff0000u))))};
-}
-inline void split_pairs(IVec w, f16*, Vec& lo, Vec& hi) {
-  lo = {_mm512_cvtph_ps(_mm512_cvtepi32_epi16(w))};
-  hi = {_mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(w, 16)))};
-}
-#else
-using IVec = __m256i;
-inline IVec row_offsets(int64_t ld) {
+#elif defined(__AVX2__)
+inline __m256i row_offsets(int64_t ld) {
   return _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(int(ld)));
 }
-inline Vec gather_col(const float* p, IVec idx) { return {_mm256_i32gather_ps(p, idx, 4)}; }
-inline IVec gather_pairs(const void* p, IVec idx) { return _mm256_i32gather_epi32(static_cast<const int*>(p), idx, 2); }
-inline __m128i pack_lo16(IVec w) {  // the low 16 bits of each 32-bit lane
-  const __m256i m = _mm256_and_si256(w, _mm256_set1_epi32(0xffff));
-  return _mm_packus_epi32(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
-}
-inline void split_pairs(IVec w, bf16*, Vec& lo, Vec& hi) {
-  lo = {_mm256_castsi256_ps(_mm256_slli_epi32(w, 16))};
-  hi = {_mm256_castsi256_ps(_mm256_and_si256(w, _mm256_set1_epi32(int(0xffff0000u))))};
-}
-inline void split_pairs(IVec w, f16*, Vec& lo, Vec& hi) {
-  lo = {_mm256_cvtph_ps(pack_lo16(w))};
-  hi = {_mm256_cvtph_ps(pack_lo16(_mm256_srli_epi32(w, 16)))};
-}
-#endif
-constexpr bool kGatherPack = true;
-#else
-constexpr bool kGatherPack = false;
 #endif
 
 template <typename TW>
 void pack_w(float* dst, const TW* w, int64_t ldw, int64_t nc, int64_t kc) {
   for (int64_t p = 0; p * NR < nc; ++p) {
     float* d = dst + p * kc * NR;
+    const TW* base = w + p * NR * ldw;
     int64_t k = 0;
-#if defined(__AVX512F__) || defined(__AVX2__)
-    // whole panels only (offsets fit int32: the weight's N rows x ldw elements are checked below)
-    if (kGatherPack && (p + 1) * NR <= nc && int64_t(NR) * ldw < (int64_t(1) << 30)) {
-      const IVec idx = row_offsets(ldw);
-      const TW* base = w + p * NR * ldw;
+    if ((p + 1) * NR <= nc) {  // whole panels take the vector path
+#if defined(__AVX512F__)
+      for (; k + 16 <= kc; k += 16)
+        for (int v = 0; v < NV; ++v) {
+          __m512 r[16];
+          for (int i = 0; i < 16; ++i) r[i] = vload(base + (v * 16 + i) * ldw + k).v;
+          transpose16(r);
+          for (int c = 0; c < 16; ++c) _mm512_storeu_ps(d + (k + c) * NR + v * 16, r[c]);
+        }
+#elif defined(__AVX2__)
       if constexpr (std::is_same_v<TW, float>) {
-        for (; k < kc; ++k)
-          for (int v = 0; v < NV; ++v) vstore(d + k * NR + v * N, gather_col(base + v * N * ldw + k, idx));
-      } else {
-        for (; k + 2 <= kc; k += 2)
-          for (int v = 0; v < NV; ++v) {
-            Vec lo, hi;
-            split_pairs(gather_pairs(base + v * N * ldw + k, idx), static_cast<TW*>(nullptr), lo, hi);
-            vstore(d + k * NR + v * N, lo);
-            vstore(d + (k + 1) * NR + v * N, hi);
-          }
+        if (int64_t(NR) * ldw < (int64_t(1) << 30)) {
+          const __m256i idx = row_offsets(ldw);
+          for (; k < kc; ++k)
+            for (int v = 0; v < NV; ++v)
+              _mm256_storeu_ps(d + k * NR + v * N, _mm256_i32gather_ps(base + v * N * ldw + k, idx, 4));
+        }
       }
-    }
 #endif
-    // what the gathers did not cover: a partial panel, or an odd last k
+    }
+    // what the vector path did not cover: a partial panel, a k tail, or a build without it
     for (int j = 0; j < NR; ++j) {
       const int64_t n = p * NR + j;
-      for (int64_t kk = k; kk < kc; ++kk) d[kk * NR + j] = n < nc ? to_float(w[n * ldw + kk]) : 0.f;
+      for (int64_t kk = k; kk < kc; ++kk) d[kk * NR + j] = n < nc ? to_float(base[j * ldw + kk]) : 0.f;
     }
   }
 }
@@ -275,10 +270,10 @@ void gemm(const TensorView& out, const TensorView& x, const TensorView& weight, 
       for (int64_t n0 = c0; n0 < c1; n0 += NC) {
         const int64_t nc = std::min(NC, c1 - n0);
         pack_w(s.b.data(), wp + n0 * k_len + k0, k_len, nc, kc);
-        for (int64_t jp = 0; jp * NR < nc; ++jp) {
-          const int nr = int(std::min<int64_t>(NR, nc - jp * NR));
-          for (int64_t ip = 0; ip * MR < mc; ++ip) {
-            const int mr = int(std::min<int64_t>(MR, mc - ip * MR));
+        for (int64_t ip = 0; ip * MR < mc; ++ip) {
+          const int mr = int(std::min<int64_t>(MR, mc - ip * MR));
+          for (int64_t jp = 0; jp * NR < nc; ++jp) {
+            const int nr = int(std::min<int64_t>(NR, nc - jp * NR));
             micro_kernel(s.a.data() + ip * kc * MR, s.b.data() + jp * kc * NR, kc,
                          c + ip * MR * ldc + (n0 - c0) + jp * NR, ldc, mr, nr, k0 == 0,
                          bias ? bias + n0 + jp * NR : nullptr);
