@@ -32,8 +32,9 @@ if [ -n "$sanitizer" ]; then
   san_summary=""
   for tool in memcheck racecheck; do
     MINI_VLLM_REQUIRE_CUDA=1 timeout 240 "$sanitizer" --tool "$tool" --error-exitcode 9 --target-processes all \
-      node node_modules/mocha/bin/mocha.js --grep 'on cuda.*(\[7, 768\]|\[7, 769\]|tokens 7 heads 7/7 head 64 rot 64)' \
-      dist/test/rms-norm.test.js dist/test/silu-and-mul.test.js dist/test/rotary-embedding.test.js > "$out/sanitizer-$tool.log" 2>&1
+      node node_modules/mocha/bin/mocha.js --grep 'on cuda.*(\[7, 768\]|\[7, 769\]|tokens 7 heads 7/7 head 64 rot 64|decode float32 heads 8/8 x 64, block 16|mixed float16 heads 32/8|float32 7 x 769|bfloat16 37 x 513|embedding float16 vocab 3|strided key/value)' \
+      dist/test/rms-norm.test.js dist/test/silu-and-mul.test.js dist/test/rotary-embedding.test.js \
+      dist/test/paged-attention.test.js dist/test/linear.test.js dist/test/embedding.test.js > "$out/sanitizer-$tool.log" 2>&1
     rc=$?
     tail -n 3 "$out/sanitizer-$tool.log"
     san_summary+="$tool exit $rc; "
