@@ -72,7 +72,7 @@ __global__ void check_meta_kernel(MetaArgs m, unsigned* flags) {
 
 // ---- decode ----
 
-// grid: (numKvHeads * groupChunks, numTokens, partitions), block: 128 (4 warps).
+// grid: (numTokens, numKvHeads * groupChunks, partitions), block: 128 (4 warps).
 // Writes the normalised partial output and its (max, sum) when partitions > 1, else the final output.
 template <typename T>
 __global__ void __launch_bounds__(kDecodeThreads)
@@ -90,9 +90,9 @@ decode_kernel(T* __restrict__ out, int64_t out_s0, int64_t out_s1,              
 
   const int group = num_heads / kv_heads;
   const int chunks = (group + kMaxGroup - 1) / kMaxGroup;
-  const int kvh = blockIdx.x / chunks, g0 = (blockIdx.x % chunks) * kMaxGroup;
+  const int kvh = blockIdx.y / chunks, g0 = (blockIdx.y % chunks) * kMaxGroup;
   const int gcount = min(kMaxGroup, group - g0);
-  const int t = blockIdx.y, part = blockIdx.z;
+  const int t = blockIdx.x, part = blockIdx.z;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 
   const int s = seq_of_token(m, t);
@@ -198,12 +198,12 @@ decode_kernel(T* __restrict__ out, int64_t out_s0, int64_t out_s1,              
   }
 }
 
-// grid: (numHeads, numTokens), block: 128. Combines the partitions: weights sum_p · e^(max_p - max).
+// grid: (numTokens, numHeads), block: 128. Combines the partitions: weights sum_p · e^(max_p - max).
 template <typename T>
 __global__ void decode_reduce_kernel(T* __restrict__ out, int64_t out_s0, int64_t out_s1, MetaArgs m, int num_heads,
                                      int head_size, const float* __restrict__ part_out,
                                      const float* __restrict__ part_ml, int partitions) {
-  const int h = blockIdx.x, t = blockIdx.y;
+  const int t = blockIdx.x, h = blockIdx.y;
   const int s = seq_of_token(m, t);
   const int q0 = m.query_start_loc[s], q1 = m.query_start_loc[s + 1], len = m.seq_lens[s];
   if (q0 < 0 || q1 < q0 || q1 > m.num_tokens || len < q1 - q0 ||
@@ -228,7 +228,7 @@ __global__ void decode_reduce_kernel(T* __restrict__ out, int64_t out_s0, int64_
 
 constexpr int kRowsPerWarp = 4, kFlashWarps = 4, kFlashRows = kRowsPerWarp * kFlashWarps, kKeyTile = 32;
 
-// grid: (ceil(maxQueryLen / 16), numHeads, numSeqs), block: 128 (4 warps x 4 query rows).
+// grid: (numSeqs, ceil(maxQueryLen / 16), numHeads), block: 128 (4 warps x 4 query rows).
 // Dynamic shared memory: K tile [32][D + 1], V tile [32][D], Q [16][D], all fp32.
 template <typename T>
 __global__ void __launch_bounds__(kFlashWarps * 32)
@@ -241,11 +241,11 @@ flash_kernel(T* __restrict__ out, int64_t out_s0, int64_t out_s1, const T* __res
   float* v_s = k_s + kKeyTile * (D + 1);   // [32][D]
   float* q_s = v_s + kKeyTile * D;         // [16][D]
 
-  const int s = blockIdx.z, h = blockIdx.y;
+  const int s = blockIdx.x, h = blockIdx.z;
   if (!seq_valid(m, s, flags)) return;
   const int q_start = m.query_start_loc[s];
   const int q_len = m.query_start_loc[s + 1] - q_start;
-  const int row0 = blockIdx.x * kFlashRows;
+  const int row0 = blockIdx.y * kFlashRows;
   if (row0 >= q_len) return;
   const int first_pos = m.seq_lens[s] - q_len;
   const int rows = min(kFlashRows, q_len - row0);
@@ -376,14 +376,16 @@ void paged_attention(const TensorView& out, const TensorView& query, const Tenso
         part_out = base;
         part_ml = base + n * size_t(head_size);
       }
-      dim3 grid(unsigned(kv_heads * chunks), unsigned(num_tokens), unsigned(partitions));
+      if (kv_heads * chunks > 65535 || partitions > 65535)
+        fail(ErrorKind::Range, "pagedAttention: too many heads or too long a context for the CUDA decode grid");
+      dim3 grid(unsigned(num_tokens), unsigned(kv_heads * chunks), unsigned(partitions));
       decode_kernel<T><<<grid, kDecodeThreads, 0, st>>>(
           out.ptr<T>(), out.stride(0), out.stride(1), query.ptr<T>(), query.stride(0), query.stride(1),
           key_cache.ptr<T>(), value_cache.ptr<T>(), m, num_heads, kv_heads, head_size, scale, part_out, part_ml,
           partitions, flags);
       check_launch("pagedAttention (decode)");
       if (partitions > 1) {
-        decode_reduce_kernel<T><<<dim3(unsigned(num_heads), unsigned(num_tokens)), 128, 0, st>>>(
+        decode_reduce_kernel<T><<<dim3(unsigned(num_tokens), unsigned(num_heads)), 128, 0, st>>>(
             out.ptr<T>(), out.stride(0), out.stride(1), m, num_heads, head_size, part_out, part_ml, partitions);
         check_launch("pagedAttention (split-KV reduce)");
       }
@@ -392,8 +394,10 @@ void paged_attention(const TensorView& out, const TensorView& query, const Tenso
       const size_t smem = size_t(kKeyTile * (head_size + 1) + kKeyTile * head_size + kFlashRows * head_size) * 4;
       check(cudaFuncSetAttribute(flash_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
             "pagedAttention (shared memory)");
-      dim3 grid(unsigned(std::max(1, (max_q + kFlashRows - 1) / kFlashRows)), unsigned(num_heads),
-                unsigned(m.num_seqs));
+      const int q_tiles = std::max(1, (max_q + kFlashRows - 1) / kFlashRows);
+      if (q_tiles > 65535 || num_heads > 65535)
+        fail(ErrorKind::Range, "pagedAttention: too many query tokens per sequence or heads for the CUDA grid");
+      dim3 grid(unsigned(m.num_seqs), unsigned(q_tiles), unsigned(num_heads));
       flash_kernel<T><<<grid, kFlashWarps * 32, smem, st>>>(
           out.ptr<T>(), out.stride(0), out.stride(1), query.ptr<T>(), query.stride(0), query.stride(1),
           key_cache.ptr<T>(), value_cache.ptr<T>(), m, num_heads, kv_heads, head_size, scale, flags);
