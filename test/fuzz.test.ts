@@ -18,8 +18,13 @@ interface OpSpec {
   call: (args: unknown[]) => void;
   /** Per tensor-argument index: dims whose size is constrained (changing it must be rejected). */
   constrainedDims: Record<number, number[]>;
-  /** Per tensor-argument index: the dtype a valid call needs ('float' = same float dtype as the others). */
-  dtypeKind: Record<number, 'float' | 'int32'>;
+  /**
+   * Per tensor-argument index: the dtype a valid call needs ('float' = same float dtype as the others,
+   * 'anyFloat' = any float dtype, as linear's weight).
+   */
+  dtypeKind: Record<number, 'float' | 'anyFloat' | 'int32'>;
+  /** Tensor arguments that may be null or undefined (rotaryEmbedding's key, linear's bias). */
+  optional?: number[];
   /** Non-tensor arguments and values that are invalid for them. */
   badScalars: Record<number, unknown[]>;
 }
@@ -56,6 +61,7 @@ const SPECS: OpSpec[] = [
     constrainedDims: { 0: [0], 1: [0, 1], 2: [0, 1], 4: [1] },
     dtypeKind: { 0: 'int32', 1: 'float', 2: 'float', 4: 'float' },
     badScalars: { 3: [0, -8, 7.5, NaN, Infinity, 2 ** 40, '8', null, undefined], 5: [1, 0, 'true', null, undefined, {}] },
+    optional: [2],
   },
   {
     name: 'siluAndMul',
@@ -64,6 +70,52 @@ const SPECS: OpSpec[] = [
     call: (a) => ops.siluAndMul(...(a as Parameters<typeof ops.siluAndMul>)),
     constrainedDims: { 0: [0, 1], 1: [0, 1] },
     dtypeKind: { 0: 'float', 1: 'float' },
+    badScalars: {},
+  },
+  {
+    name: 'linear',
+    argNames: ['out', 'x', 'weight', 'bias'],
+    valid: () => [zeros([T, 24]), zeros([T, H]), zeros([24, H], 'bfloat16'), zeros([24])],
+    call: (a) => ops.linear(...(a as Parameters<typeof ops.linear>)),
+    constrainedDims: { 0: [0, 1], 1: [0, 1], 2: [0, 1], 3: [0] },
+    dtypeKind: { 0: 'float', 1: 'float', 2: 'anyFloat', 3: 'float' },
+    badScalars: {},
+    optional: [3],
+  },
+  {
+    name: 'reshapeAndCache',
+    argNames: ['key', 'value', 'keyCache', 'valueCache', 'slotMapping'],
+    valid: () => [zeros([T, 2, 8]), zeros([T, 2, 8]), zeros([4, 16, 2, 8]), zeros([4, 16, 2, 8]), zeros([T], 'int32')],
+    call: (a) => ops.reshapeAndCache(...(a as Parameters<typeof ops.reshapeAndCache>)),
+    constrainedDims: { 0: [0, 1, 2], 1: [0, 1, 2], 2: [0, 1, 2, 3], 3: [0, 1, 2, 3], 4: [0] },
+    dtypeKind: { 0: 'float', 1: 'float', 2: 'float', 3: 'float', 4: 'int32' },
+    badScalars: {},
+  },
+  {
+    name: 'embedding',
+    argNames: ['out', 'ids', 'table'],
+    valid: () => [zeros([T, H]), zeros([T], 'int32'), zeros([50, H])],
+    call: (a) => ops.embedding(...(a as Parameters<typeof ops.embedding>)),
+    constrainedDims: { 0: [0, 1], 1: [0], 2: [1] },
+    dtypeKind: { 0: 'float', 1: 'int32', 2: 'float' },
+    badScalars: {},
+  },
+  {
+    name: 'gatherRows',
+    argNames: ['out', 'x', 'indices'],
+    valid: () => [zeros([2, H]), zeros([T, H]), zeros([2], 'int32')],
+    call: (a) => ops.gatherRows(...(a as Parameters<typeof ops.gatherRows>)),
+    constrainedDims: { 0: [0, 1], 1: [1], 2: [0] },
+    dtypeKind: { 0: 'float', 1: 'float', 2: 'int32' },
+    badScalars: {},
+  },
+  {
+    name: 'add',
+    argNames: ['out', 'a', 'b'],
+    valid: () => [zeros([T, H]), zeros([T, H]), zeros([T, H])],
+    call: (a) => ops.add(...(a as Parameters<typeof ops.add>)),
+    constrainedDims: { 0: [0, 1], 1: [0, 1], 2: [0, 1] },
+    dtypeKind: { 0: 'float', 1: 'float', 2: 'float' },
     badScalars: {},
   },
 ];
@@ -85,8 +137,8 @@ function mutate(rand: Rand, spec: OpSpec): { args: unknown[]; what: string; clea
   switch (kind) {
     case 'junk': {
       const junk = pick(rand, JUNK);
-      // key may legitimately be null/undefined
-      args[i] = spec.name === 'rotaryEmbedding' && i === 2 && (junk === null || junk === undefined) ? 'key' : junk;
+      // an optional tensor (rotaryEmbedding's key, linear's bias) may legitimately be null/undefined
+      args[i] = spec.optional?.includes(i) && (junk === null || junk === undefined) ? 'tensor' : junk;
       what = `${spec.argNames[i]} = ${String(args[i])}`;
       break;
     }
@@ -96,7 +148,7 @@ function mutate(rand: Rand, spec: OpSpec): { args: unknown[]; what: string; clea
       break;
     case 'dtype': {
       const want = spec.dtypeKind[i]!;
-      const wrong: DType[] = want === 'int32' ? ['float32', 'float16', 'bfloat16'] : ['int32', 'float16', 'bfloat16'];
+      const wrong: DType[] = want === 'int32' ? ['float32', 'float16', 'bfloat16'] : want === 'anyFloat' ? ['int32'] : ['int32', 'float16', 'bfloat16'];
       const dtype = pick(rand, wrong);
       args[i] = zeros([...t.shape], dtype);
       extra.push(args[i] as Tensor);
