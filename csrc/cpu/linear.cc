@@ -230,68 +230,69 @@ void pack_w(float* dst, const TW* w, int64_t ldw, int64_t nc, int64_t kc) {
 }
 
 struct GemmScratch {
-  std::vector<float> a, b, c;
+  std::vector<float> x, b, c;  // packed x of a token block (caller's thread), packed weight block, fp32 tile
 };
 thread_local GemmScratch tl_gemm;
 
 template <typename TA, typename TW>
 void gemm(const TensorView& out, const TensorView& x, const TensorView& weight, const float* bias) {
   const int64_t tokens = x.size(0), n_out = weight.size(0), k_len = weight.size(1);
-  const int64_t m_blocks = (tokens + MC - 1) / MC;
-  // Each task owns a run of output features and packs its x block once per k-block for all of them; about
-  // four tasks per thread balance the load.
-  const int64_t want = std::max<int64_t>(1, (4 * num_threads() + m_blocks - 1) / m_blocks);
-  const int64_t chunk = std::max<int64_t>(NC, ((n_out + want - 1) / want + NR - 1) / NR * NR);
-  const int64_t n_chunks = (n_out + chunk - 1) / chunk;
+  const int64_t k_blocks = (k_len + KC - 1) / KC, n_tasks = (n_out + NC - 1) / NC;
+  const int64_t panel = ((MC + MR - 1) / MR) * MR * KC;  // one packed x block
   const TA* xp = x.ptr<TA>();
   const TW* wp = weight.ptr<TW>();
   const int64_t ldx = x.stride(0), ldo = out.stride(0);
-  parallel_tasks(m_blocks * n_chunks, [&](int64_t task) {
-    const int64_t m0 = (task / n_chunks) * MC, mc = std::min(MC, tokens - m0);
-    const int64_t c0 = (task % n_chunks) * chunk, c1 = std::min(n_out, c0 + chunk);
-    GemmScratch& s = tl_gemm;
-    s.a.resize(size_t(((MC + MR - 1) / MR) * MR * KC));
-    s.b.resize(size_t(((NC + NR - 1) / NR) * NR * KC));
-    // fp32 outputs accumulate in place; 16-bit ones in an fp32 tile, rounded once at the end
-    constexpr bool direct = std::is_same_v<TA, float>;
-    float* c;
-    int64_t ldc;
-    if constexpr (direct) {
-      c = reinterpret_cast<float*>(out.ptr<TA>()) + m0 * ldo + c0;
-      ldc = ldo;
-    } else {
-      s.c.resize(size_t(MC * chunk));
-      c = s.c.data();
-      ldc = chunk;
-    }
-    for (int64_t k0 = 0; k0 < k_len; k0 += KC) {
-      const int64_t kc = std::min(KC, k_len - k0);
-      pack_x(s.a.data(), xp + m0 * ldx + k0, ldx, mc, kc);
-      for (int64_t n0 = c0; n0 < c1; n0 += NC) {
-        const int64_t nc = std::min(NC, c1 - n0);
+  // The caller's thread keeps the packed x of one token block (all k-blocks), shared by every task.
+  GemmScratch& caller = tl_gemm;
+  caller.x.resize(size_t(k_blocks * panel));
+  float* xpack = caller.x.data();
+  for (int64_t m0 = 0; m0 < tokens; m0 += MC) {
+    const int64_t mc = std::min(MC, tokens - m0);
+    parallel_for(k_blocks, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t kb = b0; kb < b1; ++kb)
+        pack_x(xpack + kb * panel, xp + m0 * ldx + kb * KC, ldx, mc, std::min(KC, k_len - kb * KC));
+    });
+    // one task per NC output features: fine-grained, so the threads finish together
+    parallel_tasks(n_tasks, [&](int64_t task) {
+      const int64_t n0 = task * NC, nc = std::min(NC, n_out - n0);
+      GemmScratch& s = tl_gemm;
+      s.b.resize(size_t(((NC + NR - 1) / NR) * NR * KC));
+      // fp32 outputs accumulate in place; 16-bit ones in an fp32 tile, rounded once at the end
+      constexpr bool direct = std::is_same_v<TA, float>;
+      float* c;
+      int64_t ldc;
+      if constexpr (direct) {
+        c = reinterpret_cast<float*>(out.ptr<TA>()) + m0 * ldo + n0;
+        ldc = ldo;
+      } else {
+        s.c.resize(size_t(MC * NC));
+        c = s.c.data();
+        ldc = NC;
+      }
+      for (int64_t kb = 0; kb < k_blocks; ++kb) {
+        const int64_t k0 = kb * KC, kc = std::min(KC, k_len - k0);
         pack_w(s.b.data(), wp + n0 * k_len + k0, k_len, nc, kc);
+        const float* a = xpack + kb * panel;
         for (int64_t ip = 0; ip * MR < mc; ++ip) {
           const int mr = int(std::min<int64_t>(MR, mc - ip * MR));
           for (int64_t jp = 0; jp * NR < nc; ++jp) {
             const int nr = int(std::min<int64_t>(NR, nc - jp * NR));
-            micro_kernel(s.a.data() + ip * kc * MR, s.b.data() + jp * kc * NR, kc,
-                         c + ip * MR * ldc + (n0 - c0) + jp * NR, ldc, mr, nr, k0 == 0,
-                         bias ? bias + n0 + jp * NR : nullptr);
+            micro_kernel(a + ip * kc * MR, s.b.data() + jp * kc * NR, kc, c + ip * MR * ldc + jp * NR, ldc, mr, nr,
+                         kb == 0, bias ? bias + n0 + jp * NR : nullptr);
           }
         }
       }
-    }
-    if constexpr (!direct) {
-      for (int64_t i = 0; i < mc; ++i) {
-        TA* orow = out.ptr<TA>() + (m0 + i) * ldo + c0;
-        const float* crow = c + i * ldc;
-        const int64_t nc = c1 - c0;
-        int64_t j = 0;
-        for (; j + N <= nc; j += N) vstore(orow + j, vload(crow + j));
-        for (; j < nc; ++j) orow[j] = from_float<TA>(crow[j]);
+      if constexpr (!direct) {
+        for (int64_t i = 0; i < mc; ++i) {
+          TA* orow = out.ptr<TA>() + (m0 + i) * ldo + n0;
+          const float* crow = c + i * ldc;
+          int64_t j = 0;
+          for (; j + N <= nc; j += N) vstore(orow + j, vload(crow + j));
+          for (; j < nc; ++j) orow[j] = from_float<TA>(crow[j]);
+        }
       }
-    }
-  });
+    });
+  }
 }
 
 template <typename TA, typename TW>
