@@ -27,6 +27,13 @@ export function randn(rand: () => number, n: number, std = 1, mean = 0): Float32
   return out;
 }
 
+/** n samples uniform in [-bound, bound). */
+export function uniform(rand: () => number, n: number, bound: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; ++i) out[i] = (2 * rand() - 1) * bound;
+  return out;
+}
+
 export function randint(rand: () => number, n: number, lo: number, hi: number): Int32Array {
   const out = new Int32Array(n);
   for (let i = 0; i < n; ++i) out[i] = lo + Math.floor(rand() * (hi - lo));

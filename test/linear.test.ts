@@ -4,13 +4,7 @@ import { expect } from 'chai';
 
 import { type Device, FLOAT_DTYPES, type FloatDType, Tensor, ops } from '../lib/index.js';
 import * as ref from '../lib/reference/index.js';
-import { TOL, type Tolerance, describeDevices, expectClose, poisoned, prng, randn } from './helpers.js';
-
-function uniform(rand: () => number, n: number, bound: number): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; ++i) out[i] = (2 * rand() - 1) * bound;
-  return out;
-}
+import { TOL, type Tolerance, describeDevices, expectClose, poisoned, prng, randn, uniform } from './helpers.js';
 
 /** fp32 accumulation over k terms against a float64 sum: the error grows about like sqrt(k). */
 function tolFor(dtype: FloatDType, k: number): Tolerance {

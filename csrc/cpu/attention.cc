@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "dispatch.h"
+#include "dots.h"
 #include "kernels.h"
 #include "parallel.h"
 #include "vec.h"
@@ -22,31 +23,6 @@ struct Task {
   int32_t seq, q0, q1, k_begin, k_end, part, parts;
   int64_t partial_offset;  // where this task's (max, sum, acc) rows go when parts > 1
 };
-
-// out[r * K + j] = q_r · k_j for R rows q_0.. (ld apart) and K keys (kld apart), n = headSize; R x K independent
-// accumulator chains hide the FMA latency, and each loaded vector is used K (or R) times.
-template <int R, int K>
-inline void dots(const float* q, int64_t ld, const float* k, int64_t kld, int64_t n, float* out) {
-  constexpr int N = Vec::N;
-  Vec acc[R][K];
-  for (int r = 0; r < R; ++r)
-    for (int j = 0; j < K; ++j) acc[r][j] = vset1(0.f);
-  int64_t i = 0;
-  for (; i + N <= n; i += N) {
-    Vec kv[K];
-    for (int j = 0; j < K; ++j) kv[j] = vload(k + j * kld + i);
-    for (int r = 0; r < R; ++r) {
-      const Vec qv = vload(q + r * ld + i);
-      for (int j = 0; j < K; ++j) acc[r][j] = vfma(qv, kv[j], acc[r][j]);
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int j = 0; j < K; ++j) {
-      float s = vsum(acc[r][j]);
-      for (int64_t x = i; x < n; ++x) s += q[r * ld + x] * k[j * kld + x];
-      out[r * K + j] = s;
-    }
-}
 
 // acc_r = acc_r * corr_r + Σ_{t < nk} p_r[t] · v_t for R rows over V vectors of headSize (p rows pld apart,
 // v rows vld apart, acc rows ald apart): R x V independent chains, each v vector loaded once for all R rows.
@@ -246,10 +222,11 @@ void merge_partials(const Task& first, const TensorView& out, const AttentionMet
                     const float* partials, int64_t part_stride) {
   const int32_t* qsl = meta.query_start_loc.ptr<int32_t>();
   const int64_t d = sh.d, rows = (first.q1 - first.q0) * sh.heads;
+  std::vector<float>& acc = tl_scratch.acc;
   for (int64_t r = 0; r < rows; ++r) {
     float mx = kNegInf;
     for (int p = 0; p < first.parts; ++p) mx = std::max(mx, partials[first.partial_offset + p * part_stride + r * (d + 2)]);
-    std::vector<float> acc(size_t(d), 0.f);
+    acc.assign(size_t(d), 0.f);
     float total = 0.f;
     for (int p = 0; p < first.parts; ++p) {
       const float* src = partials + first.partial_offset + p * part_stride + r * (d + 2);

@@ -1,0 +1,37 @@
+// Many dot products at once: the kernel shared by GEMV (tokens x weight rows) and attention scores
+// (query rows x keys).
+#pragma once
+
+#include <cstdint>
+
+#include "vec.h"
+
+namespace mvllm::cpu {
+
+// out[r * K + j] = a_r · b_j for R rows a_0.. (lda apart, fp32) and K rows b_0.. (ldb apart, any storage type,
+// converted in registers), each n long. R x K independent accumulator chains hide the FMA latency, and each
+// loaded vector is used K (or R) times.
+template <int R, int K, typename TB>
+inline void dots(const float* a, int64_t lda, const TB* b, int64_t ldb, int64_t n, float* out) {
+  constexpr int N = Vec::N;
+  Vec acc[R][K];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < K; ++j) acc[r][j] = vset1(0.f);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) {
+    Vec bv[K];
+    for (int j = 0; j < K; ++j) bv[j] = vload(b + j * ldb + i);
+    for (int r = 0; r < R; ++r) {
+      const Vec av = vload(a + r * lda + i);
+      for (int j = 0; j < K; ++j) acc[r][j] = vfma(av, bv[j], acc[r][j]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < K; ++j) {
+      float s = vsum(acc[r][j]);
+      for (int64_t x = i; x < n; ++x) s += a[r * lda + x] * to_float(b[j * ldb + x]);
+      out[r * K + j] = s;
+    }
+}
+
+}  // namespace mvllm::cpu
