@@ -27,14 +27,17 @@ function run(cmd, args, cwd) {
 function cmakeBuild() {
   const out = env('MINI_VLLM_BUILD_DIR', 'build');
   const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
-  const args = [
-    cmakeJs, 'compile', '--out', out, '--parallel', String(availableParallelism()),
+  // Configure every time (cheap, objects are kept): `cmake-js compile` skips configuring an existing build
+  // directory, so a changed MINI_VLLM_* variable would be silently ignored.
+  const configure = [
+    cmakeJs, 'configure', '--out', out,
     `--CDMINI_VLLM_CUDA=${env('MINI_VLLM_CUDA', 'AUTO')}`,
     `--CDMINI_VLLM_CUDA_ARCHS=${env('MINI_VLLM_CUDA_ARCHS', '80-real;86-real;89-real;90-real;90-virtual')}`,
     `--CDMINI_VLLM_CPU_ARCH=${env('MINI_VLLM_CPU_ARCH', 'native')}`,
     `--CDNODE_EXECUTABLE=${process.execPath}`,
   ];
-  const status = run(process.execPath, args, root);
+  let status = run(process.execPath, configure, root);
+  if (status === 0) status = run(process.execPath, [cmakeJs, 'build', '--out', out, '--parallel', String(availableParallelism())], root);
   const summaryFile = join(root, out, 'mini_vllm_build.txt');
   if (status !== 0 || !existsSync(summaryFile)) {
     console.error(`mini-vllm: native build failed (cmake-js exit ${status}); the messages above say why`);
