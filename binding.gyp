@@ -16,6 +16,7 @@
         "csrc/cpu/cache.cc",
         "csrc/cpu/elementwise.cc",
         "csrc/cpu/embedding.cc",
+        "csrc/cpu/sampling.cc",
         "csrc/cpu/layernorm.cc",
         "csrc/cpu/linear.cc",
         "csrc/cpu/memory.cc",

@@ -4,6 +4,7 @@ export type MiniVllmErrorCode =
   | 'ERR_OUT_OF_MEMORY'
   | 'ERR_DEVICE_ASSERT'
   | 'ERR_UNSUPPORTED'
+  | 'ERR_BAD_MODEL'
   | 'ERR_INTERNAL';
 
 /** A failure that is not a bad argument: a CUDA error, out of memory, a missing backend, a device-side check. */
@@ -14,5 +15,16 @@ export class MiniVllmError extends Error {
     super(message);
     this.name = 'MiniVllmError';
     this.code = code;
+  }
+}
+
+/** A model or tokenizer file that cannot be used: truncated, corrupt, inconsistent with its config. Names the file. */
+export class ModelFormatError extends MiniVllmError {
+  readonly file: string;
+
+  constructor(file: string, message: string) {
+    super(`${file}: ${message}`, 'ERR_BAD_MODEL');
+    this.name = 'ModelFormatError';
+    this.file = file;
   }
 }

@@ -111,6 +111,8 @@ export interface Addon {
   add(out: NativeTensor, a: NativeTensor, b: NativeTensor): void;
   /** GFLOP/s of fp32 FMAs on every CPU thread for about `seconds` */
   fmaPeak(seconds: number): number;
+  sampleRows(logits: Float32Array, rows: number, vocab: number, temperature: Float32Array, topK: Int32Array,
+    topP: Float32Array, minP: Float32Array, uniform: Float64Array, out: Int32Array): void;
 }
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -170,6 +170,27 @@ export class Tensor implements NativeTensor {
     return out;
   }
 
+  /**
+   * Copies host data (row-major, `numel` elements) into this tensor, which may be a view; float data is rounded to
+   * the dtype. Float32Array for float dtypes, Int32Array for int32.
+   */
+  write(data: Float32Array | Int32Array): this {
+    this.assertLive('write');
+    const want = this.dtype === 'int32' ? Int32Array : Float32Array;
+    if (!(data instanceof want))
+      throw new TypeError(`Tensor.write: data must be a ${want.name} for a ${this.dtype} tensor, got ${describeValue(data)}`);
+    if (data.length !== this.numel)
+      throw new RangeError(`Tensor.write: data has ${data.length} elements, the tensor holds ${this.numel}`);
+    if (this.device === 'cuda' && !this.isContiguous) {
+      using dense = Tensor.empty(this.shape, { dtype: this.dtype, device: this.device });
+      native.copyFromHost(dense, data);
+      native.copy(this, dense);
+    } else {
+      native.copyFromHost(this, data);
+    }
+    return this;
+  }
+
   /** A new contiguous tensor with the same elements on `device` (always a copy, never this tensor). */
   to(device: Device): Tensor {
     if (!isDevice(device)) throw new TypeError(`Tensor.to: device must be 'cpu' or 'cuda', got ${String(device)}`);

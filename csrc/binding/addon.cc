@@ -1,6 +1,7 @@
 // Module registration and the op entry points: unpack, check (core/op_checks.h), dispatch by device.
 #include <napi.h>
 
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -168,6 +169,7 @@ class Addon : public Napi::Addon<Addon> {
         InstanceMethod<&Addon::GatherRows>("gatherRows"),
         InstanceMethod<&Addon::Add>("add"),
         InstanceMethod<&Addon::FmaPeak>("fmaPeak"),
+        InstanceMethod<&Addon::SampleRows>("sampleRows"),
     });
   }
 
@@ -471,6 +473,54 @@ class Addon : public Napi::Addon<Addon> {
       double s = to_number(info[0], "fmaPeak", "seconds");
       if (!(s > 0 && s <= 60)) fail(ErrorKind::Range, "fmaPeak: seconds must be in (0, 60], got ", s);
       return Napi::Number::New(info.Env(), cpu::fma_peak(s));
+    });
+  }
+
+  template <typename T>
+  static T* typed(const Napi::Value& v, napi_typedarray_type type, const char* type_name, int64_t n, const char* name) {
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
+      fail(ErrorKind::Type, "sampleRows: ", name, " must be a ", type_name);
+    Napi::TypedArray ta = v.As<Napi::TypedArray>();
+    if (int64_t(ta.ElementLength()) != n)
+      fail(ErrorKind::Range, "sampleRows: ", name, " has ", ta.ElementLength(), " elements, expected ", n);
+    return reinterpret_cast<T*>(static_cast<char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset());
+  }
+
+  // sampleRows(logits: Float32Array [rows * vocab], rows, vocab, temperature: Float32Array, topK: Int32Array,
+  //            topP: Float32Array, minP: Float32Array, uniform: Float64Array, out: Int32Array), all [rows]
+  Napi::Value SampleRows(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      expect_args(info, 9, "sampleRows");
+      const double rows_d = to_number(info[1], "sampleRows", "rows");
+      const double vocab_d = to_number(info[2], "sampleRows", "vocab");
+      if (!(rows_d >= 0 && rows_d <= 1e6) || rows_d != double(int64_t(rows_d)))
+        fail(ErrorKind::Range, "sampleRows: rows must be a non-negative integer, got ", rows_d);
+      if (!(vocab_d >= 1 && vocab_d <= 2147483647.0) || vocab_d != double(int64_t(vocab_d)))
+        fail(ErrorKind::Range, "sampleRows: vocab must be a positive integer, got ", vocab_d);
+      const int64_t rows = int64_t(rows_d), vocab = int64_t(vocab_d);
+      const float* logits = typed<float>(info[0], napi_float32_array, "Float32Array", rows * vocab, "logits");
+      const float* temperature = typed<float>(info[3], napi_float32_array, "Float32Array", rows, "temperature");
+      const int32_t* top_k = typed<int32_t>(info[4], napi_int32_array, "Int32Array", rows, "topK");
+      const float* top_p = typed<float>(info[5], napi_float32_array, "Float32Array", rows, "topP");
+      const float* min_p = typed<float>(info[6], napi_float32_array, "Float32Array", rows, "minP");
+      const double* uniform = typed<double>(info[7], napi_float64_array, "Float64Array", rows, "uniform");
+      int32_t* out = typed<int32_t>(info[8], napi_int32_array, "Int32Array", rows, "out");
+      std::vector<cpu::SampleParams> params(static_cast<size_t>(rows));
+      for (int64_t r = 0; r < rows; ++r) {
+        const float t = temperature[r], p = top_p[r], mp = min_p[r];
+        const double u = uniform[r];
+        if (!(t >= 0 && std::isfinite(t))) fail(ErrorKind::Range, "sampleRows: temperature[", r, "] = ", t, " must be >= 0");
+        if (top_k[r] < 0) fail(ErrorKind::Range, "sampleRows: topK[", r, "] = ", top_k[r], " must be >= 0 (0 = off)");
+        if (!(p > 0 && p <= 1)) fail(ErrorKind::Range, "sampleRows: topP[", r, "] = ", p, " must be in (0, 1]");
+        if (!(mp >= 0 && mp <= 1)) fail(ErrorKind::Range, "sampleRows: minP[", r, "] = ", mp, " must be in [0, 1]");
+        if (!(u >= 0 && u < 1)) fail(ErrorKind::Range, "sampleRows: uniform[", r, "] = ", u, " must be in [0, 1)");
+        params[size_t(r)] = {t, top_k[r], p, mp, u};
+      }
+      for (int64_t i = 0; i < rows * vocab; ++i)
+        if (std::isnan(logits[i]) || logits[i] == INFINITY)
+          fail(ErrorKind::Range, "sampleRows: logits[", i / vocab, ", ", i % vocab, "] = ", logits[i], " (NaN or +Infinity)");
+      cpu::sample_rows(logits, rows, vocab, params.data(), out);
+      return info.Env().Undefined();
     });
   }
 

@@ -35,6 +35,18 @@ void add(const TensorView& out, const TensorView& a, const TensorView& b);
 // Runs independent FMAs on every thread for about `seconds`; returns GFLOP/s (the benchmarks' compute peak).
 double fma_peak(double seconds);
 
+// Per-row sampling settings (already validated): temperature 0 = greedy; top_k 0 = off; top_p 1 = off; min_p 0 = off;
+// uniform in [0, 1) picks the token from the kept distribution.
+struct SampleParams {
+  float temperature;
+  int32_t top_k;
+  float top_p;
+  float min_p;
+  double uniform;
+};
+// logits: host float32 [rows, vocab]; out: one token id per row.
+void sample_rows(const float* logits, int64_t rows, int64_t vocab, const SampleParams* params, int32_t* out);
+
 // Elementwise copy between CPU tensors of one shape, any strides, converting between float dtypes
 // (int32 only to int32). Host arrays take part by being wrapped in a TensorView.
 void copy(const TensorView& dst, const TensorView& src);

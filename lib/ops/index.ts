@@ -6,3 +6,4 @@ export { embedding, gatherRows } from './embedding.js';
 export { fusedAddRmsNorm, rmsNorm } from './layernorm.js';
 export { linear } from './linear.js';
 export { type RopeCacheOptions, ropeCosSinCache, rotaryEmbedding } from './pos-encoding.js';
+export { sampleRows, type SampleRowsParams } from './sampling.js';

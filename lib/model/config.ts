@@ -1,0 +1,154 @@
+// The Llama-family model configuration, from a Hugging Face config.json, a llama2.c header, GGUF metadata or a
+// dummy preset: one shape every loader fills and the forward pass reads.
+import { MiniVllmError, ModelFormatError } from '../errors.js';
+
+export type RopeStyle = 'neox' | 'gptj';
+
+export interface LlamaConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  maxPositionEmbeddings: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  /** 'neox': rotate the two halves of each head (HF Llama); 'gptj': adjacent pairs (llama2.c, GGUF). */
+  ropeStyle: RopeStyle;
+  /** The classifier is the token embedding. */
+  tieWordEmbeddings: boolean;
+  bosTokenId: number | null;
+  /** Generation stops at any of these (llama2.c ends a story at BOS, so its list holds BOS). */
+  eosTokenIds: number[];
+}
+
+/** Throws a ModelFormatError (naming `file`) unless the config describes a model the forward pass can run. */
+export function validateConfig(c: LlamaConfig, file: string): LlamaConfig {
+  const positive = ['vocabSize', 'hiddenSize', 'intermediateSize', 'numLayers', 'numHeads', 'numKvHeads', 'headDim',
+    'maxPositionEmbeddings'] as const;
+  for (const k of positive) {
+    const v = c[k];
+    if (!Number.isSafeInteger(v) || v <= 0 || v > 2 ** 31 - 1)
+      throw new ModelFormatError(file, `${k} must be a positive integer, got ${String(v)}`);
+  }
+  if (c.numHeads % c.numKvHeads !== 0)
+    throw new ModelFormatError(file, `numHeads (${c.numHeads}) must be a multiple of numKvHeads (${c.numKvHeads})`);
+  if (c.headDim % 8 !== 0 || c.headDim > 256)
+    throw new MiniVllmError(`${file}: headDim ${c.headDim} is not supported (a multiple of 8, at most 256)`, 'ERR_UNSUPPORTED');
+  if (!(c.rmsNormEps > 0) || !Number.isFinite(c.rmsNormEps))
+    throw new ModelFormatError(file, `rmsNormEps must be a positive number, got ${c.rmsNormEps}`);
+  if (!(c.ropeTheta > 0) || !Number.isFinite(c.ropeTheta))
+    throw new ModelFormatError(file, `ropeTheta must be a positive number, got ${c.ropeTheta}`);
+  for (const id of [...c.eosTokenIds, ...(c.bosTokenId === null ? [] : [c.bosTokenId])])
+    if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize)
+      throw new ModelFormatError(file, `special token id ${id} is outside the vocabulary [0, ${c.vocabSize})`);
+  return c;
+}
+
+function int(json: Record<string, unknown>, key: string, file: string, fallback?: number): number {
+  const v = json[key] ?? fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v))
+    throw new ModelFormatError(file, `"${key}" must be an integer, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function num(json: Record<string, unknown>, key: string, file: string, fallback?: number): number {
+  const v = json[key] ?? fallback;
+  if (typeof v !== 'number') throw new ModelFormatError(file, `"${key}" must be a number, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+const HF_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM'];
+
+/** A Hugging Face config.json (Llama / Mistral). */
+export function configFromHf(json: unknown, file: string): LlamaConfig {
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new ModelFormatError(file, 'config.json must hold a JSON object');
+  const j = json as Record<string, unknown>;
+  const archs = j['architectures'];
+  if (Array.isArray(archs) && !archs.some((a) => HF_ARCHITECTURES.includes(a as string)))
+    throw new MiniVllmError(`${file}: architecture ${JSON.stringify(archs)} is not supported (${HF_ARCHITECTURES.join(', ')})`, 'ERR_UNSUPPORTED');
+  const act = j['hidden_act'] ?? 'silu';
+  if (act !== 'silu') throw new MiniVllmError(`${file}: hidden_act "${String(act)}" is not supported (silu)`, 'ERR_UNSUPPORTED');
+  const scaling = j['rope_scaling'] as Record<string, unknown> | null | undefined;
+  const scalingType = scaling ? (scaling['rope_type'] ?? scaling['type']) : null;
+  if (scaling && scalingType !== 'default')
+    throw new MiniVllmError(`${file}: rope_scaling ${JSON.stringify(scaling)} is not supported yet`, 'ERR_UNSUPPORTED');
+  if (j['attention_bias'] === true || j['mlp_bias'] === true)
+    throw new MiniVllmError(`${file}: attention_bias / mlp_bias are not supported yet`, 'ERR_UNSUPPORTED');
+  const hiddenSize = int(j, 'hidden_size', file);
+  const numHeads = int(j, 'num_attention_heads', file);
+  const eos = j['eos_token_id'];
+  const eosTokenIds = eos === undefined || eos === null ? [] : Array.isArray(eos) ? eos : [eos];
+  if (!eosTokenIds.every((e) => Number.isInteger(e)))
+    throw new ModelFormatError(file, `"eos_token_id" must be an integer or a list of integers, got ${JSON.stringify(eos)}`);
+  const bos = j['bos_token_id'];
+  if (bos !== undefined && bos !== null && !Number.isInteger(bos))
+    throw new ModelFormatError(file, `"bos_token_id" must be an integer, got ${JSON.stringify(bos)}`);
+  return validateConfig({
+    vocabSize: int(j, 'vocab_size', file),
+    hiddenSize,
+    intermediateSize: int(j, 'intermediate_size', file),
+    numLayers: int(j, 'num_hidden_layers', file),
+    numHeads,
+    numKvHeads: int(j, 'num_key_value_heads', file, numHeads),
+    headDim: int(j, 'head_dim', file, Math.floor(hiddenSize / numHeads)),
+    maxPositionEmbeddings: int(j, 'max_position_embeddings', file, 2048),
+    rmsNormEps: num(j, 'rms_norm_eps', file, 1e-6),
+    ropeTheta: num(j, 'rope_theta', file, 10000),
+    ropeStyle: 'neox',
+    tieWordEmbeddings: j['tie_word_embeddings'] === true,
+    bosTokenId: (bos as number | undefined) ?? null,
+    eosTokenIds: eosTokenIds as number[],
+  }, file);
+}
+
+/** The config.json a Hugging Face Llama with this config would carry (used to write test models). */
+export function configToHf(c: LlamaConfig): Record<string, unknown> {
+  return {
+    architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_act: 'silu',
+    vocab_size: c.vocabSize, hidden_size: c.hiddenSize, intermediate_size: c.intermediateSize,
+    num_hidden_layers: c.numLayers, num_attention_heads: c.numHeads, num_key_value_heads: c.numKvHeads,
+    head_dim: c.headDim, max_position_embeddings: c.maxPositionEmbeddings, rms_norm_eps: c.rmsNormEps,
+    rope_theta: c.ropeTheta, tie_word_embeddings: c.tieWordEmbeddings, bos_token_id: c.bosTokenId,
+    eos_token_id: c.eosTokenIds.length === 1 ? c.eosTokenIds[0] : c.eosTokenIds, torch_dtype: 'float32',
+  };
+}
+
+interface PresetShape {
+  vocabSize: number; hiddenSize: number; intermediateSize: number; numLayers: number; numHeads: number;
+  numKvHeads: number; maxPositionEmbeddings: number; ropeTheta: number; ropeStyle: RopeStyle;
+  tieWordEmbeddings: boolean; rmsNormEps: number; bosTokenId: number; eosTokenIds: number[];
+}
+
+const llama2c = { vocabSize: 32000, ropeTheta: 10000, ropeStyle: 'gptj', tieWordEmbeddings: true, rmsNormEps: 1e-5,
+  bosTokenId: 1, eosTokenIds: [1, 2] } as const;
+const hfLlama2 = { vocabSize: 32000, ropeTheta: 10000, ropeStyle: 'neox', tieWordEmbeddings: false, rmsNormEps: 1e-5,
+  bosTokenId: 1, eosTokenIds: [2] } as const;
+
+/** Real model shapes for `dummy:<preset>` (the published configs of each model). */
+export const PRESETS: Record<string, PresetShape> = {
+  'stories15M': { ...llama2c, hiddenSize: 288, intermediateSize: 768, numLayers: 6, numHeads: 6, numKvHeads: 6, maxPositionEmbeddings: 256, eosTokenIds: [1, 2] },
+  'stories42M': { ...llama2c, hiddenSize: 512, intermediateSize: 1376, numLayers: 8, numHeads: 8, numKvHeads: 8, maxPositionEmbeddings: 1024, eosTokenIds: [1, 2] },
+  'stories110M': { ...llama2c, hiddenSize: 768, intermediateSize: 2048, numLayers: 12, numHeads: 12, numKvHeads: 12, maxPositionEmbeddings: 1024, eosTokenIds: [1, 2] },
+  'tinyllama-1.1b': { ...hfLlama2, hiddenSize: 2048, intermediateSize: 5632, numLayers: 22, numHeads: 32, numKvHeads: 4, maxPositionEmbeddings: 2048, eosTokenIds: [2] },
+  'llama-2-7b': { ...hfLlama2, hiddenSize: 4096, intermediateSize: 11008, numLayers: 32, numHeads: 32, numKvHeads: 32, maxPositionEmbeddings: 4096, eosTokenIds: [2] },
+  'llama-3-8b': { ...hfLlama2, vocabSize: 128256, hiddenSize: 4096, intermediateSize: 14336, numLayers: 32, numHeads: 32, numKvHeads: 8, maxPositionEmbeddings: 8192, ropeTheta: 500000, bosTokenId: 128000, eosTokenIds: [128001, 128009] },
+};
+
+export function presetConfig(name: string): LlamaConfig {
+  const p = PRESETS[name];
+  if (p === undefined)
+    throw new RangeError(`dummy model: unknown preset "${name}" (one of ${Object.keys(PRESETS).join(', ')})`);
+  return validateConfig({ ...p, eosTokenIds: [...p.eosTokenIds], headDim: p.hiddenSize / p.numHeads }, `dummy:${name}`);
+}
+
+/** Parameters of the model (embedding, layers, final norm, a separate classifier when not tied). */
+export function parameterCount(c: LlamaConfig): number {
+  const q = c.numHeads * c.headDim;
+  const kv = c.numKvHeads * c.headDim;
+  const layer = c.hiddenSize * (q + 2 * kv) + q * c.hiddenSize + 3 * c.hiddenSize * c.intermediateSize + 2 * c.hiddenSize;
+  return c.vocabSize * c.hiddenSize * (c.tieWordEmbeddings ? 1 : 2) + c.numLayers * layer + c.hiddenSize;
+}

@@ -1,0 +1,78 @@
+// Bounds-checked reads from model files by offset (never the whole file into memory), and the 16-bit float
+// conversions the loaders need.
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { ModelFormatError } from '../errors.js';
+
+export class BinaryFile {
+  readonly path: string;
+  readonly size: number;
+  private fd: number | null;
+
+  constructor(path: string) {
+    this.path = path;
+    try {
+      this.fd = openSync(path, 'r');
+    } catch (e) {
+      throw new ModelFormatError(path, `cannot open: ${(e as Error).message}`);
+    }
+    this.size = fstatSync(this.fd).size;
+  }
+
+  /** Fills `dst` from byte `offset`; `what` names the data in the error when the file is too short. */
+  readInto(dst: Uint8Array, offset: number, what: string): void {
+    if (this.fd === null) throw new ModelFormatError(this.path, 'the file was closed');
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + dst.byteLength > this.size)
+      throw new ModelFormatError(this.path, `${what} (bytes ${offset}..${offset + dst.byteLength}) lies past the end of the file (${this.size} bytes): truncated?`);
+    let done = 0;
+    while (done < dst.byteLength) {
+      const n = readSync(this.fd, dst, done, dst.byteLength - done, offset + done);
+      if (n <= 0) throw new ModelFormatError(this.path, `short read of ${what} at byte ${offset + done}`);
+      done += n;
+    }
+  }
+
+  bytes(offset: number, length: number, what: string): Buffer {
+    const b = Buffer.allocUnsafe(length);
+    this.readInto(b, offset, what);
+    return b;
+  }
+
+  close(): void {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+  }
+}
+
+export type StorageType = 'F32' | 'F16' | 'BF16';
+
+export const STORAGE_BYTES: Record<StorageType, number> = { F32: 4, F16: 2, BF16: 2 };
+
+let f16Table: Float32Array | null = null;
+
+function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** Reads `count` elements of `type` at `offset` as float32. */
+export function readFloats(file: BinaryFile, offset: number, count: number, type: StorageType, what: string): Float32Array {
+  const out = new Float32Array(count);
+  if (type === 'F32') {
+    file.readInto(new Uint8Array(out.buffer), offset, what);
+    return out;
+  }
+  const raw = new Uint16Array(count);
+  file.readInto(new Uint8Array(raw.buffer), offset, what);
+  if (type === 'BF16') {
+    const bits = new Uint32Array(out.buffer);
+    for (let i = 0; i < count; ++i) bits[i] = raw[i]! << 16;
+  } else {
+    f16Table ??= Float32Array.from({ length: 65536 }, (_, h) => halfToFloat(h));
+    for (let i = 0; i < count; ++i) out[i] = f16Table[raw[i]!]!;
+  }
+  return out;
+}

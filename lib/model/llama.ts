@@ -1,0 +1,199 @@
+// The Llama forward pass, written from ops.* alone. One call runs one step over a flat batch of tokens (any mix of
+// prefill and decode); K/V go through the paged cache, and logits come back only for the rows asked for.
+import type { Device, FloatDType } from '../dtype.js';
+import * as ops from '../ops/index.js';
+import type { AttentionMetadata } from '../ops/index.js';
+import { Tensor } from '../tensor.js';
+import type { LlamaConfig } from './config.js';
+import { disposeWeights, type LlamaWeights, weightsBytes } from './weights.js';
+
+/** Per layer, the K and V pools: [numBlocks, blockSize, numKvHeads, headDim] each. */
+export interface KvCache {
+  key: Tensor[];
+  value: Tensor[];
+  numBlocks: number;
+  blockSize: number;
+}
+
+/** One step's flat inputs (int32 tensors on the model's device). */
+export interface ForwardInput {
+  tokenIds: Tensor; //      [numTokens]
+  positions: Tensor; //     [numTokens]
+  slotMapping: Tensor; //   [numTokens]: cache slot of each token (negative = padding)
+  attention: AttentionMetadata;
+  logitsIndices: Tensor; // [numOutputs]: the token rows whose logits are computed (each sequence's last)
+}
+
+/** Activation buffers, grown when a step needs more rows; a step works on views of their first rows. */
+class Workspace {
+  tokens = 0;
+  outputs = 0;
+  bufs: Record<'hidden' | 'residual' | 'qkv' | 'attn' | 'gateUp' | 'act', Tensor> | null = null;
+  out: { last: Tensor; logits: Tensor } | null = null;
+
+  constructor(private readonly c: LlamaConfig, private readonly dtype: FloatDType, private readonly device: Device) {}
+
+  ensure(tokens: number, outputs: number): void {
+    const { c } = this;
+    const opts = { dtype: this.dtype, device: this.device };
+    if (tokens > this.tokens) {
+      this.disposeTokens();
+      const n = Math.max(tokens, Math.min(2 * this.tokens, 8192));
+      const q = c.numHeads * c.headDim;
+      this.bufs = {
+        hidden: Tensor.empty([n, c.hiddenSize], opts),
+        residual: Tensor.empty([n, c.hiddenSize], opts),
+        qkv: Tensor.empty([n, q + 2 * c.numKvHeads * c.headDim], opts),
+        attn: Tensor.empty([n, q], opts),
+        gateUp: Tensor.empty([n, 2 * c.intermediateSize], opts),
+        act: Tensor.empty([n, c.intermediateSize], opts),
+      };
+      this.tokens = n;
+    }
+    if (outputs > this.outputs) {
+      this.disposeOutputs();
+      const n = Math.max(outputs, 2 * this.outputs);
+      this.out = { last: Tensor.empty([n, c.hiddenSize], opts), logits: Tensor.empty([n, c.vocabSize], opts) };
+      this.outputs = n;
+    }
+  }
+
+  private disposeTokens(): void {
+    if (this.bufs) for (const t of Object.values(this.bufs)) t.dispose();
+    this.bufs = null;
+    this.tokens = 0;
+  }
+
+  private disposeOutputs(): void {
+    this.out?.last.dispose();
+    this.out?.logits.dispose();
+    this.out = null;
+    this.outputs = 0;
+  }
+
+  dispose(): void {
+    this.disposeTokens();
+    this.disposeOutputs();
+  }
+}
+
+export class LlamaModel {
+  readonly config: LlamaConfig;
+  readonly weights: LlamaWeights;
+  readonly dtype: FloatDType;
+  readonly device: Device;
+  /** [maxPositionEmbeddings, headDim] cos | sin, float32 */
+  private readonly cosSin: Tensor;
+  private readonly ws: Workspace;
+  private disposed = false;
+
+  constructor(config: LlamaConfig, weights: LlamaWeights, opts: { dtype: FloatDType; device: Device }) {
+    this.config = config;
+    this.weights = weights;
+    this.dtype = opts.dtype;
+    this.device = opts.device;
+    this.cosSin = ops.ropeCosSinCache(config.headDim, config.maxPositionEmbeddings, config.ropeTheta,
+      { dtype: 'float32', device: opts.device });
+    this.ws = new Workspace(config, opts.dtype, opts.device);
+  }
+
+  get weightsBytes(): number {
+    return weightsBytes(this.weights);
+  }
+
+  /** Bytes of K and V for one cache slot over all layers. */
+  get kvBytesPerSlot(): number {
+    const c = this.config;
+    return 2 * c.numLayers * c.numKvHeads * c.headDim * (this.dtype === 'float32' ? 4 : 2);
+  }
+
+  allocateKvCache(numBlocks: number, blockSize = 16): KvCache {
+    if (!Number.isInteger(numBlocks) || numBlocks < 1) throw new RangeError(`allocateKvCache: numBlocks must be a positive integer, got ${numBlocks}`);
+    if (!Number.isInteger(blockSize) || blockSize < 1) throw new RangeError(`allocateKvCache: blockSize must be a positive integer, got ${blockSize}`);
+    const c = this.config;
+    const shape = [numBlocks, blockSize, c.numKvHeads, c.headDim];
+    const opts = { dtype: this.dtype, device: this.device };
+    const key: Tensor[] = [];
+    const value: Tensor[] = [];
+    try {
+      for (let i = 0; i < c.numLayers; ++i) {
+        key.push(Tensor.empty(shape, opts));
+        value.push(Tensor.empty(shape, opts));
+      }
+    } catch (e) {
+      [...key, ...value].forEach((t) => t.dispose());
+      throw e;
+    }
+    return { key, value, numBlocks, blockSize };
+  }
+
+  /**
+   * Runs one step and returns the logits of the rows in `logitsIndices`: [numOutputs, vocab] in the model dtype.
+   * The returned tensor is a view of a buffer the next call overwrites.
+   */
+  forward(input: ForwardInput, kv: KvCache): Tensor {
+    if (this.disposed) throw new Error('LlamaModel: the model was disposed');
+    const c = this.config;
+    const T = input.tokenIds.shape[0]!;
+    const S = input.logitsIndices.shape[0]!;
+    if (input.positions.shape[0] !== T || input.slotMapping.shape[0] !== T)
+      throw new RangeError(`LlamaModel.forward: positions and slotMapping must have numTokens = ${T} entries`);
+    if (kv.key.length !== c.numLayers) throw new RangeError(`LlamaModel.forward: the KV cache has ${kv.key.length} layers, the model ${c.numLayers}`);
+    this.ws.ensure(T, S);
+    const b = this.ws.bufs!;
+    const rows = (t: Tensor) => t.narrow(0, 0, T);
+    const hidden = rows(b.hidden); //     [T, hidden]
+    const residual = rows(b.residual); // [T, hidden]
+    const qkv = rows(b.qkv); //           [T, (H + 2 KV) headDim]
+    const attn = rows(b.attn); //         [T, H headDim]
+    const gateUp = rows(b.gateUp); //     [T, 2 intermediate]
+    const act = rows(b.act); //           [T, intermediate]
+    const H = c.numHeads, KV = c.numKvHeads, hd = c.headDim, eps = c.rmsNormEps;
+    const heads = qkv.view([T, H + 2 * KV, hd]);
+    const q = heads.narrow(1, 0, H), k = heads.narrow(1, H, KV), v = heads.narrow(1, H + KV, KV);
+    const q2 = qkv.narrow(1, 0, H * hd), k2 = qkv.narrow(1, H * hd, KV * hd);
+    const attn3 = attn.view([T, H, hd]);
+    const isNeox = c.ropeStyle === 'neox';
+    const w = this.weights;
+
+    ops.embedding(residual, input.tokenIds, w.embedding);
+    for (let i = 0; i < c.numLayers; ++i) {
+      const l = w.layers[i]!;
+      // x = norm(residual); from the second layer on, residual += the previous block's output first
+      if (i === 0) ops.rmsNorm(hidden, residual, l.inputNorm, eps);
+      else ops.fusedAddRmsNorm(hidden, residual, l.inputNorm, eps);
+      ops.linear(qkv, hidden, l.qkv);
+      ops.rotaryEmbedding(input.positions, q2, k2, hd, this.cosSin, isNeox);
+      ops.reshapeAndCache(k, v, kv.key[i]!, kv.value[i]!, input.slotMapping);
+      ops.pagedAttention(attn3, q, kv.key[i]!, kv.value[i]!, input.attention);
+      ops.linear(hidden, attn, l.o);
+      ops.fusedAddRmsNorm(hidden, residual, l.postNorm, eps);
+      ops.linear(gateUp, hidden, l.gateUp);
+      ops.siluAndMul(act, gateUp);
+      ops.linear(hidden, act, l.down);
+    }
+    ops.fusedAddRmsNorm(hidden, residual, w.norm, eps);
+    const out = this.ws.out!;
+    const last = out.last.narrow(0, 0, S);
+    const logits = out.logits.narrow(0, 0, S);
+    ops.gatherRows(last, hidden, input.logitsIndices);
+    ops.linear(logits, last, w.lmHead);
+    return logits;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.ws.dispose();
+    this.cosSin.dispose();
+    disposeWeights(this.weights);
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+export function disposeKvCache(kv: KvCache): void {
+  for (const t of [...kv.key, ...kv.value]) t.dispose();
+}

@@ -1,0 +1,125 @@
+// llama2.c checkpoints: the legacy "version 0" layout (7 int32 header, then float32 tensors layer-stacked) and
+// the versioned one (magic "ak42", version 1: 256-byte header, float32). llama2.c rotates adjacent pairs
+// (GPT-J style) and ends a story at BOS.
+import { MiniVllmError, ModelFormatError } from '../errors.js';
+import { type LlamaConfig, validateConfig } from './config.js';
+import { BinaryFile, readFloats } from './file.js';
+import { hfName, type WeightSource } from './weights.js';
+
+const MAGIC = 0x616b3432; // "ak42"
+
+interface Entry { offset: number; shape: number[] }
+
+export interface Llama2cCheckpoint {
+  config: LlamaConfig;
+  source: WeightSource;
+  version: 0 | 1;
+}
+
+export function openLlama2c(path: string): Llama2cCheckpoint {
+  const file = new BinaryFile(path);
+  try {
+    return parse(file);
+  } catch (e) {
+    file.close();
+    throw e;
+  }
+}
+
+function parse(file: BinaryFile): Llama2cCheckpoint {
+  if (file.size < 28) throw new ModelFormatError(file.path, `${file.size} bytes is too short for a llama2.c header (28)`);
+  const head = file.bytes(0, Math.min(file.size, 256), 'the header');
+  let version: 0 | 1 = 0;
+  let p: Int32Array;
+  let shared: boolean;
+  let dataStart: number;
+  if (head.readUInt32LE(0) === MAGIC) {
+    const v = head.readInt32LE(4);
+    if (v === 2) throw new MiniVllmError(`${file.path}: llama2.c version 2 (int8 Q8_0) checkpoints are not supported yet`, 'ERR_UNSUPPORTED');
+    if (v !== 1) throw new ModelFormatError(file.path, `unknown llama2.c checkpoint version ${v}`);
+    if (head.length < 256) throw new ModelFormatError(file.path, 'the version 1 header (256 bytes) is truncated');
+    version = 1;
+    p = Int32Array.from({ length: 7 }, (_, i) => head.readInt32LE(8 + 4 * i));
+    const flag = head.readUInt8(36);
+    if (flag > 1) throw new ModelFormatError(file.path, `shared_classifier flag must be 0 or 1, got ${flag}`);
+    shared = flag === 1;
+    dataStart = 256;
+  } else {
+    p = Int32Array.from({ length: 7 }, (_, i) => head.readInt32LE(4 * i));
+    shared = p[5]! > 0;
+    p[5] = Math.abs(p[5]!);
+    dataStart = 28;
+  }
+  const [dim, hidden, layers, heads, kvHeads, vocab, seqLen] = Array.from(p) as [number, number, number, number, number, number, number];
+  const names = ['dim', 'hidden_dim', 'n_layers', 'n_heads', 'n_kv_heads', 'vocab_size', 'seq_len'];
+  p.forEach((v, i) => {
+    if (!(v > 0) || v > 1 << 24) throw new ModelFormatError(file.path, `header field ${names[i]} = ${v} is not a plausible size`);
+  });
+  if (dim % heads !== 0) throw new ModelFormatError(file.path, `dim ${dim} is not a multiple of n_heads ${heads}`);
+  const hd = dim / heads;
+  const kvDim = kvHeads * hd;
+  const config = validateConfig({
+    vocabSize: vocab, hiddenSize: dim, intermediateSize: hidden, numLayers: layers, numHeads: heads,
+    numKvHeads: kvHeads, headDim: hd, maxPositionEmbeddings: seqLen, rmsNormEps: 1e-5, ropeTheta: 10000,
+    ropeStyle: 'gptj', tieWordEmbeddings: shared, bosTokenId: 1, eosTokenIds: vocab > 2 ? [1, 2] : [1],
+  }, file.path);
+
+  const entries = new Map<string, Entry>();
+  let off = dataStart;
+  // Layer-stacked [layers, ...shape] tensors are split into one entry per layer.
+  const put = (name: string | ((l: number) => string), shape: number[], stacked: boolean) => {
+    const n = shape.reduce((a, b) => a * b, 1) * 4;
+    if (stacked) for (let l = 0; l < layers; ++l) entries.set((name as (l: number) => string)(l), { offset: off + l * n, shape });
+    else if (typeof name === 'string') entries.set(name, { offset: off, shape });
+    off += n * (stacked ? layers : 1);
+  };
+  const skip = (floats: number) => { off += floats * 4; };
+  const L = (w: string) => (l: number) => hfName.layer(l, w);
+  if (version === 0) {
+    put(hfName.embedding, [vocab, dim], false);
+    put(L('input_layernorm'), [dim], true);
+    put(L('self_attn.q_proj'), [dim, dim], true);
+    put(L('self_attn.k_proj'), [kvDim, dim], true);
+    put(L('self_attn.v_proj'), [kvDim, dim], true);
+    put(L('self_attn.o_proj'), [dim, dim], true);
+    put(L('post_attention_layernorm'), [dim], true);
+    put(L('mlp.gate_proj'), [hidden, dim], true);
+    put(L('mlp.down_proj'), [dim, hidden], true);
+    put(L('mlp.up_proj'), [hidden, dim], true);
+    put(hfName.norm, [dim], false);
+    skip(seqLen * hd); // freq_cis_real and freq_cis_imag, [seq_len, head_size / 2] each (unused)
+  } else {
+    put(L('input_layernorm'), [dim], true);
+    put(L('post_attention_layernorm'), [dim], true);
+    put(hfName.norm, [dim], false);
+    put(hfName.embedding, [vocab, dim], false);
+    put(L('self_attn.q_proj'), [dim, dim], true);
+    put(L('self_attn.k_proj'), [kvDim, dim], true);
+    put(L('self_attn.v_proj'), [kvDim, dim], true);
+    put(L('self_attn.o_proj'), [dim, dim], true);
+    put(L('mlp.gate_proj'), [hidden, dim], true);
+    put(L('mlp.down_proj'), [dim, hidden], true);
+    put(L('mlp.up_proj'), [hidden, dim], true);
+  }
+  if (!shared) put(hfName.lmHead, [vocab, dim], false);
+  if (off !== file.size)
+    throw new ModelFormatError(file.path, `the header (dim ${dim}, hidden_dim ${hidden}, n_layers ${layers}, n_heads ${heads}, n_kv_heads ${kvHeads}, vocab ${vocab}, seq_len ${seqLen}) needs ${off} bytes, the file has ${file.size}`);
+
+  const entry = (name: string): Entry => {
+    const e = entries.get(name);
+    if (!e) throw new ModelFormatError(file.path, `tensor "${name}" is missing`);
+    return e;
+  };
+  const source: WeightSource = {
+    file: file.path,
+    has: (name) => entries.has(name),
+    shape: (name) => entry(name).shape,
+    read(name, row, rows) {
+      const e = entry(name);
+      const width = e.shape.length === 1 ? 1 : e.shape[1]!;
+      return readFloats(file, e.offset + row * width * 4, rows * width, 'F32', `tensor "${name}"`);
+    },
+    close: () => file.close(),
+  };
+  return { config, source, version };
+}

@@ -1,0 +1,203 @@
+// loadModel(): a model and its tokenizer from a Hugging Face directory, a llama2.c checkpoint, a GGUF file, or
+// `dummy:<preset>`, onto a device in the requested dtype.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { type Device, type FloatDType, isDevice, isFloatDType } from '../dtype.js';
+import { MiniVllmError, ModelFormatError } from '../errors.js';
+import { defaultDevice } from '../native.js';
+import { describeValue } from '../tensor.js';
+import { HfTokenizer } from '../tokenizer/hf.js';
+import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
+import { syntheticTokenizer } from '../tokenizer/synthetic.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { BinaryFile } from './file.js';
+import { configFromHf, type LlamaConfig, presetConfig } from './config.js';
+import { ggufModel, openGguf } from './gguf.js';
+import { LlamaModel } from './llama.js';
+import { openLlama2c } from './llama2c.js';
+import { openSafetensors, safetensorsFiles } from './safetensors.js';
+import { buildWeights, type LoadProgress, type WeightSource } from './weights.js';
+
+export type ModelFormat = 'hf' | 'llama2c' | 'gguf' | 'dummy';
+
+export interface LoadOptions {
+  /** Default: cuda where a device is present, else cpu. */
+  device?: Device;
+  /** Default 'auto': float32 on the CPU, bfloat16 on CUDA. */
+  dtype?: FloatDType | 'auto';
+  /** A tokenizer file to use instead of the model's (tokenizer.json, or a llama2.c tok*.bin). */
+  tokenizer?: string;
+  /** Seed of a dummy model's weights (default 0). */
+  seed?: number;
+  onProgress?: LoadProgress;
+}
+
+export interface LoadedModel {
+  model: LlamaModel;
+  tokenizer: Tokenizer;
+  config: LlamaConfig;
+  format: ModelFormat;
+  /** What was loaded: the path, or `dummy:<preset>`. */
+  source: string;
+  loadSeconds: number;
+}
+
+/** Which format a model argument names. */
+export function modelFormat(model: string): ModelFormat {
+  if (model.startsWith('dummy:')) return 'dummy';
+  let isDir: boolean;
+  try {
+    isDir = statSync(model).isDirectory();
+  } catch {
+    throw new ModelFormatError(model, 'no such file or directory (expected a Hugging Face directory, a .bin, a .gguf or dummy:<preset>)');
+  }
+  if (isDir) return 'hf';
+  const f = new BinaryFile(model);
+  try {
+    return f.size >= 4 && f.bytes(0, 4, 'the magic').toString('latin1') === 'GGUF' ? 'gguf' : 'llama2c';
+  } finally {
+    f.close();
+  }
+}
+
+function tokenizerFromFile(path: string, vocabSize: number, eosTokenIds: readonly number[]): Tokenizer {
+  if (path.endsWith('.json')) return HfTokenizer.fromDir(dirname(path), { eosTokenIds, vocabSize });
+  return SentencePieceTokenizer.fromLlama2c(path, vocabSize);
+}
+
+/** llama2.c's run.c reads tokenizer.bin by default; the stories models ship tok<N>.bin beside them. */
+function llama2cTokenizerPath(model: string): string {
+  const dir = dirname(model);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    names = [];
+  }
+  if (names.includes('tokenizer.bin')) return join(dir, 'tokenizer.bin');
+  const toks = names.filter((n) => /^tok\d+\.bin$/.test(n));
+  if (toks.length === 1) return join(dir, toks[0]!);
+  throw new ModelFormatError(model, `no tokenizer found beside the checkpoint (tokenizer.bin or one tok<N>.bin in ${dir}); pass --tokenizer`);
+}
+
+/** Uniform ±1e-3 weights, as vLLM's dummy load format, seeded per tensor and chunk. */
+function dummySource(config: LlamaConfig, label: string, seed: number): WeightSource {
+  const hash = (s: string) => {
+    let h = 2166136261 ^ seed;
+    for (let i = 0; i < s.length; ++i) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+    return h >>> 0;
+  };
+  const shapes = new Map<string, number[]>();
+  const d = config.hiddenSize, hd = config.headDim;
+  shapes.set('model.embed_tokens.weight', [config.vocabSize, d]);
+  shapes.set('model.norm.weight', [d]);
+  if (!config.tieWordEmbeddings) shapes.set('lm_head.weight', [config.vocabSize, d]);
+  for (let i = 0; i < config.numLayers; ++i) {
+    const L = (w: string) => `model.layers.${i}.${w}.weight`;
+    shapes.set(L('input_layernorm'), [d]);
+    shapes.set(L('post_attention_layernorm'), [d]);
+    shapes.set(L('self_attn.q_proj'), [config.numHeads * hd, d]);
+    shapes.set(L('self_attn.k_proj'), [config.numKvHeads * hd, d]);
+    shapes.set(L('self_attn.v_proj'), [config.numKvHeads * hd, d]);
+    shapes.set(L('self_attn.o_proj'), [d, config.numHeads * hd]);
+    shapes.set(L('mlp.gate_proj'), [config.intermediateSize, d]);
+    shapes.set(L('mlp.up_proj'), [config.intermediateSize, d]);
+    shapes.set(L('mlp.down_proj'), [d, config.intermediateSize]);
+  }
+  return {
+    file: label,
+    has: (n) => shapes.has(n),
+    shape: (n) => shapes.get(n)!,
+    read(name, row, rows) {
+      const shape = shapes.get(name)!;
+      const out = new Float32Array(rows * (shape[1] ?? 1));
+      let x = (hash(name) ^ Math.imul(row + 1, 0x9e3779b1)) >>> 0 || 1;
+      for (let i = 0; i < out.length; ++i) {
+        // xorshift32: fast enough for billions of weights, and plenty for noise
+        x ^= x << 13; x >>>= 0;
+        x ^= x >>> 17;
+        x ^= x << 5; x >>>= 0;
+        out[i] = (x / 4294967296) * 2e-3 - 1e-3;
+      }
+      return out;
+    },
+  };
+}
+
+function resolveDevice(opts: LoadOptions): { device: Device; dtype: FloatDType } {
+  const device = opts.device ?? defaultDevice();
+  if (!isDevice(device)) throw new TypeError(`loadModel: device must be 'cpu' or 'cuda', got ${describeValue(device)}`);
+  const want = opts.dtype ?? 'auto';
+  if (want !== 'auto' && !isFloatDType(want))
+    throw new TypeError(`loadModel: dtype must be 'auto', 'float32', 'float16' or 'bfloat16', got ${describeValue(want)}`);
+  return { device, dtype: want === 'auto' ? (device === 'cuda' ? 'bfloat16' : 'float32') : want };
+}
+
+export async function loadModel(model: string, opts: LoadOptions = {}): Promise<LoadedModel> {
+  if (typeof model !== 'string' || model.length === 0) throw new TypeError(`loadModel: model must be a path or dummy:<preset>, got ${describeValue(model)}`);
+  const { device, dtype } = resolveDevice(opts);
+  const start = performance.now();
+  const format = modelFormat(model);
+  let config: LlamaConfig;
+  let source: WeightSource;
+  let tokenizer: Tokenizer;
+  switch (format) {
+    case 'dummy': {
+      config = presetConfig(model.slice('dummy:'.length));
+      source = dummySource(config, model, opts.seed ?? 0);
+      tokenizer = opts.tokenizer ? tokenizerFromFile(opts.tokenizer, config.vocabSize, config.eosTokenIds)
+        : syntheticTokenizer(config.vocabSize, { bosTokenId: config.bosTokenId, eosTokenIds: config.eosTokenIds });
+      break;
+    }
+    case 'llama2c': {
+      const ckpt = openLlama2c(model);
+      config = ckpt.config;
+      source = ckpt.source;
+      try {
+        tokenizer = tokenizerFromFile(opts.tokenizer ?? llama2cTokenizerPath(model), config.vocabSize, config.eosTokenIds);
+      } catch (e) {
+        source.close?.();
+        throw e;
+      }
+      break;
+    }
+    case 'gguf': {
+      const g = openGguf(model);
+      try {
+        ({ config, source } = ggufModel(g));
+        tokenizer = opts.tokenizer ? tokenizerFromFile(opts.tokenizer, config.vocabSize, config.eosTokenIds) : SentencePieceTokenizer.fromGguf(g);
+      } catch (e) {
+        g.file.close();
+        throw e;
+      }
+      break;
+    }
+    case 'hf': {
+      const cfgFile = join(model, 'config.json');
+      let json: unknown;
+      try {
+        json = JSON.parse(readFileSync(cfgFile, 'utf8'));
+      } catch (e) {
+        throw new ModelFormatError(cfgFile, `cannot read the model config (${(e as Error).message})`);
+      }
+      config = configFromHf(json, cfgFile);
+      tokenizer = opts.tokenizer ? tokenizerFromFile(opts.tokenizer, config.vocabSize, config.eosTokenIds)
+        : HfTokenizer.fromDir(model, { eosTokenIds: config.eosTokenIds, vocabSize: config.vocabSize });
+      source = openSafetensors(safetensorsFiles(model), model);
+      break;
+    }
+  }
+  if (tokenizer.vocabSize > config.vocabSize)
+    throw new ModelFormatError(model, `the tokenizer has ${tokenizer.vocabSize} tokens, the model only ${config.vocabSize}`);
+  let llama: LlamaModel;
+  try {
+    const weights = buildWeights(config, source, { dtype, device, onProgress: opts.onProgress });
+    llama = new LlamaModel(config, weights, { dtype, device });
+  } catch (e) {
+    if (e instanceof MiniVllmError || e instanceof RangeError || e instanceof TypeError) throw e;
+    throw new ModelFormatError(model, (e as Error).message);
+  } finally {
+    source.close?.();
+  }
+  return { model: llama, tokenizer, config, format, source: model, loadSeconds: (performance.now() - start) / 1000 };
+}

@@ -1,0 +1,170 @@
+// The sampler: penalties (sparse, over the ids a sequence has seen) in TypeScript, then the native row sampler for
+// temperature / top-k / top-p / min-p over the whole vocabulary, and logprobs of the raw model output.
+import { randomInt } from 'node:crypto';
+import { sampleRows } from '../ops/sampling.js';
+import { describeValue, Tensor } from '../tensor.js';
+import { type ResolvedSamplingParams, resolveSamplingParams, type SamplingParams } from './params.js';
+import { Rng } from './rng.js';
+
+/** What a sequence has seen, for penalties, and its own generator when seeded. One per sequence. */
+export class SamplingState {
+  readonly params: ResolvedSamplingParams;
+  readonly outputTokenIds: number[] = [];
+  readonly promptTokenIds: readonly number[];
+  /** Occurrences of each id in the output. */
+  readonly outputCounts = new Map<number, number>();
+  /** Set for seeded requests; unseeded ones draw from the sampler's generator. */
+  readonly rng: Rng | null;
+
+  constructor(params: SamplingParams | ResolvedSamplingParams, promptTokenIds: readonly number[] = [], vocabSize?: number) {
+    this.params = resolveSamplingParams(params, vocabSize);
+    this.promptTokenIds = promptTokenIds;
+    this.rng = this.params.seed === null ? null : new Rng(this.params.seed);
+  }
+
+  append(id: number): void {
+    this.outputTokenIds.push(id);
+    this.outputCounts.set(id, (this.outputCounts.get(id) ?? 0) + 1);
+  }
+}
+
+export interface TokenLogprob { token: number; logprob: number }
+
+/** The sampled token's logprob and the `n` most likely tokens (of the raw model output, as vLLM returns). */
+export interface TokenLogprobs extends TokenLogprob { top: TokenLogprob[] }
+
+export interface SampleResult {
+  tokens: Int32Array;
+  /** Per row: null unless that row's params ask for logprobs. */
+  logprobs: (TokenLogprobs | null)[];
+}
+
+export class Sampler {
+  readonly vocabSize: number;
+  private readonly rng: Rng;
+
+  /** `seed` seeds the draws of unseeded requests (default: random). */
+  constructor(vocabSize: number, opts: { seed?: number } = {}) {
+    if (!Number.isInteger(vocabSize) || vocabSize < 1) throw new RangeError(`Sampler: vocabSize must be a positive integer, got ${describeValue(vocabSize)}`);
+    this.vocabSize = vocabSize;
+    this.rng = new Rng(opts.seed ?? randomInt(2 ** 47));
+  }
+
+  /**
+   * One token id per row of `logits` ([batch, vocab], a tensor or a row-major Float32Array). `params` is one set
+   * for every row or one per row; `states` (one per row) carry each sequence's history for penalties and its
+   * seeded generator; the caller appends the sampled ids to them.
+   */
+  sample(logits: Tensor | Float32Array, params: SamplingParams | readonly (SamplingParams | SamplingState)[], states?: readonly SamplingState[]): Int32Array {
+    return this.sampleWithLogprobs(logits, params, states).tokens;
+  }
+
+  sampleWithLogprobs(logits: Tensor | Float32Array, params: SamplingParams | readonly (SamplingParams | SamplingState)[], states?: readonly SamplingState[]): SampleResult {
+    const V = this.vocabSize;
+    let data: Float32Array;
+    let rows: number;
+    if (logits instanceof Tensor) {
+      if (logits.dtype === 'int32' || logits.ndim !== 2 || logits.shape[1] !== V)
+        throw new RangeError(`Sampler.sample: logits must be a float tensor [batch, ${V}], got ${logits.toString()}`);
+      data = logits.toArray() as Float32Array;
+      rows = logits.shape[0]!;
+    } else if (logits instanceof Float32Array) {
+      if (logits.length % V !== 0) throw new RangeError(`Sampler.sample: logits has ${logits.length} values, not a multiple of vocabSize ${V}`);
+      rows = logits.length / V;
+      data = logits;
+    } else {
+      throw new TypeError(`Sampler.sample: logits must be a Tensor or a Float32Array, got ${describeValue(logits)}`);
+    }
+    if (states !== undefined && (!Array.isArray(states) || states.length !== rows))
+      throw new RangeError(`Sampler.sample: states must have one entry per row (${rows}), got ${describeValue(states)}`);
+    const perRow = Array.isArray(params);
+    if (perRow && params.length !== rows) throw new RangeError(`Sampler.sample: params has ${params.length} entries for ${rows} rows`);
+    const shared = perRow ? null : resolveSamplingParams(params as SamplingParams, V);
+    const resolved: ResolvedSamplingParams[] = [];
+    for (let r = 0; r < rows; ++r) {
+      const p = perRow ? (params as readonly (SamplingParams | SamplingState)[])[r]! : shared!;
+      resolved.push(states?.[r]?.params ?? (p instanceof SamplingState ? p.params : perRow ? resolveSamplingParams(p, V) : shared!));
+    }
+
+    // Logprobs come from the raw logits, before penalties and temperature.
+    const raw = data;
+    const logZ = new Float64Array(rows);
+    const logprobs: (TokenLogprobs | null)[] = resolved.map((p, r) => {
+      if (p.logprobs === null) return null;
+      const row = raw.subarray(r * V, (r + 1) * V);
+      logZ[r] = logSumExp(row);
+      return { token: -1, logprob: 0, top: topLogprobs(row, p.logprobs, logZ[r]!) };
+    });
+
+    const hasPenalty = (p: ResolvedSamplingParams) => p.repetitionPenalty !== 1 || p.presencePenalty !== 0 || p.frequencyPenalty !== 0;
+    if (states && resolved.some(hasPenalty)) {
+      data = Float32Array.from(data);
+      for (let r = 0; r < rows; ++r) if (hasPenalty(resolved[r]!)) applyPenalties(data.subarray(r * V, (r + 1) * V), states[r]!);
+    }
+    const temperature = new Float32Array(rows);
+    const topK = new Int32Array(rows);
+    const topP = new Float32Array(rows);
+    const minP = new Float32Array(rows);
+    const uniform = new Float64Array(rows);
+    for (let r = 0; r < rows; ++r) {
+      const p = resolved[r]!;
+      temperature[r] = p.temperature;
+      topK[r] = p.topK;
+      topP[r] = p.topP;
+      minP[r] = p.minP;
+      const state = states?.[r];
+      // Greedy rows draw nothing, so a seeded sequence's draws do not depend on its neighbours.
+      if (p.temperature > 0) uniform[r] = (state?.rng ?? (p.seed !== null ? new Rng(p.seed) : this.rng)).next();
+    }
+    const tokens = sampleRows(data, rows, V, { temperature, topK, topP, minP, uniform });
+    for (let r = 0; r < rows; ++r) {
+      const lp = logprobs[r];
+      if (lp) {
+        lp.token = tokens[r]!;
+        lp.logprob = raw[r * V + tokens[r]!]! - logZ[r]!;
+      }
+    }
+    return { tokens, logprobs };
+  }
+}
+
+/** vLLM's penalties: repetition over prompt and output ids; presence and frequency over output ids. */
+export function applyPenalties(row: Float32Array, s: SamplingState): void {
+  const { repetitionPenalty: rep, presencePenalty: pres, frequencyPenalty: freq } = s.params;
+  if (rep !== 1) {
+    const seen = new Set<number>([...s.promptTokenIds, ...s.outputTokenIds]);
+    for (const id of seen) {
+      if (id < 0 || id >= row.length) continue;
+      const v = row[id]!;
+      row[id] = v > 0 ? v / rep : v * rep;
+    }
+  }
+  if (pres !== 0 || freq !== 0)
+    for (const [id, n] of s.outputCounts) if (id >= 0 && id < row.length) row[id] = row[id]! - freq * n - pres;
+}
+
+function logSumExp(row: Float32Array): number {
+  let m = -Infinity;
+  for (let i = 0; i < row.length; ++i) if (row[i]! > m) m = row[i]!;
+  let sum = 0;
+  for (let i = 0; i < row.length; ++i) sum += Math.exp(row[i]! - m);
+  return m + Math.log(sum);
+}
+
+/** The n most likely tokens: highest logit first, the lower id on ties (n <= 20, so an insertion list). */
+function topLogprobs(row: Float32Array, n: number, logZ: number): TokenLogprob[] {
+  const top: TokenLogprob[] = [];
+  if (n === 0) return top;
+  for (let i = 0; i < row.length; ++i) {
+    const v = row[i]!;
+    if (top.length === n && v <= top[n - 1]!.logprob) continue;
+    let j = top.length < n ? top.length : n - 1;
+    top[j] = { token: i, logprob: v };
+    while (j > 0 && top[j - 1]!.logprob < v) {
+      [top[j - 1], top[j]] = [top[j]!, top[j - 1]!];
+      --j;
+    }
+  }
+  for (const t of top) t.logprob -= logZ;
+  return top;
+}

@@ -1,0 +1,79 @@
+// tokenizer.json through Hugging Face's `tokenizers` package; special tokens and the chat template from
+// tokenizer_config.json.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Tokenizer as HfNative } from 'tokenizers';
+import { ModelFormatError } from '../errors.js';
+import { renderChatTemplate } from './chat-template.js';
+import type { ChatMessage, Tokenizer } from './tokenizer.js';
+
+function tokenText(v: unknown): string | null {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'object' && v !== null && typeof (v as { content?: unknown }).content === 'string') return (v as { content: string }).content;
+  return null;
+}
+
+export class HfTokenizer implements Tokenizer {
+  readonly vocabSize: number;
+  readonly bosTokenId: number | null;
+  readonly eosTokenIds: readonly number[];
+  readonly chatTemplate: string | null;
+  private readonly bosToken: string;
+  private readonly eosToken: string;
+
+  private constructor(private readonly tok: HfNative, config: Record<string, unknown>, modelEos: readonly number[], modelVocab: number) {
+    this.vocabSize = Math.max(tok.getVocabSize(true), modelVocab);
+    this.bosToken = tokenText(config['bos_token']) ?? '';
+    this.eosToken = tokenText(config['eos_token']) ?? '';
+    this.bosTokenId = this.bosToken ? tok.tokenToId(this.bosToken) : null;
+    const eos = this.eosToken ? tok.tokenToId(this.eosToken) : null;
+    this.eosTokenIds = [...new Set([...(eos === null ? [] : [eos]), ...modelEos])];
+    const t = config['chat_template'];
+    if (typeof t === 'string') this.chatTemplate = t;
+    else if (Array.isArray(t)) this.chatTemplate = (t.find((x: { name?: string }) => x?.name === 'default') as { template?: string } | undefined)?.template ?? null;
+    else this.chatTemplate = null;
+  }
+
+  /** tokenizer.json (+ tokenizer_config.json when present) of a Hugging Face model directory. */
+  static fromDir(dir: string, model: { eosTokenIds?: readonly number[]; vocabSize?: number } = {}): HfTokenizer {
+    const file = join(dir, 'tokenizer.json');
+    let tok: HfNative;
+    try {
+      tok = HfNative.fromFile(file);
+    } catch (e) {
+      throw new ModelFormatError(file, `cannot load: ${(e as Error).message}`);
+    }
+    let config: Record<string, unknown> = {};
+    const cfgFile = join(dir, 'tokenizer_config.json');
+    let text: string | null = null;
+    try {
+      text = readFileSync(cfgFile, 'utf8');
+    } catch {
+      // optional
+    }
+    if (text !== null) {
+      try {
+        config = JSON.parse(text) as Record<string, unknown>;
+      } catch (e) {
+        throw new ModelFormatError(cfgFile, `not valid JSON (${(e as Error).message})`);
+      }
+    }
+    return new HfTokenizer(tok, config, model.eosTokenIds ?? [], model.vocabSize ?? 0);
+  }
+
+  async encode(text: string, opts: { addSpecialTokens?: boolean } = {}): Promise<number[]> {
+    if (typeof text !== 'string') throw new TypeError(`encode: text must be a string, got ${typeof text}`);
+    const enc = await this.tok.encode(text, null, { addSpecialTokens: opts.addSpecialTokens ?? true });
+    return enc.getIds();
+  }
+
+  async decode(ids: readonly number[], opts: { skipSpecialTokens?: boolean } = {}): Promise<string> {
+    return this.tok.decode([...ids], opts.skipSpecialTokens ?? true);
+  }
+
+  applyChatTemplate(messages: ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): string {
+    return renderChatTemplate(this.chatTemplate, messages, {
+      bosToken: this.bosToken, eosToken: this.eosToken, addGenerationPrompt: opts.addGenerationPrompt ?? true,
+    });
+  }
+}
