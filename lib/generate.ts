@@ -63,7 +63,7 @@ async function encodePrompt(loaded: LoadedModel, p: string | readonly number[], 
   if (typeof p === 'string') return loaded.tokenizer.encode(p);
   if (!Array.isArray(p) || p.length === 0 || !p.every((t) => Number.isInteger(t) && t >= 0 && t < loaded.config.vocabSize))
     throw new RangeError(`generate: prompts[${i}] must be a string or a non-empty array of token ids in [0, ${loaded.config.vocabSize}), got ${describeValue(p)}`);
-  return [...p];
+  return Array.from(p as readonly number[]);
 }
 
 /**

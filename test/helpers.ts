@@ -1,4 +1,7 @@
 // Test helpers: seeded data, a closeness check that names the worst element, and the device loop.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 
 import { type Device, type FloatDType, Tensor, backends } from '../lib/index.js';
@@ -131,4 +134,10 @@ export function upload(data: ArrayLike<number>, shape: number[], dtype: FloatDTy
 /** A tensor full of NaN, so any element a kernel forgets to write fails the comparison. */
 export function poisoned(shape: number[], dtype: FloatDType, device: Device): Tensor {
   return Tensor.full(shape, NaN, { dtype, device });
+}
+
+/** The shared test models (../shared/models beside the repository), or null where that folder is absent. */
+export function sharedModels(): string | null {
+  const dir = fileURLToPath(new URL('../../../shared/models/', import.meta.url));
+  return existsSync(join(dir, 'stories260K', 'golden.json')) ? dir : null;
 }

@@ -71,7 +71,7 @@ export function configFromHf(json: unknown, file: string): LlamaConfig {
   if (Array.isArray(archs) && !archs.some((a) => HF_ARCHITECTURES.includes(a as string)))
     throw new MiniVllmError(`${file}: architecture ${JSON.stringify(archs)} is not supported (${HF_ARCHITECTURES.join(', ')})`, 'ERR_UNSUPPORTED');
   const act = j['hidden_act'] ?? 'silu';
-  if (act !== 'silu') throw new MiniVllmError(`${file}: hidden_act "${String(act)}" is not supported (silu)`, 'ERR_UNSUPPORTED');
+  if (act !== 'silu') throw new MiniVllmError(`${file}: hidden_act ${JSON.stringify(act)} is not supported (silu)`, 'ERR_UNSUPPORTED');
   const scaling = j['rope_scaling'] as Record<string, unknown> | null | undefined;
   const scalingType = scaling ? (scaling['rope_type'] ?? scaling['type']) : null;
   if (scaling && scalingType !== 'default')

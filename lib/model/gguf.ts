@@ -67,7 +67,7 @@ class Cursor {
         if (size === undefined) throw new ModelFormatError(this.f.path, `${what}: unknown array item type ${itemType}`);
         if (n * size > this.f.size - this.pos) throw new ModelFormatError(this.f.path, `${what}: array of ${n} items runs past the end of the file`);
         const raw = this.take(n * size, what);
-        const out: GgufValue[] = new Array(n);
+        const out = new Array<GgufValue>(n);
         for (let i = 0; i < n; ++i) out[i] = scalar(raw, i * size, itemType);
         return out;
       }

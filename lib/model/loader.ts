@@ -133,7 +133,12 @@ function resolveDevice(opts: LoadOptions): { device: Device; dtype: FloatDType }
   return { device, dtype: want === 'auto' ? (device === 'cuda' ? 'bfloat16' : 'float32') : want };
 }
 
-export async function loadModel(model: string, opts: LoadOptions = {}): Promise<LoadedModel> {
+/** Loads a model and its tokenizer; rejects with a ModelFormatError naming the file for a bad one. */
+export function loadModel(model: string, opts: LoadOptions = {}): Promise<LoadedModel> {
+  return new Promise((resolve) => resolve(load(model, opts)));
+}
+
+function load(model: string, opts: LoadOptions): LoadedModel {
   if (typeof model !== 'string' || model.length === 0) throw new TypeError(`loadModel: model must be a path or dummy:<preset>, got ${describeValue(model)}`);
   const { device, dtype } = resolveDevice(opts);
   const start = performance.now();

@@ -30,16 +30,16 @@ function parseHeader(file: BinaryFile, into: Map<string, Entry>): void {
     if (typeof e !== 'object' || e === null) throw bad('the header entry is not an object');
     if (typeof e.dtype !== 'string') throw bad(`dtype ${JSON.stringify(e.dtype)} is not a string`);
     if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw bad(`shape ${JSON.stringify(e.shape)} is not a list of sizes`);
-    const off = e.data_offsets;
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[0] > off[1])
+    const off = e.data_offsets as number[];
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[0]! > off[1]!)
       throw bad(`data_offsets ${JSON.stringify(off)} are not [start, end]`);
-    if (off[1] > dataBytes) throw bad(`data_offsets [${off[0]}, ${off[1]}] run past the end of the data (${dataBytes} bytes): truncated?`);
+    if (off[1]! > dataBytes) throw bad(`data_offsets [${off[0]}, ${off[1]}] run past the end of the data (${dataBytes} bytes): truncated?`);
     const size = STORAGE_BYTES[e.dtype as StorageType];
     const numel = (e.shape as number[]).reduce((a, b) => a * b, 1);
-    if (size !== undefined && (off[1] - off[0]) !== numel * size)
-      throw bad(`${off[1] - off[0]} bytes do not hold shape [${(e.shape as number[]).join(', ')}] of ${e.dtype}`);
+    if (size !== undefined && (off[1]! - off[0]!) !== numel * size)
+      throw bad(`${off[1]! - off[0]!} bytes do not hold shape [${(e.shape as number[]).join(', ')}] of ${e.dtype}`);
     if (into.has(name)) throw bad('appears in two files');
-    into.set(name, { dtype: e.dtype, shape: e.shape as number[], start: dataStart + off[0], end: dataStart + off[1], file });
+    into.set(name, { dtype: e.dtype, shape: e.shape as number[], start: dataStart + off[0]!, end: dataStart + off[1]!, file });
   }
 }
 

@@ -135,12 +135,16 @@ export function disposeWeights(w: LlamaWeights): void {
   w.embedding.dispose();
   w.lmHead.dispose();
   w.norm.dispose();
-  for (const l of w.layers) for (const t of Object.values(l)) t.dispose();
+  for (const l of w.layers) layerTensors(l).forEach((t) => t.dispose());
 }
 
 export function weightsBytes(w: LlamaWeights): number {
-  const all = new Set<Tensor>([w.embedding, w.lmHead, w.norm, ...w.layers.flatMap((l) => Object.values(l))]);
+  const all = new Set<Tensor>([w.embedding, w.lmHead, w.norm, ...w.layers.flatMap(layerTensors)]);
   let n = 0;
   for (const t of all) n += t.byteLength;
   return n;
+}
+
+function layerTensors(l: LayerWeights): Tensor[] {
+  return [l.inputNorm, l.qkv, l.o, l.postNorm, l.gateUp, l.down];
 }

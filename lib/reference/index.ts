@@ -5,3 +5,4 @@ export { roundArray, roundBFloat16, roundFloat16, roundTo } from './dtype.js';
 export { fusedAddRmsNorm, rmsNorm } from './layernorm.js';
 export { add, gatherRows, linear } from './linear.js';
 export { ropeCosSin, rotaryEmbedding } from './pos-encoding.js';
+export { llamaForward, type ReferenceWeights } from './llama.js';

@@ -88,12 +88,12 @@ export function resolveSamplingParams(params: SamplingParams = {}, vocabSize?: n
     repetitionPenalty: number(p, 'repetitionPenalty', 1, (v) => Number.isFinite(v) && v > 0, 'a finite number > 0'),
     presencePenalty: number(p, 'presencePenalty', 0, (v) => v >= -2 && v <= 2, 'in [-2, 2]'),
     frequencyPenalty: number(p, 'frequencyPenalty', 0, (v) => v >= -2 && v <= 2, 'in [-2, 2]'),
-    seed: seed as number | null,
+    seed: seed,
     maxTokens: number(p, 'maxTokens', 16, (v) => isInt(v) && v >= 1, 'an integer >= 1'),
     stop: stops as string[],
     stopTokenIds: stopIds as number[],
     ignoreEos: (p['ignoreEos'] as boolean | undefined) ?? false,
-    logprobs: logprobs as number | null,
+    logprobs: logprobs,
     skipSpecialTokens: (p['skipSpecialTokens'] as boolean | undefined) ?? true,
   };
 }

@@ -75,15 +75,18 @@ export class Sampler {
     } else {
       throw new TypeError(`Sampler.sample: logits must be a Tensor or a Float32Array, got ${describeValue(logits)}`);
     }
-    if (states !== undefined && (!Array.isArray(states) || states.length !== rows))
+    if (states !== undefined && states.length !== rows)
       throw new RangeError(`Sampler.sample: states must have one entry per row (${rows}), got ${describeValue(states)}`);
-    const perRow = Array.isArray(params);
-    if (perRow && params.length !== rows) throw new RangeError(`Sampler.sample: params has ${params.length} entries for ${rows} rows`);
-    const shared = perRow ? null : resolveSamplingParams(params as SamplingParams, V);
+    const list = isList(params) ? params : null;
+    if (list && list.length !== rows) throw new RangeError(`Sampler.sample: params has ${list.length} entries for ${rows} rows`);
+    const shared = list ? null : resolveSamplingParams(params as SamplingParams, V);
     const resolved: ResolvedSamplingParams[] = [];
+    const rowStates: (SamplingState | undefined)[] = [];
     for (let r = 0; r < rows; ++r) {
-      const p = perRow ? (params as readonly (SamplingParams | SamplingState)[])[r]! : shared!;
-      resolved.push(states?.[r]?.params ?? (p instanceof SamplingState ? p.params : perRow ? resolveSamplingParams(p, V) : shared!));
+      const p = list ? list[r]! : null;
+      const state = states?.[r] ?? (p instanceof SamplingState ? p : undefined);
+      rowStates.push(state);
+      resolved.push(state?.params ?? (p === null || p instanceof SamplingState ? shared! : resolveSamplingParams(p, V)));
     }
 
     // Logprobs come from the raw logits, before penalties and temperature.
@@ -93,13 +96,16 @@ export class Sampler {
       if (p.logprobs === null) return null;
       const row = raw.subarray(r * V, (r + 1) * V);
       logZ[r] = logSumExp(row);
-      return { token: -1, logprob: 0, top: topLogprobs(row, p.logprobs, logZ[r]!) };
+      return { token: -1, logprob: 0, top: topLogprobs(row, p.logprobs, logZ[r]) };
     });
 
     const hasPenalty = (p: ResolvedSamplingParams) => p.repetitionPenalty !== 1 || p.presencePenalty !== 0 || p.frequencyPenalty !== 0;
-    if (states && resolved.some(hasPenalty)) {
+    if (rowStates.some((s) => s !== undefined && hasPenalty(s.params))) {
       data = Float32Array.from(data);
-      for (let r = 0; r < rows; ++r) if (hasPenalty(resolved[r]!)) applyPenalties(data.subarray(r * V, (r + 1) * V), states[r]!);
+      for (let r = 0; r < rows; ++r) {
+        const state = rowStates[r];
+        if (state && hasPenalty(state.params)) applyPenalties(data.subarray(r * V, (r + 1) * V), state);
+      }
     }
     const temperature = new Float32Array(rows);
     const topK = new Int32Array(rows);
@@ -112,7 +118,7 @@ export class Sampler {
       topK[r] = p.topK;
       topP[r] = p.topP;
       minP[r] = p.minP;
-      const state = states?.[r];
+      const state = rowStates[r];
       // Greedy rows draw nothing, so a seeded sequence's draws do not depend on its neighbours.
       if (p.temperature > 0) uniform[r] = (state?.rng ?? (p.seed !== null ? new Rng(p.seed) : this.rng)).next();
     }
@@ -126,6 +132,10 @@ export class Sampler {
     }
     return { tokens, logprobs };
   }
+}
+
+function isList(p: SamplingParams | readonly (SamplingParams | SamplingState)[]): p is readonly (SamplingParams | SamplingState)[] {
+  return Array.isArray(p);
 }
 
 /** vLLM's penalties: repetition over prompt and output ids; presence and frequency over output ids. */

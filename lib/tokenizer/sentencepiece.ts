@@ -97,7 +97,7 @@ export class SentencePieceTokenizer implements Tokenizer {
     const special = new Set([v.bosTokenId, v.unkTokenId, ...v.eosTokenIds]);
     this.types = v.types ?? Int32Array.from(v.pieces, (p, i) =>
       special.has(i) ? TokenType.Control : BYTE_PIECE.test(p) ? TokenType.Byte : TokenType.Normal);
-    this.bytesOf = new Array(this.vocabSize);
+    this.bytesOf = new Array<Uint8Array>(this.vocabSize);
     for (let i = 0; i < this.vocabSize; ++i) {
       const p = v.pieces[i]!;
       const type = this.types[i]!;
@@ -165,7 +165,7 @@ export class SentencePieceTokenizer implements Tokenizer {
     const eos = id('tokenizer.ggml.eos_token_id');
     const template = g.metadata.get('tokenizer.chat_template');
     return new SentencePieceTokenizer({
-      pieces: (tokens as string[]).map((t) => t.replaceAll('\u2581', ' ')),
+      pieces: (tokens).map((t) => t.replaceAll('\u2581', ' ')),
       scores: scores ? Float32Array.from(scores as number[]) : new Float32Array(n),
       ...(types ? { types: Int32Array.from(types as number[]) } : {}),
       bosTokenId: id('tokenizer.ggml.bos_token_id'),
@@ -215,7 +215,7 @@ export class SentencePieceTokenizer implements Tokenizer {
       const { left: l, right: r } = c;
       if (!alive[l] || !alive[r] || next[l] !== r || len[l] !== c.leftLen || len[r] !== c.rightLen) continue;
       sym[l] = this.ids.get(this.pieces[sym[l]!]! + this.pieces[sym[r]!]!)!;
-      len[l] = len[l]! + len[r]!;
+      len[l] = len[l] + len[r];
       alive[r] = 0;
       next[l] = next[r]!;
       if (next[r]! >= 0) prev[next[r]!] = l;
@@ -234,7 +234,7 @@ export class SentencePieceTokenizer implements Tokenizer {
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new RangeError(`decode: token id ${id} is outside [0, ${this.vocabSize})`);
       const type = this.types[id]!;
       if (type === TokenType.Control || type === TokenType.Unknown || type === TokenType.Unused) {
-        if (!skip) parts.push(utf8.encode(this.pieces[id]!));
+        if (!skip) parts.push(utf8.encode(this.pieces[id]));
         continue;
       }
       let b = this.bytesOf[id]!;

@@ -1,0 +1,163 @@
+#!/usr/bin/env node
+// The mini-vllm command line: `generate` and `info` (serve and bench come with the engine).
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SingleBar } from 'cli-progress';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { isDevice, isFloatDType } from './dtype.js';
+import { generate, type GenerationResult } from './generate.js';
+import { loadModel, type LoadProgress, parameterCount, PRESETS } from './model/index.js';
+import { backends } from './native.js';
+import { setNumThreads } from './runtime.js';
+import type { SamplingParams } from './sampling/params.js';
+
+const pkg = JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'package.json'), 'utf8')) as { version: string };
+
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
+
+function num(kind: 'int' | 'float') {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || (kind === 'int' && !Number.isInteger(n))) throw new InvalidArgumentError(`expected ${kind === 'int' ? 'an integer' : 'a number'}, got "${v}"`);
+    return n;
+  };
+}
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+/** A progress bar on stderr that shows itself only once loading has taken a second. */
+function progressBar(): { onProgress: LoadProgress; stop: () => void } {
+  const start = performance.now();
+  let bar: SingleBar | null = null;
+  return {
+    onProgress(done, total) {
+      if (bar === null) {
+        if (performance.now() - start < 1000 || !process.stderr.isTTY) return;
+        bar = new SingleBar({ stream: process.stderr, format: 'loading weights [{bar}] {percentage}% | {value}/{total} MB | {eta}s left', hideCursor: true });
+        bar.start(Math.ceil(total / 1e6), 0);
+      }
+      bar.update(Math.floor(done / 1e6));
+    },
+    stop() {
+      bar?.stop();
+    },
+  };
+}
+
+interface GenerateFlags {
+  model: string; tokenizer?: string; prompt: string[]; chat?: boolean; system?: string; device?: string; dtype: string;
+  temperature: number; topK?: number; topP?: number; minP?: number; repetitionPenalty?: number; presencePenalty?: number;
+  frequencyPenalty?: number; seed?: number; maxTokens: number; stop: string[]; stopTokenId: string[]; ignoreEos?: boolean;
+  logprobs?: number; threads?: number; json?: boolean;
+}
+
+async function runGenerate(f: GenerateFlags): Promise<void> {
+  if (f.device !== undefined && !isDevice(f.device)) throw new InvalidArgumentError(`--device must be cpu or cuda, got "${f.device}"`);
+  if (f.dtype !== 'auto' && !isFloatDType(f.dtype)) throw new InvalidArgumentError(`--dtype must be auto, float32, float16 or bfloat16, got "${f.dtype}"`);
+  if (f.threads !== undefined) setNumThreads(f.threads);
+  const bar = progressBar();
+  const loaded = await loadModel(f.model, {
+    ...(f.device ? { device: f.device } : {}),
+    dtype: f.dtype as 'auto',
+    ...(f.tokenizer ? { tokenizer: f.tokenizer } : {}),
+    onProgress: bar.onProgress,
+  }).finally(() => bar.stop());
+  const { model, config } = loaded;
+  log(`mini-vllm: ${f.model} (${(parameterCount(config) / 1e6).toFixed(1)}M parameters, ${config.numLayers} layers, vocab ${config.vocabSize}) on ${model.device} in ${model.dtype}, loaded in ${loaded.loadSeconds.toFixed(2)} s`);
+  const prompts = f.prompt.length > 0 ? f.prompt : ['Once upon a time'];
+  const texts = f.chat
+    ? prompts.map((p) => loaded.tokenizer.applyChatTemplate([...(f.system ? [{ role: 'system', content: f.system }] : []), { role: 'user', content: p }]))
+    : prompts;
+  const params: SamplingParams = {
+    temperature: f.temperature, maxTokens: f.maxTokens, stop: f.stop,
+    stopTokenIds: f.stopTokenId.map((s) => num('int')(s)),
+    ...(f.topK !== undefined ? { topK: f.topK } : {}), ...(f.topP !== undefined ? { topP: f.topP } : {}),
+    ...(f.minP !== undefined ? { minP: f.minP } : {}), ...(f.repetitionPenalty !== undefined ? { repetitionPenalty: f.repetitionPenalty } : {}),
+    ...(f.presencePenalty !== undefined ? { presencePenalty: f.presencePenalty } : {}),
+    ...(f.frequencyPenalty !== undefined ? { frequencyPenalty: f.frequencyPenalty } : {}),
+    ...(f.seed !== undefined ? { seed: f.seed } : {}), ...(f.ignoreEos ? { ignoreEos: true } : {}),
+    ...(f.logprobs !== undefined ? { logprobs: f.logprobs } : {}),
+  };
+  const stream = !f.json && texts.length === 1;
+  const start = performance.now();
+  let results: GenerationResult[];
+  try {
+    results = await generate(loaded, texts, params, stream ? { onText: (_, delta) => process.stdout.write(delta) } : {});
+  } finally {
+    model.dispose();
+  }
+  const seconds = (performance.now() - start) / 1000;
+  const tokens = results.reduce((s, r) => s + r.tokenIds.length, 0);
+  const timing = (r: GenerationResult) => {
+    const ttft = r.timings.firstToken - r.timings.arrival;
+    const e2e = r.timings.finish - r.timings.arrival;
+    const n = r.tokenIds.length;
+    return { ttftMs: ttft, tpotMs: n > 1 ? (e2e - ttft) / (n - 1) : null, e2eMs: e2e, decodeTokensPerSecond: n > 1 ? (n - 1) / ((e2e - ttft) / 1000) : null };
+  };
+  if (f.json) {
+    process.stdout.write(`${JSON.stringify({
+      model: f.model, device: model.device, dtype: model.dtype, loadSeconds: loaded.loadSeconds,
+      params, totalSeconds: seconds, outputTokens: tokens, outputTokensPerSecond: tokens / seconds,
+      results: results.map((r, i) => ({ prompt: texts[i], promptTokenIds: r.promptTokenIds, text: r.text, tokenIds: r.tokenIds,
+        finishReason: r.finishReason, stopReason: r.stopReason, ...(r.logprobs ? { logprobs: r.logprobs } : {}), ...timing(r) })),
+    })}\n`);
+  } else if (!stream) {
+    for (const r of results) process.stdout.write(`${r.text}\n`);
+  } else if (process.stdout.isTTY) {
+    process.stdout.write('\n');
+  }
+  const t = timing(results[0]!);
+  log(`mini-vllm: ${tokens} tokens in ${seconds.toFixed(2)} s (${(tokens / seconds).toFixed(1)} tok/s; TTFT ${t.ttftMs.toFixed(1)} ms${t.tpotMs === null ? '' : `, TPOT ${t.tpotMs.toFixed(2)} ms`}); finish: ${results.map((r) => r.finishReason).join(', ')}`);
+}
+
+export function buildCli(): Command {
+  const program = new Command('mini-vllm')
+    .description('An LLM inference engine for Node.js in the mould of vLLM')
+    .version(pkg.version)
+    .showHelpAfterError();
+
+  program.command('generate')
+    .description('generate a completion and stream it to stdout (logs go to stderr)')
+    .option('-m, --model <model>', 'a Hugging Face directory, a llama2.c .bin, a .gguf, or dummy:<preset>', 'dummy:stories15M')
+    .option('--tokenizer <file>', 'tokenizer to use instead of the model\'s (tokenizer.json or a llama2.c tok*.bin)')
+    .option('-p, --prompt <text>', 'the prompt (repeat for a batch)', collect, [])
+    .option('--chat', 'wrap the prompt as a user message in the model\'s chat template')
+    .option('--system <text>', 'with --chat: a system message')
+    .option('-t, --temperature <t>', '0 = greedy', num('float'), 1)
+    .option('--top-k <k>', 'keep the k most likely tokens (0 = off)', num('int'))
+    .option('--top-p <p>', 'nucleus sampling mass (1 = off)', num('float'))
+    .option('--min-p <p>', 'drop tokens less likely than p times the best (0 = off)', num('float'))
+    .option('--repetition-penalty <r>', '> 1 discourages tokens already seen', num('float'))
+    .option('--presence-penalty <p>', 'subtracted once per token present in the output', num('float'))
+    .option('--frequency-penalty <f>', 'subtracted per occurrence in the output', num('float'))
+    .option('-s, --seed <n>', 'sampling seed (same seed, same output)', num('int'))
+    .option('-n, --max-tokens <n>', 'most tokens to generate', num('int'), 256)
+    .option('--stop <text>', 'a stop string (repeatable)', collect, [])
+    .option('--stop-token-id <id>', 'a stop token id (repeatable)', collect, [])
+    .option('--ignore-eos', 'keep going past end-of-sequence tokens')
+    .option('--logprobs <n>', 'with --json: logprobs of each token and its n best alternatives', num('int'))
+    .addOption(new Option('--device <device>', 'cpu or cuda (default: cuda where present)').choices(['cpu', 'cuda']))
+    .addOption(new Option('--dtype <dtype>', 'weights and activations').choices(['auto', 'float32', 'float16', 'bfloat16']).default('auto'))
+    .option('--threads <n>', 'CPU threads', num('int'))
+    .option('--json', 'print one JSON object (text, token ids, timings) instead of streaming text')
+    .action(runGenerate);
+
+  program.command('info')
+    .description('print the backends this build and machine offer, and the dummy presets')
+    .action(() => {
+      process.stdout.write(`${JSON.stringify({ version: pkg.version, node: process.version, backends: backends(), presets: Object.keys(PRESETS) }, null, 2)}\n`);
+    });
+  return program;
+}
+
+const isMain = process.argv[1] !== undefined && fileURLToPath(import.meta.url) === (await import('node:fs')).realpathSync(process.argv[1]);
+if (isMain) {
+  buildCli().parseAsync(process.argv).catch((e: unknown) => {
+    const err = e as Error & { code?: string };
+    log(`mini-vllm: ${err.name}${err.code ? ` [${err.code}]` : ''}: ${err.message}`);
+    process.exitCode = 1;
+  });
+}

@@ -1,0 +1,156 @@
+// stories260K against llama2.c's run.c: greedy tokens and printed text byte for byte, and the first-step logits,
+// from the llama2.c checkpoint (both header versions) and from the GGUF copy.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import type { Device, FloatDType } from '../lib/index.js';
+import { Tensor } from '../lib/index.js';
+import { generate } from '../lib/generate.js';
+import { disposeKvCache, type LoadedModel, loadModel } from '../lib/model/index.js';
+import { openLlama2c } from '../lib/model/llama2c.js';
+import { describeDevices, expectClose, sharedModels } from './helpers.js';
+
+interface GoldenCase { prompt: string; steps: number; expected_stdout: string; prompt_ids: number[]; generated_ids: number[]; per_step_top1: [number, number][] }
+interface Golden { cases: GoldenCase[]; bos_pos0: { logits: number[] } }
+
+const models = sharedModels();
+const dir = models ? join(models, 'stories260K') : '';
+const golden = models ? JSON.parse(readFileSync(join(dir, 'golden.json'), 'utf8')) as Golden : null;
+
+/** Writes the checkpoint again in llama2.c's versioned layout (magic "ak42", version 1). */
+function writeVersion1(from: string, to: string): void {
+  const { config: c, source } = openLlama2c(from);
+  const header = Buffer.alloc(256);
+  header.writeUInt32LE(0x616b3432, 0);
+  header.writeInt32LE(1, 4);
+  [c.hiddenSize, c.intermediateSize, c.numLayers, c.numHeads, c.numKvHeads, c.vocabSize, c.maxPositionEmbeddings].forEach((v, i) => header.writeInt32LE(v, 8 + 4 * i));
+  header.writeUInt8(1, 36);
+  const read = (name: string) => {
+    const rows = source.shape(name)[0]!;
+    const t = source.read(name, 0, rows);
+    return Buffer.from(t.buffer, t.byteOffset, t.byteLength);
+  };
+  const layers = (w: string) => Array.from({ length: c.numLayers }, (_, l) => read(`model.layers.${l}.${w}.weight`));
+  writeFileSync(to, Buffer.concat([header, ...layers('input_layernorm'), ...layers('post_attention_layernorm'), read('model.norm.weight'),
+    read('model.embed_tokens.weight'), ...['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.down_proj', 'mlp.up_proj'].flatMap(layers)]));
+  source.close?.();
+}
+
+/** Runs the model one token at a time (decode steps through the paged cache), returning each step's logits. */
+function stepByStep(m: LoadedModel, tokens: (step: number, prev: Float32Array | null) => number, steps: number, onLogits: (l: Float32Array) => void): void {
+  const { model } = m;
+  const kv = model.allocateKvCache(Math.ceil(steps / 16), 16);
+  const device = model.device;
+  const int = (a: number[], shape?: number[]) => Tensor.fromArray(Int32Array.from(a), shape ?? [a.length], { dtype: 'int32', device });
+  const table = int(Array.from({ length: kv.numBlocks }, (_, i) => i), [1, kv.numBlocks]);
+  let logits: Float32Array | null = null;
+  try {
+    for (let pos = 0; pos < steps; ++pos) {
+      const ins = [int([tokens(pos, logits)]), int([pos]), int([pos]), int([0, 1]), int([pos + 1]), int([0])];
+      logits = model.forward({ tokenIds: ins[0]!, positions: ins[1]!, slotMapping: ins[2]!, logitsIndices: ins[5]!,
+        attention: { queryStartLoc: ins[3]!, seqLens: ins[4]!, blockTables: table, scale: 1 / Math.sqrt(m.config.headDim) } }, kv).toArray() as Float32Array;
+      ins.forEach((t) => t.dispose());
+      onLogits(logits);
+    }
+  } finally {
+    table.dispose();
+    disposeKvCache(kv);
+  }
+}
+
+function argmax(l: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < l.length; ++i) if (l[i]! > l[best]!) best = i;
+  return best;
+}
+
+/** Greedy decoding by hand through model.forward: each step's top-1 (id, logit). */
+function greedySteps(m: LoadedModel, prompt: number[], steps: number): [number, number][] {
+  const out: [number, number][] = [];
+  stepByStep(m, (pos, prev) => (pos < prompt.length ? prompt[pos]! : argmax(prev!)), steps, (l) => out.push([argmax(l), l[argmax(l)]!]));
+  return out;
+}
+
+/** The logits after BOS at position 0, as golden.json stores them. */
+function firstStepLogits(m: LoadedModel): Float32Array {
+  let first: Float32Array | null = null;
+  stepByStep(m, () => 1, 1, (l) => { first = l; });
+  return first!;
+}
+
+describe('stories260K against llama2.c run.c', function () {
+  if (!models || !golden) {
+    it('skipped: ../shared/models/stories260K is absent', function () {
+      this.skip();
+    });
+    return;
+  }
+  const tmp = mkdtempSync(join(tmpdir(), 'mini-vllm-golden-'));
+  const v1 = join(tmp, 'stories260K-v1.bin');
+  writeFileSync(join(tmp, 'tok512.bin'), readFileSync(join(dir, 'tok512.bin')));
+  writeVersion1(join(dir, 'stories260K.bin'), v1);
+  after(() => rmSync(tmp, { recursive: true, force: true }));
+
+  const sources: [string, () => string][] = [
+    ['stories260K.bin + tok512.bin', () => join(dir, 'stories260K.bin')],
+    ['stories260K.gguf', () => join(dir, 'stories260K.gguf')],
+    ['the checkpoint rewritten in llama2.c version 1 layout', () => v1],
+  ];
+
+  describeDevices('float32 greedy', (device: Device) => {
+    for (const [label, path] of sources) {
+      describe(label, function () {
+        let m: LoadedModel;
+        before(async () => {
+          m = await loadModel(path(), { device, dtype: 'float32' });
+        });
+        after(() => m?.model.dispose());
+
+        it('tokenizes the prompts as run.c does', async () => {
+          for (const c of golden.cases) expect(await m.tokenizer.encode(c.prompt)).to.deep.equal(c.prompt_ids);
+        });
+
+        it('gives the first-step logits within 1e-4 of run.c', () => {
+          expectClose(firstStepLogits(m), Float32Array.from(golden.bos_pos0.logits), { atol: 1e-4, rtol: 0 });
+        });
+
+        for (const c of golden.cases) {
+          it(`prints run.c's exact output for prompt ${JSON.stringify(c.prompt)} (${c.steps} steps)`, async () => {
+            const prompt = await m.tokenizer.encode(c.prompt);
+            let streamed = '';
+            const [r] = await generate(m, c.prompt, { temperature: 0, maxTokens: c.steps + 1 - prompt.length }, { onText: (_, d) => { streamed += d; } });
+            expect(r!.tokenIds).to.deep.equal(c.generated_ids);
+            expect(streamed).to.equal(r!.text);
+            // run.c echoes the prompt (decoded from its tokens), then the completion, then a newline.
+            expect((await m.tokenizer.decode(prompt)) + r!.text + '\n').to.equal(c.expected_stdout);
+          });
+        }
+
+        it('matches run.c\'s top-1 logit at every one of 200 greedy steps within 1e-4', function () {
+          const c = golden.cases.find((x) => x.prompt === '')!;
+          const steps = greedySteps(m, c.prompt_ids, c.steps);
+          expect(steps.map((s) => s[0])).to.deep.equal(c.per_step_top1.map((s) => s[0]));
+          expectClose(Float32Array.from(steps.map((s) => s[1])), Float32Array.from(c.per_step_top1.map((s) => s[1])), { atol: 1e-4, rtol: 0 });
+        });
+      });
+    }
+  });
+
+  // 16-bit storage changes the logits by rounding; the stated tolerance is on the first step's logits.
+  const TOL16: Record<Exclude<FloatDType, 'float32'>, number> = { float16: 0.02, bfloat16: 0.15 };
+  describeDevices('16-bit weights and activations', (device: Device) => {
+    for (const dtype of ['float16', 'bfloat16'] as const) {
+      it(`${dtype}: first-step logits within ${TOL16[dtype]} of run.c, same top-1`, async () => {
+        const m = await loadModel(join(dir, 'stories260K.bin'), { device, dtype });
+        try {
+          const logits = firstStepLogits(m);
+          expect(argmax(logits)).to.equal(403);
+          expectClose(logits, Float32Array.from(golden.bos_pos0.logits), { atol: TOL16[dtype], rtol: 0 });
+        } finally {
+          m.model.dispose();
+        }
+      });
+    }
+  });
+});
