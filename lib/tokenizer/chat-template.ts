@@ -25,8 +25,5 @@ export function renderChatTemplate(template: string | null, messages: ChatMessag
     bos_token: ctx.bosToken,
     eos_token: ctx.eosToken,
     add_generation_prompt: ctx.addGenerationPrompt,
-    raise_exception: (msg: string) => {
-      throw new RangeError(`chat template: ${msg}`);
-    },
   });
 }

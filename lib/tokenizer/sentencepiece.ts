@@ -177,6 +177,11 @@ export class SentencePieceTokenizer implements Tokenizer {
     });
   }
 
+  /** Every piece (spaces as ' ') and its merge score. */
+  vocabulary(): { pieces: readonly string[]; scores: Float32Array } {
+    return { pieces: this.pieces, scores: this.scores };
+  }
+
   /** The piece text of a token id (spaces as ' '). */
   piece(id: number): string {
     const p = this.pieces[id];

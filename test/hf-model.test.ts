@@ -1,0 +1,118 @@
+// A tiny Hugging Face-format Llama written here (safetensors + config.json + tokenizer.json) loads and matches the
+// float64 reference forward pass; its tokenizer (Hugging Face `tokenizers`) agrees with our SentencePiece BPE.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { type Device, Tensor } from '../lib/index.js';
+import { generate } from '../lib/generate.js';
+import { disposeKvCache, type LlamaConfig, type LoadedModel, loadModel } from '../lib/model/index.js';
+import { llamaForward, type ReferenceWeights } from '../lib/reference/index.js';
+import { SentencePieceTokenizer } from '../lib/tokenizer/sentencepiece.js';
+import { syntheticTokenizer } from '../lib/tokenizer/synthetic.js';
+import { describeDevices, expectClose, sharedModels } from './helpers.js';
+import { CHAT_TEMPLATE, TINY_CONFIG, writeTinyHfModel } from './tiny-models.js';
+
+const models = sharedModels();
+const sp = models
+  ? SentencePieceTokenizer.fromLlama2c(join(models, 'stories260K', 'tok512.bin'), 512)
+  : syntheticTokenizer(512, { bosTokenId: 1, eosTokenIds: [2] });
+const { pieces, scores } = sp.vocabulary();
+
+/** Runs one varlen step over several sequences from scratch (prefill) and returns the logits of each one's last token. */
+function prefillLogits(m: LoadedModel, seqs: number[][], device: Device): Float32Array[] {
+  const bs = 16;
+  const blocksPer = Math.max(...seqs.map((s) => Math.ceil(s.length / bs)));
+  const kv = m.model.allocateKvCache(blocksPer * seqs.length, bs);
+  const int = (a: number[], shape?: number[]) => Tensor.fromArray(Int32Array.from(a), shape ?? [a.length], { dtype: 'int32', device });
+  const flat = seqs.flat();
+  const qsl = [0];
+  for (const s of seqs) qsl.push(qsl.at(-1)! + s.length);
+  const positions = seqs.flatMap((s) => s.map((_, i) => i));
+  const slots = seqs.flatMap((s, k) => s.map((_, i) => k * blocksPer * bs + i));
+  const tables = seqs.flatMap((_, k) => Array.from({ length: blocksPer }, (_, j) => k * blocksPer + j));
+  const ins = [int(flat), int(positions), int(slots), int(qsl), int(seqs.map((s) => s.length)), int(tables, [seqs.length, blocksPer]), int(qsl.slice(1).map((q) => q - 1))];
+  try {
+    const logits = m.model.forward({ tokenIds: ins[0]!, positions: ins[1]!, slotMapping: ins[2]!, logitsIndices: ins[6]!,
+      attention: { queryStartLoc: ins[3]!, seqLens: ins[4]!, blockTables: ins[5]!, scale: 1 / Math.sqrt(m.config.headDim) } }, kv).toArray() as Float32Array;
+    const V = m.config.vocabSize;
+    return seqs.map((_, i) => logits.slice(i * V, (i + 1) * V));
+  } finally {
+    ins.forEach((t) => t.dispose());
+    disposeKvCache(kv);
+  }
+}
+
+describe('a tiny Hugging Face Llama written by the test', function () {
+  const tmp = mkdtempSync(join(tmpdir(), 'mini-vllm-hf-'));
+  after(() => rmSync(tmp, { recursive: true, force: true }));
+
+  const variants: { label: string; dir: string; config: LlamaConfig; shards: number; dtype: 'F32' | 'BF16'; weights?: ReferenceWeights }[] = [
+    { label: 'one float32 model.safetensors, separate lm_head', dir: join(tmp, 'f32'), config: TINY_CONFIG, shards: 1, dtype: 'F32' },
+    { label: 'three bfloat16 shards with an index, tied embeddings, 8 heads on 1 KV head', dir: join(tmp, 'bf16'),
+      config: { ...TINY_CONFIG, numHeads: 8, numKvHeads: 1, headDim: 8, tieWordEmbeddings: true, ropeTheta: 500000 }, shards: 3, dtype: 'BF16' },
+  ];
+  for (const v of variants) v.weights = writeTinyHfModel(v.dir, { config: v.config, shards: v.shards, dtype: v.dtype, pieces: [...pieces], scores });
+
+  const prompts = [[1, 300, 301, 302, 45, 67, 89, 400, 401, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17], [1, 77], [1, 260, 261, 262, 263]];
+
+  describeDevices('forward pass against the float64 reference', (device: Device) => {
+    for (const v of variants) {
+      it(`${v.label}: last-token logits of a 3-sequence prefill within 2e-4`, async () => {
+        const m = await loadModel(v.dir, { device, dtype: 'float32' });
+        try {
+          expect(m.format).to.equal('hf');
+          expect(m.config).to.deep.equal(v.config);
+          const got = prefillLogits(m, prompts, device);
+          prompts.forEach((p, i) => {
+            const ref = llamaForward(v.config, v.weights!, p).at(-1)!;
+            expectClose(got[i]!, Float32Array.from(ref), { atol: 2e-4, rtol: 1e-4 });
+          });
+        } finally {
+          m.model.dispose();
+        }
+      });
+    }
+
+    it('greedy generation follows the reference argmax step by step (prefill then decode through the cache)', async () => {
+      const v = variants[0]!;
+      const m = await loadModel(v.dir, { device, dtype: 'float32' });
+      try {
+        const [r] = await generate(m, [prompts[2]!], { temperature: 0, maxTokens: 8, ignoreEos: true });
+        const seq = [...prompts[2]!];
+        for (const token of r!.tokenIds) {
+          const ref = llamaForward(v.config, v.weights!, seq).at(-1)!;
+          expect(token).to.equal(ref.indexOf(Math.max(...ref)));
+          seq.push(token);
+        }
+      } finally {
+        m.model.dispose();
+      }
+    });
+  });
+
+  describe('tokenizer.json through Hugging Face tokenizers', function () {
+    let m: LoadedModel;
+    before(async () => {
+      m = await loadModel(variants[0]!.dir, { device: 'cpu' });
+    });
+    after(() => m?.model.dispose());
+
+    it('reads BOS, EOS and the chat template from tokenizer_config.json', () => {
+      expect(m.tokenizer.bosTokenId).to.equal(1);
+      expect(m.tokenizer.eosTokenIds).to.deep.equal([2]);
+      expect(m.tokenizer.chatTemplate).to.equal(CHAT_TEMPLATE);
+      expect(m.tokenizer.applyChatTemplate([{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello' }, { role: 'user', content: 'Bye' }]))
+        .to.equal('<s>[INST] Hi [/INST] Hello</s>[INST] Bye [/INST]');
+    });
+
+    const texts = ['Once upon a time', 'Lily and Ben went to the park. "Look!" she said.', 'naïve café — 日本 🙂', '  two  spaces', ''];
+    it('encodes exactly as our SentencePiece BPE does on the same vocabulary, and decodes back', async () => {
+      for (const t of texts) {
+        const ids = await m.tokenizer.encode(t);
+        expect(ids, JSON.stringify(t)).to.deep.equal(sp.encodeSync(t));
+        expect(await m.tokenizer.decode(ids)).to.equal(t);
+      }
+    });
+  });
+});
