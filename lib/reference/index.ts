@@ -6,3 +6,4 @@ export { fusedAddRmsNorm, rmsNorm } from './layernorm.js';
 export { add, gatherRows, linear } from './linear.js';
 export { ropeCosSin, rotaryEmbedding } from './pos-encoding.js';
 export { llamaForward, type ReferenceWeights } from './llama.js';
+export { keptDistribution, type ReferenceSampleParams, sampleReference } from './sampling.js';
