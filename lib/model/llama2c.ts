@@ -64,46 +64,51 @@ function parse(file: BinaryFile): Llama2cCheckpoint {
     ropeStyle: 'gptj', tieWordEmbeddings: shared, bosTokenId: 1, eosTokenIds: vocab > 2 ? [1, 2] : [1],
   }, file.path);
 
+  // Lay the tensors out twice: first only counting bytes (so an absurd header fails before anything is built),
+  // then recording each tensor; layer-stacked [layers, ...shape] tensors get one entry per layer.
   const entries = new Map<string, Entry>();
-  let off = dataStart;
-  // Layer-stacked [layers, ...shape] tensors are split into one entry per layer.
-  const put = (name: string | ((l: number) => string), shape: number[], stacked: boolean) => {
-    const n = shape.reduce((a, b) => a * b, 1) * 4;
-    if (stacked) for (let l = 0; l < layers; ++l) entries.set((name as (l: number) => string)(l), { offset: off + l * n, shape });
-    else if (typeof name === 'string') entries.set(name, { offset: off, shape });
-    off += n * (stacked ? layers : 1);
+  const layout = (record: boolean): number => {
+    let off = dataStart;
+    const put = (name: string | ((l: number) => string), shape: number[], stacked: boolean) => {
+      const n = shape.reduce((a, b) => a * b, 1) * 4;
+      if (record && stacked) for (let l = 0; l < layers; ++l) entries.set((name as (l: number) => string)(l), { offset: off + l * n, shape });
+      else if (record) entries.set(name as string, { offset: off, shape });
+      off += n * (stacked ? layers : 1);
+    };
+    const L = (w: string) => (l: number) => hfName.layer(l, w);
+    if (version === 0) {
+      put(hfName.embedding, [vocab, dim], false);
+      put(L('input_layernorm'), [dim], true);
+      put(L('self_attn.q_proj'), [dim, dim], true);
+      put(L('self_attn.k_proj'), [kvDim, dim], true);
+      put(L('self_attn.v_proj'), [kvDim, dim], true);
+      put(L('self_attn.o_proj'), [dim, dim], true);
+      put(L('post_attention_layernorm'), [dim], true);
+      put(L('mlp.gate_proj'), [hidden, dim], true);
+      put(L('mlp.down_proj'), [dim, hidden], true);
+      put(L('mlp.up_proj'), [hidden, dim], true);
+      put(hfName.norm, [dim], false);
+      off += seqLen * hd * 4; // freq_cis_real and freq_cis_imag, [seq_len, head_size / 2] each (unused)
+    } else {
+      put(L('input_layernorm'), [dim], true);
+      put(L('post_attention_layernorm'), [dim], true);
+      put(hfName.norm, [dim], false);
+      put(hfName.embedding, [vocab, dim], false);
+      put(L('self_attn.q_proj'), [dim, dim], true);
+      put(L('self_attn.k_proj'), [kvDim, dim], true);
+      put(L('self_attn.v_proj'), [kvDim, dim], true);
+      put(L('self_attn.o_proj'), [dim, dim], true);
+      put(L('mlp.gate_proj'), [hidden, dim], true);
+      put(L('mlp.down_proj'), [dim, hidden], true);
+      put(L('mlp.up_proj'), [hidden, dim], true);
+    }
+    if (!shared) put(hfName.lmHead, [vocab, dim], false);
+    return off;
   };
-  const skip = (floats: number) => { off += floats * 4; };
-  const L = (w: string) => (l: number) => hfName.layer(l, w);
-  if (version === 0) {
-    put(hfName.embedding, [vocab, dim], false);
-    put(L('input_layernorm'), [dim], true);
-    put(L('self_attn.q_proj'), [dim, dim], true);
-    put(L('self_attn.k_proj'), [kvDim, dim], true);
-    put(L('self_attn.v_proj'), [kvDim, dim], true);
-    put(L('self_attn.o_proj'), [dim, dim], true);
-    put(L('post_attention_layernorm'), [dim], true);
-    put(L('mlp.gate_proj'), [hidden, dim], true);
-    put(L('mlp.down_proj'), [dim, hidden], true);
-    put(L('mlp.up_proj'), [hidden, dim], true);
-    put(hfName.norm, [dim], false);
-    skip(seqLen * hd); // freq_cis_real and freq_cis_imag, [seq_len, head_size / 2] each (unused)
-  } else {
-    put(L('input_layernorm'), [dim], true);
-    put(L('post_attention_layernorm'), [dim], true);
-    put(hfName.norm, [dim], false);
-    put(hfName.embedding, [vocab, dim], false);
-    put(L('self_attn.q_proj'), [dim, dim], true);
-    put(L('self_attn.k_proj'), [kvDim, dim], true);
-    put(L('self_attn.v_proj'), [kvDim, dim], true);
-    put(L('self_attn.o_proj'), [dim, dim], true);
-    put(L('mlp.gate_proj'), [hidden, dim], true);
-    put(L('mlp.down_proj'), [dim, hidden], true);
-    put(L('mlp.up_proj'), [hidden, dim], true);
-  }
-  if (!shared) put(hfName.lmHead, [vocab, dim], false);
-  if (off !== file.size)
-    throw new ModelFormatError(file.path, `the header (dim ${dim}, hidden_dim ${hidden}, n_layers ${layers}, n_heads ${heads}, n_kv_heads ${kvHeads}, vocab ${vocab}, seq_len ${seqLen}) needs ${off} bytes, the file has ${file.size}`);
+  const size = layout(false);
+  if (size !== file.size)
+    throw new ModelFormatError(file.path, `the header (dim ${dim}, hidden_dim ${hidden}, n_layers ${layers}, n_heads ${heads}, n_kv_heads ${kvHeads}, vocab ${vocab}, seq_len ${seqLen}) needs ${size} bytes, the file has ${file.size}`);
+  layout(true);
 
   const entry = (name: string): Entry => {
     const e = entries.get(name);
