@@ -88,15 +88,15 @@ describe('model loaders on broken files', function () {
 
     it('a llama2.c header that does not match the file size, and a GGUF with a quantised tensor', async function () {
       if (!models) this.skip();
-      const bin = readFileSync(join(models!, 'stories260K', 'stories260K.bin'));
+      const bin = readFileSync(join(models, 'stories260K', 'stories260K.bin'));
       const d = join(tmp, 'l2c');
       mkdirSync(d);
-      copyFileSync(join(models!, 'stories260K', 'tok512.bin'), join(d, 'tok512.bin'));
+      copyFileSync(join(models, 'stories260K', 'tok512.bin'), join(d, 'tok512.bin'));
       const b = Buffer.from(bin);
       b.writeInt32LE(128, 0); // dim 64 -> 128
       writeFileSync(join(d, 'm.bin'), b);
       expect(((await attempt(join(d, 'm.bin'), 'm.bin')) as Error).message).to.match(/needs \d+ bytes, the file has 1056540/);
-      const g = Buffer.from(readFileSync(join(models!, 'stories260K', 'stories260K.gguf')));
+      const g = Buffer.from(readFileSync(join(models, 'stories260K', 'stories260K.gguf')));
       const at = g.indexOf('token_embd.weight') + 'token_embd.weight'.length + 4 + 16; // name, n_dims, 2 dims -> type
       g.writeUInt32LE(12, at); // Q4_K
       writeFileSync(join(d, 'q.gguf'), g);
@@ -122,8 +122,8 @@ describe('model loaders on broken files', function () {
       if (!models) this.skip();
       const d = join(tmp, `fuzz-${file}`);
       mkdirSync(d);
-      if (companion) copyFileSync(join(models!, 'stories260K', companion), join(d, companion));
-      const original = readFileSync(join(models!, 'stories260K', file));
+      if (companion) copyFileSync(join(models, 'stories260K', companion), join(d, companion));
+      const original = readFileSync(join(models, 'stories260K', file));
       await run(file, original, focus, (bytes, i) => {
         const path = join(d, `${i}-${file}`);
         writeFileSync(path, bytes);
@@ -136,11 +136,11 @@ describe('model loaders on broken files', function () {
     it(`${N} copies of tok512.bin (beside an intact stories260K.bin)`, async function () {
       if (!models) this.skip();
       const d = join(tmp, 'fuzz-tok');
-      const original = readFileSync(join(models!, 'stories260K', 'tok512.bin'));
+      const original = readFileSync(join(models, 'stories260K', 'tok512.bin'));
       await run('tok512.bin', original, original.length, (bytes, i) => {
         const sub = join(d, String(i));
         mkdirSync(sub, { recursive: true });
-        copyFileSync(join(models!, 'stories260K', 'stories260K.bin'), join(sub, 'm.bin'));
+        copyFileSync(join(models, 'stories260K', 'stories260K.bin'), join(sub, 'm.bin'));
         writeFileSync(join(sub, 'tok512.bin'), bytes);
         return { path: join(sub, 'm.bin'), names: sub };
       });

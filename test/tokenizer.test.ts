@@ -33,7 +33,7 @@ describe('SentencePiece BPE tokenizer', function () {
     let tok: SentencePieceTokenizer;
     before(function () {
       if (!models) this.skip();
-      tok = SentencePieceTokenizer.fromLlama2c(join(models!, 'llama2-tokenizer', 'tokenizer.bin'), 32000);
+      tok = SentencePieceTokenizer.fromLlama2c(join(models, 'llama2-tokenizer', 'tokenizer.bin'), 32000);
     });
 
     it('encodes known prompts to Llama 2\'s ids', () => {
@@ -58,8 +58,8 @@ describe('SentencePiece BPE tokenizer', function () {
   describe('stories260K: tok512.bin and the GGUF vocabulary agree', function () {
     it('gives the same ids for every text', function () {
       if (!models) this.skip();
-      const a = SentencePieceTokenizer.fromLlama2c(join(models!, 'stories260K', 'tok512.bin'), 512);
-      const g = openGguf(join(models!, 'stories260K', 'stories260K.gguf'));
+      const a = SentencePieceTokenizer.fromLlama2c(join(models, 'stories260K', 'tok512.bin'), 512);
+      const g = openGguf(join(models, 'stories260K', 'stories260K.gguf'));
       const b = SentencePieceTokenizer.fromGguf(g);
       g.file.close();
       expect(b.vocabSize).to.equal(512);
