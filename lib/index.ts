@@ -9,3 +9,15 @@ export * as ops from './ops/index.js';
 export { Tensor } from './tensor.js';
 export type { HostData, TensorOptions } from './tensor.js';
 export { memoryStats, numThreads, setNumThreads, synchronize } from './runtime.js';
+export { ModelFormatError } from './errors.js';
+export { generate, type FinishReason, type GenerateOptions, type GenerationResult, type RequestTimings } from './generate.js';
+export {
+  configFromHf, type ForwardInput, type KvCache, type LlamaConfig, LlamaModel, type LoadedModel, loadModel,
+  type LoadOptions, type ModelFormat, parameterCount, PRESETS, presetConfig,
+} from './model/index.js';
+export { MAX_LOGPROBS, type ResolvedSamplingParams, resolveSamplingParams, type SamplingParams } from './sampling/params.js';
+export { Sampler, SamplingState, type SampleResult, type TokenLogprob, type TokenLogprobs } from './sampling/sampler.js';
+export { IncrementalDetokenizer } from './tokenizer/detokenizer.js';
+export { HfTokenizer } from './tokenizer/hf.js';
+export { SentencePieceTokenizer } from './tokenizer/sentencepiece.js';
+export type { ChatMessage, Tokenizer } from './tokenizer/tokenizer.js';
