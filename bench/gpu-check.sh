@@ -16,6 +16,7 @@ section "machine and commit"
 nvidia-smi || true
 echo "commit: $(cat .device/COMMIT 2>/dev/null || echo unknown)"
 source .device/setup.sh
+[ -d .device/models ] && export MINI_VLLM_MODELS="$PWD/.device/models/"
 export MINI_VLLM_ADDON="$PWD/.device/mini_vllm.node" MINI_VLLM_COMMIT="$(head -n 1 .device/COMMIT 2>/dev/null || echo unknown)"
 [ -e node_modules ] || ln -s .device/node_modules node_modules
 [ -e dist ] || ln -s .device/dist dist

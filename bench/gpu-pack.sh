@@ -18,7 +18,7 @@ git diff --quiet HEAD -- lib csrc test bench || echo "+uncommitted" >> .device/C
 # node_modules: the closure of what the tests and benchmarks import (no compilers, no linters).
 node --input-type=module -e "
   import { cpSync, existsSync, readFileSync } from 'node:fs';
-  const todo = ['bindings', 'mocha', 'chai', 'benny'];
+  const todo = ['bindings', 'mocha', 'chai', 'benny', 'tokenizers', '@huggingface/jinja', 'commander', 'cli-progress'];
   const seen = new Set();
   while (todo.length) {
     const name = todo.pop();
@@ -27,9 +27,16 @@ node --input-type=module -e "
     const pkg = JSON.parse(readFileSync('node_modules/' + name + '/package.json', 'utf8'));
     todo.push(...Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies }));
   }
-  for (const name of seen) cpSync('node_modules/' + name, '.device/node_modules/' + name, { recursive: true, dereference: true });
+  // tokenizers ships a binary for every platform (64 MB): take the linux-x64-gnu one only.
+  const only = (name) => name !== 'tokenizers' ? undefined : (src) => !src.endsWith('.node') || src.endsWith('linux-x64-gnu.node');
+  for (const name of seen) cpSync('node_modules/' + name, '.device/node_modules/' + name, { recursive: true, dereference: true, filter: only(name) });
   for (const bin of ['mocha']) cpSync('node_modules/.bin/' + bin, '.device/node_modules/.bin/' + bin, { dereference: true });
   console.error('packed ' + seen.size + ' packages');
 "
+# The shared test models (stories260K: a few MB), so the model goldens run on CUDA too.
+if [ -d "$shared/models/stories260K" ]; then
+  mkdir -p .device/models && cp -r "$shared/models/stories260K" .device/models/
+  [ -d "$shared/models/llama2-tokenizer" ] && cp -r "$shared/models/llama2-tokenizer" .device/models/
+fi
 du -sh .device >&2
 echo "ready: run bench/gpu-check.sh on the GPU machine with carry ['.device']"

@@ -136,8 +136,8 @@ export function poisoned(shape: number[], dtype: FloatDType, device: Device): Te
   return Tensor.full(shape, NaN, { dtype, device });
 }
 
-/** The shared test models (../shared/models beside the repository), or null where that folder is absent. */
+/** The shared test models (../shared/models beside the repository, or $MINI_VLLM_MODELS), or null where absent. */
 export function sharedModels(): string | null {
-  const dir = fileURLToPath(new URL('../../../shared/models/', import.meta.url));
+  const dir = process.env['MINI_VLLM_MODELS'] ?? fileURLToPath(new URL('../../../shared/models/', import.meta.url));
   return existsSync(join(dir, 'stories260K', 'golden.json')) ? dir : null;
 }

@@ -3,7 +3,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import tokenizers from 'tokenizers';
+import { readFloats } from '../lib/model/file.js';
+import { openGguf } from '../lib/model/gguf.js';
 import { configToHf, type LlamaConfig, writeSafetensors } from '../lib/model/index.js';
+import { encodeFloats } from '../lib/model/safetensors.js';
 import { roundBFloat16 } from '../lib/reference/index.js';
 import type { ReferenceWeights } from '../lib/reference/index.js';
 import { prng, uniform } from './helpers.js';
@@ -116,4 +119,46 @@ export function writeTinyHfModel(dir: string, opts: TinyModelOptions): Reference
     bos_token: '<s>', eos_token: { content: '</s>' }, add_bos_token: true, chat_template: CHAT_TEMPLATE,
   }));
   return weights;
+}
+
+/**
+ * Rewrites a GGUF file with every tensor stored as `type` (F32, F16 or BF16): the metadata bytes are copied as they
+ * are; tensor infos and data are written anew (alignment 32).
+ */
+export function rewriteGguf(from: string, to: string, type: 'F32' | 'F16' | 'BF16'): void {
+  const g = openGguf(from);
+  try {
+    const typeId = { F32: 0, F16: 1, BF16: 30 }[type];
+    const head = Buffer.alloc(24);
+    head.write('GGUF', 0, 'latin1');
+    head.writeUInt32LE(3, 4);
+    head.writeBigUInt64LE(BigInt(g.tensors.size), 8);
+    head.writeBigUInt64LE(BigInt(g.metadata.size), 16);
+    const kv = g.file.bytes(24, g.tensorInfoStart - 24, 'metadata');
+    const infos: Buffer[] = [];
+    const blobs: Buffer[] = [];
+    let off = 0;
+    for (const t of g.tensors.values()) {
+      const numel = t.shape.reduce((a, b) => a * b, 1);
+      const name = Buffer.from(t.name);
+      const info = Buffer.alloc(8 + name.length + 4 + 8 * t.shape.length + 4 + 8);
+      let p = info.writeBigUInt64LE(BigInt(name.length), 0);
+      p += name.copy(info, p);
+      p = info.writeUInt32LE(t.shape.length, p);
+      for (const d of [...t.shape].reverse()) p = info.writeBigUInt64LE(BigInt(d), p);
+      p = info.writeUInt32LE(typeId, p);
+      info.writeBigUInt64LE(BigInt(off), p);
+      infos.push(info);
+      const data = readFloats(g.file, t.offset, numel, t.type, t.name);
+      const blob = encodeFloats(data, type);
+      const padded = Buffer.alloc(Math.ceil(blob.length / 32) * 32);
+      blob.copy(padded);
+      blobs.push(padded);
+      off += padded.length;
+    }
+    const header = Buffer.concat([head, kv, ...infos]);
+    writeFileSync(to, Buffer.concat([header, Buffer.alloc(Math.ceil(header.length / 32) * 32 - header.length), ...blobs]));
+  } finally {
+    g.file.close();
+  }
 }

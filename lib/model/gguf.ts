@@ -12,6 +12,8 @@ export interface GgufTensorInfo { name: string; shape: number[]; type: StorageTy
 export interface GgufFile {
   path: string;
   version: number;
+  /** Byte offset where the tensor infos begin (the metadata ends). */
+  tensorInfoStart: number;
   metadata: Map<string, GgufValue>;
   tensors: Map<string, GgufTensorInfo>;
   file: BinaryFile;
@@ -125,6 +127,7 @@ function parse(file: BinaryFile): GgufFile {
   const align = metadata.get('general.alignment') ?? 32;
   if (typeof align !== 'number' || align <= 0 || (align & (align - 1)) !== 0)
     throw new ModelFormatError(file.path, `general.alignment ${String(align)} is not a power of two`);
+  const tensorInfoStart = c.pos;
   const infos: (GgufTensorInfo & { bytes: number })[] = [];
   for (let i = 0; i < nTensors; ++i) {
     const name = c.string(`tensor name ${i}`);
@@ -151,7 +154,7 @@ function parse(file: BinaryFile): GgufFile {
     if (tensors.has(t.name)) throw new ModelFormatError(file.path, `tensor "${t.name}" appears twice`);
     tensors.set(t.name, { name: t.name, shape: t.shape, type: t.type, offset: start });
   }
-  return { path: file.path, version, metadata, tensors, file };
+  return { path: file.path, version, tensorInfoStart, metadata, tensors, file };
 }
 
 const GGUF_NAMES: [RegExp, (m: RegExpMatchArray) => string][] = [

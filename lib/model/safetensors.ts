@@ -110,7 +110,7 @@ export function writeSafetensors(path: string, tensors: SafetensorsEntry[]): voi
   let off = 0;
   for (const t of tensors) {
     const dtype = t.dtype ?? 'F32';
-    const blob = encode(t.data, dtype);
+    const blob = encodeFloats(t.data, dtype);
     header[t.name] = { dtype, shape: t.shape, data_offsets: [off, off + blob.length] };
     blobs.push(blob);
     off += blob.length;
@@ -122,7 +122,8 @@ export function writeSafetensors(path: string, tensors: SafetensorsEntry[]): voi
   writeFileSync(path, Buffer.concat([len, Buffer.from(json), ...blobs]));
 }
 
-function encode(data: Float32Array, dtype: 'F32' | 'F16' | 'BF16'): Buffer {
+/** float32 values as little-endian F32, F16 or BF16 bytes (round to nearest even). */
+export function encodeFloats(data: Float32Array, dtype: 'F32' | 'F16' | 'BF16'): Buffer {
   if (dtype === 'F32') return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const out = Buffer.alloc(data.length * 2);
   const bits = new Uint32Array(Float32Array.from(data).buffer);
@@ -139,9 +140,14 @@ function floatToHalf(f: number): number {
   if (Number.isNaN(f)) return 0x7e00;
   if (a >= 65520) return sign | 0x7c00;
   if (a < 2 ** -24 / 2) return sign;
-  if (a < 2 ** -14) return sign | Math.round(a / 2 ** -24);
+  if (a < 2 ** -14) return sign | roundHalfEven(a / 2 ** -24);
   let e = Math.floor(Math.log2(a));
-  let m = Math.round((a / 2 ** e - 1) * 1024);
+  let m = roundHalfEven((a / 2 ** e - 1) * 1024);
   if (m === 1024) { m = 0; e += 1; }
   return sign | ((e + 15) << 10) | m;
+}
+
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return x % 1 === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
