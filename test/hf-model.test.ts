@@ -1,6 +1,6 @@
 // A tiny Hugging Face-format Llama written here (safetensors + config.json + tokenizer.json) loads and matches the
 // float64 reference forward pass; its tokenizer (Hugging Face `tokenizers`) agrees with our SentencePiece BPE.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -104,6 +104,21 @@ describe('a tiny Hugging Face Llama written by the test', function () {
       expect(m.tokenizer.chatTemplate).to.equal(CHAT_TEMPLATE);
       expect(m.tokenizer.applyChatTemplate([{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello' }, { role: 'user', content: 'Bye' }]))
         .to.equal('<s>[INST] Hi [/INST] Hello</s>[INST] Bye [/INST]');
+    });
+
+    it('drives the llama2.c checkpoint to run.c\'s output when passed as --tokenizer', async function () {
+      if (!models) this.skip();
+      const l2c = await loadModel(join(models, 'stories260K', 'stories260K.bin'), { device: 'cpu', tokenizer: join(variants[0]!.dir, 'tokenizer.json') });
+      try {
+        const golden = JSON.parse(readFileSync(join(models, 'stories260K', 'golden.json'), 'utf8')) as { cases: { prompt: string; steps: number; expected_stdout: string; generated_ids: number[] }[] };
+        const c = golden.cases[0]!;
+        const prompt = await l2c.tokenizer.encode(c.prompt);
+        const [r] = await generate(l2c, c.prompt, { temperature: 0, maxTokens: c.steps + 1 - prompt.length });
+        expect(r!.tokenIds).to.deep.equal(c.generated_ids);
+        expect((await l2c.tokenizer.decode(prompt)) + r!.text + '\n').to.equal(c.expected_stdout);
+      } finally {
+        l2c.model.dispose();
+      }
     });
 
     const texts = ['Once upon a time', 'Lily and Ben went to the park. "Look!" she said.', 'naïve café — 日本 🙂', '  two  spaces', ''];

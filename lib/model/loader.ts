@@ -61,7 +61,7 @@ export function modelFormat(model: string): ModelFormat {
 }
 
 function tokenizerFromFile(path: string, vocabSize: number, eosTokenIds: readonly number[]): Tokenizer {
-  if (path.endsWith('.json')) return HfTokenizer.fromDir(dirname(path), { eosTokenIds, vocabSize });
+  if (path.endsWith('.json')) return HfTokenizer.fromFile(path, { eosTokenIds });
   return SentencePieceTokenizer.fromLlama2c(path, vocabSize);
 }
 
@@ -187,7 +187,7 @@ function load(model: string, opts: LoadOptions): LoadedModel {
       }
       config = configFromHf(json, cfgFile);
       tokenizer = opts.tokenizer ? tokenizerFromFile(opts.tokenizer, config.vocabSize, config.eosTokenIds)
-        : HfTokenizer.fromDir(model, { eosTokenIds: config.eosTokenIds, vocabSize: config.vocabSize });
+        : HfTokenizer.fromDir(model, { eosTokenIds: config.eosTokenIds });
       source = openSafetensors(safetensorsFiles(model), model);
       break;
     }

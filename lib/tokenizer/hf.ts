@@ -1,7 +1,7 @@
 // tokenizer.json through Hugging Face's `tokenizers` package; special tokens and the chat template from
 // tokenizer_config.json.
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Tokenizer as HfNative } from 'tokenizers';
 import { ModelFormatError } from '../errors.js';
 import { renderChatTemplate } from './chat-template.js';
@@ -21,8 +21,8 @@ export class HfTokenizer implements Tokenizer {
   private readonly bosToken: string;
   private readonly eosToken: string;
 
-  private constructor(private readonly tok: HfNative, config: Record<string, unknown>, modelEos: readonly number[], modelVocab: number) {
-    this.vocabSize = Math.max(tok.getVocabSize(true), modelVocab);
+  private constructor(private readonly tok: HfNative, config: Record<string, unknown>, modelEos: readonly number[]) {
+    this.vocabSize = tok.getVocabSize(true);
     this.bosToken = tokenText(config['bos_token']) ?? '';
     this.eosToken = tokenText(config['eos_token']) ?? '';
     this.bosTokenId = this.bosToken ? tok.tokenToId(this.bosToken) : null;
@@ -35,8 +35,12 @@ export class HfTokenizer implements Tokenizer {
   }
 
   /** tokenizer.json (+ tokenizer_config.json when present) of a Hugging Face model directory. */
-  static fromDir(dir: string, model: { eosTokenIds?: readonly number[]; vocabSize?: number } = {}): HfTokenizer {
-    const file = join(dir, 'tokenizer.json');
+  static fromDir(dir: string, model: { eosTokenIds?: readonly number[] } = {}): HfTokenizer {
+    return HfTokenizer.fromFile(join(dir, 'tokenizer.json'), model);
+  }
+
+  /** A tokenizer.json file, with the tokenizer_config.json beside it when there is one. */
+  static fromFile(file: string, model: { eosTokenIds?: readonly number[] } = {}): HfTokenizer {
     let tok: HfNative;
     try {
       tok = HfNative.fromFile(file);
@@ -44,7 +48,7 @@ export class HfTokenizer implements Tokenizer {
       throw new ModelFormatError(file, `cannot load: ${(e as Error).message}`);
     }
     let config: Record<string, unknown> = {};
-    const cfgFile = join(dir, 'tokenizer_config.json');
+    const cfgFile = join(dirname(file), 'tokenizer_config.json');
     let text: string | null = null;
     try {
       text = readFileSync(cfgFile, 'utf8');
@@ -58,7 +62,7 @@ export class HfTokenizer implements Tokenizer {
         throw new ModelFormatError(cfgFile, `not valid JSON (${(e as Error).message})`);
       }
     }
-    return new HfTokenizer(tok, config, model.eosTokenIds ?? [], model.vocabSize ?? 0);
+    return new HfTokenizer(tok, config, model.eosTokenIds ?? []);
   }
 
   async encode(text: string, opts: { addSpecialTokens?: boolean } = {}): Promise<number[]> {
