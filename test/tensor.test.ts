@@ -93,6 +93,20 @@ describeDevices('Tensor', (device) => {
     expect(Array.from(back.toArray())).to.deep.equal([1.5, -2.25, 3.125]);
   });
 
+  it('write() copies host data into a view, rounding to the dtype, and checks type and length', () => {
+    using t = Tensor.zeros([4, 3], { dtype: 'bfloat16', device });
+    t.narrow(0, 1, 2).write(Float32Array.of(1, 2, 3, 4, 5, 1.00390625));
+    expect(Array.from(t.toArray())).to.deep.equal([0, 0, 0, 1, 2, 3, 4, 5, 1, 0, 0, 0]);
+    using cols = Tensor.zeros([2, 4], { device });
+    cols.narrow(1, 1, 2).write(Float32Array.of(7, 8, 9, 10));
+    expect(Array.from(cols.toArray())).to.deep.equal([0, 7, 8, 0, 0, 9, 10, 0]);
+    using ids = Tensor.zeros([3], { dtype: 'int32', device });
+    ids.write(Int32Array.of(5, -6, 7));
+    expect(Array.from(ids.toArray())).to.deep.equal([5, -6, 7]);
+    expectThrow(() => t.write(new Float32Array(11)), RangeError, /data has 11 elements, the tensor holds 12/);
+    expectThrow(() => ids.write(new Float32Array(3)), TypeError, /an int32 tensor takes a Int32Array/);
+  });
+
   it('dispose frees once; a disposed tensor throws on use; Symbol.dispose works', () => {
     const t = Tensor.zeros([4], { device });
     t.dispose();
