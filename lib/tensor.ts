@@ -178,7 +178,7 @@ export class Tensor implements NativeTensor {
     this.assertLive('write');
     const want = this.dtype === 'int32' ? Int32Array : Float32Array;
     if (!(data instanceof want))
-      throw new TypeError(`Tensor.write: a ${this.dtype} tensor takes a ${want.name}, got ${describeValue(data)}`);
+      throw new TypeError(`Tensor.write: ${this.dtype} tensors take a ${want.name}, got ${describeValue(data)}`);
     if (data.length !== this.numel)
       throw new RangeError(`Tensor.write: data has ${data.length} elements, the tensor holds ${this.numel}`);
     if (this.device === 'cuda' && !this.isContiguous) {

@@ -104,7 +104,7 @@ describeDevices('Tensor', (device) => {
     ids.write(Int32Array.of(5, -6, 7));
     expect(Array.from(ids.toArray())).to.deep.equal([5, -6, 7]);
     expectThrow(() => t.write(new Float32Array(11)), RangeError, /data has 11 elements, the tensor holds 12/);
-    expectThrow(() => ids.write(new Float32Array(3)), TypeError, /an int32 tensor takes a Int32Array/);
+    expectThrow(() => ids.write(new Float32Array(3)), TypeError, /int32 tensors take a Int32Array/);
   });
 
   it('dispose frees once; a disposed tensor throws on use; Symbol.dispose works', () => {
