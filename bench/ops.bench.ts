@@ -216,6 +216,19 @@ function addCase(tokens: number, hidden: number, dtype: FloatDType): LimitedCase
   };
 }
 
+// The dummy-weight generator: one 11008 x 4096 matrix per call, write-only (counted against the read limit).
+function fillUniformCase(dtype: FloatDType): LimitedCase {
+  const [rows, cols] = [11008, 4096];
+  return {
+    op: 'fillUniform', dtype, shape: `[${rows}, ${cols}]`,
+    bytes: rows * cols * itemSize(dtype),
+    limit: 'bytes',
+    setup: (device) => {
+      const out = Tensor.empty([rows, cols], { dtype, device });
+      return { run: () => ops.fillUniform(out, -1e-3, 1e-3, 1), free: () => out.dispose() };
+    },
+  };
+}
 
 function cases(quick: boolean, device: Device): OpCase[] {
   const dtypes: FloatDType[] = quick ? ['float32'] : ['float32', 'float16', 'bfloat16'];
@@ -230,6 +243,7 @@ function cases(quick: boolean, device: Device): OpCase[] {
     }
     out.push(embeddingCase(7, dtype), embeddingCase(8192, dtype));
     out.push(addCase(7, 4096, dtype), addCase(8192, 4096, dtype));
+    out.push(fillUniformCase(dtype));
   }
   // linear: GEMV at decode batch sizes against the read bandwidth, GEMM against the FMA peak
   const gemvTokens = quick ? [1] : [1, 4, 16];

@@ -111,6 +111,7 @@ export interface Addon {
   add(out: NativeTensor, a: NativeTensor, b: NativeTensor): void;
   /** GFLOP/s of fp32 FMAs on every CPU thread for about `seconds` */
   fmaPeak(seconds: number): number;
+  fillUniform(out: NativeTensor, low: number, high: number, seed: number): void;
   sampleRows(logits: Float32Array, rows: number, vocab: number, temperature: Float32Array, topK: Int32Array,
     topP: Float32Array, minP: Float32Array, uniform: Float64Array, out: Int32Array): void;
 }

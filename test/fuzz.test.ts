@@ -27,6 +27,8 @@ interface OpSpec {
   optional?: number[];
   /** Non-tensor arguments and values that are invalid for them. */
   badScalars: Record<number, unknown[]>;
+  /** Any shape is valid (fillUniform): no rank or size mutations. */
+  anyShape?: boolean;
 }
 
 const zeros = (shape: number[], dtype: DType = 'float32'): Tensor => Tensor.zeros(shape, { dtype });
@@ -118,6 +120,16 @@ const SPECS: OpSpec[] = [
     dtypeKind: { 0: 'float', 1: 'float', 2: 'float' },
     badScalars: {},
   },
+  {
+    name: 'fillUniform',
+    argNames: ['out', 'low', 'high', 'seed'],
+    valid: () => [zeros([T, H]), -1, 1, 3],
+    call: (a) => ops.fillUniform(...(a as Parameters<typeof ops.fillUniform>)),
+    constrainedDims: {},
+    anyShape: true,
+    dtypeKind: { 0: 'anyFloat' },
+    badScalars: { 1: [NaN, -Infinity, 1, 5, 'low'], 2: [NaN, Infinity, -1, -2, null], 3: [-1, 1.5, 2 ** 32, NaN, '3'] },
+  },
 ];
 
 const JUNK: unknown[] = [undefined, null, 0, 1.5, 'tensor', true, [], [1, 2], {}, { storage: {} }, () => 0, Symbol('t'), new Float32Array(4)];
@@ -128,7 +140,7 @@ function mutate(rand: Rand, spec: OpSpec): { args: unknown[]; what: string; clea
   const tensors = args.filter((a): a is Tensor => a instanceof Tensor);
   const tensorIdx = args.flatMap((a, i) => (a instanceof Tensor ? [i] : []));
   const scalarIdx = Object.keys(spec.badScalars).map(Number);
-  const kinds = ['junk', 'disposed', 'dtype', 'rank', 'size', 'missing', ...(scalarIdx.length ? ['scalar'] : [])];
+  const kinds = ['junk', 'disposed', 'dtype', ...(spec.anyShape ? [] : ['rank', 'size']), 'missing', ...(scalarIdx.length ? ['scalar'] : [])];
   const kind = pick(rand, kinds);
   const i = pick(rand, tensorIdx);
   const t = args[i] as Tensor;

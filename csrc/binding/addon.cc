@@ -170,6 +170,7 @@ class Addon : public Napi::Addon<Addon> {
         InstanceMethod<&Addon::Add>("add"),
         InstanceMethod<&Addon::FmaPeak>("fmaPeak"),
         InstanceMethod<&Addon::SampleRows>("sampleRows"),
+        InstanceMethod<&Addon::FillUniform>("fillUniform"),
     });
   }
 
@@ -463,6 +464,21 @@ class Addon : public Napi::Addon<Addon> {
       check_add(out, a, b);
       if (out.numel() == 0) return info.Env().Undefined();
       MVLLM_ON_DEVICE(a, cpu::add(out, a, b), cuda::add(out, a, b));
+      return info.Env().Undefined();
+    });
+  }
+
+  // fillUniform(out, low, high, seed)
+  Napi::Value FillUniform(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      expect_args(info, 4, "fillUniform");
+      TensorView t = to_tensor(info[0], "fillUniform", "out");
+      const double low = to_number(info[1], "fillUniform", "low"), high = to_number(info[2], "fillUniform", "high");
+      const double seed = to_number(info[3], "fillUniform", "seed");
+      check_fill_uniform(t, low, high, seed);
+      if (t.numel() == 0) return info.Env().Undefined();
+      MVLLM_ON_DEVICE(t, cpu::fill_uniform(t, float(low), float(high), uint32_t(seed)),
+                      cuda::fill_uniform(t, float(low), float(high), uint32_t(seed)));
       return info.Env().Undefined();
     });
   }

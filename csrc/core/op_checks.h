@@ -1,6 +1,8 @@
 // The contract of every op, checked once for both backends before any kernel runs.
 #pragma once
 
+#include <cmath>
+
 #include "check.h"
 
 namespace mvllm {
@@ -298,6 +300,17 @@ inline void check_attention_meta_values(const AttentionMeta& m, int64_t num_toke
              num_blocks, ")");
     }
   }
+}
+
+// t: any shape, contiguous, float; low < high, both finite; seed: a uint32.
+inline void check_fill_uniform(const TensorView& t, double low, double high, double seed) {
+  const Check c("fillUniform");
+  c.float_dtype(t, "out");
+  c.contiguous(t, "out");
+  if (!(std::isfinite(low) && std::isfinite(high) && low < high))
+    fail(ErrorKind::Range, "fillUniform: need finite low < high, got low = ", low, ", high = ", high);
+  if (!(seed >= 0 && seed <= 4294967295.0) || seed != double(int64_t(seed)))
+    fail(ErrorKind::Range, "fillUniform: seed must be an integer in [0, 2^32), got ", seed);
 }
 
 }  // namespace mvllm

@@ -51,6 +51,8 @@ void sample_rows(const float* logits, int64_t rows, int64_t vocab, const SampleP
 // (int32 only to int32). Host arrays take part by being wrapped in a TensorView.
 void copy(const TensorView& dst, const TensorView& src);
 void fill(const TensorView& t, double value);
+// t (contiguous, float): t[i] = uniform_at(seed, i, low, high) (core/random.h), the same values as CUDA writes.
+void fill_uniform(const TensorView& t, float low, float high, uint32_t seed);
 // Sums every element (float32 only): the STREAM-like read that benchmarks compare against.
 double stream_read(const TensorView& t);
 

@@ -1,9 +1,10 @@
-// Copies with dtype conversion, fill, and the STREAM-like read used as the benchmarks' bandwidth reference.
+// Copies with dtype conversion, fill, seeded uniform fill, and the STREAM-like read used as the benchmarks' bandwidth reference.
 #include <atomic>
 #include <cstring>
 #include <vector>
 
 #include "../core/error.h"
+#include "../core/random.h"
 #include "dispatch.h"
 #include "kernels.h"
 #include "parallel.h"
@@ -112,6 +113,28 @@ double stream_read(const TensorView& t) {
   double total = 0;
   for (double v : partial) total += v;
   return total;
+}
+
+void fill_uniform(const TensorView& t, float low, float high, uint32_t seed) {
+  const int64_t n = t.numel();
+  parallel_for(n, 1 << 14, [&](int64_t a, int64_t b) {
+    switch (t.dtype) {
+      case DType::Float32: {
+        float* p = t.ptr<float>();
+        for (int64_t i = a; i < b; ++i) p[i] = uniform_at(seed, uint64_t(i), low, high);
+        break;
+      }
+      case DType::Float16: {
+        uint16_t* p = static_cast<uint16_t*>(t.data);
+        for (int64_t i = a; i < b; ++i) p[i] = float_to_f16(uniform_at(seed, uint64_t(i), low, high));
+        break;
+      }
+      default: {
+        uint16_t* p = static_cast<uint16_t*>(t.data);
+        for (int64_t i = a; i < b; ++i) p[i] = float_to_bf16(uniform_at(seed, uint64_t(i), low, high));
+      }
+    }
+  });
 }
 
 }  // namespace mvllm::cpu

@@ -41,6 +41,7 @@ double timer_stop(int device);
 // Same CUDA device, same shape; converts float dtypes; any strides.
 void copy(const TensorView& dst, const TensorView& src);
 void fill(const TensorView& t, double value);
+void fill_uniform(const TensorView& t, float low, float high, uint32_t seed);
 
 void rms_norm(const TensorView& out, const TensorView& x, const TensorView& weight, float eps);
 void fused_add_rms_norm(const TensorView& x, const TensorView& residual, const TensorView& weight, float eps);

@@ -5,7 +5,8 @@ import { dirname, join } from 'node:path';
 import { type Device, type FloatDType, isDevice, isFloatDType } from '../dtype.js';
 import { MiniVllmError, ModelFormatError } from '../errors.js';
 import { defaultDevice } from '../native.js';
-import { describeValue } from '../tensor.js';
+import { fillUniform } from '../ops/random.js';
+import { describeValue, Tensor } from '../tensor.js';
 import { HfTokenizer } from '../tokenizer/hf.js';
 import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
 import { syntheticTokenizer } from '../tokenizer/synthetic.js';
@@ -80,11 +81,11 @@ function llama2cTokenizerPath(model: string): string {
   throw new ModelFormatError(model, `no tokenizer found beside the checkpoint (tokenizer.bin or one tok<N>.bin in ${dir}); pass --tokenizer`);
 }
 
-/** Uniform ±1e-3 weights, as vLLM's dummy load format, seeded per tensor and chunk. */
+/** Uniform ±1e-3 weights, as vLLM's dummy load format, generated on the device (ops.fillUniform), seeded per tensor. */
 function dummySource(config: LlamaConfig, label: string, seed: number): WeightSource {
-  const hash = (s: string) => {
+  const seedOf = (name: string) => {
     let h = 2166136261 ^ seed;
-    for (let i = 0; i < s.length; ++i) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+    for (let i = 0; i < name.length; ++i) h = Math.imul(h ^ name.charCodeAt(i), 16777619);
     return h >>> 0;
   };
   const shapes = new Map<string, number[]>();
@@ -109,18 +110,14 @@ function dummySource(config: LlamaConfig, label: string, seed: number): WeightSo
     has: (n) => shapes.has(n),
     shape: (n) => shapes.get(n)!,
     read(name, row, rows) {
+      // Host copy of the same values: fill a float32 tensor with the whole tensor's stream, keep the rows asked for.
       const shape = shapes.get(name)!;
-      const out = new Float32Array(rows * (shape[1] ?? 1));
-      let x = (hash(name) ^ Math.imul(row + 1, 0x9e3779b1)) >>> 0 || 1;
-      for (let i = 0; i < out.length; ++i) {
-        // xorshift32: fast enough for billions of weights, and plenty for noise
-        x ^= x << 13; x >>>= 0;
-        x ^= x >>> 17;
-        x ^= x << 5; x >>>= 0;
-        out[i] = (x / 4294967296) * 2e-3 - 1e-3;
-      }
-      return out;
+      const width = shape[1] ?? 1;
+      using t = Tensor.empty([(row + rows) * width], { dtype: 'float32', device: 'cpu' });
+      fillUniform(t, -1e-3, 1e-3, seedOf(name));
+      return (t.toArray() as Float32Array).subarray(row * width);
     },
+    fill: (name, dst) => fillUniform(dst, -1e-3, 1e-3, seedOf(name)),
   };
 }
 

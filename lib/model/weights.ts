@@ -14,6 +14,8 @@ export interface WeightSource {
   shape(name: string): readonly number[];
   /** Rows [row, row + rows) of the tensor (viewed as [shape[0], rest]) as float32. */
   read(name: string, row: number, rows: number): Float32Array;
+  /** Writes the whole tensor straight into `dst` on its device instead (generated weights), if the source can. */
+  fill?(name: string, dst: Tensor): void;
   close?(): void;
 }
 
@@ -103,6 +105,13 @@ export function buildWeights(config: LlamaConfig, src: WeightSource, opts: Build
       for (const p of t.parts) {
         const rows = p.shape[0]!;
         const width = p.shape.length === 1 ? 1 : p.shape[1]!;
+        if (src.fill) {
+          src.fill(p.name, dst.narrow(0, row, rows));
+          done += rows * width * itemBytes;
+          opts.onProgress?.(done, total);
+          row += rows;
+          continue;
+        }
         const chunk = Math.max(1, Math.floor(ROWS_PER_CHUNK_ELEMENTS / width));
         for (let r = 0; r < rows; r += chunk) {
           const n = Math.min(chunk, rows - r);

@@ -7,3 +7,4 @@ export { fusedAddRmsNorm, rmsNorm } from './layernorm.js';
 export { linear } from './linear.js';
 export { type RopeCacheOptions, ropeCosSinCache, rotaryEmbedding } from './pos-encoding.js';
 export { sampleRows, type SampleRowsParams } from './sampling.js';
+export { fillUniform } from './random.js';

@@ -7,3 +7,4 @@ export { add, gatherRows, linear } from './linear.js';
 export { ropeCosSin, rotaryEmbedding } from './pos-encoding.js';
 export { llamaForward, type ReferenceWeights } from './llama.js';
 export { keptDistribution, type ReferenceSampleParams, sampleReference } from './sampling.js';
+export { uniformAt } from './random.js';
