@@ -1,6 +1,6 @@
 // A tiny Hugging Face-format Llama written here (safetensors + config.json + tokenizer.json) loads and matches the
 // float64 reference forward pass; its tokenizer (Hugging Face `tokenizers`) agrees with our SentencePiece BPE.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -98,9 +98,15 @@ describe('a tiny Hugging Face Llama written by the test', function () {
     });
     after(() => m?.model.dispose());
 
-    it('reads BOS, EOS and the chat template from tokenizer_config.json', () => {
+    it('reads BOS, EOS and the chat template from tokenizer_config.json, extra EOS ids from generation_config.json', async () => {
       expect(m.tokenizer.bosTokenId).to.equal(1);
       expect(m.tokenizer.eosTokenIds).to.deep.equal([2]);
+      const dir = join(tmp, 'with-generation-config');
+      cpSync(variants[0]!.dir, dir, { recursive: true });
+      writeFileSync(join(dir, 'generation_config.json'), JSON.stringify({ bos_token_id: 1, eos_token_id: [2, 7] }));
+      const g = await loadModel(dir, { device: 'cpu' });
+      expect(g.config.eosTokenIds).to.deep.equal([2, 7]);
+      g.model.dispose();
       expect(m.tokenizer.chatTemplate).to.equal(CHAT_TEMPLATE);
       expect(m.tokenizer.applyChatTemplate([{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello' }, { role: 'user', content: 'Bye' }]))
         .to.equal('<s>[INST] Hi [/INST] Hello</s>[INST] Bye [/INST]');

@@ -121,6 +121,27 @@ function dummySource(config: LlamaConfig, label: string, seed: number): WeightSo
   };
 }
 
+/** generation_config.json's eos_token_id (Llama 3 instruct models end turns with <|eot_id|> there), if any. */
+function generationEos(dir: string, vocabSize: number): number[] {
+  const file = join(dir, 'generation_config.json');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  let eos: unknown;
+  try {
+    eos = (JSON.parse(text) as { eos_token_id?: unknown }).eos_token_id;
+  } catch (e) {
+    throw new ModelFormatError(file, `not valid JSON (${(e as Error).message})`);
+  }
+  const ids = eos === undefined || eos === null ? [] : Array.isArray(eos) ? eos : [eos];
+  if (!ids.every((id) => Number.isInteger(id) && id >= 0 && id < vocabSize))
+    throw new ModelFormatError(file, `eos_token_id ${JSON.stringify(eos)} is not a token id (or list of them) below ${vocabSize}`);
+  return ids as number[];
+}
+
 function resolveDevice(opts: LoadOptions): { device: Device; dtype: FloatDType } {
   const device = opts.device ?? defaultDevice();
   if (!isDevice(device)) throw new TypeError(`loadModel: device must be 'cpu' or 'cuda', got ${describeValue(device)}`);
@@ -183,6 +204,7 @@ function load(model: string, opts: LoadOptions): LoadedModel {
         throw new ModelFormatError(cfgFile, `cannot read the model config (${(e as Error).message})`);
       }
       config = configFromHf(json, cfgFile);
+      config.eosTokenIds = [...new Set([...config.eosTokenIds, ...generationEos(model, config.vocabSize)])];
       tokenizer = opts.tokenizer ? tokenizerFromFile(opts.tokenizer, config.vocabSize, config.eosTokenIds)
         : HfTokenizer.fromDir(model, { eosTokenIds: config.eosTokenIds });
       source = openSafetensors(safetensorsFiles(model), model);
