@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { type Device, Tensor } from '../lib/index.js';
 import { generate } from '../lib/generate.js';
 import { disposeKvCache, type LlamaConfig, type LoadedModel, loadModel } from '../lib/model/index.js';
-import { llamaForward, type ReferenceWeights } from '../lib/reference/index.js';
+import { llamaForward, type ReferenceWeights, ropeInvFreq } from '../lib/reference/index.js';
 import { SentencePieceTokenizer } from '../lib/tokenizer/sentencepiece.js';
 import { syntheticTokenizer } from '../lib/tokenizer/synthetic.js';
 import { describeDevices, expectClose, sharedModels } from './helpers.js';
@@ -51,6 +51,8 @@ describe('a tiny Hugging Face Llama written by the test', function () {
     { label: 'one float32 model.safetensors, separate lm_head', dir: join(tmp, 'f32'), config: TINY_CONFIG, shards: 1, dtype: 'F32' },
     { label: 'three bfloat16 shards with an index, tied embeddings, 8 heads on 1 KV head', dir: join(tmp, 'bf16'),
       config: { ...TINY_CONFIG, numHeads: 8, numKvHeads: 1, headDim: 8, tieWordEmbeddings: true, ropeTheta: 500000 }, shards: 3, dtype: 'BF16' },
+    { label: 'Llama 3.1 rope scaling (llama3: factor 8, original context 8)', dir: join(tmp, 'llama3-rope'),
+      config: { ...TINY_CONFIG, ropeTheta: 500000, ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8 } }, shards: 1, dtype: 'F32' },
   ];
   for (const v of variants) v.weights = writeTinyHfModel(v.dir, { config: v.config, shards: v.shards, dtype: v.dtype, pieces: [...pieces], scores });
 
@@ -89,6 +91,27 @@ describe('a tiny Hugging Face Llama written by the test', function () {
         m.model.dispose();
       }
     });
+  });
+
+  it('scales the RoPE frequencies as Llama 3.1 does: high kept, low divided by the factor, the band between blended', () => {
+    const scaling = { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 } as const;
+    const plain = ropeInvFreq(128, 500000);
+    const scaled = ropeInvFreq(128, 500000, scaling);
+    const wavelen = (i: number) => (2 * Math.PI) / plain[i]!;
+    let kept = 0, divided = 0, blended = 0;
+    for (let i = 0; i < 64; ++i) {
+      if (wavelen(i) < 8192 / 4) {
+        expect(scaled[i]).to.equal(plain[i]);
+        kept++;
+      } else if (wavelen(i) > 8192) {
+        expect(scaled[i]).to.be.closeTo(plain[i]! / 8, plain[i]! * 1e-6);
+        divided++;
+      } else {
+        expect(scaled[i]).to.be.within(plain[i]! / 8, plain[i]!);
+        blended++;
+      }
+    }
+    expect([kept, divided, blended].every((n) => n > 0)).to.equal(true, `${kept} kept, ${divided} divided, ${blended} blended`);
   });
 
   describe('tokenizer.json through Hugging Face tokenizers', function () {

@@ -16,7 +16,7 @@ const { Tokenizer, BPE, sequenceNormalizer, prependNormalizer, replace, sequence
 
 export const TINY_CONFIG: LlamaConfig = {
   vocabSize: 512, hiddenSize: 64, intermediateSize: 96, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 16,
-  maxPositionEmbeddings: 128, rmsNormEps: 1e-5, ropeTheta: 10000, ropeStyle: 'neox', tieWordEmbeddings: false,
+  maxPositionEmbeddings: 128, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: null, ropeStyle: 'neox', tieWordEmbeddings: false,
   bosTokenId: 1, eosTokenIds: [2],
 };
 

@@ -1,6 +1,9 @@
 // The Llama-family model configuration, from a Hugging Face config.json, a llama2.c header, GGUF metadata or a
 // dummy preset: one shape every loader fills and the forward pass reads.
 import { MiniVllmError, ModelFormatError } from '../errors.js';
+import type { RopeScaling } from '../reference/pos-encoding.js';
+
+export type { RopeScaling };
 
 export type RopeStyle = 'neox' | 'gptj';
 
@@ -15,6 +18,8 @@ export interface LlamaConfig {
   maxPositionEmbeddings: number;
   rmsNormEps: number;
   ropeTheta: number;
+  /** Frequency scaling from rope_scaling (Llama 3.1+: 'llama3'); absent or null = none. */
+  ropeScaling?: RopeScaling | null;
   /** 'neox': rotate the two halves of each head (HF Llama); 'gptj': adjacent pairs (llama2.c, GGUF). */
   ropeStyle: RopeStyle;
   /** The classifier is the token embedding. */
@@ -60,6 +65,27 @@ function num(json: Record<string, unknown>, key: string, file: string, fallback?
   return v;
 }
 
+function parseRopeScaling(v: unknown, file: string): RopeScaling | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'object' || Array.isArray(v)) throw new ModelFormatError(file, `"rope_scaling" must be an object or null, got ${JSON.stringify(v)}`);
+  const s = v as Record<string, unknown>;
+  const type = s['rope_type'] ?? s['type'];
+  const pos = (k: string) => {
+    const x = s[k];
+    if (typeof x !== 'number' || !(x > 0) || !Number.isFinite(x)) throw new ModelFormatError(file, `rope_scaling.${k} must be a positive number, got ${JSON.stringify(x)}`);
+    return x;
+  };
+  if (type === 'default') return null;
+  if (type === 'linear') return { type: 'linear', factor: pos('factor') };
+  if (type === 'llama3') {
+    const r: RopeScaling = { type: 'llama3', factor: pos('factor'), lowFreqFactor: pos('low_freq_factor'), highFreqFactor: pos('high_freq_factor'),
+      originalMaxPositionEmbeddings: pos('original_max_position_embeddings') };
+    if (r.highFreqFactor <= r.lowFreqFactor) throw new ModelFormatError(file, `rope_scaling.high_freq_factor (${r.highFreqFactor}) must exceed low_freq_factor (${r.lowFreqFactor})`);
+    return r;
+  }
+  throw new MiniVllmError(`${file}: rope_scaling type ${JSON.stringify(type)} is not supported yet (linear, llama3)`, 'ERR_UNSUPPORTED');
+}
+
 const HF_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM'];
 
 /** A Hugging Face config.json (Llama / Mistral). */
@@ -72,10 +98,7 @@ export function configFromHf(json: unknown, file: string): LlamaConfig {
     throw new MiniVllmError(`${file}: architecture ${JSON.stringify(archs)} is not supported (${HF_ARCHITECTURES.join(', ')})`, 'ERR_UNSUPPORTED');
   const act = j['hidden_act'] ?? 'silu';
   if (act !== 'silu') throw new MiniVllmError(`${file}: hidden_act ${JSON.stringify(act)} is not supported (silu)`, 'ERR_UNSUPPORTED');
-  const scaling = j['rope_scaling'] as Record<string, unknown> | null | undefined;
-  const scalingType = scaling ? (scaling['rope_type'] ?? scaling['type']) : null;
-  if (scaling && scalingType !== 'default')
-    throw new MiniVllmError(`${file}: rope_scaling ${JSON.stringify(scaling)} is not supported yet`, 'ERR_UNSUPPORTED');
+  const ropeScaling = parseRopeScaling(j['rope_scaling'], file);
   if (j['attention_bias'] === true || j['mlp_bias'] === true)
     throw new MiniVllmError(`${file}: attention_bias / mlp_bias are not supported yet`, 'ERR_UNSUPPORTED');
   const hiddenSize = int(j, 'hidden_size', file);
@@ -98,6 +121,7 @@ export function configFromHf(json: unknown, file: string): LlamaConfig {
     maxPositionEmbeddings: int(j, 'max_position_embeddings', file, 2048),
     rmsNormEps: num(j, 'rms_norm_eps', file, 1e-6),
     ropeTheta: num(j, 'rope_theta', file, 10000),
+    ropeScaling,
     ropeStyle: 'neox',
     tieWordEmbeddings: j['tie_word_embeddings'] === true,
     bosTokenId: (bos as number | undefined) ?? null,
@@ -112,9 +136,16 @@ export function configToHf(c: LlamaConfig): Record<string, unknown> {
     vocab_size: c.vocabSize, hidden_size: c.hiddenSize, intermediate_size: c.intermediateSize,
     num_hidden_layers: c.numLayers, num_attention_heads: c.numHeads, num_key_value_heads: c.numKvHeads,
     head_dim: c.headDim, max_position_embeddings: c.maxPositionEmbeddings, rms_norm_eps: c.rmsNormEps,
-    rope_theta: c.ropeTheta, tie_word_embeddings: c.tieWordEmbeddings, bos_token_id: c.bosTokenId,
+    rope_theta: c.ropeTheta, rope_scaling: ropeScalingToHf(c.ropeScaling ?? null), tie_word_embeddings: c.tieWordEmbeddings, bos_token_id: c.bosTokenId,
     eos_token_id: c.eosTokenIds.length === 1 ? c.eosTokenIds[0] : c.eosTokenIds, torch_dtype: 'float32',
   };
+}
+
+function ropeScalingToHf(s: RopeScaling | null): Record<string, unknown> | null {
+  if (s === null) return null;
+  if (s.type === 'linear') return { rope_type: 'linear', factor: s.factor };
+  return { rope_type: 'llama3', factor: s.factor, low_freq_factor: s.lowFreqFactor, high_freq_factor: s.highFreqFactor,
+    original_max_position_embeddings: s.originalMaxPositionEmbeddings };
 }
 
 interface PresetShape {

@@ -93,7 +93,7 @@ export class LlamaModel {
     this.dtype = opts.dtype;
     this.device = opts.device;
     this.cosSin = ops.ropeCosSinCache(config.headDim, config.maxPositionEmbeddings, config.ropeTheta,
-      { dtype: 'float32', device: opts.device });
+      { dtype: 'float32', device: opts.device, scaling: config.ropeScaling ?? null });
     this.ws = new Workspace(config, opts.dtype, opts.device);
   }
 

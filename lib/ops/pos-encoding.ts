@@ -1,6 +1,6 @@
 import type { FloatDType, Device } from '../dtype.js';
 import { native } from '../native.js';
-import { ropeCosSin } from '../reference/pos-encoding.js';
+import { ropeCosSin, type RopeScaling } from '../reference/pos-encoding.js';
 import { Tensor } from '../tensor.js';
 import { tensorArg } from './args.js';
 
@@ -44,6 +44,8 @@ export interface RopeCacheOptions {
   dtype?: FloatDType;
   /** default cpu */
   device?: Device;
+  /** Hugging Face rope_scaling ('linear' or 'llama3'); default none */
+  scaling?: RopeScaling | null;
 }
 
 /**
@@ -51,6 +53,6 @@ export interface RopeCacheOptions {
  * vLLM and Hugging Face do: inverse frequencies and angles in float32, then cos and sin.
  */
 export function ropeCosSinCache(rotaryDim: number, maxPosition: number, base: number, opts: RopeCacheOptions = {}): Tensor {
-  const table = ropeCosSin(rotaryDim, maxPosition, base);
+  const table = ropeCosSin(rotaryDim, maxPosition, base, opts.scaling ?? null);
   return Tensor.fromArray(table, [maxPosition, rotaryDim], opts);
 }

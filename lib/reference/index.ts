@@ -4,7 +4,7 @@ export { type CacheShape, type ReferenceAttentionMeta, pagedAttention, reshapeAn
 export { roundArray, roundBFloat16, roundFloat16, roundTo } from './dtype.js';
 export { fusedAddRmsNorm, rmsNorm } from './layernorm.js';
 export { add, gatherRows, linear } from './linear.js';
-export { ropeCosSin, rotaryEmbedding } from './pos-encoding.js';
+export { ropeCosSin, ropeInvFreq, type RopeScaling, rotaryEmbedding } from './pos-encoding.js';
 export { llamaForward, type ReferenceWeights } from './llama.js';
 export { keptDistribution, type ReferenceSampleParams, sampleReference } from './sampling.js';
 export { uniformAt } from './random.js';

@@ -47,7 +47,7 @@ function rope(v: Float64Array, heads: number, hd: number, pos: number, cosSin: F
 /** Logits [tokens.length, vocab] of every position of one sequence. */
 export function llamaForward(c: LlamaConfig, weights: ReferenceWeights, tokens: readonly number[]): Float64Array[] {
   const D = c.hiddenSize, hd = c.headDim, H = c.numHeads, KV = c.numKvHeads, group = H / KV;
-  const cosSin = ropeCosSin(hd, Math.max(tokens.length, 1), c.ropeTheta);
+  const cosSin = ropeCosSin(hd, Math.max(tokens.length, 1), c.ropeTheta, c.ropeScaling ?? null);
   const neox = c.ropeStyle === 'neox';
   const L = (i: number, n: string) => w(weights, `model.layers.${i}.${n}.weight`);
   // h[t]: the residual stream of token t
