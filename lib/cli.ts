@@ -32,14 +32,16 @@ function collect(v: string, prev: string[]): string[] {
 function progressBar(): { onProgress: LoadProgress; stop: () => void } {
   const start = performance.now();
   let bar: SingleBar | null = null;
+  let totalMb = 0;
   return {
     onProgress(done, total) {
       if (bar === null) {
         if (performance.now() - start < 1000 || !process.stderr.isTTY) return;
         bar = new SingleBar({ stream: process.stderr, format: 'loading weights [{bar}] {percentage}% | {value}/{total} MB | {eta}s left', hideCursor: true });
-        bar.start(Math.ceil(total / 1e6), 0);
+        totalMb = Math.ceil(total / 1e6);
+        bar.start(totalMb, 0);
       }
-      bar.update(Math.floor(done / 1e6));
+      bar.update(done >= total ? totalMb : Math.floor(done / 1e6));
     },
     stop() {
       bar?.stop();
