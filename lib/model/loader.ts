@@ -17,7 +17,7 @@ import { ggufModel, openGguf } from './gguf.js';
 import { LlamaModel } from './llama.js';
 import { openLlama2c } from './llama2c.js';
 import { openSafetensors, safetensorsFiles } from './safetensors.js';
-import { buildWeights, type LoadProgress, type WeightSource } from './weights.js';
+import { buildWeights, disposeWeights, type LoadProgress, type WeightSource } from './weights.js';
 
 export type ModelFormat = 'hf' | 'llama2c' | 'gguf' | 'dummy';
 
@@ -216,7 +216,12 @@ function load(model: string, opts: LoadOptions): LoadedModel {
   let llama: LlamaModel;
   try {
     const weights = buildWeights(config, source, { dtype, device, onProgress: opts.onProgress });
-    llama = new LlamaModel(config, weights, { dtype, device });
+    try {
+      llama = new LlamaModel(config, weights, { dtype, device });
+    } catch (e) {
+      disposeWeights(weights);
+      throw e;
+    }
   } catch (e) {
     if (e instanceof MiniVllmError || e instanceof RangeError || e instanceof TypeError) throw e;
     throw new ModelFormatError(model, (e as Error).message);
