@@ -10,7 +10,7 @@ import { generate } from '../lib/generate.js';
 import { disposeKvCache, type LoadedModel, loadModel } from '../lib/model/index.js';
 import { openLlama2c } from '../lib/model/llama2c.js';
 import { describeDevices, expectClose, sharedModels } from './helpers.js';
-import { rewriteGguf } from './tiny-models.js';
+import { CHAT_TEMPLATE, rewriteGguf } from './tiny-models.js';
 
 interface GoldenCase { prompt: string; steps: number; expected_stdout: string; prompt_ids: number[]; generated_ids: number[]; per_step_top1: [number, number][] }
 interface Golden { cases: GoldenCase[]; bos_pos0: { logits: number[] } }
@@ -169,13 +169,15 @@ describe('stories260K as a GGUF with F16 and BF16 tensors', function () {
   for (const [type, tol] of [['F32', 1e-4], ['F16', 0.02], ['BF16', 0.15]] as const) {
     it(`${type}: loads, first-step logits within ${tol} of run.c, greedy tokens follow run.c`, async () => {
       const path = join(tmp, `stories260K-${type}.gguf`);
-      rewriteGguf(join(dir, 'stories260K.gguf'), path, type);
+      rewriteGguf(join(dir, 'stories260K.gguf'), path, type, { 'tokenizer.chat_template': CHAT_TEMPLATE });
       const m = await loadModel(path, { device: 'cpu', dtype: 'float32' });
       try {
         expectClose(firstStepLogits(m), Float32Array.from(golden.bos_pos0.logits), { atol: tol, rtol: 0 });
         const c = golden.cases[0]!;
         const [r] = await generate(m, c.prompt, { temperature: 0, maxTokens: 40 });
         expect(r!.tokenIds).to.deep.equal(c.generated_ids.slice(0, 40));
+        // The chat template travels in the GGUF metadata.
+        expect(m.tokenizer.applyChatTemplate([{ role: 'user', content: 'Hi' }])).to.equal('<s>[INST] Hi [/INST]');
       } finally {
         m.model.dispose();
       }

@@ -123,9 +123,9 @@ export function writeTinyHfModel(dir: string, opts: TinyModelOptions): Reference
 
 /**
  * Rewrites a GGUF file with every tensor stored as `type` (F32, F16 or BF16): the metadata bytes are copied as they
- * are; tensor infos and data are written anew (alignment 32).
+ * are (plus `extraStrings` as string entries); tensor infos and data are written anew (alignment 32).
  */
-export function rewriteGguf(from: string, to: string, type: 'F32' | 'F16' | 'BF16'): void {
+export function rewriteGguf(from: string, to: string, type: 'F32' | 'F16' | 'BF16', extraStrings: Record<string, string> = {}): void {
   const g = openGguf(from);
   try {
     const typeId = { F32: 0, F16: 1, BF16: 30 }[type];
@@ -133,8 +133,18 @@ export function rewriteGguf(from: string, to: string, type: 'F32' | 'F16' | 'BF1
     head.write('GGUF', 0, 'latin1');
     head.writeUInt32LE(3, 4);
     head.writeBigUInt64LE(BigInt(g.tensors.size), 8);
-    head.writeBigUInt64LE(BigInt(g.metadata.size), 16);
-    const kv = g.file.bytes(24, g.tensorInfoStart - 24, 'metadata');
+    const extra = Object.entries(extraStrings).map(([k, v]) => {
+      const key = Buffer.from(k), val = Buffer.from(v);
+      const b = Buffer.alloc(8 + key.length + 4 + 8 + val.length);
+      let p = b.writeBigUInt64LE(BigInt(key.length), 0);
+      p += key.copy(b, p);
+      p = b.writeUInt32LE(8, p); // string
+      p = b.writeBigUInt64LE(BigInt(val.length), p);
+      val.copy(b, p);
+      return b;
+    });
+    head.writeBigUInt64LE(BigInt(g.metadata.size + extra.length), 16);
+    const kv = Buffer.concat([g.file.bytes(24, g.tensorInfoStart - 24, 'metadata'), ...extra]);
     const infos: Buffer[] = [];
     const blobs: Buffer[] = [];
     let off = 0;
