@@ -45,6 +45,10 @@ fi
 section "op benchmarks (ours, CUDA)"
 timeout 600 node dist/bench/ops.bench.js --device cuda --json "$out/ops-cuda.json"
 
+section "whole-model decode on CUDA (dummy weights generated on the device)"
+timeout 240 node dist/bench/decode.bench.js --device cuda --dtype bfloat16 --models dummy:tinyllama-1.1b,dummy:llama-2-7b --tokens 64 \
+  --json "$out/decode-cuda.json" 2>&1 | tee "$out/decode-cuda.log" || echo "decode run failed"
+
 section "the same ops in PyTorch"
 timeout 300 python3 bench/gpu-check/torch_ops.py --json "$out/torch-ops.json" || echo "torch run failed"
 
