@@ -53,7 +53,8 @@ export class Sampler {
   /**
    * One token id per row of `logits` ([batch, vocab], a tensor or a row-major Float32Array). `params` is one set
    * for every row or one per row; `states` (one per row) carry each sequence's history for penalties and its
-   * seeded generator; the caller appends the sampled ids to them.
+   * seeded generator; the caller appends the sampled ids to them. Without a state, a seeded row starts its seed's
+   * sequence afresh on every call.
    */
   sample(logits: Tensor | Float32Array, params: SamplingParams | readonly (SamplingParams | SamplingState)[], states?: readonly SamplingState[]): Int32Array {
     return this.sampleWithLogprobs(logits, params, states).tokens;
