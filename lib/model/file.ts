@@ -43,6 +43,17 @@ export class BinaryFile {
   }
 }
 
+/** Opens `path` and parses it; the file is closed again if parsing throws (on success the result owns it). */
+export function parseFile<T>(path: string, parse: (file: BinaryFile) => T): T {
+  const file = new BinaryFile(path);
+  try {
+    return parse(file);
+  } catch (e) {
+    file.close();
+    throw e;
+  }
+}
+
 export type StorageType = 'F32' | 'F16' | 'BF16';
 
 export const STORAGE_BYTES: Record<StorageType, number> = { F32: 4, F16: 2, BF16: 2 };

@@ -2,7 +2,7 @@
 // Every count, length and offset is checked against the file size before anything is allocated.
 import { MiniVllmError, ModelFormatError } from '../errors.js';
 import { type LlamaConfig, validateConfig } from './config.js';
-import { BinaryFile, readFloats, STORAGE_BYTES, type StorageType } from './file.js';
+import { BinaryFile, parseFile, readFloats, STORAGE_BYTES, type StorageType } from './file.js';
 import { hfName, type WeightSource } from './weights.js';
 
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
@@ -98,13 +98,7 @@ function scalar(b: Buffer, o: number, type: number): GgufValue {
 }
 
 export function openGguf(path: string): GgufFile {
-  const file = new BinaryFile(path);
-  try {
-    return parse(file);
-  } catch (e) {
-    file.close();
-    throw e;
-  }
+  return parseFile(path, parse);
 }
 
 function parse(file: BinaryFile): GgufFile {

@@ -3,7 +3,7 @@
 // (GPT-J style) and ends a story at BOS.
 import { MiniVllmError, ModelFormatError } from '../errors.js';
 import { type LlamaConfig, validateConfig } from './config.js';
-import { BinaryFile, readFloats } from './file.js';
+import { BinaryFile, parseFile, readFloats } from './file.js';
 import { hfName, type WeightSource } from './weights.js';
 
 const MAGIC = 0x616b3432; // "ak42"
@@ -17,13 +17,7 @@ export interface Llama2cCheckpoint {
 }
 
 export function openLlama2c(path: string): Llama2cCheckpoint {
-  const file = new BinaryFile(path);
-  try {
-    return parse(file);
-  } catch (e) {
-    file.close();
-    throw e;
-  }
+  return parseFile(path, parse);
 }
 
 function parse(file: BinaryFile): Llama2cCheckpoint {
