@@ -69,8 +69,12 @@ describe('dummy models', function () {
     for (const v of a[0]!) expect(Math.abs(v)).to.be.below(1e-3);
   });
 
-  it('have the preset\'s real shape and a tokenizer of its vocabulary size', async () => {
-    const m = await loadModel('dummy:stories15M', { device: 'cpu', dtype: 'bfloat16' });
+  it('have the preset\'s real shape and a tokenizer of its vocabulary size; loading reports progress up to the total', async () => {
+    const seen: [number, number][] = [];
+    const m = await loadModel('dummy:stories15M', { device: 'cpu', dtype: 'bfloat16', onProgress: (done, total) => seen.push([done, total]) });
+    expect(seen.length).to.be.greaterThan(10);
+    for (let i = 1; i < seen.length; ++i) expect(seen[i]![0]).to.be.greaterThan(seen[i - 1]![0]);
+    expect(seen.at(-1)).to.deep.equal([m.model.weightsBytes, m.model.weightsBytes]);
     try {
       expect(m.config).to.include({ vocabSize: 32000, hiddenSize: 288, intermediateSize: 768, numLayers: 6, numHeads: 6, numKvHeads: 6, ropeStyle: 'gptj' });
       expect(m.tokenizer.vocabSize).to.equal(32000);
