@@ -42,7 +42,6 @@ class Running {
   readonly timings: RequestTimings;
   readonly maxStop: number;
   blocks: number[] = [];
-  len: number;
   emitted = 0;
   text = '';
   finish: FinishReason | null = null;
@@ -53,9 +52,13 @@ class Running {
     this.state = new SamplingState(params, promptIds, loaded.config.vocabSize);
     this.detok = new IncrementalDetokenizer(loaded.tokenizer, promptIds, this.state.params.skipSpecialTokens);
     this.timings = { arrival, firstToken: 0, tokens: [], finish: 0 };
-    this.len = promptIds.length;
     this.maxStop = Math.max(0, ...this.state.params.stop.map((s) => s.length));
     this.logprobs = this.state.params.logprobs === null ? null : [];
+  }
+
+  /** Tokens in the sequence so far: prompt and output. */
+  get len(): number {
+    return this.promptIds.length + this.state.outputTokenIds.length;
   }
 }
 
@@ -134,7 +137,6 @@ export async function generate(loaded: LoadedModel, prompts: string | number[] |
         const s = active[r]!;
         const token = sampled.tokens[r]!;
         s.state.append(token);
-        s.len += 1;
         s.timings.tokens.push(now);
         if (s.timings.tokens.length === 1) s.timings.firstToken = now;
         const lp = sampled.logprobs[r];

@@ -108,13 +108,11 @@ describe('model loaders on broken files', function () {
     const N = 200;
     const run = async (label: string, original: Buffer, focus: number, place: (bytes: Buffer, i: number) => { path: string; names: string }) => {
       const rand = prng(label.length * 7919);
-      let loaded = 0, failed = 0;
+      let failed = 0;
       for (let i = 0; i < N; ++i) {
         const { path, names } = place(mutate(original, rand, focus), i);
-        if ((await attempt(path, names)) === 'loaded') loaded++;
-        else failed++;
+        if ((await attempt(path, names)) !== 'loaded') failed++;
       }
-      expect(loaded + failed).to.equal(N);
       expect(failed, 'most damage is caught').to.be.greaterThan(N / 4);
     };
 

@@ -80,13 +80,15 @@ function firstStepLogits(m: LoadedModel): Float32Array {
   return first!;
 }
 
+/** Where ../shared/models is absent: one skipped test saying so. */
+function skippedWithoutModels(): void {
+  it('skipped: ../shared/models/stories260K is absent', function () {
+    this.skip();
+  });
+}
+
 describe('stories260K against llama2.c run.c', function () {
-  if (!models || !golden) {
-    it('skipped: ../shared/models/stories260K is absent', function () {
-      this.skip();
-    });
-    return;
-  }
+  if (!models || !golden) return skippedWithoutModels();
   const tmp = mkdtempSync(join(tmpdir(), 'mini-vllm-golden-'));
   const v1 = join(tmp, 'stories260K-v1.bin');
   writeFileSync(join(tmp, 'tok512.bin'), readFileSync(join(dir, 'tok512.bin')));
@@ -157,12 +159,7 @@ describe('stories260K against llama2.c run.c', function () {
 });
 
 describe('stories260K as a GGUF with F16 and BF16 tensors', function () {
-  if (!models || !golden) {
-    it('skipped: ../shared/models/stories260K is absent', function () {
-      this.skip();
-    });
-    return;
-  }
+  if (!models || !golden) return skippedWithoutModels();
   const tmp = mkdtempSync(join(tmpdir(), 'mini-vllm-gguf16-'));
   after(() => rmSync(tmp, { recursive: true, force: true }));
   // Weights rounded to 16 bits, computed in float32: the logits move by about the rounding of the weights.

@@ -1,7 +1,8 @@
 // Bounds-checked reads from model files by offset (never the whole file into memory), and the 16-bit float
 // conversions the loaders need.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { ModelFormatError } from '../errors.js';
+import { MiniVllmError, ModelFormatError } from '../errors.js';
+import type { WeightSource } from './weights.js';
 
 export class BinaryFile {
   readonly path: string;
@@ -86,4 +87,38 @@ export function readFloats(file: BinaryFile, offset: number, count: number, type
     for (let i = 0; i < count; ++i) out[i] = f16Table[raw[i]!]!;
   }
   return out;
+}
+
+/** Where one tensor lies: its file, byte offset, row-major shape and storage type (as the file names it). */
+export interface TensorSpan {
+  file: BinaryFile;
+  offset: number;
+  shape: readonly number[];
+  type: string;
+}
+
+/**
+ * The WeightSource of tensors at known offsets in open files (every loader's last step). A storage type other than
+ * F32/F16/BF16 is an error when that tensor is read; `close` closes the files.
+ */
+export function spanSource(label: string, spans: Map<string, TensorSpan>, close: () => void): WeightSource {
+  const span = (name: string) => {
+    const e = spans.get(name);
+    if (!e) throw new ModelFormatError(label, `tensor "${name}" is missing`);
+    return e;
+  };
+  return {
+    file: label,
+    has: (name) => spans.has(name),
+    shape: (name) => span(name).shape,
+    read(name, row, rows) {
+      const e = span(name);
+      const size = STORAGE_BYTES[e.type as StorageType] as number | undefined;
+      if (size === undefined)
+        throw new MiniVllmError(`${e.file.path}: tensor "${name}" has dtype ${e.type}; only F32, F16 and BF16 are supported`, 'ERR_UNSUPPORTED');
+      const width = e.shape.slice(1).reduce((a, b) => a * b, 1);
+      return readFloats(e.file, e.offset + row * width * size, rows * width, e.type as StorageType, `tensor "${name}"`);
+    },
+    close,
+  };
 }

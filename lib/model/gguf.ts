@@ -2,7 +2,7 @@
 // Every count, length and offset is checked against the file size before anything is allocated.
 import { MiniVllmError, ModelFormatError } from '../errors.js';
 import { type LlamaConfig, validateConfig } from './config.js';
-import { BinaryFile, parseFile, readFloats, STORAGE_BYTES, type StorageType } from './file.js';
+import { BinaryFile, parseFile, spanSource, STORAGE_BYTES, type StorageType, type TensorSpan } from './file.js';
 import { hfName, type WeightSource } from './weights.js';
 
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
@@ -203,29 +203,13 @@ export function ggufModel(g: GgufFile): { config: LlamaConfig; source: WeightSou
     bosTokenId: typeof bos === 'number' ? bos : null,
     eosTokenIds: typeof eos === 'number' ? [eos] : [],
   }, g.path);
-  const byHf = new Map<string, GgufTensorInfo>();
+  const byHf = new Map<string, TensorSpan>();
   for (const t of g.tensors.values()) {
     for (const [re, to] of GGUF_NAMES) {
       const m = t.name.match(re);
-      if (m) byHf.set(to(m), t);
+      if (m) byHf.set(to(m), { file: g.file, offset: t.offset, shape: t.shape, type: t.type });
     }
   }
-  const info = (name: string) => {
-    const t = byHf.get(name);
-    if (!t) throw new ModelFormatError(g.path, `tensor "${name}" is missing`);
-    return t;
-  };
-  const source: WeightSource = {
-    file: g.path,
-    has: (name) => byHf.has(name),
-    shape: (name) => info(name).shape,
-    read(name, row, rows) {
-      const t = info(name);
-      const width = t.shape.slice(1).reduce((x, y) => x * y, 1);
-      const size = STORAGE_BYTES[t.type];
-      return readFloats(g.file, t.offset + row * width * size, rows * width, t.type, `tensor "${t.name}"`);
-    },
-    close: () => g.file.close(),
-  };
+  const source = spanSource(g.path, byHf, () => g.file.close());
   return { config, source };
 }

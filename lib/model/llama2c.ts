@@ -3,12 +3,10 @@
 // (GPT-J style) and ends a story at BOS.
 import { MiniVllmError, ModelFormatError } from '../errors.js';
 import { type LlamaConfig, validateConfig } from './config.js';
-import { BinaryFile, parseFile, readFloats } from './file.js';
+import { BinaryFile, parseFile, spanSource, type TensorSpan } from './file.js';
 import { hfName, type WeightSource } from './weights.js';
 
 const MAGIC = 0x616b3432; // "ak42"
-
-interface Entry { offset: number; shape: number[] }
 
 export interface Llama2cCheckpoint {
   config: LlamaConfig;
@@ -60,13 +58,13 @@ function parse(file: BinaryFile): Llama2cCheckpoint {
 
   // Lay the tensors out twice: first only counting bytes (so an absurd header fails before anything is built),
   // then recording each tensor; layer-stacked [layers, ...shape] tensors get one entry per layer.
-  const entries = new Map<string, Entry>();
+  const entries = new Map<string, TensorSpan>();
   const layout = (record: boolean): number => {
     let off = dataStart;
     const put = (name: string | ((l: number) => string), shape: number[], stacked: boolean) => {
       const n = shape.reduce((a, b) => a * b, 1) * 4;
-      if (record && stacked) for (let l = 0; l < layers; ++l) entries.set((name as (l: number) => string)(l), { offset: off + l * n, shape });
-      else if (record) entries.set(name as string, { offset: off, shape });
+      if (record && stacked) for (let l = 0; l < layers; ++l) entries.set((name as (l: number) => string)(l), { file, offset: off + l * n, shape, type: 'F32' });
+      else if (record) entries.set(name as string, { file, offset: off, shape, type: 'F32' });
       off += n * (stacked ? layers : 1);
     };
     const L = (w: string) => (l: number) => hfName.layer(l, w);
@@ -104,21 +102,6 @@ function parse(file: BinaryFile): Llama2cCheckpoint {
     throw new ModelFormatError(file.path, `the header (dim ${dim}, hidden_dim ${hidden}, n_layers ${layers}, n_heads ${heads}, n_kv_heads ${kvHeads}, vocab ${vocab}, seq_len ${seqLen}) needs ${size} bytes, the file has ${file.size}`);
   layout(true);
 
-  const entry = (name: string): Entry => {
-    const e = entries.get(name);
-    if (!e) throw new ModelFormatError(file.path, `tensor "${name}" is missing`);
-    return e;
-  };
-  const source: WeightSource = {
-    file: file.path,
-    has: (name) => entries.has(name),
-    shape: (name) => entry(name).shape,
-    read(name, row, rows) {
-      const e = entry(name);
-      const width = e.shape.length === 1 ? 1 : e.shape[1]!;
-      return readFloats(file, e.offset + row * width * 4, rows * width, 'F32', `tensor "${name}"`);
-    },
-    close: () => file.close(),
-  };
+  const source = spanSource(file.path, entries, () => file.close());
   return { config, source, version };
 }

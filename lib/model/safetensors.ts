@@ -2,15 +2,13 @@
 // raw tensors. Read by offset; every header entry is checked against the file before use.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MiniVllmError, ModelFormatError } from '../errors.js';
-import { BinaryFile, readFloats, STORAGE_BYTES, type StorageType } from './file.js';
+import { ModelFormatError } from '../errors.js';
+import { BinaryFile, spanSource, STORAGE_BYTES, type StorageType, type TensorSpan } from './file.js';
 import type { WeightSource } from './weights.js';
 
 const MAX_HEADER = 100 << 20;
 
-interface Entry { dtype: string; shape: number[]; start: number; end: number; file: BinaryFile }
-
-function parseHeader(file: BinaryFile, into: Map<string, Entry>): void {
+function parseHeader(file: BinaryFile, into: Map<string, TensorSpan>): void {
   if (file.size < 8) throw new ModelFormatError(file.path, `${file.size} bytes is too short for a safetensors header`);
   const n = Number(file.bytes(0, 8, 'the header length').readBigUInt64LE(0));
   if (n > MAX_HEADER || n > file.size - 8) throw new ModelFormatError(file.path, `header length ${n} is larger than the file (${file.size} bytes)`);
@@ -39,14 +37,14 @@ function parseHeader(file: BinaryFile, into: Map<string, Entry>): void {
     if (size !== undefined && (off[1]! - off[0]!) !== numel * size)
       throw bad(`${off[1]! - off[0]!} bytes do not hold shape [${(e.shape as number[]).join(', ')}] of ${e.dtype}`);
     if (into.has(name)) throw bad('appears in two files');
-    into.set(name, { dtype: e.dtype, shape: e.shape as number[], start: dataStart + off[0]!, end: dataStart + off[1]!, file });
+    into.set(name, { file, offset: dataStart + off[0]!, shape: e.shape as number[], type: e.dtype });
   }
 }
 
 /** Tensors of one or more safetensors files (a sharded checkpoint), by name. */
 export function openSafetensors(paths: string[], label: string): WeightSource {
   const files: BinaryFile[] = [];
-  const entries = new Map<string, Entry>();
+  const entries = new Map<string, TensorSpan>();
   try {
     for (const p of paths) {
       const f = new BinaryFile(p);
@@ -57,24 +55,7 @@ export function openSafetensors(paths: string[], label: string): WeightSource {
     files.forEach((f) => f.close());
     throw e;
   }
-  const entry = (name: string) => {
-    const e = entries.get(name);
-    if (!e) throw new ModelFormatError(label, `tensor "${name}" is missing`);
-    return e;
-  };
-  return {
-    file: label,
-    has: (name) => entries.has(name),
-    shape: (name) => entry(name).shape,
-    read(name, row, rows) {
-      const e = entry(name);
-      const size = STORAGE_BYTES[e.dtype as StorageType];
-      if (size === undefined) throw new MiniVllmError(`${e.file.path}: tensor "${name}" has dtype ${e.dtype}; only F32, F16 and BF16 are supported`, 'ERR_UNSUPPORTED');
-      const width = e.shape.slice(1).reduce((a, b) => a * b, 1);
-      return readFloats(e.file, e.start + row * width * size, rows * width, e.dtype as StorageType, `tensor "${name}"`);
-    },
-    close: () => files.forEach((f) => f.close()),
-  };
+  return spanSource(label, entries, () => files.forEach((f) => f.close()));
 }
 
 /** The safetensors files of a Hugging Face directory: model.safetensors, or the shards its index names. */

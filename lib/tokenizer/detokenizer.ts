@@ -9,8 +9,6 @@ export class IncrementalDetokenizer {
   private readonly ids: number[];
   private prefixOffset: number;
   private readOffset: number;
-  /** All text emitted so far. */
-  text = '';
 
   constructor(private readonly tokenizer: Tokenizer, promptIds: readonly number[], private readonly skipSpecialTokens = true) {
     this.ids = [...promptIds];
@@ -30,7 +28,6 @@ export class IncrementalDetokenizer {
     const delta = after.slice(before.length);
     this.prefixOffset = this.readOffset;
     this.readOffset = this.ids.length;
-    this.text += delta;
     return delta;
   }
 
@@ -42,7 +39,6 @@ export class IncrementalDetokenizer {
     const after = await this.tokenizer.decode(this.ids.slice(this.prefixOffset), opts);
     const delta = after.startsWith(before) ? after.slice(before.length) : '';
     this.prefixOffset = this.readOffset = this.ids.length;
-    this.text += delta;
     return delta;
   }
 }
