@@ -1,13 +1,13 @@
 #!/usr/bin/env node
-// The mini-vllm command line: `generate` and `info` (serve and bench come with the engine).
+// The mini-vllm command line: `generate` and `info` (serve and bench come later).
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { isDevice, isFloatDType } from './dtype.js';
-import { generate, type GenerationResult } from './generate.js';
-import { loadModel, type LoadProgress, parameterCount, PRESETS } from './model/index.js';
+import { type GenerationResult, InferenceEngine } from './engine/index.js';
+import { type LoadProgress, parameterCount, PRESETS } from './model/index.js';
 import { backends } from './native.js';
 import { setNumThreads } from './runtime.js';
 import type { SamplingParams } from './sampling/params.js';
@@ -53,27 +53,13 @@ interface GenerateFlags {
   model: string; tokenizer?: string; prompt: string[]; chat?: boolean; system?: string; device?: string; dtype: string;
   temperature: number; topK?: number; topP?: number; minP?: number; repetitionPenalty?: number; presencePenalty?: number;
   frequencyPenalty?: number; seed?: number; maxTokens: number; stop: string[]; stopTokenId: string[]; ignoreEos?: boolean;
-  logprobs?: number; threads?: number; json?: boolean;
+  logprobs?: number; threads?: number; json?: boolean; batchSize?: number;
+  maxNumSeqs?: number; maxNumBatchedTokens?: number; maxModelLen?: number; blockSize?: number; kvCacheBytes?: number;
+  gpuMemoryUtilization?: number; enablePrefixCaching: boolean; enableChunkedPrefill: boolean;
 }
 
-async function runGenerate(f: GenerateFlags): Promise<void> {
-  if (f.device !== undefined && !isDevice(f.device)) throw new InvalidArgumentError(`--device must be cpu or cuda, got "${f.device}"`);
-  if (f.dtype !== 'auto' && !isFloatDType(f.dtype)) throw new InvalidArgumentError(`--dtype must be auto, float32, float16 or bfloat16, got "${f.dtype}"`);
-  if (f.threads !== undefined) setNumThreads(f.threads);
-  const bar = progressBar();
-  const loaded = await loadModel(f.model, {
-    ...(f.device ? { device: f.device } : {}),
-    dtype: f.dtype as 'auto',
-    ...(f.tokenizer ? { tokenizer: f.tokenizer } : {}),
-    onProgress: bar.onProgress,
-  }).finally(() => bar.stop());
-  const { model, config } = loaded;
-  log(`mini-vllm: ${f.model} (${(parameterCount(config) / 1e6).toFixed(1)}M parameters, ${config.numLayers} layers, vocab ${config.vocabSize}) on ${model.device} in ${model.dtype}, loaded in ${loaded.loadSeconds.toFixed(2)} s`);
-  const prompts = f.prompt.length > 0 ? f.prompt : ['Once upon a time'];
-  const texts = f.chat
-    ? prompts.map((p) => loaded.tokenizer.applyChatTemplate([...(f.system ? [{ role: 'system', content: f.system }] : []), { role: 'user', content: p }]))
-    : prompts;
-  const params: SamplingParams = {
+function samplingParams(f: GenerateFlags): SamplingParams {
+  return {
     temperature: f.temperature, maxTokens: f.maxTokens, stop: f.stop,
     stopTokenIds: f.stopTokenId.map((s) => num('int')(s)),
     ...(f.topK !== undefined ? { topK: f.topK } : {}), ...(f.topP !== undefined ? { topP: f.topP } : {}),
@@ -83,36 +69,74 @@ async function runGenerate(f: GenerateFlags): Promise<void> {
     ...(f.seed !== undefined ? { seed: f.seed } : {}), ...(f.ignoreEos ? { ignoreEos: true } : {}),
     ...(f.logprobs !== undefined ? { logprobs: f.logprobs } : {}),
   };
-  const stream = !f.json && texts.length === 1;
-  const start = performance.now();
-  let results: GenerationResult[];
+}
+
+/** Per request: time to first token, time per output token after it, end to end, as vLLM defines them. */
+function timing(r: GenerationResult) {
+  const ttft = r.timings.firstToken - r.timings.arrival;
+  const e2e = r.timings.finish - r.timings.arrival;
+  const n = r.tokenIds.length;
+  return { ttftMs: ttft, tpotMs: n > 1 ? (e2e - ttft) / (n - 1) : null, e2eMs: e2e };
+}
+
+async function runGenerate(f: GenerateFlags): Promise<void> {
+  if (f.device !== undefined && !isDevice(f.device)) throw new InvalidArgumentError(`--device must be cpu or cuda, got "${f.device}"`);
+  if (f.dtype !== 'auto' && !isFloatDType(f.dtype)) throw new InvalidArgumentError(`--dtype must be auto, float32, float16 or bfloat16, got "${f.dtype}"`);
+  if (f.batchSize !== undefined && f.batchSize < 1) throw new InvalidArgumentError(`--batch-size must be at least 1, got ${f.batchSize}`);
+  if (f.threads !== undefined) setNumThreads(f.threads);
+  const params = samplingParams(f);
+  const bar = progressBar();
+  const optional = <K extends keyof GenerateFlags>(...keys: K[]) => Object.fromEntries(keys.filter((k) => f[k] !== undefined).map((k) => [k, f[k]]));
+  const engine = await InferenceEngine.create({
+    model: f.model, dtype: f.dtype as 'auto', enablePrefixCaching: f.enablePrefixCaching, enableChunkedPrefill: f.enableChunkedPrefill,
+    ...optional('device', 'tokenizer', 'maxNumSeqs', 'maxNumBatchedTokens', 'maxModelLen', 'blockSize', 'kvCacheBytes', 'gpuMemoryUtilization'),
+    onProgress: bar.onProgress,
+  }).finally(() => bar.stop());
   try {
-    results = await generate(loaded, texts, params, stream ? { onText: (_, delta) => process.stdout.write(delta) } : {});
+    const { config } = engine;
+    const device = engine.options.device;
+    log(`mini-vllm: ${f.model} (${(parameterCount(config) / 1e6).toFixed(1)}M parameters, ${config.numLayers} layers, vocab ${config.vocabSize}) on ${device} in ${engine.dtype}, loaded in ${engine.loadSeconds.toFixed(2)} s`);
+    const base = f.prompt.length > 0 ? f.prompt : ['Once upon a time'];
+    const prompts = Array.from({ length: (f.batchSize ?? 1) * base.length }, (_, i) => base[i % base.length]!);
+    const texts = f.chat
+      ? prompts.map((p) => engine.tokenizer.applyChatTemplate([...(f.system ? [{ role: 'system', content: f.system }] : []), { role: 'user', content: p }]))
+      : prompts;
+    const streaming = !f.json && texts.length === 1;
+    const start = performance.now();
+    let results: GenerationResult[];
+    if (streaming) {
+      const stream = engine.stream(texts[0]!, params);
+      for await (const d of stream) process.stdout.write(d.text);
+      results = [await stream.result];
+    } else {
+      results = await engine.generate(texts, params);
+    }
+    const seconds = (performance.now() - start) / 1000;
+    const stats = await engine.getStats();
+    const tokens = results.reduce((s, r) => s + r.tokenIds.length, 0);
+    // Decode throughput: tokens after each request's first, over the span from the first first-token to the last finish.
+    const firstAt = Math.min(...results.map((r) => r.timings.firstToken));
+    const lastAt = Math.max(...results.map((r) => r.timings.finish));
+    const decodeTokens = results.reduce((s, r) => s + r.tokenIds.length - 1, 0);
+    const decodeTps = lastAt > firstAt ? decodeTokens / ((lastAt - firstAt) / 1000) : null;
+    if (f.json) {
+      process.stdout.write(`${JSON.stringify({
+        model: f.model, device, dtype: engine.dtype, loadSeconds: engine.loadSeconds, batchSize: results.length,
+        params, totalSeconds: seconds, outputTokens: tokens, outputTokensPerSecond: tokens / seconds, decodeTokensPerSecond: decodeTps,
+        memory: stats.memory, prefixCache: stats.prefixCache, preemptions: stats.scheduler.preempted,
+        results: results.map((r, i) => ({ prompt: texts[i], promptTokenIds: r.promptTokenIds, text: r.text, tokenIds: r.tokenIds,
+          finishReason: r.finishReason, stopReason: r.stopReason, ...(r.logprobs ? { logprobs: r.logprobs } : {}), ...timing(r) })),
+      })}\n`);
+    } else if (!streaming) {
+      for (const r of results) process.stdout.write(`${r.text}\n`);
+    } else if (process.stdout.isTTY) {
+      process.stdout.write('\n');
+    }
+    const t = timing(results[0]!);
+    log(`mini-vllm: ${tokens} tokens in ${seconds.toFixed(2)} s (${(tokens / seconds).toFixed(1)} tok/s; TTFT ${t.ttftMs.toFixed(1)} ms${t.tpotMs === null ? '' : `, TPOT ${t.tpotMs.toFixed(2)} ms`}); finish: ${[...new Set(results.map((r) => r.finishReason))].join(', ')}`);
   } finally {
-    model.dispose();
+    await engine.stop();
   }
-  const seconds = (performance.now() - start) / 1000;
-  const tokens = results.reduce((s, r) => s + r.tokenIds.length, 0);
-  const timing = (r: GenerationResult) => {
-    const ttft = r.timings.firstToken - r.timings.arrival;
-    const e2e = r.timings.finish - r.timings.arrival;
-    const n = r.tokenIds.length;
-    return { ttftMs: ttft, tpotMs: n > 1 ? (e2e - ttft) / (n - 1) : null, e2eMs: e2e, decodeTokensPerSecond: n > 1 ? (n - 1) / ((e2e - ttft) / 1000) : null };
-  };
-  if (f.json) {
-    process.stdout.write(`${JSON.stringify({
-      model: f.model, device: model.device, dtype: model.dtype, loadSeconds: loaded.loadSeconds,
-      params, totalSeconds: seconds, outputTokens: tokens, outputTokensPerSecond: tokens / seconds,
-      results: results.map((r, i) => ({ prompt: texts[i], promptTokenIds: r.promptTokenIds, text: r.text, tokenIds: r.tokenIds,
-        finishReason: r.finishReason, stopReason: r.stopReason, ...(r.logprobs ? { logprobs: r.logprobs } : {}), ...timing(r) })),
-    })}\n`);
-  } else if (!stream) {
-    for (const r of results) process.stdout.write(`${r.text}\n`);
-  } else if (process.stdout.isTTY) {
-    process.stdout.write('\n');
-  }
-  const t = timing(results[0]!);
-  log(`mini-vllm: ${tokens} tokens in ${seconds.toFixed(2)} s (${(tokens / seconds).toFixed(1)} tok/s; TTFT ${t.ttftMs.toFixed(1)} ms${t.tpotMs === null ? '' : `, TPOT ${t.tpotMs.toFixed(2)} ms`}); finish: ${results.map((r) => r.finishReason).join(', ')}`);
 }
 
 export function buildCli(): Command {
@@ -145,6 +169,15 @@ export function buildCli(): Command {
     .addOption(new Option('--dtype <dtype>', 'weights and activations').choices(['auto', 'float32', 'float16', 'bfloat16']).default('auto'))
     .option('--threads <n>', 'CPU threads', num('int'))
     .option('--json', 'print one JSON object (text, token ids, timings) instead of streaming text')
+    .option('--batch-size <n>', 'send each prompt n times, all at once (a decode batch of n)', num('int'))
+    .option('--max-num-seqs <n>', 'most sequences in one step (default 256)', num('int'))
+    .option('--max-num-batched-tokens <n>', 'most tokens in one step (default 2048)', num('int'))
+    .option('--max-model-len <n>', 'longest sequence, prompt and output (default: the model\'s context)', num('int'))
+    .option('--block-size <n>', 'tokens per KV-cache block (default 16)', num('int'))
+    .option('--kv-cache-bytes <n>', 'CPU: bytes of KV cache (default: what max-num-seqs full sequences need, at most 4 GiB)', num('int'))
+    .option('--gpu-memory-utilization <f>', 'CUDA: share of device memory to use (default 0.9)', num('float'))
+    .option('--no-enable-prefix-caching', 'do not reuse the KV of shared prompt prefixes')
+    .option('--no-enable-chunked-prefill', 'prefill each prompt in one step')
     .action(runGenerate);
 
   program.command('info')

@@ -8,12 +8,15 @@ export type { Backends, CpuBackend, CudaBackend, CudaDevice, MemoryCount } from 
 export * as ops from './ops/index.js';
 export { Tensor } from './tensor.js';
 export type { HostData, TensorOptions } from './tensor.js';
-export { memoryStats, numThreads, setNumThreads, synchronize } from './runtime.js';
+export { deviceMemory, memoryStats, numThreads, resetPeakMemory, setNumThreads, synchronize } from './runtime.js';
 export { ModelFormatError } from './errors.js';
-export { generate, type FinishReason, type GenerateOptions, type GenerationResult, type RequestTimings } from './generate.js';
+export {
+  BlockManager, type CreateOptions, EngineCore, type EngineOptions, type EngineStats, type FinishReason, generate, type GenerateOptions,
+  type GenerationResult, type GenerationStream, InferenceEngine, type Prompt, type RequestOptions, type RequestTimings, Scheduler, Sequence, type StreamDelta,
+} from './engine/index.js';
 export {
   configFromHf, type ForwardInput, type KvCache, type LlamaConfig, LlamaModel, type LoadedModel, loadModel,
-  type LoadOptions, type ModelFormat, parameterCount, PRESETS, presetConfig,
+  type LoadOptions, loadTokenizer, type ModelFormat, parameterCount, PRESETS, presetConfig,
 } from './model/index.js';
 export { MAX_LOGPROBS, type ResolvedSamplingParams, resolveSamplingParams, type SamplingParams } from './sampling/params.js';
 export { Sampler, SamplingState, type SampleResult, type TokenLogprob, type TokenLogprobs } from './sampling/sampler.js';

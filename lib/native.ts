@@ -64,10 +64,14 @@ export interface MemoryCount {
   /** Live allocations (Storage objects not yet freed). */
   allocations: number;
   bytes: number;
+  /** The most `bytes` has been since resetPeakMemory() (or the start). */
+  peakBytes: number;
 }
 
 export interface Addon {
   memoryStats(): Record<Device, MemoryCount>;
+  resetPeakMemory(): void;
+  deviceMemory(deviceIndex: number): { free: number; total: number };
   Storage: new (device: Device, deviceIndex: number, byteLength: number) => NativeStorage;
   backends(queryCuda?: boolean): Backends;
   setErrorClass(ctor: new (message: string, code: MiniVllmErrorCode) => Error): void;

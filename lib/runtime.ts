@@ -24,3 +24,13 @@ export function synchronize(device: Device = 'cuda'): void {
 export function memoryStats(): Record<Device, MemoryCount> {
   return native.memoryStats();
 }
+
+/** Restarts every device's `peakBytes` (memoryStats) at what is held now. */
+export function resetPeakMemory(): void {
+  native.resetPeakMemory();
+}
+
+/** Free and total memory of a CUDA device as the driver counts it (all processes), in bytes. */
+export function deviceMemory(deviceIndex = 0): { free: number; total: number } {
+  return native.deviceMemory(deviceIndex);
+}

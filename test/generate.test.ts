@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { generate, type GenerationResult } from '../lib/generate.js';
+import { generate, type GenerationResult } from '../lib/engine/index.js';
 import { type LoadedModel, loadModel } from '../lib/model/index.js';
 import { sharedModels } from './helpers.js';
 
@@ -88,7 +88,7 @@ describe('generate()', function () {
   it('rejects bad prompts and params with clear errors', async () => {
     const V = m.config.vocabSize;
     await expectReject(generate(m, [[1, V]], {}), RangeError, new RegExp(`prompts\\[0\\] must be a string or a non-empty array of token ids in \\[0, ${V}\\)`));
-    await expectReject(generate(m, [Array.from({ length: m.config.maxPositionEmbeddings }, () => 5)], {}), RangeError, /prompts\[0\] has \d+ tokens; the model's context is/);
+    await expectReject(generate(m, [Array.from({ length: m.config.maxPositionEmbeddings }, () => 5)], {}), RangeError, /prompts\[0\] has \d+ tokens; maxModelLen is/);
     await expectReject(generate(m, ['a', 'b'], [{}]), RangeError, /params has 1 entries for 2 prompts/);
     await expectReject(generate(m, 'a', { topP: 2 }), RangeError, /topP must be in \(0, 1\]/);
     await expectReject(generate(m, [], {}), TypeError, /prompts must be/);

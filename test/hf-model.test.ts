@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { type Device, Tensor } from '../lib/index.js';
-import { generate } from '../lib/generate.js';
+import { generate } from '../lib/engine/offline.js';
 import { disposeKvCache, type LlamaConfig, type LoadedModel, loadModel } from '../lib/model/index.js';
 import { llamaForward, type ReferenceWeights, ropeInvFreq } from '../lib/reference/index.js';
 import { SentencePieceTokenizer } from '../lib/tokenizer/sentencepiece.js';

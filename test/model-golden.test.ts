@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import type { Device, FloatDType } from '../lib/index.js';
 import { Tensor } from '../lib/index.js';
-import { generate } from '../lib/generate.js';
+import { generate } from '../lib/engine/offline.js';
 import { disposeKvCache, type LoadedModel, loadModel } from '../lib/model/index.js';
 import { openLlama2c } from '../lib/model/llama2c.js';
 import { describeDevices, expectClose, sharedModels } from './helpers.js';

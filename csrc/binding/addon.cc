@@ -149,6 +149,8 @@ class Addon : public Napi::Addon<Addon> {
         InstanceMethod<&Addon::SetErrorClass>("setErrorClass"),
         InstanceMethod<&Addon::NumThreads>("numThreads"),
         InstanceMethod<&Addon::MemoryStats>("memoryStats"),
+        InstanceMethod<&Addon::ResetPeakMemory>("resetPeakMemory"),
+        InstanceMethod<&Addon::DeviceMemory>("deviceMemory"),
         InstanceMethod<&Addon::SetNumThreads>("setNumThreads"),
         InstanceMethod<&Addon::CopyFromHost>("copyFromHost"),
         InstanceMethod<&Addon::CopyToHost>("copyToHost"),
@@ -221,7 +223,8 @@ class Addon : public Napi::Addon<Addon> {
     return info.Env().Undefined();
   }
 
-  // memoryStats() -> {cpu: {allocations, bytes}, cuda: {...}}: what Storage objects hold right now.
+  // memoryStats() -> {cpu: {allocations, bytes, peakBytes}, cuda: {...}}: what Storage objects hold right now,
+  // and the most they held since resetPeakMemory.
   Napi::Value MemoryStats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object out = Napi::Object::New(env);
@@ -230,9 +233,34 @@ class Addon : public Napi::Addon<Addon> {
       Napi::Object o = Napi::Object::New(env);
       o.Set("allocations", double(c.allocations));
       o.Set("bytes", double(c.bytes));
+      o.Set("peakBytes", double(c.peak_bytes));
       out.Set(device_name(d), o);
     }
     return out;
+  }
+
+  // resetPeakMemory() -> undefined: each device's peak restarts at what is held now.
+  Napi::Value ResetPeakMemory(const Napi::CallbackInfo& info) {
+    for (Device d : {Device::CPU, Device::CUDA}) reset_peak(d);
+    return info.Env().Undefined();
+  }
+
+  // deviceMemory(deviceIndex) -> {free, total}: the CUDA device's memory as the driver counts it (every process).
+  Napi::Value DeviceMemory(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      const int index = to_device_index(info[0], "deviceMemory");
+#ifdef MINI_VLLM_WITH_CUDA
+      cuda::require_device(index);
+      size_t free_bytes = 0, total_bytes = 0;
+      cuda::mem_info(index, &free_bytes, &total_bytes);
+      Napi::Object o = Napi::Object::New(info.Env());
+      o.Set("free", double(free_bytes));
+      o.Set("total", double(total_bytes));
+      return o;
+#else
+      fail(ErrorKind::Unsupported, "deviceMemory: this build has no CUDA backend (cuda:", index, ")");
+#endif
+    });
   }
 
   Napi::Value NumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), cpu::num_threads()); }

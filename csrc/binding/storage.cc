@@ -15,17 +15,23 @@ namespace {
 
 std::atomic<int64_t> g_allocations[2];
 std::atomic<int64_t> g_bytes[2];
+std::atomic<int64_t> g_peak[2];
 
 void count(Device d, int64_t allocations, int64_t bytes) {
   g_allocations[int(d)] += allocations;
-  g_bytes[int(d)] += bytes;
+  const int64_t now = g_bytes[int(d)] += bytes;
+  int64_t peak = g_peak[int(d)].load();
+  while (now > peak && !g_peak[int(d)].compare_exchange_weak(peak, now)) {
+  }
 }
 
 }  // namespace
 
 MemoryCounters memory_counters(Device device) {
-  return {g_allocations[int(device)].load(), g_bytes[int(device)].load()};
+  return {g_allocations[int(device)].load(), g_bytes[int(device)].load(), g_peak[int(device)].load()};
 }
+
+void reset_peak(Device device) { g_peak[int(device)] = g_bytes[int(device)].load(); }
 
 Napi::Function Storage::Define(Napi::Env env) {
   return DefineClass(env, "Storage",

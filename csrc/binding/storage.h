@@ -11,8 +11,10 @@ namespace mvllm::binding {
 struct MemoryCounters {
   int64_t allocations;
   int64_t bytes;
+  int64_t peak_bytes;  // the most `bytes` has been since the last reset_peak
 };
 MemoryCounters memory_counters(Device device);
+void reset_peak(Device device);
 
 class Storage : public Napi::ObjectWrap<Storage> {
  public:

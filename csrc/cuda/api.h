@@ -32,6 +32,8 @@ void* alloc(int device, size_t bytes);           // throws OutOfMemory or Cuda
 void release(int device, void* p) noexcept;      // errors ignored: runs from finalisers
 void memcpy_htod(int device, void* dst, const void* src, size_t bytes);
 void memcpy_dtoh(int device, void* dst, const void* src, size_t bytes);  // waits for the stream
+// The driver's count of the device's free and total memory (cudaMemGetInfo).
+void mem_info(int device, size_t* free_bytes, size_t* total_bytes);
 // Waits for the device's stream; throws a pending CUDA error or a failed device-side check.
 void synchronize(int device);
 // Times what is queued between the two calls with CUDA events, in milliseconds.

@@ -153,6 +153,11 @@ void memcpy_dtoh(int device, void* dst, const void* src, size_t bytes) {
 
 void synchronize(int device) { sync_and_check(device, state(device)); }
 
+void mem_info(int device, size_t* free_bytes, size_t* total_bytes) {
+  state(device);
+  check(cudaMemGetInfo(free_bytes, total_bytes), "cudaMemGetInfo");
+}
+
 void timer_start(int device) {
   DeviceState& s = state(device);
   check(cudaEventRecord(s.t0, s.stream), "cudaEventRecord");

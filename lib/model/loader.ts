@@ -156,10 +156,16 @@ export function loadModel(model: string, opts: LoadOptions = {}): Promise<Loaded
   return new Promise((resolve) => resolve(load(model, opts)));
 }
 
-function load(model: string, opts: LoadOptions): LoadedModel {
-  if (typeof model !== 'string' || model.length === 0) throw new TypeError(`loadModel: model must be a path or dummy:<preset>, got ${describeValue(model)}`);
-  const { device, dtype } = resolveDevice(opts);
-  const start = performance.now();
+interface OpenedModel {
+  config: LlamaConfig;
+  source: WeightSource;
+  tokenizer: Tokenizer;
+  format: ModelFormat;
+}
+
+/** Reads a model's config and tokenizer and opens its weights for reading (the caller closes `source`). */
+function openModel(model: string, opts: Pick<LoadOptions, 'tokenizer' | 'seed'>, caller: string): OpenedModel {
+  if (typeof model !== 'string' || model.length === 0) throw new TypeError(`${caller}: model must be a path or dummy:<preset>, got ${describeValue(model)}`);
   const format = modelFormat(model);
   let config: LlamaConfig;
   let source: WeightSource;
@@ -211,8 +217,27 @@ function load(model: string, opts: LoadOptions): LoadedModel {
       break;
     }
   }
-  if (tokenizer.vocabSize > config.vocabSize)
+  if (tokenizer.vocabSize > config.vocabSize) {
+    source.close?.();
     throw new ModelFormatError(model, `the tokenizer has ${tokenizer.vocabSize} tokens, the model only ${config.vocabSize}`);
+  }
+  return { config, source, tokenizer, format };
+}
+
+/**
+ * A model's config and tokenizer without its weights: what a front end that tokenizes, while another thread holds
+ * the model, needs.
+ */
+export async function loadTokenizer(model: string, opts: Pick<LoadOptions, 'tokenizer'> = {}): Promise<{ tokenizer: Tokenizer; config: LlamaConfig }> {
+  const { config, source, tokenizer } = openModel(model, opts, 'loadTokenizer');
+  source.close?.();
+  return { tokenizer, config };
+}
+
+function load(model: string, opts: LoadOptions): LoadedModel {
+  const { device, dtype } = resolveDevice(opts);
+  const start = performance.now();
+  const { config, source, tokenizer, format } = openModel(model, opts, 'loadModel');
   let llama: LlamaModel;
   try {
     const weights = buildWeights(config, source, { dtype, device, onProgress: opts.onProgress });

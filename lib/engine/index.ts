@@ -1,0 +1,9 @@
+export { BlockManager, hashBlock, type PrefixCacheStats } from './block-manager.js';
+export { EngineCore, type EngineRequest, type EngineStats, type RequestOutput } from './engine-core.js';
+export { type CreateOptions, type GenerationStream, InferenceEngine, type Prompt, type RequestOptions } from './inference-engine.js';
+export { generate, type GenerateOptions } from './offline.js';
+export { ModelRunner, type RunnerLimits } from './model-runner.js';
+export { DEFAULT_MODEL, type EngineOptions, type ResolvedEngineOptions, resolveEngineOptions } from './options.js';
+export type { GenerationResult, RequestTimings, StreamDelta } from './request-state.js';
+export { type ScheduledSequence, Scheduler, type SchedulerConfig, type SchedulerOutput, type SequenceUpdate } from './scheduler.js';
+export { type FinishReason, Sequence, type SequenceStatus } from './sequence.js';

@@ -1,0 +1,61 @@
+// Offline generation on the caller's thread (vLLM's `LLM.generate`): an engine core over a model already loaded
+// here, stepped until every prompt has finished. Same scheduler, runner and output handling as InferenceEngine,
+// without the worker; for scripts, tests and tools that own the model themselves.
+import type { LoadedModel } from '../model/loader.js';
+import { resolveSamplingParams, type SamplingParams } from '../sampling/params.js';
+import { describeValue } from '../tensor.js';
+import { EngineCore } from './engine-core.js';
+import type { EngineOptions } from './options.js';
+import { type GenerationResult, RequestState, type StreamDelta } from './request-state.js';
+
+export interface GenerateOptions extends Omit<EngineOptions, 'model' | 'device' | 'dtype' | 'tokenizer'> {
+  /** Called with each piece of new text of prompt `index` (never half a character, never part of a stop string). */
+  onText?: (index: number, delta: string) => void;
+  /** Called after each step with the core, e.g. to look at its scheduler (tests). */
+  onStep?: (core: EngineCore) => void;
+}
+
+/**
+ * Generates a completion for each prompt (text, or token ids) with its sampling params (one set for all, or one
+ * per prompt). The text excludes the prompt; a stop string is cut from it; end tokens and stop ids end the output.
+ */
+export async function generate(loaded: LoadedModel, prompts: string | number[] | (string | number[])[], params: SamplingParams | SamplingParams[] = {},
+  opts: GenerateOptions = {}): Promise<GenerationResult[]> {
+  const arrival = performance.now();
+  const list: (string | number[])[] = typeof prompts === 'string' || (Array.isArray(prompts) && typeof prompts[0] === 'number') ? [prompts as string | number[]] : prompts as (string | number[])[];
+  if (!Array.isArray(list) || list.length === 0) throw new TypeError(`generate: prompts must be a string, token ids, or a non-empty array of them, got ${describeValue(prompts)}`);
+  if (Array.isArray(params) && params.length !== list.length) throw new RangeError(`generate: params has ${params.length} entries for ${list.length} prompts`);
+  const { onText, onStep, ...engineOptions } = opts;
+  const { config, tokenizer } = loaded;
+  const core = EngineCore.fromLoaded(loaded, engineOptions);
+  try {
+    const maxLen = core.options.maxModelLen;
+    const states = new Map<string, RequestState>();
+    const order: RequestState[] = [];
+    for (let i = 0; i < list.length; ++i) {
+      const p = list[i]!;
+      const ids = typeof p === 'string' ? await tokenizer.encode(p) : p;
+      if (typeof p === 'string' && ids.length === 0) throw new RangeError(`generate: prompts[${i}] encodes to no tokens (and the tokenizer adds no BOS)`);
+      if (!Array.isArray(ids) || ids.length === 0 || !ids.every((t) => Number.isInteger(t) && t >= 0 && t < config.vocabSize))
+        throw new RangeError(`generate: prompts[${i}] must be a string or a non-empty array of token ids in [0, ${config.vocabSize}), got ${describeValue(p)}`);
+      if (ids.length >= maxLen) throw new RangeError(`generate: prompts[${i}] has ${ids.length} tokens; maxModelLen is ${maxLen}`);
+      const resolved = resolveSamplingParams(Array.isArray(params) ? params[i]! : params, config.vocabSize);
+      const id = String(i);
+      const state = new RequestState(id, Array.from(ids), resolved, tokenizer, arrival, (d: StreamDelta) => {
+        if (d.text.length > 0) onText?.(i, d.text);
+      });
+      states.set(id, state);
+      order.push(state);
+      core.add({ requestId: id, promptTokenIds: state.promptTokenIds, params: resolved });
+    }
+    while (core.hasUnfinished) {
+      const outputs = core.step();
+      const now = performance.now();
+      for (const out of outputs) if (await states.get(out.requestId)!.take(out, now)) core.abort([out.requestId]);
+      onStep?.(core);
+    }
+    return order.map((s) => s.result());
+  } finally {
+    core.dispose();
+  }
+}

@@ -1,0 +1,118 @@
+// Engine options: vLLM's engine arguments in camelCase, with their defaults, checked once on the caller's thread.
+import type { Device, FloatDType } from '../dtype.js';
+import { isDevice, isFloatDType } from '../dtype.js';
+import type { LlamaConfig } from '../model/config.js';
+import { defaultDevice } from '../native.js';
+import { describeValue } from '../tensor.js';
+
+export interface EngineOptions {
+  /** A Hugging Face directory, a llama2.c .bin, a .gguf, or dummy:<preset>. Default dummy:stories15M. */
+  model?: string;
+  /** Default: cuda where a device is present, else cpu. */
+  device?: Device;
+  /** Default 'auto': float32 on the CPU, bfloat16 on CUDA. */
+  dtype?: FloatDType | 'auto';
+  /** A tokenizer file to use instead of the model's. */
+  tokenizer?: string;
+  /** Most sequences in one step. Default 256. */
+  maxNumSeqs?: number;
+  /** Most tokens in one step, prefill and decode together. Default 2048. */
+  maxNumBatchedTokens?: number;
+  /** Longest sequence, prompt and output. Default: the model's context length. */
+  maxModelLen?: number;
+  /** Tokens per KV-cache block. Default 16. */
+  blockSize?: number;
+  /** CUDA: share of the device's memory the engine may fill (weights, activations, KV cache). Default 0.9. */
+  gpuMemoryUtilization?: number;
+  /** CPU: bytes of KV cache. Default: what maxNumSeqs sequences of maxModelLen need, at most 4 GiB. */
+  kvCacheBytes?: number;
+  /** Reuse the KV of prompt prefixes seen before (a shared system prompt). Default true. */
+  enablePrefixCaching?: boolean;
+  /** Split prompts longer than the step's token budget over several steps. Default true. */
+  enableChunkedPrefill?: boolean;
+  /** Seeds the draws of requests without their own seed (default: random), and a dummy model's weights (default 0). */
+  seed?: number;
+}
+
+export interface ResolvedEngineOptions {
+  model: string;
+  device: Device;
+  dtype: FloatDType | 'auto';
+  tokenizer: string | null;
+  maxNumSeqs: number;
+  maxNumBatchedTokens: number;
+  maxModelLen: number | null;
+  blockSize: number;
+  gpuMemoryUtilization: number;
+  kvCacheBytes: number | null;
+  enablePrefixCaching: boolean;
+  enableChunkedPrefill: boolean;
+  seed: number | null;
+}
+
+export const DEFAULT_MODEL = 'dummy:stories15M';
+export const DEFAULT_CPU_KV_CACHE_BYTES = 4 * 2 ** 30;
+
+function posInt(o: Record<string, unknown>, key: string, fallback: number | null, max = 2 ** 31 - 1): number | null {
+  const v = o[key];
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'number') throw new TypeError(`InferenceEngine: ${key} must be a number, got ${describeValue(v)}`);
+  if (!Number.isInteger(v) || v < 1 || v > max) throw new RangeError(`InferenceEngine: ${key} must be an integer in [1, ${max}], got ${v}`);
+  return v;
+}
+
+function bool(o: Record<string, unknown>, key: string, fallback: boolean): boolean {
+  const v = o[key];
+  if (v === undefined) return fallback;
+  if (typeof v !== 'boolean') throw new TypeError(`InferenceEngine: ${key} must be a boolean, got ${describeValue(v)}`);
+  return v;
+}
+
+/** Fills in defaults and checks every field: TypeError for a wrong type, RangeError for a wrong value, naming it. */
+export function resolveEngineOptions(options: EngineOptions = {}): ResolvedEngineOptions {
+  if (typeof options !== 'object' || options === null) throw new TypeError(`InferenceEngine: options must be an object, got ${describeValue(options)}`);
+  const o = options as Record<string, unknown>;
+  const model = o['model'] ?? DEFAULT_MODEL;
+  if (typeof model !== 'string' || model.length === 0) throw new TypeError(`InferenceEngine: model must be a path or dummy:<preset>, got ${describeValue(model)}`);
+  const device = o['device'] ?? defaultDevice();
+  if (!isDevice(device)) throw new TypeError(`InferenceEngine: device must be 'cpu' or 'cuda', got ${describeValue(device)}`);
+  const dtype = o['dtype'] ?? 'auto';
+  if (dtype !== 'auto' && !isFloatDType(dtype)) throw new TypeError(`InferenceEngine: dtype must be 'auto', 'float32', 'float16' or 'bfloat16', got ${describeValue(dtype)}`);
+  const tokenizer = o['tokenizer'] ?? null;
+  if (tokenizer !== null && typeof tokenizer !== 'string') throw new TypeError(`InferenceEngine: tokenizer must be a path, got ${describeValue(tokenizer)}`);
+  const util = o['gpuMemoryUtilization'] ?? 0.9;
+  if (typeof util !== 'number') throw new TypeError(`InferenceEngine: gpuMemoryUtilization must be a number, got ${describeValue(util)}`);
+  if (!(util > 0 && util <= 1)) throw new RangeError(`InferenceEngine: gpuMemoryUtilization must be in (0, 1], got ${util}`);
+  const kvBytes = o['kvCacheBytes'] ?? null;
+  if (kvBytes !== null && typeof kvBytes !== 'number') throw new TypeError(`InferenceEngine: kvCacheBytes must be a number, got ${describeValue(kvBytes)}`);
+  if (kvBytes !== null && !(Number.isSafeInteger(kvBytes) && kvBytes > 0)) throw new RangeError(`InferenceEngine: kvCacheBytes must be a positive integer, got ${kvBytes}`);
+  const seed = o['seed'] ?? null;
+  if (seed !== null && (typeof seed !== 'number' || !Number.isSafeInteger(seed) || seed < 0))
+    throw new TypeError(`InferenceEngine: seed must be a non-negative integer, got ${describeValue(seed)}`);
+  const r: ResolvedEngineOptions = {
+    model, device, dtype, tokenizer,
+    maxNumSeqs: posInt(o, 'maxNumSeqs', 256, 65536)!,
+    maxNumBatchedTokens: posInt(o, 'maxNumBatchedTokens', 2048, 1 << 20)!,
+    maxModelLen: posInt(o, 'maxModelLen', null),
+    blockSize: posInt(o, 'blockSize', 16, 1024)!,
+    gpuMemoryUtilization: util,
+    kvCacheBytes: kvBytes,
+    enablePrefixCaching: bool(o, 'enablePrefixCaching', true),
+    enableChunkedPrefill: bool(o, 'enableChunkedPrefill', true),
+    seed,
+  };
+  const known = new Set(Object.keys(r));
+  for (const k of Object.keys(o)) if (!known.has(k)) throw new TypeError(`InferenceEngine: unknown option ${JSON.stringify(k)}`);
+  return r;
+}
+
+/** The options once the model's config is known: maxModelLen filled in and checked against the model and the budget. */
+export function finishEngineOptions(r: ResolvedEngineOptions, config: LlamaConfig): ResolvedEngineOptions & { maxModelLen: number } {
+  const maxModelLen = r.maxModelLen ?? config.maxPositionEmbeddings;
+  if (maxModelLen > config.maxPositionEmbeddings)
+    throw new RangeError(`InferenceEngine: maxModelLen ${maxModelLen} is longer than the model's context (${config.maxPositionEmbeddings})`);
+  if (maxModelLen < 2) throw new RangeError(`InferenceEngine: maxModelLen must be at least 2, got ${maxModelLen}`);
+  if (!r.enableChunkedPrefill && r.maxNumBatchedTokens < maxModelLen)
+    throw new RangeError(`InferenceEngine: without chunked prefill maxNumBatchedTokens (${r.maxNumBatchedTokens}) must be at least maxModelLen (${maxModelLen}), or a long prompt could never run`);
+  return { ...r, maxModelLen };
+}

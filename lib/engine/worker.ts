@@ -1,0 +1,78 @@
+// The engine core's thread: loads the model, then steps while there is work, reading messages between steps so an
+// abort or a new request is seen within one step.
+import { parentPort, workerData } from 'node:worker_threads';
+import { EngineCore } from './engine-core.js';
+import { type FromCore, serializeError, type ToCore, type WorkerData } from './protocol.js';
+
+const port = parentPort!;
+const post = (m: FromCore) => port.postMessage(m);
+const { options } = workerData as WorkerData;
+
+let core: EngineCore | null = null;
+let looping = false;
+
+// The caller's side sends nothing before 'ready'.
+function handle(m: ToCore): void {
+  if (core === null) throw new Error('engine worker: a message came before the model was loaded');
+  switch (m.type) {
+    case 'add':
+      core.add(m.request);
+      loop();
+      break;
+    case 'abort':
+      core.abort(m.requestIds);
+      post({ type: 'reply', replyId: m.replyId });
+      break;
+    case 'stats':
+      post({ type: 'reply', replyId: m.replyId, stats: core.stats() });
+      break;
+    case 'shutdown':
+      core.abort([...core.scheduler.sequences()].map((s) => s.requestId));
+      core.dispose();
+      post({ type: 'reply', replyId: m.replyId });
+      port.close();
+      break;
+  }
+}
+
+/** Steps until nothing is left, yielding to the event loop between steps (setImmediate) so messages come in. */
+function loop(): void {
+  if (looping || core === null) return;
+  looping = true;
+  const tick = () => {
+    const c = core!;
+    if (!c.hasUnfinished) {
+      looping = false;
+      return;
+    }
+    try {
+      const outputs = c.step();
+      if (outputs.length > 0) post({ type: 'outputs', outputs });
+    } catch (e) {
+      // A failed step fails the requests in it (all of them: the batch is one computation); the engine goes on.
+      const ids = [...c.scheduler.sequences()].map((s) => s.requestId);
+      c.abort(ids);
+      post({ type: 'stepError', requestIds: ids, error: serializeError(e) });
+    }
+    setImmediate(tick);
+  };
+  setImmediate(tick);
+}
+
+port.on('message', (m: ToCore) => {
+  try {
+    handle(m);
+  } catch (e) {
+    if ('replyId' in m) post({ type: 'reply', replyId: m.replyId, error: serializeError(e) });
+    else if (m.type === 'add') post({ type: 'stepError', requestIds: [m.request.requestId], error: serializeError(e) });
+  }
+});
+
+try {
+  core = await EngineCore.create(options, (done, total) => post({ type: 'progress', done, total }));
+  const { loaded } = core;
+  post({ type: 'ready', info: { options: core.options, config: loaded.config, dtype: loaded.model.dtype, loadSeconds: loaded.loadSeconds } });
+} catch (e) {
+  post({ type: 'failed', error: serializeError(e) });
+  port.close();
+}
