@@ -52,7 +52,8 @@ export class BlockManager {
   private readonly parentEpoch: Uint32Array; // that block's epoch then
   private readonly epoch: Uint32Array; // bumped each time a block is handed out afresh
 
-  constructor(numBlocks: number, blockSize: number, enablePrefixCaching = true) {
+  /** `hash` replaces hashBlock (tests force collisions with it). */
+  constructor(numBlocks: number, blockSize: number, enablePrefixCaching = true, private readonly hash: typeof hashBlock = hashBlock) {
     if (!Number.isInteger(numBlocks) || numBlocks < 1) throw new RangeError(`BlockManager: numBlocks must be a positive integer, got ${numBlocks}`);
     if (!Number.isInteger(blockSize) || blockSize < 1) throw new RangeError(`BlockManager: blockSize must be a positive integer, got ${blockSize}`);
     this.numBlocks = numBlocks;
@@ -213,7 +214,7 @@ export class BlockManager {
     const bs = this.blockSize;
     while (hashes.length <= i) {
       const j = hashes.length;
-      hashes.push(hashBlock(j === 0 ? 0 : hashes[j - 1]!, seq.tokens(j * bs, (j + 1) * bs)));
+      hashes.push(this.hash(j === 0 ? 0 : hashes[j - 1]!, seq.tokens(j * bs, (j + 1) * bs)));
     }
     return hashes[i]!;
   }

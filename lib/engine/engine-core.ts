@@ -148,8 +148,8 @@ export class EngineCore {
     const sampled = this.runner.run(out);
     const updates = this.scheduler.update(out, sampled.tokens);
     ++this.steps;
-    let prompt = 0;
-    for (const s of out.scheduled) prompt += s.sample ? s.numTokens - 1 : s.numTokens;
+    let prompt = 0; // prompt tokens computed in this step (recomputed output tokens of a preempted sequence are not)
+    for (const s of out.scheduled) prompt += Math.max(0, Math.min(s.start + s.numTokens, s.seq.promptTokenIds.length) - s.start);
     this.promptTokens += prompt;
     this.generationTokens += updates.length;
     const now = performance.now();

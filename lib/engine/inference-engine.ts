@@ -129,6 +129,7 @@ export class InferenceEngine {
     const worker = this.worker;
     if (!worker || !this.info) return;
     this.stopping = true;
+    worker.ref(); // until it has exited
     await Promise.all([...this.requests.values()].map(({ state }) => state.then(() => state.abort())));
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     try {
@@ -147,7 +148,7 @@ export class InferenceEngine {
   /** ... or of each of several, with one set of params or one per prompt. Resolves when all have finished. */
   generate(prompts: Prompt[], params?: SamplingParams | SamplingParams[], opts?: Omit<RequestOptions, 'requestId'>): Promise<GenerationResult[]>;
   async generate(prompts: Prompt | Prompt[], params: SamplingParams | SamplingParams[] = {}, opts: RequestOptions = {}): Promise<GenerationResult | GenerationResult[]> {
-    const single = typeof prompts === 'string' || (Array.isArray(prompts) && (prompts.length === 0 || typeof prompts[0] === 'number'));
+    const single = typeof prompts === 'string' || (Array.isArray(prompts) && typeof prompts[0] === 'number');
     if (single) {
       if (Array.isArray(params)) throw new TypeError('InferenceEngine.generate: one prompt takes one SamplingParams object, got an array');
       return this.submit(prompts as Prompt, params, opts, () => undefined);
@@ -254,6 +255,10 @@ export class InferenceEngine {
         }
       });
       const onAbort = () => void this.abort(id).catch(() => undefined);
+      if (this.stopping) {
+        state.abort(); // arrived (or finished tokenizing) while stop() was shutting down: it ends like those in flight
+        return;
+      }
       this.requests.set(id, { state, reject });
       this.worker!.ref();
       this.post({ type: 'add', request: { requestId: id, promptTokenIds: ids, params } });
@@ -345,6 +350,6 @@ export class InferenceEngine {
 
   /** With nothing in flight the worker does not keep the process alive. */
   private idle(): void {
-    if (this.worker && this.requests.size === 0 && this.replies.size === 0) this.worker.unref();
+    if (this.worker && !this.stopping && this.requests.size === 0 && this.replies.size === 0) this.worker.unref();
   }
 }

@@ -1,0 +1,289 @@
+// The engine end to end on stories260K: greedy outputs byte-identical whether requests run alone, in a batch of 32,
+// under forced preemption, with chunked prefill, and with prefix-cache hits; then InferenceEngine (the worker
+// thread): streaming, aborts, stats that add up, errors, and a clean shutdown.
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { EngineCore, type GenerationResult, generate, InferenceEngine, type StreamDelta } from '../lib/engine/index.js';
+import type { Device } from '../lib/index.js';
+import { ModelFormatError } from '../lib/errors.js';
+import { type LoadedModel, loadModel } from '../lib/model/index.js';
+import { memoryStats } from '../lib/runtime.js';
+import type { SamplingParams } from '../lib/sampling/params.js';
+import { describeDevices, prng, sharedModels } from './helpers.js';
+
+const models = sharedModels();
+const stories = models ? join(models, 'stories260K', 'stories260K.bin') : null;
+const skipWhy = 'skipped: ../shared/models/stories260K is absent';
+
+const SYSTEM = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends. One day,';
+
+/** 32 prompts of mixed lengths (text, and seeded token ids up to 150 long) and mixed output budgets. */
+function workload(): { prompts: (string | number[])[]; params: SamplingParams[] } {
+  const rand = prng(505);
+  const texts = ['Once upon a time', 'Lily and Ben', 'The cat', 'One day, a little boy named Tim went to the park.', 'Sue had a red ball', 'The sun'];
+  const prompts: (string | number[])[] = [];
+  const params: SamplingParams[] = [];
+  for (let i = 0; i < 32; ++i) {
+    if (i % 3 === 0) prompts.push(texts[i % texts.length]!);
+    else prompts.push([1, ...Array.from({ length: Math.floor(rand() * 150) }, () => 3 + Math.floor(rand() * 500))]);
+    params.push({ temperature: 0, maxTokens: 5 + Math.floor(rand() * 120), ignoreEos: i % 2 === 0 });
+  }
+  return { prompts, params };
+}
+
+function expectSame(got: GenerationResult[], want: GenerationResult[], what: string): void {
+  expect(got).to.have.length(want.length);
+  got.forEach((r, i) => {
+    expect(r.tokenIds, `${what}: prompt ${i} token ids`).to.deep.equal(want[i]!.tokenIds);
+    expect(r.text, `${what}: prompt ${i} text`).to.equal(want[i]!.text);
+    expect(r.finishReason, `${what}: prompt ${i} finish`).to.equal(want[i]!.finishReason);
+  });
+}
+
+describeDevices('greedy outputs do not depend on batching, preemption, chunking or the prefix cache', (device: Device) => {
+  let m: LoadedModel;
+  let alone: GenerationResult[];
+  const { prompts, params } = workload();
+  before(async function () {
+    if (!stories) this.skip();
+    this.timeout(600_000);
+    // float32 on both devices: the claim is about scheduling, not about rounding.
+    m = await loadModel(stories, { device, dtype: 'float32' });
+    alone = [];
+    for (let i = 0; i < prompts.length; ++i) alone.push(...await generate(m, prompts[i]!, params[i]!));
+  });
+  after(() => m?.model.dispose());
+
+  it('a batch of 32 with mixed lengths', async () => {
+    let maxRunning = 0;
+    const r = await generate(m, prompts, params, { onStep: (c) => { maxRunning = Math.max(maxRunning, c.scheduler.running.length); } });
+    expect(maxRunning).to.equal(32);
+    expectSame(r, alone, 'batch');
+  });
+
+  it('forced preemption: a KV cache of 36 blocks for 32 sequences', async () => {
+    let core: EngineCore | null = null;
+    const kvCacheBytes = 36 * 16 * m.model.kvBytesPerSlot;
+    const r = await generate(m, prompts, params, { kvCacheBytes, onStep: (c) => { core = c; } });
+    const stats = core!.stats();
+    expect(stats.memory.numBlocks).to.equal(36);
+    expect(stats.scheduler.preempted).to.be.greaterThan(10);
+    expectSame(r, alone, 'preemption');
+  });
+
+  it('chunked prefill: 16 tokens a step', async () => {
+    expect(Math.max(...alone.map((a) => a.promptTokenIds.length))).to.be.greaterThan(100);
+    const r = await generate(m, prompts, params, { maxNumBatchedTokens: 16 });
+    expectSame(r, alone, 'chunked');
+  });
+
+  it('prefix-cache hits on a shared system prompt, with and without preemption', async () => {
+    const shared = prompts.map((p) => (typeof p === 'string' ? `${SYSTEM} ${p}` : [1, 403, 407, 261, 378, 436, 2, 1, 403, 407, 261, 378, 436, ...Array.from({ length: 24 }, (_, j) => 3 + ((j * 37) % 500)), ...p.slice(1)]));
+    const one: GenerationResult[] = [];
+    for (let i = 0; i < shared.length; ++i) one.push(...await generate(m, shared[i]!, params[i]!, { enablePrefixCaching: false }));
+    // A step budget of 64 admits the prompts over several steps, so later ones find the earlier ones' blocks.
+    for (const kvCacheBytes of [undefined, 40 * 16 * m.model.kvBytesPerSlot]) {
+      let core: EngineCore | null = null;
+      const r = await generate(m, shared, params, { maxNumBatchedTokens: 64, ...(kvCacheBytes ? { kvCacheBytes } : {}), onStep: (c) => { core = c; } });
+      const hits = r.filter((x) => x.numCachedTokens > 0).length;
+      expect(hits, 'requests with prefix hits').to.be.greaterThan(20);
+      expect(core!.stats().prefixCache.hits).to.be.greaterThan(0);
+      if (kvCacheBytes) expect(core!.stats().scheduler.preempted).to.be.greaterThan(0);
+      expectSame(r, one, kvCacheBytes ? 'prefix hits + preemption' : 'prefix hits');
+    }
+  });
+});
+
+const MODEL = stories ?? 'dummy:stories15M';
+
+describe(`InferenceEngine (worker thread) on ${stories ? 'stories260K' : `dummy:stories15M (${skipWhy})`}`, function () {
+  this.timeout(120_000);
+  let engine: InferenceEngine;
+  before(async () => {
+    engine = await InferenceEngine.create({ model: MODEL, device: 'cpu', maxModelLen: 256, maxNumSeqs: 16, seed: 7 });
+  });
+  after(async () => engine?.stop());
+
+  it('gives what the in-process engine gives, for one prompt and for several', async () => {
+    const m = await loadModel(MODEL, { device: 'cpu' });
+    try {
+      const p: SamplingParams = { temperature: 0, maxTokens: 40, ignoreEos: true };
+      const prompts = ['Once upon a time', 'The cat', [1, 403, 407]];
+      const want = await generate(m, prompts, p, { maxModelLen: 256 });
+      expectSame(await engine.generate(prompts, p), want, 'worker batch');
+      const one = await engine.generate('The cat', p);
+      expectSame([one], [want[1]!], 'worker single');
+      expect(one.requestId).to.be.a('string');
+      expect(one.timings.tokens).to.have.length(40);
+      expect(one.timings.firstToken).to.be.at.least(one.timings.arrival);
+      expect(one.timings.finish).to.be.at.least(one.timings.tokens.at(-1)!);
+    } finally {
+      m.model.dispose();
+    }
+  });
+
+  it('streams deltas that concatenate to the final text, the last one with the finish reason', async () => {
+    const s = engine.stream('Once upon a time', { temperature: 0, maxTokens: 50, ignoreEos: true });
+    const deltas: StreamDelta[] = [];
+    for await (const d of s) deltas.push(d);
+    const r = await s.result;
+    expect(deltas.map((d) => d.text).join('')).to.equal(r.text);
+    expect(deltas.flatMap((d) => d.tokenIds)).to.deep.equal(r.tokenIds);
+    expect(deltas.at(-1)!.finishReason).to.equal('length');
+    expect(deltas.slice(0, -1).every((d) => d.finishReason === null)).to.equal(true);
+    expect(deltas.length).to.be.greaterThan(10); // one per token, not one at the end
+  });
+
+  it('cuts at a stop string, holding back what might become one', async () => {
+    const free = await engine.generate('Once upon a time', { temperature: 0, maxTokens: 60, ignoreEos: true });
+    const stop = free.text.slice(15, 19);
+    const s = engine.stream('Once upon a time', { temperature: 0, maxTokens: 60, ignoreEos: true, stop: [stop] });
+    let streamed = '';
+    for await (const d of s) streamed += d.text;
+    const r = await s.result;
+    expect(r.text).to.equal(free.text.slice(0, free.text.indexOf(stop)));
+    expect(streamed).to.equal(r.text);
+    expect([r.finishReason, r.stopReason]).to.deep.equal(['stop', stop]);
+    expect((await engine.getStats()).scheduler.running).to.equal(0); // the core was told to drop it
+  });
+
+  it('abort mid-stream ends the stream and frees the blocks at once; breaking out of the loop aborts too', async () => {
+    const s = engine.stream([1, 403], { temperature: 0, maxTokens: 200, ignoreEos: true }, { requestId: 'to-abort' });
+    const deltas: StreamDelta[] = [];
+    for await (const d of s) {
+      deltas.push(d);
+      if (deltas.length === 3) expect(await engine.abort('to-abort')).to.equal(true);
+    }
+    const r = await s.result;
+    expect(r.finishReason).to.equal('abort');
+    expect(r.tokenIds.length).to.be.lessThan(200);
+    expect(deltas.at(-1)!.finishReason).to.equal('abort');
+    expect(deltas.map((d) => d.text).join('')).to.equal(r.text);
+    let stats = await engine.getStats();
+    expect(stats.memory.usedBlocks).to.equal(0);
+    expect(stats.scheduler.running + stats.scheduler.waiting).to.equal(0);
+    expect(await engine.abort('to-abort')).to.equal(false);
+
+    const s2 = engine.stream([1, 403], { temperature: 0, maxTokens: 200, ignoreEos: true });
+    for await (const d of s2) if (d.tokenIds.length > 0) break;
+    expect((await s2.result).finishReason).to.equal('abort');
+    stats = await engine.getStats();
+    expect(stats.memory.usedBlocks).to.equal(0);
+  });
+
+  it('an AbortSignal aborts a request, before or after it starts', async () => {
+    const ac = new AbortController();
+    const s = engine.stream([1, 403], { temperature: 0, maxTokens: 200, ignoreEos: true }, { signal: ac.signal });
+    for await (const d of s) if (d.tokenIds.length > 0) ac.abort();
+    const r = await s.result;
+    expect(r.finishReason).to.equal('abort');
+    expect(r.tokenIds.length).to.be.lessThan(200);
+    const early = await engine.generate('The cat', { maxTokens: 5 }, { signal: AbortSignal.abort() });
+    expect(early.finishReason).to.equal('abort');
+    expect((await engine.getStats()).memory.usedBlocks).to.equal(0);
+  });
+
+  it('getStats adds up: blocks, bytes, prefix hits, throughput', async () => {
+    const p: SamplingParams = { temperature: 0, maxTokens: 8 };
+    await engine.generate(`${SYSTEM} Lily`, p);
+    const before = await engine.getStats();
+    const running = engine.generate([`${SYSTEM} Ben`, `${SYSTEM} Sue`], p);
+    const during = await engine.getStats();
+    const rs = await running;
+    const after = await engine.getStats();
+    for (const s of [before, during, after]) {
+      const mem = s.memory;
+      expect(mem.usedBlocks + mem.freeBlocks).to.equal(mem.numBlocks);
+      expect(mem.cachedBlocks).to.be.at.most(mem.numBlocks);
+      expect(mem.kvCacheBytes).to.equal(mem.numBlocks * mem.blockSize * engine.config.numLayers * 2 * engine.config.numKvHeads * engine.config.headDim * 4);
+      expect(mem.peakBytes).to.be.at.least(mem.weightsBytes + mem.kvCacheBytes);
+      expect(s.prefixCache.hits).to.be.at.most(s.prefixCache.queries);
+    }
+    expect(after.memory.usedBlocks).to.equal(0);
+    expect(after.memory.cachedBlocks).to.be.greaterThan(0);
+    expect(rs.every((r) => r.numCachedTokens >= 16)).to.equal(true);
+    expect(after.prefixCache.hits - before.prefixCache.hits).to.equal(rs.reduce((s, r) => s + r.numCachedTokens, 0));
+    expect(after.throughput.generationTokens - before.throughput.generationTokens).to.equal(16);
+    expect(after.throughput.promptTokens - before.throughput.promptTokens).to.equal(rs.reduce((s, r) => s + r.promptTokenIds.length - r.numCachedTokens, 0));
+  });
+
+  it('rejects bad requests with clear errors and goes on serving', async () => {
+    const V = engine.config.vocabSize;
+    await expectReject(engine.generate([1, V]), RangeError, new RegExp(`prompt must be a string or a non-empty array of token ids in \\[0, ${V}\\)`));
+    await expectReject(engine.generate(Array.from({ length: 256 }, () => 5)), RangeError, /prompt has 256 tokens; maxModelLen is 256/);
+    await expectReject(engine.generate('a', { topP: 2 }), RangeError, /topP must be in \(0, 1\]/);
+    await expectReject(engine.generate(['a', 'b'], [{}]), RangeError, /params has 1 entries for 2 prompts/);
+    await expectReject(engine.generate([], {}), TypeError, /prompts must be/);
+    await expectReject(engine.generate('a', {}, { signal: 'stop' as never }), TypeError, /signal must be an AbortSignal/);
+    const first = engine.generate('a', { maxTokens: 30, ignoreEos: true }, { requestId: 'dup' });
+    await expectReject(engine.generate('b', {}, { requestId: 'dup' }), RangeError, /request id "dup" is already in flight/);
+    expect((await first).tokenIds).to.have.length(30);
+  });
+});
+
+describe('InferenceEngine options, failures and shutdown', function () {
+  this.timeout(120_000);
+
+  it('rejects bad options naming them, before starting anything', async () => {
+    await expectReject(InferenceEngine.create({ maxNumSeqs: 0 }), RangeError, /maxNumSeqs must be an integer in \[1, 65536\], got 0/);
+    await expectReject(InferenceEngine.create({ blockSize: '16' as never }), TypeError, /blockSize must be a number/);
+    await expectReject(InferenceEngine.create({ gpuMemoryUtilization: 1.5 }), RangeError, /gpuMemoryUtilization must be in \(0, 1\]/);
+    await expectReject(InferenceEngine.create({ bogus: 1 } as never), TypeError, /unknown option "bogus"/);
+    await expectReject(InferenceEngine.create({ model: 'dummy:stories15M', maxModelLen: 100_000 }), RangeError, /maxModelLen 100000 is longer than the model's context \(256\)/);
+    await expectReject(InferenceEngine.create({ model: 'dummy:stories15M', enableChunkedPrefill: false, maxNumBatchedTokens: 64 }), RangeError, /without chunked prefill maxNumBatchedTokens \(64\) must be at least maxModelLen \(256\)/);
+  });
+
+  it('a model the worker cannot load, or a KV budget too small, rejects with the error from the worker', async () => {
+    await expectReject(InferenceEngine.create({ model: '/no/such/model.bin' }), ModelFormatError, /no such file or directory/);
+    await expectReject(InferenceEngine.create({ model: 'dummy:stories15M', device: 'cpu', kvCacheBytes: 1000 }), RangeError, /the KV cache holds 0 blocks of 16 tokens .* needs 16\. Lower maxModelLen or raise the budget/);
+  });
+
+  it('the caller\'s event loop is free while a step computes', async () => {
+    // A 1000-token prefill of a 42M model takes a good fraction of a second on a CPU; a 1 ms timer set as the
+    // request goes in must fire long before its first token (it could not if the step ran on this thread).
+    const engine = await InferenceEngine.create({ model: 'dummy:stories42M', device: 'cpu', maxNumSeqs: 1 });
+    try {
+      let firedAt = Infinity;
+      const pending = engine.generate(Array.from({ length: 1000 }, (_, i) => 3 + i), { maxTokens: 1 });
+      setTimeout(() => { firedAt = performance.now(); }, 1);
+      const r = await pending;
+      expect(firedAt).to.be.lessThan(r.timings.firstToken);
+    } finally {
+      await engine.stop();
+    }
+  });
+
+  it('stop() frees every byte the engine held; start() brings it back', async () => {
+    const gc = async () => {
+      for (let i = 0; i < 3; ++i) {
+        globalThis.gc?.();
+        await new Promise((r) => setImmediate(r));
+      }
+    };
+    await gc();
+    const base = memoryStats().cpu.bytes;
+    const engine = await InferenceEngine.create({ model: 'dummy:stories15M', device: 'cpu', maxNumSeqs: 4 });
+    expect(memoryStats().cpu.bytes).to.be.greaterThan(base);
+    await engine.generate('hello', { maxTokens: 4 });
+    const inflight = engine.generate('hello', { maxTokens: 200, ignoreEos: true });
+    await engine.stop();
+    expect((await inflight).finishReason).to.equal('abort');
+    await gc();
+    expect(memoryStats().cpu.bytes).to.equal(base);
+    await expectReject(engine.getStats(), Error, /stopped/);
+    await engine.start();
+    expect((await engine.generate('hello', { maxTokens: 4 })).tokenIds).to.have.length(4);
+    await engine.stop();
+  });
+});
+
+async function expectReject(p: Promise<unknown>, type: new (...a: never[]) => Error, pattern: RegExp): Promise<void> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).to.be.instanceOf(type);
+    expect((e as Error).message).to.match(pattern);
+    return;
+  }
+  expect.fail(`expected a ${type.name} matching ${pattern}`);
+}
