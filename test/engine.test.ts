@@ -50,7 +50,7 @@ describeDevices('greedy outputs do not depend on batching, preemption, chunking 
     // float32 on both devices: the claim is about scheduling, not about rounding.
     m = await loadModel(stories, { device, dtype: 'float32' });
     alone = [];
-    for (let i = 0; i < prompts.length; ++i) alone.push(...await generate(m, prompts[i]!, params[i]!));
+    for (let i = 0; i < prompts.length; ++i) alone.push(...await generate(m, prompts[i]!, params[i]));
   });
   after(() => m?.model.dispose());
 
@@ -80,7 +80,7 @@ describeDevices('greedy outputs do not depend on batching, preemption, chunking 
   it('prefix-cache hits on a shared system prompt, with and without preemption', async () => {
     const shared = prompts.map((p) => (typeof p === 'string' ? `${SYSTEM} ${p}` : [1, 403, 407, 261, 378, 436, 2, 1, 403, 407, 261, 378, 436, ...Array.from({ length: 24 }, (_, j) => 3 + ((j * 37) % 500)), ...p.slice(1)]));
     const one: GenerationResult[] = [];
-    for (let i = 0; i < shared.length; ++i) one.push(...await generate(m, shared[i]!, params[i]!, { enablePrefixCaching: false }));
+    for (let i = 0; i < shared.length; ++i) one.push(...await generate(m, shared[i]!, params[i], { enablePrefixCaching: false }));
     // A step budget of 64 admits the prompts over several steps, so later ones find the earlier ones' blocks.
     for (const kvCacheBytes of [undefined, 40 * 16 * m.model.kvBytesPerSlot]) {
       let core: EngineCore | null = null;

@@ -66,7 +66,7 @@ export class InferenceEngine {
 
   /** Checks the options, loads the tokenizer here and the model in the engine's worker thread, and starts it. */
   static async create(options: CreateOptions = {}): Promise<InferenceEngine> {
-    const { onProgress, ...rest } = (options ?? {}) as CreateOptions;
+    const { onProgress, ...rest } = options ?? {};
     if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError(`InferenceEngine: onProgress must be a function, got ${describeValue(onProgress)}`);
     const resolved = resolveEngineOptions(rest);
     const { tokenizer, config } = await loadTokenizer(resolved.model, resolved.tokenizer === null ? {} : { tokenizer: resolved.tokenizer });
@@ -177,7 +177,7 @@ export class InferenceEngine {
       error = e;
       wake?.();
     });
-    const engine = this;
+    const abort = (id: string) => this.abort(id);
     return {
       result: started,
       [Symbol.asyncIterator]() {
@@ -199,7 +199,7 @@ export class InferenceEngine {
         }
       },
       async return(): Promise<IteratorResult<StreamDelta>> {
-        if (!done && requestId !== null) await engine.abort(requestId);
+        if (!done && requestId !== null) await abort(requestId);
         done = true;
         queue.length = 0;
         return { value: undefined, done: true };

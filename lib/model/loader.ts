@@ -228,10 +228,12 @@ function openModel(model: string, opts: Pick<LoadOptions, 'tokenizer' | 'seed'>,
  * A model's config and tokenizer without its weights: what a front end that tokenizes, while another thread holds
  * the model, needs.
  */
-export async function loadTokenizer(model: string, opts: Pick<LoadOptions, 'tokenizer'> = {}): Promise<{ tokenizer: Tokenizer; config: LlamaConfig }> {
-  const { config, source, tokenizer } = openModel(model, opts, 'loadTokenizer');
-  source.close?.();
-  return { tokenizer, config };
+export function loadTokenizer(model: string, opts: Pick<LoadOptions, 'tokenizer'> = {}): Promise<{ tokenizer: Tokenizer; config: LlamaConfig }> {
+  return new Promise((resolve) => {
+    const { config, source, tokenizer } = openModel(model, opts, 'loadTokenizer');
+    source.close?.();
+    resolve({ tokenizer, config });
+  });
 }
 
 function load(model: string, opts: LoadOptions): LoadedModel {
