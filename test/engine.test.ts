@@ -213,6 +213,11 @@ describe(`InferenceEngine (worker thread) on ${stories ? 'stories260K' : `dummy:
     await expectReject(engine.generate(Array.from({ length: 256 }, () => 5)), RangeError, /prompt has 256 tokens; maxModelLen is 256/);
     await expectReject(engine.generate('a', { topP: 2 }), RangeError, /topP must be in \(0, 1\]/);
     await expectReject(engine.generate(['a', 'b'], [{}]), RangeError, /params has 1 entries for 2 prompts/);
+    // one bad prompt of several: nothing is sent
+    const steps = (await engine.getStats()).throughput.steps;
+    await expectReject(engine.generate(['fine', [1, V]], { maxTokens: 50 }), RangeError, /prompts\[1\] must be a string/);
+    const after = await engine.getStats();
+    expect([after.scheduler.running, after.scheduler.waiting, after.throughput.steps]).to.deep.equal([0, 0, steps]);
     await expectReject(engine.generate([], {}), TypeError, /prompts must be/);
     await expectReject(engine.generate('a', {}, { signal: 'stop' as never }), TypeError, /signal must be an AbortSignal/);
     const first = engine.generate('a', { maxTokens: 30, ignoreEos: true }, { requestId: 'dup' });

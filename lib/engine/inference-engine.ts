@@ -31,6 +31,12 @@ export interface CreateOptions extends EngineOptions {
   onProgress?: LoadProgress;
 }
 
+interface Prepared {
+  ids: number[];
+  params: ResolvedSamplingParams;
+  arrival: number;
+}
+
 interface InFlight {
   state: RequestState;
   reject: (e: Error) => void;
@@ -151,13 +157,14 @@ export class InferenceEngine {
     const single = typeof prompts === 'string' || (Array.isArray(prompts) && typeof prompts[0] === 'number');
     if (single) {
       if (Array.isArray(params)) throw new TypeError('InferenceEngine.generate: one prompt takes one SamplingParams object, got an array');
-      return this.submit(prompts as Prompt, params, opts, () => undefined);
+      return this.submit(await this.prepare(prompts as Prompt, params, 'prompt'), opts, () => undefined);
     }
     if (!Array.isArray(prompts) || prompts.length === 0) throw new TypeError(`InferenceEngine.generate: prompts must be a prompt or a non-empty array of them, got ${describeValue(prompts)}`);
     if (Array.isArray(params) && params.length !== prompts.length) throw new RangeError(`InferenceEngine.generate: params has ${params.length} entries for ${prompts.length} prompts`);
     if (opts.requestId !== undefined) throw new TypeError('InferenceEngine.generate: requestId names one request; several prompts get fresh ids');
-    const list = prompts as Prompt[];
-    return Promise.all(list.map((p, i) => this.submit(p, Array.isArray(params) ? params[i]! : params, opts, () => undefined, i)));
+    // Every prompt is checked before any is sent: a bad one fails the call without leaving the others running.
+    const list = await Promise.all((prompts as Prompt[]).map((p, i) => this.prepare(p, Array.isArray(params) ? params[i]! : params, `prompts[${i}]`)));
+    return Promise.all(list.map((p) => this.submit(p, opts, () => undefined)));
   }
 
   /** Streams one completion: an async iterator of deltas, the last with finishReason set. Breaking out aborts it. */
@@ -167,12 +174,12 @@ export class InferenceEngine {
     let error: Error | null = null;
     let done = false;
     let requestId: string | null = null;
-    const started = this.submit(prompt, params, opts, (d) => {
+    const started = this.prepare(prompt, params, 'prompt').then((p) => this.submit(p, opts, (d) => {
       queue.push(d);
       wake?.();
-    }, undefined, (id) => {
+    }, (id) => {
       requestId = id;
-    });
+    }));
     started.catch((e: Error) => {
       error = e;
       wake?.();
@@ -224,15 +231,19 @@ export class InferenceEngine {
     return m.stats!;
   }
 
-  private async submit(prompt: Prompt, raw: SamplingParams, opts: RequestOptions, onDelta: (d: StreamDelta) => void, index?: number,
-    onId?: (id: string) => void): Promise<GenerationResult> {
+  /** Checks the params and tokenizes the prompt: everything about a request that can fail before it is sent. */
+  private async prepare(prompt: Prompt, raw: SamplingParams, where: string): Promise<Prepared> {
     const arrival = performance.now();
-    const where = index === undefined ? 'prompt' : `prompts[${index}]`;
-    if (typeof opts !== 'object' || opts === null) throw new TypeError(`InferenceEngine: options must be an object, got ${describeValue(opts)}`);
-    const params: ResolvedSamplingParams = resolveSamplingParams(raw, this.config.vocabSize);
+    const params = resolveSamplingParams(raw, this.config.vocabSize);
     const ids = await this.encode(prompt, where);
     if (ids.length >= this.options.maxModelLen)
       throw new RangeError(`InferenceEngine: ${where} has ${ids.length} tokens; maxModelLen is ${this.options.maxModelLen}, which must leave room for one generated token`);
+    return { ids, params, arrival };
+  }
+
+  private async submit({ ids, params, arrival }: Prepared, opts: RequestOptions, onDelta: (d: StreamDelta) => void,
+    onId?: (id: string) => void): Promise<GenerationResult> {
+    if (typeof opts !== 'object' || opts === null) throw new TypeError(`InferenceEngine: options must be an object, got ${describeValue(opts)}`);
     let requestId = opts.requestId;
     if (requestId !== undefined && (typeof requestId !== 'string' || requestId.length === 0))
       throw new TypeError(`InferenceEngine: requestId must be a non-empty string, got ${describeValue(requestId)}`);
