@@ -2,6 +2,7 @@
 // under forced preemption, with chunked prefill, and with prefix-cache hits; then InferenceEngine (the worker
 // thread): streaming, aborts, stats that add up, errors, and a clean shutdown.
 import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import { expect } from 'chai';
 import { EngineCore, type GenerationResult, generate, InferenceEngine, type StreamDelta } from '../lib/engine/index.js';
 import type { Device } from '../lib/index.js';
@@ -253,6 +254,23 @@ describe('InferenceEngine options, failures and shutdown', function () {
       setTimeout(() => { firedAt = performance.now(); }, 1);
       const r = await pending;
       expect(firedAt).to.be.lessThan(r.timings.firstToken);
+    } finally {
+      await engine.stop();
+    }
+  });
+
+  it('a worker that dies fails what is in flight with the reason; start() brings it back', async () => {
+    const engine = await InferenceEngine.create({ model: 'dummy:stories15M', device: 'cpu', maxNumSeqs: 2 });
+    try {
+      const s = engine.stream('hello', { maxTokens: 200, ignoreEos: true });
+      const first = await s.next();
+      expect(first.done).to.equal(false);
+      await (engine as unknown as { worker: Worker }).worker.terminate();
+      await expectReject(s.result, Error, /the engine worker exited \(code 1\)/);
+      await expectReject(engine.getStats(), Error, /the engine worker exited/);
+      await expectReject(engine.generate('hello'), Error, /the engine worker exited/);
+      await engine.start();
+      expect((await engine.generate('hello', { maxTokens: 3 })).tokenIds).to.have.length(3);
     } finally {
       await engine.stop();
     }

@@ -251,7 +251,7 @@ export class InferenceEngine {
     requestId ??= `req-${this.nextRequest++}`;
     const signal = opts.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError(`InferenceEngine: signal must be an AbortSignal, got ${describeValue(signal)}`);
-    if (!this.info) await (this.starting ?? Promise.reject(new Error('InferenceEngine: the engine is stopped; call start()')));
+    if (!this.info) await (this.starting ?? Promise.reject(this.failure ?? new Error('InferenceEngine: the engine is stopped; call start()')));
     if (this.failure) throw this.failure;
     onId?.(requestId);
     return new Promise<GenerationResult>((resolve, reject) => {
