@@ -1,7 +1,7 @@
 // Decode speed through the whole engine, measured the way a user would: `mini-vllm generate --json` (worker thread,
 // scheduler, runner, sampler, detokenizer) at batch 1 and batch 16, a few runs each, medians reported. Each decode
 // step reads every weight once, so weight bytes / step time is compared with the machine's read bandwidth (a
-// STREAM-like read on all threads), measured in the same run before and after.
+// STREAM-like read on all threads), measured right before each run (the VM's bandwidth drifts by tens of percent).
 //   node dist/bench/engine-decode.bench.js [--model dummy:stories110M] [--batches 1,16] [--tokens 128] [--runs 3] [--out dir]
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -24,12 +24,12 @@ const CLI = new URL('../lib/cli.js', import.meta.url).pathname;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Median GB/s of summing 1 GiB of float32 on all threads. */
-function readBandwidth(): number {
+function readBandwidth(reps = 7): number {
   const n = (1 << 30) / 4;
   using buf = Tensor.full([n], 1);
   native.streamRead(buf);
   const times: number[] = [];
-  for (let i = 0; i < 7; ++i) {
+  for (let i = 0; i < reps; ++i) {
     const t = performance.now();
     native.streamRead(buf);
     times.push((performance.now() - t) / 1000);
@@ -50,35 +50,36 @@ for (const batch of values.batches.split(',').map(Number)) {
   const args = [CLI, 'generate', '--json', '-m', values.model, '--device', 'cpu', '-t', '0', '--ignore-eos', '-n', values.tokens,
     '--batch-size', String(batch), '--prompt', 'Once upon a time'];
   const runs: CliJson[] = [];
+  const bandwidths: number[] = [];
   for (let r = 0; r < Number(values.runs); ++r) {
+    bandwidths.push(readBandwidth(3));
     const out = JSON.parse(execFileSync(process.execPath, args, { maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'ignore'] }).toString()) as CliJson;
     runs.push(out);
   }
-  const decodeTps = median(runs.map((r) => r.decodeTokensPerSecond));
-  const tpot = median(runs.map((r) => median(r.results.map((x) => x.tpotMs))));
   const weights = runs[0]!.memory.weightsBytes;
-  // every step reads the weights once for the whole batch
-  const stepsPerSecond = decodeTps / batch;
+  // every decode step reads the weights once for the whole batch
+  const weightGBps = runs.map((r) => (weights * r.decodeTokensPerSecond) / batch / 1e9);
   rows.push({
     model: values.model, batch, outputTokens: Number(values.tokens), runs: runs.length, dtype: runs[0]!.dtype,
-    decodeTokensPerSecond: decodeTps, decodeTokensPerSecondAll: runs.map((r) => r.decodeTokensPerSecond),
-    medianTpotMs: tpot, ttftMs: median(runs.map((r) => median(r.results.map((x) => x.ttftMs)))),
-    weightsBytes: weights, weightReadGBps: (weights * stepsPerSecond) / 1e9,
+    decodeTokensPerSecond: median(runs.map((r) => r.decodeTokensPerSecond)), decodeTokensPerSecondAll: runs.map((r) => r.decodeTokensPerSecond),
+    medianTpotMs: median(runs.map((r) => median(r.results.map((x) => x.tpotMs)))), ttftMs: median(runs.map((r) => median(r.results.map((x) => x.ttftMs)))),
+    weightsBytes: weights, weightReadGBps: median(weightGBps), readGBpsBeforeEach: bandwidths,
+    ofReadBandwidth: median(weightGBps.map((g, i) => g / bandwidths[i]!)),
   });
   log.push(`mini-vllm ${args.slice(1).join(' ')}  (x${runs.length})`);
 }
 const readAfter = readBandwidth();
-const limit = Math.max(readBefore, readAfter);
 const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, threads: backends().cpu.threads, simd: backends().cpu.simd };
-const result = { machine, readGBps: { before: readBefore, after: readAfter }, rows: rows.map((r) => ({ ...r, ofReadBandwidth: r.weightReadGBps / limit })) };
+const result = { machine, readGBps: { before: readBefore, after: readAfter }, rows };
 const lines = [
   `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.threads} kernel threads, ${machine.simd}`,
   `read bandwidth (STREAM-like, all threads): ${readBefore.toFixed(1)} GB/s before, ${readAfter.toFixed(1)} GB/s after`,
   ...log,
   '',
-  '| model | batch | decode tok/s | median TPOT ms | TTFT ms | weight read GB/s | of read bandwidth |',
-  '| --- | --- | --- | --- | --- | --- | --- |',
-  ...result.rows.map((r) => `| ${r.model} (${r.dtype}) | ${r.batch} | ${r.decodeTokensPerSecond.toFixed(1)} | ${r.medianTpotMs.toFixed(2)} | ${r.ttftMs.toFixed(1)} | ${r.weightReadGBps.toFixed(1)} | ${(100 * r.ofReadBandwidth).toFixed(0)}% |`),
+  'medians over the runs; "of read bandwidth": the median over runs of weight GB/s / the read GB/s measured just before that run',
+  '| model | batch | decode tok/s | median TPOT ms | TTFT ms | weight read GB/s | read GB/s per run | of read bandwidth |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- |',
+  ...result.rows.map((r) => `| ${r.model} (${r.dtype}) | ${r.batch} | ${r.decodeTokensPerSecond.toFixed(1)} | ${r.medianTpotMs.toFixed(2)} | ${r.ttftMs.toFixed(1)} | ${r.weightReadGBps.toFixed(1)} | ${r.readGBpsBeforeEach.map((g) => g.toFixed(1)).join(' ')} | ${(100 * r.ofReadBandwidth).toFixed(0)}% |`),
 ];
 process.stdout.write(`${lines.join('\n')}\n`);
 if (values.out) {
