@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { backends, Tensor } from '../lib/index.js';
+import { backends, EngineCore, loadModel, resolveSamplingParams, Tensor } from '../lib/index.js';
 import { native } from '../lib/native.js';
 
 const { values } = parseArgs({
@@ -68,9 +68,45 @@ for (const batch of values.batches.split(',').map(Number)) {
   });
   log.push(`mini-vllm ${args.slice(1).join(' ')}  (x${runs.length})`);
 }
+/**
+ * Where a decode step's time goes, in-process (no worker, no detokenizer): EngineCore.step, of which the forward
+ * pass and the sampler, as medians over 40 steps after 8 warm-up steps.
+ */
+async function breakdown(batch: number) {
+  const m = await loadModel(values.model, { device: 'cpu' });
+  const core = EngineCore.fromLoaded(m, { maxModelLen: 256 });
+  const model = m.model;
+  const forward = model.forward.bind(model);
+  let fwd = 0;
+  model.forward = (input, kv) => {
+    const t = performance.now();
+    const out = forward(input, kv);
+    fwd += performance.now() - t;
+    return out;
+  };
+  try {
+    const params = resolveSamplingParams({ temperature: 0, maxTokens: 100, ignoreEos: true });
+    for (let i = 0; i < batch; ++i) core.add({ requestId: String(i), promptTokenIds: [1, 400, 500, 600], params });
+    for (let i = 0; i < 8; ++i) core.step();
+    const step: number[] = [], forwardMs: number[] = [];
+    for (let i = 0; i < 40; ++i) {
+      fwd = 0;
+      const t = performance.now();
+      core.step();
+      step.push(performance.now() - t);
+      forwardMs.push(fwd);
+    }
+    return { batch, stepMs: median(step), forwardMs: median(forwardMs), restMs: median(step.map((x, i) => x - forwardMs[i]!)), weightsBytes: model.weightsBytes };
+  } finally {
+    core.dispose();
+    model.dispose();
+  }
+}
+const steps = [];
+for (const batch of values.batches.split(',').map(Number)) steps.push(await breakdown(batch));
 const readAfter = readBandwidth();
 const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, threads: backends().cpu.threads, simd: backends().cpu.simd };
-const result = { machine, readGBps: { before: readBefore, after: readAfter }, rows };
+const result = { machine, readGBps: { before: readBefore, after: readAfter }, rows, inProcessStep: steps };
 const lines = [
   `machine: ${machine.cpu}, ${machine.cores} cores, ${machine.threads} kernel threads, ${machine.simd}`,
   `read bandwidth (STREAM-like, all threads): ${readBefore.toFixed(1)} GB/s before, ${readAfter.toFixed(1)} GB/s after`,
@@ -80,6 +116,11 @@ const lines = [
   '| model | batch | decode tok/s | median TPOT ms | TTFT ms | weight read GB/s | read GB/s per run | of read bandwidth |',
   '| --- | --- | --- | --- | --- | --- | --- | --- |',
   ...result.rows.map((r) => `| ${r.model} (${r.dtype}) | ${r.batch} | ${r.decodeTokensPerSecond.toFixed(1)} | ${r.medianTpotMs.toFixed(2)} | ${r.ttftMs.toFixed(1)} | ${r.weightReadGBps.toFixed(1)} | ${r.readGBpsBeforeEach.map((g) => g.toFixed(1)).join(' ')} | ${(100 * r.ofReadBandwidth).toFixed(0)}% |`),
+  '',
+  'in-process EngineCore.step (no worker, no detokenizer), medians of 40 decode steps: the forward pass, and the rest (scheduling, inputs, sampling)',
+  '| batch | step ms | forward ms | rest ms | forward weight read GB/s |',
+  '| --- | --- | --- | --- | --- |',
+  ...steps.map((b) => `| ${b.batch} | ${b.stepMs.toFixed(2)} | ${b.forwardMs.toFixed(2)} | ${b.restMs.toFixed(2)} | ${(b.weightsBytes / b.forwardMs / 1e6).toFixed(1)} |`),
 ];
 process.stdout.write(`${lines.join('\n')}\n`);
 if (values.out) {
