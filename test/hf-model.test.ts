@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { type Device, Tensor } from '../lib/index.js';
-import { generate } from '../lib/engine/offline.js';
+import { generate, InferenceEngine } from '../lib/engine/index.js';
 import { disposeKvCache, type LlamaConfig, type LoadedModel, loadModel } from '../lib/model/index.js';
 import { llamaForward, type ReferenceWeights, ropeInvFreq } from '../lib/reference/index.js';
 import { SentencePieceTokenizer } from '../lib/tokenizer/sentencepiece.js';
@@ -112,6 +112,21 @@ describe('a tiny Hugging Face Llama written by the test', function () {
       }
     }
     expect([kept, divided, blended].every((n) => n > 0)).to.equal(true, `${kept} kept, ${divided} divided, ${blended} blended`);
+  });
+
+  it('serves through InferenceEngine (Hugging Face tokenizers on the caller\'s thread and in the worker), as generate() does', async () => {
+    const dir = variants[0]!.dir;
+    const m = await loadModel(dir, { device: 'cpu' });
+    const engine = await InferenceEngine.create({ model: dir, device: 'cpu' });
+    try {
+      const p = { temperature: 0, maxTokens: 12, ignoreEos: true };
+      const want = await generate(m, ['hello world', 'the cat'], p);
+      const got = await engine.generate(['hello world', 'the cat'], p);
+      expect(got.map((r) => [r.tokenIds, r.text])).to.deep.equal(want.map((r) => [r.tokenIds, r.text]));
+    } finally {
+      await engine.stop();
+      m.model.dispose();
+    }
   });
 
   describe('tokenizer.json through Hugging Face tokenizers', function () {

@@ -345,6 +345,7 @@ export class InferenceEngine {
     const inFlight = this.requests.get(r.requestId);
     if (!inFlight) return;
     this.requests.delete(r.requestId);
+    this.post({ type: 'abort', requestIds: [r.requestId], replyId: -1 }); // the core may still be generating it
     inFlight.reject(e);
     this.idle();
   }
@@ -352,11 +353,11 @@ export class InferenceEngine {
   /** The worker or its thread died: every request and call in flight fails with the reason. */
   private fail(e: Error): void {
     this.failure ??= e;
+    this.worker = null;
+    this.info = null;
     for (const { state } of [...this.requests.values()]) this.failRequest(state, e);
     for (const reply of this.replies.values()) reply.reject(e);
     this.replies.clear();
-    this.worker = null;
-    this.info = null;
   }
 
   /** With nothing in flight the worker does not keep the process alive. */
