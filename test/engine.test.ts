@@ -111,7 +111,10 @@ describe(`InferenceEngine (worker thread) on ${stories ? 'stories260K' : `dummy:
       const p: SamplingParams = { temperature: 0, maxTokens: 40, ignoreEos: true };
       const prompts = ['Once upon a time', 'The cat', [1, 403, 407]];
       const want = await generate(m, prompts, p, { maxModelLen: 256 });
+      const steps = (await engine.getStats()).throughput.steps;
       expectSame(await engine.generate(prompts, p), want, 'worker batch');
+      // the prompts of one call reach the core together: one step prefills all three, 39 more decode them
+      expect((await engine.getStats()).throughput.steps - steps).to.equal(40);
       const one = await engine.generate('The cat', p);
       expectSame([one], [want[1]!], 'worker single');
       expect(one.requestId).to.be.a('string');

@@ -7,7 +7,7 @@ import type { LoadProgress } from '../model/weights.js';
 import { type ResolvedSamplingParams, resolveSamplingParams, type SamplingParams } from '../sampling/params.js';
 import { describeValue } from '../tensor.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import type { EngineStats } from './engine-core.js';
+import type { EngineRequest, EngineStats } from './engine-core.js';
 import { type EngineOptions, finishEngineOptions, type ResolvedEngineOptions, resolveEngineOptions } from './options.js';
 import { type CoreInfo, deserializeError, type FromCore, type ToCore, type WorkerData } from './protocol.js';
 import { type GenerationResult, RequestState, type StreamDelta } from './request-state.js';
@@ -62,6 +62,7 @@ export class InferenceEngine {
   private nextRequest = 0;
   private failure: Error | null = null;
   private stopping = false;
+  private readonly adds: EngineRequest[] = [];
 
   private constructor(options: ResolvedEngineOptions & { maxModelLen: number }, tokenizer: Tokenizer, config: LlamaConfig, onProgress: LoadProgress | undefined) {
     this.options = options;
@@ -272,7 +273,7 @@ export class InferenceEngine {
       }
       this.requests.set(id, { state, reject });
       this.worker!.ref();
-      this.post({ type: 'add', request: { requestId: id, promptTokenIds: ids, params } });
+      this.queueAdd({ requestId: id, promptTokenIds: ids, params });
       if (signal?.aborted) onAbort();
       else signal?.addEventListener('abort', onAbort, { once: true });
     });
@@ -335,6 +336,12 @@ export class InferenceEngine {
       this.worker!.ref();
       this.post({ ...m, replyId });
     });
+  }
+
+  /** Requests made in the same turn of the event loop go to the core in one message, so one step admits them all. */
+  private queueAdd(r: EngineRequest): void {
+    if (this.adds.length === 0) queueMicrotask(() => this.post({ type: 'add', requests: this.adds.splice(0) }));
+    this.adds.push(r);
   }
 
   private post(m: ToCore): void {

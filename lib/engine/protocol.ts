@@ -5,7 +5,8 @@ import type { EngineRequest, EngineStats, RequestOutput } from './engine-core.js
 import type { ResolvedEngineOptions } from './options.js';
 
 export type ToCore =
-  | { type: 'add'; request: EngineRequest }
+  /** Requests that arrived together (one generate() call): the core admits them before its next step. */
+  | { type: 'add'; requests: EngineRequest[] }
   | { type: 'abort'; requestIds: string[]; replyId: number }
   | { type: 'stats'; replyId: number }
   | { type: 'shutdown'; replyId: number };

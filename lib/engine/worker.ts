@@ -16,7 +16,13 @@ function handle(m: ToCore): void {
   if (core === null) throw new Error('engine worker: a message came before the model was loaded');
   switch (m.type) {
     case 'add':
-      core.add(m.request);
+      for (const r of m.requests) {
+        try {
+          core.add(r);
+        } catch (e) {
+          post({ type: 'stepError', requestIds: [r.requestId], error: serializeError(e) });
+        }
+      }
       loop();
       break;
     case 'abort':
@@ -64,7 +70,7 @@ port.on('message', (m: ToCore) => {
     handle(m);
   } catch (e) {
     if ('replyId' in m) post({ type: 'reply', replyId: m.replyId, error: serializeError(e) });
-    else if (m.type === 'add') post({ type: 'stepError', requestIds: [m.request.requestId], error: serializeError(e) });
+    else post({ type: 'stepError', requestIds: m.requests.map((r) => r.requestId), error: serializeError(e) });
   }
 });
 
