@@ -174,7 +174,7 @@ export function buildCli(): Command {
     .option('--max-num-batched-tokens <n>', 'most tokens in one step (default 2048)', num('int'))
     .option('--max-model-len <n>', 'longest sequence, prompt and output (default: the model\'s context)', num('int'))
     .option('--block-size <n>', 'tokens per KV-cache block (default 16)', num('int'))
-    .option('--kv-cache-bytes <n>', 'CPU: bytes of KV cache (default: what max-num-seqs full sequences need, at most 4 GiB)', num('int'))
+    .option('--kv-cache-bytes <n>', 'bytes of KV cache (CPU default: what max-num-seqs full sequences need, at most 4 GiB; on CUDA it replaces --gpu-memory-utilization)', num('int'))
     .option('--gpu-memory-utilization <f>', 'CUDA: share of device memory to use (default 0.9)', num('float'))
     .option('--no-enable-prefix-caching', 'do not reuse the KV of shared prompt prefixes')
     .option('--no-enable-chunked-prefill', 'prefill each prompt in one step')

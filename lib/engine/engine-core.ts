@@ -202,9 +202,9 @@ export class EngineCore {
 }
 
 /**
- * KV-cache blocks for the budget. CPU: kvCacheBytes (default: enough for maxNumSeqs full-length sequences, at most
- * 4 GiB). CUDA: gpuMemoryUtilization of the device, less what is in use after a profiling step of the largest shape
- * (weights, activations, scratch), as vLLM sizes it.
+ * KV-cache blocks for the budget: kvCacheBytes where given (either device; vLLM's kv_cache_memory_bytes). Otherwise
+ * CPU: enough for maxNumSeqs full-length sequences, at most 4 GiB; CUDA: gpuMemoryUtilization of the device, less
+ * what is in use after a profiling step of the largest shapes (weights, activations, scratch), as vLLM sizes it.
  */
 function kvBlocks(loaded: LoadedModel, o: ResolvedEngineOptions & { maxModelLen: number }): number {
   const { model } = loaded;
@@ -212,7 +212,7 @@ function kvBlocks(loaded: LoadedModel, o: ResolvedEngineOptions & { maxModelLen:
   const minBlocks = Math.ceil(o.maxModelLen / o.blockSize);
   let bytes: number;
   let what: string;
-  if (model.device === 'cpu') {
+  if (o.kvCacheBytes !== null || model.device === 'cpu') {
     bytes = o.kvCacheBytes ?? Math.min(DEFAULT_CPU_KV_CACHE_BYTES, o.maxNumSeqs * minBlocks * blockBytes);
     what = `kvCacheBytes ${bytes}`;
   } else {

@@ -24,7 +24,10 @@ export interface EngineOptions {
   blockSize?: number;
   /** CUDA: share of the device's memory the engine may fill (weights, activations, KV cache). Default 0.9. */
   gpuMemoryUtilization?: number;
-  /** CPU: bytes of KV cache. Default: what maxNumSeqs sequences of maxModelLen need, at most 4 GiB. */
+  /**
+   * Bytes of KV cache. CPU default: what maxNumSeqs sequences of maxModelLen need, at most 4 GiB. On CUDA it replaces
+   * the gpuMemoryUtilization sizing when given.
+   */
   kvCacheBytes?: number;
   /** Reuse the KV of prompt prefixes seen before (a shared system prompt). Default true. */
   enablePrefixCaching?: boolean;
