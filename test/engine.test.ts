@@ -44,20 +44,23 @@ function expectSame(got: GenerationResult[], want: GenerationResult[], what: str
 describeDevices('greedy outputs do not depend on batching, preemption, chunking or the prefix cache', (device: Device) => {
   let m: LoadedModel;
   let alone: GenerationResult[];
+  let roomy: { kvCacheBytes: number };
   const { prompts, params } = workload();
   before(async function () {
     if (!stories) this.skip();
     this.timeout(600_000);
     // float32 on both devices: the claim is about scheduling, not about rounding.
     m = await loadModel(stories, { device, dtype: 'float32' });
+    // An explicit budget (2048 blocks) on both devices: no profiling run, no 90% of a GPU per call.
+    roomy = { kvCacheBytes: 2048 * 16 * m.model.kvBytesPerSlot };
     alone = [];
-    for (let i = 0; i < prompts.length; ++i) alone.push(...await generate(m, prompts[i]!, params[i]));
+    for (let i = 0; i < prompts.length; ++i) alone.push(...await generate(m, prompts[i]!, params[i], roomy));
   });
   after(() => m?.model.dispose());
 
   it('a batch of 32 with mixed lengths', async () => {
     let maxRunning = 0;
-    const r = await generate(m, prompts, params, { onStep: (c) => { maxRunning = Math.max(maxRunning, c.scheduler.running.length); } });
+    const r = await generate(m, prompts, params, { ...roomy, onStep: (c) => { maxRunning = Math.max(maxRunning, c.scheduler.running.length); } });
     expect(maxRunning).to.equal(32);
     expectSame(r, alone, 'batch');
   });
@@ -74,18 +77,18 @@ describeDevices('greedy outputs do not depend on batching, preemption, chunking 
 
   it('chunked prefill: 16 tokens a step', async () => {
     expect(Math.max(...alone.map((a) => a.promptTokenIds.length))).to.be.greaterThan(100);
-    const r = await generate(m, prompts, params, { maxNumBatchedTokens: 16 });
+    const r = await generate(m, prompts, params, { ...roomy, maxNumBatchedTokens: 16 });
     expectSame(r, alone, 'chunked');
   });
 
   it('prefix-cache hits on a shared system prompt, with and without preemption', async () => {
     const shared = prompts.map((p) => (typeof p === 'string' ? `${SYSTEM} ${p}` : [1, 403, 407, 261, 378, 436, 2, 1, 403, 407, 261, 378, 436, ...Array.from({ length: 24 }, (_, j) => 3 + ((j * 37) % 500)), ...p.slice(1)]));
     const one: GenerationResult[] = [];
-    for (let i = 0; i < shared.length; ++i) one.push(...await generate(m, shared[i]!, params[i], { enablePrefixCaching: false }));
+    for (let i = 0; i < shared.length; ++i) one.push(...await generate(m, shared[i]!, params[i], { ...roomy, enablePrefixCaching: false }));
     // A step budget of 64 admits the prompts over several steps, so later ones find the earlier ones' blocks.
     for (const kvCacheBytes of [undefined, 40 * 16 * m.model.kvBytesPerSlot]) {
       let core: EngineCore | null = null;
-      const r = await generate(m, shared, params, { maxNumBatchedTokens: 64, ...(kvCacheBytes ? { kvCacheBytes } : {}), onStep: (c) => { core = c; } });
+      const r = await generate(m, shared, params, { maxNumBatchedTokens: 64, kvCacheBytes: kvCacheBytes ?? roomy.kvCacheBytes, onStep: (c) => { core = c; } });
       const hits = r.filter((x) => x.numCachedTokens > 0).length;
       expect(hits, 'requests with prefix hits').to.be.greaterThan(20);
       expect(core!.stats().prefixCache.hits).to.be.greaterThan(0);

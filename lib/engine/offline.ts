@@ -27,34 +27,38 @@ export async function generate(loaded: LoadedModel, prompts: string | number[] |
   if (Array.isArray(params) && params.length !== list.length) throw new RangeError(`generate: params has ${params.length} entries for ${list.length} prompts`);
   const { onText, onStep, ...engineOptions } = opts;
   const { config, tokenizer } = loaded;
+  const maxLen = engineOptions.maxModelLen ?? config.maxPositionEmbeddings;
+  const states: RequestState[] = [];
+  for (let i = 0; i < list.length; ++i) {
+    const p = list[i]!;
+    const ids = typeof p === 'string' ? await tokenizer.encode(p) : p;
+    if (typeof p === 'string' && ids.length === 0) throw new RangeError(`generate: prompts[${i}] encodes to no tokens (and the tokenizer adds no BOS)`);
+    if (!Array.isArray(ids) || ids.length === 0 || !ids.every((t) => Number.isInteger(t) && t >= 0 && t < config.vocabSize))
+      throw new RangeError(`generate: prompts[${i}] must be a string or a non-empty array of token ids in [0, ${config.vocabSize}), got ${describeValue(p)}`);
+    if (ids.length >= maxLen) throw new RangeError(`generate: prompts[${i}] has ${ids.length} tokens; maxModelLen is ${maxLen}`);
+    const resolved = resolveSamplingParams(Array.isArray(params) ? params[i]! : params, config.vocabSize);
+    states.push(new RequestState(String(i), Array.from(ids), resolved, tokenizer, arrival, (d: StreamDelta) => {
+      if (d.text.length > 0) onText?.(i, d.text);
+    }));
+  }
+  // The whole workload is known: by default the cache holds every sequence at its longest, so nothing is preempted.
+  if (engineOptions.kvCacheBytes === undefined) {
+    const bs = engineOptions.blockSize ?? 16;
+    let blocks = 0;
+    for (const s of states) blocks += Math.ceil(Math.min(maxLen, s.promptTokenIds.length + s.params.maxTokens) / bs);
+    engineOptions.kvCacheBytes = Math.max(blocks, Math.ceil(maxLen / bs)) * bs * loaded.model.kvBytesPerSlot;
+  }
   const core = EngineCore.fromLoaded(loaded, engineOptions);
   try {
-    const maxLen = core.options.maxModelLen;
-    const states = new Map<string, RequestState>();
-    const order: RequestState[] = [];
-    for (let i = 0; i < list.length; ++i) {
-      const p = list[i]!;
-      const ids = typeof p === 'string' ? await tokenizer.encode(p) : p;
-      if (typeof p === 'string' && ids.length === 0) throw new RangeError(`generate: prompts[${i}] encodes to no tokens (and the tokenizer adds no BOS)`);
-      if (!Array.isArray(ids) || ids.length === 0 || !ids.every((t) => Number.isInteger(t) && t >= 0 && t < config.vocabSize))
-        throw new RangeError(`generate: prompts[${i}] must be a string or a non-empty array of token ids in [0, ${config.vocabSize}), got ${describeValue(p)}`);
-      if (ids.length >= maxLen) throw new RangeError(`generate: prompts[${i}] has ${ids.length} tokens; maxModelLen is ${maxLen}`);
-      const resolved = resolveSamplingParams(Array.isArray(params) ? params[i]! : params, config.vocabSize);
-      const id = String(i);
-      const state = new RequestState(id, Array.from(ids), resolved, tokenizer, arrival, (d: StreamDelta) => {
-        if (d.text.length > 0) onText?.(i, d.text);
-      });
-      states.set(id, state);
-      order.push(state);
-      core.add({ requestId: id, promptTokenIds: state.promptTokenIds, params: resolved });
-    }
+    const byId = new Map(states.map((s) => [s.requestId, s]));
+    for (const s of states) core.add({ requestId: s.requestId, promptTokenIds: s.promptTokenIds, params: s.params });
     while (core.hasUnfinished) {
       const outputs = core.step();
       const now = performance.now();
-      for (const out of outputs) if (await states.get(out.requestId)!.take(out, now)) core.abort([out.requestId]);
+      for (const out of outputs) if (await byId.get(out.requestId)!.take(out, now)) core.abort([out.requestId]);
       onStep?.(core);
     }
-    return order.map((s) => s.result());
+    return states.map((s) => s.result());
   } finally {
     core.dispose();
   }
