@@ -10,15 +10,18 @@ namespace mvllm::cpu {
 
 // out[r * K + j] = a_r · b_j for R rows a_0.. (lda apart, fp32) and K rows b_0.. (ldb apart, any storage type,
 // converted in registers), each n long. R x K independent accumulator chains hide the FMA latency, and each
-// loaded vector is used K (or R) times.
+// loaded vector is used K (or R) times. With `ahead` set, the same offsets of the K rows at `ahead` are prefetched
+// as the loop goes (GEMV: the next group of weight rows, whose short rows the hardware prefetcher is slow to start on).
 template <int R, int K, typename TB>
-inline void dots(const float* a, int64_t lda, const TB* b, int64_t ldb, int64_t n, float* out) {
+inline void dots(const float* a, int64_t lda, const TB* b, int64_t ldb, int64_t n, float* out, const TB* ahead = nullptr) {
   constexpr int N = Vec::N;
   Vec acc[R][K];
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < K; ++j) acc[r][j] = vset1(0.f);
   int64_t i = 0;
   for (; i + N <= n; i += N) {
+    if (ahead)
+      for (int j = 0; j < K; ++j) __builtin_prefetch(ahead + j * ldb + i, 0, 3);
     Vec bv[K];
     for (int j = 0; j < K; ++j) bv[j] = vload(b + j * ldb + i);
     for (int r = 0; r < R; ++r) {

@@ -28,15 +28,16 @@ constexpr int64_t kGemvMaxTokens = 16;
 constexpr int kGemvRows = N >= 16 ? 4 : 2;
 
 // sums[m * R + r] = x[m0 + m] · w[r] for up to 4 tokens (x rows ldx apart, fp32) and R weight rows (K apart).
+// `ahead`: weight rows to prefetch meanwhile (or null).
 template <int R, typename TW>
 inline void gemv_rows(const float* x, int64_t ldx, int64_t tokens, const TW* w, int64_t k_len, float* sums,
-                      int64_t m0) {
+                      int64_t m0, const TW* ahead = nullptr) {
   const float* xm = x + m0 * ldx;
   switch (std::min<int64_t>(4, tokens - m0)) {
-    case 1: dots<1, R>(xm, ldx, w, k_len, k_len, sums); break;
-    case 2: dots<2, R>(xm, ldx, w, k_len, k_len, sums); break;
-    case 3: dots<3, R>(xm, ldx, w, k_len, k_len, sums); break;
-    default: dots<4, R>(xm, ldx, w, k_len, k_len, sums); break;
+    case 1: dots<1, R>(xm, ldx, w, k_len, k_len, sums, ahead); break;
+    case 2: dots<2, R>(xm, ldx, w, k_len, k_len, sums, ahead); break;
+    case 3: dots<3, R>(xm, ldx, w, k_len, k_len, sums, ahead); break;
+    default: dots<4, R>(xm, ldx, w, k_len, k_len, sums, ahead); break;
   }
 }
 
@@ -56,7 +57,9 @@ void gemv(const TensorView& out, const float* x, int64_t ldx, const TensorView& 
       for (int64_t m0 = 0; m0 < tokens; m0 += 4) {
         const int64_t mt = std::min<int64_t>(4, tokens - m0);
         if (rows == kGemvRows) {
-          gemv_rows<kGemvRows>(x, ldx, tokens, w + n * k_len, k_len, sums, m0);
+          // while the first pass over this group streams it, prefetch the next group of this task
+          const TW* ahead = m0 == 0 && g + 1 < g1 && n + 2 * kGemvRows <= n_out ? w + (n + kGemvRows) * k_len : nullptr;
+          gemv_rows<kGemvRows>(x, ldx, tokens, w + n * k_len, k_len, sums, m0, ahead);
         } else {
           for (int64_t r = 0; r < rows; ++r) {
             float one[4];
