@@ -340,11 +340,17 @@ export class InferenceEngine {
 
   /** Requests made in the same turn of the event loop go to the core in one message, so one step admits them all. */
   private queueAdd(r: EngineRequest): void {
-    if (this.adds.length === 0) queueMicrotask(() => this.post({ type: 'add', requests: this.adds.splice(0) }));
+    if (this.adds.length === 0) queueMicrotask(() => this.flushAdds());
     this.adds.push(r);
   }
 
+  private flushAdds(): void {
+    if (this.adds.length > 0) this.worker?.postMessage({ type: 'add', requests: this.adds.splice(0) } satisfies ToCore);
+  }
+
+  /** Queued adds go first, so the core never hears of an abort before the request it aborts. */
   private post(m: ToCore): void {
+    this.flushAdds();
     this.worker?.postMessage(m);
   }
 
