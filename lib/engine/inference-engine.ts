@@ -258,6 +258,8 @@ export class InferenceEngine {
     return new Promise<GenerationResult>((resolve, reject) => {
       const id = requestId;
       const state = new RequestState(id, ids, params, this.tokenizer, arrival, (d) => {
+        // A stop string is found here, in the text: the core is told before anyone sees the last delta.
+        if (d.finishReason === 'stop' && typeof d.stopReason === 'string') this.post({ type: 'abort', requestIds: [id], replyId: -1 });
         onDelta(d);
         if (d.finishReason !== null) {
           this.requests.delete(id);
@@ -301,9 +303,7 @@ export class InferenceEngine {
         for (const out of m.outputs) {
           const r = this.requests.get(out.requestId)?.state;
           if (!r) continue;
-          r.then(async () => {
-            if (await r.take(out, now)) this.post({ type: 'abort', requestIds: [r.requestId], replyId: -1 });
-          }).catch((e: Error) => this.failRequest(r, e));
+          r.then(() => r.take(out, now)).catch((e: Error) => this.failRequest(r, e));
         }
         break;
       case 'stepError': {

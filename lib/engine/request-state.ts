@@ -1,6 +1,6 @@
 // One request on the caller's side: its tokens as they arrive from the core, the incremental detokenizer, stop strings,
 // the stream of deltas, and the timings the caller sees. Stop strings are found here, in the text, as vLLM's output
-// processor finds them; the core is then told to abort the sequence.
+// processor finds them; the owner tells the core to abort the sequence when the last delta says so.
 import type { ResolvedSamplingParams } from '../sampling/params.js';
 import type { TokenLogprobs } from '../sampling/sampler.js';
 import { IncrementalDetokenizer } from '../tokenizer/detokenizer.js';
@@ -76,8 +76,10 @@ export class RequestState {
   }
 
   /** Queues work after what is already queued for this request. */
-  then(work: () => void | Promise<void>): Promise<void> {
-    this.chain = this.chain.then(work);
+  then(work: () => unknown): Promise<void> {
+    this.chain = this.chain.then(async () => {
+      await work();
+    });
     return this.chain;
   }
 
