@@ -5,8 +5,8 @@
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { generate, loadModel, synchronize, Tensor } from '../lib/index.js';
-import { native } from '../lib/native.js';
+import { backends, generate, loadModel, synchronize } from '../lib/index.js';
+import { median, readBandwidth } from './read-bandwidth.js';
 
 const { values } = parseArgs({
   options: {
@@ -21,21 +21,7 @@ const { values } = parseArgs({
 const device = values.device === 'cuda' ? 'cuda' : 'cpu';
 const tokens = Number(values.tokens);
 const repeats = Number(values.repeats);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-/** Median GB/s of summing 1 GiB of float32 on all threads (CPU only). */
-function readBandwidth(): number {
-  const n = (1 << 30) / 4;
-  using buf = Tensor.full([n], 1);
-  native.streamRead(buf);
-  const times: number[] = [];
-  for (let i = 0; i < 7; ++i) {
-    const t = performance.now();
-    native.streamRead(buf);
-    times.push((performance.now() - t) / 1000);
-  }
-  return (n * 4) / median(times) / 1e9;
-}
 
 const limitBefore = device === 'cpu' ? readBandwidth() : NaN;
 const rows = [];
@@ -59,7 +45,7 @@ for (const model of values.models.split(',')) {
 }
 const limitAfter = device === 'cpu' ? readBandwidth() : NaN;
 const limit = Math.max(limitBefore, limitAfter);
-const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${native.backends(false).cpu.threads} threads`;
+const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${backends().cpu.threads} threads`;
 console.log(`machine: ${machine}; read bandwidth (sum of 1 GiB float32): ${limit.toFixed(1)} GB/s (before ${limitBefore.toFixed(1)}, after ${limitAfter.toFixed(1)})`);
 console.log('model                 dtype      weights MB  TTFT ms  TPOT ms  tok/s   weight GB/s  of read bw');
 for (const r of rows)

@@ -8,8 +8,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { backends, EngineCore, loadModel, resolveSamplingParams, Tensor } from '../lib/index.js';
-import { native } from '../lib/native.js';
+import { backends, EngineCore, loadModel, resolveSamplingParams } from '../lib/index.js';
+import { median, readBandwidth } from './read-bandwidth.js';
 
 const { values } = parseArgs({
   options: {
@@ -21,21 +21,7 @@ const { values } = parseArgs({
   },
 });
 const CLI = new URL('../lib/cli.js', import.meta.url).pathname;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-/** Median GB/s of summing 1 GiB of float32 on all threads. */
-function readBandwidth(reps = 7): number {
-  const n = (1 << 30) / 4;
-  using buf = Tensor.full([n], 1);
-  native.streamRead(buf);
-  const times: number[] = [];
-  for (let i = 0; i < reps; ++i) {
-    const t = performance.now();
-    native.streamRead(buf);
-    times.push((performance.now() - t) / 1000);
-  }
-  return (n * 4) / median(times) / 1e9;
-}
 
 interface CliJson {
   device: string; dtype: string; batchSize: number; decodeTokensPerSecond: number; outputTokensPerSecond: number;

@@ -10,7 +10,7 @@ import { ModelFormatError } from '../lib/errors.js';
 import { type LoadedModel, loadModel } from '../lib/model/index.js';
 import { memoryStats } from '../lib/runtime.js';
 import type { SamplingParams } from '../lib/sampling/params.js';
-import { describeDevices, prng, sharedModels } from './helpers.js';
+import { describeDevices, expectReject, prng, sharedModels } from './helpers.js';
 
 const models = sharedModels();
 const stories = models ? join(models, 'stories260K', 'stories260K.bin') : null;
@@ -307,14 +307,3 @@ describe('InferenceEngine options, failures and shutdown', function () {
     await engine.stop();
   });
 });
-
-async function expectReject(p: Promise<unknown>, type: new (...a: never[]) => Error, pattern: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).to.be.instanceOf(type);
-    expect((e as Error).message).to.match(pattern);
-    return;
-  }
-  expect.fail(`expected a ${type.name} matching ${pattern}`);
-}

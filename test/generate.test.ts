@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { generate, type GenerationResult } from '../lib/engine/index.js';
 import { type LoadedModel, loadModel } from '../lib/model/index.js';
-import { sharedModels } from './helpers.js';
+import { expectReject, sharedModels } from './helpers.js';
 
 const run = promisify(execFile);
 const models = sharedModels();
@@ -95,16 +95,6 @@ describe('generate()', function () {
   });
 });
 
-async function expectReject(p: Promise<unknown>, type: new (...a: never[]) => Error, pattern: RegExp): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).to.be.instanceOf(type);
-    expect((e as Error).message).to.match(pattern);
-    return;
-  }
-  expect.fail(`expected a ${type.name}`);
-}
 
 describe('mini-vllm CLI', function () {
   it('generate prints the completion alone on stdout, streaming, and logs on stderr', async function () {

@@ -102,6 +102,18 @@ export function expectThrow(fn: () => unknown, type: new (...a: never[]) => Erro
   expect((thrown as Error).message).to.match(pattern);
 }
 
+/** expectThrow for a promise: it must reject with `type` and a message matching `pattern`. */
+export async function expectReject(p: Promise<unknown>, type: new (...a: never[]) => Error, pattern: RegExp): Promise<void> {
+  let thrown: unknown;
+  try {
+    await p;
+  } catch (e) {
+    thrown = e;
+  }
+  expect(thrown, `expected ${type.name} matching ${pattern}`).to.be.instanceOf(type);
+  expect((thrown as Error).message).to.match(pattern);
+}
+
 const cuda = backends().cuda;
 /** Set MINI_VLLM_REQUIRE_CUDA=1 on a GPU machine: then a missing device fails the suite instead of skipping. */
 const requireCuda = process.env.MINI_VLLM_REQUIRE_CUDA === '1';
