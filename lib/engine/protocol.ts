@@ -1,6 +1,5 @@
 // Messages between InferenceEngine (the caller's thread) and the engine core's worker thread.
 import { MiniVllmError, type MiniVllmErrorCode, ModelFormatError } from '../errors.js';
-import type { LlamaConfig } from '../model/config.js';
 import type { EngineRequest, EngineStats, RequestOutput } from './engine-core.js';
 import type { ResolvedEngineOptions } from './options.js';
 
@@ -12,8 +11,6 @@ export type ToCore =
   | { type: 'shutdown'; replyId: number };
 
 export interface CoreInfo {
-  options: ResolvedEngineOptions & { maxModelLen: number };
-  config: LlamaConfig;
   dtype: string;
   loadSeconds: number;
 }

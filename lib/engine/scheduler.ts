@@ -56,10 +56,6 @@ export class Scheduler {
     return this.byId.size > 0;
   }
 
-  get(requestId: string): Sequence | undefined {
-    return this.byId.get(requestId);
-  }
-
   /** Every unfinished sequence. */
   sequences(): IterableIterator<Sequence> {
     return this.byId.values();

@@ -77,7 +77,7 @@ port.on('message', (m: ToCore) => {
 try {
   core = await EngineCore.create(options, (done, total) => post({ type: 'progress', done, total }));
   const { loaded } = core;
-  post({ type: 'ready', info: { options: core.options, config: loaded.config, dtype: loaded.model.dtype, loadSeconds: loaded.loadSeconds } });
+  post({ type: 'ready', info: { dtype: loaded.model.dtype, loadSeconds: loaded.loadSeconds } });
 } catch (e) {
   post({ type: 'failed', error: serializeError(e) });
   port.close();
