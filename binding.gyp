@@ -28,6 +28,7 @@
         "NAPI_VERSION=8",
         "NAPI_CPP_EXCEPTIONS",
         "NODE_ADDON_API_DISABLE_DEPRECATED",
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS",
         "MINI_VLLM_CPU_ARCH=\"<(cpu_arch)\""
       ],
       "cflags!": ["-fno-exceptions"],

@@ -279,6 +279,16 @@ describe('InferenceEngine options, failures and shutdown', function () {
       await expectReject(engine.generate('hello'), Error, /the engine worker exited/);
       await engine.start();
       expect((await engine.generate('hello', { maxTokens: 3 })).tokenIds).to.have.length(3);
+      // Terminated at any point of a step (mid-op too), the worker must not take the process down with it.
+      const rand = prng(9);
+      for (let i = 0; i < 12; ++i) {
+        const t = engine.stream('hello', { maxTokens: 200, ignoreEos: true });
+        await t.next();
+        await new Promise((r) => setTimeout(r, rand() * 5));
+        await (engine as unknown as { worker: Worker }).worker.terminate();
+        await expectReject(t.result, Error, /the engine worker exited/);
+        await engine.start();
+      }
     } finally {
       await engine.stop();
     }
