@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { isDevice, isFloatDType } from './dtype.js';
-import { type GenerationResult, InferenceEngine } from './engine/index.js';
+import { DEFAULT_MODEL, type GenerationResult, InferenceEngine } from './engine/index.js';
 import { type LoadProgress, parameterCount, PRESETS } from './model/index.js';
 import { backends } from './native.js';
 import { setNumThreads } from './runtime.js';
@@ -147,7 +147,7 @@ export function buildCli(): Command {
 
   program.command('generate')
     .description('generate a completion and stream it to stdout (logs go to stderr)')
-    .option('-m, --model <model>', 'a Hugging Face directory, a llama2.c .bin, a .gguf, or dummy:<preset>', 'dummy:stories15M')
+    .option('-m, --model <model>', 'a Hugging Face directory, a llama2.c .bin, a .gguf, or dummy:<preset>', DEFAULT_MODEL)
     .option('--tokenizer <file>', 'tokenizer to use instead of the model\'s (tokenizer.json or a llama2.c tok*.bin)')
     .option('-p, --prompt <text>', 'the prompt (repeat for a batch)', collect, [])
     .option('--chat', 'wrap the prompt as a user message in the model\'s chat template')

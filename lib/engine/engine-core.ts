@@ -73,7 +73,6 @@ export class EngineCore {
   readonly scheduler: Scheduler;
   readonly kv: KvCache;
   private readonly runner: ModelRunner;
-  private readonly kvCacheBytes: number;
   private steps = 0;
   private promptTokens = 0;
   private generationTokens = 0;
@@ -87,7 +86,6 @@ export class EngineCore {
     const { model, config } = loaded;
     const bs = options.blockSize;
     this.kv = model.allocateKvCache(numBlocks, bs);
-    this.kvCacheBytes = numBlocks * bs * model.kvBytesPerSlot;
     try {
       const sampler = new Sampler(config.vocabSize, options.seed === null ? {} : { seed: options.seed });
       this.runner = new ModelRunner(model, this.kv, sampler, {
@@ -174,7 +172,7 @@ export class EngineCore {
       memory: {
         device: this.loaded.model.device,
         weightsBytes: this.loaded.model.weightsBytes,
-        kvCacheBytes: this.kvCacheBytes,
+        kvCacheBytes: bm.numBlocks * bm.blockSize * this.loaded.model.kvBytesPerSlot,
         blockSize: bm.blockSize,
         numBlocks: bm.numBlocks,
         usedBlocks: bm.numUsedBlocks,
