@@ -9,10 +9,11 @@ import type { RequestOutput } from './engine-core.js';
 import type { FinishReason } from './sequence.js';
 
 export interface RequestTimings {
-  /** performance.now() milliseconds on the caller's thread: arrival, first token, every token, finish. */
+  /** performance.now() milliseconds on the caller's thread: arrival (the call), first token, every token, finish. */
   arrival: number;
   firstToken: number;
   tokens: number[];
+  /** The last token's arrival (vLLM's end of a request), or the abort. */
   finish: number;
 }
 
@@ -106,7 +107,7 @@ export class RequestState {
       if (!stopString && out.finishReason !== null) this.finishReason = out.finishReason;
     }
     if (this.finished && !stopString) this.text += await this.detok.flush();
-    this.emit([out.token], out.logprobs ? [out.logprobs] : []);
+    this.emit([out.token], out.logprobs ? [out.logprobs] : [], now);
     return stopString;
   }
 
@@ -114,7 +115,7 @@ export class RequestState {
   abort(): void {
     if (this.finished) return;
     this.finishReason = 'abort';
-    this.emit([], []);
+    this.emit([], [], performance.now());
   }
 
   result(): GenerationResult {
@@ -143,8 +144,9 @@ export class RequestState {
     return true;
   }
 
-  private emit(tokenIds: number[], logprobs: TokenLogprobs[]): void {
-    if (this.finished) this.timings.finish = performance.now();
+  /** `at`: when the request finished, if this delta finishes it (the final token's arrival, as vLLM times E2E). */
+  private emit(tokenIds: number[], logprobs: TokenLogprobs[], at: number): void {
+    if (this.finished) this.timings.finish = at;
     // Hold back what could still become the start of a stop string.
     const safe = this.finished ? this.text.length : Math.max(this.emitted, this.text.length - Math.max(0, this.maxStop - 1));
     const text = this.text.slice(this.emitted, safe);
