@@ -84,6 +84,15 @@ export interface Addon {
   synchronize(deviceIndex: number): void;
   timerStart(deviceIndex: number): void;
   timerStop(deviceIndex: number): number;
+  /** CUDA: records one of the profiler's pooled events on the device's stream; returns its id. */
+  profileEvent(deviceIndex: number): number;
+  /** CUDA: milliseconds from event a to event b (waits for b). */
+  profileElapsed(deviceIndex: number, a: number, b: number): number;
+  /** CUDA: the event pool is reused from id 0. */
+  profileReset(deviceIndex: number): void;
+  /** NVTX range around what follows, for Nsight Systems (a no-op without CUDA). */
+  rangePush(name: string): void;
+  rangePop(): void;
   streamRead(x: NativeTensor): number;
   rmsNorm(out: NativeTensor, x: NativeTensor, weight: NativeTensor, eps: number): void;
   fusedAddRmsNorm(x: NativeTensor, residual: NativeTensor, weight: NativeTensor, eps: number): void;
@@ -132,8 +141,19 @@ function load(): Addon {
   return addon;
 }
 
-/** The loaded addon (typed). */
-export const native: Addon = load();
+/**
+ * The loaded addon (typed), its functions copied onto a plain object: the addon's own properties are read-only, and
+ * the profiler (lib/profiler.ts) swaps timed wrappers in while it records.
+ */
+export const native: Addon = (() => {
+  const addon = load() as unknown as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.getOwnPropertyNames(addon)) {
+    const v = addon[key];
+    out[key] = typeof v === 'function' && key !== 'Storage' ? (v as (...a: unknown[]) => unknown).bind(addon) : v;
+  }
+  return out as unknown as Addon;
+})();
 
 /** True when MINI_VLLM_DEVICE=cpu asks for the CPU only: CUDA is then neither queried nor used. */
 export function cudaDisabledByEnv(): boolean {

@@ -159,6 +159,11 @@ class Addon : public Napi::Addon<Addon> {
         InstanceMethod<&Addon::Synchronize>("synchronize"),
         InstanceMethod<&Addon::TimerStart>("timerStart"),
         InstanceMethod<&Addon::TimerStop>("timerStop"),
+        InstanceMethod<&Addon::ProfileEvent>("profileEvent"),
+        InstanceMethod<&Addon::ProfileElapsed>("profileElapsed"),
+        InstanceMethod<&Addon::ProfileReset>("profileReset"),
+        InstanceMethod<&Addon::RangePush>("rangePush"),
+        InstanceMethod<&Addon::RangePop>("rangePop"),
         InstanceMethod<&Addon::StreamRead>("streamRead"),
         InstanceMethod<&Addon::RmsNorm>("rmsNorm"),
         InstanceMethod<&Addon::FusedAddRmsNorm>("fusedAddRmsNorm"),
@@ -343,6 +348,61 @@ class Addon : public Napi::Addon<Addon> {
       no_cuda();
 #endif
     });
+  }
+
+  Napi::Value ProfileEvent(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+#ifdef MINI_VLLM_WITH_CUDA
+      return Napi::Number::New(info.Env(), cuda::profile_event(to_device_index(info[0], "profileEvent")));
+#else
+      no_cuda();
+#endif
+    });
+  }
+
+  Napi::Value ProfileElapsed(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+#ifdef MINI_VLLM_WITH_CUDA
+      expect_args(info, 3, "profileElapsed");
+      const int device = to_device_index(info[0], "profileElapsed");
+      const double a = to_number(info[1], "profileElapsed", "a"), b = to_number(info[2], "profileElapsed", "b");
+      if (a != double(int(a)) || b != double(int(b)))
+        fail(ErrorKind::Type, "profileElapsed: event ids must be integers, got ", a, " and ", b);
+      return Napi::Number::New(info.Env(), cuda::profile_elapsed(device, int(a), int(b)));
+#else
+      no_cuda();
+#endif
+    });
+  }
+
+  Napi::Value ProfileReset(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+#ifdef MINI_VLLM_WITH_CUDA
+      cuda::profile_reset(to_device_index(info[0], "profileReset"));
+      return info.Env().Undefined();
+#else
+      no_cuda();
+#endif
+    });
+  }
+
+  // rangePush(name) / rangePop(): NVTX ranges for Nsight Systems; nothing without CUDA.
+  Napi::Value RangePush(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      if (info.Length() < 1 || !info[0].IsString())
+        fail(ErrorKind::Type, "rangePush: name must be a string");
+#ifdef MINI_VLLM_WITH_CUDA
+      cuda::range_push(info[0].As<Napi::String>().Utf8Value().c_str());
+#endif
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value RangePop(const Napi::CallbackInfo& info) {
+#ifdef MINI_VLLM_WITH_CUDA
+    cuda::range_pop();
+#endif
+    return info.Env().Undefined();
   }
 
   // streamRead(t: float32 CPU contiguous) -> sum of all elements; the benchmarks' read-bandwidth reference.

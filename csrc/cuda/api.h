@@ -39,6 +39,14 @@ void synchronize(int device);
 // Times what is queued between the two calls with CUDA events, in milliseconds.
 void timer_start(int device);
 double timer_stop(int device);
+// The profiler's CUDA events: record one on the device's stream (its id), the milliseconds between two recorded ones
+// (waits for the later), and reuse of the pool from the start.
+int profile_event(int device);
+double profile_elapsed(int device, int a, int b);
+void profile_reset(int device);
+// NVTX ranges (header-only NVTX 3: free unless a tool such as Nsight Systems is attached).
+void range_push(const char* name);
+void range_pop();
 
 // Same CUDA device, same shape; converts float dtypes; any strides.
 void copy(const TensorView& dst, const TensorView& src);

@@ -1,6 +1,9 @@
 // Device discovery, memory, the per-device stream, CUDA errors as exceptions, and device-side checks.
+#include <nvtx3/nvToolsExt.h>
+
 #include <algorithm>
 #include <mutex>
+#include <vector>
 
 #include "api.h"
 #include "common.cuh"
@@ -15,6 +18,8 @@ struct DeviceState {
   cudaEvent_t t0 = nullptr, t1 = nullptr;
   void* scratch = nullptr;
   size_t scratch_bytes = 0;
+  std::vector<cudaEvent_t> profile_events;  // the profiler's pool, reused from 0 after profile_reset
+  size_t profile_next = 0;
   std::once_flag init;
 };
 
@@ -171,5 +176,32 @@ double timer_stop(int device) {
   check(cudaEventElapsedTime(&ms, s.t0, s.t1), "cudaEventElapsedTime");
   return ms;
 }
+
+int profile_event(int device) {
+  DeviceState& s = state(device);
+  if (s.profile_next == s.profile_events.size()) {
+    cudaEvent_t e = nullptr;
+    check(cudaEventCreate(&e), "cudaEventCreate");
+    s.profile_events.push_back(e);
+  }
+  check(cudaEventRecord(s.profile_events[s.profile_next], s.stream), "cudaEventRecord");
+  return int(s.profile_next++);
+}
+
+double profile_elapsed(int device, int a, int b) {
+  DeviceState& s = state(device);
+  const auto n = int(s.profile_next);
+  if (a < 0 || a >= n || b < 0 || b >= n)
+    fail(ErrorKind::Range, "profileElapsed: event ids must be in [0, ", n, "), got ", a, " and ", b);
+  check(cudaEventSynchronize(s.profile_events[size_t(b)]), "cudaEventSynchronize");
+  float ms = 0;
+  check(cudaEventElapsedTime(&ms, s.profile_events[size_t(a)], s.profile_events[size_t(b)]), "cudaEventElapsedTime");
+  return ms;
+}
+
+void profile_reset(int device) { state(device).profile_next = 0; }
+
+void range_push(const char* name) { nvtxRangePushA(name); }
+void range_pop() { nvtxRangePop(); }
 
 }  // namespace mvllm::cuda

@@ -3,6 +3,7 @@
 import { loadModel, type LoadedModel } from '../model/loader.js';
 import { disposeKvCache, type KvCache } from '../model/llama.js';
 import type { LoadProgress } from '../model/weights.js';
+import { activeProfiler, type Profiler } from '../profiler.js';
 import { deviceMemory, memoryStats, resetPeakMemory, synchronize } from '../runtime.js';
 import type { ResolvedSamplingParams } from '../sampling/params.js';
 import { Sampler, type TokenLogprobs } from '../sampling/sampler.js';
@@ -44,7 +45,9 @@ export interface EngineStats {
     freeBlocks: number;
     /** Of the free blocks, those still holding a cached prefix. */
     cachedBlocks: number;
-    /** The most bytes of live tensors the device held since the engine started (weights, KV, activations). */
+    /** The most blocks held at once since the engine started (or resetPeaks). */
+    peakUsedBlocks: number;
+    /** The most bytes of live tensors the device held since the engine started or resetPeaks (weights, KV, activations). */
     peakBytes: number;
   };
   scheduler: {
@@ -74,6 +77,7 @@ export class EngineCore {
   readonly kv: KvCache;
   private readonly runner: ModelRunner;
   private steps = 0;
+  private peakUsedBlocks = 0;
   private promptTokens = 0;
   private generationTokens = 0;
   private readonly recent: { at: number; prompt: number; generation: number }[] = [];
@@ -141,10 +145,24 @@ export class EngineCore {
   /** Schedules and runs one step; returns a token for every sequence that sampled. Nothing to do: []. */
   step(): RequestOutput[] {
     if (this.disposed) throw new Error('EngineCore: the engine was shut down');
-    const out: SchedulerOutput = this.scheduler.schedule();
+    const p = activeProfiler();
+    if (p === null) return this.stepOnce(null, {});
+    const args: Record<string, unknown> = {};
+    return p.step(args, () => this.stepOnce(p, args));
+  }
+
+  private stepOnce(p: Profiler | null, args: Record<string, unknown>): RequestOutput[] {
+    const out: SchedulerOutput = p ? p.range('schedule', () => this.scheduler.schedule()) : this.scheduler.schedule();
     if (out.scheduled.length === 0) return [];
-    const sampled = this.runner.run(out);
-    const updates = this.scheduler.update(out, sampled.tokens);
+    if (p) {
+      args.numSeqs = out.scheduled.length;
+      args.numTokens = out.scheduled.reduce((n, s) => n + s.numTokens, 0);
+      args.numDecodes = out.scheduled.filter((s) => s.numTokens === 1).length;
+    }
+    const sampled = this.runner.run(out, p);
+    const updates = p ? p.range('update', () => this.scheduler.update(out, sampled.tokens)) : this.scheduler.update(out, sampled.tokens);
+    const peak = this.scheduler.blockManager.numUsedBlocks;
+    if (peak > this.peakUsedBlocks) this.peakUsedBlocks = peak;
     ++this.steps;
     let prompt = 0; // prompt tokens computed in this step (recomputed output tokens of a preempted sequence are not)
     for (const s of out.scheduled) prompt += Math.max(0, Math.min(s.start + s.numTokens, s.seq.promptTokenIds.length) - s.start);
@@ -178,6 +196,7 @@ export class EngineCore {
         usedBlocks: bm.numUsedBlocks,
         freeBlocks: bm.numFreeBlocks,
         cachedBlocks: bm.numCachedBlocks,
+        peakUsedBlocks: this.peakUsedBlocks,
         peakBytes: memoryStats()[this.loaded.model.device].peakBytes,
       },
       scheduler: { running: this.scheduler.running.length, waiting: this.scheduler.waiting.length, preempted: this.scheduler.numPreemptions },
@@ -187,6 +206,12 @@ export class EngineCore {
         promptTokensPerSecond: span > 0 ? prompt / span : 0, generationTokensPerSecond: span > 0 ? generation / span : 0,
       },
     };
+  }
+
+  /** Starts the peak counters (blocks held, the device's live bytes) again from what is held now. */
+  resetPeaks(): void {
+    this.peakUsedBlocks = this.scheduler.blockManager.numUsedBlocks;
+    resetPeakMemory();
   }
 
   /** Frees the KV cache, the step buffers, and the model if the core loaded it. */

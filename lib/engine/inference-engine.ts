@@ -4,6 +4,7 @@ import { Worker } from 'node:worker_threads';
 import type { LlamaConfig } from '../model/config.js';
 import { loadTokenizer } from '../model/loader.js';
 import type { LoadProgress } from '../model/weights.js';
+import type { Trace } from '../profiler.js';
 import { type ResolvedSamplingParams, resolveSamplingParams, type SamplingParams } from '../sampling/params.js';
 import { describeValue } from '../tensor.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
@@ -230,6 +231,27 @@ export class InferenceEngine {
   async getStats(): Promise<EngineStats> {
     const m = await this.call({ type: 'stats', replyId: 0 });
     return m.stats!;
+  }
+
+  /** Starts the peak counters in `getStats().memory` (peakBytes, peakUsedBlocks) again from what is held now. */
+  async resetPeaks(): Promise<void> {
+    await this.call({ type: 'resetPeaks', replyId: 0 });
+  }
+
+  /**
+   * Profiles the engine's next `maxSteps` steps (default 5): every op, with its shapes, as a Chrome / Perfetto trace
+   * that `stopProfile()` returns. On CUDA the ops are also timed with CUDA events and named with NVTX ranges.
+   */
+  async startProfile(opts: { maxSteps?: number } = {}): Promise<void> {
+    const maxSteps = opts.maxSteps ?? 5;
+    if (!Number.isInteger(maxSteps) || maxSteps < 1) throw new RangeError(`startProfile: maxSteps must be a positive integer, got ${describeValue(maxSteps)}`);
+    await this.call({ type: 'profile', action: 'start', maxSteps, replyId: 0 });
+  }
+
+  /** Stops profiling; the trace of the steps recorded since startProfile(). */
+  async stopProfile(): Promise<Trace> {
+    const m = await this.call({ type: 'profile', action: 'stop', replyId: 0 });
+    return m.trace!;
   }
 
   /** Checks the params and tokenizes the prompt: everything about a request that can fail before it is sent. */

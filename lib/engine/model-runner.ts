@@ -2,6 +2,7 @@
 // sequence that reached its last token with that sequence's own params. Input buffers (host and device) are sized
 // once for the largest step and reused.
 import type { KvCache, LlamaModel } from '../model/llama.js';
+import type { Profiler } from '../profiler.js';
 import type { SampleResult, Sampler } from '../sampling/sampler.js';
 import { Tensor } from '../tensor.js';
 import type { SchedulerOutput } from './scheduler.js';
@@ -63,7 +64,7 @@ export class ModelRunner {
   }
 
   /** Runs the step; the result has one row per scheduled sequence with `sample` set, in schedule order. */
-  run(out: SchedulerOutput): SampleResult {
+  run(out: SchedulerOutput, profiler: Profiler | null = null): SampleResult {
     const bs = this.kv.blockSize;
     const seqs = out.scheduled;
     const S = seqs.length;
@@ -91,7 +92,7 @@ export class ModelRunner {
     // A step of prefill chunks only samples nothing; the lm-head still runs on one row, whose logits are dropped.
     const rows = Math.max(numOutputs, 1);
     if (numOutputs === 0) li[0] = t - 1;
-    const logits = this.model.forward({
+    const forward = () => this.model.forward({
       tokenIds: this.tokenIds.upload(t),
       positions: this.positions.upload(t),
       slotMapping: this.slotMapping.upload(t),
@@ -105,9 +106,11 @@ export class ModelRunner {
         maxQueryLen,
       },
     }, this.kv);
+    const logits = profiler ? profiler.range('forward', forward) : forward();
     if (numOutputs === 0) return { tokens: new Int32Array(0), logprobs: [] };
     const states = seqs.filter((s) => s.sample).map((s) => s.seq.state);
-    return this.sampler.sampleWithLogprobs(logits, states, states);
+    const sample = () => this.sampler.sampleWithLogprobs(logits, states, states);
+    return profiler ? profiler.range('sample', sample) : sample();
   }
 
   dispose(): void {

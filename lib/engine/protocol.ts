@@ -1,5 +1,6 @@
 // Messages between InferenceEngine (the caller's thread) and the engine core's worker thread.
 import { MiniVllmError, type MiniVllmErrorCode, ModelFormatError } from '../errors.js';
+import type { Trace } from '../profiler.js';
 import type { EngineRequest, EngineStats, RequestOutput } from './engine-core.js';
 import type { ResolvedEngineOptions } from './options.js';
 
@@ -8,6 +9,10 @@ export type ToCore =
   | { type: 'add'; requests: EngineRequest[] }
   | { type: 'abort'; requestIds: string[]; replyId: number }
   | { type: 'stats'; replyId: number }
+  | { type: 'resetPeaks'; replyId: number }
+  /** Profile the next maxSteps steps (start), or stop and send the trace (stop). */
+  | { type: 'profile'; action: 'start'; maxSteps: number; replyId: number }
+  | { type: 'profile'; action: 'stop'; replyId: number }
   | { type: 'shutdown'; replyId: number };
 
 export interface CoreInfo {
@@ -22,7 +27,7 @@ export type FromCore =
   | { type: 'outputs'; outputs: RequestOutput[] }
   /** A step threw: these requests were aborted in the core and end with the error. */
   | { type: 'stepError'; requestIds: string[]; error: SerializedError }
-  | { type: 'reply'; replyId: number; stats?: EngineStats; error?: SerializedError };
+  | { type: 'reply'; replyId: number; stats?: EngineStats; trace?: Trace; error?: SerializedError };
 
 export interface WorkerData {
   options: ResolvedEngineOptions;

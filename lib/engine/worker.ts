@@ -1,6 +1,7 @@
 // The engine core's thread: loads the model, then steps while there is work, reading messages between steps so an
 // abort or a new request is seen within one step.
 import { parentPort, workerData } from 'node:worker_threads';
+import { Profiler } from '../profiler.js';
 import { EngineCore } from './engine-core.js';
 import { type FromCore, serializeError, type ToCore, type WorkerData } from './protocol.js';
 
@@ -10,6 +11,7 @@ const { options } = workerData as WorkerData;
 
 let core: EngineCore | null = null;
 let looping = false;
+let profiler: Profiler | null = null;
 
 // The caller's side sends nothing before 'ready'.
 function handle(m: ToCore): void {
@@ -32,7 +34,27 @@ function handle(m: ToCore): void {
     case 'stats':
       post({ type: 'reply', replyId: m.replyId, stats: core.stats() });
       break;
+    case 'resetPeaks':
+      core.resetPeaks();
+      post({ type: 'reply', replyId: m.replyId });
+      break;
+    case 'profile':
+      if (m.action === 'start') {
+        if (profiler !== null) throw new Error('startProfile: the engine is already profiling (stopProfile first)');
+        const p = new Profiler(core.loaded.model.device, 0, m.maxSteps);
+        p.start();
+        profiler = p;
+        post({ type: 'reply', replyId: m.replyId });
+      } else {
+        if (profiler === null) throw new Error('stopProfile: the engine is not profiling (startProfile first)');
+        const trace = profiler.stop();
+        profiler = null;
+        post({ type: 'reply', replyId: m.replyId, trace });
+      }
+      break;
     case 'shutdown':
+      profiler?.stop();
+      profiler = null;
       core.abort([...core.scheduler.sequences()].map((s) => s.requestId));
       core.dispose();
       post({ type: 'reply', replyId: m.replyId });
