@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { backends, generate, loadModel, synchronize } from '../lib/index.js';
-import { median, readBandwidth } from './read-bandwidth.js';
+import { median, readBandwidth } from '../lib/bench/bandwidth.js';
 
 const { values } = parseArgs({
   options: {

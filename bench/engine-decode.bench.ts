@@ -9,7 +9,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { backends, EngineCore, loadModel, resolveSamplingParams } from '../lib/index.js';
-import { median, readBandwidth } from './read-bandwidth.js';
+import { median, readBandwidth } from '../lib/bench/bandwidth.js';
 
 const { values } = parseArgs({
   options: {

@@ -1,18 +1,22 @@
 #!/usr/bin/env node
-// The mini-vllm command line: `generate` and `info` (serve and bench come later).
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+// The mini-vllm command line: `generate`, `bench` and `info` (serve comes later).
 import { fileURLToPath } from 'node:url';
 import { SingleBar } from 'cli-progress';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { isDevice, isFloatDType } from './dtype.js';
-import { DEFAULT_MODEL, type GenerationResult, InferenceEngine } from './engine/index.js';
+import { type Slo, parseSlo } from './bench/metrics.js';
+import { htmlReport, summaryText } from './bench/report.js';
+import { BENCH_MODES, type BenchMode, runBench } from './bench/runner.js';
+import { parseRate } from './bench/workload.js';
+import { DEFAULT_MODEL, type EngineOptions, type GenerationResult, InferenceEngine } from './engine/index.js';
 import { type LoadProgress, parameterCount, PRESETS } from './model/index.js';
 import { backends } from './native.js';
 import { setNumThreads } from './runtime.js';
 import type { SamplingParams } from './sampling/params.js';
+import { VERSION } from './version.js';
 
-const pkg = JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'package.json'), 'utf8')) as { version: string };
 
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 
@@ -26,6 +30,65 @@ function num(kind: 'int' | 'float') {
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
+}
+
+function concurrencyList(v: string): number[] {
+  return v.split(',').map((p) => {
+    const t = p.trim().toLowerCase();
+    const n = t === 'inf' ? Infinity : Number(t);
+    if (t === '' || !(n >= 1) || (n !== Infinity && !Number.isInteger(n))) throw new InvalidArgumentError(`expected positive integers or inf separated by commas, got "${v}"`);
+    return n;
+  });
+}
+
+function parseRateFlag(v: string): number {
+  try {
+    return parseRate(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
+function parseSloFlag(v: string): Slo {
+  try {
+    return parseSlo(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
+/** The engine's flags, shared by every command that runs the engine. */
+function addEngineOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--device <device>', 'cpu or cuda (default: cuda where present)').choices(['cpu', 'cuda']))
+    .addOption(new Option('--dtype <dtype>', 'weights and activations').choices(['auto', 'float32', 'float16', 'bfloat16']).default('auto'))
+    .option('--threads <n>', 'CPU threads', num('int'))
+    .option('--max-num-seqs <n>', 'most sequences in one step (default 256)', num('int'))
+    .option('--max-num-batched-tokens <n>', 'most tokens in one step (default 2048)', num('int'))
+    .option('--max-model-len <n>', 'longest sequence, prompt and output (default: the model\'s context)', num('int'))
+    .option('--block-size <n>', 'tokens per KV-cache block (default 16)', num('int'))
+    .option('--kv-cache-bytes <n>', 'bytes of KV cache (CPU default: what max-num-seqs full sequences need, at most 4 GiB; on CUDA it replaces --gpu-memory-utilization)', num('int'))
+    .option('--gpu-memory-utilization <f>', 'CUDA: share of device memory to use (default 0.9)', num('float'))
+    .option('--no-enable-prefix-caching', 'do not reuse the KV of shared prompt prefixes')
+    .option('--no-enable-chunked-prefill', 'prefill each prompt in one step');
+}
+
+interface EngineFlags {
+  model: string; tokenizer?: string; device?: string; dtype: string; threads?: number;
+  maxNumSeqs?: number; maxNumBatchedTokens?: number; maxModelLen?: number; blockSize?: number; kvCacheBytes?: number;
+  gpuMemoryUtilization?: number; enablePrefixCaching: boolean; enableChunkedPrefill: boolean;
+}
+
+/** Checks the engine flags, applies --threads, and returns the engine's options. */
+function engineOptions(f: EngineFlags): EngineOptions {
+  if (f.device !== undefined && !isDevice(f.device)) throw new InvalidArgumentError(`--device must be cpu or cuda, got "${f.device}"`);
+  if (f.dtype !== 'auto' && !isFloatDType(f.dtype)) throw new InvalidArgumentError(`--dtype must be auto, float32, float16 or bfloat16, got "${f.dtype}"`);
+  if (f.threads !== undefined) setNumThreads(f.threads);
+  const keys = ['device', 'tokenizer', 'maxNumSeqs', 'maxNumBatchedTokens', 'maxModelLen', 'blockSize', 'kvCacheBytes', 'gpuMemoryUtilization'] as const;
+  return {
+    model: f.model, dtype: f.dtype, enablePrefixCaching: f.enablePrefixCaching, enableChunkedPrefill: f.enableChunkedPrefill,
+    ...Object.fromEntries(keys.filter((k) => f[k] !== undefined).map((k) => [k, f[k]])),
+  };
 }
 
 /** A progress bar on stderr that shows itself only once loading has taken a second. */
@@ -49,13 +112,35 @@ function progressBar(): { onProgress: LoadProgress; stop: () => void } {
   };
 }
 
-interface GenerateFlags {
-  model: string; tokenizer?: string; prompt: string[]; chat?: boolean; system?: string; device?: string; dtype: string;
+interface GenerateFlags extends EngineFlags {
+  prompt: string[]; chat?: boolean; system?: string;
   temperature: number; topK?: number; topP?: number; minP?: number; repetitionPenalty?: number; presencePenalty?: number;
   frequencyPenalty?: number; seed?: number; maxTokens: number; stop: string[]; stopTokenId: string[]; ignoreEos?: boolean;
-  logprobs?: number; threads?: number; json?: boolean; batchSize?: number;
-  maxNumSeqs?: number; maxNumBatchedTokens?: number; maxModelLen?: number; blockSize?: number; kvCacheBytes?: number;
-  gpuMemoryUtilization?: number; enablePrefixCaching: boolean; enableChunkedPrefill: boolean;
+  logprobs?: number; json?: boolean; batchSize?: number;
+}
+
+interface BenchFlags extends EngineFlags {
+  numPrompts: number; inputLen: number; outputLen: number; batchSize: number; numIters: number; requestRate: number;
+  maxConcurrency?: number[]; seed: number; warmup: number; slo?: Slo; json?: string; html?: string; profile?: string; profileSteps: number;
+}
+
+async function runBenchCommand(mode: BenchMode, f: BenchFlags): Promise<void> {
+  const report = await runBench({
+    mode, engine: engineOptions(f), numPrompts: f.numPrompts, inputLen: f.inputLen, outputLen: f.outputLen, batchSize: f.batchSize,
+    numIters: f.numIters, requestRate: f.requestRate, maxConcurrency: f.maxConcurrency ?? (mode === 'all' ? [1, 4, 16, Infinity] : [Infinity]),
+    seed: f.seed, warmup: f.warmup, ...(f.slo ? { slo: f.slo } : {}), ...(f.profile ? { profileSteps: f.profileSteps } : {}), log,
+  });
+  const { trace, ...rest } = report;
+  process.stdout.write(`${summaryText(rest)}\n`);
+  const write = (file: string, text: string, what: string) => {
+    mkdirSync(dirname(resolve(file)), { recursive: true });
+    writeFileSync(file, text);
+    log(`mini-vllm: wrote ${what} to ${file}`);
+  };
+  if (f.json) write(f.json, `${JSON.stringify(rest, null, 1)}\n`, 'the results');
+  const html = f.html ?? (f.json ? f.json.replace(/\.json$/i, '') + '.html' : undefined);
+  if (html) write(html, htmlReport(rest), 'the charts');
+  if (f.profile && trace) write(f.profile, JSON.stringify(trace), `the trace (${trace.metadata.steps} steps; open it at ui.perfetto.dev)`);
 }
 
 function samplingParams(f: GenerateFlags): SamplingParams {
@@ -80,18 +165,11 @@ function timing(r: GenerationResult) {
 }
 
 async function runGenerate(f: GenerateFlags): Promise<void> {
-  if (f.device !== undefined && !isDevice(f.device)) throw new InvalidArgumentError(`--device must be cpu or cuda, got "${f.device}"`);
-  if (f.dtype !== 'auto' && !isFloatDType(f.dtype)) throw new InvalidArgumentError(`--dtype must be auto, float32, float16 or bfloat16, got "${f.dtype}"`);
   if (f.batchSize !== undefined && f.batchSize < 1) throw new InvalidArgumentError(`--batch-size must be at least 1, got ${f.batchSize}`);
-  if (f.threads !== undefined) setNumThreads(f.threads);
+  const options = engineOptions(f);
   const params = samplingParams(f);
   const bar = progressBar();
-  const optional = <K extends keyof GenerateFlags>(...keys: K[]) => Object.fromEntries(keys.filter((k) => f[k] !== undefined).map((k) => [k, f[k]]));
-  const engine = await InferenceEngine.create({
-    model: f.model, dtype: f.dtype as 'auto', enablePrefixCaching: f.enablePrefixCaching, enableChunkedPrefill: f.enableChunkedPrefill,
-    ...optional('device', 'tokenizer', 'maxNumSeqs', 'maxNumBatchedTokens', 'maxModelLen', 'blockSize', 'kvCacheBytes', 'gpuMemoryUtilization'),
-    onProgress: bar.onProgress,
-  }).finally(() => bar.stop());
+  const engine = await InferenceEngine.create({ ...options, onProgress: bar.onProgress }).finally(() => bar.stop());
   try {
     const { config } = engine;
     const device = engine.options.device;
@@ -142,10 +220,10 @@ async function runGenerate(f: GenerateFlags): Promise<void> {
 export function buildCli(): Command {
   const program = new Command('mini-vllm')
     .description('An LLM inference engine for Node.js in the mould of vLLM')
-    .version(pkg.version)
+    .version(VERSION)
     .showHelpAfterError();
 
-  program.command('generate')
+  const gen = program.command('generate')
     .description('generate a completion and stream it to stdout (logs go to stderr)')
     .option('-m, --model <model>', 'a Hugging Face directory, a llama2.c .bin, a .gguf, or dummy:<preset>', DEFAULT_MODEL)
     .option('--tokenizer <file>', 'tokenizer to use instead of the model\'s (tokenizer.json or a llama2.c tok*.bin)')
@@ -165,25 +243,35 @@ export function buildCli(): Command {
     .option('--stop-token-id <id>', 'a stop token id (repeatable)', collect, [])
     .option('--ignore-eos', 'keep going past end-of-sequence tokens')
     .option('--logprobs <n>', 'with --json: logprobs of each token and its n best alternatives', num('int'))
-    .addOption(new Option('--device <device>', 'cpu or cuda (default: cuda where present)').choices(['cpu', 'cuda']))
-    .addOption(new Option('--dtype <dtype>', 'weights and activations').choices(['auto', 'float32', 'float16', 'bfloat16']).default('auto'))
-    .option('--threads <n>', 'CPU threads', num('int'))
     .option('--json', 'print one JSON object (text, token ids, timings) instead of streaming text')
-    .option('--batch-size <n>', 'send each prompt n times, all at once (a decode batch of n)', num('int'))
-    .option('--max-num-seqs <n>', 'most sequences in one step (default 256)', num('int'))
-    .option('--max-num-batched-tokens <n>', 'most tokens in one step (default 2048)', num('int'))
-    .option('--max-model-len <n>', 'longest sequence, prompt and output (default: the model\'s context)', num('int'))
-    .option('--block-size <n>', 'tokens per KV-cache block (default 16)', num('int'))
-    .option('--kv-cache-bytes <n>', 'bytes of KV cache (CPU default: what max-num-seqs full sequences need, at most 4 GiB; on CUDA it replaces --gpu-memory-utilization)', num('int'))
-    .option('--gpu-memory-utilization <f>', 'CUDA: share of device memory to use (default 0.9)', num('float'))
-    .option('--no-enable-prefix-caching', 'do not reuse the KV of shared prompt prefixes')
-    .option('--no-enable-chunked-prefill', 'prefill each prompt in one step')
-    .action(runGenerate);
+    .option('--batch-size <n>', 'send each prompt n times, all at once (a decode batch of n)', num('int'));
+  addEngineOptions(gen).action(runGenerate);
+
+  const bench = program.command('bench')
+    .description('benchmark the engine as vLLM does: throughput, latency (TTFT, TPOT, ITL, E2E), serving load, memory')
+    .addArgument(new Argument('<mode>', 'what to measure').choices(BENCH_MODES))
+    .option('-m, --model <model>', 'a Hugging Face directory, a llama2.c .bin, a .gguf, or dummy:<preset>', DEFAULT_MODEL)
+    .option('--tokenizer <file>', 'tokenizer to use instead of the model\'s')
+    .option('--num-prompts <n>', 'requests in the throughput, memory and serve runs', num('int'), 32)
+    .option('--input-len <n>', 'prompt tokens per request (random ids)', num('int'), 128)
+    .option('--output-len <n>', 'output tokens per request (EOS ignored, so exact)', num('int'), 64)
+    .option('--batch-size <n>', 'latency: requests per iteration; also the profiled batch', num('int'), 1)
+    .option('--num-iters <n>', 'latency: measured iterations', num('int'), 3)
+    .option('--request-rate <r>', 'serve: requests per second, Poisson arrivals; inf = all at once', parseRateFlag, Infinity)
+    .option('--max-concurrency <list>', 'serve: most requests in flight, one run per comma-separated value, inf = no limit (default: inf; 1,4,16,inf for all)', concurrencyList)
+    .option('--seed <n>', 'seeds the prompts, the arrivals and the sampling', num('int'), 0)
+    .option('--warmup <n>', 'requests run before measuring', num('int'), 2)
+    .option('--slo <list>', 'goodput objectives in ms, e.g. ttft:200,tpot:50 (keys ttft, tpot, e2el)', parseSloFlag)
+    .option('--json <file>', 'write the whole result (config, machine, every metric, raw per-request times) as JSON')
+    .option('--html <file>', 'write the charts (latency CDFs, throughput vs concurrency) and tables as one HTML page (default: beside --json)')
+    .option('--profile <trace.json>', 'profile a few decode steps into a Chrome / Perfetto trace')
+    .option('--profile-steps <n>', 'steps the profile records', num('int'), 5);
+  addEngineOptions(bench).action(runBenchCommand);
 
   program.command('info')
     .description('print the backends this build and machine offer, and the dummy presets')
     .action(() => {
-      process.stdout.write(`${JSON.stringify({ version: pkg.version, node: process.version, backends: backends(), presets: Object.keys(PRESETS) }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ version: VERSION, node: process.version, backends: backends(), presets: Object.keys(PRESETS) }, null, 2)}\n`);
     });
   return program;
 }

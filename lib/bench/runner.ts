@@ -1,0 +1,280 @@
+// The engine benchmarks, run through InferenceEngine (the same per-request timestamps the library's callers and the
+// HTTP server see):
+//   throughput  every prompt at once (vLLM's offline throughput benchmark);
+//   latency     a batch of --batch-size prompts at once, --num-iters times (vLLM's latency benchmark);
+//   serve       prompts arriving as a Poisson process at --request-rate, at most --max-concurrency in flight, once per
+//               concurrency given (vLLM's serving benchmark);
+//   memory      weights, KV pool, peaks, over the throughput workload.
+import { execFileSync } from 'node:child_process';
+import { cpus, platform, release, totalmem } from 'node:os';
+import { type CreateOptions, type EngineStats, type GenerationResult, InferenceEngine } from '../engine/index.js';
+import { parameterCount } from '../model/index.js';
+import { backends } from '../native.js';
+import type { Trace } from '../profiler.js';
+import { deviceMemory } from '../runtime.js';
+import type { SamplingParams } from '../sampling/params.js';
+import { PACKAGE_ROOT, VERSION } from '../version.js';
+import { memoryBandwidth } from './bandwidth.js';
+import { computeMetrics, type Metrics, type RequestRecord, type Slo, summarize, type Summary } from './metrics.js';
+import { Limiter, poissonArrivals, randomPrompts } from './workload.js';
+
+export const BENCH_MODES = ['throughput', 'latency', 'serve', 'memory', 'all'] as const;
+export type BenchMode = (typeof BENCH_MODES)[number];
+
+export interface BenchOptions {
+  mode: BenchMode;
+  /** Engine options (model, device, dtype, maxNumSeqs, ...). */
+  engine: Omit<CreateOptions, 'seed'>;
+  numPrompts: number;
+  inputLen: number;
+  outputLen: number;
+  /** latency: prompts per iteration. */
+  batchSize: number;
+  /** latency: measured iterations. */
+  numIters: number;
+  /** serve: requests per second (Infinity: all at once). */
+  requestRate: number;
+  /** serve: one run per value; Infinity = no limit. */
+  maxConcurrency: number[];
+  seed: number;
+  /** Requests of the benchmark's shape run (all at once) before anything is measured. */
+  warmup: number;
+  slo?: Slo;
+  /** Profile this many steps of a decode batch (batchSize sequences) at the end. */
+  profileSteps?: number;
+  log?: (msg: string) => void;
+}
+
+export interface RunResult {
+  metrics: Metrics;
+  /** Raw per-request times in ms from the run's start. */
+  requests: Array<RequestRecord & { requestId: string }>;
+}
+
+export interface LatencyResult extends RunResult {
+  batchSize: number;
+  iterations: number;
+  /** Whole-batch latency per iteration (ms): vLLM's latency benchmark's figure. */
+  iterationLatencyMs: Summary;
+  /** The decode step's lower bound: every weight read once per step at the measured bandwidth. */
+  bandwidthFloor: { weightsBytes: number; gbPerSecond: number; tpotFloorMs: number; fractionOfFloorAtMedianTpot: number | null };
+}
+
+export interface ServeResult extends RunResult {
+  requestRate: number | 'inf';
+  maxConcurrency: number | 'inf';
+}
+
+export interface MemoryResult {
+  device: string;
+  weightsBytes: number;
+  kvCacheBytes: number;
+  kvBytesPerToken: number;
+  blockSize: number;
+  numBlocks: number;
+  /** Sequences of maxModelLen the pool holds at once. */
+  maxFullLengthSequences: number;
+  peakUsedBlocks: number;
+  /** The most bytes of live tensors on the device over the workload (weights + KV + activations). */
+  peakDeviceBytes: number;
+  /** The whole process's peak resident set (the caller, the engine worker, the runtime). */
+  peakProcessRssBytes: number;
+  /** CUDA only: the driver's count of used device memory after the workload (includes the runtime's own). */
+  deviceUsedBytes: number | null;
+}
+
+export interface BenchReport {
+  tool: 'mini-vllm bench';
+  version: string;
+  date: string;
+  commit: string | null;
+  mode: BenchMode;
+  config: Omit<BenchOptions, 'log' | 'engine' | 'maxConcurrency' | 'requestRate'> & {
+    requestRate: number | 'inf';
+    maxConcurrency: Array<number | 'inf'>;
+    engine: Record<string, unknown>;
+  };
+  machine: { cpu: string; cores: number; memoryBytes: number; os: string; node: string; gpus: string[] };
+  backend: { device: string; dtype: string; model: string; parameters: number; simd: string; threads: number; cudaArchs: string | null };
+  bandwidth: { kind: string; gbPerSecond: number };
+  loadSeconds: number;
+  throughput?: RunResult;
+  latency?: LatencyResult;
+  serve?: ServeResult[];
+  memory?: MemoryResult;
+  profile?: { steps: number; events: number };
+  trace?: Trace;
+}
+
+function gitCommit(): string | null {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: PACKAGE_ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+const infOr = (v: number): number | 'inf' => (v === Infinity ? 'inf' : v);
+
+/** The records of a run, times made relative to its start. */
+function records(results: GenerationResult[], start: number): RunResult['requests'] {
+  return results.map((r) => ({
+    requestId: r.requestId, promptTokens: r.promptTokenIds.length, outputTokens: r.tokenIds.length,
+    arrival: r.timings.arrival - start, firstToken: r.timings.firstToken - start,
+    tokens: r.timings.tokens.map((t) => t - start), finish: r.timings.finish - start,
+  }));
+}
+
+function checkOptions(o: BenchOptions): void {
+  const pos = (name: string, v: number) => {
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`bench: ${name} must be a positive integer, got ${v}`);
+  };
+  pos('--num-prompts', o.numPrompts);
+  pos('--input-len', o.inputLen);
+  pos('--output-len', o.outputLen);
+  pos('--batch-size', o.batchSize);
+  pos('--num-iters', o.numIters);
+  if (!Number.isInteger(o.warmup) || o.warmup < 0) throw new RangeError(`bench: --warmup must be a non-negative integer, got ${o.warmup}`);
+  if (!(o.requestRate > 0)) throw new RangeError(`bench: --request-rate must be positive or inf, got ${o.requestRate}`);
+  if (o.maxConcurrency.length === 0 || o.maxConcurrency.some((c) => !(c >= 1) || (c !== Infinity && !Number.isInteger(c))))
+    throw new RangeError(`bench: --max-concurrency must be positive integers or inf, got ${o.maxConcurrency.join(',')}`);
+  if (o.profileSteps !== undefined) pos('--profile-steps', o.profileSteps);
+}
+
+export async function runBench(o: BenchOptions): Promise<BenchReport> {
+  checkOptions(o);
+  const log = o.log ?? (() => {});
+  const maxModelLen = o.engine.maxModelLen ?? o.inputLen + o.outputLen;
+  if (o.inputLen + o.outputLen > maxModelLen)
+    throw new RangeError(`bench: --input-len + --output-len (${o.inputLen + o.outputLen}) is over --max-model-len (${maxModelLen})`);
+  const engine = await InferenceEngine.create({ ...o.engine, maxModelLen, seed: o.seed });
+  try {
+    const { config } = engine;
+    const device = engine.options.device;
+    const be = backends();
+    log(`bench: ${engine.options.model} (${(parameterCount(config) / 1e6).toFixed(1)}M parameters) on ${device} in ${engine.dtype}, loaded in ${engine.loadSeconds.toFixed(2)} s`);
+    const bandwidth = memoryBandwidth(device);
+    log(`bench: ${bandwidth.kind}: ${bandwidth.gbPerSecond.toFixed(1)} GB/s`);
+
+    const exclude = new Set<number>([config.bosTokenId, ...config.eosTokenIds, ...engine.tokenizer.eosTokenIds].filter((t): t is number => typeof t === 'number'));
+    let seedOffset = 0;
+    const prompts = (n: number) => randomPrompts(n, o.inputLen, config.vocabSize, exclude, o.seed + 7919 * ++seedOffset);
+    // vLLM's benchmark sampling: temperature 1, top-p 1, EOS ignored so every output is exactly --output-len long.
+    const params: SamplingParams = { temperature: 1, topP: 1, ignoreEos: true, maxTokens: o.outputLen, seed: o.seed };
+
+    if (o.warmup > 0) {
+      log(`bench: warm-up, ${o.warmup} request(s)`);
+      await engine.generate(prompts(o.warmup), params);
+    }
+
+    const report: BenchReport = {
+      tool: 'mini-vllm bench', version: VERSION, date: new Date().toISOString(), commit: gitCommit(), mode: o.mode,
+      config: {
+        mode: o.mode, numPrompts: o.numPrompts, inputLen: o.inputLen, outputLen: o.outputLen, batchSize: o.batchSize, numIters: o.numIters,
+        requestRate: infOr(o.requestRate), maxConcurrency: o.maxConcurrency.map(infOr), seed: o.seed, warmup: o.warmup,
+        ...(o.slo ? { slo: o.slo } : {}), ...(o.profileSteps ? { profileSteps: o.profileSteps } : {}),
+        engine: { ...engine.options },
+      },
+      machine: {
+        cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryBytes: totalmem(), os: `${platform()} ${release()}`, node: process.version,
+        gpus: be.cuda.available ? be.cuda.devices.map((d) => `${d.name} (sm ${d.computeCapability}, ${(d.totalMemory / 2 ** 30).toFixed(0)} GiB)`) : [],
+      },
+      backend: {
+        device, dtype: engine.dtype, model: engine.options.model, parameters: parameterCount(config), simd: be.cpu.simd, threads: be.cpu.threads,
+        cudaArchs: be.cuda.compiled ? be.cuda.archs : null,
+      },
+      bandwidth, loadSeconds: engine.loadSeconds,
+    };
+    const wants = (m: BenchMode) => o.mode === m || o.mode === 'all';
+
+    if (wants('throughput') || wants('memory')) {
+      log(`bench throughput: ${o.numPrompts} prompts of ${o.inputLen} tokens, ${o.outputLen} out, all at once`);
+      await engine.resetPeaks();
+      const batch = prompts(o.numPrompts);
+      const start = performance.now();
+      const results = await engine.generate(batch, params);
+      const end = performance.now();
+      const stats = await engine.getStats();
+      if (wants('throughput')) report.throughput = { metrics: computeMetrics(records(results, start), { start: 0, end: end - start, slo: o.slo }), requests: records(results, start) };
+      if (wants('memory')) report.memory = memoryResult(stats, engine.options.maxModelLen, device);
+    }
+
+    if (wants('latency')) {
+      log(`bench latency: batch ${o.batchSize}, ${o.inputLen} in / ${o.outputLen} out, ${o.numIters} iterations`);
+      const all: RunResult['requests'] = [];
+      const iterations: number[] = [];
+      const t0 = performance.now();
+      for (let i = 0; i < o.numIters; ++i) {
+        const batch = prompts(o.batchSize);
+        const start = performance.now();
+        const results = await engine.generate(batch, params);
+        iterations.push(performance.now() - start);
+        all.push(...records(results, t0));
+      }
+      const metrics = computeMetrics(all, { start: 0, end: performance.now() - t0, slo: o.slo });
+      const weightsBytes = (await engine.getStats()).memory.weightsBytes;
+      const tpotFloorMs = weightsBytes / (bandwidth.gbPerSecond * 1e9) * 1000;
+      report.latency = {
+        metrics, requests: all, batchSize: o.batchSize, iterations: o.numIters, iterationLatencyMs: summarize(iterations),
+        bandwidthFloor: {
+          weightsBytes, gbPerSecond: bandwidth.gbPerSecond, tpotFloorMs,
+          fractionOfFloorAtMedianTpot: metrics.tpotMs.median ? tpotFloorMs / metrics.tpotMs.median : null,
+        },
+      };
+    }
+
+    if (wants('serve')) {
+      report.serve = [];
+      for (const c of o.maxConcurrency) {
+        log(`bench serve: ${o.numPrompts} requests at ${o.requestRate === Infinity ? 'inf' : o.requestRate} req/s, max concurrency ${infOr(c)}`);
+        report.serve.push(await serve(engine, prompts(o.numPrompts), params, o.requestRate, c, o.seed + seedOffset, o.slo));
+      }
+    }
+
+    if (o.profileSteps) {
+      log(`bench profile: ${o.profileSteps} steps of batch ${o.batchSize}`);
+      await engine.startProfile({ maxSteps: o.profileSteps });
+      let trace: Trace;
+      try {
+        await engine.generate(prompts(o.batchSize), { ...params, maxTokens: Math.min(o.outputLen, o.profileSteps + 1) });
+      } finally {
+        trace = await engine.stopProfile();
+      }
+      report.trace = trace;
+      report.profile = { steps: trace.metadata.steps, events: trace.traceEvents.length };
+    }
+    return report;
+  } finally {
+    await engine.stop();
+  }
+}
+
+function memoryResult(stats: EngineStats, maxModelLen: number, device: string): MemoryResult {
+  const m = stats.memory;
+  const perToken = m.kvCacheBytes / (m.numBlocks * m.blockSize);
+  let deviceUsedBytes: number | null = null;
+  if (device === 'cuda') {
+    const { free, total } = deviceMemory(0);
+    deviceUsedBytes = total - free;
+  }
+  return {
+    device, weightsBytes: m.weightsBytes, kvCacheBytes: m.kvCacheBytes, kvBytesPerToken: perToken, blockSize: m.blockSize,
+    numBlocks: m.numBlocks, maxFullLengthSequences: Math.floor(m.numBlocks / Math.ceil(maxModelLen / m.blockSize)),
+    peakUsedBlocks: m.peakUsedBlocks, peakDeviceBytes: m.peakBytes, peakProcessRssBytes: process.resourceUsage().maxRSS * 1024, deviceUsedBytes,
+  };
+}
+
+async function serve(engine: InferenceEngine, batch: number[][], params: SamplingParams, rate: number, maxConcurrency: number,
+  seed: number, slo: Slo | undefined): Promise<ServeResult> {
+  const offsets = poissonArrivals(batch.length, rate, seed);
+  const limiter = new Limiter(maxConcurrency === Infinity ? batch.length : maxConcurrency);
+  const start = performance.now();
+  const results = await Promise.all(batch.map(async (prompt, i) => {
+    const wait = start + offsets[i]! - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    return limiter.run(() => engine.generate(prompt, params));
+  }));
+  const end = performance.now();
+  const requests = records(results, start);
+  return { requestRate: infOr(rate), maxConcurrency: infOr(maxConcurrency), metrics: computeMetrics(requests, { start: 0, end: end - start, slo }), requests };
+}
