@@ -10,6 +10,7 @@ export { Tensor } from './tensor.js';
 export type { HostData, TensorOptions } from './tensor.js';
 export { deviceMemory, memoryStats, numThreads, resetPeakMemory, setNumThreads, synchronize } from './runtime.js';
 export { ModelFormatError } from './errors.js';
+export { Profiler, type Trace, type TraceEvent } from './profiler.js';
 export {
   BlockManager, type CreateOptions, EngineCore, type EngineOptions, type EngineStats, type FinishReason, generate, type GenerateOptions,
   type GenerationResult, type GenerationStream, InferenceEngine, type Prompt, type RequestOptions, type RequestTimings, Scheduler, Sequence, type StreamDelta,
