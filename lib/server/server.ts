@@ -268,7 +268,8 @@ export class OpenAIServer {
     if (body.stream) {
       return this.streamChoices(reply, choices, prompts, !!body.stream_options?.include_usage, id, created, 'text_completion',
         async (c, d) => {
-          if (d.text === '' && d.finishReason === null && !(wantLogprobs && d.tokenIds.length > 0)) return null;
+          // One chunk per token step, even where the text is held back (as vLLM streams), so clients can time tokens.
+          if (d.tokenIds.length === 0 && d.finishReason === null) return null;
           return { index: c.index, text: d.text, logprobs: wantLogprobs ? await this.completionLogprobs(d.logprobs, d.tokenIds, 0) : null, finish_reason: d.finishReason, stop_reason: d.stopReason };
         });
     }
@@ -337,7 +338,7 @@ export class OpenAIServer {
     if (body.stream) {
       return this.streamChoices(reply, choices, [ids], !!body.stream_options?.include_usage, id, created, 'chat.completion.chunk',
         async (c, d, first) => {
-          if (!first && d.text === '' && d.finishReason === null && !(topLogprobs !== null && d.tokenIds.length > 0)) return null;
+          if (!first && d.tokenIds.length === 0 && d.finishReason === null) return null;
           return {
             index: c.index, delta: first ? { role: 'assistant', content: d.text } : d.text === '' && d.finishReason !== null ? {} : { content: d.text },
             logprobs: topLogprobs !== null ? { content: await this.chatLogprobs(d.logprobs, d.tokenIds) } : null,
