@@ -123,6 +123,7 @@ interface GenerateFlags extends EngineFlags {
 interface BenchFlags extends EngineFlags {
   numPrompts: number; inputLen: number; outputLen: number; batchSize: number; numIters: number; requestRate: number;
   maxConcurrency?: number[]; seed: number; warmup: number; slo?: Slo; json?: string; html?: string; profile?: string; profileSteps: number;
+  baseUrl?: string; apiKey?: string;
 }
 
 interface ServeFlags extends EngineFlags {
@@ -150,7 +151,8 @@ async function runBenchCommand(mode: BenchMode, f: BenchFlags): Promise<void> {
   const report = await runBench({
     mode, engine: engineOptions(f), numPrompts: f.numPrompts, inputLen: f.inputLen, outputLen: f.outputLen, batchSize: f.batchSize,
     numIters: f.numIters, requestRate: f.requestRate, maxConcurrency: f.maxConcurrency ?? (mode === 'all' ? [1, 4, 16, Infinity] : [Infinity]),
-    seed: f.seed, warmup: f.warmup, ...(f.slo ? { slo: f.slo } : {}), ...(f.profile ? { profileSteps: f.profileSteps } : {}), log,
+    seed: f.seed, warmup: f.warmup, ...(f.slo ? { slo: f.slo } : {}), ...(f.profile ? { profileSteps: f.profileSteps } : {}),
+    ...(f.baseUrl ? { baseUrl: f.baseUrl } : {}), ...((f.apiKey ?? process.env.MINI_VLLM_API_KEY) ? { apiKey: f.apiKey ?? process.env.MINI_VLLM_API_KEY } : {}), log,
   });
   const { trace, ...rest } = report;
   process.stdout.write(`${summaryText(rest)}\n`);
@@ -287,7 +289,9 @@ export function buildCli(): Command {
     .option('--json <file>', 'write the whole result (config, machine, every metric, raw per-request times) as JSON')
     .option('--html <file>', 'write the charts (latency CDFs, throughput vs concurrency) and tables as one HTML page (default: beside --json)')
     .option('--profile <trace.json>', 'profile a few decode steps into a Chrome / Perfetto trace')
-    .option('--profile-steps <n>', 'steps the profile records', num('int'), 5);
+    .option('--profile-steps <n>', 'steps the profile records', num('int'), 5)
+    .option('--base-url <url>', 'serve: send the requests to this running server (streamed /v1/completions) instead of an engine here; --model names the tokenizer')
+    .option('--api-key <key>', 'with --base-url: the server\'s API key (default: $MINI_VLLM_API_KEY)');
   addEngineOptions(bench).action(runBenchCommand);
 
   const srv = program.command('serve')

@@ -10,7 +10,9 @@ import { computeMetrics, parseSlo, peakConcurrency, percentile, type RequestReco
 import { cdf, htmlReport, summaryText } from '../lib/bench/report.js';
 import { type BenchReport, runBench } from '../lib/bench/runner.js';
 import { Limiter, parseRate, poissonArrivals, randomPrompts } from '../lib/bench/workload.js';
+import { InferenceEngine } from '../lib/engine/index.js';
 import { type Device, Tensor } from '../lib/index.js';
+import { OpenAIServer } from '../lib/server/index.js';
 import { native } from '../lib/native.js';
 import { rmsNorm, siluAndMul } from '../lib/ops/index.js';
 import { Profiler, type Trace, type TraceEvent } from '../lib/profiler.js';
@@ -263,7 +265,7 @@ describe('bench: a short real run on dummy:stories15M', function () {
     const l = r.latency!;
     expect(l.iterationLatencyMs.count).to.equal(2);
     expect(l.bandwidthFloor.weightsBytes).to.equal(r.memory!.weightsBytes);
-    expect(l.bandwidthFloor.tpotFloorMs).to.be.closeTo(l.bandwidthFloor.weightsBytes / (r.bandwidth.gbPerSecond * 1e6), 1e-9);
+    expect(l.bandwidthFloor.tpotFloorMs).to.be.closeTo(l.bandwidthFloor.weightsBytes / (r.bandwidth!.gbPerSecond * 1e6), 1e-9);
     expect(l.bandwidthFloor.fractionOfFloorAtMedianTpot).to.be.closeTo(l.bandwidthFloor.tpotFloorMs / l.metrics.tpotMs.median!, 1e-12);
   });
 
@@ -337,5 +339,65 @@ describe('bench: a short real run on dummy:stories15M', function () {
       expect(failed!.code).to.equal(1);
       expect(failed!.stderr).to.match(pattern);
     }
+  });
+});
+
+describe('bench serve over HTTP (--base-url) against the OpenAI server', function () {
+  let engine: InferenceEngine;
+  let server: OpenAIServer;
+  let url: string;
+  before(async () => {
+    engine = await InferenceEngine.create({ model: 'dummy:stories15M', device: 'cpu', maxModelLen: 64, seed: 0 });
+    server = new OpenAIServer(engine);
+    url = (await server.listen('127.0.0.1', 0)).url;
+  });
+  after(async () => {
+    await server?.close();
+    await engine?.stop();
+  });
+
+  it('times every token from the stream, and the server\'s own histograms saw the same requests', async () => {
+    const ttftCount = async () => {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      return Number(/^mini_vllm:time_to_first_token_seconds_count\{[^}]*\} (\d+)$/m.exec(text)?.[1] ?? '0');
+    };
+    const before = await ttftCount();
+    const r = await runBench({
+      mode: 'serve', engine: { model: 'dummy:stories15M' }, numPrompts: 6, inputLen: 20, outputLen: 6, batchSize: 1, numIters: 1,
+      requestRate: 50, maxConcurrency: [2], seed: 3, warmup: 1, baseUrl: `${url}/v1`,
+    });
+    expect(r.target).to.equal(url);
+    expect(r.bandwidth).to.equal(null);
+    const s = r.serve![0]!;
+    expect(s.metrics).to.include({ completed: 6, totalInputTokens: 120, totalOutputTokens: 36 });
+    expect(s.metrics.peakConcurrency).to.be.within(1, 2);
+    expect(s.metrics.itlMs.count).to.equal(30);
+    for (const q of s.requests) {
+      const l = requestLatencies(q);
+      expect(l.ttft).to.be.greaterThan(0);
+      expect(l.ttft + l.itl.reduce((a, b) => a + b, 0)).to.be.closeTo(l.e2el, 1e-6);
+    }
+    // Warm-up 1 + 6 measured requests reached the engine through the server.
+    expect((await ttftCount()) - before).to.equal(7);
+    expect(summaryText(r)).to.contain('over HTTP');
+  });
+
+  it('--base-url measures serve only, and a dead URL is a clear error', async () => {
+    const base = { engine: { model: 'dummy:stories15M' }, numPrompts: 1, inputLen: 4, outputLen: 2, batchSize: 1, numIters: 1, requestRate: Infinity, maxConcurrency: [Infinity], seed: 0, warmup: 0 };
+    let thrown: unknown;
+    try {
+      await runBench({ ...base, mode: 'throughput', baseUrl: url });
+    } catch (e) {
+      thrown = e;
+    }
+    expect(thrown).to.be.instanceOf(RangeError);
+    expect((thrown as Error).message).to.match(/--base-url measures serve only/);
+    thrown = undefined;
+    try {
+      await runBench({ ...base, mode: 'serve', baseUrl: 'http://127.0.0.1:9/v1' });
+    } catch (e) {
+      thrown = e;
+    }
+    expect(thrown).to.be.instanceOf(Error);
   });
 });

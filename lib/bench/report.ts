@@ -48,8 +48,9 @@ export function metricsTable(title: string, m: Metrics, extra: string[] = []): s
 /** Every section of a report as text, in the order it ran. */
 export function summaryText(r: BenchReport): string {
   const parts: string[] = [[
-    `mini-vllm bench ${r.mode}: ${r.backend.model} on ${r.backend.device} (${r.backend.dtype}), commit ${r.commit ?? 'unknown'}`,
-    `machine: ${r.machine.cpu}, ${r.machine.cores} cores${r.machine.gpus.length ? `, ${r.machine.gpus.join(', ')}` : ''}; ${r.bandwidth.kind}: ${r.bandwidth.gbPerSecond.toFixed(1)} GB/s`,
+    `mini-vllm bench ${r.mode}: ${r.backend.model} on ${r.backend.device === 'http' ? r.target : `${r.backend.device} (${r.backend.dtype})`}, commit ${r.commit ?? 'unknown'}`,
+    `machine: ${r.machine.cpu}, ${r.machine.cores} cores${r.machine.gpus.length ? `, ${r.machine.gpus.join(', ')}` : ''}${r.bandwidth ? `; ${r.bandwidth.kind}: ${r.bandwidth.gbPerSecond.toFixed(1)} GB/s` : ''}`,
+    ...(r.target === 'engine' ? [] : [`target: ${r.target} over HTTP (streamed /v1/completions, a token per chunk)`]),
     `workload: ${r.config.inputLen} tokens in, ${r.config.outputLen} out (random ids, EOS ignored), seed ${r.config.seed}`,
   ].join('\n')];
   if (r.throughput) parts.push(metricsTable('Throughput Benchmark Result', r.throughput.metrics, [row('Prompts (all at once)', String(r.config.numPrompts))]));

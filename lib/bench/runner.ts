@@ -7,14 +7,16 @@
 //   memory      weights, KV pool, peaks, over the throughput workload.
 import { execFileSync } from 'node:child_process';
 import { cpus, platform, release, totalmem } from 'node:os';
-import { type CreateOptions, type EngineStats, type GenerationResult, InferenceEngine } from '../engine/index.js';
-import { parameterCount } from '../model/index.js';
+import { type CreateOptions, DEFAULT_MODEL, type EngineStats, type GenerationResult, InferenceEngine } from '../engine/index.js';
+import { type LlamaConfig, loadTokenizer, parameterCount } from '../model/index.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { backends } from '../native.js';
 import type { Trace } from '../profiler.js';
 import { deviceMemory } from '../runtime.js';
 import type { SamplingParams } from '../sampling/params.js';
 import { PACKAGE_ROOT, VERSION } from '../version.js';
 import { memoryBandwidth } from './bandwidth.js';
+import { describeServer, timedCompletion } from './http.js';
 import { computeMetrics, type Metrics, type RequestRecord, type Slo, summarize, type Summary } from './metrics.js';
 import { Limiter, poissonArrivals, randomPrompts } from './workload.js';
 
@@ -42,6 +44,12 @@ export interface BenchOptions {
   slo?: Slo;
   /** Profile this many steps of a decode batch (batchSize sequences) at the end. */
   profileSteps?: number;
+  /**
+   * serve only: send the requests over HTTP to this running OpenAI-compatible server (streamed /v1/completions)
+   * instead of an engine in this process. The model option then only names the tokenizer the prompts are drawn from.
+   */
+  baseUrl?: string;
+  apiKey?: string;
   log?: (msg: string) => void;
 }
 
@@ -89,15 +97,18 @@ export interface BenchReport {
   date: string;
   commit: string | null;
   mode: BenchMode;
-  config: Omit<BenchOptions, 'log' | 'engine' | 'maxConcurrency' | 'requestRate'> & {
+  /** 'engine': an InferenceEngine in this process; else the server's URL. */
+  target: string;
+  config: Omit<BenchOptions, 'log' | 'engine' | 'maxConcurrency' | 'requestRate' | 'apiKey'> & {
     requestRate: number | 'inf';
     maxConcurrency: Array<number | 'inf'>;
     engine: Record<string, unknown>;
   };
   machine: { cpu: string; cores: number; memoryBytes: number; os: string; node: string; gpus: string[] };
   backend: { device: string; dtype: string; model: string; parameters: number; simd: string; threads: number; cudaArchs: string | null };
-  bandwidth: { kind: string; gbPerSecond: number };
-  loadSeconds: number;
+  /** This machine's memory bandwidth (null for an HTTP target, which may be elsewhere). */
+  bandwidth: { kind: string; gbPerSecond: number } | null;
+  loadSeconds: number | null;
   throughput?: RunResult;
   latency?: LatencyResult;
   serve?: ServeResult[];
@@ -116,14 +127,20 @@ function gitCommit(): string | null {
 
 const infOr = (v: number): number | 'inf' => (v === Infinity ? 'inf' : v);
 
-/** The records of a run, times made relative to its start. */
-function records(results: GenerationResult[], start: number): RunResult['requests'] {
-  return results.map((r) => ({
+/** A result's record, on the caller's performance.now() clock. */
+function recordOf(r: GenerationResult): RequestRecord & { requestId: string } {
+  return {
     requestId: r.requestId, promptTokens: r.promptTokenIds.length, outputTokens: r.tokenIds.length,
-    arrival: r.timings.arrival - start, firstToken: r.timings.firstToken - start,
-    tokens: r.timings.tokens.map((t) => t - start), finish: r.timings.finish - start,
-  }));
+    arrival: r.timings.arrival, firstToken: r.timings.firstToken, tokens: r.timings.tokens, finish: r.timings.finish,
+  };
 }
+
+/** Records with times made relative to the run's start. */
+function rebase(recs: Array<RequestRecord & { requestId: string }>, start: number): RunResult['requests'] {
+  return recs.map((r) => ({ ...r, arrival: r.arrival - start, firstToken: r.firstToken - start, tokens: r.tokens.map((t) => t - start), finish: r.finish - start }));
+}
+
+const records = (results: GenerationResult[], start: number) => rebase(results.map(recordOf), start);
 
 function checkOptions(o: BenchOptions): void {
   const pos = (name: string, v: number) => {
@@ -141,8 +158,33 @@ function checkOptions(o: BenchOptions): void {
   if (o.profileSteps !== undefined) pos('--profile-steps', o.profileSteps);
 }
 
+function configOf(o: BenchOptions, engine: Record<string, unknown>): BenchReport['config'] {
+  return {
+    mode: o.mode, numPrompts: o.numPrompts, inputLen: o.inputLen, outputLen: o.outputLen, batchSize: o.batchSize, numIters: o.numIters,
+    requestRate: infOr(o.requestRate), maxConcurrency: o.maxConcurrency.map(infOr), seed: o.seed, warmup: o.warmup,
+    ...(o.slo ? { slo: o.slo } : {}), ...(o.profileSteps ? { profileSteps: o.profileSteps } : {}), ...(o.baseUrl ? { baseUrl: o.baseUrl } : {}),
+    engine,
+  };
+}
+
+function machineOf(): BenchReport['machine'] {
+  const be = backends();
+  return {
+    cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryBytes: totalmem(), os: `${platform()} ${release()}`, node: process.version,
+    gpus: be.cuda.available ? be.cuda.devices.map((d) => `${d.name} (sm ${d.computeCapability}, ${(d.totalMemory / 2 ** 30).toFixed(0)} GiB)`) : [],
+  };
+}
+
+/** Prompts of the benchmark's shape from a vocabulary, each call with a new seed. */
+function promptSource(o: BenchOptions, config: LlamaConfig, tokenizer: Tokenizer): (n: number) => number[][] {
+  const exclude = new Set<number>([config.bosTokenId, ...config.eosTokenIds, ...tokenizer.eosTokenIds].filter((t): t is number => typeof t === 'number'));
+  let seedOffset = 0;
+  return (n) => randomPrompts(n, o.inputLen, config.vocabSize, exclude, o.seed + 7919 * ++seedOffset);
+}
+
 export async function runBench(o: BenchOptions): Promise<BenchReport> {
   checkOptions(o);
+  if (o.baseUrl !== undefined) return runHttpBench(o);
   const log = o.log ?? (() => {});
   const maxModelLen = o.engine.maxModelLen ?? o.inputLen + o.outputLen;
   if (o.inputLen + o.outputLen > maxModelLen)
@@ -156,9 +198,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     const bandwidth = memoryBandwidth(device);
     log(`bench: ${bandwidth.kind}: ${bandwidth.gbPerSecond.toFixed(1)} GB/s`);
 
-    const exclude = new Set<number>([config.bosTokenId, ...config.eosTokenIds, ...engine.tokenizer.eosTokenIds].filter((t): t is number => typeof t === 'number'));
-    let seedOffset = 0;
-    const prompts = (n: number) => randomPrompts(n, o.inputLen, config.vocabSize, exclude, o.seed + 7919 * ++seedOffset);
+    const prompts = promptSource(o, config, engine.tokenizer);
     // vLLM's benchmark sampling: temperature 1, top-p 1, EOS ignored so every output is exactly --output-len long.
     const params: SamplingParams = { temperature: 1, topP: 1, ignoreEos: true, maxTokens: o.outputLen, seed: o.seed };
 
@@ -168,17 +208,9 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     }
 
     const report: BenchReport = {
-      tool: 'mini-vllm bench', version: VERSION, date: new Date().toISOString(), commit: gitCommit(), mode: o.mode,
-      config: {
-        mode: o.mode, numPrompts: o.numPrompts, inputLen: o.inputLen, outputLen: o.outputLen, batchSize: o.batchSize, numIters: o.numIters,
-        requestRate: infOr(o.requestRate), maxConcurrency: o.maxConcurrency.map(infOr), seed: o.seed, warmup: o.warmup,
-        ...(o.slo ? { slo: o.slo } : {}), ...(o.profileSteps ? { profileSteps: o.profileSteps } : {}),
-        engine: { ...engine.options },
-      },
-      machine: {
-        cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryBytes: totalmem(), os: `${platform()} ${release()}`, node: process.version,
-        gpus: be.cuda.available ? be.cuda.devices.map((d) => `${d.name} (sm ${d.computeCapability}, ${(d.totalMemory / 2 ** 30).toFixed(0)} GiB)`) : [],
-      },
+      tool: 'mini-vllm bench', version: VERSION, date: new Date().toISOString(), commit: gitCommit(), mode: o.mode, target: 'engine',
+      config: configOf(o, { ...engine.options }),
+      machine: machineOf(),
       backend: {
         device, dtype: engine.dtype, model: engine.options.model, parameters: parameterCount(config), simd: be.cpu.simd, threads: be.cpu.threads,
         cudaArchs: be.cuda.compiled ? be.cuda.archs : null,
@@ -225,9 +257,9 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
 
     if (wants('serve')) {
       report.serve = [];
-      for (const c of o.maxConcurrency) {
+      for (const [k, c] of o.maxConcurrency.entries()) {
         log(`bench serve: ${o.numPrompts} requests at ${o.requestRate === Infinity ? 'inf' : o.requestRate} req/s, max concurrency ${infOr(c)}`);
-        report.serve.push(await serve(engine, prompts(o.numPrompts), params, o.requestRate, c, o.seed + seedOffset, o.slo));
+        report.serve.push(await serve(async (p) => recordOf(await engine.generate(p, params)), prompts(o.numPrompts), o.requestRate, c, o.seed + k, o.slo));
       }
     }
 
@@ -264,17 +296,53 @@ function memoryResult(stats: EngineStats, maxModelLen: number, device: string): 
   };
 }
 
-async function serve(engine: InferenceEngine, batch: number[][], params: SamplingParams, rate: number, maxConcurrency: number,
-  seed: number, slo: Slo | undefined): Promise<ServeResult> {
+async function serve(send: (prompt: number[]) => Promise<RequestRecord & { requestId: string }>, batch: number[][], rate: number,
+  maxConcurrency: number, seed: number, slo: Slo | undefined): Promise<ServeResult> {
   const offsets = poissonArrivals(batch.length, rate, seed);
   const limiter = new Limiter(maxConcurrency === Infinity ? batch.length : maxConcurrency);
   const start = performance.now();
   const results = await Promise.all(batch.map(async (prompt, i) => {
     const wait = start + offsets[i]! - performance.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-    return limiter.run(() => engine.generate(prompt, params));
+    return limiter.run(() => send(prompt));
   }));
   const end = performance.now();
-  const requests = records(results, start);
+  const requests = rebase(results, start);
   return { requestRate: infOr(rate), maxConcurrency: infOr(maxConcurrency), metrics: computeMetrics(requests, { start: 0, end: end - start, slo }), requests };
+}
+
+/** The serving benchmark against a running server over HTTP. */
+async function runHttpBench(o: BenchOptions): Promise<BenchReport> {
+  if (o.mode !== 'serve') throw new RangeError(`bench: --base-url measures serve only (the other modes need the engine in this process), got ${o.mode}`);
+  if (o.profileSteps) throw new RangeError('bench: --profile needs the engine in this process, not --base-url');
+  const log = o.log ?? (() => {});
+  const baseUrl = o.baseUrl!.replace(/\/+$/, '').replace(/\/v1$/, '');
+  const info = await describeServer({ baseUrl, ...(o.apiKey ? { apiKey: o.apiKey } : {}) });
+  const model = o.engine.model ?? DEFAULT_MODEL;
+  const { config, tokenizer } = await loadTokenizer(model, o.engine.tokenizer ? { tokenizer: o.engine.tokenizer } : {});
+  if (info.maxModelLen !== null && o.inputLen + o.outputLen > info.maxModelLen)
+    throw new RangeError(`bench: --input-len + --output-len (${o.inputLen + o.outputLen}) is over the server's max_model_len (${info.maxModelLen})`);
+  log(`bench: ${baseUrl} serves "${info.model}"; prompts drawn from ${model}'s vocabulary (${config.vocabSize} tokens)`);
+  const prompts = promptSource(o, config, tokenizer);
+  const target = { baseUrl, model: info.model, ...(o.apiKey ? { apiKey: o.apiKey } : {}) };
+  const params = { maxTokens: o.outputLen, seed: o.seed, ignoreEos: true };
+  let n = 0;
+  const send = async (p: number[]) => ({ requestId: `http-${++n}`, ...(await timedCompletion(target, p, params)) });
+  if (o.warmup > 0) {
+    log(`bench: warm-up, ${o.warmup} request(s)`);
+    await Promise.all(prompts(o.warmup).map(send));
+  }
+  const be = backends();
+  const report: BenchReport = {
+    tool: 'mini-vllm bench', version: VERSION, date: new Date().toISOString(), commit: gitCommit(), mode: o.mode, target: baseUrl,
+    config: configOf(o, { model, servedModelName: info.model, maxModelLen: info.maxModelLen }),
+    machine: machineOf(),
+    backend: { device: 'http', dtype: 'unknown', model: info.model, parameters: parameterCount(config), simd: be.cpu.simd, threads: be.cpu.threads, cudaArchs: null },
+    bandwidth: null, loadSeconds: null, serve: [],
+  };
+  for (const [k, c] of o.maxConcurrency.entries()) {
+    log(`bench serve: ${o.numPrompts} requests to ${baseUrl} at ${infOr(o.requestRate)} req/s, max concurrency ${infOr(c)}`);
+    report.serve!.push(await serve(send, prompts(o.numPrompts), o.requestRate, c, o.seed + k, o.slo));
+  }
+  return report;
 }
