@@ -185,3 +185,42 @@ export class Profiler {
     this.saved.clear();
   }
 }
+
+export interface OpSummary {
+  /** Which steps were summarised: the decode-only ones, or every step when there were none. */
+  steps: 'decode' | 'all';
+  numSteps: number;
+  /** Mean time of one of those steps (ms). */
+  stepMs: number;
+  /** Per op name, slowest first: calls and time per step, and the share of the step. */
+  ops: Array<{ name: string; callsPerStep: number; msPerStep: number; share: number }>;
+  /** Where the times come from: the device's stream (CUDA events) or the host. */
+  clock: 'device' | 'host';
+}
+
+/** Which ops a trace's steps spent their time in (the device track where there is one). */
+export function summarizeTrace(trace: Trace): OpSummary {
+  const x = trace.traceEvents.filter((e) => e.ph === 'X');
+  const clock = x.some((e) => e.tid === DEVICE_TID) ? 'device' : 'host';
+  const track = x.filter((e) => e.tid === (clock === 'device' ? DEVICE_TID : HOST_TID));
+  const allSteps = track.filter((e) => e.name === 'step');
+  const decode = allSteps.filter((e) => e.args?.['numSeqs'] !== undefined && e.args['numDecodes'] === e.args['numSeqs']);
+  const steps = decode.length > 0 ? decode : allSteps;
+  const byName = new Map<string, { calls: number; us: number }>();
+  for (const s of steps) {
+    for (const e of track) {
+      if (e.cat !== 'op' || e.ts! < s.ts! || e.ts! + e.dur! > s.ts! + s.dur!) continue;
+      const a = byName.get(e.name) ?? { calls: 0, us: 0 };
+      a.calls += 1;
+      a.us += e.dur!;
+      byName.set(e.name, a);
+    }
+  }
+  const n = Math.max(steps.length, 1);
+  const stepUs = steps.reduce((t, s) => t + s.dur!, 0) / n;
+  return {
+    steps: decode.length > 0 ? 'decode' : 'all', numSteps: steps.length, stepMs: stepUs / 1000, clock,
+    ops: [...byName].map(([name, a]) => ({ name, callsPerStep: a.calls / n, msPerStep: a.us / n / 1000, share: stepUs > 0 ? a.us / n / stepUs : 0 }))
+      .sort((p, q) => q.msPerStep - p.msPerStep),
+  };
+}

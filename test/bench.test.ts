@@ -15,7 +15,7 @@ import { type Device, Tensor } from '../lib/index.js';
 import { OpenAIServer } from '../lib/server/index.js';
 import { native } from '../lib/native.js';
 import { rmsNorm, siluAndMul } from '../lib/ops/index.js';
-import { Profiler, type Trace, type TraceEvent } from '../lib/profiler.js';
+import { Profiler, summarizeTrace, type Trace, type TraceEvent } from '../lib/profiler.js';
 import { describeDevices, expectThrow } from './helpers.js';
 
 const run = promisify(execFile);
@@ -199,6 +199,10 @@ describeDevices('Profiler', (device: Device) => {
       expect(dev).to.have.length(0);
     }
     expect(trace.metadata).to.include({ steps: 2, device: `${device}:0` });
+    const sum = summarizeTrace(trace);
+    expect(sum).to.include({ steps: 'all', numSteps: 2, clock: device === 'cuda' ? 'device' : 'host' });
+    expect(sum.ops.map((o) => [o.name, o.callsPerStep])).to.have.deep.members([['rmsNorm', 1], ['siluAndMul', 1]]);
+    expect(sum.ops.reduce((t, o) => t + o.share, 0)).to.be.at.most(1 + 1e-9);
   });
 });
 
@@ -297,11 +301,21 @@ describe('bench: a short real run on dummy:stories15M', function () {
     const linears = host.filter((e) => e.name === 'linear' && e.ts! >= decode.ts! && e.ts! <= decode.ts! + decode.dur!);
     expect(linears).to.have.length(6 * 4 + 1);
     expect(linears.at(-1)!.args).to.deep.include({ out: 'float32[2, 32000]', x: 'float32[2, 288]', weight: 'float32[32000, 288]' });
+    // The summary: the two decode steps, slowest op first, linear called 25 times a step.
+    const sum = r.profile!.summary;
+    expect(sum).to.deep.equal(summarizeTrace(t));
+    expect(sum).to.include({ steps: 'decode', numSteps: 2, clock: 'host' });
+    expect(sum.ops.find((o) => o.name === 'linear')!.callsPerStep).to.equal(25);
+    expect(sum.ops.find((o) => o.name === 'pagedAttention')!.callsPerStep).to.equal(6);
+    for (let i = 1; i < sum.ops.length; ++i) expect(sum.ops[i]!.msPerStep).to.be.at.most(sum.ops[i - 1]!.msPerStep);
+    const decodeMs = steps.slice(1).reduce((a, e) => a + e.dur!, 0) / 2 / 1000;
+    expect(sum.stepMs).to.be.closeTo(decodeMs, 1e-9);
+    expect(sum.ops.reduce((a, o) => a + o.share, 0)).to.be.within(0, 1);
   });
 
   it('the summary table and the HTML page show every run', () => {
     const text = summaryText(r);
-    for (const title of ['Throughput Benchmark Result', 'Latency Benchmark Result', 'Serving Benchmark Result', 'Memory', 'Time to First Token', 'Inter-token Latency'])
+    for (const title of ['Throughput Benchmark Result', 'Latency Benchmark Result', 'Serving Benchmark Result', 'Memory', 'Time to First Token', 'Inter-token Latency', 'Profile: 2 decode steps'])
       expect(text).to.contain(title);
     expect(text.match(/Serving Benchmark Result/g)).to.have.length(3);
     const html = htmlReport(r);

@@ -84,7 +84,16 @@ export function summaryText(r: BenchReport): string {
       rule(),
     ].join('\n'));
   }
-  if (r.profile) parts.push(`profile: ${r.profile.steps} steps, ${r.profile.events} trace events`);
+  if (r.profile) {
+    const p = r.profile.summary;
+    parts.push([
+      rule(`Profile: ${p.numSteps} ${p.steps === 'decode' ? 'decode ' : ''}steps, ${p.clock} time`),
+      row('Mean step (ms)', fmt(p.stepMs, 3)),
+      ...p.ops.slice(0, 10).map((o) => row(`${o.name} ×${Number(o.callsPerStep.toFixed(1))} (ms/step)`, `${fmt(o.msPerStep, 3)}  ${(o.share * 100).toFixed(1)}%`)),
+      row('Trace events', String(r.profile.events)),
+      rule(),
+    ].join('\n'));
+  }
   return parts.join('\n\n');
 }
 

@@ -11,7 +11,7 @@ import { type CreateOptions, DEFAULT_MODEL, type EngineStats, type GenerationRes
 import { type LlamaConfig, loadTokenizer, parameterCount } from '../model/index.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { backends } from '../native.js';
-import type { Trace } from '../profiler.js';
+import { type OpSummary, summarizeTrace, type Trace } from '../profiler.js';
 import { deviceMemory } from '../runtime.js';
 import type { SamplingParams } from '../sampling/params.js';
 import { PACKAGE_ROOT, VERSION } from '../version.js';
@@ -113,7 +113,8 @@ export interface BenchReport {
   latency?: LatencyResult;
   serve?: ServeResult[];
   memory?: MemoryResult;
-  profile?: { steps: number; events: number };
+  /** The profiled steps: where their time went (the trace itself is written to --profile). */
+  profile?: { steps: number; events: number; summary: OpSummary };
   trace?: Trace;
 }
 
@@ -273,7 +274,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
         trace = await engine.stopProfile();
       }
       report.trace = trace;
-      report.profile = { steps: trace.metadata.steps, events: trace.traceEvents.length };
+      report.profile = { steps: trace.metadata.steps, events: trace.traceEvents.length, summary: summarizeTrace(trace) };
     }
     return report;
   } finally {
