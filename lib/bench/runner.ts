@@ -221,7 +221,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     const wants = (m: BenchMode) => o.mode === m || o.mode === 'all';
 
     if (wants('throughput') || wants('memory')) {
-      log(`bench throughput: ${o.numPrompts} prompts of ${o.inputLen} tokens, ${o.outputLen} out, all at once`);
+      log(`bench ${wants('throughput') ? 'throughput' : 'memory'}: ${o.numPrompts} prompts of ${o.inputLen} tokens, ${o.outputLen} out, all at once`);
       await engine.resetPeaks();
       const batch = prompts(o.numPrompts);
       const start = performance.now();
