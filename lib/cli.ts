@@ -42,25 +42,22 @@ function concurrencyList(v: string): number[] {
   });
 }
 
-function parseRateFlag(v: string): number {
-  try {
-    return parseRate(v);
-  } catch (e) {
-    throw new InvalidArgumentError((e as Error).message);
-  }
-}
-
-function parseSloFlag(v: string): Slo {
-  try {
-    return parseSlo(v);
-  } catch (e) {
-    throw new InvalidArgumentError((e as Error).message);
-  }
+/** A library parser as a commander argument parser: its RangeError becomes the flag's error message. */
+function flag<T>(parse: (v: string) => T): (v: string) => T {
+  return (v) => {
+    try {
+      return parse(v);
+    } catch (e) {
+      throw new InvalidArgumentError((e as Error).message);
+    }
+  };
 }
 
 /** The engine's flags, shared by every command that runs the engine. */
 function addEngineOptions(cmd: Command): Command {
   return cmd
+    .option('-m, --model <model>', 'a Hugging Face directory, a llama2.c .bin, a .gguf, or dummy:<preset>', DEFAULT_MODEL)
+    .option('--tokenizer <file>', 'tokenizer to use instead of the model\'s (tokenizer.json or a llama2.c tok*.bin)')
     .addOption(new Option('--device <device>', 'cpu or cuda (default: cuda where present)').choices(['cpu', 'cuda']))
     .addOption(new Option('--dtype <dtype>', 'weights and activations').choices(['auto', 'float32', 'float16', 'bfloat16']).default('auto'))
     .option('--threads <n>', 'CPU threads', num('int'))
@@ -249,8 +246,6 @@ export function buildCli(): Command {
 
   const gen = program.command('generate')
     .description('generate a completion and stream it to stdout (logs go to stderr)')
-    .option('-m, --model <model>', 'a Hugging Face directory, a llama2.c .bin, a .gguf, or dummy:<preset>', DEFAULT_MODEL)
-    .option('--tokenizer <file>', 'tokenizer to use instead of the model\'s (tokenizer.json or a llama2.c tok*.bin)')
     .option('-p, --prompt <text>', 'the prompt (repeat for a batch)', collect, [])
     .option('--chat', 'wrap the prompt as a user message in the model\'s chat template')
     .option('--system <text>', 'with --chat: a system message')
@@ -274,18 +269,16 @@ export function buildCli(): Command {
   const bench = program.command('bench')
     .description('benchmark the engine as vLLM does: throughput, latency (TTFT, TPOT, ITL, E2E), serving load, memory')
     .addArgument(new Argument('<mode>', 'what to measure').choices(BENCH_MODES))
-    .option('-m, --model <model>', 'a Hugging Face directory, a llama2.c .bin, a .gguf, or dummy:<preset>', DEFAULT_MODEL)
-    .option('--tokenizer <file>', 'tokenizer to use instead of the model\'s')
     .option('--num-prompts <n>', 'requests in the throughput, memory and serve runs', num('int'), 32)
     .option('--input-len <n>', 'prompt tokens per request (random ids)', num('int'), 128)
     .option('--output-len <n>', 'output tokens per request (EOS ignored, so exact)', num('int'), 64)
     .option('--batch-size <n>', 'latency: requests per iteration; also the profiled batch', num('int'), 1)
     .option('--num-iters <n>', 'latency: measured iterations', num('int'), 3)
-    .option('--request-rate <r>', 'serve: requests per second, Poisson arrivals; inf = all at once', parseRateFlag, Infinity)
+    .option('--request-rate <r>', 'serve: requests per second, Poisson arrivals; inf = all at once', flag(parseRate), Infinity)
     .option('--max-concurrency <list>', 'serve: most requests in flight, one run per comma-separated value, inf = no limit (default: inf; 1,4,16,inf for all)', concurrencyList)
     .option('--seed <n>', 'seeds the prompts, the arrivals and the sampling', num('int'), 0)
     .option('--warmup <n>', 'requests run before measuring', num('int'), 2)
-    .option('--slo <list>', 'goodput objectives in ms, e.g. ttft:200,tpot:50 (keys ttft, tpot, e2el)', parseSloFlag)
+    .option('--slo <list>', 'goodput objectives in ms, e.g. ttft:200,tpot:50 (keys ttft, tpot, e2el)', flag(parseSlo))
     .option('--json <file>', 'write the whole result (config, machine, every metric, raw per-request times) as JSON')
     .option('--html <file>', 'write the charts (latency CDFs, throughput vs concurrency) and tables as one HTML page (default: beside --json)')
     .option('--profile <trace.json>', 'profile a few decode steps into a Chrome / Perfetto trace')
@@ -296,8 +289,6 @@ export function buildCli(): Command {
 
   const srv = program.command('serve')
     .description('serve the model over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, /v1/models, /health, /metrics)')
-    .option('-m, --model <model>', 'a Hugging Face directory, a llama2.c .bin, a .gguf, or dummy:<preset>', DEFAULT_MODEL)
-    .option('--tokenizer <file>', 'tokenizer to use instead of the model\'s')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0: any free port)', num('int'), 8000)
     .option('--api-key <key>', 'require "Authorization: Bearer <key>" on /v1 routes (default: $MINI_VLLM_API_KEY)')
