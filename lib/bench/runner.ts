@@ -228,7 +228,10 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       const results = await engine.generate(batch, params);
       const end = performance.now();
       const stats = await engine.getStats();
-      if (wants('throughput')) report.throughput = { metrics: computeMetrics(records(results, start), { start: 0, end: end - start, slo: o.slo }), requests: records(results, start) };
+      if (wants('throughput')) {
+        const requests = records(results, start);
+        report.throughput = { metrics: computeMetrics(requests, { start: 0, end: end - start, slo: o.slo }), requests };
+      }
       if (wants('memory')) report.memory = memoryResult(stats, engine.options.maxModelLen, device);
     }
 
