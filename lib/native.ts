@@ -15,6 +15,11 @@ export interface NativeStorage {
   free(): void;
 }
 
+/** An instantiated CUDA graph (opaque); freed by graphDestroy or when collected. */
+export interface NativeGraph {
+  readonly __nativeGraph: unique symbol;
+}
+
 /** What the addon reads from a tensor argument. */
 export interface NativeTensor {
   readonly storage: NativeStorage;
@@ -93,6 +98,15 @@ export interface Addon {
   /** NVTX range around what follows, for Nsight Systems (a no-op without CUDA). */
   rangePush(name: string): void;
   rangePop(): void;
+  /** CUDA graphs: start recording the launches this thread queues on the device's stream. */
+  graphBegin(deviceIndex: number): void;
+  /** Ends the recording and instantiates it (throws when something in between was not capturable). */
+  graphEnd(deviceIndex: number): NativeGraph;
+  /** Drops a capture that failed, so the stream runs eagerly again. */
+  graphAbort(deviceIndex: number): void;
+  /** Launches the graph; false (nothing launched) when the attention scratch moved since the capture. */
+  graphReplay(graph: NativeGraph): boolean;
+  graphDestroy(graph: NativeGraph): void;
   streamRead(x: NativeTensor): number;
   rmsNorm(out: NativeTensor, x: NativeTensor, weight: NativeTensor, eps: number): void;
   fusedAddRmsNorm(x: NativeTensor, residual: NativeTensor, weight: NativeTensor, eps: number): void;

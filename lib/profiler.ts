@@ -105,6 +105,22 @@ export class Profiler {
       this.anchorEvent = native.profileEvent(this.deviceIndex);
     }
     this.t0 = performance.now();
+    this.wrap();
+  }
+
+  /** Runs `fn` with the op wrappers off, e.g. a CUDA graph capture, which must not record the profiler's events. */
+  static paused<T>(fn: () => T): T {
+    const p = Profiler.active;
+    if (p === null || !p.recording) return fn();
+    p.unwrap();
+    try {
+      return fn();
+    } finally {
+      p.wrap();
+    }
+  }
+
+  private wrap(): void {
     const n = native as unknown as Record<string, (...a: unknown[]) => unknown>;
     for (const [name, params] of Object.entries(OPS)) {
       const inner = n[name]!;
@@ -129,6 +145,12 @@ export class Profiler {
       this.inStep = false;
       if (++this.steps >= this.maxSteps) this.unwrap();
     }
+  }
+
+  /** One op the profiler does not wrap itself (a CUDA graph replay), timed and summarised like the wrapped ones. */
+  op<T>(name: string, args: Record<string, unknown>, fn: () => T): T {
+    if (!this.recording) return fn();
+    return this.timed(name, 'op', fn, () => args);
   }
 
   /** A named range inside a step (schedule, forward, sample, ...). */

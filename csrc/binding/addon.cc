@@ -136,6 +136,17 @@ void copy_any(const TensorView& dst, const TensorView& src) {
 #endif
 }
 
+#ifdef MINI_VLLM_WITH_CUDA
+// Marks the externals graphEnd returns, so a stray object is a TypeError rather than a wild pointer.
+constexpr napi_type_tag kGraphTag = {0x6d76'6c6c'6d67'7261ull, 0x7068'0000'0000'0001ull};
+
+cuda::Graph* to_graph(const Napi::CallbackInfo& info, const char* op) {
+  if (info.Length() < 1 || !info[0].IsExternal() || !info[0].As<Napi::External<cuda::Graph>>().CheckTypeTag(&kGraphTag))
+    fail(ErrorKind::Type, op, ": expected a graph handle from graphEnd");
+  return info[0].As<Napi::External<cuda::Graph>>().Data();
+}
+#endif
+
 class Addon : public Napi::Addon<Addon> {
  public:
   // Napi::Addon keeps this object as the environment's instance data; addon_data() reads `data` through it.
@@ -164,6 +175,11 @@ class Addon : public Napi::Addon<Addon> {
         InstanceMethod<&Addon::ProfileReset>("profileReset"),
         InstanceMethod<&Addon::RangePush>("rangePush"),
         InstanceMethod<&Addon::RangePop>("rangePop"),
+        InstanceMethod<&Addon::GraphBegin>("graphBegin"),
+        InstanceMethod<&Addon::GraphEnd>("graphEnd"),
+        InstanceMethod<&Addon::GraphAbort>("graphAbort"),
+        InstanceMethod<&Addon::GraphReplay>("graphReplay"),
+        InstanceMethod<&Addon::GraphDestroy>("graphDestroy"),
         InstanceMethod<&Addon::StreamRead>("streamRead"),
         InstanceMethod<&Addon::RmsNorm>("rmsNorm"),
         InstanceMethod<&Addon::FusedAddRmsNorm>("fusedAddRmsNorm"),
@@ -383,6 +399,61 @@ class Addon : public Napi::Addon<Addon> {
 #else
       no_cuda();
 #endif
+    });
+  }
+
+  // CUDA graphs. graphBegin(deviceIndex) starts recording the device stream's launches; graphEnd(deviceIndex) returns
+  // the instantiated graph as an opaque handle (freed by graphDestroy or when collected); graphAbort(deviceIndex) drops
+  // a capture that failed; graphReplay(handle) launches it, or returns false when it must be captured again.
+  Napi::Value GraphBegin(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+#ifdef MINI_VLLM_WITH_CUDA
+      cuda::graph_begin(to_device_index(info[0], "graphBegin"));
+      return info.Env().Undefined();
+#else
+      no_cuda();
+#endif
+    });
+  }
+
+  Napi::Value GraphEnd(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+#ifdef MINI_VLLM_WITH_CUDA
+      cuda::Graph* g = cuda::graph_end(to_device_index(info[0], "graphEnd"));
+      auto handle = Napi::External<cuda::Graph>::New(info.Env(), g, [](Napi::Env, cuda::Graph* p) { cuda::graph_delete(p); });
+      handle.TypeTag(&kGraphTag);
+      return handle;
+#else
+      no_cuda();
+#endif
+    });
+  }
+
+  Napi::Value GraphAbort(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+#ifdef MINI_VLLM_WITH_CUDA
+      cuda::graph_abort(to_device_index(info[0], "graphAbort"));
+#endif
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value GraphReplay(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+#ifdef MINI_VLLM_WITH_CUDA
+      return Napi::Boolean::New(info.Env(), cuda::graph_replay(to_graph(info, "graphReplay")));
+#else
+      no_cuda();
+#endif
+    });
+  }
+
+  Napi::Value GraphDestroy(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+#ifdef MINI_VLLM_WITH_CUDA
+      cuda::graph_destroy(to_graph(info, "graphDestroy"));
+#endif
+      return info.Env().Undefined();
     });
   }
 

@@ -48,6 +48,17 @@ void profile_reset(int device);
 void range_push(const char* name);
 void range_pop();
 
+// CUDA graphs (graph.cu): begin recording this thread's launches on the device's stream; end and instantiate (throws
+// if something during the capture was not allowed); drop a failed capture so the stream works again; replay (false,
+// launching nothing, when the attention scratch moved since the capture: capture again); free. A Graph is opaque.
+struct Graph;
+void graph_begin(int device);
+Graph* graph_end(int device);
+void graph_abort(int device) noexcept;
+bool graph_replay(Graph* g);
+void graph_destroy(Graph* g) noexcept;  // frees the executable graph; the handle stays valid (replay then throws)
+void graph_delete(Graph* g) noexcept;   // graph_destroy, then frees the handle
+
 // Same CUDA device, same shape; converts float dtypes; any strides.
 void copy(const TensorView& dst, const TensorView& src);
 void fill(const TensorView& t, double value);

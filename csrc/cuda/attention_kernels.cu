@@ -211,12 +211,18 @@ __global__ void decode_reduce_kernel(T* __restrict__ out, int64_t out_s0, int64_
     return;  // reported by the decode kernel
   const int ctx = len - (q1 - q0) + (t - q0) + 1;
   const int used = min(partitions, (ctx + kPartition - 1) / kPartition);
+  const float* po = part_out + (int64_t(t) * num_heads + h) * partitions * head_size;
+  if (used == 1) {
+    // NOTE: copied, not rescaled: the same bits as an unsplit launch, so a graph captured for the longest context
+    // gives what eager execution gives for short ones.
+    for (int d = threadIdx.x; d < head_size; d += blockDim.x) out[t * out_s0 + int64_t(h) * out_s1 + d] = from_f<T>(po[d]);
+    return;
+  }
   const float* ml = part_ml + (int64_t(t) * num_heads + h) * partitions * 2;
   float mx = -FLT_MAX;
   for (int p = 0; p < used; ++p) mx = fmaxf(mx, ml[2 * p]);
   float total = 0.f;
   for (int p = 0; p < used; ++p) total += ml[2 * p + 1] * __expf(ml[2 * p] - mx);
-  const float* po = part_out + (int64_t(t) * num_heads + h) * partitions * head_size;
   for (int d = threadIdx.x; d < head_size; d += blockDim.x) {
     float v = 0.f;
     for (int p = 0; p < used; ++p) v += po[int64_t(p) * head_size + d] * ml[2 * p + 1] * __expf(ml[2 * p] - mx);
