@@ -33,6 +33,14 @@ function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
 }
 
+function intList(v: string): number[] {
+  return v.split(',').map((p) => {
+    const n = Number(p.trim());
+    if (p.trim() === '' || !Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected positive integers separated by commas, got "${v}"`);
+    return n;
+  });
+}
+
 function concurrencyList(v: string): number[] {
   return v.split(',').map((p) => {
     const t = p.trim().toLowerCase();
@@ -68,13 +76,16 @@ function addEngineOptions(cmd: Command): Command {
     .option('--kv-cache-bytes <n>', 'bytes of KV cache (CPU default: what max-num-seqs full sequences need, at most 4 GiB; on CUDA it replaces --gpu-memory-utilization)', num('int'))
     .option('--gpu-memory-utilization <f>', 'CUDA: share of device memory to use (default 0.9)', num('float'))
     .option('--no-enable-prefix-caching', 'do not reuse the KV of shared prompt prefixes')
-    .option('--no-enable-chunked-prefill', 'prefill each prompt in one step');
+    .option('--no-enable-chunked-prefill', 'prefill each prompt in one step')
+    .option('--enforce-eager', 'CUDA: run every step eagerly, without the captured decode graphs')
+    .option('--cuda-graph-sizes <list>', 'CUDA: decode batch sizes to capture, comma separated (default 1,2,4,8, then every 16 up to max-num-seqs)', intList);
 }
 
 interface EngineFlags {
   model: string; tokenizer?: string; device?: string; dtype: string; threads?: number;
   maxNumSeqs?: number; maxNumBatchedTokens?: number; maxModelLen?: number; blockSize?: number; kvCacheBytes?: number;
   gpuMemoryUtilization?: number; enablePrefixCaching: boolean; enableChunkedPrefill: boolean;
+  enforceEager?: boolean; cudaGraphSizes?: number[];
 }
 
 /** Checks the engine flags, applies --threads, and returns the engine's options. */
@@ -85,6 +96,8 @@ function engineOptions(f: EngineFlags): EngineOptions {
   const keys = ['device', 'tokenizer', 'maxNumSeqs', 'maxNumBatchedTokens', 'maxModelLen', 'blockSize', 'kvCacheBytes', 'gpuMemoryUtilization'] as const;
   return {
     model: f.model, dtype: f.dtype, enablePrefixCaching: f.enablePrefixCaching, enableChunkedPrefill: f.enableChunkedPrefill,
+    enforceEager: f.enforceEager === true,
+    ...(f.cudaGraphSizes === undefined ? {} : { cudaGraphCaptureSizes: f.cudaGraphSizes }),
     ...Object.fromEntries(keys.filter((k) => f[k] !== undefined).map((k) => [k, f[k]])),
   };
 }

@@ -11,8 +11,9 @@ export type { HostData, TensorOptions } from './tensor.js';
 export { deviceMemory, memoryStats, numThreads, resetPeakMemory, setNumThreads, synchronize } from './runtime.js';
 export { ModelFormatError } from './errors.js';
 export { Profiler, type Trace, type TraceEvent } from './profiler.js';
+export { CudaGraph } from './cuda-graph.js';
 export {
-  BlockManager, type CreateOptions, EngineCore, type EngineOptions, type EngineStats, type FinishReason, generate, type GenerateOptions,
+  BlockManager, type CreateOptions, type CudaGraphStats, EngineCore, type EngineOptions, type EngineStats, type FinishReason, generate, type GenerateOptions,
   type GenerationResult, type GenerationStream, InferenceEngine, type Prompt, type RequestOptions, type RequestTimings, Scheduler, Sequence, type StreamDelta,
 } from './engine/index.js';
 export {

@@ -137,6 +137,22 @@ export function describeDevices(title: string, body: (device: Device) => void): 
   }
 }
 
+/**
+ * A suite that needs a CUDA device: where none is present its title says why and every test is reported as skipped
+ * (MINI_VLLM_REQUIRE_CUDA=1 runs it anyway, so a missing device fails).
+ */
+export function describeCuda(title: string, body: () => void): void {
+  const skip = !cuda.available && !requireCuda;
+  describe(skip ? `${title} (skipped: ${cuda.error ?? 'CUDA not available'})` : title, function () {
+    if (skip) {
+      before(function () {
+        this.skip();
+      });
+    }
+    body();
+  });
+}
+
 /** Tensor of `data` rounded to dtype on device, and the values it really holds (for the reference). */
 export function upload(data: ArrayLike<number>, shape: number[], dtype: FloatDType, device: Device): [Tensor, Float32Array] {
   const t = Tensor.fromArray(data, shape, { dtype, device });

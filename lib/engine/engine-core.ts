@@ -9,8 +9,11 @@ import type { ResolvedSamplingParams } from '../sampling/params.js';
 import { Sampler, type TokenLogprobs } from '../sampling/sampler.js';
 import { Tensor } from '../tensor.js';
 import { BlockManager } from './block-manager.js';
+import { type CudaGraphStats, cudaGraphBackend, cudaGraphCaptureSizes, type GraphBackend } from './cuda-graphs.js';
 import { ModelRunner } from './model-runner.js';
-import { DEFAULT_CPU_KV_CACHE_BYTES, type EngineOptions, finishEngineOptions, type ResolvedEngineOptions, resolveEngineOptions } from './options.js';
+import {
+  DEFAULT_CPU_KV_CACHE_BYTES, type EngineOptions, finishEngineOptions, maxDecodeBatch, type ResolvedEngineOptions, resolveEngineOptions,
+} from './options.js';
 import { Scheduler, type SchedulerOutput } from './scheduler.js';
 import { type FinishReason, Sequence } from './sequence.js';
 
@@ -58,6 +61,8 @@ export interface EngineStats {
   };
   /** In tokens, over every admission of a sequence (vLLM's counting). */
   prefixCache: { hits: number; queries: number; hitRate: number };
+  /** Decode graphs (CUDA unless enforceEager): sizes captured, capture time, replays; null when every step is eager. */
+  cudaGraphs: CudaGraphStats | null;
   throughput: {
     steps: number;
     promptTokens: number;
@@ -84,7 +89,7 @@ export class EngineCore {
   private disposed = false;
 
   private constructor(loaded: LoadedModel, options: ResolvedEngineOptions & { maxModelLen: number }, numBlocks: number,
-    private readonly ownsModel: boolean) {
+    private readonly ownsModel: boolean, graphBackend: GraphBackend | null = null) {
     this.loaded = loaded;
     this.options = options;
     const { model, config } = loaded;
@@ -92,9 +97,12 @@ export class EngineCore {
     this.kv = model.allocateKvCache(numBlocks, bs);
     try {
       const sampler = new Sampler(config.vocabSize, options.seed === null ? {} : { seed: options.seed });
+      // Decode graphs on CUDA unless enforceEager; a given backend (tests) records them on any device.
+      const backend = options.enforceEager ? null : graphBackend ?? (model.device === 'cuda' ? cudaGraphBackend(0) : null);
+      const graphs = backend && { backend, sizes: options.cudaGraphCaptureSizes ?? cudaGraphCaptureSizes(maxDecodeBatch(options)) };
       this.runner = new ModelRunner(model, this.kv, sampler, {
         maxNumBatchedTokens: options.maxNumBatchedTokens, maxNumSeqs: options.maxNumSeqs, maxBlocksPerSeq: Math.ceil(options.maxModelLen / bs),
-      });
+      }, graphs);
     } catch (e) {
       disposeKvCache(this.kv);
       throw e;
@@ -123,10 +131,12 @@ export class EngineCore {
    * An engine core over a model already loaded on this thread (which stays the caller's: dispose() leaves it). The
    * options' model, device and dtype come from `loaded`.
    */
-  static fromLoaded(loaded: LoadedModel, options: Omit<EngineOptions, 'model' | 'device' | 'dtype' | 'tokenizer'> = {}): EngineCore {
+  static fromLoaded(loaded: LoadedModel, options: Omit<EngineOptions, 'model' | 'device' | 'dtype' | 'tokenizer'> = {},
+    /** @internal records the decode graphs with this backend instead of CUDA's (tests run the graph path on the CPU) */
+    graphBackend: GraphBackend | null = null): EngineCore {
     const resolved = resolveEngineOptions({ ...options, model: loaded.source, device: loaded.model.device, dtype: loaded.model.dtype });
     const opts = finishEngineOptions(resolved, loaded.config);
-    return new EngineCore(loaded, opts, kvBlocks(loaded, opts), false);
+    return new EngineCore(loaded, opts, kvBlocks(loaded, opts), false, graphBackend);
   }
 
   get hasUnfinished(): boolean {
@@ -201,6 +211,7 @@ export class EngineCore {
       },
       scheduler: { running: this.scheduler.running.length, waiting: this.scheduler.waiting.length, preempted: this.scheduler.numPreemptions },
       prefixCache: { ...prefixCache, hitRate: prefixCache.queries > 0 ? prefixCache.hits / prefixCache.queries : 0 },
+      cudaGraphs: this.runner.graphStats(),
       throughput: {
         steps: this.steps, promptTokens: this.promptTokens, generationTokens: this.generationTokens,
         promptTokensPerSecond: span > 0 ? prompt / span : 0, generationTokensPerSecond: span > 0 ? generation / span : 0,

@@ -1,4 +1,8 @@
 export { BlockManager, hashBlock, type PrefixCacheStats } from './block-manager.js';
+export {
+  type CapturedGraph, type CudaGraphStats, cudaGraphBackend, cudaGraphCaptureSizes, DecodeGraphs, type GraphBackend, GraphInputs, graphSizeFor,
+  isUniformDecode,
+} from './cuda-graphs.js';
 export { EngineCore, type EngineRequest, type EngineStats, type RequestOutput } from './engine-core.js';
 export { type CreateOptions, type GenerationStream, InferenceEngine, type Prompt, type RequestOptions } from './inference-engine.js';
 export { generate, type GenerateOptions } from './offline.js';

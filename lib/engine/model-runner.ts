@@ -1,10 +1,12 @@
 // The model runner: turns a scheduled step into the forward pass's flat inputs, runs the model, and samples each
 // sequence that reached its last token with that sequence's own params. Input buffers (host and device) are sized
-// once for the largest step and reused.
+// once for the largest step and reused. With decode graphs, a step of one-token sequences replays a CUDA graph
+// instead (cuda-graphs.ts); every other step runs eagerly.
 import type { KvCache, LlamaModel } from '../model/llama.js';
 import type { Profiler } from '../profiler.js';
 import type { SampleResult, Sampler } from '../sampling/sampler.js';
 import { Tensor } from '../tensor.js';
+import { type CudaGraphStats, DecodeGraphs, type GraphBackend, isUniformDecode } from './cuda-graphs.js';
 import type { SchedulerOutput } from './scheduler.js';
 
 export interface RunnerLimits {
@@ -46,8 +48,11 @@ export class ModelRunner {
   private readonly seqLens: Input; //      [maxNumSeqs]
   private readonly blockTables: Input; //  [maxNumSeqs * maxBlocksPerSeq], used as [numSeqs, widest table]
   private readonly logitsIndices: Input; // [maxNumSeqs]
+  private readonly graphs: DecodeGraphs | null = null;
 
-  constructor(model: LlamaModel, kv: KvCache, sampler: Sampler, limits: RunnerLimits) {
+  /** `graphs`: capture decode graphs of these batch sizes with this backend (null: always eager). */
+  constructor(model: LlamaModel, kv: KvCache, sampler: Sampler, limits: RunnerLimits,
+    graphs: { backend: GraphBackend; sizes: readonly number[] } | null = null) {
     this.model = model;
     this.kv = kv;
     this.sampler = sampler;
@@ -61,10 +66,37 @@ export class ModelRunner {
     this.seqLens = new Input(S, d);
     this.blockTables = new Input(S * B, d);
     this.logitsIndices = new Input(S, d);
+    if (graphs) {
+      try {
+        // the graphs point into the activation buffers: give them their final size before capturing
+        model.reserve(T, S);
+        this.graphs = new DecodeGraphs(model, kv, graphs.backend, graphs.sizes, B);
+      } catch (e) {
+        this.dispose();
+        throw e;
+      }
+    }
+  }
+
+  /** The decode graphs' sizes and counters, or null when every step runs eagerly. */
+  graphStats(): CudaGraphStats | null {
+    return this.graphs?.stats() ?? null;
   }
 
   /** Runs the step; the result has one row per scheduled sequence with `sample` set, in schedule order. */
   run(out: SchedulerOutput, profiler: Profiler | null = null): SampleResult {
+    const seqs = out.scheduled;
+    const graphs = isUniformDecode(seqs) ? this.graphs : null;
+    const forward = () => graphs?.run(seqs, profiler) ?? this.forward(out);
+    const logits = profiler ? profiler.range('forward', forward) : forward();
+    if (!seqs.some((s) => s.sample)) return { tokens: new Int32Array(0), logprobs: [] };
+    const states = seqs.filter((s) => s.sample).map((s) => s.seq.state);
+    const sample = () => this.sampler.sampleWithLogprobs(logits, states, states);
+    return profiler ? profiler.range('sample', sample) : sample();
+  }
+
+  /** The eager forward pass of any step; logits of the sampling sequences in order (one dropped row if none). */
+  private forward(out: SchedulerOutput): Tensor {
     const bs = this.kv.blockSize;
     const seqs = out.scheduled;
     const S = seqs.length;
@@ -92,7 +124,7 @@ export class ModelRunner {
     // A step of prefill chunks only samples nothing; the lm-head still runs on one row, whose logits are dropped.
     const rows = Math.max(numOutputs, 1);
     if (numOutputs === 0) li[0] = t - 1;
-    const forward = () => this.model.forward({
+    return this.model.forward({
       tokenIds: this.tokenIds.upload(t),
       positions: this.positions.upload(t),
       slotMapping: this.slotMapping.upload(t),
@@ -106,14 +138,10 @@ export class ModelRunner {
         maxQueryLen,
       },
     }, this.kv);
-    const logits = profiler ? profiler.range('forward', forward) : forward();
-    if (numOutputs === 0) return { tokens: new Int32Array(0), logprobs: [] };
-    const states = seqs.filter((s) => s.sample).map((s) => s.seq.state);
-    const sample = () => this.sampler.sampleWithLogprobs(logits, states, states);
-    return profiler ? profiler.range('sample', sample) : sample();
   }
 
   dispose(): void {
+    this.graphs?.dispose();
     for (const i of [this.tokenIds, this.positions, this.slotMapping, this.queryStartLoc, this.seqLens, this.blockTables, this.logitsIndices]) i.dispose();
   }
 }

@@ -35,6 +35,13 @@ export interface EngineOptions {
   enableChunkedPrefill?: boolean;
   /** Seeds the draws of requests without their own seed (default: random), and a dummy model's weights (default 0). */
   seed?: number;
+  /** CUDA: run every step eagerly instead of replaying captured decode graphs (vLLM's enforce_eager). Default false. */
+  enforceEager?: boolean;
+  /**
+   * CUDA: the decode batch sizes to capture as graphs (a larger batch runs eagerly). Default 1, 2, 4, 8, then every
+   * 16 up to maxNumSeqs, and maxNumSeqs itself.
+   */
+  cudaGraphCaptureSizes?: number[];
 }
 
 export interface ResolvedEngineOptions {
@@ -51,6 +58,9 @@ export interface ResolvedEngineOptions {
   enablePrefixCaching: boolean;
   enableChunkedPrefill: boolean;
   seed: number | null;
+  enforceEager: boolean;
+  /** null: the default ladder for maxNumSeqs. */
+  cudaGraphCaptureSizes: number[] | null;
 }
 
 export const DEFAULT_MODEL = 'dummy:stories15M';
@@ -92,6 +102,9 @@ export function resolveEngineOptions(options: EngineOptions = {}): ResolvedEngin
   const seed = o['seed'] ?? null;
   if (seed !== null && (typeof seed !== 'number' || !Number.isSafeInteger(seed) || seed < 0))
     throw new TypeError(`InferenceEngine: seed must be a non-negative integer, got ${describeValue(seed)}`);
+  const sizes = o['cudaGraphCaptureSizes'] ?? null;
+  if (sizes !== null && !(Array.isArray(sizes) && sizes.length > 0 && sizes.every((v) => typeof v === 'number')))
+    throw new TypeError(`InferenceEngine: cudaGraphCaptureSizes must be a non-empty array of numbers, got ${describeValue(sizes)}`);
   const r: ResolvedEngineOptions = {
     model, device, dtype, tokenizer,
     maxNumSeqs: posInt(o, 'maxNumSeqs', 256, 65536)!,
@@ -103,10 +116,21 @@ export function resolveEngineOptions(options: EngineOptions = {}): ResolvedEngin
     enablePrefixCaching: bool(o, 'enablePrefixCaching', true),
     enableChunkedPrefill: bool(o, 'enableChunkedPrefill', true),
     seed,
+    enforceEager: bool(o, 'enforceEager', false),
+    cudaGraphCaptureSizes: sizes === null ? null : [...new Set(sizes)].sort((a, b) => a - b),
   };
+  const maxBatch = maxDecodeBatch(r);
+  for (const v of r.cudaGraphCaptureSizes ?? [])
+    if (!Number.isInteger(v) || v < 1 || v > maxBatch)
+      throw new RangeError(`InferenceEngine: cudaGraphCaptureSizes entries must be integers in [1, ${maxBatch}] (the largest decode batch: maxNumSeqs and maxNumBatchedTokens), got ${v}`);
   const known = new Set(Object.keys(r));
   for (const k of Object.keys(o)) if (!known.has(k)) throw new TypeError(`InferenceEngine: unknown option ${JSON.stringify(k)}`);
   return r;
+}
+
+/** The most sequences one decode step can hold: one token each, within both step limits. */
+export function maxDecodeBatch(r: Pick<ResolvedEngineOptions, 'maxNumSeqs' | 'maxNumBatchedTokens'>): number {
+  return Math.min(r.maxNumSeqs, r.maxNumBatchedTokens);
 }
 
 /** The options once the model's config is known: maxModelLen filled in and checked against the model and the budget. */

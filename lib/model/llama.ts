@@ -28,6 +28,8 @@ export interface ForwardInput {
 class Workspace {
   tokens = 0;
   outputs = 0;
+  /** Bumped whenever a buffer is replaced (a CUDA graph captured before then points at freed memory). */
+  generation = 0;
   bufs: Record<'hidden' | 'residual' | 'qkv' | 'attn' | 'gateUp' | 'act', Tensor> | null = null;
   out: { last: Tensor; logits: Tensor } | null = null;
 
@@ -49,12 +51,14 @@ class Workspace {
         act: Tensor.empty([n, c.intermediateSize], opts),
       };
       this.tokens = n;
+      ++this.generation;
     }
     if (outputs > this.outputs) {
       this.disposeOutputs();
       const n = Math.max(outputs, 2 * this.outputs);
       this.out = { last: Tensor.empty([n, c.hiddenSize], opts), logits: Tensor.empty([n, c.vocabSize], opts) };
       this.outputs = n;
+      ++this.generation;
     }
   }
 
@@ -99,6 +103,18 @@ export class LlamaModel {
 
   get weightsBytes(): number {
     return weightsBytes(this.weights);
+  }
+
+  /** Grows the activation buffers to hold a step of `tokens` tokens and `outputs` logits rows (they never shrink). */
+  reserve(tokens: number, outputs: number): void {
+    if (!Number.isInteger(tokens) || tokens < 1) throw new RangeError(`LlamaModel.reserve: tokens must be a positive integer, got ${tokens}`);
+    if (!Number.isInteger(outputs) || outputs < 1) throw new RangeError(`LlamaModel.reserve: outputs must be a positive integer, got ${outputs}`);
+    this.ws.ensure(tokens, outputs);
+  }
+
+  /** Changes whenever forward() replaced an activation buffer (a step larger than any before, past reserve()). */
+  get workspaceGeneration(): number {
+    return this.ws.generation;
   }
 
   /** Bytes of K and V for one cache slot over all layers. */
