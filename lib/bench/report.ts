@@ -2,6 +2,7 @@
 // latency CDFs and throughput against concurrency as inline SVG (no scripts, nothing fetched: it opens offline).
 import type { Metrics, Summary } from './metrics.js';
 import { requestLatencies } from './metrics.js';
+import type { CudaGraphStats } from '../engine/index.js';
 import type { BenchReport, RunResult } from './runner.js';
 
 const W = 50;
@@ -45,6 +46,12 @@ export function metricsTable(title: string, m: Metrics, extra: string[] = []): s
   ].join('\n');
 }
 
+function decodeLine(g: CudaGraphStats | null): string {
+  if (g === null) return 'decode: eager (no CUDA graphs)';
+  const sizes = g.sizes.length > 6 ? `${g.sizes.slice(0, 5).join(', ')}, ..., ${g.sizes.at(-1)}` : g.sizes.join(', ');
+  return `decode: CUDA graphs for batch ${sizes} (${g.sizes.length} sizes, ${g.captures} captures in ${(g.captureMs / 1000).toFixed(2)} s), ${g.replays} steps replayed`;
+}
+
 /** Every section of a report as text, in the order it ran. */
 export function summaryText(r: BenchReport): string {
   const parts: string[] = [[
@@ -52,6 +59,7 @@ export function summaryText(r: BenchReport): string {
     `machine: ${r.machine.cpu}, ${r.machine.cores} cores${r.machine.gpus.length ? `, ${r.machine.gpus.join(', ')}` : ''}${r.bandwidth ? `; ${r.bandwidth.kind}: ${r.bandwidth.gbPerSecond.toFixed(1)} GB/s` : ''}`,
     ...(r.target === 'engine' ? [] : [`target: ${r.target} over HTTP (streamed /v1/completions, a token per chunk)`]),
     `workload: ${r.config.inputLen} tokens in, ${r.config.outputLen} out (random ids, EOS ignored), seed ${r.config.seed}`,
+    ...(r.cudaGraphs === undefined ? [] : [decodeLine(r.cudaGraphs)]),
   ].join('\n')];
   if (r.throughput) parts.push(metricsTable('Throughput Benchmark Result', r.throughput.metrics, [row('Prompts (all at once)', String(r.config.numPrompts))]));
   if (r.latency) {
