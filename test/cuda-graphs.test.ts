@@ -229,7 +229,13 @@ describe(`decode graphs replay what eager execution computes (cpu, recording bac
     try {
       expect(backend.captures, 'every size captured once, largest first').to.deep.equal([8, 4, 2, 1]);
       zeroKv(core);
-      const run = runAll(core, prompts, params);
+      // buffers are reused: once the first steps ran, no step allocates a tensor
+      let allocations = -1;
+      const run = runAll(core, prompts, params, (step) => {
+        const now = memoryStats().cpu.allocations;
+        if (step === 2) allocations = now;
+        else if (step > 2) expect(now, `live tensors after step ${step}`).to.equal(allocations);
+      });
       expect(run.tokens).to.deep.equal(eager.tokens);
       expect(run.logprobs, 'logits bit-equal').to.deep.equal(eager.logprobs);
       // padding rows have slot -1, so nothing but the real tokens' K/V reached the cache
