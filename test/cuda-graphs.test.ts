@@ -12,6 +12,7 @@ import {
 import { backends, CudaGraph, type FloatDType, MiniVllmError, ops, Tensor } from '../lib/index.js';
 import { type LoadedModel, loadModel } from '../lib/model/index.js';
 import { native } from '../lib/native.js';
+import { Profiler, summarizeTrace, type Trace } from '../lib/profiler.js';
 import { memoryStats } from '../lib/runtime.js';
 import { resolveSamplingParams, type SamplingParams } from '../lib/sampling/params.js';
 import { describeCuda, expectThrow, prng, sharedModels } from './helpers.js';
@@ -285,6 +286,41 @@ describe(`decode graphs replay what eager execution computes (cpu, recording bac
     }
   });
 
+  it('profiled, a replayed decode step is one cudaGraphReplay op naming its graph and batch', () => {
+    const backend = recordingBackend();
+    const core = EngineCore.fromLoaded(m, opts, backend);
+    const profiler = new Profiler('cpu', 0, 1000);
+    let trace: Trace;
+    profiler.start();
+    try {
+      runAll(core, prompts.slice(0, 3), params.slice(0, 3));
+    } finally {
+      trace = profiler.stop();
+      core.dispose();
+    }
+    const replays = trace.traceEvents.filter((e) => e.name === 'cudaGraphReplay');
+    expect(replays).to.have.length(backend.replays);
+    expect(replays[0]!.cat).to.equal('op');
+    expect(replays[0]!.args, 'three sequences run the graph of 4').to.deep.equal({ batch: 4, numSeqs: 3 });
+    expect(summarizeTrace(trace).ops.map((o) => o.name)).to.include('cudaGraphReplay');
+  });
+
+  it('Profiler.paused: what runs inside is not recorded (a capture must not record the profiler\'s events)', () => {
+    const a = Tensor.fromArray([1, 2], [1, 2]), out = Tensor.zeros([1, 2]);
+    const profiler = new Profiler('cpu', 0, 5);
+    let trace: Trace;
+    profiler.start();
+    try {
+      Profiler.paused(() => ops.add(out, a, a));
+      expect(profiler.recording, 'the wrappers are back after the pause').to.equal(true);
+      ops.add(out, out, a);
+    } finally {
+      trace = profiler.stop();
+      [a, out].forEach((t) => t.dispose());
+    }
+    expect(trace.traceEvents.filter((e) => e.name === 'add')).to.have.length(1);
+  });
+
   it('enforceEager turns graphs off; a failed capture frees what the engine allocated', () => {
     const backend = recordingBackend();
     const core = EngineCore.fromLoaded(m, { ...opts, enforceEager: true }, backend);
@@ -313,9 +349,9 @@ describe('CudaGraph without a device, and bad handles', () => {
 
 describeCuda('CUDA stream capture', () => {
   it('records without running, replays with the buffers\' new contents, and disposes once', () => {
-    const a = Tensor.fromArray([1, 2, 3, 4], [4], { device: 'cuda' });
-    const b = Tensor.fromArray([10, 20, 30, 40], [4], { device: 'cuda' });
-    const out = Tensor.full([4], -1, { device: 'cuda' });
+    const a = Tensor.fromArray([1, 2, 3, 4], [1, 4], { device: 'cuda' });
+    const b = Tensor.fromArray([10, 20, 30, 40], [1, 4], { device: 'cuda' });
+    const out = Tensor.full([1, 4], -1, { device: 'cuda' });
     try {
       const { graph, result } = CudaGraph.capture(() => {
         ops.add(out, a, b);
@@ -338,7 +374,7 @@ describeCuda('CUDA stream capture', () => {
   });
 
   it('a capture that copies from the host fails with an error, and the stream works after', () => {
-    const t = Tensor.zeros([4], { device: 'cuda' });
+    const t = Tensor.zeros([1, 4], { device: 'cuda' });
     try {
       expect(() => CudaGraph.capture(() => t.write(Float32Array.from([1, 2, 3, 4])))).to.throw(MiniVllmError);
       expect(() => CudaGraph.capture(() => CudaGraph.capture(() => 0)), 'captures do not nest').to.throw(RangeError, /already capturing/);
