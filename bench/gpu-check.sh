@@ -9,18 +9,9 @@ cd "$(dirname "$0")/.."
 out=${1:-${OUT:-gpu-check-out}}
 mkdir -p "$out"
 exec > >(tee "$out/gpu-check.log") 2>&1
-section() { printf '\n======== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 export PYTHONUNBUFFERED=1
 
-section "machine and commit"
-nvidia-smi || true
-echo "commit: $(cat .device/COMMIT 2>/dev/null || echo unknown)"
-source .device/setup.sh
-[ -d .device/models ] && export MINI_VLLM_MODELS="$PWD/.device/models/"
-export MINI_VLLM_ADDON="$PWD/.device/mini_vllm.node" MINI_VLLM_COMMIT="$(head -n 1 .device/COMMIT 2>/dev/null || echo unknown)"
-[ -e node_modules ] || ln -s .device/node_modules node_modules
-[ -e dist ] || ln -s .device/dist dist
-node --input-type=module -e "import { backends } from './dist/lib/index.js'; console.log(JSON.stringify(backends(), null, 2));" | tee "$out/backends.json"
+source bench/gpu-setup.sh
 
 section "test suite, CUDA required"
 # The server's tests (CPU only, through the openai client, which is not packed) run in CI, not here.

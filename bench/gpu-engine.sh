@@ -9,17 +9,8 @@ cd "$(dirname "$0")/.."
 out=${1:-${OUT:-gpu-engine-out}}
 mkdir -p "$out"
 exec > >(tee "$out/gpu-engine.log") 2>&1
-section() { printf '\n======== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 
-section "machine and commit"
-nvidia-smi || true
-echo "commit: $(cat .device/COMMIT 2>/dev/null || echo unknown)"
-source .device/setup.sh
-[ -d .device/models ] && export MINI_VLLM_MODELS="$PWD/.device/models/"
-export MINI_VLLM_ADDON="$PWD/.device/mini_vllm.node" MINI_VLLM_COMMIT="$(head -n 1 .device/COMMIT 2>/dev/null || echo unknown)"
-[ -e node_modules ] || ln -s .device/node_modules node_modules
-[ -e dist ] || ln -s .device/dist dist
-node --input-type=module -e "import { backends } from './dist/lib/index.js'; console.log(JSON.stringify(backends(), null, 2));" | tee "$out/backends.json"
+source bench/gpu-setup.sh
 # --no-config: the config's spec list would add every test file to the one named
 mocha=(env MINI_VLLM_REQUIRE_CUDA=1 node --expose-gc node_modules/mocha/bin/mocha.js --no-config --reporter ./test/reporter.cjs --timeout 300000)
 # A dry run without a GPU checks the script's own logic:

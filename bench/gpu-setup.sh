@@ -1,0 +1,13 @@
+# Sourced by bench/gpu-check.sh and bench/gpu-engine.sh on the GPU machine, with $out set: a `section` header, the
+# machine and the commit, Node and the packed addon, dist and packages from .device/ (bench/gpu-pack.sh), backends().
+section() { printf '\n======== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
+
+section "machine and commit"
+nvidia-smi || true
+echo "commit: $(cat .device/COMMIT 2>/dev/null || echo unknown)"
+source .device/setup.sh
+[ -d .device/models ] && export MINI_VLLM_MODELS="$PWD/.device/models/"
+export MINI_VLLM_ADDON="$PWD/.device/mini_vllm.node" MINI_VLLM_COMMIT="$(head -n 1 .device/COMMIT 2>/dev/null || echo unknown)"
+[ -e node_modules ] || ln -s .device/node_modules node_modules
+[ -e dist ] || ln -s .device/dist dist
+node --input-type=module -e "import { backends } from './dist/lib/index.js'; console.log(JSON.stringify(backends(), null, 2));" | tee "$out/backends.json"
