@@ -166,7 +166,6 @@ export interface CudaGraphStats {
 interface Entry {
   graph: CapturedGraph;
   logits: Tensor; // [size, vocab], a view of the model's output buffer
-  input: ForwardInput;
   workspace: number; // the model's workspace generation at capture
 }
 
@@ -198,10 +197,6 @@ export class DecodeGraphs {
       this.dispose();
       throw e;
     }
-  }
-
-  get maxBatch(): number {
-    return this.inputs.maxBatch;
   }
 
   stats(): CudaGraphStats {
@@ -243,7 +238,7 @@ export class DecodeGraphs {
     synchronize(this.model.device);
     const workspace = this.model.workspaceGeneration;
     const { graph, result: logits } = this.backend.capture(() => this.model.forward(input, this.kv));
-    const entry: Entry = { graph, logits, input, workspace };
+    const entry: Entry = { graph, logits, workspace };
     this.graphs.set(size, entry);
     ++this.captures;
     this.captureMs += performance.now() - t0;
