@@ -1,7 +1,7 @@
-// Run from the repository root after `npm run build`: node bench/results/<this folder>/check.mjs
+// Run from the repository root after `npm run build`: node bench/scripts/model-checks.mjs
 // stories260K logits vs run.c per dtype, greedy agreement with run.c over 200 steps, dummy load times.
 import { readFileSync } from 'node:fs';
-import { generate, loadModel, Tensor } from '../../../dist/lib/index.js';
+import { generate, loadModel, Tensor } from '../../dist/lib/index.js';
 
 const dir = '../shared/models/stories260K/';
 const g = JSON.parse(readFileSync(dir + 'golden.json', 'utf8'));

@@ -1,5 +1,5 @@
-import { loadModel, EngineCore, resolveSamplingParams, Tensor, ops } from '../../../dist/lib/index.js';
-import { native } from '../../../dist/lib/native.js';
+import { loadModel, EngineCore, resolveSamplingParams, Tensor, ops } from '../../dist/lib/index.js';
+import { native } from '../../dist/lib/native.js';
 const med = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
 function bw() { const n = (1 << 30) / 4; const b = Tensor.full([n], 1); native.streamRead(b); const t = []; for (let i = 0; i < 5; ++i) { const s = performance.now(); native.streamRead(b); t.push(performance.now() - s); } b.dispose(); return n * 4 / med(t) / 1e6; }
 const m = await loadModel('dummy:stories110M', { device: 'cpu' });

@@ -1,4 +1,4 @@
-import { InferenceEngine } from '../../../dist/lib/index.js';
+import { InferenceEngine } from '../../dist/lib/index.js';
 const engine = await InferenceEngine.create({ model: 'dummy:stories15M', device: 'cpu', maxNumSeqs: 4 });
 let failures = 0;
 for (let i = 0; i < 25; ++i) {
