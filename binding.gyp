@@ -7,22 +7,8 @@
   "targets": [
     {
       "target_name": "mini_vllm",
-      "sources": [
-        "csrc/binding/addon.cc",
-        "csrc/binding/args.cc",
-        "csrc/binding/storage.cc",
-        "csrc/cpu/activation.cc",
-        "csrc/cpu/attention.cc",
-        "csrc/cpu/cache.cc",
-        "csrc/cpu/elementwise.cc",
-        "csrc/cpu/embedding.cc",
-        "csrc/cpu/sampling.cc",
-        "csrc/cpu/layernorm.cc",
-        "csrc/cpu/linear.cc",
-        "csrc/cpu/memory.cc",
-        "csrc/cpu/parallel.cc",
-        "csrc/cpu/pos_encoding.cc"
-      ],
+      # csrc/sources.mjs is the one source list (CMakeLists.txt reads it too)
+      "sources": ["<!@(node csrc/sources.mjs cpu)"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [
         "NAPI_VERSION=8",

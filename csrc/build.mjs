@@ -30,14 +30,22 @@ function cmakeBuild() {
   // Configure every time (cheap, objects are kept): `cmake-js compile` skips configuring an existing build
   // directory, so a changed MINI_VLLM_* variable would be silently ignored.
   const configure = [
-    cmakeJs, 'configure', '--out', out,
+    cmakeJs,
+    'configure',
+    '--out',
+    out,
     `--CDMINI_VLLM_CUDA=${env('MINI_VLLM_CUDA', 'AUTO')}`,
     `--CDMINI_VLLM_CUDA_ARCHS=${env('MINI_VLLM_CUDA_ARCHS', '80-real;86-real;89-real;90-real;90-virtual')}`,
     `--CDMINI_VLLM_CPU_ARCH=${env('MINI_VLLM_CPU_ARCH', 'native')}`,
     `--CDNODE_EXECUTABLE=${process.execPath}`,
   ];
   let status = run(process.execPath, configure, root);
-  if (status === 0) status = run(process.execPath, [cmakeJs, 'build', '--out', out, '--parallel', String(availableParallelism())], root);
+  if (status === 0)
+    status = run(
+      process.execPath,
+      [cmakeJs, 'build', '--out', out, '--parallel', String(availableParallelism())],
+      root,
+    );
   const summaryFile = join(root, out, 'mini_vllm_build.txt');
   if (status !== 0 || !existsSync(summaryFile)) {
     console.error(`mini-vllm: native build failed (cmake-js exit ${status}); the messages above say why`);
@@ -58,7 +66,8 @@ function gypBuild() {
   const prefix = resolve(dirname(process.execPath), '..');
   const args = [nodeGyp, 'rebuild', `-j`, String(availableParallelism())];
   if (existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
-  args.push('--', `-Dcpu_arch=${env('MINI_VLLM_CPU_ARCH', 'native') === 'portable' ? 'x86-64-v3' : env('MINI_VLLM_CPU_ARCH', 'native')}`);
+  const cpuArch = env('MINI_VLLM_CPU_ARCH', 'native');
+  args.push('--', `-Dcpu_arch=${cpuArch === 'portable' ? 'x86-64-v3' : cpuArch}`);
   const status = run(process.execPath, args, stage);
   if (status !== 0) {
     console.error(`mini-vllm: node-gyp build failed (exit ${status}); the messages above say why`);

@@ -7,8 +7,6 @@
 
 namespace mvllm::binding {
 
-namespace {
-
 const char* js_type(const Napi::Value& v) {
   switch (v.Type()) {
     case napi_undefined: return "undefined";
@@ -24,6 +22,8 @@ const char* js_type(const Napi::Value& v) {
   }
   return "value";
 }
+
+namespace {
 
 // A non-negative integer below `limit`, read from a JS number.
 int64_t to_index(const Napi::Value& v, int64_t limit, const char* op, const char* what) {
@@ -68,8 +68,10 @@ TensorView to_tensor(const Napi::Value& v, const char* op, const char* name) {
   for (int i = 0; i < t.ndim; ++i) {
     t.shape[i] = to_index(sh.Get(uint32_t(i)), int64_t(1) << 31, op, "a tensor dim");
     t.strides[i] = to_index(st.Get(uint32_t(i)), int64_t(1) << 40, op, "a tensor stride");
-    if (t.shape[i] == 0) empty = true;
-    else last += (unsigned __int128)(t.shape[i] - 1) * (unsigned __int128)t.strides[i];
+    if (t.shape[i] == 0)
+      empty = true;
+    else
+      last += (unsigned __int128)(t.shape[i] - 1) * (unsigned __int128)t.strides[i];
   }
   const int64_t offset = to_index(o.Get("offset"), int64_t(1) << 50, op, "a tensor offset");
   const size_t item = dtype_size(t.dtype);
@@ -84,6 +86,24 @@ TensorView to_optional_tensor(const Napi::Value& v, const char* op, const char* 
   if (v.IsNull() || v.IsUndefined()) return TensorView{};
   return to_tensor(v, op, name);
 }
+
+int64_t to_hint(const Napi::Value& v, const char* op, const char* name) {
+  if (v.IsUndefined() || v.IsNull()) return -1;
+  const double d = to_number(v, op, name);
+  if (d == -1) return -1;
+  if (!(d >= 0 && d <= 2147483647.0) || d != double(int64_t(d)))
+    fail(ErrorKind::Range, op, ": ", name, " must be a non-negative integer, got ", d);
+  return int64_t(d);
+}
+
+int to_device_index(const Napi::Value& v, const char* op) {
+  const double d = to_number(v, op, "deviceIndex");
+  if (!(d >= 0 && d < 64) || d != double(int(d)))
+    fail(ErrorKind::Range, op, ": deviceIndex must be an integer in [0, 64), got ", d);
+  return int(d);
+}
+
+void no_cuda() { fail(ErrorKind::Unsupported, "this build of mini-vllm has no CUDA backend (built without nvcc)"); }
 
 double to_number(const Napi::Value& v, const char* op, const char* name) {
   if (!v.IsNumber()) fail(ErrorKind::Type, op, ": ", name, " must be a number, got ", js_type(v));
@@ -101,9 +121,9 @@ void expect_args(const Napi::CallbackInfo& info, size_t n, const char* op) {
 
 Napi::Error to_js_error(Napi::Env env, const std::exception& e) {
   const auto* me = dynamic_cast<const Error*>(&e);
-  const char* code = me                                     ? error_code(me->kind())
+  const char* code = me                                        ? error_code(me->kind())
                      : dynamic_cast<const std::bad_alloc*>(&e) ? error_code(ErrorKind::OutOfMemory)
-                                                             : "ERR_INTERNAL";
+                                                               : "ERR_INTERNAL";
   Napi::Error err;
   if (me && me->kind() == ErrorKind::Type) {
     err = Napi::TypeError::New(env, e.what());

@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <string>
+#include <type_traits>
 
 #include "../core/error.h"
 #include "../core/tensor.h"
@@ -23,8 +24,29 @@ TensorView to_tensor(const Napi::Value& v, const char* op, const char* name);
 // The same, but null/undefined gives a view with data == nullptr.
 TensorView to_optional_tensor(const Napi::Value& v, const char* op, const char* name);
 double to_number(const Napi::Value& v, const char* op, const char* name);
+// An optional non-negative integer hint (pagedAttention's maxSeqLen): -1, undefined or null mean none (-1).
+int64_t to_hint(const Napi::Value& v, const char* op, const char* name);
+// A CUDA device index argument; the runtime checks that the device exists.
+int to_device_index(const Napi::Value& v, const char* op);
+// What a JS value is, for messages: "number", "array", "null", ...
+const char* js_type(const Napi::Value& v);
 bool to_bool(const Napi::Value& v, const char* op, const char* name);
 void expect_args(const Napi::CallbackInfo& info, size_t n, const char* op);
+
+// Throws Unsupported: this build has no CUDA backend.
+[[noreturn]] void no_cuda();
+
+// A call that needs the CUDA backend: the statement where it is compiled in, else Unsupported. MVLLM_IF_CUDA: the
+// statement where CUDA is compiled in, else nothing (calls that have nothing to do without a device).
+#ifdef MINI_VLLM_WITH_CUDA
+constexpr bool kCudaCompiled = true;
+#define MVLLM_CUDA_ONLY(...) __VA_ARGS__
+#define MVLLM_IF_CUDA(...) __VA_ARGS__
+#else
+constexpr bool kCudaCompiled = false;
+#define MVLLM_CUDA_ONLY(...) ::mvllm::binding::no_cuda()
+#define MVLLM_IF_CUDA(...)
+#endif
 
 // Converts an mvllm::Error (and anything else C++ throws) into the matching JS exception.
 Napi::Error to_js_error(Napi::Env env, const std::exception& e);
@@ -39,6 +61,19 @@ Napi::Value guarded(const Napi::CallbackInfo& info, F&& body) {
   } catch (const std::exception& e) {
     throw to_js_error(info.Env(), e);
   }
+}
+
+// Runs `body` like guarded() and returns what it returns as a JS value (nothing: undefined; numbers, booleans).
+template <typename F>
+Napi::Value run(const Napi::CallbackInfo& info, F&& body) {
+  return guarded(info, [&]() -> Napi::Value {
+    if constexpr (std::is_void_v<decltype(body())>) {
+      body();
+      return info.Env().Undefined();
+    } else {
+      return Napi::Value::From(info.Env(), body());
+    }
+  });
 }
 
 }  // namespace mvllm::binding

@@ -34,12 +34,11 @@ MemoryCounters memory_counters(Device device) {
 void reset_peak(Device device) { g_peak[int(device)] = g_bytes[int(device)].load(); }
 
 Napi::Function Storage::Define(Napi::Env env) {
-  return DefineClass(env, "Storage",
-                     {InstanceMethod<&Storage::Free>("free"),
-                      InstanceAccessor<&Storage::GetDisposed>("disposed"),
-                      InstanceAccessor<&Storage::GetByteLength>("byteLength"),
-                      InstanceAccessor<&Storage::GetDevice>("device"),
-                      InstanceAccessor<&Storage::GetDeviceIndex>("deviceIndex")});
+  return DefineClass(
+      env, "Storage",
+      {InstanceMethod<&Storage::Free>("free"), InstanceAccessor<&Storage::GetDisposed>("disposed"),
+       InstanceAccessor<&Storage::GetByteLength>("byteLength"), InstanceAccessor<&Storage::GetDevice>("device"),
+       InstanceAccessor<&Storage::GetDeviceIndex>("deviceIndex")});
 }
 
 // new Storage(device: 'cpu' | 'cuda', deviceIndex: number, byteLength: number)

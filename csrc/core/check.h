@@ -45,8 +45,8 @@ class Check {
 
   void dim(const TensorView& t, const char* name, int d, int64_t expected, const char* what) const {
     if (t.size(d) != expected)
-      fail(ErrorKind::Range, op_, ": ", name, " shape ", t.shape_str(), " has dim ", d, " = ", t.size(d),
-           ", expected ", expected, " (", what, ")");
+      fail(ErrorKind::Range, op_, ": ", name, " shape ", t.shape_str(), " has dim ", d, " = ", t.size(d), ", expected ",
+           expected, " (", what, ")");
   }
 
   void contiguous(const TensorView& t, const char* name) const {

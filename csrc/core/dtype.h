@@ -11,8 +11,12 @@ namespace mvllm {
 enum class DType : int { Float32 = 0, Float16 = 1, BFloat16 = 2, Int32 = 3 };
 
 // Tag types for 16-bit storage on the host; CUDA code uses __half / __nv_bfloat16 instead.
-struct f16 { uint16_t bits; };
-struct bf16 { uint16_t bits; };
+struct f16 {
+  uint16_t bits;
+};
+struct bf16 {
+  uint16_t bits;
+};
 
 inline size_t dtype_size(DType t) {
   switch (t) {
@@ -35,17 +39,23 @@ inline const char* dtype_name(DType t) {
 }
 
 inline bool parse_dtype(const std::string& s, DType* out) {
-  if (s == "float32") { *out = DType::Float32; return true; }
-  if (s == "float16") { *out = DType::Float16; return true; }
-  if (s == "bfloat16") { *out = DType::BFloat16; return true; }
-  if (s == "int32") { *out = DType::Int32; return true; }
+  for (DType t : {DType::Float32, DType::Float16, DType::BFloat16, DType::Int32})
+    if (s == dtype_name(t)) return *out = t, true;
   return false;
 }
 
 inline bool is_float(DType t) { return t != DType::Int32; }
 
-inline uint32_t float_bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
-inline float bits_float(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
+inline uint32_t float_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+inline float bits_float(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
 
 inline float bf16_to_float(uint16_t h) { return bits_float(uint32_t(h) << 16); }
 
@@ -75,7 +85,7 @@ inline uint16_t float_to_f16(float f) {
   uint16_t sign = uint16_t((u >> 16) & 0x8000u);
   uint32_t a = u & 0x7fffffffu;
   if (a > 0x7f800000u) return uint16_t(sign | 0x7e00u | ((a >> 13) & 0x3ffu));  // NaN
-  if (a >= 0x477ff000u) return uint16_t(sign | 0x7c00u);  // rounds to >= 65520: infinity
+  if (a >= 0x477ff000u) return uint16_t(sign | 0x7c00u);                        // rounds to >= 65520: infinity
   if (a < 0x38800000u) {
     // result is subnormal or zero: round a * 2^24 to an integer, ties to even
     float v = bits_float(a) * 16777216.0f;  // exact: scaling by a power of two
@@ -90,3 +100,25 @@ inline uint16_t float_to_f16(float f) {
 }
 
 }  // namespace mvllm
+
+// Runs the statement with T bound to the storage type of a float dtype, as a backend names the three types: the CPU
+// (float, f16, bf16) and CUDA (float, __half, __nv_bfloat16) dispatch macros are this one.
+#define MVLLM_DISPATCH_FLOAT_AS(dtype, T, F32, F16, BF16, ...) \
+  switch (dtype) {                                             \
+    case ::mvllm::DType::Float32: {                            \
+      using T = F32;                                           \
+      __VA_ARGS__;                                             \
+      break;                                                   \
+    }                                                          \
+    case ::mvllm::DType::Float16: {                            \
+      using T = F16;                                           \
+      __VA_ARGS__;                                             \
+      break;                                                   \
+    }                                                          \
+    case ::mvllm::DType::BFloat16: {                           \
+      using T = BF16;                                          \
+      __VA_ARGS__;                                             \
+      break;                                                   \
+    }                                                          \
+    default: break;                                            \
+  }

@@ -39,9 +39,10 @@ inline void check_fused_add_rms_norm(const TensorView& x, const TensorView& resi
   c.distinct(x, "x", residual, "residual");
 }
 
-// key.data == nullptr means no key.
-inline void check_rotary_embedding(const TensorView& positions, const TensorView& query, const TensorView& key,
-                                   double head_size, const TensorView& cache) {
+// positions: int32 [numTokens]; query: [numTokens, numHeads * headSize]; key: [numTokens, numKvHeads * headSize] or
+// none (data == nullptr); cos_sin_cache: [maxPosition, rotaryDim], cos half then sin half.
+inline void check_rotary_embedding(const TensorView& positions, const TensorView& query, const MaybeTensor& key,
+                                   double head_size, const TensorView& cache, bool is_neox) {
   const Check c("rotaryEmbedding");
   c.dtype(positions, "positions", DType::Int32);
   c.float_dtype(query, "query");
@@ -111,8 +112,8 @@ inline void check_kv_caches(const Check& c, const TensorView& k, const TensorVie
 
 // Per-token [numTokens, numHeads, headSize] rows: heads may be strided (a view of a fused qkv buffer), each
 // head's headSize values must be dense.
-inline void check_heads(const Check& c, const TensorView& t, const char* name, int64_t tokens,
-                        int64_t heads, int64_t head_size, const char* heads_what) {
+inline void check_heads(const Check& c, const TensorView& t, const char* name, int64_t tokens, int64_t heads,
+                        int64_t head_size, const char* heads_what) {
   c.ndim(t, name, 3, "[numTokens, numHeads, headSize]");
   c.dim(t, name, 0, tokens, "numTokens");
   c.dim(t, name, 1, heads, heads_what);
@@ -136,8 +137,7 @@ inline void check_reshape_and_cache(const TensorView& key, const TensorView& val
   c.contiguous(slot_mapping, "slotMapping");
   const int64_t tokens = slot_mapping.size(0);
   check_heads(c, key, "key", tokens, key_cache.size(2), key_cache.size(3), "numKvHeads of keyCache");
-  check_heads(c, value, "value", tokens, key_cache.size(2), key_cache.size(3),
-              "numKvHeads of keyCache");
+  check_heads(c, value, "value", tokens, key_cache.size(2), key_cache.size(3), "numKvHeads of keyCache");
 }
 
 // The attention metadata of one step (all int32, on the op's device).
@@ -170,8 +170,7 @@ inline void check_paged_attention(const TensorView& out, const TensorView& query
   check_heads(c, query, "query", tokens, heads, head_size, "numHeads");
   check_heads(c, out, "out", tokens, heads, head_size, "numHeads of query");
   if (kv_heads < 1 || heads % kv_heads != 0)
-    fail(ErrorKind::Range, "pagedAttention: numHeads (", heads, ") must be a multiple of numKvHeads (", kv_heads,
-         ")");
+    fail(ErrorKind::Range, "pagedAttention: numHeads (", heads, ") must be a multiple of numKvHeads (", kv_heads, ")");
   for (const TensorView* t : {&m.query_start_loc, &m.seq_lens, &m.block_tables}) {
     const char* name = t == &m.query_start_loc ? "queryStartLoc" : t == &m.seq_lens ? "seqLens" : "blockTables";
     c.dtype(*t, name, DType::Int32);
@@ -197,7 +196,8 @@ inline void check_paged_attention(const TensorView& out, const TensorView& query
 
 // out = x · weightᵀ (+ bias). x, out: [numTokens, in] / [numTokens, out] (rows may be strided);
 // weight: dense [outFeatures, inFeatures], any float dtype; bias: [outFeatures] in out's dtype, or data == null.
-inline void check_linear(const TensorView& out, const TensorView& x, const TensorView& weight, const TensorView& bias) {
+inline void check_linear(const TensorView& out, const TensorView& x, const TensorView& weight,
+                         const MaybeTensor& bias) {
   const Check c("linear");
   c.float_dtype(x, "x");
   c.float_dtype(weight, "weight");
@@ -224,10 +224,9 @@ inline void check_linear(const TensorView& out, const TensorView& x, const Tenso
 }
 
 // out[i] = table[indices[i]]: out [n, hidden], table [rows, hidden] (rows may be strided), indices int32 [n].
-// names: what the op calls its three tensors (embedding: out, ids, table; gatherRows: out, indices, x).
-inline void check_gather_rows(const char* op, const TensorView& out, const TensorView& indices, const char* index_name,
-                              const TensorView& table, const char* table_name) {
-  const Check c(op);
+// The names are what the op calls its index and table tensors (embedding: ids, table; gatherRows: indices, x).
+inline void check_row_gather(const Check& c, const TensorView& out, const TensorView& indices, const char* index_name,
+                             const TensorView& table, const char* table_name) {
   c.float_dtype(table, table_name);
   c.same_dtype(out, "out", table, table_name);
   c.same_device(out, "out", table, table_name);
@@ -242,6 +241,16 @@ inline void check_gather_rows(const char* op, const TensorView& out, const Tenso
   c.rows_dense(out, "out");
   c.rows_dense(table, table_name);
   c.distinct(out, "out", table, table_name);
+}
+
+// out: [numTokens, hidden], written; ids: int32 [numTokens]; table: [vocabSize, hidden]
+inline void check_embedding(const TensorView& out, const TensorView& ids, const TensorView& table) {
+  check_row_gather(Check("embedding"), out, ids, "ids", table, "table");
+}
+
+// out: [n, hidden], written; x: [numTokens, hidden]; indices: int32 [n]
+inline void check_gather_rows(const TensorView& out, const TensorView& x, const TensorView& indices) {
+  check_row_gather(Check("gatherRows"), out, indices, "indices", x, "x");
 }
 
 // out = a + b, all [numTokens, hidden] of one dtype (rows may be strided); out may be a or b.
@@ -296,8 +305,8 @@ inline void check_attention_meta_values(const AttentionMeta& m, int64_t num_toke
     for (int64_t b = 0; b < (len + block_size - 1) / block_size; ++b) {
       const int32_t id = tables[s * width + b];
       if (id < 0 || id >= num_blocks)
-        fail(ErrorKind::Range, "pagedAttention: blockTables[", s, ", ", b, "] = ", id, " is outside [0, numBlocks = ",
-             num_blocks, ")");
+        fail(ErrorKind::Range, "pagedAttention: blockTables[", s, ", ", b, "] = ", id,
+             " is outside [0, numBlocks = ", num_blocks, ")");
     }
   }
 }
@@ -312,5 +321,86 @@ inline void check_fill_uniform(const TensorView& t, double low, double high, dou
   if (!(seed >= 0 && seed <= 4294967295.0) || seed != double(int64_t(seed)))
     fail(ErrorKind::Range, "fillUniform: seed must be an integer in [0, 2^32), got ", seed);
 }
+
+// ---- sampling (host arrays) ----
+
+// sampleRows' per-row settings, each a host array of `rows` entries: temperature 0 = greedy; topK 0 = off; topP 1 =
+// off; minP 0 = off; uniform in [0, 1) picks the token from the kept distribution.
+struct SampleRowsParams {
+  HostArray<const float> temperature;
+  HostArray<const int32_t> top_k;
+  HostArray<const float> top_p;
+  HostArray<const float> min_p;
+  HostArray<const double> uniform;
+};
+
+// logits: host float32 [rows, vocab]; out: int32 [rows], one token id per row.
+inline void check_sample_rows(const HostArray<const float>& logits, double rows_d, double vocab_d,
+                              const SampleRowsParams& p, const HostArray<int32_t>& out) {
+  if (!(rows_d >= 0 && rows_d <= 1e6) || rows_d != double(int64_t(rows_d)))
+    fail(ErrorKind::Range, "sampleRows: rows must be a non-negative integer, got ", rows_d);
+  if (!(vocab_d >= 1 && vocab_d <= 2147483647.0) || vocab_d != double(int64_t(vocab_d)))
+    fail(ErrorKind::Range, "sampleRows: vocab must be a positive integer, got ", vocab_d);
+  const int64_t rows = int64_t(rows_d), vocab = int64_t(vocab_d);
+  auto length = [](int64_t n, int64_t want, const char* name) {
+    if (n != want) fail(ErrorKind::Range, "sampleRows: ", name, " has ", n, " elements, expected ", want);
+  };
+  length(logits.size, rows * vocab, "logits");
+  length(p.temperature.size, rows, "params.temperature");
+  length(p.top_k.size, rows, "params.topK");
+  length(p.top_p.size, rows, "params.topP");
+  length(p.min_p.size, rows, "params.minP");
+  length(p.uniform.size, rows, "params.uniform");
+  length(out.size, rows, "out");
+  for (int64_t r = 0; r < rows; ++r) {
+    const float t = p.temperature.data[r], top_p = p.top_p.data[r], min_p = p.min_p.data[r];
+    const double u = p.uniform.data[r];
+    if (!(t >= 0 && std::isfinite(t)))
+      fail(ErrorKind::Range, "sampleRows: params.temperature[", r, "] = ", t, " must be >= 0");
+    if (p.top_k.data[r] < 0)
+      fail(ErrorKind::Range, "sampleRows: params.topK[", r, "] = ", p.top_k.data[r], " must be >= 0 (0 = off)");
+    if (!(top_p > 0 && top_p <= 1))
+      fail(ErrorKind::Range, "sampleRows: params.topP[", r, "] = ", top_p, " must be in (0, 1]");
+    if (!(min_p >= 0 && min_p <= 1))
+      fail(ErrorKind::Range, "sampleRows: params.minP[", r, "] = ", min_p, " must be in [0, 1]");
+    if (!(u >= 0 && u < 1)) fail(ErrorKind::Range, "sampleRows: params.uniform[", r, "] = ", u, " must be in [0, 1)");
+  }
+  for (int64_t i = 0; i < rows * vocab; ++i)
+    if (std::isnan(logits.data[i]) || logits.data[i] == INFINITY)
+      fail(ErrorKind::Range, "sampleRows: logits[", i / vocab, ", ", i % vocab, "] = ", logits.data[i],
+           " (NaN or +Infinity)");
+}
+
+// ---- the op list ----
+
+// Every op the addon exports, once: its JS name; its C++ name, which names its check (check_<name>, above) and its
+// entry point in each backend (cpu::<name> in cpu/<family>.cc, cuda::<name> in cuda/<family>.cu); the backends that
+// run it; and its arguments' names in the order JS passes them (lib/ops/<family>.ts declares the same, and the
+// registry test holds the two to each other). binding/ops.cc registers every row.
+#define MVLLM_FOR_EACH_OP(OP)                                                                                       \
+  OP(rmsNorm, rms_norm, CPU_CUDA, "out", "x", "weight", "eps")                                                      \
+  OP(fusedAddRmsNorm, fused_add_rms_norm, CPU_CUDA, "x", "residual", "weight", "eps")                               \
+  OP(rotaryEmbedding, rotary_embedding, CPU_CUDA, "positions", "query", "key", "headSize", "cosSinCache", "isNeox") \
+  OP(siluAndMul, silu_and_mul, CPU_CUDA, "out", "x")                                                                \
+  OP(reshapeAndCache, reshape_and_cache, CPU_CUDA, "key", "value", "keyCache", "valueCache", "slotMapping")         \
+  OP(pagedAttention, paged_attention, CPU_CUDA, "out", "query", "keyCache", "valueCache", "meta")                   \
+  OP(linear, linear, CPU_CUDA, "out", "x", "weight", "bias")                                                        \
+  OP(embedding, embedding, CPU_CUDA, "out", "ids", "table")                                                         \
+  OP(gatherRows, gather_rows, CPU_CUDA, "out", "x", "indices")                                                      \
+  OP(add, add, CPU_CUDA, "out", "a", "b")                                                                           \
+  OP(fillUniform, fill_uniform, CPU_CUDA, "out", "low", "high", "seed")                                             \
+  OP(sampleRows, sample_rows, CPU, "logits", "rows", "vocab", "params", "out")
+
+// Each backend's entry point of an op takes exactly its check's arguments: declared here from the check's type, so
+// the CPU and CUDA entry points of one op cannot drift apart.
+#define MVLLM_DECLARE_ENTRY_POINTS(js_name, name, ...) \
+  namespace cpu {                                      \
+  decltype(check_##name) name;                         \
+  }                                                    \
+  namespace cuda {                                     \
+  decltype(check_##name) name;                         \
+  }
+MVLLM_FOR_EACH_OP(MVLLM_DECLARE_ENTRY_POINTS)
+#undef MVLLM_DECLARE_ENTRY_POINTS
 
 }  // namespace mvllm

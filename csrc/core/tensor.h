@@ -42,13 +42,25 @@ struct TensorView {
   }
 
   template <typename T>
-  T* ptr() const { return static_cast<T*>(data); }
+  T* ptr() const {
+    return static_cast<T*>(data);
+  }
 
   std::string shape_str() const {
     std::string s = "[";
     for (int i = 0; i < ndim; ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
     return s + "]";
   }
+};
+
+// An optional tensor argument (rotaryEmbedding's key, linear's bias): data == nullptr when JS passed null.
+struct MaybeTensor : TensorView {};
+
+// A host typed array argument (sampleRows): its first element and length.
+template <typename T>
+struct HostArray {
+  T* data = nullptr;
+  int64_t size = 0;
 };
 
 }  // namespace mvllm

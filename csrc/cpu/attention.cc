@@ -180,12 +180,16 @@ void attention_task(const Task& task, const TensorView& out, const TensorView& q
           const float* p = s.p.data() + (r0 + g) * bs;
           int64_t c = 0;
           for (; c + 4 * N <= d; c += 4 * N) {
-            if (two) pv_tile<2, 4>(acc + c, d, p, bs, corr + g, vb + c, d, visible);
-            else pv_tile<1, 4>(acc + c, d, p, bs, corr + g, vb + c, d, visible);
+            if (two)
+              pv_tile<2, 4>(acc + c, d, p, bs, corr + g, vb + c, d, visible);
+            else
+              pv_tile<1, 4>(acc + c, d, p, bs, corr + g, vb + c, d, visible);
           }
           for (; c + N <= d; c += N) {
-            if (two) pv_tile<2, 1>(acc + c, d, p, bs, corr + g, vb + c, d, visible);
-            else pv_tile<1, 1>(acc + c, d, p, bs, corr + g, vb + c, d, visible);
+            if (two)
+              pv_tile<2, 1>(acc + c, d, p, bs, corr + g, vb + c, d, visible);
+            else
+              pv_tile<1, 1>(acc + c, d, p, bs, corr + g, vb + c, d, visible);
           }
           for (int64_t rr = 0; rr < (two ? 2 : 1); ++rr)
             for (int64_t i = c; i < d; ++i) {
@@ -225,7 +229,8 @@ void merge_partials(const Task& first, const TensorView& out, const AttentionMet
   std::vector<float>& acc = tl_scratch.acc;
   for (int64_t r = 0; r < rows; ++r) {
     float mx = kNegInf;
-    for (int p = 0; p < first.parts; ++p) mx = std::max(mx, partials[first.partial_offset + p * part_stride + r * (d + 2)]);
+    for (int p = 0; p < first.parts; ++p)
+      mx = std::max(mx, partials[first.partial_offset + p * part_stride + r * (d + 2)]);
     acc.assign(size_t(d), 0.f);
     float total = 0.f;
     for (int p = 0; p < first.parts; ++p) {
@@ -251,7 +256,8 @@ void paged_attention_impl(const TensorView& out, const TensorView& query, const 
   sh.heads = query.size(1);
   sh.group = sh.heads / sh.kv_heads;
   if (sh.group > kMaxGroupRows)
-    fail(ErrorKind::Range, "pagedAttention: numHeads / numKvHeads above ", kMaxGroupRows, " is not supported on the CPU");
+    fail(ErrorKind::Range, "pagedAttention: numHeads / numKvHeads above ", kMaxGroupRows,
+         " is not supported on the CPU");
   sh.scale = float(meta.scale);
   const int32_t* qsl = meta.query_start_loc.ptr<int32_t>();
   const int32_t* lens = meta.seq_lens.ptr<int32_t>();
@@ -279,8 +285,9 @@ void paged_attention_impl(const TensorView& out, const TensorView& query, const 
       const int32_t q1 = int32_t(std::min(q0 + chunk, q_len));
       const int64_t rows = (q1 - q0) * sh.heads;
       for (int64_t p = 0; p < parts; ++p) {
-        tasks.push_back({int32_t(sq), int32_t(q0), q1, int32_t(p * span), int32_t(std::min<int64_t>(lens[sq], (p + 1) * span)),
-                         int32_t(p), int32_t(parts), partial_floats});
+        tasks.push_back({int32_t(sq), int32_t(q0), q1, int32_t(p * span),
+                         int32_t(std::min<int64_t>(lens[sq], (p + 1) * span)), int32_t(p), int32_t(parts),
+                         partial_floats});
         if (parts > 1) partial_floats += rows * (sh.d + 2);
       }
     }
@@ -312,8 +319,7 @@ void paged_attention_impl(const TensorView& out, const TensorView& query, const 
 void paged_attention(const TensorView& out, const TensorView& query, const TensorView& key_cache,
                      const TensorView& value_cache, const AttentionMeta& meta) {
   check_attention_meta_values(meta, query.size(0), key_cache.size(0), key_cache.size(1));
-  MVLLM_CPU_DISPATCH_FLOAT(query.dtype, T,
-                           paged_attention_impl<T>(out, query, key_cache, value_cache, meta));
+  MVLLM_CPU_DISPATCH_FLOAT(query.dtype, T, paged_attention_impl<T>(out, query, key_cache, value_cache, meta));
 }
 
 }  // namespace mvllm::cpu

@@ -28,8 +28,7 @@ void reshape_and_cache(const TensorView& key, const TensorView& value, const Ten
         const int64_t dst = (int64_t(slot[t]) * slot_elems + h * head_size) * int64_t(item);
         std::memcpy(kc + dst, static_cast<const char*>(key.data) + (t * key.stride(0) + h * key.stride(1)) * item,
                     row_bytes);
-        std::memcpy(vc + dst,
-                    static_cast<const char*>(value.data) + (t * value.stride(0) + h * value.stride(1)) * item,
+        std::memcpy(vc + dst, static_cast<const char*>(value.data) + (t * value.stride(0) + h * value.stride(1)) * item,
                     row_bytes);
       }
     }

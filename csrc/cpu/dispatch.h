@@ -3,13 +3,8 @@
 
 #include "../core/dtype.h"
 
-#define MVLLM_CPU_DISPATCH_FLOAT(dtype, T, ...)                     \
-  switch (dtype) {                                                  \
-    case ::mvllm::DType::Float32: { using T = float; __VA_ARGS__; break; } \
-    case ::mvllm::DType::Float16: { using T = ::mvllm::f16; __VA_ARGS__; break; } \
-    case ::mvllm::DType::BFloat16: { using T = ::mvllm::bf16; __VA_ARGS__; break; } \
-    default: break;                                                 \
-  }
+#define MVLLM_CPU_DISPATCH_FLOAT(dtype, T, ...) \
+  MVLLM_DISPATCH_FLOAT_AS(dtype, T, float, ::mvllm::f16, ::mvllm::bf16, __VA_ARGS__)
 
 namespace mvllm::cpu {
 // Outputs at least this large are written with non-temporal stores: they cannot stay in cache anyway,

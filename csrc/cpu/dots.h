@@ -13,7 +13,8 @@ namespace mvllm::cpu {
 // loaded vector is used K (or R) times. With `ahead` set, the same offsets of the K rows at `ahead` are prefetched
 // as the loop goes (GEMV: the next group of weight rows, whose short rows the hardware prefetcher is slow to start on).
 template <int R, int K, typename TB>
-inline void dots(const float* a, int64_t lda, const TB* b, int64_t ldb, int64_t n, float* out, const TB* ahead = nullptr) {
+inline void dots(const float* a, int64_t lda, const TB* b, int64_t ldb, int64_t n, float* out,
+                 const TB* ahead = nullptr) {
   constexpr int N = Vec::N;
   Vec acc[R][K];
   for (int r = 0; r < R; ++r)

@@ -101,12 +101,12 @@ void fused_add_rms_norm_impl(const TensorView& x, const TensorView& residual, co
 
 }  // namespace
 
-void rms_norm(const TensorView& out, const TensorView& x, const TensorView& weight, float eps) {
-  MVLLM_CPU_DISPATCH_FLOAT(x.dtype, T, rms_norm_impl<T>(out, x, weight, eps));
+void rms_norm(const TensorView& out, const TensorView& x, const TensorView& weight, double eps) {
+  MVLLM_CPU_DISPATCH_FLOAT(x.dtype, T, rms_norm_impl<T>(out, x, weight, float(eps)));
 }
 
-void fused_add_rms_norm(const TensorView& x, const TensorView& residual, const TensorView& weight, float eps) {
-  MVLLM_CPU_DISPATCH_FLOAT(x.dtype, T, fused_add_rms_norm_impl<T>(x, residual, weight, eps));
+void fused_add_rms_norm(const TensorView& x, const TensorView& residual, const TensorView& weight, double eps) {
+  MVLLM_CPU_DISPATCH_FLOAT(x.dtype, T, fused_add_rms_norm_impl<T>(x, residual, weight, float(eps)));
 }
 
 }  // namespace mvllm::cpu

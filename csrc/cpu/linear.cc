@@ -6,7 +6,6 @@
 // packed into k-major panels (converted to fp32 there, a few hundred KiB per thread, never the whole weight);
 // a register-tiled micro-kernel broadcasts x and multiplies whole vectors of output features.
 #include <algorithm>
-#include <chrono>
 #include <vector>
 
 #include "dispatch.h"
@@ -30,8 +29,8 @@ constexpr int kGemvRows = N >= 16 ? 4 : 2;
 // sums[m * R + r] = x[m0 + m] · w[r] for up to 4 tokens (x rows ldx apart, fp32) and R weight rows (K apart).
 // `ahead`: weight rows to prefetch meanwhile (or null).
 template <int R, typename TW>
-inline void gemv_rows(const float* x, int64_t ldx, int64_t tokens, const TW* w, int64_t k_len, float* sums,
-                      int64_t m0, const TW* ahead = nullptr) {
+inline void gemv_rows(const float* x, int64_t ldx, int64_t tokens, const TW* w, int64_t k_len, float* sums, int64_t m0,
+                      const TW* ahead = nullptr) {
   const float* xm = x + m0 * ldx;
   switch (std::min<int64_t>(4, tokens - m0)) {
     case 1: dots<1, R>(xm, ldx, w, k_len, k_len, sums, ahead); break;
@@ -165,7 +164,8 @@ inline void transpose16(__m512 (&r)[16]) {
   // 4 x 4 transpose of 128-bit lanes across u[j], u[4+j], u[8+j], u[12+j]
   for (int j = 0; j < 4; ++j) {
     const __m512 a = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x44), b = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xee);
-    const __m512 c = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x44), d = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xee);
+    const __m512 c = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x44),
+                 d = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xee);
     r[j] = _mm512_shuffle_f32x4(a, c, 0x88);
     r[4 + j] = _mm512_shuffle_f32x4(a, c, 0xdd);
     r[8 + j] = _mm512_shuffle_f32x4(b, d, 0x88);
@@ -309,39 +309,9 @@ void linear_impl(const TensorView& out, const TensorView& x, const TensorView& w
 
 }  // namespace
 
-void linear(const TensorView& out, const TensorView& x, const TensorView& weight, const TensorView& bias) {
-  if (out.numel() == 0) return;
-  MVLLM_CPU_DISPATCH_FLOAT(x.dtype, TA, MVLLM_CPU_DISPATCH_FLOAT(weight.dtype, TW, linear_impl<TA, TW>(out, x, weight, bias)));
-}
-
-double fma_peak(double seconds) {
-  // Per thread: 12 independent accumulator chains, enough to cover FMA latency on two pipes.
-  const int threads = num_threads();
-  std::vector<double> flops(size_t(threads), 0.0);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  auto t0 = std::chrono::steady_clock::now();
-  parallel_for(threads, 1, [&](int64_t w0, int64_t w1) {
-    for (int64_t w = w0; w < w1; ++w) {
-      Vec acc[12];
-      for (int i = 0; i < 12; ++i) acc[i] = vset1(float(i) * 1e-3f);
-      const Vec a = vset1(0.999999f), b = vset1(1e-7f);
-      double done = 0;
-      while (std::chrono::steady_clock::now() < deadline) {
-        for (int rep = 0; rep < 4096; ++rep)
-          for (int i = 0; i < 12; ++i) acc[i] = vfma(acc[i], a, b);
-        done += 4096.0 * 12 * 2 * N;
-      }
-      Vec s = acc[0];
-      for (int i = 1; i < 12; ++i) s = s + acc[i];
-      volatile float keep = vsum(s);  // the result is used, so the FMAs cannot be optimised away
-      (void)keep;
-      flops[size_t(w)] = done;
-    }
-  });
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  double total = 0;
-  for (double f : flops) total += f;
-  return total / elapsed / 1e9;
+void linear(const TensorView& out, const TensorView& x, const TensorView& weight, const MaybeTensor& bias) {
+  MVLLM_CPU_DISPATCH_FLOAT(x.dtype, TA,
+                           MVLLM_CPU_DISPATCH_FLOAT(weight.dtype, TW, linear_impl<TA, TW>(out, x, weight, bias)));
 }
 
 }  // namespace mvllm::cpu

@@ -1,10 +1,9 @@
-// Copies with dtype conversion, fill, seeded uniform fill, and the STREAM-like read used as the benchmarks' bandwidth reference.
+// Copies between CPU tensors (and host arrays) with dtype conversion, and fill.
 #include <atomic>
 #include <cstring>
 #include <vector>
 
 #include "../core/error.h"
-#include "../core/random.h"
 #include "dispatch.h"
 #include "kernels.h"
 #include "parallel.h"
@@ -89,52 +88,6 @@ void fill(const TensorView& t, double value) {
   src.data = t.dtype == DType::Int32 ? static_cast<void*>(&i) : static_cast<void*>(&f);
   for (int d = 0; d < src.ndim; ++d) src.strides[d] = 0;
   copy(t, src);
-}
-
-double stream_read(const TensorView& t) {
-  const float* p = t.ptr<float>();
-  const int64_t n = t.numel();
-  std::vector<double> partial(size_t(num_threads()) * 8, 0.0);
-  std::atomic<int> slot{0};
-  parallel_for(n, 1 << 16, [&](int64_t a, int64_t b) {
-    constexpr int N = Vec::N;
-    Vec s0 = vset1(0.f), s1 = s0, s2 = s0, s3 = s0;
-    int64_t i = a;
-    for (; i + 4 * N <= b; i += 4 * N) {
-      s0 = s0 + vload(p + i);
-      s1 = s1 + vload(p + i + N);
-      s2 = s2 + vload(p + i + 2 * N);
-      s3 = s3 + vload(p + i + 3 * N);
-    }
-    double s = vsum((s0 + s1) + (s2 + s3));
-    for (; i < b; ++i) s += p[i];
-    partial[size_t(slot.fetch_add(1)) % partial.size()] += s;
-  });
-  double total = 0;
-  for (double v : partial) total += v;
-  return total;
-}
-
-void fill_uniform(const TensorView& t, float low, float high, uint32_t seed) {
-  const int64_t n = t.numel();
-  parallel_for(n, 1 << 14, [&](int64_t a, int64_t b) {
-    switch (t.dtype) {
-      case DType::Float32: {
-        float* p = t.ptr<float>();
-        for (int64_t i = a; i < b; ++i) p[i] = uniform_at(seed, uint64_t(i), low, high);
-        break;
-      }
-      case DType::Float16: {
-        uint16_t* p = static_cast<uint16_t*>(t.data);
-        for (int64_t i = a; i < b; ++i) p[i] = float_to_f16(uniform_at(seed, uint64_t(i), low, high));
-        break;
-      }
-      default: {
-        uint16_t* p = static_cast<uint16_t*>(t.data);
-        for (int64_t i = a; i < b; ++i) p[i] = float_to_bf16(uniform_at(seed, uint64_t(i), low, high));
-      }
-    }
-  });
 }
 
 }  // namespace mvllm::cpu

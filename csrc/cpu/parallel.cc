@@ -49,7 +49,8 @@ class Pool {
   void run(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
     // One job at a time: a second JS thread (a worker) calling in waits here rather than sharing the pool.
     std::lock_guard<std::mutex> run(run_mu_);
-    int64_t parts = std::min<int64_t>(int64_t(workers_.size()) + 1, std::max<int64_t>(1, n / std::max<int64_t>(1, grain)));
+    int64_t parts =
+        std::min<int64_t>(int64_t(workers_.size()) + 1, std::max<int64_t>(1, n / std::max<int64_t>(1, grain)));
     if (parts <= 1) {
       fn(0, n);
       return;
@@ -151,7 +152,8 @@ void parallel_tasks(int64_t n, const std::function<void(int64_t)>& fn) {
   std::atomic<int64_t> next{0};
   const int64_t workers = std::min<int64_t>(n, num_threads());
   parallel_for(workers, 1, [&](int64_t, int64_t) {
-    for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n; i = next.fetch_add(1, std::memory_order_relaxed))
+    for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n;
+         i = next.fetch_add(1, std::memory_order_relaxed))
       fn(i);
   });
 }

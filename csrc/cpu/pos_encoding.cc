@@ -75,8 +75,9 @@ void rotary_dispatch(const TensorView& positions, const TensorView& query, const
 
 }  // namespace
 
-void rotary_embedding(const TensorView& positions, const TensorView& query, const TensorView& key, int64_t head_size,
+void rotary_embedding(const TensorView& positions, const TensorView& query, const MaybeTensor& key, double head_size_d,
                       const TensorView& cos_sin_cache, bool is_neox) {
+  const int64_t head_size = int64_t(head_size_d);
   // Positions index the cache: check them all before touching query or key, so a bad call changes nothing.
   const int32_t* pos = positions.ptr<int32_t>();
   const int64_t max_pos = cos_sin_cache.size(0);

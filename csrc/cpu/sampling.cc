@@ -11,6 +11,15 @@
 namespace mvllm::cpu {
 namespace {
 
+// One row's settings, read out of SampleRowsParams (core/op_checks.h).
+struct RowParams {
+  float temperature;
+  int32_t top_k;
+  float top_p;
+  float min_p;
+  double uniform;
+};
+
 struct Cand {
   float logit;
   int32_t id;
@@ -26,7 +35,7 @@ int32_t argmax(const float* l, int64_t vocab) {
   return int32_t(best);
 }
 
-int32_t sample_row(const float* l, int64_t vocab, const SampleParams& p, std::vector<Cand>& cand) {
+int32_t sample_row(const float* l, int64_t vocab, const RowParams& p, std::vector<Cand>& cand) {
   if (p.temperature == 0.f) return argmax(l, vocab);
   const float inv_t = 1.f / p.temperature;
   const float m = l[argmax(l, vocab)];
@@ -80,11 +89,16 @@ int32_t sample_row(const float* l, int64_t vocab, const SampleParams& p, std::ve
 
 }  // namespace
 
-void sample_rows(const float* logits, int64_t rows, int64_t vocab, const SampleParams* params, int32_t* out) {
+void sample_rows(const HostArray<const float>& logits, double rows_d, double vocab_d, const SampleRowsParams& p,
+                 const HostArray<int32_t>& out) {
+  const int64_t rows = int64_t(rows_d), vocab = int64_t(vocab_d);
   parallel_for(rows, 1, [&](int64_t r0, int64_t r1) {
     std::vector<Cand> cand;
     cand.reserve(size_t(vocab));
-    for (int64_t r = r0; r < r1; ++r) out[r] = sample_row(logits + r * vocab, vocab, params[r], cand);
+    for (int64_t r = r0; r < r1; ++r) {
+      const RowParams row{p.temperature.data[r], p.top_k.data[r], p.top_p.data[r], p.min_p.data[r], p.uniform.data[r]};
+      out.data[r] = sample_row(logits.data + r * vocab, vocab, row, cand);
+    }
   });
 }
 

@@ -18,12 +18,25 @@ namespace mvllm::cpu {
 inline float to_float(float v) { return v; }
 inline float to_float(f16 v) { return f16_to_float(v.bits); }
 inline float to_float(bf16 v) { return bf16_to_float(v.bits); }
-template <typename T> T from_float(float v);
-template <> inline float from_float<float>(float v) { return v; }
-template <> inline f16 from_float<f16>(float v) { return f16{float_to_f16(v)}; }
-template <> inline bf16 from_float<bf16>(float v) { return bf16{float_to_bf16(v)}; }
+template <typename T>
+T from_float(float v);
+template <>
+inline float from_float<float>(float v) {
+  return v;
+}
+template <>
+inline f16 from_float<f16>(float v) {
+  return f16{float_to_f16(v)};
+}
+template <>
+inline bf16 from_float<bf16>(float v) {
+  return bf16{float_to_bf16(v)};
+}
 // Round a float to what storage type T can hold (the rounding a store-then-load would do).
-template <typename T> inline float round_to(float v) { return to_float(from_float<T>(v)); }
+template <typename T>
+inline float round_to(float v) {
+  return to_float(from_float<T>(v));
+}
 
 #if defined(__AVX512F__)
 constexpr const char* kSimdName = "avx512";
@@ -59,16 +72,20 @@ inline __m256i bf16_pack(__m512 x) {
 }
 inline void vstore(float* p, Vec a) { _mm512_storeu_ps(p, a.v); }
 inline void vstore(f16* p, Vec a) {
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p),
+                      _mm512_cvtps_ph(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 inline void vstore(bf16* p, Vec a) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), bf16_pack(a.v)); }
 // Non-temporal stores (bypass the cache, no read-for-ownership); the address must be aligned to the vector's bytes.
 inline void vstream(float* p, Vec a) { _mm512_stream_ps(p, a.v); }
 inline void vstream(f16* p, Vec a) {
-  _mm256_stream_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  _mm256_stream_si256(reinterpret_cast<__m256i*>(p),
+                      _mm512_cvtps_ph(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 inline void vstream(bf16* p, Vec a) { _mm256_stream_si256(reinterpret_cast<__m256i*>(p), bf16_pack(a.v)); }
-inline Vec vround_f16(Vec a) { return {_mm512_cvtph_ps(_mm512_cvtps_ph(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))}; }
+inline Vec vround_f16(Vec a) {
+  return {_mm512_cvtph_ps(_mm512_cvtps_ph(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))};
+}
 inline Vec vround_bf16(Vec a) {
   return {_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bf16_pack(a.v)), 16))};
 }
@@ -139,7 +156,9 @@ inline void vstream(f16* p, Vec a) {
   _mm_stream_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 inline void vstream(bf16* p, Vec a) { _mm_stream_si128(reinterpret_cast<__m128i*>(p), bf16_pack(a.v)); }
-inline Vec vround_f16(Vec a) { return {_mm256_cvtph_ps(_mm256_cvtps_ph(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))}; }
+inline Vec vround_f16(Vec a) {
+  return {_mm256_cvtph_ps(_mm256_cvtps_ph(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))};
+}
 inline Vec vround_bf16(Vec a) {
   return {_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bf16_pack(a.v)), 16))};
 }
@@ -184,9 +203,18 @@ struct Vec {
   float v;
 };
 inline Vec vset1(float x) { return {x}; }
-template <typename T> inline Vec vload(const T* p) { return {to_float(*p)}; }
-template <typename T> inline void vstore(T* p, Vec a) { *p = from_float<T>(a.v); }
-template <typename T> inline void vstream(T* p, Vec a) { vstore(p, a); }
+template <typename T>
+inline Vec vload(const T* p) {
+  return {to_float(*p)};
+}
+template <typename T>
+inline void vstore(T* p, Vec a) {
+  *p = from_float<T>(a.v);
+}
+template <typename T>
+inline void vstream(T* p, Vec a) {
+  vstore(p, a);
+}
 inline Vec vround_f16(Vec a) { return {round_to<f16>(a.v)}; }
 inline Vec vround_bf16(Vec a) { return {round_to<bf16>(a.v)}; }
 inline Vec vrcp(Vec a) { return {1.0f / a.v}; }
@@ -200,19 +228,30 @@ inline Vec vmax(Vec a, Vec b) { return {a.v > b.v ? a.v : b.v}; }
 inline Vec vround_int(Vec a) { return {std::nearbyint(a.v)}; }
 inline Vec vexp2_int(Vec n) { return {std::ldexp(1.0f, int(n.v))}; }
 inline float vsum(Vec a) { return a.v; }
-inline void vdeinterleave(Vec a, Vec b, Vec& even, Vec& odd) { even = a; odd = b; }
-inline void vinterleave(Vec even, Vec odd, Vec& a, Vec& b) { a = even; b = odd; }
+inline void vdeinterleave(Vec a, Vec b, Vec& even, Vec& odd) {
+  even = a;
+  odd = b;
+}
+inline void vinterleave(Vec even, Vec odd, Vec& a, Vec& b) {
+  a = even;
+  b = odd;
+}
 #endif
 
 // Round each lane to what storage type T can hold, in registers.
-template <typename T> inline Vec vround_to(Vec a) {
-  if constexpr (std::is_same_v<T, f16>) return vround_f16(a);
-  else if constexpr (std::is_same_v<T, bf16>) return vround_bf16(a);
-  else return a;
+template <typename T>
+inline Vec vround_to(Vec a) {
+  if constexpr (std::is_same_v<T, f16>)
+    return vround_f16(a);
+  else if constexpr (std::is_same_v<T, bf16>)
+    return vround_bf16(a);
+  else
+    return a;
 }
 
 // Whether p can take vstream() of a whole vector of T (aligned to the vector's size in bytes).
-template <typename T> inline bool stream_aligned(const T* p) {
+template <typename T>
+inline bool stream_aligned(const T* p) {
   return Vec::N > 1 && (reinterpret_cast<uintptr_t>(p) % (sizeof(T) * Vec::N)) == 0;
 }
 

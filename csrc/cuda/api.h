@@ -1,4 +1,5 @@
-// The CUDA backend as the binding sees it: no CUDA types here, so plain C++ can include it.
+// The CUDA runtime as the binding sees it (devices, memory, streams, events, graphs, copies); no CUDA types here, so
+// plain C++ can include it. The ops' entry points are declared once for both backends in core/op_checks.h.
 #pragma once
 
 #include <cstddef>
@@ -28,8 +29,8 @@ const Report& query();
 // Throws Unsupported unless device `index` exists.
 void require_device(int index);
 
-void* alloc(int device, size_t bytes);           // throws OutOfMemory or Cuda
-void release(int device, void* p) noexcept;      // errors ignored: runs from finalisers
+void* alloc(int device, size_t bytes);       // throws OutOfMemory or Cuda
+void release(int device, void* p) noexcept;  // errors ignored: runs from finalisers
 void memcpy_htod(int device, void* dst, const void* src, size_t bytes);
 void memcpy_dtoh(int device, void* dst, const void* src, size_t bytes);  // waits for the stream
 // The driver's count of the device's free and total memory (cudaMemGetInfo).
@@ -62,19 +63,5 @@ void graph_delete(Graph* g) noexcept;   // graph_destroy, then frees the handle
 // Same CUDA device, same shape; converts float dtypes; any strides.
 void copy(const TensorView& dst, const TensorView& src);
 void fill(const TensorView& t, double value);
-void fill_uniform(const TensorView& t, float low, float high, uint32_t seed);
-
-void rms_norm(const TensorView& out, const TensorView& x, const TensorView& weight, float eps);
-void fused_add_rms_norm(const TensorView& x, const TensorView& residual, const TensorView& weight, float eps);
-void rotary_embedding(const TensorView& positions, const TensorView& query, const TensorView& key, int64_t head_size,
-                      const TensorView& cos_sin_cache, bool is_neox);
-void silu_and_mul(const TensorView& out, const TensorView& x);
-void reshape_and_cache(const TensorView& key, const TensorView& value, const TensorView& key_cache,
-                       const TensorView& value_cache, const TensorView& slot_mapping);
-void paged_attention(const TensorView& out, const TensorView& query, const TensorView& key_cache,
-                     const TensorView& value_cache, const AttentionMeta& meta);
-void linear(const TensorView& out, const TensorView& x, const TensorView& weight, const TensorView& bias);
-void gather_rows(const TensorView& out, const TensorView& indices, const TensorView& table);
-void add(const TensorView& out, const TensorView& a, const TensorView& b);
 
 }  // namespace mvllm::cuda

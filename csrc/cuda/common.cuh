@@ -18,16 +18,19 @@ inline void check(cudaError_t err, const char* what) {
 // After a launch: a bad configuration surfaces here, synchronously, as a JS exception.
 inline void check_launch(const char* op) { check(cudaGetLastError(), op); }
 
-cudaStream_t stream(int device);       // the device's one compute stream (sets the current device)
-unsigned* assert_flags(int device);    // device word kernels OR their failure bits into
+cudaStream_t stream(int device);     // the device's one compute stream (sets the current device)
+unsigned* assert_flags(int device);  // device word kernels OR their failure bits into
+// out[i] = table[indices[i]] (embedding, gatherRows): an index outside the table zero-fills its row and sets
+// kIndexOutOfRange. `op` names the launch in an error.
+void copy_rows(const TensorView& out, const TensorView& indices, const TensorView& table, const char* op);
 
 // Bits in the device-assert word; synchronize() turns them into RangeErrors.
 enum AssertBit : unsigned {
   kRotaryPositionOutOfRange = 1u << 0,
-  kSlotOutOfRange = 1u << 1,          // reshapeAndCache: a slot past the cache
-  kBlockIdOutOfRange = 1u << 2,       // pagedAttention: a block table entry outside the pool
-  kAttentionMetaInvalid = 1u << 3,    // pagedAttention: queryStartLoc / seqLens inconsistent
-  kIndexOutOfRange = 1u << 4,         // embedding / gatherRows: an index outside the table
+  kSlotOutOfRange = 1u << 1,        // reshapeAndCache: a slot past the cache
+  kBlockIdOutOfRange = 1u << 2,     // pagedAttention: a block table entry outside the pool
+  kAttentionMetaInvalid = 1u << 3,  // pagedAttention: queryStartLoc / seqLens inconsistent
+  kIndexOutOfRange = 1u << 4,       // embedding / gatherRows: an index outside the table
 };
 
 // Device scratch that grows on demand (split-KV partials); contents do not survive the next call. Growing it during
@@ -35,18 +38,23 @@ enum AssertBit : unsigned {
 void* scratch(int device, size_t bytes);
 uint64_t scratch_generation(int device);
 
-template <typename T> struct DTypeOf;
-template <> struct DTypeOf<float> { static constexpr DType value = DType::Float32; };
-template <> struct DTypeOf<__half> { static constexpr DType value = DType::Float16; };
-template <> struct DTypeOf<__nv_bfloat16> { static constexpr DType value = DType::BFloat16; };
+template <typename T>
+struct DTypeOf;
+template <>
+struct DTypeOf<float> {
+  static constexpr DType value = DType::Float32;
+};
+template <>
+struct DTypeOf<__half> {
+  static constexpr DType value = DType::Float16;
+};
+template <>
+struct DTypeOf<__nv_bfloat16> {
+  static constexpr DType value = DType::BFloat16;
+};
 
-#define MVLLM_CUDA_DISPATCH_FLOAT(dtype, T, ...)                            \
-  switch (dtype) {                                                          \
-    case ::mvllm::DType::Float32: { using T = float; __VA_ARGS__; break; }  \
-    case ::mvllm::DType::Float16: { using T = __half; __VA_ARGS__; break; } \
-    case ::mvllm::DType::BFloat16: { using T = __nv_bfloat16; __VA_ARGS__; break; } \
-    default: break;                                                         \
-  }
+#define MVLLM_CUDA_DISPATCH_FLOAT(dtype, T, ...) \
+  MVLLM_DISPATCH_FLOAT_AS(dtype, T, float, __half, __nv_bfloat16, __VA_ARGS__)
 
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
@@ -59,12 +67,25 @@ inline unsigned blocks_for(int64_t n, int threads, int64_t cap = 65535ll * 16) {
 __host__ __device__ __forceinline__ float to_f(float v) { return v; }
 __host__ __device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
 __host__ __device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T> __host__ __device__ __forceinline__ T from_f(float v);
-template <> __host__ __device__ __forceinline__ float from_f<float>(float v) { return v; }
-template <> __host__ __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
-template <> __host__ __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+template <typename T>
+__host__ __device__ __forceinline__ T from_f(float v);
+template <>
+__host__ __device__ __forceinline__ float from_f<float>(float v) {
+  return v;
+}
+template <>
+__host__ __device__ __forceinline__ __half from_f<__half>(float v) {
+  return __float2half_rn(v);
+}
+template <>
+__host__ __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
 // Round to what T can hold, staying in fp32.
-template <typename T> __host__ __device__ __forceinline__ float round_to(float v) { return to_f(from_f<T>(v)); }
+template <typename T>
+__host__ __device__ __forceinline__ float round_to(float v) {
+  return to_f(from_f<T>(v));
+}
 
 // V elements of T moved as one load/store (16 bytes when V * sizeof(T) == 16).
 template <typename T, int V>

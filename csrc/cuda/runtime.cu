@@ -18,7 +18,7 @@ struct DeviceState {
   cudaEvent_t t0 = nullptr, t1 = nullptr;
   void* scratch = nullptr;
   size_t scratch_bytes = 0;
-  uint64_t scratch_generation = 0;  // bumped whenever scratch moves (graphs captured before then are stale)
+  uint64_t scratch_generation = 0;          // bumped whenever scratch moves (graphs captured before then are stale)
   std::vector<cudaEvent_t> profile_events;  // the profiler's pool, reused from 0 after profile_reset
   size_t profile_next = 0;
   std::once_flag init;
@@ -121,8 +121,8 @@ void* scratch(int device, size_t bytes) {
     cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
     check(cudaStreamIsCapturing(s.stream, &capturing), "cudaStreamIsCapturing");
     if (capturing != cudaStreamCaptureStatusNone)
-      fail(ErrorKind::Range, "pagedAttention: the attention scratch must grow to ", bytes, " bytes during a CUDA graph ",
-           "capture; run the largest shape once before capturing");
+      fail(ErrorKind::Range, "pagedAttention: the attention scratch must grow to ", bytes,
+           " bytes during a CUDA graph ", "capture; run the largest shape once before capturing");
     // NOTE: the old buffer may still be in use by queued kernels; cudaFree waits for them.
     if (s.scratch) check(cudaFree(s.scratch), "cudaFree(scratch)");
     s.scratch = nullptr;

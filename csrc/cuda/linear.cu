@@ -15,12 +15,11 @@ constexpr int kGemvMaxTokens = 16;
 
 // grid: ceil(outFeatures / 8), block: 256 (8 warps, one output feature each)
 template <typename TA, typename TW, int MT, int V>
-__global__ void __launch_bounds__(256)
-gemv_kernel(TA* __restrict__ out, int64_t out_stride,       // [numTokens, outF]
-            const TA* __restrict__ x, int64_t x_stride,     // [numTokens, inF]
-            const TW* __restrict__ w,                       // [outF, inF]
-            const TA* __restrict__ bias,                    // [outF] or null
-            int tokens, int64_t out_f, int64_t in_f) {
+__global__ void __launch_bounds__(256) gemv_kernel(TA* __restrict__ out, int64_t out_stride,    // [numTokens, outF]
+                                                   const TA* __restrict__ x, int64_t x_stride,  // [numTokens, inF]
+                                                   const TW* __restrict__ w,                    // [outF, inF]
+                                                   const TA* __restrict__ bias,                 // [outF] or null
+                                                   int tokens, int64_t out_f, int64_t in_f) {
   const int64_t n = int64_t(blockIdx.x) * 8 + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
   if (n >= out_f) return;
@@ -54,8 +53,9 @@ gemv_kernel(TA* __restrict__ out, int64_t out_stride,       // [numTokens, outF]
 // grid: (ceil(outF / 64), ceil(numTokens / 64)), block: 256 (16 x 16 threads, 4 x 4 outputs each)
 template <typename TA, typename TW>
 __global__ void __launch_bounds__(256)
-gemm_simt_kernel(TA* __restrict__ out, int64_t out_stride, const TA* __restrict__ x, int64_t x_stride,
-                 const TW* __restrict__ w, const TA* __restrict__ bias, int64_t tokens, int64_t out_f, int64_t in_f) {
+    gemm_simt_kernel(TA* __restrict__ out, int64_t out_stride, const TA* __restrict__ x, int64_t x_stride,
+                     const TW* __restrict__ w, const TA* __restrict__ bias, int64_t tokens, int64_t out_f,
+                     int64_t in_f) {
   constexpr int BM = 64, BN = 64, BK = 16;
   __shared__ float xs[BK][BM + 4];
   __shared__ float ws[BK][BN + 4];
@@ -100,7 +100,6 @@ gemm_simt_kernel(TA* __restrict__ out, int64_t out_stride, const TA* __restrict_
 
 // ---- tensor cores ----
 
-
 // d = a · b + d for one m16n8k16 tile (a: 4 regs, b: 2 regs, d: 4 fp32)
 template <typename T>
 __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
@@ -127,8 +126,8 @@ constexpr int kTileM = 128, kTileN = 128, kTileK = 32, kPad = 8;
 // Needs inFeatures, the row strides and both base pointers 16-byte aligned (8 elements).
 template <typename T>
 __global__ void __launch_bounds__(256)
-gemm_mma_kernel(T* __restrict__ out, int64_t out_stride, const T* __restrict__ x, int64_t x_stride,
-                const T* __restrict__ w, const T* __restrict__ bias, int64_t tokens, int64_t out_f, int64_t in_f) {
+    gemm_mma_kernel(T* __restrict__ out, int64_t out_stride, const T* __restrict__ x, int64_t x_stride,
+                    const T* __restrict__ w, const T* __restrict__ bias, int64_t tokens, int64_t out_f, int64_t in_f) {
   __shared__ __align__(16) T xs[kTileM][kTileK + kPad];
   __shared__ __align__(16) T ws[kTileN][kTileK + kPad];
   const int64_t m0 = int64_t(blockIdx.y) * kTileM, n0 = int64_t(blockIdx.x) * kTileN;
@@ -209,30 +208,35 @@ void linear_impl(const TensorView& out, const TensorView& x, const TensorView& w
   const int64_t tokens = x.size(0), out_f = w.size(0), in_f = w.size(1);
   const TA* b = bias.data ? bias.ptr<TA>() : nullptr;
   if (tokens <= kGemvMaxTokens) {
-    if (tokens <= 1) launch_gemv<TA, TW, 1>(out, x, w, bias, st);
-    else if (tokens <= 2) launch_gemv<TA, TW, 2>(out, x, w, bias, st);
-    else if (tokens <= 4) launch_gemv<TA, TW, 4>(out, x, w, bias, st);
-    else if (tokens <= 8) launch_gemv<TA, TW, 8>(out, x, w, bias, st);
-    else launch_gemv<TA, TW, 16>(out, x, w, bias, st);
+    if (tokens <= 1)
+      launch_gemv<TA, TW, 1>(out, x, w, bias, st);
+    else if (tokens <= 2)
+      launch_gemv<TA, TW, 2>(out, x, w, bias, st);
+    else if (tokens <= 4)
+      launch_gemv<TA, TW, 4>(out, x, w, bias, st);
+    else if (tokens <= 8)
+      launch_gemv<TA, TW, 8>(out, x, w, bias, st);
+    else
+      launch_gemv<TA, TW, 16>(out, x, w, bias, st);
     return;
   }
   if constexpr (std::is_same_v<TA, TW> && !std::is_same_v<TA, float>) {
     const bool aligned = in_f % 8 == 0 && x.stride(0) % 8 == 0 && aligned16(x.data) && aligned16(w.data);
     if (aligned) {
       dim3 grid(unsigned((out_f + kTileN - 1) / kTileN), unsigned((tokens + kTileM - 1) / kTileM));
-      gemm_mma_kernel<TA><<<grid, 256, 0, st>>>(out.ptr<TA>(), out.stride(0), x.ptr<TA>(), x.stride(0), w.ptr<TW>(),
-                                                b, tokens, out_f, in_f);
+      gemm_mma_kernel<TA><<<grid, 256, 0, st>>>(out.ptr<TA>(), out.stride(0), x.ptr<TA>(), x.stride(0), w.ptr<TW>(), b,
+                                                tokens, out_f, in_f);
       return;
     }
   }
   dim3 grid(unsigned((out_f + 63) / 64), unsigned((tokens + 63) / 64));
-  gemm_simt_kernel<TA, TW><<<grid, 256, 0, st>>>(out.ptr<TA>(), out.stride(0), x.ptr<TA>(), x.stride(0), w.ptr<TW>(),
-                                                 b, tokens, out_f, in_f);
+  gemm_simt_kernel<TA, TW><<<grid, 256, 0, st>>>(out.ptr<TA>(), out.stride(0), x.ptr<TA>(), x.stride(0), w.ptr<TW>(), b,
+                                                 tokens, out_f, in_f);
 }
 
 }  // namespace
 
-void linear(const TensorView& out, const TensorView& x, const TensorView& weight, const TensorView& bias) {
+void linear(const TensorView& out, const TensorView& x, const TensorView& weight, const MaybeTensor& bias) {
   cudaStream_t st = stream(x.device_index);
   const int64_t in_f = weight.size(1);
   if (in_f == 0) {  // an empty sum: out = bias (or 0)
@@ -250,8 +254,10 @@ void linear(const TensorView& out, const TensorView& x, const TensorView& weight
     }
     return;
   }
-  if ((out.size(0) + 63) / 64 > 65535) fail(ErrorKind::Range, "linear: numTokens above 4,194,240 is not supported on CUDA");
-  MVLLM_CUDA_DISPATCH_FLOAT(x.dtype, TA, MVLLM_CUDA_DISPATCH_FLOAT(weight.dtype, TW, linear_impl<TA, TW>(out, x, weight, bias, st)));
+  if ((out.size(0) + 63) / 64 > 65535)
+    fail(ErrorKind::Range, "linear: numTokens above 4,194,240 is not supported on CUDA");
+  MVLLM_CUDA_DISPATCH_FLOAT(x.dtype, TA,
+                            MVLLM_CUDA_DISPATCH_FLOAT(weight.dtype, TW, linear_impl<TA, TW>(out, x, weight, bias, st)));
   check_launch("linear");
 }
 

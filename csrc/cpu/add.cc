@@ -1,4 +1,5 @@
 // Elementwise add on the CPU (a residual connection outside the fused RMSNorm): out = T(a + b), fp32 math.
+#include "../core/op_checks.h"
 #include "dispatch.h"
 #include "kernels.h"
 #include "parallel.h"

@@ -18,10 +18,10 @@ __device__ __forceinline__ void rotate(T* __restrict__ head, const C* __restrict
 
 // grid: numTokens, block: min(numHeads * rotaryDim / 2, 512); each thread rotates (head, pair) items.
 template <typename T, typename C, bool kNeox>
-__global__ void rotary_kernel(const int32_t* __restrict__ positions,  // [numTokens]
+__global__ void rotary_kernel(const int32_t* __restrict__ positions,        // [numTokens]
                               T* __restrict__ query, int64_t query_stride,  // [numTokens, numHeads * headSize]
-                              T* __restrict__ key, int64_t key_stride,      // [numTokens, numKvHeads * headSize] or null
-                              const C* __restrict__ cos_sin_cache,          // [maxPosition, rotDim]
+                              T* __restrict__ key, int64_t key_stride,  // [numTokens, numKvHeads * headSize] or null
+                              const C* __restrict__ cos_sin_cache,      // [maxPosition, rotDim]
                               int rot_dim, int head_size, int num_heads, int num_kv_heads, int max_position,
                               unsigned* __restrict__ assert_flags) {
   const int t = blockIdx.x;
@@ -52,17 +52,16 @@ void launch(const TensorView& positions, const TensorView& query, const TensorVi
   const int nq = int(query.size(1) / head_size), nk = key.data ? int(key.size(1) / head_size) : 0;
   const int threads = std::min(512, std::max(32, ((nq * rot_dim / 2 + 31) / 32) * 32));
   auto kernel = is_neox ? rotary_kernel<T, C, true> : rotary_kernel<T, C, false>;
-  kernel<<<unsigned(tokens), threads, 0, st>>>(positions.ptr<int32_t>(), query.ptr<T>(), query.stride(0),
-                                               key.data ? key.ptr<T>() : nullptr, key.data ? key.stride(0) : 0,
-                                               cache.ptr<C>(), rot_dim, int(head_size), nq, nk, int(cache.size(0)),
-                                               flags);
+  kernel<<<unsigned(tokens), threads, 0, st>>>(
+      positions.ptr<int32_t>(), query.ptr<T>(), query.stride(0), key.data ? key.ptr<T>() : nullptr,
+      key.data ? key.stride(0) : 0, cache.ptr<C>(), rot_dim, int(head_size), nq, nk, int(cache.size(0)), flags);
 }
 
 }  // namespace
 
-void rotary_embedding(const TensorView& positions, const TensorView& query, const TensorView& key, int64_t head_size,
+void rotary_embedding(const TensorView& positions, const TensorView& query, const MaybeTensor& key, double head_size_d,
                       const TensorView& cos_sin_cache, bool is_neox) {
-  if (query.size(0) == 0) return;
+  const int64_t head_size = int64_t(head_size_d);
   const int dev = query.device_index;
   cudaStream_t st = stream(dev);
   unsigned* flags = assert_flags(dev);

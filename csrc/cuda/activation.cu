@@ -9,8 +9,8 @@ __device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
 
 // grid: numTokens, block: min(1024, d / V rounded up to a warp)
 template <typename T, int V>
-__global__ void silu_and_mul_kernel(T* __restrict__ out, int64_t out_stride,      // [numTokens, d]
-                                    const T* __restrict__ x, int64_t x_stride,    // [numTokens, 2d]
+__global__ void silu_and_mul_kernel(T* __restrict__ out, int64_t out_stride,    // [numTokens, d]
+                                    const T* __restrict__ x, int64_t x_stride,  // [numTokens, 2d]
                                     int d) {
   using P = Pack<T, V>;
   const P* g = reinterpret_cast<const P*>(x + blockIdx.x * x_stride);
@@ -28,20 +28,19 @@ __global__ void silu_and_mul_kernel(T* __restrict__ out, int64_t out_stride,    
 
 void silu_and_mul(const TensorView& out, const TensorView& x) {
   const int64_t tokens = out.size(0), d = out.size(1);
-  if (tokens == 0 || d == 0) return;
   cudaStream_t st = stream(out.device_index);
   MVLLM_CUDA_DISPATCH_FLOAT(out.dtype, T, {
     constexpr int V = 16 / int(sizeof(T));
-    const bool vec = d % V == 0 && x.stride(0) % V == 0 && out.stride(0) % V == 0 && aligned16(x.data) &&
-                     aligned16(out.data);
+    const bool vec =
+        d % V == 0 && x.stride(0) % V == 0 && out.stride(0) % V == 0 && aligned16(x.data) && aligned16(out.data);
     const int64_t packs = vec ? d / V : d;
     const int threads = int(std::min<int64_t>(1024, std::max<int64_t>(32, ((packs + 31) / 32) * 32)));
     if (vec)
-      silu_and_mul_kernel<T, V><<<unsigned(tokens), threads, 0, st>>>(out.ptr<T>(), out.stride(0), x.ptr<T>(),
-                                                                       x.stride(0), int(d));
+      silu_and_mul_kernel<T, V>
+          <<<unsigned(tokens), threads, 0, st>>>(out.ptr<T>(), out.stride(0), x.ptr<T>(), x.stride(0), int(d));
     else
-      silu_and_mul_kernel<T, 1><<<unsigned(tokens), threads, 0, st>>>(out.ptr<T>(), out.stride(0), x.ptr<T>(),
-                                                                       x.stride(0), int(d));
+      silu_and_mul_kernel<T, 1>
+          <<<unsigned(tokens), threads, 0, st>>>(out.ptr<T>(), out.stride(0), x.ptr<T>(), x.stride(0), int(d));
   });
   check_launch("siluAndMul");
 }

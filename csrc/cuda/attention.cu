@@ -17,8 +17,8 @@
 namespace mvllm::cuda {
 namespace {
 
-constexpr int kPartition = 512;   // keys per decode block
-constexpr int kMaxGroup = 8;      // query heads per decode block (larger groups take several blocks)
+constexpr int kPartition = 512;  // keys per decode block
+constexpr int kMaxGroup = 8;     // query heads per decode block (larger groups take several blocks)
 constexpr int kDecodeThreads = 128;
 
 struct MetaArgs {
@@ -36,8 +36,10 @@ __device__ __forceinline__ int seq_of_token(const MetaArgs& m, int t) {
   int lo = 0, hi = m.num_seqs - 1;
   while (lo < hi) {
     const int mid = (lo + hi + 1) >> 1;
-    if (m.query_start_loc[mid] <= t) lo = mid;
-    else hi = mid - 1;
+    if (m.query_start_loc[mid] <= t)
+      lo = mid;
+    else
+      hi = mid - 1;
   }
   return lo;
 }
@@ -76,13 +78,13 @@ __global__ void check_meta_kernel(MetaArgs m, unsigned* flags) {
 // Writes the normalised partial output and its (max, sum) when partitions > 1, else the final output.
 template <typename T>
 __global__ void __launch_bounds__(kDecodeThreads)
-decode_kernel(T* __restrict__ out, int64_t out_s0, int64_t out_s1,               // [numTokens, numHeads, D]
-              const T* __restrict__ query, int64_t q_s0, int64_t q_s1,           // [numTokens, numHeads, D]
-              const T* __restrict__ key_cache, const T* __restrict__ value_cache,  // [B, bs, Hkv, D]
-              MetaArgs m, int num_heads, int kv_heads, int head_size, float scale,
-              float* __restrict__ part_out,   // [numTokens, numHeads, partitions, D]
-              float* __restrict__ part_ml,    // [numTokens, numHeads, partitions, 2]: max, sum
-              int partitions, unsigned* flags) {
+    decode_kernel(T* __restrict__ out, int64_t out_s0, int64_t out_s1,                 // [numTokens, numHeads, D]
+                  const T* __restrict__ query, int64_t q_s0, int64_t q_s1,             // [numTokens, numHeads, D]
+                  const T* __restrict__ key_cache, const T* __restrict__ value_cache,  // [B, bs, Hkv, D]
+                  MetaArgs m, int num_heads, int kv_heads, int head_size, float scale,
+                  float* __restrict__ part_out,  // [numTokens, numHeads, partitions, D]
+                  float* __restrict__ part_ml,   // [numTokens, numHeads, partitions, 2]: max, sum
+                  int partitions, unsigned* flags) {
   __shared__ float q_s[kMaxGroup][256];
   __shared__ float logits[kMaxGroup][kPartition];
   __shared__ float red[kDecodeThreads / 32][256];
@@ -206,8 +208,8 @@ __global__ void decode_reduce_kernel(T* __restrict__ out, int64_t out_s0, int64_
   const int t = blockIdx.x, h = blockIdx.y;
   const int s = seq_of_token(m, t);
   const int q0 = m.query_start_loc[s], q1 = m.query_start_loc[s + 1], len = m.seq_lens[s];
-  if (q0 < 0 || q1 < q0 || q1 > m.num_tokens || len < q1 - q0 ||
-      int64_t(len) > int64_t(m.width) * m.block_size || (m.max_seq_len >= 0 && len > m.max_seq_len))
+  if (q0 < 0 || q1 < q0 || q1 > m.num_tokens || len < q1 - q0 || int64_t(len) > int64_t(m.width) * m.block_size ||
+      (m.max_seq_len >= 0 && len > m.max_seq_len))
     return;  // reported by the decode kernel
   const int ctx = len - (q1 - q0) + (t - q0) + 1;
   const int used = min(partitions, (ctx + kPartition - 1) / kPartition);
@@ -215,7 +217,8 @@ __global__ void decode_reduce_kernel(T* __restrict__ out, int64_t out_s0, int64_
   if (used == 1) {
     // NOTE: copied, not rescaled: the same bits as an unsplit launch, so a graph captured for the longest context
     // gives what eager execution gives for short ones.
-    for (int d = threadIdx.x; d < head_size; d += blockDim.x) out[t * out_s0 + int64_t(h) * out_s1 + d] = from_f<T>(po[d]);
+    for (int d = threadIdx.x; d < head_size; d += blockDim.x)
+      out[t * out_s0 + int64_t(h) * out_s1 + d] = from_f<T>(po[d]);
     return;
   }
   const float* ml = part_ml + (int64_t(t) * num_heads + h) * partitions * 2;
@@ -238,14 +241,14 @@ constexpr int kRowsPerWarp = 4, kFlashWarps = 4, kFlashRows = kRowsPerWarp * kFl
 // Dynamic shared memory: K tile [32][D + 1], V tile [32][D], Q [16][D], all fp32.
 template <typename T>
 __global__ void __launch_bounds__(kFlashWarps * 32)
-flash_kernel(T* __restrict__ out, int64_t out_s0, int64_t out_s1, const T* __restrict__ query, int64_t q_s0,
-             int64_t q_s1, const T* __restrict__ key_cache, const T* __restrict__ value_cache, MetaArgs m,
-             int num_heads, int kv_heads, int head_size, float scale, unsigned* flags) {
+    flash_kernel(T* __restrict__ out, int64_t out_s0, int64_t out_s1, const T* __restrict__ query, int64_t q_s0,
+                 int64_t q_s1, const T* __restrict__ key_cache, const T* __restrict__ value_cache, MetaArgs m,
+                 int num_heads, int kv_heads, int head_size, float scale, unsigned* flags) {
   extern __shared__ float smem[];
   const int D = head_size;
-  float* k_s = smem;                       // [32][D + 1]
-  float* v_s = k_s + kKeyTile * (D + 1);   // [32][D]
-  float* q_s = v_s + kKeyTile * D;         // [16][D]
+  float* k_s = smem;                      // [32][D + 1]
+  float* v_s = k_s + kKeyTile * (D + 1);  // [32][D]
+  float* q_s = v_s + kKeyTile * D;        // [16][D]
 
   const int s = blockIdx.x, h = blockIdx.z;
   if (!seq_valid(m, s, flags)) return;
@@ -385,10 +388,10 @@ void paged_attention(const TensorView& out, const TensorView& query, const Tenso
       if (kv_heads * chunks > 65535 || partitions > 65535)
         fail(ErrorKind::Range, "pagedAttention: too many heads or too long a context for the CUDA decode grid");
       dim3 grid(unsigned(num_tokens), unsigned(kv_heads * chunks), unsigned(partitions));
-      decode_kernel<T><<<grid, kDecodeThreads, 0, st>>>(
-          out.ptr<T>(), out.stride(0), out.stride(1), query.ptr<T>(), query.stride(0), query.stride(1),
-          key_cache.ptr<T>(), value_cache.ptr<T>(), m, num_heads, kv_heads, head_size, scale, part_out, part_ml,
-          partitions, flags);
+      decode_kernel<T><<<grid, kDecodeThreads, 0, st>>>(out.ptr<T>(), out.stride(0), out.stride(1), query.ptr<T>(),
+                                                        query.stride(0), query.stride(1), key_cache.ptr<T>(),
+                                                        value_cache.ptr<T>(), m, num_heads, kv_heads, head_size, scale,
+                                                        part_out, part_ml, partitions, flags);
       check_launch("pagedAttention (decode)");
       if (partitions > 1) {
         decode_reduce_kernel<T><<<dim3(unsigned(num_tokens), unsigned(num_heads)), 128, 0, st>>>(

@@ -7,10 +7,10 @@ namespace {
 
 // grid: numTokens, block: 128 threads over numKvHeads x headSize / V packs
 template <typename T, int V>
-__global__ void reshape_and_cache_kernel(const T* __restrict__ key, int64_t key_s0, int64_t key_s1,      // [T, Hkv, D]
-                                         const T* __restrict__ value, int64_t val_s0, int64_t val_s1,    // [T, Hkv, D]
-                                         T* __restrict__ key_cache, T* __restrict__ value_cache,          // [B, bs, Hkv, D]
-                                         const int32_t* __restrict__ slot_mapping,                        // [T]
+__global__ void reshape_and_cache_kernel(const T* __restrict__ key, int64_t key_s0, int64_t key_s1,    // [T, Hkv, D]
+                                         const T* __restrict__ value, int64_t val_s0, int64_t val_s1,  // [T, Hkv, D]
+                                         T* __restrict__ key_cache, T* __restrict__ value_cache,  // [B, bs, Hkv, D]
+                                         const int32_t* __restrict__ slot_mapping,                // [T]
                                          int64_t num_slots, int kv_heads, int head_size, unsigned* flags) {
   const int64_t t = blockIdx.x;
   const int64_t slot = slot_mapping[t];

@@ -1,7 +1,6 @@
-// Device copies (strided, converting between float dtypes), fill, and the seeded uniform fill.
+// Device copies (strided, converting between float dtypes) and fill.
 #include "api.h"
 #include "common.cuh"
-#include "../core/random.h"
 
 namespace mvllm::cuda {
 namespace {
@@ -45,11 +44,6 @@ __global__ void fill_kernel(T* dst, Layout l, int64_t n, T value) {
 }
 
 // grid: enough blocks to cover n (grid-stride), block: 256
-template <typename T>
-__global__ void fill_uniform_kernel(T* dst, int64_t n, float low, float high, uint32_t seed) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    dst[i] = from_f<T>(uniform_at(seed, uint64_t(i), low, high));
-}
 
 Layout layout_of(const TensorView& dst, const TensorView* src) {
   Layout l{};
@@ -83,7 +77,8 @@ void copy(const TensorView& dst, const TensorView& src) {
     if (dst.dtype != src.dtype) fail(ErrorKind::Type, "copy: int32 converts only to int32");
     launch_copy<int32_t, int32_t>(dst, src, st);
   } else {
-    MVLLM_CUDA_DISPATCH_FLOAT(dst.dtype, D, { MVLLM_CUDA_DISPATCH_FLOAT(src.dtype, S, (launch_copy<D, S>(dst, src, st))); });
+    MVLLM_CUDA_DISPATCH_FLOAT(dst.dtype, D,
+                              { MVLLM_CUDA_DISPATCH_FLOAT(src.dtype, S, (launch_copy<D, S>(dst, src, st))); });
   }
   check_launch("copy");
 }
@@ -103,16 +98,6 @@ void fill(const TensorView& t, double value) {
     });
   }
   check_launch("fill");
-}
-
-void fill_uniform(const TensorView& t, float low, float high, uint32_t seed) {
-  const int64_t n = t.numel();
-  if (n == 0) return;
-  cudaStream_t st = stream(t.device_index);
-  MVLLM_CUDA_DISPATCH_FLOAT(t.dtype, T, {
-    fill_uniform_kernel<T><<<blocks_for(n, 256), 256, 0, st>>>(t.ptr<T>(), n, low, high, seed);
-  });
-  check_launch("fillUniform");
 }
 
 }  // namespace mvllm::cuda

@@ -8,9 +8,9 @@ namespace {
 // grid: numTokens, block: threads striding over the row in packs of V elements (hidden % V == 0)
 // out and x may alias (in-place use), so neither is __restrict__.
 template <typename T, int V>
-__global__ void rms_norm_kernel(T* out, int64_t out_stride,      // [numTokens, hidden]
-                                const T* x, int64_t x_stride,    // [numTokens, hidden]
-                                const T* __restrict__ weight,    // [hidden]
+__global__ void rms_norm_kernel(T* out, int64_t out_stride,    // [numTokens, hidden]
+                                const T* x, int64_t x_stride,  // [numTokens, hidden]
+                                const T* __restrict__ weight,  // [hidden]
                                 float eps, int hidden) {
   using P = Pack<T, V>;
   const P* xr = reinterpret_cast<const P*>(x + blockIdx.x * x_stride);
@@ -77,13 +77,15 @@ int threads_for(int64_t packs) {
 }
 
 template <typename T>
-constexpr int pack_of() { return 16 / int(sizeof(T)); }
+constexpr int pack_of() {
+  return 16 / int(sizeof(T));
+}
 
 }  // namespace
 
-void rms_norm(const TensorView& out, const TensorView& x, const TensorView& weight, float eps) {
+void rms_norm(const TensorView& out, const TensorView& x, const TensorView& weight, double eps_d) {
   const int64_t tokens = x.size(0), hidden = x.size(1);
-  if (tokens == 0) return;
+  const float eps = float(eps_d);
   cudaStream_t st = stream(x.device_index);
   MVLLM_CUDA_DISPATCH_FLOAT(x.dtype, T, {
     constexpr int V = pack_of<T>();
@@ -99,9 +101,9 @@ void rms_norm(const TensorView& out, const TensorView& x, const TensorView& weig
   check_launch("rmsNorm");
 }
 
-void fused_add_rms_norm(const TensorView& x, const TensorView& residual, const TensorView& weight, float eps) {
+void fused_add_rms_norm(const TensorView& x, const TensorView& residual, const TensorView& weight, double eps_d) {
   const int64_t tokens = x.size(0), hidden = x.size(1);
-  if (tokens == 0) return;
+  const float eps = float(eps_d);
   cudaStream_t st = stream(x.device_index);
   MVLLM_CUDA_DISPATCH_FLOAT(x.dtype, T, {
     constexpr int V = pack_of<T>();

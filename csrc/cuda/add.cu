@@ -1,0 +1,43 @@
+// Elementwise add (a residual connection outside the fused RMSNorm): out = T(a + b), one block per token.
+#include "api.h"
+#include "common.cuh"
+
+namespace mvllm::cuda {
+namespace {
+
+// grid: numTokens, block: 256 threads over the row in packs of V
+template <typename T, int V>
+__global__ void add_kernel(T* out, int64_t out_stride, const T* a, int64_t a_stride, const T* b, int64_t b_stride,
+                           int d) {
+  using P = Pack<T, V>;
+  const P* ar = reinterpret_cast<const P*>(a + blockIdx.x * a_stride);
+  const P* br = reinterpret_cast<const P*>(b + blockIdx.x * b_stride);
+  P* o = reinterpret_cast<P*>(out + blockIdx.x * out_stride);
+  for (int i = threadIdx.x; i < d / V; i += blockDim.x) {
+    P x = ar[i], y = br[i], r;
+#pragma unroll
+    for (int j = 0; j < V; ++j) r.v[j] = from_f<T>(to_f(x.v[j]) + to_f(y.v[j]));
+    o[i] = r;
+  }
+}
+
+}  // namespace
+
+void add(const TensorView& out, const TensorView& a, const TensorView& b) {
+  const int64_t tokens = a.size(0), d = a.size(1);
+  cudaStream_t st = stream(a.device_index);
+  MVLLM_CUDA_DISPATCH_FLOAT(a.dtype, T, {
+    constexpr int V = 16 / int(sizeof(T));
+    const bool vec = d % V == 0 && a.stride(0) % V == 0 && b.stride(0) % V == 0 && out.stride(0) % V == 0 &&
+                     aligned16(a.data) && aligned16(b.data) && aligned16(out.data);
+    if (vec)
+      add_kernel<T, V><<<unsigned(tokens), 256, 0, st>>>(out.ptr<T>(), out.stride(0), a.ptr<T>(), a.stride(0),
+                                                         b.ptr<T>(), b.stride(0), int(d));
+    else
+      add_kernel<T, 1><<<unsigned(tokens), 256, 0, st>>>(out.ptr<T>(), out.stride(0), a.ptr<T>(), a.stride(0),
+                                                         b.ptr<T>(), b.stride(0), int(d));
+  });
+  check_launch("add");
+}
+
+}  // namespace mvllm::cuda

@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+// The native build's one source list, for CMakeLists.txt and binding.gyp alike: every .cc of binding/ and cpu/ (the
+// addon), and every .cu of cuda/ (the CUDA backend). A new file in one of those folders is in the build.
+//
+//   node csrc/sources.mjs cpu|cuda [--cmake]   paths relative to the repository root, one per line (--cmake: a ;-list)
+import { readdirSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const FOLDERS = {
+  cpu: [
+    ['binding', '.cc'],
+    ['cpu', '.cc'],
+  ],
+  cuda: [['cuda', '.cu']],
+};
+
+const which = process.argv[2];
+if (!(which in FOLDERS)) {
+  console.error('usage: node csrc/sources.mjs cpu|cuda [--cmake]');
+  process.exit(2);
+}
+const files = FOLDERS[which].flatMap(([folder, ext]) =>
+  readdirSync(join(here, folder))
+    .filter((f) => f.endsWith(ext))
+    .sort()
+    .map((f) =>
+      relative(join(here, '..'), join(here, folder, f))
+        .split('\\')
+        .join('/'),
+    ),
+);
+process.stdout.write(process.argv.includes('--cmake') ? files.join(';') : `${files.join('\n')}\n`);
