@@ -1,6 +1,6 @@
 // CUDA graphs: the kernels one function queues on a device's stream, recorded once and replayed as a single launch.
 import { native, type NativeGraph } from './native.js';
-import { Profiler } from './profiler.js';
+import { NULL_PROFILER, withProfiler } from './ops/call.js';
 
 export class CudaGraph {
   readonly deviceIndex: number;
@@ -21,7 +21,7 @@ export class CudaGraph {
     let result: T;
     try {
       // the profiler's events must not be recorded into the graph
-      result = Profiler.paused(fn);
+      result = withProfiler(NULL_PROFILER, fn);
     } catch (e) {
       native.graphAbort(deviceIndex);
       throw e;

@@ -6,6 +6,7 @@ export type { MiniVllmErrorCode } from './errors.js';
 export { backends, defaultDevice } from './native.js';
 export type { Backends, CpuBackend, CudaBackend, CudaDevice, MemoryCount } from './native.js';
 export * as ops from './ops/index.js';
+export { type ArgSpec, type OpDef, opRegistry } from './ops/registry.js';
 export { Tensor } from './tensor.js';
 export type { HostData, TensorOptions } from './tensor.js';
 export { deviceMemory, memoryStats, numThreads, resetPeakMemory, setNumThreads, synchronize } from './runtime.js';
@@ -13,15 +14,53 @@ export { ModelFormatError } from './errors.js';
 export { Profiler, type Trace, type TraceEvent } from './profiler.js';
 export { CudaGraph } from './cuda-graph.js';
 export {
-  BlockManager, type CreateOptions, type CudaGraphStats, EngineCore, type EngineOptions, type EngineStats, type FinishReason, generate, type GenerateOptions,
-  type GenerationResult, type GenerationStream, InferenceEngine, type Prompt, type RequestOptions, type RequestTimings, Scheduler, Sequence, type StreamDelta,
+  BlockManager,
+  type CreateOptions,
+  type CudaGraphStats,
+  EngineCore,
+  type EngineOptions,
+  type EngineStats,
+  type FinishReason,
+  generate,
+  type GenerateOptions,
+  type GenerationResult,
+  type GenerationStream,
+  InferenceEngine,
+  type Prompt,
+  type RequestOptions,
+  type RequestTimings,
+  Scheduler,
+  Sequence,
+  type StreamDelta,
 } from './engine/index.js';
 export {
-  configFromHf, type ForwardInput, type KvCache, type LlamaConfig, LlamaModel, type LoadedModel, loadModel,
-  type LoadOptions, loadTokenizer, type ModelFormat, parameterCount, PRESETS, presetConfig,
+  configFromHf,
+  type ForwardInput,
+  type KvCache,
+  type LlamaConfig,
+  LlamaModel,
+  type LoadedModel,
+  loadModel,
+  type LoadOptions,
+  loadTokenizer,
+  type ModelFormat,
+  parameterCount,
+  PRESETS,
+  presetConfig,
 } from './model/index.js';
-export { MAX_LOGPROBS, type ResolvedSamplingParams, resolveSamplingParams, type SamplingParams } from './sampling/params.js';
-export { Sampler, SamplingState, type SampleResult, type TokenLogprob, type TokenLogprobs } from './sampling/sampler.js';
+export {
+  MAX_LOGPROBS,
+  type ResolvedSamplingParams,
+  resolveSamplingParams,
+  type SamplingParams,
+} from './sampling/params.js';
+export {
+  Sampler,
+  SamplingState,
+  type SampleResult,
+  type TokenLogprob,
+  type TokenLogprobs,
+} from './sampling/sampler.js';
 export { IncrementalDetokenizer } from './tokenizer/detokenizer.js';
 export { HfTokenizer } from './tokenizer/hf.js';
 export { SentencePieceTokenizer } from './tokenizer/sentencepiece.js';

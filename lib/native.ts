@@ -73,19 +73,29 @@ export interface MemoryCount {
   peakBytes: number;
 }
 
-export interface Addon {
+/**
+ * One op of the addon (`addon.ops`): it takes the arguments its lib/ops wrapper declares, and carries the contract the
+ * C++ side declares (core/op_checks.h), which the registry test compares with the wrapper's.
+ */
+export type NativeOp = ((...args: unknown[]) => unknown) & {
+  readonly argNames: readonly string[];
+  readonly devices: readonly Device[];
+};
+
+/** The runtime functions of the addon: everything but the ops. */
+export interface Runtime {
   memoryStats(): Record<Device, MemoryCount>;
   resetPeakMemory(): void;
   deviceMemory(deviceIndex: number): { free: number; total: number };
-  Storage: new (device: Device, deviceIndex: number, byteLength: number) => NativeStorage;
   backends(queryCuda?: boolean): Backends;
   setErrorClass(ctor: new (message: string, code: MiniVllmErrorCode) => Error): void;
   numThreads(): number;
   setNumThreads(n: number): void;
-  copyFromHost(dst: NativeTensor, src: Float32Array | Int32Array): void;
-  copyToHost(src: NativeTensor, dst: Float32Array | Int32Array): void;
-  copy(dst: NativeTensor, src: NativeTensor): void;
-  fill(t: NativeTensor, value: number): void;
+  // (function-valued properties: the tensor methods hand these to the profiler unbound; the addon never reads `this`)
+  copyFromHost: (dst: NativeTensor, src: Float32Array | Int32Array) => void;
+  copyToHost: (src: NativeTensor, dst: Float32Array | Int32Array) => void;
+  copy: (dst: NativeTensor, src: NativeTensor) => void;
+  fill: (t: NativeTensor, value: number) => void;
   synchronize(deviceIndex: number): void;
   timerStart(deviceIndex: number): void;
   timerStop(deviceIndex: number): number;
@@ -108,39 +118,49 @@ export interface Addon {
   graphReplay(graph: NativeGraph): boolean;
   graphDestroy(graph: NativeGraph): void;
   streamRead(x: NativeTensor): number;
-  rmsNorm(out: NativeTensor, x: NativeTensor, weight: NativeTensor, eps: number): void;
-  fusedAddRmsNorm(x: NativeTensor, residual: NativeTensor, weight: NativeTensor, eps: number): void;
-  rotaryEmbedding(
-    positions: NativeTensor,
-    query: NativeTensor,
-    key: NativeTensor | null,
-    headSize: number,
-    cosSinCache: NativeTensor,
-    isNeox: boolean,
-  ): void;
-  siluAndMul(out: NativeTensor, x: NativeTensor): void;
-  reshapeAndCache(key: NativeTensor, value: NativeTensor, keyCache: NativeTensor, valueCache: NativeTensor, slotMapping: NativeTensor): void;
-  pagedAttention(
-    out: NativeTensor,
-    query: NativeTensor,
-    keyCache: NativeTensor,
-    valueCache: NativeTensor,
-    queryStartLoc: NativeTensor,
-    seqLens: NativeTensor,
-    blockTables: NativeTensor,
-    scale: number,
-    maxSeqLen: number,
-    maxQueryLen: number,
-  ): void;
-  linear(out: NativeTensor, x: NativeTensor, weight: NativeTensor, bias: NativeTensor | null): void;
-  embedding(out: NativeTensor, ids: NativeTensor, table: NativeTensor): void;
-  gatherRows(out: NativeTensor, x: NativeTensor, indices: NativeTensor): void;
-  add(out: NativeTensor, a: NativeTensor, b: NativeTensor): void;
   /** GFLOP/s of fp32 FMAs on every CPU thread for about `seconds` */
   fmaPeak(seconds: number): number;
-  fillUniform(out: NativeTensor, low: number, high: number, seed: number): void;
-  sampleRows(logits: Float32Array, rows: number, vocab: number, temperature: Float32Array, topK: Int32Array,
-    topP: Float32Array, minP: Float32Array, uniform: Float64Array, out: Int32Array): void;
+}
+
+/** The runtime functions' names: what the addon exports besides Storage and ops (the registry test checks both
+ * ways). */
+export const RUNTIME_FUNCTIONS = [
+  'memoryStats',
+  'resetPeakMemory',
+  'deviceMemory',
+  'backends',
+  'setErrorClass',
+  'numThreads',
+  'setNumThreads',
+  'copyFromHost',
+  'copyToHost',
+  'copy',
+  'fill',
+  'synchronize',
+  'timerStart',
+  'timerStop',
+  'profileEvent',
+  'profileElapsed',
+  'profileReset',
+  'rangePush',
+  'rangePop',
+  'graphBegin',
+  'graphEnd',
+  'graphAbort',
+  'graphReplay',
+  'graphDestroy',
+  'streamRead',
+  'fmaPeak',
+] as const satisfies ReadonlyArray<keyof Runtime>;
+// Compile-time: every Runtime function is in the list.
+type Unlisted = Exclude<keyof Runtime, (typeof RUNTIME_FUNCTIONS)[number]>;
+const everyRuntimeFunctionListed: [Unlisted] extends [never] ? true : Unlisted = true;
+void everyRuntimeFunctionListed;
+
+export interface Addon extends Runtime {
+  Storage: new (device: Device, deviceIndex: number, byteLength: number) => NativeStorage;
+  /** The ops, by name (lib/ops/registry.ts declares each). */
+  ops: Readonly<Record<string, NativeOp | undefined>>;
 }
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -155,19 +175,8 @@ function load(): Addon {
   return addon;
 }
 
-/**
- * The loaded addon (typed), its functions copied onto a plain object: the addon's own properties are read-only, and
- * the profiler (lib/profiler.ts) swaps timed wrappers in while it records.
- */
-export const native: Addon = (() => {
-  const addon = load() as unknown as Record<string, unknown>;
-  const out: Record<string, unknown> = {};
-  for (const key of Object.getOwnPropertyNames(addon)) {
-    const v = addon[key];
-    out[key] = typeof v === 'function' && key !== 'Storage' ? (v as (...a: unknown[]) => unknown).bind(addon) : v;
-  }
-  return out as unknown as Addon;
-})();
+/** The loaded addon, typed. Only this module loads it; the ops reach `native.ops` through lib/ops/registry.ts. */
+export const native: Addon = load();
 
 /** True when MINI_VLLM_DEVICE=cpu asks for the CPU only: CUDA is then neither queried nor used. */
 export function cudaDisabledByEnv(): boolean {
@@ -191,5 +200,6 @@ export function defaultDevice(): Device {
 export function requireDevice(device: Device): void {
   if (device === 'cpu') return;
   const cuda = backends().cuda;
-  if (!cuda.available) throw new MiniVllmError(`CUDA is not available: ${cuda.error ?? 'unknown reason'}`, 'ERR_UNSUPPORTED');
+  if (!cuda.available)
+    throw new MiniVllmError(`CUDA is not available: ${cuda.error ?? 'unknown reason'}`, 'ERR_UNSUPPORTED');
 }

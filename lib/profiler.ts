@@ -1,9 +1,11 @@
 // The step profiler: every op of a few engine steps as a Chrome / Perfetto trace (open it at ui.perfetto.dev or
 // chrome://tracing), with op names and argument shapes. CPU ops are timed on the host (they run synchronously); on
 // CUDA each op is also bracketed by CUDA events, which give its time on the device's stream in a second track, and by
-// NVTX ranges, so Nsight Systems shows the same names.
+// NVTX ranges, so Nsight Systems shows the same names. The ops layer reports to the profiler it is given
+// (lib/ops/call.ts); nothing is patched, and the profiler keeps no state outside its own object.
 import type { Device } from './dtype.js';
 import { native, type NativeTensor } from './native.js';
+import { currentProfiler, NULL_PROFILER, type OpProfiler, useProfiler } from './ops/call.js';
 
 /** One Chrome trace event ('X' complete, 'M' metadata); ts and dur in microseconds. */
 export interface TraceEvent {
@@ -23,26 +25,6 @@ export interface Trace {
   metadata: { device: string; steps: number; startedAt: string };
 }
 
-/** The ops the profiler wraps, with their parameters' names (the trace shows each tensor as dtype[shape]). */
-const OPS: Record<string, readonly string[]> = {
-  rmsNorm: ['out', 'x', 'weight', 'eps'],
-  fusedAddRmsNorm: ['x', 'residual', 'weight', 'eps'],
-  rotaryEmbedding: ['positions', 'query', 'key', 'headSize', 'cosSinCache', 'isNeox'],
-  siluAndMul: ['out', 'x'],
-  reshapeAndCache: ['key', 'value', 'keyCache', 'valueCache', 'slotMapping'],
-  pagedAttention: ['out', 'query', 'keyCache', 'valueCache', 'queryStartLoc', 'seqLens', 'blockTables', 'scale', 'maxSeqLen', 'maxQueryLen'],
-  linear: ['out', 'x', 'weight', 'bias'],
-  embedding: ['out', 'ids', 'table'],
-  gatherRows: ['out', 'x', 'indices'],
-  add: ['out', 'a', 'b'],
-  copy: ['dst', 'src'],
-  copyFromHost: ['dst', 'src'],
-  copyToHost: ['src', 'dst'],
-  fill: ['tensor', 'value'],
-  fillUniform: ['out', 'low', 'high', 'seed'],
-  sampleRows: ['logits', 'rows', 'vocab'],
-};
-
 function describeArg(v: unknown): unknown {
   if (v === null || v === undefined) return null;
   if (typeof v === 'object' && 'shape' in v && 'dtype' in v) {
@@ -50,38 +32,53 @@ function describeArg(v: unknown): unknown {
     return `${t.dtype}[${t.shape.join(', ')}]`;
   }
   if (ArrayBuffer.isView(v)) return `${v.constructor.name}(${(v as unknown as { length: number }).length})`;
+  if (typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype)
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, describeArg(x)])); // pagedAttention's meta, ...
   return v;
 }
 
 const HOST_TID = 1;
 const DEVICE_TID = 2;
 
-/** The profiler recording now on this thread, if any. */
-export function activeProfiler(): Profiler | null {
-  return Profiler.active;
+/** What the engine calls around its steps: a recording Profiler, or NULL_STEP_PROFILER when not profiling. */
+export interface StepProfiler extends OpProfiler {
+  /** Brackets one engine step. */
+  step<T>(args: Record<string, unknown>, fn: () => T): T;
+  /** A named range inside a step (schedule, forward, sample, ...). */
+  range<T>(name: string, fn: () => T): T;
+  /** One event timed like an op that is not an op of the registry (a CUDA graph replay). */
+  event<T>(name: string, args: Record<string, unknown>, fn: () => T): T;
 }
 
+/** Records nothing: every call just runs. */
+export const NULL_STEP_PROFILER: StepProfiler = {
+  ...NULL_PROFILER,
+  step: (_args, fn) => fn(),
+  range: (_name, fn) => fn(),
+  event: (_name, _args, fn) => fn(),
+};
+
 /**
- * Records the next `maxSteps` steps (a step is whatever `step()` brackets: EngineCore.step does). `start()` swaps
- * timed wrappers in for the ops; they are swapped out once the last step is recorded, or at `stop()`.
+ * Records the ops of the next `maxSteps` steps (a step is whatever `step()` brackets: EngineCore.step does), and of
+ * anything between `start()` and `stop()` while steps remain: start() gives the profiler to the ops layer, stop()
+ * takes it back. One profiler records on a thread at a time.
  */
-export class Profiler {
-  /** The one recording on this thread (activeProfiler() reads it). */
-  static active: Profiler | null = null;
+export class Profiler implements StepProfiler {
   readonly device: Device;
   readonly deviceIndex: number;
   readonly maxSteps: number;
   private readonly events: TraceEvent[] = [];
   private readonly deviceSpans: Array<{ name: string; a: number; b: number; args: Record<string, unknown> }> = [];
-  private readonly saved = new Map<string, unknown>();
   private t0 = 0;
   private anchorEvent = -1;
   private steps = 0;
   private inStep = false;
   private startedAt = '';
+  private restore: (() => void) | null = null;
 
   constructor(device: Device, deviceIndex = 0, maxSteps = 5) {
-    if (!Number.isInteger(maxSteps) || maxSteps < 1) throw new RangeError(`Profiler: maxSteps must be a positive integer, got ${maxSteps}`);
+    if (!Number.isInteger(maxSteps) || maxSteps < 1)
+      throw new RangeError(`Profiler: maxSteps must be a positive integer, got ${maxSteps}`);
     this.device = device;
     this.deviceIndex = deviceIndex;
     this.maxSteps = maxSteps;
@@ -91,13 +88,15 @@ export class Profiler {
     return this.steps;
   }
 
+  /** Started, not stopped, and steps left to record. */
   get recording(): boolean {
-    return this.saved.size > 0;
+    return this.restore !== null && this.steps < this.maxSteps;
   }
 
   start(): void {
-    if (Profiler.active !== null) throw new Error('Profiler: another profiler is already recording on this thread');
-    Profiler.active = this;
+    if (this.restore !== null) throw new Error('Profiler: already recording (stop() first)');
+    if (currentProfiler() !== NULL_PROFILER)
+      throw new Error('Profiler: another profiler is already recording on this thread');
     this.startedAt = new Date().toISOString();
     if (this.device === 'cuda') {
       native.synchronize(this.deviceIndex);
@@ -105,37 +104,26 @@ export class Profiler {
       this.anchorEvent = native.profileEvent(this.deviceIndex);
     }
     this.t0 = performance.now();
-    this.wrap();
+    this.restore = useProfiler(this);
   }
 
-  /** Runs `fn` with the op wrappers off, e.g. a CUDA graph capture, which must not record the profiler's events. */
-  static paused<T>(fn: () => T): T {
-    const p = Profiler.active;
-    if (p === null || !p.recording) return fn();
-    p.unwrap();
-    try {
-      return fn();
-    } finally {
-      p.wrap();
-    }
-  }
-
-  private wrap(): void {
-    const n = native as unknown as Record<string, (...a: unknown[]) => unknown>;
-    for (const [name, params] of Object.entries(OPS)) {
-      const inner = n[name]!;
-      this.saved.set(name, inner);
-      n[name] = (...a: unknown[]) => this.timed(name, 'op', () => inner(...a), () => {
-        const args: Record<string, unknown> = {};
-        a.forEach((v, i) => {
-          args[params[i] ?? `arg${i}`] = describeArg(v);
+  op<A extends unknown[], R>(name: string, argNames: readonly string[], fn: (...args: A) => R, args: A): R {
+    if (!this.recording) return fn(...args);
+    return this.timed(
+      name,
+      'op',
+      () => fn(...args),
+      () => {
+        const described: Record<string, unknown> = {};
+        args.forEach((v, i) => {
+          described[argNames[i] ?? `arg${i}`] = describeArg(v);
         });
-        return args;
-      });
-    }
+        return described;
+      },
+    );
   }
 
-  /** Brackets one engine step; steps past maxSteps run unrecorded (and the op wrappers come off after the last). */
+  /** Brackets one engine step; steps past maxSteps run unrecorded. */
   step<T>(args: Record<string, unknown>, fn: () => T): T {
     if (!this.recording || this.inStep) return fn();
     this.inStep = true;
@@ -143,17 +131,15 @@ export class Profiler {
       return this.timed('step', 'step', fn, () => ({ index: this.steps, ...args }));
     } finally {
       this.inStep = false;
-      if (++this.steps >= this.maxSteps) this.unwrap();
+      ++this.steps;
     }
   }
 
-  /** One op the profiler does not wrap itself (a CUDA graph replay), timed and summarised like the wrapped ones. */
-  op<T>(name: string, args: Record<string, unknown>, fn: () => T): T {
+  event<T>(name: string, args: Record<string, unknown>, fn: () => T): T {
     if (!this.recording) return fn();
     return this.timed(name, 'op', fn, () => args);
   }
 
-  /** A named range inside a step (schedule, forward, sample, ...). */
   range<T>(name: string, fn: () => T): T {
     if (!this.recording) return fn();
     return this.timed(name, 'phase', fn, () => ({}));
@@ -161,8 +147,8 @@ export class Profiler {
 
   /** Stops recording and returns the trace (device times are read here, after the device has finished). */
   stop(): Trace {
-    this.unwrap();
-    if (Profiler.active === this) Profiler.active = null;
+    this.restore?.();
+    this.restore = null;
     const pid = 1;
     const events: TraceEvent[] = [
       { name: 'process_name', ph: 'M', pid, tid: HOST_TID, args: { name: `mini-vllm (${this.device})` } },
@@ -170,14 +156,33 @@ export class Profiler {
       ...this.events,
     ];
     if (this.device === 'cuda' && this.deviceSpans.length > 0) {
-      events.push({ name: 'thread_name', ph: 'M', pid, tid: DEVICE_TID, args: { name: `cuda:${this.deviceIndex} stream` } });
+      events.push({
+        name: 'thread_name',
+        ph: 'M',
+        pid,
+        tid: DEVICE_TID,
+        args: { name: `cuda:${this.deviceIndex} stream` },
+      });
       for (const s of this.deviceSpans) {
         const start = native.profileElapsed(this.deviceIndex, this.anchorEvent, s.a);
         const dur = native.profileElapsed(this.deviceIndex, s.a, s.b);
-        events.push({ name: s.name, cat: 'device', ph: 'X', ts: start * 1000, dur: dur * 1000, pid, tid: DEVICE_TID, args: s.args });
+        events.push({
+          name: s.name,
+          cat: 'device',
+          ph: 'X',
+          ts: start * 1000,
+          dur: dur * 1000,
+          pid,
+          tid: DEVICE_TID,
+          args: s.args,
+        });
       }
     }
-    return { traceEvents: events, displayTimeUnit: 'ms', metadata: { device: `${this.device}:${this.deviceIndex}`, steps: this.steps, startedAt: this.startedAt } };
+    return {
+      traceEvents: events,
+      displayTimeUnit: 'ms',
+      metadata: { device: `${this.device}:${this.deviceIndex}`, steps: this.steps, startedAt: this.startedAt },
+    };
   }
 
   private timed<T>(name: string, cat: string, fn: () => T, args: () => Record<string, unknown>): T {
@@ -193,18 +198,21 @@ export class Profiler {
     } finally {
       const end = performance.now();
       const described = args();
-      this.events.push({ name, cat, ph: 'X', ts: (t - this.t0) * 1000, dur: (end - t) * 1000, pid: 1, tid: HOST_TID, args: described });
+      this.events.push({
+        name,
+        cat,
+        ph: 'X',
+        ts: (t - this.t0) * 1000,
+        dur: (end - t) * 1000,
+        pid: 1,
+        tid: HOST_TID,
+        args: described,
+      });
       if (cuda) {
         this.deviceSpans.push({ name, a, b: native.profileEvent(this.deviceIndex), args: described });
         native.rangePop();
       }
     }
-  }
-
-  private unwrap(): void {
-    const n = native as unknown as Record<string, unknown>;
-    for (const [name, fn] of this.saved) n[name] = fn;
-    this.saved.clear();
   }
 }
 
@@ -226,7 +234,9 @@ export function summarizeTrace(trace: Trace): OpSummary {
   const clock = x.some((e) => e.tid === DEVICE_TID) ? 'device' : 'host';
   const track = x.filter((e) => e.tid === (clock === 'device' ? DEVICE_TID : HOST_TID));
   const allSteps = track.filter((e) => e.name === 'step');
-  const decode = allSteps.filter((e) => e.args?.['numSeqs'] !== undefined && e.args['numDecodes'] === e.args['numSeqs']);
+  const decode = allSteps.filter(
+    (e) => e.args?.['numSeqs'] !== undefined && e.args['numDecodes'] === e.args['numSeqs'],
+  );
   const steps = decode.length > 0 ? decode : allSteps;
   const byName = new Map<string, { calls: number; us: number }>();
   for (const s of steps) {
@@ -241,8 +251,17 @@ export function summarizeTrace(trace: Trace): OpSummary {
   const n = Math.max(steps.length, 1);
   const stepUs = steps.reduce((t, s) => t + s.dur!, 0) / n;
   return {
-    steps: decode.length > 0 ? 'decode' : 'all', numSteps: steps.length, stepMs: stepUs / 1000, clock,
-    ops: [...byName].map(([name, a]) => ({ name, callsPerStep: a.calls / n, msPerStep: a.us / n / 1000, share: stepUs > 0 ? a.us / n / stepUs : 0 }))
+    steps: decode.length > 0 ? 'decode' : 'all',
+    numSteps: steps.length,
+    stepMs: stepUs / 1000,
+    clock,
+    ops: [...byName]
+      .map(([name, a]) => ({
+        name,
+        callsPerStep: a.calls / n,
+        msPerStep: a.us / n / 1000,
+        share: stepUs > 0 ? a.us / n / stepUs : 0,
+      }))
       .sort((p, q) => q.msPerStep - p.msPerStep),
   };
 }

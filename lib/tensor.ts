@@ -1,6 +1,17 @@
 // Tensor: a typed, shaped view of one native allocation on the CPU or a CUDA device.
 import { type DType, type Device, isDType, isDevice, itemSize } from './dtype.js';
 import { type NativeStorage, type NativeTensor, native, requireDevice } from './native.js';
+import { profiled } from './ops/call.js';
+
+// Copies and fills are reported to the ops layer's profiler like ops (the addon's own argument names).
+const fromHost = (dst: NativeTensor, src: Float32Array | Int32Array): void =>
+  profiled('copyFromHost', ['dst', 'src'], native.copyFromHost, [dst, src]);
+const toHost = (src: NativeTensor, dst: Float32Array | Int32Array): void =>
+  profiled('copyToHost', ['src', 'dst'], native.copyToHost, [src, dst]);
+const copyTensor = (dst: NativeTensor, src: NativeTensor): void =>
+  profiled('copy', ['dst', 'src'], native.copy, [dst, src]);
+const fillTensor = (t: NativeTensor, value: number): void =>
+  profiled('fill', ['tensor', 'value'], native.fill, [t, value]);
 
 export interface TensorOptions {
   /** Storage type; default float32. */
@@ -23,8 +34,10 @@ export function describeValue(v: unknown): string {
 }
 
 function checkShape(shape: unknown, where: string): number[] {
-  if (!Array.isArray(shape)) throw new TypeError(`${where}: shape must be an array of integers, got ${describeValue(shape)}`);
-  if (shape.length > MAX_DIMS) throw new RangeError(`${where}: shape has ${shape.length} dims, at most ${MAX_DIMS} are supported`);
+  if (!Array.isArray(shape))
+    throw new TypeError(`${where}: shape must be an array of integers, got ${describeValue(shape)}`);
+  if (shape.length > MAX_DIMS)
+    throw new RangeError(`${where}: shape has ${shape.length} dims, at most ${MAX_DIMS} are supported`);
   for (const [i, d] of shape.entries()) {
     if (typeof d !== 'number' || !Number.isInteger(d) || d < 0 || d > MAX_DIM)
       throw new RangeError(`${where}: shape[${i}] must be an integer in [0, 2^31), got ${String(d)}`);
@@ -106,7 +119,9 @@ export class Tensor implements NativeTensor {
     const { dtype } = resolveOptions(opts, 'Tensor.fromArray');
     const n = product(dims);
     if (data.length !== n)
-      throw new RangeError(`Tensor.fromArray: data has ${data.length} elements but shape [${dims.join(', ')}] needs ${n}`);
+      throw new RangeError(
+        `Tensor.fromArray: data has ${data.length} elements but shape [${dims.join(', ')}] needs ${n}`,
+      );
     let host: Float32Array | Int32Array;
     if (dtype === 'int32') {
       host = data instanceof Int32Array ? data : new Int32Array(n);
@@ -123,7 +138,7 @@ export class Tensor implements NativeTensor {
     }
     const t = Tensor.empty(dims, opts);
     try {
-      native.copyFromHost(t, host);
+      fromHost(t, host);
     } catch (e) {
       t.dispose();
       throw e;
@@ -163,9 +178,9 @@ export class Tensor implements NativeTensor {
     const out = this.dtype === 'int32' ? new Int32Array(this.numel) : new Float32Array(this.numel);
     if (this.device === 'cuda' && !this.isContiguous) {
       using dense = this.clone();
-      native.copyToHost(dense, out);
+      toHost(dense, out);
     } else {
-      native.copyToHost(this, out);
+      toHost(this, out);
     }
     return out;
   }
@@ -183,10 +198,10 @@ export class Tensor implements NativeTensor {
       throw new RangeError(`Tensor.write: data has ${data.length} elements, the tensor holds ${this.numel}`);
     if (this.device === 'cuda' && !this.isContiguous) {
       using dense = Tensor.empty(this.shape, { dtype: this.dtype, device: this.device });
-      native.copyFromHost(dense, data);
-      native.copy(this, dense);
+      fromHost(dense, data);
+      copyTensor(this, dense);
     } else {
-      native.copyFromHost(this, data);
+      fromHost(this, data);
     }
     return this;
   }
@@ -204,14 +219,15 @@ export class Tensor implements NativeTensor {
 
   /** Copies `src` (same shape, any device, float dtypes convert) into this tensor. */
   copyFrom(src: Tensor): this {
-    if (!(src instanceof Tensor)) throw new TypeError(`Tensor.copyFrom: src must be a Tensor, got ${describeValue(src)}`);
-    native.copy(this, src);
+    if (!(src instanceof Tensor))
+      throw new TypeError(`Tensor.copyFrom: src must be a Tensor, got ${describeValue(src)}`);
+    copyTensor(this, src);
     return this;
   }
 
   /** Sets every element to `value` (rounded to the dtype). */
   fill(value: number): this {
-    native.fill(this, value);
+    fillTensor(this, value);
     return this;
   }
 
@@ -249,7 +265,10 @@ export class Tensor implements NativeTensor {
   }
 
   toString(): string {
-    return `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, device=${this.device}${this.disposed ? ', disposed' : ''})`;
+    return (
+      `Tensor(shape=[${this.shape.join(', ')}], dtype=${this.dtype}, ` +
+      `device=${this.device}${this.disposed ? ', disposed' : ''})`
+    );
   }
 
   /** A new tensor of this shape holding a copy of this one; freed again if the copy fails. */

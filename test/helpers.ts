@@ -4,7 +4,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 
-import { type Device, type FloatDType, Tensor, backends } from '../lib/index.js';
+import {
+  type Device,
+  type FloatDType,
+  type KvCache,
+  type LlamaModel,
+  Tensor,
+  backends,
+  synchronize,
+} from '../lib/index.js';
 
 /** mulberry32: a small seeded PRNG with uniform output in [0, 1). */
 export function prng(seed: number): () => number {
@@ -41,6 +49,16 @@ export function randint(rand: () => number, n: number, lo: number, hi: number): 
   const out = new Int32Array(n);
   for (let i = 0; i < n; ++i) out[i] = lo + Math.floor(rand() * (hi - lo));
   return out;
+}
+
+/** `count` distinct integers drawn from [0, n) in random order (Fisher-Yates on a prefix): block ids, slots. */
+export function drawDistinct(rand: () => number, n: number, count: number): number[] {
+  const ids = Array.from({ length: n }, (_, i) => i);
+  for (let i = 0; i < count; ++i) {
+    const j = i + Math.floor(rand() * (n - i));
+    [ids[i], ids[j]] = [ids[j]!, ids[i]!];
+  }
+  return ids.slice(0, count);
 }
 
 export interface Tolerance {
@@ -103,7 +121,11 @@ export function expectThrow(fn: () => unknown, type: new (...a: never[]) => Erro
 }
 
 /** expectThrow for a promise: it must reject with `type` and a message matching `pattern`. */
-export async function expectReject(p: Promise<unknown>, type: new (...a: never[]) => Error, pattern: RegExp): Promise<void> {
+export async function expectReject(
+  p: Promise<unknown>,
+  type: new (...a: never[]) => Error,
+  pattern: RegExp,
+): Promise<void> {
   let thrown: unknown;
   try {
     await p;
@@ -154,7 +176,12 @@ export function describeCuda(title: string, body: () => void): void {
 }
 
 /** Tensor of `data` rounded to dtype on device, and the values it really holds (for the reference). */
-export function upload(data: ArrayLike<number>, shape: number[], dtype: FloatDType, device: Device): [Tensor, Float32Array] {
+export function upload(
+  data: ArrayLike<number>,
+  shape: number[],
+  dtype: FloatDType,
+  device: Device,
+): [Tensor, Float32Array] {
   const t = Tensor.fromArray(data, shape, { dtype, device });
   return [t, t.toArray() as Float32Array];
 }
@@ -168,4 +195,64 @@ export function poisoned(shape: number[], dtype: FloatDType, device: Device): Te
 export function sharedModels(): string | null {
   const dir = process.env['MINI_VLLM_MODELS'] ?? fileURLToPath(new URL('../../../shared/models/', import.meta.url));
   return existsSync(join(dir, 'stories260K', 'golden.json')) ? dir : null;
+}
+
+/** One step's inputs as host arrays; blockTables has one row of block ids per sequence. */
+export interface StepArrays {
+  tokenIds: number[];
+  positions: number[];
+  slotMapping: number[];
+  queryStartLoc: number[];
+  seqLens: number[];
+  blockTables: number[][];
+  logitsIndices: number[];
+}
+
+/** Runs one forward step of `model` on these inputs (made as int32 tensors and freed here); its logits on the host. */
+export function forwardLogits(model: LlamaModel, kv: KvCache, step: StepArrays): Float32Array {
+  const int = (a: number[], shape = [a.length]) =>
+    Tensor.fromArray(Int32Array.from(a), shape, { dtype: 'int32', device: model.device });
+  const width = Math.max(...step.blockTables.map((r) => r.length));
+  const padded = step.blockTables.flatMap((r) => [...r, ...new Array<number>(width - r.length).fill(0)]);
+  const t = {
+    tokenIds: int(step.tokenIds),
+    positions: int(step.positions),
+    slotMapping: int(step.slotMapping),
+    logitsIndices: int(step.logitsIndices),
+    queryStartLoc: int(step.queryStartLoc),
+    seqLens: int(step.seqLens),
+    blockTables: int(padded, [step.blockTables.length, width]),
+  };
+  try {
+    const { queryStartLoc, seqLens, blockTables, ...rest } = t;
+    const scale = 1 / Math.sqrt(model.config.headDim);
+    return model
+      .forward({ ...rest, attention: { queryStartLoc, seqLens, blockTables, scale } }, kv)
+      .toArray() as Float32Array;
+  } finally {
+    Object.values(t).forEach((x) => x.dispose());
+  }
+}
+
+/**
+ * Runs an op whose int32 index argument holds one bad index (10 or -1, outside a 10-row table): a RangeError, on the
+ * CPU from the call, before anything is written (matching `cpu(bad)`), on CUDA at the next synchronize.
+ */
+export function expectBadIndex(
+  device: Device,
+  op: (ids: Tensor) => void,
+  cpu: (bad: number) => RegExp,
+  cuda: RegExp,
+): void {
+  for (const bad of [10, -1]) {
+    using ids = Tensor.fromArray([3, bad], [2], { dtype: 'int32', device });
+    expectThrow(
+      () => {
+        op(ids);
+        synchronize(device);
+      },
+      RangeError,
+      device === 'cpu' ? cpu(bad) : cuda,
+    );
+  }
 }

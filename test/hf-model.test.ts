@@ -4,13 +4,13 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { type Device, Tensor } from '../lib/index.js';
+import type { Device } from '../lib/index.js';
 import { generate, InferenceEngine } from '../lib/engine/index.js';
 import { disposeKvCache, type LlamaConfig, type LoadedModel, loadModel } from '../lib/model/index.js';
 import { llamaForward, type ReferenceWeights, ropeInvFreq } from '../lib/reference/index.js';
 import { SentencePieceTokenizer } from '../lib/tokenizer/sentencepiece.js';
 import { syntheticTokenizer } from '../lib/tokenizer/synthetic.js';
-import { describeDevices, expectClose, sharedModels } from './helpers.js';
+import { describeDevices, expectClose, forwardLogits, sharedModels } from './helpers.js';
 import { CHAT_TEMPLATE, TINY_CONFIG, writeTinyHfModel } from './tiny-models.js';
 
 const models = sharedModels();
@@ -19,26 +19,26 @@ const sp = models
   : syntheticTokenizer(512, { bosTokenId: 1, eosTokenIds: [2] });
 const { pieces, scores } = sp.vocabulary();
 
-/** Runs one varlen step over several sequences from scratch (prefill) and returns the logits of each one's last token. */
-function prefillLogits(m: LoadedModel, seqs: number[][], device: Device): Float32Array[] {
+/** One varlen step over several sequences from scratch (prefill): the logits of each one's last token. */
+function prefillLogits(m: LoadedModel, seqs: number[][]): Float32Array[] {
   const bs = 16;
   const blocksPer = Math.max(...seqs.map((s) => Math.ceil(s.length / bs)));
   const kv = m.model.allocateKvCache(blocksPer * seqs.length, bs);
-  const int = (a: number[], shape?: number[]) => Tensor.fromArray(Int32Array.from(a), shape ?? [a.length], { dtype: 'int32', device });
-  const flat = seqs.flat();
   const qsl = [0];
   for (const s of seqs) qsl.push(qsl.at(-1)! + s.length);
-  const positions = seqs.flatMap((s) => s.map((_, i) => i));
-  const slots = seqs.flatMap((s, k) => s.map((_, i) => k * blocksPer * bs + i));
-  const tables = seqs.flatMap((_, k) => Array.from({ length: blocksPer }, (_, j) => k * blocksPer + j));
-  const ins = [int(flat), int(positions), int(slots), int(qsl), int(seqs.map((s) => s.length)), int(tables, [seqs.length, blocksPer]), int(qsl.slice(1).map((q) => q - 1))];
   try {
-    const logits = m.model.forward({ tokenIds: ins[0]!, positions: ins[1]!, slotMapping: ins[2]!, logitsIndices: ins[6]!,
-      attention: { queryStartLoc: ins[3]!, seqLens: ins[4]!, blockTables: ins[5]!, scale: 1 / Math.sqrt(m.config.headDim) } }, kv).toArray() as Float32Array;
+    const logits = forwardLogits(m.model, kv, {
+      tokenIds: seqs.flat(),
+      positions: seqs.flatMap((s) => s.map((_, i) => i)),
+      slotMapping: seqs.flatMap((s, k) => s.map((_, i) => k * blocksPer * bs + i)),
+      queryStartLoc: qsl,
+      seqLens: seqs.map((s) => s.length),
+      blockTables: seqs.map((_, k) => Array.from({ length: blocksPer }, (_, j) => k * blocksPer + j)),
+      logitsIndices: qsl.slice(1).map((q) => q - 1),
+    });
     const V = m.config.vocabSize;
     return seqs.map((_, i) => logits.slice(i * V, (i + 1) * V));
   } finally {
-    ins.forEach((t) => t.dispose());
     disposeKvCache(kv);
   }
 }
@@ -47,16 +47,60 @@ describe('a tiny Hugging Face Llama written by the test', function () {
   const tmp = mkdtempSync(join(tmpdir(), 'mini-vllm-hf-'));
   after(() => rmSync(tmp, { recursive: true, force: true }));
 
-  const variants: { label: string; dir: string; config: LlamaConfig; shards: number; dtype: 'F32' | 'BF16'; weights?: ReferenceWeights }[] = [
-    { label: 'one float32 model.safetensors, separate lm_head', dir: join(tmp, 'f32'), config: TINY_CONFIG, shards: 1, dtype: 'F32' },
-    { label: 'three bfloat16 shards with an index, tied embeddings, 8 heads on 1 KV head', dir: join(tmp, 'bf16'),
-      config: { ...TINY_CONFIG, numHeads: 8, numKvHeads: 1, headDim: 8, tieWordEmbeddings: true, ropeTheta: 500000 }, shards: 3, dtype: 'BF16' },
-    { label: 'Llama 3.1 rope scaling (llama3: factor 8, original context 8)', dir: join(tmp, 'llama3-rope'),
-      config: { ...TINY_CONFIG, ropeTheta: 500000, ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8 } }, shards: 1, dtype: 'F32' },
+  const variants: {
+    label: string;
+    dir: string;
+    config: LlamaConfig;
+    shards: number;
+    dtype: 'F32' | 'BF16';
+    weights?: ReferenceWeights;
+  }[] = [
+    {
+      label: 'one float32 model.safetensors, separate lm_head',
+      dir: join(tmp, 'f32'),
+      config: TINY_CONFIG,
+      shards: 1,
+      dtype: 'F32',
+    },
+    {
+      label: 'three bfloat16 shards with an index, tied embeddings, 8 heads on 1 KV head',
+      dir: join(tmp, 'bf16'),
+      config: { ...TINY_CONFIG, numHeads: 8, numKvHeads: 1, headDim: 8, tieWordEmbeddings: true, ropeTheta: 500000 },
+      shards: 3,
+      dtype: 'BF16',
+    },
+    {
+      label: 'Llama 3.1 rope scaling (llama3: factor 8, original context 8)',
+      dir: join(tmp, 'llama3-rope'),
+      config: {
+        ...TINY_CONFIG,
+        ropeTheta: 500000,
+        ropeScaling: {
+          type: 'llama3',
+          factor: 8,
+          lowFreqFactor: 1,
+          highFreqFactor: 4,
+          originalMaxPositionEmbeddings: 8,
+        },
+      },
+      shards: 1,
+      dtype: 'F32',
+    },
   ];
-  for (const v of variants) v.weights = writeTinyHfModel(v.dir, { config: v.config, shards: v.shards, dtype: v.dtype, pieces: [...pieces], scores });
+  for (const v of variants)
+    v.weights = writeTinyHfModel(v.dir, {
+      config: v.config,
+      shards: v.shards,
+      dtype: v.dtype,
+      pieces: [...pieces],
+      scores,
+    });
 
-  const prompts = [[1, 300, 301, 302, 45, 67, 89, 400, 401, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17], [1, 77], [1, 260, 261, 262, 263]];
+  const prompts = [
+    [1, 300, 301, 302, 45, 67, 89, 400, 401, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17],
+    [1, 77],
+    [1, 260, 261, 262, 263],
+  ];
 
   describeDevices('forward pass against the float64 reference', (device: Device) => {
     for (const v of variants) {
@@ -65,7 +109,7 @@ describe('a tiny Hugging Face Llama written by the test', function () {
         try {
           expect(m.format).to.equal('hf');
           expect(m.config).to.deep.equal(v.config);
-          const got = prefillLogits(m, prompts, device);
+          const got = prefillLogits(m, prompts);
           prompts.forEach((p, i) => {
             const ref = llamaForward(v.config, v.weights!, p).at(-1)!;
             expectClose(got[i]!, Float32Array.from(ref), { atol: 2e-4, rtol: 1e-4 });
@@ -76,7 +120,7 @@ describe('a tiny Hugging Face Llama written by the test', function () {
       });
     }
 
-    it('greedy generation follows the reference argmax step by step (prefill then decode through the cache)', async () => {
+    it('greedy generation follows the reference argmax step by step (prefill, decode through the cache)', async () => {
       const v = variants[0]!;
       const m = await loadModel(v.dir, { device, dtype: 'float32' });
       try {
@@ -93,41 +137,60 @@ describe('a tiny Hugging Face Llama written by the test', function () {
     });
   });
 
-  it('scales the RoPE frequencies as Llama 3.1 does: high kept, low divided by the factor, the band between blended', () => {
-    const scaling = { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 } as const;
-    const plain = ropeInvFreq(128, 500000);
-    const scaled = ropeInvFreq(128, 500000, scaling);
-    const wavelen = (i: number) => (2 * Math.PI) / plain[i]!;
-    let kept = 0, divided = 0, blended = 0;
-    for (let i = 0; i < 64; ++i) {
-      if (wavelen(i) < 8192 / 4) {
-        expect(scaled[i]).to.equal(plain[i]);
-        kept++;
-      } else if (wavelen(i) > 8192) {
-        expect(scaled[i]).to.be.closeTo(plain[i]! / 8, plain[i]! * 1e-6);
-        divided++;
-      } else {
-        expect(scaled[i]).to.be.within(plain[i]! / 8, plain[i]!);
-        blended++;
+  it(
+    'scales the RoPE frequencies as Llama 3.1 does: high kept, low divided by the factor, the band between ' +
+      'blended',
+    () => {
+      const scaling = {
+        type: 'llama3',
+        factor: 8,
+        lowFreqFactor: 1,
+        highFreqFactor: 4,
+        originalMaxPositionEmbeddings: 8192,
+      } as const;
+      const plain = ropeInvFreq(128, 500000);
+      const scaled = ropeInvFreq(128, 500000, scaling);
+      const wavelen = (i: number) => (2 * Math.PI) / plain[i]!;
+      let kept = 0,
+        divided = 0,
+        blended = 0;
+      for (let i = 0; i < 64; ++i) {
+        if (wavelen(i) < 8192 / 4) {
+          expect(scaled[i]).to.equal(plain[i]);
+          kept++;
+        } else if (wavelen(i) > 8192) {
+          expect(scaled[i]).to.be.closeTo(plain[i]! / 8, plain[i]! * 1e-6);
+          divided++;
+        } else {
+          expect(scaled[i]).to.be.within(plain[i]! / 8, plain[i]!);
+          blended++;
+        }
       }
-    }
-    expect([kept, divided, blended].every((n) => n > 0)).to.equal(true, `${kept} kept, ${divided} divided, ${blended} blended`);
-  });
+      expect([kept, divided, blended].every((n) => n > 0)).to.equal(
+        true,
+        `${kept} kept, ${divided} divided, ${blended} blended`,
+      );
+    },
+  );
 
-  it('serves through InferenceEngine (Hugging Face tokenizers on the caller\'s thread and in the worker), as generate() does', async () => {
-    const dir = variants[0]!.dir;
-    const m = await loadModel(dir, { device: 'cpu' });
-    const engine = await InferenceEngine.create({ model: dir, device: 'cpu' });
-    try {
-      const p = { temperature: 0, maxTokens: 12, ignoreEos: true };
-      const want = await generate(m, ['hello world', 'the cat'], p);
-      const got = await engine.generate(['hello world', 'the cat'], p);
-      expect(got.map((r) => [r.tokenIds, r.text])).to.deep.equal(want.map((r) => [r.tokenIds, r.text]));
-    } finally {
-      await engine.stop();
-      m.model.dispose();
-    }
-  });
+  it(
+    "serves through InferenceEngine (Hugging Face tokenizers on the caller's thread and in the worker), as " +
+      'generate() does',
+    async () => {
+      const dir = variants[0]!.dir;
+      const m = await loadModel(dir, { device: 'cpu' });
+      const engine = await InferenceEngine.create({ model: dir, device: 'cpu' });
+      try {
+        const p = { temperature: 0, maxTokens: 12, ignoreEos: true };
+        const want = await generate(m, ['hello world', 'the cat'], p);
+        const got = await engine.generate(['hello world', 'the cat'], p);
+        expect(got.map((r) => [r.tokenIds, r.text])).to.deep.equal(want.map((r) => [r.tokenIds, r.text]));
+      } finally {
+        await engine.stop();
+        m.model.dispose();
+      }
+    },
+  );
 
   describe('tokenizer.json through Hugging Face tokenizers', function () {
     let m: LoadedModel;
@@ -136,7 +199,7 @@ describe('a tiny Hugging Face Llama written by the test', function () {
     });
     after(() => m?.model.dispose());
 
-    it('reads BOS, EOS and the chat template from tokenizer_config.json, extra EOS ids from generation_config.json', async () => {
+    it('reads BOS, EOS, chat template (tokenizer_config.json), more EOS ids (generation_config.json)', async () => {
       expect(m.tokenizer.bosTokenId).to.equal(1);
       expect(m.tokenizer.eosTokenIds).to.deep.equal([2]);
       const dir = join(tmp, 'with-generation-config');
@@ -146,15 +209,25 @@ describe('a tiny Hugging Face Llama written by the test', function () {
       expect(g.config.eosTokenIds).to.deep.equal([2, 7]);
       g.model.dispose();
       expect(m.tokenizer.chatTemplate).to.equal(CHAT_TEMPLATE);
-      expect(m.tokenizer.applyChatTemplate([{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello' }, { role: 'user', content: 'Bye' }]))
-        .to.equal('<s>[INST] Hi [/INST] Hello</s>[INST] Bye [/INST]');
+      expect(
+        m.tokenizer.applyChatTemplate([
+          { role: 'user', content: 'Hi' },
+          { role: 'assistant', content: 'Hello' },
+          { role: 'user', content: 'Bye' },
+        ]),
+      ).to.equal('<s>[INST] Hi [/INST] Hello</s>[INST] Bye [/INST]');
     });
 
-    it('drives the llama2.c checkpoint to run.c\'s output when passed as --tokenizer', async function () {
+    it("drives the llama2.c checkpoint to run.c's output when passed as --tokenizer", async function () {
       if (!models) this.skip();
-      const l2c = await loadModel(join(models, 'stories260K', 'stories260K.bin'), { device: 'cpu', tokenizer: join(variants[0]!.dir, 'tokenizer.json') });
+      const l2c = await loadModel(join(models, 'stories260K', 'stories260K.bin'), {
+        device: 'cpu',
+        tokenizer: join(variants[0]!.dir, 'tokenizer.json'),
+      });
       try {
-        const golden = JSON.parse(readFileSync(join(models, 'stories260K', 'golden.json'), 'utf8')) as { cases: { prompt: string; steps: number; expected_stdout: string; generated_ids: number[] }[] };
+        const golden = JSON.parse(readFileSync(join(models, 'stories260K', 'golden.json'), 'utf8')) as {
+          cases: { prompt: string; steps: number; expected_stdout: string; generated_ids: number[] }[];
+        };
         const c = golden.cases[0]!;
         const prompt = await l2c.tokenizer.encode(c.prompt);
         const [r] = await generate(l2c, c.prompt, { temperature: 0, maxTokens: c.steps + 1 - prompt.length });
@@ -165,7 +238,13 @@ describe('a tiny Hugging Face Llama written by the test', function () {
       }
     });
 
-    const texts = ['Once upon a time', 'Lily and Ben went to the park. "Look!" she said.', 'naïve café — 日本 🙂', '  two  spaces', ''];
+    const texts = [
+      'Once upon a time',
+      'Lily and Ben went to the park. "Look!" she said.',
+      'naïve café — 日本 🙂',
+      '  two  spaces',
+      '',
+    ];
     it('encodes exactly as our SentencePiece BPE does on the same vocabulary, and decodes back', async () => {
       for (const t of texts) {
         const ids = await m.tokenizer.encode(t);

@@ -5,19 +5,28 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import type { Device, FloatDType } from '../lib/index.js';
-import { Tensor } from '../lib/index.js';
 import { generate } from '../lib/engine/offline.js';
 import { disposeKvCache, type LoadedModel, loadModel } from '../lib/model/index.js';
 import { openLlama2c } from '../lib/model/llama2c.js';
-import { describeDevices, expectClose, sharedModels } from './helpers.js';
+import { describeDevices, expectClose, forwardLogits, sharedModels } from './helpers.js';
 import { CHAT_TEMPLATE, rewriteGguf } from './tiny-models.js';
 
-interface GoldenCase { prompt: string; steps: number; expected_stdout: string; prompt_ids: number[]; generated_ids: number[]; per_step_top1: [number, number][] }
-interface Golden { cases: GoldenCase[]; bos_pos0: { logits: number[] } }
+interface GoldenCase {
+  prompt: string;
+  steps: number;
+  expected_stdout: string;
+  prompt_ids: number[];
+  generated_ids: number[];
+  per_step_top1: [number, number][];
+}
+interface Golden {
+  cases: GoldenCase[];
+  bos_pos0: { logits: number[] };
+}
 
 const models = sharedModels();
 const dir = models ? join(models, 'stories260K') : '';
-const golden = models ? JSON.parse(readFileSync(join(dir, 'golden.json'), 'utf8')) as Golden : null;
+const golden = models ? (JSON.parse(readFileSync(join(dir, 'golden.json'), 'utf8')) as Golden) : null;
 
 /** Writes the checkpoint again in llama2.c's versioned layout (magic "ak42", version 1). */
 function writeVersion1(from: string, to: string): void {
@@ -25,7 +34,15 @@ function writeVersion1(from: string, to: string): void {
   const header = Buffer.alloc(256);
   header.writeUInt32LE(0x616b3432, 0);
   header.writeInt32LE(1, 4);
-  [c.hiddenSize, c.intermediateSize, c.numLayers, c.numHeads, c.numKvHeads, c.vocabSize, c.maxPositionEmbeddings].forEach((v, i) => header.writeInt32LE(v, 8 + 4 * i));
+  [
+    c.hiddenSize,
+    c.intermediateSize,
+    c.numLayers,
+    c.numHeads,
+    c.numKvHeads,
+    c.vocabSize,
+    c.maxPositionEmbeddings,
+  ].forEach((v, i) => header.writeInt32LE(v, 8 + 4 * i));
   header.writeUInt8(1, 36);
   const read = (name: string) => {
     const rows = source.shape(name)[0]!;
@@ -33,29 +50,46 @@ function writeVersion1(from: string, to: string): void {
     return Buffer.from(t.buffer, t.byteOffset, t.byteLength);
   };
   const layers = (w: string) => Array.from({ length: c.numLayers }, (_, l) => read(`model.layers.${l}.${w}.weight`));
-  writeFileSync(to, Buffer.concat([header, ...layers('input_layernorm'), ...layers('post_attention_layernorm'), read('model.norm.weight'),
-    read('model.embed_tokens.weight'), ...['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.down_proj', 'mlp.up_proj'].flatMap(layers)]));
+  writeFileSync(
+    to,
+    Buffer.concat([
+      header,
+      ...layers('input_layernorm'),
+      ...layers('post_attention_layernorm'),
+      read('model.norm.weight'),
+      read('model.embed_tokens.weight'),
+      ...[
+        'self_attn.q_proj',
+        'self_attn.k_proj',
+        'self_attn.v_proj',
+        'self_attn.o_proj',
+        'mlp.gate_proj',
+        'mlp.down_proj',
+        'mlp.up_proj',
+      ].flatMap(layers),
+    ]),
+  );
   source.close?.();
 }
 
 /** Runs the model one token at a time (decode steps through the paged cache), returning each step's logits. */
-function stepByStep(m: LoadedModel, tokens: (step: number, prev: Float32Array | null) => number, steps: number, onLogits: (l: Float32Array) => void): void {
+function stepByStep(
+  m: LoadedModel,
+  tokens: (step: number, prev: Float32Array | null) => number,
+  steps: number,
+  onLogits: (l: Float32Array) => void,
+): void {
   const { model } = m;
   const kv = model.allocateKvCache(Math.ceil(steps / 16), 16);
-  const device = model.device;
-  const int = (a: number[], shape?: number[]) => Tensor.fromArray(Int32Array.from(a), shape ?? [a.length], { dtype: 'int32', device });
-  const table = int(Array.from({ length: kv.numBlocks }, (_, i) => i), [1, kv.numBlocks]);
+  const table = [Array.from({ length: kv.numBlocks }, (_, i) => i)];
   let logits: Float32Array | null = null;
   try {
     for (let pos = 0; pos < steps; ++pos) {
-      const ins = [int([tokens(pos, logits)]), int([pos]), int([pos]), int([0, 1]), int([pos + 1]), int([0])];
-      logits = model.forward({ tokenIds: ins[0]!, positions: ins[1]!, slotMapping: ins[2]!, logitsIndices: ins[5]!,
-        attention: { queryStartLoc: ins[3]!, seqLens: ins[4]!, blockTables: table, scale: 1 / Math.sqrt(m.config.headDim) } }, kv).toArray() as Float32Array;
-      ins.forEach((t) => t.dispose());
+      const step = { tokenIds: [tokens(pos, logits)], positions: [pos], slotMapping: [pos], logitsIndices: [0] };
+      logits = forwardLogits(model, kv, { ...step, queryStartLoc: [0, 1], seqLens: [pos + 1], blockTables: table });
       onLogits(logits);
     }
   } finally {
-    table.dispose();
     disposeKvCache(kv);
   }
 }
@@ -69,14 +103,26 @@ function argmax(l: Float32Array): number {
 /** Greedy decoding by hand through model.forward: each step's top-1 (id, logit). */
 function greedySteps(m: LoadedModel, prompt: number[], steps: number): [number, number][] {
   const out: [number, number][] = [];
-  stepByStep(m, (pos, prev) => (pos < prompt.length ? prompt[pos]! : argmax(prev!)), steps, (l) => out.push([argmax(l), l[argmax(l)]!]));
+  stepByStep(
+    m,
+    (pos, prev) => (pos < prompt.length ? prompt[pos]! : argmax(prev!)),
+    steps,
+    (l) => out.push([argmax(l), l[argmax(l)]!]),
+  );
   return out;
 }
 
 /** The logits after BOS at position 0, as golden.json stores them. */
 function firstStepLogits(m: LoadedModel): Float32Array {
   let first: Float32Array | null = null;
-  stepByStep(m, () => 1, 1, (l) => { first = l; });
+  stepByStep(
+    m,
+    () => 1,
+    1,
+    (l) => {
+      first = l;
+    },
+  );
   return first!;
 }
 
@@ -122,7 +168,16 @@ describe('stories260K against llama2.c run.c', function () {
           it(`prints run.c's exact output for prompt ${JSON.stringify(c.prompt)} (${c.steps} steps)`, async () => {
             const prompt = await m.tokenizer.encode(c.prompt);
             let streamed = '';
-            const [r] = await generate(m, c.prompt, { temperature: 0, maxTokens: c.steps + 1 - prompt.length }, { onText: (_, d) => { streamed += d; } });
+            const [r] = await generate(
+              m,
+              c.prompt,
+              { temperature: 0, maxTokens: c.steps + 1 - prompt.length },
+              {
+                onText: (_, d) => {
+                  streamed += d;
+                },
+              },
+            );
             expect(r!.tokenIds).to.deep.equal(c.generated_ids);
             expect(streamed).to.equal(r!.text);
             // run.c echoes the prompt (decoded from its tokens), then the completion, then a newline.
@@ -130,11 +185,14 @@ describe('stories260K against llama2.c run.c', function () {
           });
         }
 
-        it('matches run.c\'s top-1 logit at every one of 200 greedy steps within 1e-4', function () {
+        it("matches run.c's top-1 logit at every one of 200 greedy steps within 1e-4", function () {
           const c = golden.cases.find((x) => x.prompt === '')!;
           const steps = greedySteps(m, c.prompt_ids, c.steps);
           expect(steps.map((s) => s[0])).to.deep.equal(c.per_step_top1.map((s) => s[0]));
-          expectClose(Float32Array.from(steps.map((s) => s[1])), Float32Array.from(c.per_step_top1.map((s) => s[1])), { atol: 1e-4, rtol: 0 });
+          expectClose(Float32Array.from(steps.map((s) => s[1])), Float32Array.from(c.per_step_top1.map((s) => s[1])), {
+            atol: 1e-4,
+            rtol: 0,
+          });
         });
       });
     }
@@ -163,7 +221,11 @@ describe('stories260K as a GGUF with F16 and BF16 tensors', function () {
   const tmp = mkdtempSync(join(tmpdir(), 'mini-vllm-gguf16-'));
   after(() => rmSync(tmp, { recursive: true, force: true }));
   // Weights rounded to 16 bits, computed in float32: the logits move by about the rounding of the weights.
-  for (const [type, tol] of [['F32', 1e-4], ['F16', 0.02], ['BF16', 0.15]] as const) {
+  for (const [type, tol] of [
+    ['F32', 1e-4],
+    ['F16', 0.02],
+    ['BF16', 0.15],
+  ] as const) {
     it(`${type}: loads, first-step logits within ${tol} of run.c, greedy tokens follow run.c`, async () => {
       const path = join(tmp, `stories260K-${type}.gguf`);
       rewriteGguf(join(dir, 'stories260K.gguf'), path, type, { 'tokenizer.chat_template': CHAT_TEMPLATE });

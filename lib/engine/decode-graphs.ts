@@ -14,7 +14,7 @@
 //    each is captured again on its next use.
 import { CudaGraph } from '../cuda-graph.js';
 import type { ForwardInput, KvCache, LlamaModel } from '../model/llama.js';
-import type { Profiler } from '../profiler.js';
+import { NULL_STEP_PROFILER, type StepProfiler } from '../profiler.js';
 import { synchronize } from '../runtime.js';
 import { Tensor } from '../tensor.js';
 import type { ScheduledSequence } from './scheduler.js';
@@ -37,7 +37,8 @@ export function cudaGraphBackend(deviceIndex = 0): GraphBackend {
 
 /** The batch sizes captured by default: 1, 2, 4, 8, then every 16 up to maxBatch, and maxBatch itself. */
 export function cudaGraphCaptureSizes(maxBatch: number): number[] {
-  if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new RangeError(`cudaGraphCaptureSizes: maxBatch must be a positive integer, got ${maxBatch}`);
+  if (!Number.isInteger(maxBatch) || maxBatch < 1)
+    throw new RangeError(`cudaGraphCaptureSizes: maxBatch must be a positive integer, got ${maxBatch}`);
   const sizes = [1, 2, 4, 8].filter((s) => s <= maxBatch);
   for (let s = 16; s <= maxBatch; s += 16) sizes.push(s);
   if (sizes.at(-1) !== maxBatch) sizes.push(maxBatch);
@@ -68,18 +69,35 @@ export class GraphInputs {
   readonly width: number;
   readonly host: Int32Array;
   readonly device: Tensor;
-  private readonly at: { tokenIds: number; positions: number; slotMapping: number; seqLens: number; logitsIndices: number; queryStartLoc: number; blockTables: number };
+  private readonly at: {
+    tokenIds: number;
+    positions: number;
+    slotMapping: number;
+    seqLens: number;
+    logitsIndices: number;
+    queryStartLoc: number;
+    blockTables: number;
+  };
 
   constructor(maxBatch: number, width: number, device: LlamaModel['device']) {
     const M = maxBatch;
     this.maxBatch = M;
     this.width = width;
-    this.at = { tokenIds: 0, positions: M, slotMapping: 2 * M, seqLens: 3 * M, logitsIndices: 4 * M, queryStartLoc: 5 * M, blockTables: 6 * M + 1 };
+    this.at = {
+      tokenIds: 0,
+      positions: M,
+      slotMapping: 2 * M,
+      seqLens: 3 * M,
+      logitsIndices: 4 * M,
+      queryStartLoc: 5 * M,
+      blockTables: 6 * M + 1,
+    };
     this.host = new Int32Array(6 * M + 1 + M * width);
     // Every row starts as padding; queryStartLoc and logitsIndices never change (row i is sequence i's one token).
     this.field('slotMapping', M).fill(-1);
     this.field('seqLens', M).fill(1);
-    const li = this.field('logitsIndices', M), qsl = this.field('queryStartLoc', M + 1);
+    const li = this.field('logitsIndices', M),
+      qsl = this.field('queryStartLoc', M + 1);
     for (let i = 0; i <= M; ++i) {
       if (i < M) li[i] = i;
       qsl[i] = i;
@@ -98,14 +116,24 @@ export class GraphInputs {
    */
   stage(seqs: readonly ScheduledSequence[], size: number, blockSize: number): number {
     const S = seqs.length;
-    if (S < 1 || S > size || size > this.maxBatch) throw new RangeError(`GraphInputs.stage: ${S} sequences do not fit a graph of ${size} (largest ${this.maxBatch})`);
-    const tok = this.field('tokenIds', size), pos = this.field('positions', size), slot = this.field('slotMapping', size);
-    const lens = this.field('seqLens', size), tables = this.field('blockTables', size * this.width);
+    if (S < 1 || S > size || size > this.maxBatch)
+      throw new RangeError(
+        `GraphInputs.stage: ${S} sequences do not fit a graph of ${size} (largest ${this.maxBatch})`,
+      );
+    const tok = this.field('tokenIds', size),
+      pos = this.field('positions', size),
+      slot = this.field('slotMapping', size);
+    const lens = this.field('seqLens', size),
+      tables = this.field('blockTables', size * this.width);
     for (let i = 0; i < S; ++i) {
       const { seq, start: p, numTokens } = seqs[i]!;
       const table = seq.blockTable;
-      if (numTokens !== 1) throw new RangeError(`GraphInputs.stage: sequence ${i} runs ${numTokens} tokens; a decode graph runs one each`);
-      if (table.length > this.width) throw new RangeError(`GraphInputs.stage: sequence ${i} has ${table.length} blocks, the tables hold ${this.width}`);
+      if (numTokens !== 1)
+        throw new RangeError(`GraphInputs.stage: sequence ${i} runs ${numTokens} tokens; a decode graph runs one each`);
+      if (table.length > this.width)
+        throw new RangeError(
+          `GraphInputs.stage: sequence ${i} has ${table.length} blocks, the tables hold ${this.width}`,
+        );
       tok[i] = seq.tokenAt(p);
       pos[i] = p;
       slot[i] = table[Math.floor(p / blockSize)]! * blockSize + (p % blockSize);
@@ -185,7 +213,9 @@ export class DecodeGraphs {
   constructor(model: LlamaModel, kv: KvCache, backend: GraphBackend, sizes: readonly number[], width: number) {
     if (sizes.length === 0) throw new RangeError('DecodeGraphs: no batch sizes to capture');
     const sorted = [...new Set(sizes)].sort((a, b) => a - b);
-    for (const s of sorted) if (!Number.isInteger(s) || s < 1) throw new RangeError(`DecodeGraphs: batch sizes must be positive integers, got ${s}`);
+    for (const s of sorted)
+      if (!Number.isInteger(s) || s < 1)
+        throw new RangeError(`DecodeGraphs: batch sizes must be positive integers, got ${s}`);
     this.sizes = sorted;
     this.model = model;
     this.kv = kv;
@@ -207,7 +237,7 @@ export class DecodeGraphs {
    * Runs a decode batch (isUniformDecode) through the graph of the next size up; returns its logits, one row per
    * sequence in order (a view the next step overwrites), or null when the batch is larger than every graph.
    */
-  run(seqs: readonly ScheduledSequence[], profiler: Profiler | null = null): Tensor | null {
+  run(seqs: readonly ScheduledSequence[], profiler: StepProfiler = NULL_STEP_PROFILER): Tensor | null {
     const size = graphSizeFor(this.sizes, seqs.length);
     if (size === null) return null;
     const n = this.inputs.stage(seqs, size, this.kv.blockSize);
@@ -217,11 +247,11 @@ export class DecodeGraphs {
     const replay = () => {
       if (!entry.graph.replay()) {
         entry = this.capture(size);
-        if (!entry.graph.replay()) throw new Error(`DecodeGraphs: the graph of batch ${size} went stale right after its capture`);
+        if (!entry.graph.replay())
+          throw new Error(`DecodeGraphs: the graph of batch ${size} went stale right after its capture`);
       }
     };
-    if (profiler) profiler.op('cudaGraphReplay', { batch: size, numSeqs: seqs.length }, replay);
-    else replay();
+    profiler.event('cudaGraphReplay', { batch: size, numSeqs: seqs.length }, replay);
     ++this.replays;
     return entry.logits.narrow(0, 0, seqs.length);
   }

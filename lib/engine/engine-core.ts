@@ -3,16 +3,21 @@
 import { loadModel, type LoadedModel } from '../model/loader.js';
 import { disposeKvCache, type KvCache } from '../model/llama.js';
 import type { LoadProgress } from '../model/weights.js';
-import { activeProfiler, type Profiler } from '../profiler.js';
+import { NULL_STEP_PROFILER, Profiler, type StepProfiler, type Trace } from '../profiler.js';
 import { deviceMemory, memoryStats, resetPeakMemory, synchronize } from '../runtime.js';
 import type { ResolvedSamplingParams } from '../sampling/params.js';
 import { Sampler, type TokenLogprobs } from '../sampling/sampler.js';
 import { Tensor } from '../tensor.js';
 import { BlockManager } from './block-manager.js';
-import { type CudaGraphStats, cudaGraphBackend, cudaGraphCaptureSizes, type GraphBackend } from './cuda-graphs.js';
+import { type CudaGraphStats, cudaGraphBackend, cudaGraphCaptureSizes, type GraphBackend } from './decode-graphs.js';
 import { ModelRunner } from './model-runner.js';
 import {
-  DEFAULT_CPU_KV_CACHE_BYTES, type EngineOptions, finishEngineOptions, maxDecodeBatch, type ResolvedEngineOptions, resolveEngineOptions,
+  DEFAULT_CPU_KV_CACHE_BYTES,
+  type EngineOptions,
+  finishEngineOptions,
+  maxDecodeBatch,
+  type ResolvedEngineOptions,
+  resolveEngineOptions,
 } from './options.js';
 import { Scheduler, type SchedulerOutput } from './scheduler.js';
 import { type FinishReason, Sequence } from './sequence.js';
@@ -50,7 +55,8 @@ export interface EngineStats {
     cachedBlocks: number;
     /** The most blocks held at once since the engine started (or resetPeaks). */
     peakUsedBlocks: number;
-    /** The most bytes of live tensors the device held since the engine started or resetPeaks (weights, KV, activations). */
+    /** The most bytes of live tensors the device held since the engine started or resetPeaks (weights, KV,
+     * activations). */
     peakBytes: number;
   };
   scheduler: {
@@ -87,9 +93,16 @@ export class EngineCore {
   private generationTokens = 0;
   private readonly recent: { at: number; prompt: number; generation: number }[] = [];
   private disposed = false;
+  /** The profiler recording this core's steps (startProfile), or the null one. */
+  private profiler: Profiler | null = null;
 
-  private constructor(loaded: LoadedModel, options: ResolvedEngineOptions & { maxModelLen: number }, numBlocks: number,
-    private readonly ownsModel: boolean, graphBackend: GraphBackend | null = null) {
+  private constructor(
+    loaded: LoadedModel,
+    options: ResolvedEngineOptions & { maxModelLen: number },
+    numBlocks: number,
+    private readonly ownsModel: boolean,
+    graphBackend: GraphBackend | null = null,
+  ) {
     this.loaded = loaded;
     this.options = options;
     const { model, config } = loaded;
@@ -98,11 +111,24 @@ export class EngineCore {
     try {
       const sampler = new Sampler(config.vocabSize, options.seed === null ? {} : { seed: options.seed });
       // Decode graphs on CUDA unless enforceEager; a given backend (tests) records them on any device.
-      const backend = options.enforceEager ? null : graphBackend ?? (model.device === 'cuda' ? cudaGraphBackend(0) : null);
-      const graphs = backend && { backend, sizes: options.cudaGraphCaptureSizes ?? cudaGraphCaptureSizes(maxDecodeBatch(options)) };
-      this.runner = new ModelRunner(model, this.kv, sampler, {
-        maxNumBatchedTokens: options.maxNumBatchedTokens, maxNumSeqs: options.maxNumSeqs, maxBlocksPerSeq: Math.ceil(options.maxModelLen / bs),
-      }, graphs);
+      const backend = options.enforceEager
+        ? null
+        : (graphBackend ?? (model.device === 'cuda' ? cudaGraphBackend(0) : null));
+      const graphs = backend && {
+        backend,
+        sizes: options.cudaGraphCaptureSizes ?? cudaGraphCaptureSizes(maxDecodeBatch(options)),
+      };
+      this.runner = new ModelRunner(
+        model,
+        this.kv,
+        sampler,
+        {
+          maxNumBatchedTokens: options.maxNumBatchedTokens,
+          maxNumSeqs: options.maxNumSeqs,
+          maxBlocksPerSeq: Math.ceil(options.maxModelLen / bs),
+        },
+        graphs,
+      );
     } catch (e) {
       disposeKvCache(this.kv);
       throw e;
@@ -115,7 +141,10 @@ export class EngineCore {
   static async create(options: ResolvedEngineOptions, onProgress?: LoadProgress): Promise<EngineCore> {
     resetPeakMemory();
     const loaded = await loadModel(options.model, {
-      device: options.device, dtype: options.dtype, seed: options.seed ?? 0, onProgress,
+      device: options.device,
+      dtype: options.dtype,
+      seed: options.seed ?? 0,
+      onProgress,
       ...(options.tokenizer === null ? {} : { tokenizer: options.tokenizer }),
     });
     try {
@@ -131,10 +160,18 @@ export class EngineCore {
    * An engine core over a model already loaded on this thread (which stays the caller's: dispose() leaves it). The
    * options' model, device and dtype come from `loaded`.
    */
-  static fromLoaded(loaded: LoadedModel, options: Omit<EngineOptions, 'model' | 'device' | 'dtype' | 'tokenizer'> = {},
+  static fromLoaded(
+    loaded: LoadedModel,
+    options: Omit<EngineOptions, 'model' | 'device' | 'dtype' | 'tokenizer'> = {},
     /** @internal records the decode graphs with this backend instead of CUDA's (tests run the graph path on the CPU) */
-    graphBackend: GraphBackend | null = null): EngineCore {
-    const resolved = resolveEngineOptions({ ...options, model: loaded.source, device: loaded.model.device, dtype: loaded.model.dtype });
+    graphBackend: GraphBackend | null = null,
+  ): EngineCore {
+    const resolved = resolveEngineOptions({
+      ...options,
+      model: loaded.source,
+      device: loaded.model.device,
+      dtype: loaded.model.dtype,
+    });
     const opts = finishEngineOptions(resolved, loaded.config);
     return new EngineCore(loaded, opts, kvBlocks(loaded, opts), false, graphBackend);
   }
@@ -155,42 +192,64 @@ export class EngineCore {
   /** Schedules and runs one step; returns a token for every sequence that sampled. Nothing to do: []. */
   step(): RequestOutput[] {
     if (this.disposed) throw new Error('EngineCore: the engine was shut down');
-    const p = activeProfiler();
-    if (p === null) return this.stepOnce(null, {});
+    const p: StepProfiler = this.profiler ?? NULL_STEP_PROFILER;
     const args: Record<string, unknown> = {};
     return p.step(args, () => this.stepOnce(p, args));
   }
 
-  private stepOnce(p: Profiler | null, args: Record<string, unknown>): RequestOutput[] {
-    const out: SchedulerOutput = p ? p.range('schedule', () => this.scheduler.schedule()) : this.scheduler.schedule();
+  /**
+   * Profiles the next `maxSteps` steps: every op, with its shapes, as a Chrome / Perfetto trace that stopProfile()
+   * returns. The profiler records what runs on this thread until then.
+   */
+  startProfile(maxSteps = 5): void {
+    if (this.profiler !== null) throw new Error('startProfile: the engine is already profiling (stopProfile first)');
+    const p = new Profiler(this.loaded.model.device, 0, maxSteps);
+    p.start();
+    this.profiler = p;
+  }
+
+  /** Stops profiling; the trace of the steps recorded since startProfile(). */
+  stopProfile(): Trace {
+    if (this.profiler === null) throw new Error('stopProfile: the engine is not profiling (startProfile first)');
+    const trace = this.profiler.stop();
+    this.profiler = null;
+    return trace;
+  }
+
+  private stepOnce(p: StepProfiler, args: Record<string, unknown>): RequestOutput[] {
+    const out: SchedulerOutput = p.range('schedule', () => this.scheduler.schedule());
     if (out.scheduled.length === 0) return [];
-    if (p) {
-      args.numSeqs = out.scheduled.length;
-      args.numTokens = out.scheduled.reduce((n, s) => n + s.numTokens, 0);
-      args.numDecodes = out.scheduled.filter((s) => s.numTokens === 1).length;
-    }
+    args.numSeqs = out.scheduled.length;
+    args.numTokens = out.scheduled.reduce((n, s) => n + s.numTokens, 0);
+    args.numDecodes = out.scheduled.filter((s) => s.numTokens === 1).length;
     const sampled = this.runner.run(out, p);
-    const updates = p ? p.range('update', () => this.scheduler.update(out, sampled.tokens)) : this.scheduler.update(out, sampled.tokens);
+    const updates = p.range('update', () => this.scheduler.update(out, sampled.tokens));
     const peak = this.scheduler.blockManager.numUsedBlocks;
     if (peak > this.peakUsedBlocks) this.peakUsedBlocks = peak;
     ++this.steps;
     let prompt = 0; // prompt tokens computed in this step (recomputed output tokens of a preempted sequence are not)
-    for (const s of out.scheduled) prompt += Math.max(0, Math.min(s.start + s.numTokens, s.seq.promptTokenIds.length) - s.start);
+    for (const s of out.scheduled)
+      prompt += Math.max(0, Math.min(s.start + s.numTokens, s.seq.promptTokenIds.length) - s.start);
     this.promptTokens += prompt;
     this.generationTokens += updates.length;
     const now = performance.now();
     this.recent.push({ at: now, prompt, generation: updates.length });
     while (this.recent.length > 0 && this.recent[0]!.at < now - RATE_WINDOW_MS) this.recent.shift();
     return updates.map((u, k) => ({
-      requestId: u.seq.requestId, token: u.token, logprobs: sampled.logprobs[k] ?? null,
-      finishReason: u.finishReason, stopReason: u.stopReason, numCachedTokens: u.seq.numCachedTokens,
+      requestId: u.seq.requestId,
+      token: u.token,
+      logprobs: sampled.logprobs[k] ?? null,
+      finishReason: u.finishReason,
+      stopReason: u.stopReason,
+      numCachedTokens: u.seq.numCachedTokens,
     }));
   }
 
   stats(): EngineStats {
     const bm = this.scheduler.blockManager;
     const { prefixCache } = bm;
-    let prompt = 0, generation = 0;
+    let prompt = 0,
+      generation = 0;
     for (const r of this.recent) {
       prompt += r.prompt;
       generation += r.generation;
@@ -209,12 +268,19 @@ export class EngineCore {
         peakUsedBlocks: this.peakUsedBlocks,
         peakBytes: memoryStats()[this.loaded.model.device].peakBytes,
       },
-      scheduler: { running: this.scheduler.running.length, waiting: this.scheduler.waiting.length, preempted: this.scheduler.numPreemptions },
+      scheduler: {
+        running: this.scheduler.running.length,
+        waiting: this.scheduler.waiting.length,
+        preempted: this.scheduler.numPreemptions,
+      },
       prefixCache: { ...prefixCache, hitRate: prefixCache.queries > 0 ? prefixCache.hits / prefixCache.queries : 0 },
       cudaGraphs: this.runner.graphStats(),
       throughput: {
-        steps: this.steps, promptTokens: this.promptTokens, generationTokens: this.generationTokens,
-        promptTokensPerSecond: span > 0 ? prompt / span : 0, generationTokensPerSecond: span > 0 ? generation / span : 0,
+        steps: this.steps,
+        promptTokens: this.promptTokens,
+        generationTokens: this.generationTokens,
+        promptTokensPerSecond: span > 0 ? prompt / span : 0,
+        generationTokensPerSecond: span > 0 ? generation / span : 0,
       },
     };
   }
@@ -229,6 +295,8 @@ export class EngineCore {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.profiler?.stop();
+    this.profiler = null;
     this.runner.dispose();
     disposeKvCache(this.kv);
     if (this.ownsModel) this.loaded.model.dispose();
@@ -257,7 +325,10 @@ function kvBlocks(loaded: LoadedModel, o: ResolvedEngineOptions & { maxModelLen:
   }
   const numBlocks = Math.floor(bytes / blockBytes);
   if (numBlocks < minBlocks)
-    throw new RangeError(`InferenceEngine: the KV cache holds ${numBlocks} blocks of ${o.blockSize} tokens (${what}); one sequence of maxModelLen ${o.maxModelLen} needs ${minBlocks}. Lower maxModelLen or raise the budget`);
+    throw new RangeError(
+      `InferenceEngine: the KV cache holds ${numBlocks} blocks of ${o.blockSize} tokens (${what}); one sequence of ` +
+        `maxModelLen ${o.maxModelLen} needs ${minBlocks}. Lower maxModelLen or raise the budget`,
+    );
   return numBlocks;
 }
 
@@ -270,20 +341,38 @@ function profileStep(loaded: LoadedModel, o: ResolvedEngineOptions & { maxModelL
   const { model, config } = loaded;
   const device = model.device;
   const kv = model.allocateKvCache(1, o.blockSize);
-  const ints = (a: ArrayLike<number>, shape = [a.length]) => Tensor.fromArray(Int32Array.from(a), shape, { dtype: 'int32', device });
+  const ints = (a: ArrayLike<number>, shape = [a.length]) =>
+    Tensor.fromArray(Int32Array.from(a), shape, { dtype: 'int32', device });
   const run = (numSeqs: number, queryLen: number, seqLen: number) => {
     const T = numSeqs * queryLen;
     const width = Math.ceil(seqLen / o.blockSize);
     const tensors = [
-      ints(new Int32Array(T)), ints(Array.from({ length: T }, (_, i) => seqLen - queryLen + (i % queryLen))), ints(new Int32Array(T).fill(-1)),
-      ints(Array.from({ length: numSeqs + 1 }, (_, s) => s * queryLen)), ints(new Int32Array(numSeqs).fill(seqLen)),
-      ints(new Int32Array(numSeqs * width), [numSeqs, width]), ints(Array.from({ length: numSeqs }, (_, s) => (s + 1) * queryLen - 1)),
+      ints(new Int32Array(T)),
+      ints(Array.from({ length: T }, (_, i) => seqLen - queryLen + (i % queryLen))),
+      ints(new Int32Array(T).fill(-1)),
+      ints(Array.from({ length: numSeqs + 1 }, (_, s) => s * queryLen)),
+      ints(new Int32Array(numSeqs).fill(seqLen)),
+      ints(new Int32Array(numSeqs * width), [numSeqs, width]),
+      ints(Array.from({ length: numSeqs }, (_, s) => (s + 1) * queryLen - 1)),
     ] as const;
     try {
-      model.forward({
-        tokenIds: tensors[0], positions: tensors[1], slotMapping: tensors[2], logitsIndices: tensors[6],
-        attention: { queryStartLoc: tensors[3], seqLens: tensors[4], blockTables: tensors[5], scale: 1 / Math.sqrt(config.headDim), maxSeqLen: seqLen, maxQueryLen: queryLen },
-      }, kv);
+      model.forward(
+        {
+          tokenIds: tensors[0],
+          positions: tensors[1],
+          slotMapping: tensors[2],
+          logitsIndices: tensors[6],
+          attention: {
+            queryStartLoc: tensors[3],
+            seqLens: tensors[4],
+            blockTables: tensors[5],
+            scale: 1 / Math.sqrt(config.headDim),
+            maxSeqLen: seqLen,
+            maxQueryLen: queryLen,
+          },
+        },
+        kv,
+      );
       synchronize(device);
     } finally {
       tensors.forEach((t) => t.dispose());

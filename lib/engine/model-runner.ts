@@ -1,12 +1,12 @@
 // The model runner: turns a scheduled step into the forward pass's flat inputs, runs the model, and samples each
 // sequence that reached its last token with that sequence's own params. Input buffers (host and device) are sized
 // once for the largest step and reused. With decode graphs, a step of one-token sequences replays a CUDA graph
-// instead (cuda-graphs.ts); every other step runs eagerly.
+// instead (decode-graphs.ts); every other step runs eagerly.
 import type { KvCache, LlamaModel } from '../model/llama.js';
-import type { Profiler } from '../profiler.js';
+import { NULL_STEP_PROFILER, type StepProfiler } from '../profiler.js';
 import type { SampleResult, Sampler } from '../sampling/sampler.js';
 import { Tensor } from '../tensor.js';
-import { type CudaGraphStats, DecodeGraphs, type GraphBackend, isUniformDecode } from './cuda-graphs.js';
+import { type CudaGraphStats, DecodeGraphs, type GraphBackend, isUniformDecode } from './decode-graphs.js';
 import type { SchedulerOutput } from './scheduler.js';
 
 export interface RunnerLimits {
@@ -51,8 +51,13 @@ export class ModelRunner {
   private readonly graphs: DecodeGraphs | null = null;
 
   /** `graphs`: capture decode graphs of these batch sizes with this backend (null: always eager). */
-  constructor(model: LlamaModel, kv: KvCache, sampler: Sampler, limits: RunnerLimits,
-    graphs: { backend: GraphBackend; sizes: readonly number[] } | null = null) {
+  constructor(
+    model: LlamaModel,
+    kv: KvCache,
+    sampler: Sampler,
+    limits: RunnerLimits,
+    graphs: { backend: GraphBackend; sizes: readonly number[] } | null = null,
+  ) {
     this.model = model;
     this.kv = kv;
     this.sampler = sampler;
@@ -84,15 +89,13 @@ export class ModelRunner {
   }
 
   /** Runs the step; the result has one row per scheduled sequence with `sample` set, in schedule order. */
-  run(out: SchedulerOutput, profiler: Profiler | null = null): SampleResult {
+  run(out: SchedulerOutput, profiler: StepProfiler = NULL_STEP_PROFILER): SampleResult {
     const seqs = out.scheduled;
     const graphs = isUniformDecode(seqs) ? this.graphs : null;
-    const forward = () => graphs?.run(seqs, profiler) ?? this.forward(out);
-    const logits = profiler ? profiler.range('forward', forward) : forward();
+    const logits = profiler.range('forward', () => graphs?.run(seqs, profiler) ?? this.forward(out));
     if (!seqs.some((s) => s.sample)) return { tokens: new Int32Array(0), logprobs: [] };
     const states = seqs.filter((s) => s.sample).map((s) => s.seq.state);
-    const sample = () => this.sampler.sampleWithLogprobs(logits, states, states);
-    return profiler ? profiler.range('sample', sample) : sample();
+    return profiler.range('sample', () => this.sampler.sampleWithLogprobs(logits, states, states));
   }
 
   /** The eager forward pass of any step; logits of the sampling sequences in order (one dropped row if none). */
@@ -102,9 +105,17 @@ export class ModelRunner {
     const S = seqs.length;
     let width = 1;
     for (const s of seqs) width = Math.max(width, s.seq.blockTable.length);
-    const tok = this.tokenIds.host, pos = this.positions.host, slot = this.slotMapping.host;
-    const qsl = this.queryStartLoc.host, lens = this.seqLens.host, tables = this.blockTables.host, li = this.logitsIndices.host;
-    let t = 0, numOutputs = 0, maxSeqLen = 0, maxQueryLen = 0;
+    const tok = this.tokenIds.host,
+      pos = this.positions.host,
+      slot = this.slotMapping.host;
+    const qsl = this.queryStartLoc.host,
+      lens = this.seqLens.host,
+      tables = this.blockTables.host,
+      li = this.logitsIndices.host;
+    let t = 0,
+      numOutputs = 0,
+      maxSeqLen = 0,
+      maxQueryLen = 0;
     qsl[0] = 0;
     for (let i = 0; i < S; ++i) {
       const { seq, start, numTokens, sample } = seqs[i]!;
@@ -124,24 +135,36 @@ export class ModelRunner {
     // A step of prefill chunks only samples nothing; the lm-head still runs on one row, whose logits are dropped.
     const rows = Math.max(numOutputs, 1);
     if (numOutputs === 0) li[0] = t - 1;
-    return this.model.forward({
-      tokenIds: this.tokenIds.upload(t),
-      positions: this.positions.upload(t),
-      slotMapping: this.slotMapping.upload(t),
-      logitsIndices: this.logitsIndices.upload(rows),
-      attention: {
-        queryStartLoc: this.queryStartLoc.upload(S + 1),
-        seqLens: this.seqLens.upload(S),
-        blockTables: this.blockTables.upload(S * width, [S, width]),
-        scale: 1 / Math.sqrt(this.model.config.headDim),
-        maxSeqLen,
-        maxQueryLen,
+    return this.model.forward(
+      {
+        tokenIds: this.tokenIds.upload(t),
+        positions: this.positions.upload(t),
+        slotMapping: this.slotMapping.upload(t),
+        logitsIndices: this.logitsIndices.upload(rows),
+        attention: {
+          queryStartLoc: this.queryStartLoc.upload(S + 1),
+          seqLens: this.seqLens.upload(S),
+          blockTables: this.blockTables.upload(S * width, [S, width]),
+          scale: 1 / Math.sqrt(this.model.config.headDim),
+          maxSeqLen,
+          maxQueryLen,
+        },
       },
-    }, this.kv);
+      this.kv,
+    );
   }
 
   dispose(): void {
     this.graphs?.dispose();
-    for (const i of [this.tokenIds, this.positions, this.slotMapping, this.queryStartLoc, this.seqLens, this.blockTables, this.logitsIndices]) i.dispose();
+    for (const i of [
+      this.tokenIds,
+      this.positions,
+      this.slotMapping,
+      this.queryStartLoc,
+      this.seqLens,
+      this.blockTables,
+      this.logitsIndices,
+    ])
+      i.dispose();
   }
 }

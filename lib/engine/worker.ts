@@ -1,7 +1,6 @@
 // The engine core's thread: loads the model, then steps while there is work, reading messages between steps so an
 // abort or a new request is seen within one step.
 import { parentPort, workerData } from 'node:worker_threads';
-import { Profiler } from '../profiler.js';
 import { EngineCore } from './engine-core.js';
 import { type FromCore, serializeError, type ToCore, type WorkerData } from './protocol.js';
 
@@ -11,7 +10,6 @@ const { options } = workerData as WorkerData;
 
 let core: EngineCore | null = null;
 let looping = false;
-let profiler: Profiler | null = null;
 
 // The caller's side sends nothing before 'ready'.
 function handle(m: ToCore): void {
@@ -40,21 +38,13 @@ function handle(m: ToCore): void {
       break;
     case 'profile':
       if (m.action === 'start') {
-        if (profiler !== null) throw new Error('startProfile: the engine is already profiling (stopProfile first)');
-        const p = new Profiler(core.loaded.model.device, 0, m.maxSteps);
-        p.start();
-        profiler = p;
+        core.startProfile(m.maxSteps);
         post({ type: 'reply', replyId: m.replyId });
       } else {
-        if (profiler === null) throw new Error('stopProfile: the engine is not profiling (startProfile first)');
-        const trace = profiler.stop();
-        profiler = null;
-        post({ type: 'reply', replyId: m.replyId, trace });
+        post({ type: 'reply', replyId: m.replyId, trace: core.stopProfile() });
       }
       break;
     case 'shutdown':
-      profiler?.stop();
-      profiler = null;
       core.abort([...core.scheduler.sequences()].map((s) => s.requestId));
       core.dispose();
       post({ type: 'reply', replyId: m.replyId });

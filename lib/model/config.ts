@@ -1,7 +1,7 @@
 // The Llama-family model configuration, from a Hugging Face config.json, a llama2.c header, GGUF metadata or a
 // dummy preset: one shape every loader fills and the forward pass reads.
 import { MiniVllmError, ModelFormatError } from '../errors.js';
-import type { RopeScaling } from '../reference/pos-encoding.js';
+import type { RopeScaling } from '../rope.js';
 
 export type { RopeScaling };
 
@@ -31,8 +31,16 @@ export interface LlamaConfig {
 
 /** Throws a ModelFormatError (naming `file`) unless the config describes a model the forward pass can run. */
 export function validateConfig(c: LlamaConfig, file: string): LlamaConfig {
-  const positive = ['vocabSize', 'hiddenSize', 'intermediateSize', 'numLayers', 'numHeads', 'numKvHeads', 'headDim',
-    'maxPositionEmbeddings'] as const;
+  const positive = [
+    'vocabSize',
+    'hiddenSize',
+    'intermediateSize',
+    'numLayers',
+    'numHeads',
+    'numKvHeads',
+    'headDim',
+    'maxPositionEmbeddings',
+  ] as const;
   for (const k of positive) {
     const v = c[k];
     if (!Number.isSafeInteger(v) || v <= 0 || v > 2 ** 31 - 1)
@@ -41,7 +49,10 @@ export function validateConfig(c: LlamaConfig, file: string): LlamaConfig {
   if (c.numHeads % c.numKvHeads !== 0)
     throw new ModelFormatError(file, `numHeads (${c.numHeads}) must be a multiple of numKvHeads (${c.numKvHeads})`);
   if (c.headDim % 8 !== 0 || c.headDim > 256)
-    throw new MiniVllmError(`${file}: headDim ${c.headDim} is not supported (a multiple of 8, at most 256)`, 'ERR_UNSUPPORTED');
+    throw new MiniVllmError(
+      `${file}: headDim ${c.headDim} is not supported (a multiple of 8, at most 256)`,
+      'ERR_UNSUPPORTED',
+    );
   if (!(c.rmsNormEps > 0) || !Number.isFinite(c.rmsNormEps))
     throw new ModelFormatError(file, `rmsNormEps must be a positive number, got ${c.rmsNormEps}`);
   if (!(c.ropeTheta > 0) || !Number.isFinite(c.ropeTheta))
@@ -67,23 +78,37 @@ function num(json: Record<string, unknown>, key: string, file: string, fallback?
 
 function parseRopeScaling(v: unknown, file: string): RopeScaling | null {
   if (v === undefined || v === null) return null;
-  if (typeof v !== 'object' || Array.isArray(v)) throw new ModelFormatError(file, `"rope_scaling" must be an object or null, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'object' || Array.isArray(v))
+    throw new ModelFormatError(file, `"rope_scaling" must be an object or null, got ${JSON.stringify(v)}`);
   const s = v as Record<string, unknown>;
   const type = s['rope_type'] ?? s['type'];
   const pos = (k: string) => {
     const x = s[k];
-    if (typeof x !== 'number' || !(x > 0) || !Number.isFinite(x)) throw new ModelFormatError(file, `rope_scaling.${k} must be a positive number, got ${JSON.stringify(x)}`);
+    if (typeof x !== 'number' || !(x > 0) || !Number.isFinite(x))
+      throw new ModelFormatError(file, `rope_scaling.${k} must be a positive number, got ${JSON.stringify(x)}`);
     return x;
   };
   if (type === 'default') return null;
   if (type === 'linear') return { type: 'linear', factor: pos('factor') };
   if (type === 'llama3') {
-    const r: RopeScaling = { type: 'llama3', factor: pos('factor'), lowFreqFactor: pos('low_freq_factor'), highFreqFactor: pos('high_freq_factor'),
-      originalMaxPositionEmbeddings: pos('original_max_position_embeddings') };
-    if (r.highFreqFactor <= r.lowFreqFactor) throw new ModelFormatError(file, `rope_scaling.high_freq_factor (${r.highFreqFactor}) must exceed low_freq_factor (${r.lowFreqFactor})`);
+    const r: RopeScaling = {
+      type: 'llama3',
+      factor: pos('factor'),
+      lowFreqFactor: pos('low_freq_factor'),
+      highFreqFactor: pos('high_freq_factor'),
+      originalMaxPositionEmbeddings: pos('original_max_position_embeddings'),
+    };
+    if (r.highFreqFactor <= r.lowFreqFactor)
+      throw new ModelFormatError(
+        file,
+        `rope_scaling.high_freq_factor (${r.highFreqFactor}) must exceed low_freq_factor (${r.lowFreqFactor})`,
+      );
     return r;
   }
-  throw new MiniVllmError(`${file}: rope_scaling type ${JSON.stringify(type)} is not supported yet (linear, llama3)`, 'ERR_UNSUPPORTED');
+  throw new MiniVllmError(
+    `${file}: rope_scaling type ${JSON.stringify(type)} is not supported yet (linear, llama3)`,
+    'ERR_UNSUPPORTED',
+  );
 }
 
 const HF_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM'];
@@ -95,9 +120,13 @@ export function configFromHf(json: unknown, file: string): LlamaConfig {
   const j = json as Record<string, unknown>;
   const archs = j['architectures'];
   if (Array.isArray(archs) && !archs.some((a) => HF_ARCHITECTURES.includes(a as string)))
-    throw new MiniVllmError(`${file}: architecture ${JSON.stringify(archs)} is not supported (${HF_ARCHITECTURES.join(', ')})`, 'ERR_UNSUPPORTED');
+    throw new MiniVllmError(
+      `${file}: architecture ${JSON.stringify(archs)} is not supported (${HF_ARCHITECTURES.join(', ')})`,
+      'ERR_UNSUPPORTED',
+    );
   const act = j['hidden_act'] ?? 'silu';
-  if (act !== 'silu') throw new MiniVllmError(`${file}: hidden_act ${JSON.stringify(act)} is not supported (silu)`, 'ERR_UNSUPPORTED');
+  if (act !== 'silu')
+    throw new MiniVllmError(`${file}: hidden_act ${JSON.stringify(act)} is not supported (silu)`, 'ERR_UNSUPPORTED');
   const ropeScaling = parseRopeScaling(j['rope_scaling'], file);
   if (j['attention_bias'] === true || j['mlp_bias'] === true)
     throw new MiniVllmError(`${file}: attention_bias / mlp_bias are not supported yet`, 'ERR_UNSUPPORTED');
@@ -106,67 +135,157 @@ export function configFromHf(json: unknown, file: string): LlamaConfig {
   const eos = j['eos_token_id'];
   const eosTokenIds = eos === undefined || eos === null ? [] : Array.isArray(eos) ? eos : [eos];
   if (!eosTokenIds.every((e) => Number.isInteger(e)))
-    throw new ModelFormatError(file, `"eos_token_id" must be an integer or a list of integers, got ${JSON.stringify(eos)}`);
+    throw new ModelFormatError(
+      file,
+      `"eos_token_id" must be an integer or a list of integers, got ${JSON.stringify(eos)}`,
+    );
   const bos = j['bos_token_id'];
   if (bos !== undefined && bos !== null && !Number.isInteger(bos))
     throw new ModelFormatError(file, `"bos_token_id" must be an integer, got ${JSON.stringify(bos)}`);
-  return validateConfig({
-    vocabSize: int(j, 'vocab_size', file),
-    hiddenSize,
-    intermediateSize: int(j, 'intermediate_size', file),
-    numLayers: int(j, 'num_hidden_layers', file),
-    numHeads,
-    numKvHeads: int(j, 'num_key_value_heads', file, numHeads),
-    headDim: int(j, 'head_dim', file, Math.floor(hiddenSize / numHeads)),
-    maxPositionEmbeddings: int(j, 'max_position_embeddings', file, 2048),
-    rmsNormEps: num(j, 'rms_norm_eps', file, 1e-6),
-    ropeTheta: num(j, 'rope_theta', file, 10000),
-    ropeScaling,
-    ropeStyle: 'neox',
-    tieWordEmbeddings: j['tie_word_embeddings'] === true,
-    bosTokenId: (bos as number | undefined) ?? null,
-    eosTokenIds: eosTokenIds as number[],
-  }, file);
+  return validateConfig(
+    {
+      vocabSize: int(j, 'vocab_size', file),
+      hiddenSize,
+      intermediateSize: int(j, 'intermediate_size', file),
+      numLayers: int(j, 'num_hidden_layers', file),
+      numHeads,
+      numKvHeads: int(j, 'num_key_value_heads', file, numHeads),
+      headDim: int(j, 'head_dim', file, Math.floor(hiddenSize / numHeads)),
+      maxPositionEmbeddings: int(j, 'max_position_embeddings', file, 2048),
+      rmsNormEps: num(j, 'rms_norm_eps', file, 1e-6),
+      ropeTheta: num(j, 'rope_theta', file, 10000),
+      ropeScaling,
+      ropeStyle: 'neox',
+      tieWordEmbeddings: j['tie_word_embeddings'] === true,
+      bosTokenId: (bos as number | undefined) ?? null,
+      eosTokenIds: eosTokenIds as number[],
+    },
+    file,
+  );
 }
 
 /** The config.json a Hugging Face Llama with this config would carry (used to write test models). */
 export function configToHf(c: LlamaConfig): Record<string, unknown> {
   return {
-    architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_act: 'silu',
-    vocab_size: c.vocabSize, hidden_size: c.hiddenSize, intermediate_size: c.intermediateSize,
-    num_hidden_layers: c.numLayers, num_attention_heads: c.numHeads, num_key_value_heads: c.numKvHeads,
-    head_dim: c.headDim, max_position_embeddings: c.maxPositionEmbeddings, rms_norm_eps: c.rmsNormEps,
-    rope_theta: c.ropeTheta, rope_scaling: ropeScalingToHf(c.ropeScaling ?? null), tie_word_embeddings: c.tieWordEmbeddings, bos_token_id: c.bosTokenId,
-    eos_token_id: c.eosTokenIds.length === 1 ? c.eosTokenIds[0] : c.eosTokenIds, torch_dtype: 'float32',
+    architectures: ['LlamaForCausalLM'],
+    model_type: 'llama',
+    hidden_act: 'silu',
+    vocab_size: c.vocabSize,
+    hidden_size: c.hiddenSize,
+    intermediate_size: c.intermediateSize,
+    num_hidden_layers: c.numLayers,
+    num_attention_heads: c.numHeads,
+    num_key_value_heads: c.numKvHeads,
+    head_dim: c.headDim,
+    max_position_embeddings: c.maxPositionEmbeddings,
+    rms_norm_eps: c.rmsNormEps,
+    rope_theta: c.ropeTheta,
+    rope_scaling: ropeScalingToHf(c.ropeScaling ?? null),
+    tie_word_embeddings: c.tieWordEmbeddings,
+    bos_token_id: c.bosTokenId,
+    eos_token_id: c.eosTokenIds.length === 1 ? c.eosTokenIds[0] : c.eosTokenIds,
+    torch_dtype: 'float32',
   };
 }
 
 function ropeScalingToHf(s: RopeScaling | null): Record<string, unknown> | null {
   if (s === null) return null;
   if (s.type === 'linear') return { rope_type: 'linear', factor: s.factor };
-  return { rope_type: 'llama3', factor: s.factor, low_freq_factor: s.lowFreqFactor, high_freq_factor: s.highFreqFactor,
-    original_max_position_embeddings: s.originalMaxPositionEmbeddings };
+  return {
+    rope_type: 'llama3',
+    factor: s.factor,
+    low_freq_factor: s.lowFreqFactor,
+    high_freq_factor: s.highFreqFactor,
+    original_max_position_embeddings: s.originalMaxPositionEmbeddings,
+  };
 }
 
-interface PresetShape {
-  vocabSize: number; hiddenSize: number; intermediateSize: number; numLayers: number; numHeads: number;
-  numKvHeads: number; maxPositionEmbeddings: number; ropeTheta: number; ropeStyle: RopeStyle;
-  tieWordEmbeddings: boolean; rmsNormEps: number; bosTokenId: number; eosTokenIds: number[];
-}
+type PresetShape = Omit<LlamaConfig, 'headDim' | 'ropeScaling' | 'chatTemplate' | 'source'>;
 
-const llama2c = { vocabSize: 32000, ropeTheta: 10000, ropeStyle: 'gptj', tieWordEmbeddings: true, rmsNormEps: 1e-5,
-  bosTokenId: 1, eosTokenIds: [1, 2] } as const;
-const hfLlama2 = { vocabSize: 32000, ropeTheta: 10000, ropeStyle: 'neox', tieWordEmbeddings: false, rmsNormEps: 1e-5,
-  bosTokenId: 1, eosTokenIds: [2] } as const;
+const llama2c = {
+  vocabSize: 32000,
+  ropeTheta: 10000,
+  ropeStyle: 'gptj',
+  tieWordEmbeddings: true,
+  rmsNormEps: 1e-5,
+  bosTokenId: 1,
+  eosTokenIds: [1, 2],
+} as const;
+const hfLlama2 = {
+  vocabSize: 32000,
+  ropeTheta: 10000,
+  ropeStyle: 'neox',
+  tieWordEmbeddings: false,
+  rmsNormEps: 1e-5,
+  bosTokenId: 1,
+  eosTokenIds: [2],
+} as const;
 
 /** Real model shapes for `dummy:<preset>` (the published configs of each model). */
 export const PRESETS: Record<string, PresetShape> = {
-  'stories15M': { ...llama2c, hiddenSize: 288, intermediateSize: 768, numLayers: 6, numHeads: 6, numKvHeads: 6, maxPositionEmbeddings: 256, eosTokenIds: [1, 2] },
-  'stories42M': { ...llama2c, hiddenSize: 512, intermediateSize: 1376, numLayers: 8, numHeads: 8, numKvHeads: 8, maxPositionEmbeddings: 1024, eosTokenIds: [1, 2] },
-  'stories110M': { ...llama2c, hiddenSize: 768, intermediateSize: 2048, numLayers: 12, numHeads: 12, numKvHeads: 12, maxPositionEmbeddings: 1024, eosTokenIds: [1, 2] },
-  'tinyllama-1.1b': { ...hfLlama2, hiddenSize: 2048, intermediateSize: 5632, numLayers: 22, numHeads: 32, numKvHeads: 4, maxPositionEmbeddings: 2048, eosTokenIds: [2] },
-  'llama-2-7b': { ...hfLlama2, hiddenSize: 4096, intermediateSize: 11008, numLayers: 32, numHeads: 32, numKvHeads: 32, maxPositionEmbeddings: 4096, eosTokenIds: [2] },
-  'llama-3-8b': { ...hfLlama2, vocabSize: 128256, hiddenSize: 4096, intermediateSize: 14336, numLayers: 32, numHeads: 32, numKvHeads: 8, maxPositionEmbeddings: 8192, ropeTheta: 500000, bosTokenId: 128000, eosTokenIds: [128001, 128009] },
+  stories15M: {
+    ...llama2c,
+    hiddenSize: 288,
+    intermediateSize: 768,
+    numLayers: 6,
+    numHeads: 6,
+    numKvHeads: 6,
+    maxPositionEmbeddings: 256,
+    eosTokenIds: [1, 2],
+  },
+  stories42M: {
+    ...llama2c,
+    hiddenSize: 512,
+    intermediateSize: 1376,
+    numLayers: 8,
+    numHeads: 8,
+    numKvHeads: 8,
+    maxPositionEmbeddings: 1024,
+    eosTokenIds: [1, 2],
+  },
+  stories110M: {
+    ...llama2c,
+    hiddenSize: 768,
+    intermediateSize: 2048,
+    numLayers: 12,
+    numHeads: 12,
+    numKvHeads: 12,
+    maxPositionEmbeddings: 1024,
+    eosTokenIds: [1, 2],
+  },
+  'tinyllama-1.1b': {
+    ...hfLlama2,
+    hiddenSize: 2048,
+    intermediateSize: 5632,
+    numLayers: 22,
+    numHeads: 32,
+    numKvHeads: 4,
+    maxPositionEmbeddings: 2048,
+    eosTokenIds: [2],
+  },
+  'llama-2-7b': {
+    ...hfLlama2,
+    hiddenSize: 4096,
+    intermediateSize: 11008,
+    numLayers: 32,
+    numHeads: 32,
+    numKvHeads: 32,
+    maxPositionEmbeddings: 4096,
+    eosTokenIds: [2],
+  },
+  'llama-3-8b': {
+    ...hfLlama2,
+    vocabSize: 128256,
+    hiddenSize: 4096,
+    intermediateSize: 14336,
+    numLayers: 32,
+    numHeads: 32,
+    numKvHeads: 8,
+    maxPositionEmbeddings: 8192,
+    ropeTheta: 500000,
+    bosTokenId: 128000,
+    eosTokenIds: [128001, 128009],
+  },
 };
 
 export function presetConfig(name: string): LlamaConfig {
@@ -180,6 +299,7 @@ export function presetConfig(name: string): LlamaConfig {
 export function parameterCount(c: LlamaConfig): number {
   const q = c.numHeads * c.headDim;
   const kv = c.numKvHeads * c.headDim;
-  const layer = c.hiddenSize * (q + 2 * kv) + q * c.hiddenSize + 3 * c.hiddenSize * c.intermediateSize + 2 * c.hiddenSize;
+  const layer =
+    c.hiddenSize * (q + 2 * kv) + q * c.hiddenSize + 3 * c.hiddenSize * c.intermediateSize + 2 * c.hiddenSize;
   return c.vocabSize * c.hiddenSize * (c.tieWordEmbeddings ? 1 : 2) + c.numLayers * layer + c.hiddenSize;
 }

@@ -23,7 +23,11 @@ export class BinaryFile {
   readInto(dst: Uint8Array, offset: number, what: string): void {
     if (this.fd === null) throw new ModelFormatError(this.path, 'the file was closed');
     if (!Number.isSafeInteger(offset) || offset < 0 || offset + dst.byteLength > this.size)
-      throw new ModelFormatError(this.path, `${what} (bytes ${offset}..${offset + dst.byteLength}) lies past the end of the file (${this.size} bytes): truncated?`);
+      throw new ModelFormatError(
+        this.path,
+        `${what} (bytes ${offset}..${offset + dst.byteLength}) lies past the end of the file (${this.size} bytes): ` +
+          `truncated?`,
+      );
     let done = 0;
     while (done < dst.byteLength) {
       const n = readSync(this.fd, dst, done, dst.byteLength - done, offset + done);
@@ -71,7 +75,13 @@ function halfToFloat(h: number): number {
 }
 
 /** Reads `count` elements of `type` at `offset` as float32. */
-export function readFloats(file: BinaryFile, offset: number, count: number, type: StorageType, what: string): Float32Array {
+export function readFloats(
+  file: BinaryFile,
+  offset: number,
+  count: number,
+  type: StorageType,
+  what: string,
+): Float32Array {
   const out = new Float32Array(count);
   if (type === 'F32') {
     file.readInto(new Uint8Array(out.buffer), offset, what);
@@ -115,7 +125,10 @@ export function spanSource(label: string, spans: Map<string, TensorSpan>, close:
       const e = span(name);
       const size = STORAGE_BYTES[e.type as StorageType] as number | undefined;
       if (size === undefined)
-        throw new MiniVllmError(`${e.file.path}: tensor "${name}" has dtype ${e.type}; only F32, F16 and BF16 are supported`, 'ERR_UNSUPPORTED');
+        throw new MiniVllmError(
+          `${e.file.path}: tensor "${name}" has dtype ${e.type}; only F32, F16 and BF16 are supported`,
+          'ERR_UNSUPPORTED',
+        );
       const width = e.shape.slice(1).reduce((a, b) => a * b, 1);
       return readFloats(e.file, e.offset + row * width * size, rows * width, e.type as StorageType, `tensor "${name}"`);
     },

@@ -7,7 +7,12 @@ import { hfName, type WeightSource } from './weights.js';
 
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
 
-export interface GgufTensorInfo { name: string; shape: number[]; type: StorageType; offset: number }
+export interface GgufTensorInfo {
+  name: string;
+  shape: number[];
+  type: StorageType;
+  offset: number;
+}
 
 export interface GgufFile {
   path: string;
@@ -20,7 +25,18 @@ export interface GgufFile {
 }
 
 const GGML_TYPES: Record<number, StorageType> = { 0: 'F32', 1: 'F16', 30: 'BF16' };
-const GGML_TYPE_NAMES: Record<number, string> = { 2: 'Q4_0', 3: 'Q4_1', 6: 'Q5_0', 7: 'Q5_1', 8: 'Q8_0', 10: 'Q2_K', 11: 'Q3_K', 12: 'Q4_K', 13: 'Q5_K', 14: 'Q6_K' };
+const GGML_TYPE_NAMES: Record<number, string> = {
+  2: 'Q4_0',
+  3: 'Q4_1',
+  6: 'Q5_0',
+  7: 'Q5_1',
+  8: 'Q8_0',
+  10: 'Q2_K',
+  11: 'Q3_K',
+  12: 'Q4_K',
+  13: 'Q5_K',
+  14: 'Q6_K',
+};
 
 /** A forward-only cursor over the header, reading the file in pieces. */
 class Cursor {
@@ -32,7 +48,9 @@ class Cursor {
     this.pos += n;
     return b;
   }
-  u32(what: string): number { return this.take(4, what).readUInt32LE(0); }
+  u32(what: string): number {
+    return this.take(4, what).readUInt32LE(0);
+  }
   u64(what: string): number {
     const v = this.take(8, what).readBigUInt64LE(0);
     if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ModelFormatError(this.f.path, `${what} = ${v} is too large`);
@@ -40,62 +58,56 @@ class Cursor {
   }
   string(what: string): string {
     const n = this.u64(`the length of ${what}`);
-    if (this.pos + n > this.f.size) throw new ModelFormatError(this.f.path, `${what} (${n} bytes) runs past the end of the file`);
+    if (this.pos + n > this.f.size)
+      throw new ModelFormatError(this.f.path, `${what} (${n} bytes) runs past the end of the file`);
     return this.take(n, what).toString('utf8');
   }
   value(type: number, what: string, depth = 0): GgufValue {
-    switch (type) {
-      case 0: return this.take(1, what).readUInt8(0);
-      case 1: return this.take(1, what).readInt8(0);
-      case 2: return this.take(2, what).readUInt16LE(0);
-      case 3: return this.take(2, what).readInt16LE(0);
-      case 4: return this.u32(what);
-      case 5: return this.take(4, what).readInt32LE(0);
-      case 6: return this.take(4, what).readFloatLE(0);
-      case 7: {
-        const b = this.take(1, what).readUInt8(0);
-        if (b > 1) throw new ModelFormatError(this.f.path, `${what}: bool byte ${b}`);
-        return b === 1;
-      }
-      case 8: return this.string(what);
-      case 9: {
-        if (depth > 2) throw new ModelFormatError(this.f.path, `${what}: arrays nested too deep`);
-        const itemType = this.u32(`${what} item type`);
-        const n = this.u64(`${what} length`);
-        // Every item takes at least one byte: a count past the rest of the file is corrupt.
-        if (n > this.f.size - this.pos) throw new ModelFormatError(this.f.path, `${what}: array of ${n} items runs past the end of the file`);
-        if (itemType === 8 || itemType === 9) return Array.from({ length: n }, (_, i) => this.value(itemType, `${what}[${i}]`, depth + 1));
-        const size = ({ 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 } as Record<number, number>)[itemType];
-        if (size === undefined) throw new ModelFormatError(this.f.path, `${what}: unknown array item type ${itemType}`);
-        if (n * size > this.f.size - this.pos) throw new ModelFormatError(this.f.path, `${what}: array of ${n} items runs past the end of the file`);
-        const raw = this.take(n * size, what);
-        const out = new Array<GgufValue>(n);
-        for (let i = 0; i < n; ++i) out[i] = scalar(raw, i * size, itemType);
-        return out;
-      }
-      case 10: return this.take(8, what).readBigUInt64LE(0);
-      case 11: return this.take(8, what).readBigInt64LE(0);
-      case 12: return this.take(8, what).readDoubleLE(0);
-      default: throw new ModelFormatError(this.f.path, `${what}: unknown value type ${type}`);
+    if (type === 8) return this.string(what);
+    if (type === 7) {
+      const b = this.take(1, what).readUInt8(0);
+      if (b > 1) throw new ModelFormatError(this.f.path, `${what}: bool byte ${b}`);
+      return b === 1;
     }
+    if (type === 9) return this.array(what, depth);
+    const s = SCALARS[type];
+    if (s === undefined) throw new ModelFormatError(this.f.path, `${what}: unknown value type ${type}`);
+    return s.read(this.take(s.size, what), 0);
+  }
+  private array(what: string, depth: number): GgufValue[] {
+    if (depth > 2) throw new ModelFormatError(this.f.path, `${what}: arrays nested too deep`);
+    const itemType = this.u32(`${what} item type`);
+    const n = this.u64(`${what} length`);
+    // Every item takes at least one byte: a count past the rest of the file is corrupt.
+    if (n > this.f.size - this.pos)
+      throw new ModelFormatError(this.f.path, `${what}: array of ${n} items runs past the end of the file`);
+    if (itemType === 8 || itemType === 9)
+      return Array.from({ length: n }, (_, i) => this.value(itemType, `${what}[${i}]`, depth + 1));
+    const s = SCALARS[itemType];
+    if (s === undefined) throw new ModelFormatError(this.f.path, `${what}: unknown array item type ${itemType}`);
+    if (n * s.size > this.f.size - this.pos)
+      throw new ModelFormatError(this.f.path, `${what}: array of ${n} items runs past the end of the file`);
+    const raw = this.take(n * s.size, what);
+    const out = new Array<GgufValue>(n);
+    for (let i = 0; i < n; ++i) out[i] = s.read(raw, i * s.size);
+    return out;
   }
 }
 
-function scalar(b: Buffer, o: number, type: number): GgufValue {
-  switch (type) {
-    case 0: return b.readUInt8(o);
-    case 1: return b.readInt8(o);
-    case 2: return b.readUInt16LE(o);
-    case 3: return b.readInt16LE(o);
-    case 4: return b.readUInt32LE(o);
-    case 5: return b.readInt32LE(o);
-    case 6: return b.readFloatLE(o);
-    case 7: return b.readUInt8(o) !== 0;
-    case 10: return b.readBigUInt64LE(o);
-    case 11: return b.readBigInt64LE(o);
-    default: return b.readDoubleLE(o);
-  }
-}
+/** GGUF's fixed-size value types (a bool read inside an array is any nonzero byte). */
+const SCALARS: Record<number, { size: number; read: (b: Buffer, o: number) => GgufValue }> = {
+  0: { size: 1, read: (b, o) => b.readUInt8(o) },
+  1: { size: 1, read: (b, o) => b.readInt8(o) },
+  2: { size: 2, read: (b, o) => b.readUInt16LE(o) },
+  3: { size: 2, read: (b, o) => b.readInt16LE(o) },
+  4: { size: 4, read: (b, o) => b.readUInt32LE(o) },
+  5: { size: 4, read: (b, o) => b.readInt32LE(o) },
+  6: { size: 4, read: (b, o) => b.readFloatLE(o) },
+  7: { size: 1, read: (b, o) => b.readUInt8(o) !== 0 },
+  10: { size: 8, read: (b, o) => b.readBigUInt64LE(o) },
+  11: { size: 8, read: (b, o) => b.readBigInt64LE(o) },
+  12: { size: 8, read: (b, o) => b.readDoubleLE(o) },
+};
 
 export function openGguf(path: string): GgufFile {
   return parseFile(path, parse);
@@ -108,10 +120,12 @@ function parse(file: BinaryFile): GgufFile {
   if (magic !== 'GGUF') throw new ModelFormatError(file.path, `not a GGUF file (magic ${JSON.stringify(magic)})`);
   c.pos = 4;
   const version = c.u32('the version');
-  if (version !== 2 && version !== 3) throw new ModelFormatError(file.path, `GGUF version ${version} is not supported (2 or 3)`);
+  if (version !== 2 && version !== 3)
+    throw new ModelFormatError(file.path, `GGUF version ${version} is not supported (2 or 3)`);
   const nTensors = c.u64('the tensor count');
   const nKv = c.u64('the metadata count');
-  if (nTensors > file.size / 24 || nKv > file.size / 12) throw new ModelFormatError(file.path, `tensor count ${nTensors} / metadata count ${nKv} cannot fit in the file`);
+  if (nTensors > file.size / 24 || nKv > file.size / 12)
+    throw new ModelFormatError(file.path, `tensor count ${nTensors} / metadata count ${nKv} cannot fit in the file`);
   const metadata = new Map<string, GgufValue>();
   for (let i = 0; i < nKv; ++i) {
     const key = c.string(`metadata key ${i}`);
@@ -133,7 +147,11 @@ function parse(file: BinaryFile): GgufFile {
     const type = GGML_TYPES[typeId];
     if (type === undefined) {
       const known = GGML_TYPE_NAMES[typeId];
-      throw new MiniVllmError(`${file.path}: tensor "${name}" has ${known ? `quantised type ${known}` : `unknown type ${typeId}`}; only F32, F16 and BF16 are supported`, 'ERR_UNSUPPORTED');
+      throw new MiniVllmError(
+        `${file.path}: tensor "${name}" has ${known ? `quantised type ${known}` : `unknown type ${typeId}`}; only ` +
+          `F32, F16 and BF16 are supported`,
+        'ERR_UNSUPPORTED',
+      );
     }
     const count = ne.reduce((a, b) => a * b, 1);
     infos.push({ name, shape: [...ne].reverse(), type, offset, bytes: count * STORAGE_BYTES[type] });
@@ -141,10 +159,14 @@ function parse(file: BinaryFile): GgufFile {
   const dataStart = Math.ceil(c.pos / align) * align;
   const tensors = new Map<string, GgufTensorInfo>();
   for (const t of infos) {
-    if (t.offset % align !== 0) throw new ModelFormatError(file.path, `tensor "${t.name}" offset ${t.offset} is not aligned to ${align}`);
+    if (t.offset % align !== 0)
+      throw new ModelFormatError(file.path, `tensor "${t.name}" offset ${t.offset} is not aligned to ${align}`);
     const start = dataStart + t.offset;
     if (!Number.isSafeInteger(t.bytes) || start + t.bytes > file.size)
-      throw new ModelFormatError(file.path, `tensor "${t.name}" (${t.bytes} bytes at ${start}) lies past the end of the file (${file.size} bytes)`);
+      throw new ModelFormatError(
+        file.path,
+        `tensor "${t.name}" (${t.bytes} bytes at ${start}) lies past the end of the file (${file.size} bytes)`,
+      );
     if (tensors.has(t.name)) throw new ModelFormatError(file.path, `tensor "${t.name}" appears twice`);
     tensors.set(t.name, { name: t.name, shape: t.shape, type: t.type, offset: start });
   }
@@ -169,14 +191,19 @@ const GGUF_NAMES: [RegExp, (m: RegExpMatchArray) => string][] = [
 function metaNumber(g: GgufFile, key: string, fallback?: number): number {
   const v = g.metadata.get(key) ?? fallback;
   const n = typeof v === 'bigint' ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isFinite(n)) throw new ModelFormatError(g.path, `metadata "${key}" is missing or not a number`);
+  if (typeof n !== 'number' || !Number.isFinite(n))
+    throw new ModelFormatError(g.path, `metadata "${key}" is missing or not a number`);
   return n;
 }
 
 /** The Llama config and weights of a GGUF file whose architecture is `llama`. */
 export function ggufModel(g: GgufFile): { config: LlamaConfig; source: WeightSource } {
   const arch = g.metadata.get('general.architecture');
-  if (arch !== 'llama') throw new MiniVllmError(`${g.path}: architecture ${JSON.stringify(arch)} is not supported (llama)`, 'ERR_UNSUPPORTED');
+  if (arch !== 'llama')
+    throw new MiniVllmError(
+      `${g.path}: architecture ${JSON.stringify(arch)} is not supported (llama)`,
+      'ERR_UNSUPPORTED',
+    );
   const a = (k: string) => `llama.${k}`;
   const hidden = metaNumber(g, a('embedding_length'));
   const heads = metaNumber(g, a('attention.head_count'));
@@ -184,25 +211,32 @@ export function ggufModel(g: GgufFile): { config: LlamaConfig; source: WeightSou
   const embd = g.tensors.get('token_embd.weight');
   const vocab = metaNumber(g, a('vocab_size'), Array.isArray(tokens) ? tokens.length : embd?.shape[0]);
   const headDim = metaNumber(g, a('rope.dimension_count'), hidden / heads);
-  if (headDim !== hidden / heads) throw new MiniVllmError(`${g.path}: partial rotary (rope.dimension_count ${headDim}) is not supported`, 'ERR_UNSUPPORTED');
+  if (headDim !== hidden / heads)
+    throw new MiniVllmError(
+      `${g.path}: partial rotary (rope.dimension_count ${headDim}) is not supported`,
+      'ERR_UNSUPPORTED',
+    );
   const bos = g.metadata.get('tokenizer.ggml.bos_token_id');
   const eos = g.metadata.get('tokenizer.ggml.eos_token_id');
-  const config = validateConfig({
-    vocabSize: vocab,
-    hiddenSize: hidden,
-    intermediateSize: metaNumber(g, a('feed_forward_length')),
-    numLayers: metaNumber(g, a('block_count')),
-    numHeads: heads,
-    numKvHeads: metaNumber(g, a('attention.head_count_kv'), heads),
-    headDim,
-    maxPositionEmbeddings: metaNumber(g, a('context_length')),
-    rmsNormEps: metaNumber(g, a('attention.layer_norm_rms_epsilon'), 1e-5),
-    ropeTheta: metaNumber(g, a('rope.freq_base'), 10000),
-    ropeStyle: 'gptj', // llama.cpp's converters permute q/k so that GGUF Llamas rotate adjacent pairs
-    tieWordEmbeddings: !g.tensors.has('output.weight'),
-    bosTokenId: typeof bos === 'number' ? bos : null,
-    eosTokenIds: typeof eos === 'number' ? [eos] : [],
-  }, g.path);
+  const config = validateConfig(
+    {
+      vocabSize: vocab,
+      hiddenSize: hidden,
+      intermediateSize: metaNumber(g, a('feed_forward_length')),
+      numLayers: metaNumber(g, a('block_count')),
+      numHeads: heads,
+      numKvHeads: metaNumber(g, a('attention.head_count_kv'), heads),
+      headDim,
+      maxPositionEmbeddings: metaNumber(g, a('context_length')),
+      rmsNormEps: metaNumber(g, a('attention.layer_norm_rms_epsilon'), 1e-5),
+      ropeTheta: metaNumber(g, a('rope.freq_base'), 10000),
+      ropeStyle: 'gptj', // llama.cpp's converters permute q/k so that GGUF Llamas rotate adjacent pairs
+      tieWordEmbeddings: !g.tensors.has('output.weight'),
+      bosTokenId: typeof bos === 'number' ? bos : null,
+      eosTokenIds: typeof eos === 'number' ? [eos] : [],
+    },
+    g.path,
+  );
   const byHf = new Map<string, TensorSpan>();
   for (const t of g.tensors.values()) {
     for (const [re, to] of GGUF_NAMES) {

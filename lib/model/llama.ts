@@ -33,7 +33,11 @@ class Workspace {
   bufs: Record<'hidden' | 'residual' | 'qkv' | 'attn' | 'gateUp' | 'act', Tensor> | null = null;
   out: { last: Tensor; logits: Tensor } | null = null;
 
-  constructor(private readonly c: LlamaConfig, private readonly dtype: FloatDType, private readonly device: Device) {}
+  constructor(
+    private readonly c: LlamaConfig,
+    private readonly dtype: FloatDType,
+    private readonly device: Device,
+  ) {}
 
   ensure(tokens: number, outputs: number): void {
     const { c } = this;
@@ -96,8 +100,11 @@ export class LlamaModel {
     this.weights = weights;
     this.dtype = opts.dtype;
     this.device = opts.device;
-    this.cosSin = ops.ropeCosSinCache(config.headDim, config.maxPositionEmbeddings, config.ropeTheta,
-      { dtype: 'float32', device: opts.device, scaling: config.ropeScaling ?? null });
+    this.cosSin = ops.ropeCosSinCache(config.headDim, config.maxPositionEmbeddings, config.ropeTheta, {
+      dtype: 'float32',
+      device: opts.device,
+      scaling: config.ropeScaling ?? null,
+    });
     this.ws = new Workspace(config, opts.dtype, opts.device);
   }
 
@@ -107,8 +114,10 @@ export class LlamaModel {
 
   /** Grows the activation buffers to hold a step of `tokens` tokens and `outputs` logits rows (they never shrink). */
   reserve(tokens: number, outputs: number): void {
-    if (!Number.isInteger(tokens) || tokens < 1) throw new RangeError(`LlamaModel.reserve: tokens must be a positive integer, got ${tokens}`);
-    if (!Number.isInteger(outputs) || outputs < 1) throw new RangeError(`LlamaModel.reserve: outputs must be a positive integer, got ${outputs}`);
+    if (!Number.isInteger(tokens) || tokens < 1)
+      throw new RangeError(`LlamaModel.reserve: tokens must be a positive integer, got ${tokens}`);
+    if (!Number.isInteger(outputs) || outputs < 1)
+      throw new RangeError(`LlamaModel.reserve: outputs must be a positive integer, got ${outputs}`);
     this.ws.ensure(tokens, outputs);
   }
 
@@ -124,8 +133,10 @@ export class LlamaModel {
   }
 
   allocateKvCache(numBlocks: number, blockSize = 16): KvCache {
-    if (!Number.isInteger(numBlocks) || numBlocks < 1) throw new RangeError(`allocateKvCache: numBlocks must be a positive integer, got ${numBlocks}`);
-    if (!Number.isInteger(blockSize) || blockSize < 1) throw new RangeError(`allocateKvCache: blockSize must be a positive integer, got ${blockSize}`);
+    if (!Number.isInteger(numBlocks) || numBlocks < 1)
+      throw new RangeError(`allocateKvCache: numBlocks must be a positive integer, got ${numBlocks}`);
+    if (!Number.isInteger(blockSize) || blockSize < 1)
+      throw new RangeError(`allocateKvCache: blockSize must be a positive integer, got ${blockSize}`);
     const c = this.config;
     const shape = [numBlocks, blockSize, c.numKvHeads, c.headDim];
     const opts = { dtype: this.dtype, device: this.device };
@@ -154,7 +165,8 @@ export class LlamaModel {
     const S = input.logitsIndices.shape[0]!;
     if (input.positions.shape[0] !== T || input.slotMapping.shape[0] !== T)
       throw new RangeError(`LlamaModel.forward: positions and slotMapping must have numTokens = ${T} entries`);
-    if (kv.key.length !== c.numLayers) throw new RangeError(`LlamaModel.forward: the KV cache has ${kv.key.length} layers, the model ${c.numLayers}`);
+    if (kv.key.length !== c.numLayers)
+      throw new RangeError(`LlamaModel.forward: the KV cache has ${kv.key.length} layers, the model ${c.numLayers}`);
     this.ws.ensure(T, S);
     const b = this.ws.bufs!;
     const rows = (t: Tensor) => t.narrow(0, 0, T);
@@ -164,10 +176,16 @@ export class LlamaModel {
     const attn = rows(b.attn); //         [T, H headDim]
     const gateUp = rows(b.gateUp); //     [T, 2 intermediate]
     const act = rows(b.act); //           [T, intermediate]
-    const H = c.numHeads, KV = c.numKvHeads, hd = c.headDim, eps = c.rmsNormEps;
+    const H = c.numHeads,
+      KV = c.numKvHeads,
+      hd = c.headDim,
+      eps = c.rmsNormEps;
     const heads = qkv.view([T, H + 2 * KV, hd]);
-    const q = heads.narrow(1, 0, H), k = heads.narrow(1, H, KV), v = heads.narrow(1, H + KV, KV);
-    const q2 = qkv.narrow(1, 0, H * hd), k2 = qkv.narrow(1, H * hd, KV * hd);
+    const q = heads.narrow(1, 0, H),
+      k = heads.narrow(1, H, KV),
+      v = heads.narrow(1, H + KV, KV);
+    const q2 = qkv.narrow(1, 0, H * hd),
+      k2 = qkv.narrow(1, H * hd, KV * hd);
     const attn3 = attn.view([T, H, hd]);
     const isNeox = c.ropeStyle === 'neox';
     const w = this.weights;

@@ -50,7 +50,10 @@ export function modelFormat(model: string): ModelFormat {
   try {
     isDir = statSync(model).isDirectory();
   } catch {
-    throw new ModelFormatError(model, 'no such file or directory (expected a Hugging Face directory, a .bin, a .gguf or dummy:<preset>)');
+    throw new ModelFormatError(
+      model,
+      'no such file or directory (expected a Hugging Face directory, a .bin, a .gguf or dummy:<preset>)',
+    );
   }
   if (isDir) return 'hf';
   const f = new BinaryFile(model);
@@ -78,10 +81,13 @@ function llama2cTokenizerPath(model: string): string {
   if (names.includes('tokenizer.bin')) return join(dir, 'tokenizer.bin');
   const toks = names.filter((n) => /^tok\d+\.bin$/.test(n));
   if (toks.length === 1) return join(dir, toks[0]!);
-  throw new ModelFormatError(model, `no tokenizer found beside the checkpoint (tokenizer.bin or one tok<N>.bin in ${dir}); pass --tokenizer`);
+  throw new ModelFormatError(
+    model,
+    `no tokenizer found beside the checkpoint (tokenizer.bin or one tok<N>.bin in ${dir}); pass --tokenizer`,
+  );
 }
 
-/** Uniform ±1e-3 weights, as vLLM's dummy load format, generated on the device (ops.fillUniform), seeded per tensor. */
+/** Uniform ±1e-3 weights, as vLLM's dummy load format, made on the device (ops.fillUniform), seeded per tensor. */
 function dummySource(config: LlamaConfig, label: string, seed: number): WeightSource {
   const seedOf = (name: string) => {
     let h = 2166136261 ^ seed;
@@ -89,7 +95,8 @@ function dummySource(config: LlamaConfig, label: string, seed: number): WeightSo
     return h >>> 0;
   };
   const shapes = new Map<string, number[]>();
-  const d = config.hiddenSize, hd = config.headDim;
+  const d = config.hiddenSize,
+    hd = config.headDim;
   shapes.set('model.embed_tokens.weight', [config.vocabSize, d]);
   shapes.set('model.norm.weight', [d]);
   if (!config.tieWordEmbeddings) shapes.set('lm_head.weight', [config.vocabSize, d]);
@@ -138,7 +145,10 @@ function generationEos(dir: string, vocabSize: number): number[] {
   }
   const ids = eos === undefined || eos === null ? [] : Array.isArray(eos) ? eos : [eos];
   if (!ids.every((id) => Number.isInteger(id) && id >= 0 && id < vocabSize))
-    throw new ModelFormatError(file, `eos_token_id ${JSON.stringify(eos)} is not a token id (or list of them) below ${vocabSize}`);
+    throw new ModelFormatError(
+      file,
+      `eos_token_id ${JSON.stringify(eos)} is not a token id (or list of them) below ${vocabSize}`,
+    );
   return ids as number[];
 }
 
@@ -147,7 +157,9 @@ function resolveDevice(opts: LoadOptions): { device: Device; dtype: FloatDType }
   if (!isDevice(device)) throw new TypeError(`loadModel: device must be 'cpu' or 'cuda', got ${describeValue(device)}`);
   const want = opts.dtype ?? 'auto';
   if (want !== 'auto' && !isFloatDType(want))
-    throw new TypeError(`loadModel: dtype must be 'auto', 'float32', 'float16' or 'bfloat16', got ${describeValue(want)}`);
+    throw new TypeError(
+      `loadModel: dtype must be 'auto', 'float32', 'float16' or 'bfloat16', got ${describeValue(want)}`,
+    );
   return { device, dtype: want === 'auto' ? (device === 'cuda' ? 'bfloat16' : 'float32') : want };
 }
 
@@ -165,7 +177,8 @@ interface OpenedModel {
 
 /** Reads a model's config and tokenizer and opens its weights for reading (the caller closes `source`). */
 function openModel(model: string, opts: Pick<LoadOptions, 'tokenizer' | 'seed'>, caller: string): OpenedModel {
-  if (typeof model !== 'string' || model.length === 0) throw new TypeError(`${caller}: model must be a path or dummy:<preset>, got ${describeValue(model)}`);
+  if (typeof model !== 'string' || model.length === 0)
+    throw new TypeError(`${caller}: model must be a path or dummy:<preset>, got ${describeValue(model)}`);
   const format = modelFormat(model);
   let config: LlamaConfig;
   let source: WeightSource;
@@ -174,7 +187,8 @@ function openModel(model: string, opts: Pick<LoadOptions, 'tokenizer' | 'seed'>,
     case 'dummy': {
       config = presetConfig(model.slice('dummy:'.length));
       source = dummySource(config, model, opts.seed ?? 0);
-      tokenizer = opts.tokenizer ? tokenizerFromFile(opts.tokenizer, config.vocabSize, config.eosTokenIds)
+      tokenizer = opts.tokenizer
+        ? tokenizerFromFile(opts.tokenizer, config.vocabSize, config.eosTokenIds)
         : syntheticTokenizer(config.vocabSize, { bosTokenId: config.bosTokenId, eosTokenIds: config.eosTokenIds });
       break;
     }
@@ -183,7 +197,11 @@ function openModel(model: string, opts: Pick<LoadOptions, 'tokenizer' | 'seed'>,
       config = ckpt.config;
       source = ckpt.source;
       try {
-        tokenizer = tokenizerFromFile(opts.tokenizer ?? llama2cTokenizerPath(model), config.vocabSize, config.eosTokenIds);
+        tokenizer = tokenizerFromFile(
+          opts.tokenizer ?? llama2cTokenizerPath(model),
+          config.vocabSize,
+          config.eosTokenIds,
+        );
       } catch (e) {
         source.close?.();
         throw e;
@@ -194,7 +212,9 @@ function openModel(model: string, opts: Pick<LoadOptions, 'tokenizer' | 'seed'>,
       const g = openGguf(model);
       try {
         ({ config, source } = ggufModel(g));
-        tokenizer = opts.tokenizer ? tokenizerFromFile(opts.tokenizer, config.vocabSize, config.eosTokenIds) : SentencePieceTokenizer.fromGguf(g);
+        tokenizer = opts.tokenizer
+          ? tokenizerFromFile(opts.tokenizer, config.vocabSize, config.eosTokenIds)
+          : SentencePieceTokenizer.fromGguf(g);
       } catch (e) {
         g.file.close();
         throw e;
@@ -211,7 +231,8 @@ function openModel(model: string, opts: Pick<LoadOptions, 'tokenizer' | 'seed'>,
       }
       config = configFromHf(json, cfgFile);
       config.eosTokenIds = [...new Set([...config.eosTokenIds, ...generationEos(model, config.vocabSize)])];
-      tokenizer = opts.tokenizer ? tokenizerFromFile(opts.tokenizer, config.vocabSize, config.eosTokenIds)
+      tokenizer = opts.tokenizer
+        ? tokenizerFromFile(opts.tokenizer, config.vocabSize, config.eosTokenIds)
         : HfTokenizer.fromDir(model, { eosTokenIds: config.eosTokenIds });
       source = openSafetensors(safetensorsFiles(model), model);
       break;
@@ -219,7 +240,10 @@ function openModel(model: string, opts: Pick<LoadOptions, 'tokenizer' | 'seed'>,
   }
   if (tokenizer.vocabSize > config.vocabSize) {
     source.close?.();
-    throw new ModelFormatError(model, `the tokenizer has ${tokenizer.vocabSize} tokens, the model only ${config.vocabSize}`);
+    throw new ModelFormatError(
+      model,
+      `the tokenizer has ${tokenizer.vocabSize} tokens, the model only ${config.vocabSize}`,
+    );
   }
   return { config, source, tokenizer, format };
 }
@@ -228,7 +252,10 @@ function openModel(model: string, opts: Pick<LoadOptions, 'tokenizer' | 'seed'>,
  * A model's config and tokenizer without its weights: what a front end that tokenizes, while another thread holds
  * the model, needs.
  */
-export function loadTokenizer(model: string, opts: Pick<LoadOptions, 'tokenizer'> = {}): Promise<{ tokenizer: Tokenizer; config: LlamaConfig }> {
+export function loadTokenizer(
+  model: string,
+  opts: Pick<LoadOptions, 'tokenizer'> = {},
+): Promise<{ tokenizer: Tokenizer; config: LlamaConfig }> {
   return new Promise((resolve) => {
     const { config, source, tokenizer } = openModel(model, opts, 'loadTokenizer');
     source.close?.();

@@ -11,14 +11,16 @@ const MAX_HEADER = 100 << 20;
 function parseHeader(file: BinaryFile, into: Map<string, TensorSpan>): void {
   if (file.size < 8) throw new ModelFormatError(file.path, `${file.size} bytes is too short for a safetensors header`);
   const n = Number(file.bytes(0, 8, 'the header length').readBigUInt64LE(0));
-  if (n > MAX_HEADER || n > file.size - 8) throw new ModelFormatError(file.path, `header length ${n} is larger than the file (${file.size} bytes)`);
+  if (n > MAX_HEADER || n > file.size - 8)
+    throw new ModelFormatError(file.path, `header length ${n} is larger than the file (${file.size} bytes)`);
   let header: unknown;
   try {
     header = JSON.parse(file.bytes(8, n, 'the header').toString('utf8'));
   } catch (e) {
     throw new ModelFormatError(file.path, `the header is not valid JSON (${(e as Error).message})`);
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new ModelFormatError(file.path, 'the header is not a JSON object');
+  if (typeof header !== 'object' || header === null || Array.isArray(header))
+    throw new ModelFormatError(file.path, 'the header is not a JSON object');
   const dataStart = 8 + n;
   const dataBytes = file.size - dataStart;
   for (const [name, v] of Object.entries(header as Record<string, unknown>)) {
@@ -27,14 +29,21 @@ function parseHeader(file: BinaryFile, into: Map<string, TensorSpan>): void {
     const bad = (why: string) => new ModelFormatError(file.path, `tensor "${name}": ${why}`);
     if (typeof e !== 'object' || e === null) throw bad('the header entry is not an object');
     if (typeof e.dtype !== 'string') throw bad(`dtype ${JSON.stringify(e.dtype)} is not a string`);
-    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw bad(`shape ${JSON.stringify(e.shape)} is not a list of sizes`);
+    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+      throw bad(`shape ${JSON.stringify(e.shape)} is not a list of sizes`);
     const off = e.data_offsets as number[];
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[0]! > off[1]!)
+    if (
+      !Array.isArray(off) ||
+      off.length !== 2 ||
+      !off.every((d) => Number.isSafeInteger(d) && d >= 0) ||
+      off[0]! > off[1]!
+    )
       throw bad(`data_offsets ${JSON.stringify(off)} are not [start, end]`);
-    if (off[1]! > dataBytes) throw bad(`data_offsets [${off[0]}, ${off[1]}] run past the end of the data (${dataBytes} bytes): truncated?`);
+    if (off[1]! > dataBytes)
+      throw bad(`data_offsets [${off[0]}, ${off[1]}] run past the end of the data (${dataBytes} bytes): truncated?`);
     const size = STORAGE_BYTES[e.dtype as StorageType];
     const numel = (e.shape as number[]).reduce((a, b) => a * b, 1);
-    if (size !== undefined && (off[1]! - off[0]!) !== numel * size)
+    if (size !== undefined && off[1]! - off[0]! !== numel * size)
       throw bad(`${off[1]! - off[0]!} bytes do not hold shape [${(e.shape as number[]).join(', ')}] of ${e.dtype}`);
     if (into.has(name)) throw bad('appears in two files');
     into.set(name, { file, offset: dataStart + off[0]!, shape: e.shape as number[], type: e.dtype });
@@ -76,13 +85,19 @@ export function safetensorsFiles(dir: string): string[] {
   if (typeof map !== 'object' || map === null) throw new ModelFormatError(index, 'has no "weight_map" object');
   const shards = new Set<string>();
   for (const v of Object.values(map)) {
-    if (typeof v !== 'string' || v.includes('/') || v.includes('\\')) throw new ModelFormatError(index, `weight_map entry ${JSON.stringify(v)} is not a file name`);
+    if (typeof v !== 'string' || v.includes('/') || v.includes('\\'))
+      throw new ModelFormatError(index, `weight_map entry ${JSON.stringify(v)} is not a file name`);
     shards.add(v);
   }
   return [...shards].sort().map((s) => join(dir, s));
 }
 
-export interface SafetensorsEntry { name: string; shape: number[]; data: Float32Array; dtype?: 'F32' | 'F16' | 'BF16' }
+export interface SafetensorsEntry {
+  name: string;
+  shape: number[];
+  data: Float32Array;
+  dtype?: 'F32' | 'F16' | 'BF16';
+}
 
 /** Writes tensors as one safetensors file (float32, or bf16 by truncation-free rounding, or f16). */
 export function writeSafetensors(path: string, tensors: SafetensorsEntry[]): void {
@@ -110,7 +125,10 @@ export function encodeFloats(data: Float32Array, dtype: 'F32' | 'F16' | 'BF16'):
   const bits = new Uint32Array(Float32Array.from(data).buffer);
   for (let i = 0; i < data.length; ++i) {
     const b = bits[i]!;
-    out.writeUInt16LE(dtype === 'BF16' ? ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff : floatToHalf(data[i]!), 2 * i);
+    out.writeUInt16LE(
+      dtype === 'BF16' ? ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff : floatToHalf(data[i]!),
+      2 * i,
+    );
   }
   return out;
 }
@@ -124,7 +142,10 @@ function floatToHalf(f: number): number {
   if (a < 2 ** -14) return sign | roundHalfEven(a / 2 ** -24);
   let e = Math.floor(Math.log2(a));
   let m = roundHalfEven((a / 2 ** e - 1) * 1024);
-  if (m === 1024) { m = 0; e += 1; }
+  if (m === 1024) {
+    m = 0;
+    e += 1;
+  }
   return sign | ((e + 15) << 10) | m;
 }
 

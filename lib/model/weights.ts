@@ -59,7 +59,10 @@ function expectShape(src: WeightSource, name: string, shape: readonly number[]):
   if (!src.has(name)) throw new ModelFormatError(src.file, `tensor "${name}" is missing`);
   const got = src.shape(name);
   if (got.length !== shape.length || got.some((d, i) => d !== shape[i]))
-    throw new ModelFormatError(src.file, `tensor "${name}" has shape [${got.join(', ')}], the config needs [${shape.join(', ')}]`);
+    throw new ModelFormatError(
+      src.file,
+      `tensor "${name}" has shape [${got.join(', ')}], the config needs [${shape.join(', ')}]`,
+    );
 }
 
 /** Reads every tensor the config needs from `src` (checking each shape) into device tensors. */
@@ -84,7 +87,10 @@ export function buildWeights(config: LlamaConfig, src: WeightSource, opts: Build
     ]);
     add(`${i}.o`, [{ name: L('self_attn.o_proj'), shape: [d, nh * hd] }]);
     add(`${i}.postNorm`, [{ name: L('post_attention_layernorm'), shape: [d] }]);
-    add(`${i}.gateUp`, [{ name: L('mlp.gate_proj'), shape: [ff, d] }, { name: L('mlp.up_proj'), shape: [ff, d] }]);
+    add(`${i}.gateUp`, [
+      { name: L('mlp.gate_proj'), shape: [ff, d] },
+      { name: L('mlp.up_proj'), shape: [ff, d] },
+    ]);
     add(`${i}.down`, [{ name: L('mlp.down_proj'), shape: [d, ff] }]);
   }
   add('norm', [{ name: hfName.norm, shape: [d] }]);
@@ -132,8 +138,12 @@ export function buildWeights(config: LlamaConfig, src: WeightSource, opts: Build
   return {
     embedding,
     layers: Array.from({ length: config.numLayers }, (_, i) => ({
-      inputNorm: get(`${i}.inputNorm`), qkv: get(`${i}.qkv`), o: get(`${i}.o`), postNorm: get(`${i}.postNorm`),
-      gateUp: get(`${i}.gateUp`), down: get(`${i}.down`),
+      inputNorm: get(`${i}.inputNorm`),
+      qkv: get(`${i}.qkv`),
+      o: get(`${i}.o`),
+      postNorm: get(`${i}.postNorm`),
+      gateUp: get(`${i}.gateUp`),
+      down: get(`${i}.down`),
     })),
     norm: get('norm'),
     lmHead: tieLmHead ? embedding : get('lmHead'),

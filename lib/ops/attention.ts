@@ -1,31 +1,30 @@
-import { native } from '../native.js';
-import type { Tensor } from '../tensor.js';
-import { describeValue } from '../tensor.js';
-import { tensorArg } from './args.js';
+// Paged attention over the KV cache: one varlen op for prefill, decode, chunked prefill and prefix-cache hits.
+import type { Device } from '../dtype.js';
+import { Tensor } from '../tensor.js';
+import { KV_POOL } from './cache.js';
+import { defineOps, runOp, zeros } from './registry.js';
 
-/**
- * Writes a step's new keys and values into the paged KV cache: token t goes to slot `slotMapping[t]`, that is
- * block `slot / blockSize`, offset `slot % blockSize`. A negative slot is padding and is skipped.
- *
- * @param key         [numTokens, numKvHeads, headSize] (heads may be strided, e.g. a view of a fused qkv row)
- * @param value       [numTokens, numKvHeads, headSize]
- * @param keyCache    [numBlocks, blockSize, numKvHeads, headSize], written
- * @param valueCache  [numBlocks, blockSize, numKvHeads, headSize], written
- * @param slotMapping int32 [numTokens]
- *
- * A slot past the cache is a RangeError: on the CPU before anything is written; on CUDA those tokens are
- * skipped and the next synchronize throws.
- */
-export function reshapeAndCache(key: Tensor, value: Tensor, keyCache: Tensor, valueCache: Tensor, slotMapping: Tensor): void {
-  const op = 'reshapeAndCache';
-  native.reshapeAndCache(
-    tensorArg(key, op, 'key'),
-    tensorArg(value, op, 'value'),
-    tensorArg(keyCache, op, 'keyCache'),
-    tensorArg(valueCache, op, 'valueCache'),
-    tensorArg(slotMapping, op, 'slotMapping'),
-  );
+/** Two sequences decoding one token each, over a block apiece: pagedAttention's example call. */
+function twoDecodes(device: Device): unknown[] {
+  const int = (a: number[], shape: number[]) => Tensor.fromArray(a, shape, { dtype: 'int32', device });
+  const meta: AttentionMetadata = {
+    queryStartLoc: int([0, 1, 2], [3]),
+    seqLens: int([3, 5], [2]),
+    blockTables: int([0, 1], [2, 1]),
+    scale: 1 / Math.sqrt(8),
+    maxSeqLen: 5,
+    maxQueryLen: 1,
+  };
+  return [...zeros(device, [2, 4, 8], [2, 4, 8], [4, 16, 2, 8], [4, 16, 2, 8]), meta];
 }
+
+const OPS = defineOps('attention', {
+  pagedAttention: [
+    `out: float[numTokens, numHeads, headSize], query: float[numTokens, numHeads, headSize], keyCache: ${KV_POOL}, ` +
+      `valueCache: ${KV_POOL}, meta: {queryStartLoc, seqLens, blockTables, scale, maxSeqLen, maxQueryLen}`,
+    twoDecodes,
+  ],
+});
 
 /** One step's attention metadata; the tensors are int32 and live on the op's device. */
 export interface AttentionMetadata {
@@ -43,13 +42,6 @@ export interface AttentionMetadata {
   maxQueryLen?: number;
 }
 
-function hint(v: unknown, name: string): number {
-  if (v === undefined || v === null) return -1;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0)
-    throw new RangeError(`pagedAttention: meta.${name} must be a non-negative integer, got ${describeValue(v)}`);
-  return v;
-}
-
 /**
  * Causal attention of every query token over its sequence's K/V in the paged cache (varlen: one call serves
  * decode, prefill, chunked prefill and prefix-cache hits, mixed in one batch).
@@ -63,20 +55,12 @@ function hint(v: unknown, name: string): number {
  * @param keyCache   [numBlocks, blockSize, numKvHeads, headSize]; headSize a multiple of 8, at most 256
  * @param valueCache same shape as keyCache
  */
-export function pagedAttention(out: Tensor, query: Tensor, keyCache: Tensor, valueCache: Tensor, meta: AttentionMetadata): void {
-  const op = 'pagedAttention';
-  if (typeof meta !== 'object' || meta === null) throw new TypeError(`${op}: meta must be an object, got ${describeValue(meta)}`);
-  if (typeof meta.scale !== 'number') throw new TypeError(`${op}: meta.scale must be a number, got ${describeValue(meta.scale)}`);
-  native.pagedAttention(
-    tensorArg(out, op, 'out'),
-    tensorArg(query, op, 'query'),
-    tensorArg(keyCache, op, 'keyCache'),
-    tensorArg(valueCache, op, 'valueCache'),
-    tensorArg(meta.queryStartLoc, op, 'meta.queryStartLoc'),
-    tensorArg(meta.seqLens, op, 'meta.seqLens'),
-    tensorArg(meta.blockTables, op, 'meta.blockTables'),
-    meta.scale,
-    hint(meta.maxSeqLen, 'maxSeqLen'),
-    hint(meta.maxQueryLen, 'maxQueryLen'),
-  );
+export function pagedAttention(
+  out: Tensor,
+  query: Tensor,
+  keyCache: Tensor,
+  valueCache: Tensor,
+  meta: AttentionMetadata,
+): void {
+  runOp(OPS.pagedAttention, [out, query, keyCache, valueCache, meta]);
 }

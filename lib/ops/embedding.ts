@@ -1,6 +1,13 @@
-import { native } from '../native.js';
-import type { Tensor } from '../tensor.js';
-import { tensorArg } from './args.js';
+// The token embedding.
+import { Tensor } from '../tensor.js';
+import { defineOps, runOp, zeros } from './registry.js';
+
+const OPS = defineOps('embedding', {
+  embedding: [
+    'out: float[numTokens, hidden], ids: int32[numTokens], table: float[vocabSize, hidden]',
+    (device) => [...zeros(device, [3, 16]), Tensor.zeros([3], { dtype: 'int32', device }), ...zeros(device, [50, 16])],
+  ],
+});
 
 /**
  * Token embedding: out[i] = table[ids[i]].
@@ -12,16 +19,5 @@ import { tensorArg } from './args.js';
  * An id outside the table is a RangeError (on CUDA at the next synchronize; that row is zero-filled).
  */
 export function embedding(out: Tensor, ids: Tensor, table: Tensor): void {
-  native.embedding(tensorArg(out, 'embedding', 'out'), tensorArg(ids, 'embedding', 'ids'), tensorArg(table, 'embedding', 'table'));
-}
-
-/**
- * Row gather: out[i] = x[indices[i]], e.g. each sequence's last token before the logits.
- *
- * @param out     [n, hidden], x's dtype, written
- * @param x       [numTokens, hidden] (rows may be strided)
- * @param indices int32 [n], each in [0, numTokens)
- */
-export function gatherRows(out: Tensor, x: Tensor, indices: Tensor): void {
-  native.gatherRows(tensorArg(out, 'gatherRows', 'out'), tensorArg(x, 'gatherRows', 'x'), tensorArg(indices, 'gatherRows', 'indices'));
+  runOp(OPS.embedding, [out, ids, table]);
 }

@@ -1,10 +1,13 @@
-// Every op, with vLLM's names and argument order. Outputs are caller-allocated; all tensors on one device.
-export { siluAndMul } from './activation.js';
-export { type AttentionMetadata, pagedAttention, reshapeAndCache } from './attention.js';
-export { add } from './elementwise.js';
-export { embedding, gatherRows } from './embedding.js';
-export { fusedAddRmsNorm, rmsNorm } from './layernorm.js';
-export { linear } from './linear.js';
-export { type RopeCacheOptions, ropeCosSinCache, rotaryEmbedding } from './pos-encoding.js';
-export { sampleRows, type SampleRowsParams } from './sampling.js';
-export { fillUniform } from './random.js';
+// Every op, with vLLM's names and argument order: one module per op family, each declaring its ops in the registry
+// (registry.ts) beside their wrappers. Outputs are caller-allocated; all tensors of one call on one device.
+export * from './activation.js';
+export * from './add.js';
+export * from './attention.js';
+export * from './cache.js';
+export * from './embedding.js';
+export * from './gather-rows.js';
+export * from './layernorm.js';
+export * from './linear.js';
+export * from './pos-encoding.js';
+export * from './random.js';
+export * from './sampling.js';

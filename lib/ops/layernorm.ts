@@ -1,6 +1,19 @@
-import { native } from '../native.js';
+// RMSNorm, plain and fused with the residual add (vLLM's layernorm_kernels).
+import type { Device } from '../dtype.js';
 import type { Tensor } from '../tensor.js';
-import { tensorArg } from './args.js';
+import { defineOps, runOp, zeros } from './registry.js';
+
+const rows = (eps: number) => (device: Device) => [...zeros(device, [3, 16], [3, 16], [16]), eps];
+const OPS = defineOps('layernorm', {
+  rmsNorm: [
+    'out: float[numTokens, hidden], x: float[numTokens, hidden], weight: float[hidden], eps: positive',
+    rows(1e-6),
+  ],
+  fusedAddRmsNorm: [
+    'x: float[numTokens, hidden], residual: float[numTokens, hidden], weight: float[hidden], eps: positive',
+    rows(1e-5),
+  ],
+});
 
 /**
  * out = x / sqrt(mean(x²) + eps) * weight, per row. The normalised value is rounded to the storage dtype before
@@ -11,7 +24,7 @@ import { tensorArg } from './args.js';
  * @param weight [hidden]
  */
 export function rmsNorm(out: Tensor, x: Tensor, weight: Tensor, eps: number): void {
-  native.rmsNorm(tensorArg(out, 'rmsNorm', 'out'), tensorArg(x, 'rmsNorm', 'x'), tensorArg(weight, 'rmsNorm', 'weight'), eps);
+  runOp(OPS.rmsNorm, [out, x, weight, eps]);
 }
 
 /**
@@ -22,10 +35,5 @@ export function rmsNorm(out: Tensor, x: Tensor, weight: Tensor, eps: number): vo
  * @param weight   [hidden]
  */
 export function fusedAddRmsNorm(x: Tensor, residual: Tensor, weight: Tensor, eps: number): void {
-  native.fusedAddRmsNorm(
-    tensorArg(x, 'fusedAddRmsNorm', 'x'),
-    tensorArg(residual, 'fusedAddRmsNorm', 'residual'),
-    tensorArg(weight, 'fusedAddRmsNorm', 'weight'),
-    eps,
-  );
+  runOp(OPS.fusedAddRmsNorm, [x, residual, weight, eps]);
 }

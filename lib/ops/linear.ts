@@ -1,6 +1,18 @@
-import { native } from '../native.js';
-import type { Tensor } from '../tensor.js';
-import { tensorArg } from './args.js';
+// Linear layers: our own GEMV (decode batches) and GEMM (prefill) kernels.
+import { Tensor } from '../tensor.js';
+import { defineOps, runOp, zeros } from './registry.js';
+
+const OPS = defineOps('linear', {
+  linear: [
+    'out: float[numTokens, outFeatures], x: float[numTokens, inFeatures], ' +
+      'weight: anyFloat[outFeatures, inFeatures], bias?: float[outFeatures]',
+    (device) => [
+      ...zeros(device, [3, 24], [3, 16]),
+      Tensor.zeros([24, 16], { dtype: 'bfloat16', device }),
+      ...zeros(device, [24]),
+    ],
+  ],
+});
 
 /**
  * A linear layer: out = x · weightᵀ (+ bias), accumulated in fp32 and rounded once to out's dtype.
@@ -12,11 +24,5 @@ import { tensorArg } from './args.js';
  * @param bias   [outFeatures] in out's dtype, or null
  */
 export function linear(out: Tensor, x: Tensor, weight: Tensor, bias: Tensor | null = null): void {
-  const op = 'linear';
-  native.linear(
-    tensorArg(out, op, 'out'),
-    tensorArg(x, op, 'x'),
-    tensorArg(weight, op, 'weight'),
-    bias === null || bias === undefined ? null : tensorArg(bias, op, 'bias'),
-  );
+  runOp(OPS.linear, [out, x, weight, bias]);
 }

@@ -1,8 +1,23 @@
-import type { FloatDType, Device } from '../dtype.js';
-import { native } from '../native.js';
-import { ropeCosSin, type RopeScaling } from '../reference/pos-encoding.js';
+// Rotary position embedding (vLLM's pos_encoding_kernels) and the cos/sin table it reads.
+import type { Device, FloatDType } from '../dtype.js';
+import { ropeCosSin, type RopeScaling } from '../rope.js';
 import { Tensor } from '../tensor.js';
-import { tensorArg } from './args.js';
+import { defineOps, runOp, zeros } from './registry.js';
+
+const OPS = defineOps('pos-encoding', {
+  rotaryEmbedding: [
+    'positions: int32[numTokens], query: float[numTokens, numHeads*headSize], ' +
+      'key?: float[numTokens, numKvHeads*headSize], headSize: positiveInteger, ' +
+      'cosSinCache: float[maxPosition, rotaryDim], isNeox: boolean',
+    (device) => [
+      Tensor.fromArray([0, 1, 2], [3], { dtype: 'int32', device }),
+      ...zeros(device, [3, 4 * 8], [3, 2 * 8]),
+      8,
+      ropeCosSinCache(8, 16, 10000, { device }),
+      true,
+    ],
+  ],
+});
 
 /**
  * Rotary position embedding, in place on query and key.
@@ -28,15 +43,7 @@ export function rotaryEmbedding(
   cosSinCache: Tensor,
   isNeox: boolean,
 ): void {
-  const op = 'rotaryEmbedding';
-  native.rotaryEmbedding(
-    tensorArg(positions, op, 'positions'),
-    tensorArg(query, op, 'query'),
-    key === null || key === undefined ? null : tensorArg(key, op, 'key'),
-    headSize,
-    tensorArg(cosSinCache, op, 'cosSinCache'),
-    isNeox,
-  );
+  runOp(OPS.rotaryEmbedding, [positions, query, key, headSize, cosSinCache, isNeox]);
 }
 
 export interface RopeCacheOptions {
@@ -52,7 +59,12 @@ export interface RopeCacheOptions {
  * The [maxPosition, rotaryDim] cos/sin table for base `base` (Llama: 10000, Llama 3: 500000), computed as
  * vLLM and Hugging Face do: inverse frequencies and angles in float32, then cos and sin.
  */
-export function ropeCosSinCache(rotaryDim: number, maxPosition: number, base: number, opts: RopeCacheOptions = {}): Tensor {
+export function ropeCosSinCache(
+  rotaryDim: number,
+  maxPosition: number,
+  base: number,
+  opts: RopeCacheOptions = {},
+): Tensor {
   const table = ropeCosSin(rotaryDim, maxPosition, base, opts.scaling ?? null);
   return Tensor.fromArray(table, [maxPosition, rotaryDim], opts);
 }

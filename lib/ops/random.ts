@@ -1,6 +1,13 @@
-import { native } from '../native.js';
+// The dummy weights' generator.
 import type { Tensor } from '../tensor.js';
-import { tensorArg } from './args.js';
+import { defineOps, runOp, zeros } from './registry.js';
+
+const OPS = defineOps('random', {
+  fillUniform: [
+    'out: anyFloat[*], low: finite, high: finite, seed: uint32',
+    (device) => [...zeros(device, [3, 16]), -1, 1, 3],
+  ],
+});
 
 /**
  * Fills a contiguous float tensor with seeded uniform values in [low, high): element i depends only on (seed, i)
@@ -10,5 +17,5 @@ import { tensorArg } from './args.js';
  * @param seed an integer in [0, 2^32)
  */
 export function fillUniform(out: Tensor, low: number, high: number, seed: number): void {
-  native.fillUniform(tensorArg(out, 'fillUniform', 'out'), low, high, seed);
+  runOp(OPS.fillUniform, [out, low, high, seed]);
 }

@@ -1,4 +1,29 @@
-import { native } from '../native.js';
+// Token sampling from host logits, on the CPU threads.
+import { defineOps, runOp } from './registry.js';
+
+/** One greedy row of three logits: sampleRows' example call. */
+function greedyRow(): unknown[] {
+  const params: SampleRowsParams = {
+    temperature: Float32Array.of(0),
+    topK: Int32Array.of(0),
+    topP: Float32Array.of(1),
+    minP: Float32Array.of(0),
+    uniform: Float64Array.of(0.5),
+  };
+  return [Float32Array.of(0.1, 0.9, 0.3), 1, 3, params, new Int32Array(1)];
+}
+
+const OPS = defineOps(
+  'sampling',
+  {
+    sampleRows: [
+      'logits: Float32Array, rows: positiveInteger, vocab: positiveInteger, ' +
+        'params: {temperature, topK, topP, minP, uniform}, out: Int32Array',
+      greedyRow,
+    ],
+  },
+  ['cpu'],
+);
 
 /** Per-row settings of {@link sampleRows}, each an array of `rows` entries. */
 export interface SampleRowsParams {
@@ -19,7 +44,13 @@ export interface SampleRowsParams {
  * apply as in vLLM: temperature, then top-k, top-p and min-p on the scaled distribution; the kept tokens are walked
  * in id order, so a given `uniform` always gives the same token. NaN or +Infinity logits are a RangeError.
  */
-export function sampleRows(logits: Float32Array, rows: number, vocab: number, p: SampleRowsParams, out = new Int32Array(rows)): Int32Array {
-  native.sampleRows(logits, rows, vocab, p.temperature, p.topK, p.topP, p.minP, p.uniform, out);
+export function sampleRows(
+  logits: Float32Array,
+  rows: number,
+  vocab: number,
+  p: SampleRowsParams,
+  out = new Int32Array(rows),
+): Int32Array {
+  runOp(OPS.sampleRows, [logits, rows, vocab, p, out]);
   return out;
 }

@@ -1,4 +1,4 @@
-// Reference linear layer, embedding, row gather and add.
+// Reference linear layer.
 import type { FloatDType } from '../dtype.js';
 import { roundTo } from './dtype.js';
 
@@ -20,20 +20,5 @@ export function linear(
       out[m * outFeatures + n] = roundTo(acc, dtype);
     }
   }
-  return out;
-}
-
-/** out[i] = table[indices[i]] for a table of `hidden`-wide rows (embedding and gatherRows alike). */
-export function gatherRows(table: ArrayLike<number>, indices: ArrayLike<number>, hidden: number): Float64Array {
-  const out = new Float64Array(indices.length * hidden);
-  for (let i = 0; i < indices.length; ++i)
-    for (let j = 0; j < hidden; ++j) out[i * hidden + j] = table[indices[i]! * hidden + j]!;
-  return out;
-}
-
-/** out = round(a + b) */
-export function add(a: ArrayLike<number>, b: ArrayLike<number>, dtype: FloatDType): Float64Array {
-  const out = new Float64Array(a.length);
-  for (let i = 0; i < a.length; ++i) out[i] = roundTo(a[i]! + b[i]!, dtype);
   return out;
 }

@@ -35,9 +35,12 @@ function rope(v: Float64Array, heads: number, hd: number, pos: number, cosSin: F
   const half = hd / 2;
   for (let h = 0; h < heads; ++h) {
     for (let i = 0; i < half; ++i) {
-      const cos = cosSin[pos * hd + i]!, sin = cosSin[pos * hd + half + i]!;
-      const a = h * hd + (neox ? i : 2 * i), b = h * hd + (neox ? i + half : 2 * i + 1);
-      const x = v[a]!, y = v[b]!;
+      const cos = cosSin[pos * hd + i]!,
+        sin = cosSin[pos * hd + half + i]!;
+      const a = h * hd + (neox ? i : 2 * i),
+        b = h * hd + (neox ? i + half : 2 * i + 1);
+      const x = v[a]!,
+        y = v[b]!;
       v[a] = x * cos - y * sin;
       v[b] = y * cos + x * sin;
     }
@@ -46,7 +49,11 @@ function rope(v: Float64Array, heads: number, hd: number, pos: number, cosSin: F
 
 /** Logits [tokens.length, vocab] of every position of one sequence. */
 export function llamaForward(c: LlamaConfig, weights: ReferenceWeights, tokens: readonly number[]): Float64Array[] {
-  const D = c.hiddenSize, hd = c.headDim, H = c.numHeads, KV = c.numKvHeads, group = H / KV;
+  const D = c.hiddenSize,
+    hd = c.headDim,
+    H = c.numHeads,
+    KV = c.numKvHeads,
+    group = H / KV;
   const cosSin = ropeCosSin(hd, Math.max(tokens.length, 1), c.ropeTheta, c.ropeScaling ?? null);
   const neox = c.ropeStyle === 'neox';
   const L = (i: number, n: string) => w(weights, `model.layers.${i}.${n}.weight`);
@@ -54,7 +61,9 @@ export function llamaForward(c: LlamaConfig, weights: ReferenceWeights, tokens: 
   const emb = w(weights, 'model.embed_tokens.weight');
   const h = tokens.map((t) => Float64Array.from(emb.subarray(t * D, (t + 1) * D)));
   for (let l = 0; l < c.numLayers; ++l) {
-    const ks: Float64Array[] = [], vs: Float64Array[] = [], qs: Float64Array[] = [];
+    const ks: Float64Array[] = [],
+      vs: Float64Array[] = [],
+      qs: Float64Array[] = [];
     for (let t = 0; t < tokens.length; ++t) {
       const x = rmsNorm(h[t]!, L(l, 'input_layernorm'), c.rmsNormEps);
       const q = matvec(L(l, 'self_attn.q_proj'), x, H * hd);

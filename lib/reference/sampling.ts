@@ -1,10 +1,18 @@
 // Reference sampling in float64: which tokens each filter keeps, with what probability, and which token a uniform
 // draw picks. The native sampler (ops.sampleRows) is held to it.
 
-export interface ReferenceSampleParams { temperature: number; topK: number; topP: number; minP: number }
+export interface ReferenceSampleParams {
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+}
 
 /** The kept token ids (in id order) and their renormalised probabilities. temperature must be > 0. */
-export function keptDistribution(logits: ArrayLike<number>, p: ReferenceSampleParams): { ids: number[]; probs: number[] } {
+export function keptDistribution(
+  logits: ArrayLike<number>,
+  p: ReferenceSampleParams,
+): { ids: number[]; probs: number[] } {
   const V = logits.length;
   let max = -Infinity;
   for (let i = 0; i < V; ++i) max = Math.max(max, logits[i]!);
@@ -46,4 +54,31 @@ export function sampleReference(logits: ArrayLike<number>, p: ReferenceSamplePar
     if (acc > u) return ids[j]!;
   }
   return ids.at(-1)!;
+}
+
+/** sampleRows on [rows, vocab] logits: the token each row's draw picks under that row's settings. */
+export function sampleRows(
+  logits: ArrayLike<number>,
+  rows: number,
+  vocab: number,
+  params: {
+    temperature: ArrayLike<number>;
+    topK: ArrayLike<number>;
+    topP: ArrayLike<number>;
+    minP: ArrayLike<number>;
+    uniform: ArrayLike<number>;
+  },
+): Int32Array {
+  const out = new Int32Array(rows);
+  for (let r = 0; r < rows; ++r) {
+    const row = Array.prototype.slice.call(logits, r * vocab, (r + 1) * vocab) as number[];
+    const p = {
+      temperature: params.temperature[r]!,
+      topK: params.topK[r]!,
+      topP: params.topP[r]!,
+      minP: params.minP[r]!,
+    };
+    out[r] = sampleReference(row, p, params.uniform[r]!);
+  }
+  return out;
 }

@@ -1,6 +1,7 @@
-import { FLOAT_DTYPES, ops } from '../lib/index.js';
-import * as ref from '../lib/reference/index.js';
-import { TOL, describeDevices, expectClose, poisoned, prng, randn, upload } from './helpers.js';
+// siluAndMul against the float64 reference (silu rounded to the dtype before the multiply, as vLLM does).
+import { FLOAT_DTYPES, ops } from '../../lib/index.js';
+import * as ref from '../../lib/reference/index.js';
+import { TOL, describeDevices, expectClose, poisoned, prng, randn, upload } from '../helpers.js';
 
 const CASES = [
   ...[7, 83].flatMap((tokens) => [8, 768, 769, 5120, 5125, 8192].map((d) => ({ tokens, d }))),

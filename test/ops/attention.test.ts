@@ -1,10 +1,20 @@
-// pagedAttention and reshapeAndCache against the reference: batches of sequences of random lengths whose K/V
-// live in shuffled blocks of a large pool that is otherwise NaN (stale memory), in the spirit of vLLM's tests.
+// pagedAttention against the reference: batches of sequences of random lengths whose K/V live in shuffled blocks of
+// a large pool that is otherwise NaN (stale memory), written there by reshapeAndCache, in the spirit of vLLM's tests.
 import { expect } from 'chai';
 
-import { type Device, FLOAT_DTYPES, type FloatDType, Tensor, ops } from '../lib/index.js';
-import * as ref from '../lib/reference/index.js';
-import { TOL, type Tolerance, describeDevices, expectClose, expectThrow, poisoned, prng, uniform } from './helpers.js';
+import { type Device, FLOAT_DTYPES, type FloatDType, Tensor, ops } from '../../lib/index.js';
+import * as ref from '../../lib/reference/index.js';
+import {
+  TOL,
+  type Tolerance,
+  describeDevices,
+  drawDistinct as drawBlocks,
+  expectClose,
+  expectThrow,
+  poisoned,
+  prng,
+  uniform,
+} from '../helpers.js';
 
 interface Geometry {
   numHeads: number;
@@ -17,16 +27,6 @@ interface Geometry {
 interface SeqSpec {
   seqLen: number;
   qLen: number;
-}
-
-/** Distinct block ids drawn from [0, numBlocks) in random order (Fisher-Yates on a prefix). */
-function drawBlocks(rand: () => number, numBlocks: number, count: number): number[] {
-  const ids = Array.from({ length: numBlocks }, (_, i) => i);
-  for (let i = 0; i < count; ++i) {
-    const j = i + Math.floor(rand() * (numBlocks - i));
-    [ids[i], ids[j]] = [ids[j]!, ids[i]!];
-  }
-  return ids.slice(0, count);
 }
 
 interface Batch {
@@ -44,7 +44,14 @@ interface Batch {
  * shuffled block tables (padded with ids past the pool, which must never be read), the query, and the
  * reference output.
  */
-function buildBatch(seed: number, g: Geometry, seqs: SeqSpec[], dtype: FloatDType, device: Device, qBound?: number): Batch {
+function buildBatch(
+  seed: number,
+  g: Geometry,
+  seqs: SeqSpec[],
+  dtype: FloatDType,
+  device: Device,
+  qBound?: number,
+): Batch {
   const rand = prng(seed);
   const { numHeads, numKvHeads, headSize, blockSize } = g;
   const bound = 1 / Math.sqrt(headSize);
@@ -68,10 +75,17 @@ function buildBatch(seed: number, g: Geometry, seqs: SeqSpec[], dtype: FloatDTyp
   const slots = new Int32Array(totalCtx);
   let t = 0;
   seqs.forEach((s, i) => {
-    for (let p = 0; p < s.seqLen; ++p) slots[t++] = tables[i]![Math.floor(p / blockSize)]! * blockSize + (p % blockSize);
+    for (let p = 0; p < s.seqLen; ++p)
+      slots[t++] = tables[i]![Math.floor(p / blockSize)]! * blockSize + (p % blockSize);
   });
-  const key = Tensor.fromArray(uniform(rand, totalCtx * slotElems, bound), [totalCtx, numKvHeads, headSize], { dtype, device });
-  const value = Tensor.fromArray(uniform(rand, totalCtx * slotElems, bound), [totalCtx, numKvHeads, headSize], { dtype, device });
+  const key = Tensor.fromArray(uniform(rand, totalCtx * slotElems, bound), [totalCtx, numKvHeads, headSize], {
+    dtype,
+    device,
+  });
+  const value = Tensor.fromArray(uniform(rand, totalCtx * slotElems, bound), [totalCtx, numKvHeads, headSize], {
+    dtype,
+    device,
+  });
   const keyCache = Tensor.full([numBlocks, blockSize, numKvHeads, headSize], NaN, { dtype, device });
   const valueCache = Tensor.full([numBlocks, blockSize, numKvHeads, headSize], NaN, { dtype, device });
   const slotT = Tensor.fromArray(slots, [totalCtx], { dtype: 'int32', device });
@@ -85,10 +99,22 @@ function buildBatch(seed: number, g: Geometry, seqs: SeqSpec[], dtype: FloatDTyp
   const qsl = [0];
   for (const s of seqs) qsl.push(qsl.at(-1)! + s.qLen);
   const numTokens = qsl.at(-1)!;
-  const query = Tensor.fromArray(uniform(rand, numTokens * numHeads * headSize, qBound ?? bound), [numTokens, numHeads, headSize], { dtype, device });
+  const query = Tensor.fromArray(
+    uniform(rand, numTokens * numHeads * headSize, qBound ?? bound),
+    [numTokens, numHeads, headSize],
+    { dtype, device },
+  );
   const scale = 1 / Math.sqrt(headSize);
   const seqLens = seqs.map((s) => s.seqLen);
-  const expected = ref.pagedAttention(query.toArray(), hostK, hostV, { queryStartLoc: qsl, seqLens, blockTables: tables, scale }, numHeads, shape, dtype);
+  const expected = ref.pagedAttention(
+    query.toArray(),
+    hostK,
+    hostV,
+    { queryStartLoc: qsl, seqLens, blockTables: tables, scale },
+    numHeads,
+    shape,
+    dtype,
+  );
   const meta = {
     queryStartLoc: Tensor.fromArray(qsl, [qsl.length], { dtype: 'int32', device }),
     seqLens: Tensor.fromArray(seqLens, [seqs.length], { dtype: 'int32', device }),
@@ -112,7 +138,12 @@ function randomSeqs(seed: number, n: number, maxLen: number, qLen: (seqLen: numb
 }
 
 const ATTN_TOL: Record<FloatDType, Tolerance> = { ...TOL, float32: { atol: 2e-6, rtol: 1e-4 } };
-const HEADS: [number, number][] = [[8, 8], [32, 8], [64, 8], [17, 17]];
+const HEADS: [number, number][] = [
+  [8, 8],
+  [32, 8],
+  [64, 8],
+  [17, 17],
+];
 const HEAD_SIZES = [64, 80, 96, 128, 256];
 
 function check(b: Batch, dtype: FloatDType): void {
@@ -131,7 +162,16 @@ describeDevices('pagedAttention', (device) => {
         const dtype = FLOAT_DTYPES[seed % 3]!;
         it(`decode ${dtype} heads ${numHeads}/${numKvHeads} x ${headSize}, block ${blockSize}, 8 seqs`, () => {
           const seqs = randomSeqs(seed, 8, headSize >= 256 ? 150 : 300, () => 1);
-          check(buildBatch(1000 + numHeads * headSize + blockSize, { numHeads, numKvHeads, headSize, blockSize }, seqs, dtype, device), dtype);
+          check(
+            buildBatch(
+              1000 + numHeads * headSize + blockSize,
+              { numHeads, numKvHeads, headSize, blockSize },
+              seqs,
+              dtype,
+              device,
+            ),
+            dtype,
+          );
         });
       }
 
@@ -142,17 +182,42 @@ describeDevices('pagedAttention', (device) => {
         const seqs = randomSeqs(numHeads, 7, 40, (len) => len);
         check(buildBatch(1, g, seqs, dtype, device), dtype);
       });
-      it(`mixed ${dtype} heads ${numHeads}/${numKvHeads}: prefills, chunked prefills, prefix hits and decodes in one batch`, () => {
-        // qLen: whole prompt, a chunk of a longer context (chunked prefill / prefix-cache hit), or one token
-        const seqs = randomSeqs(numHeads + 1, 9, 70, (len, k) => [len, Math.max(1, len >> 1), 1, Math.min(len, 5)][k % 4]!);
-        check(buildBatch(2, g, seqs, dtype, device), dtype);
-      });
+      it(
+        `mixed ${dtype} heads ${numHeads}/${numKvHeads}: prefills, chunked prefills, prefix hits and decodes in one ` +
+          `batch`,
+        () => {
+          // qLen: whole prompt, a chunk of a longer context (chunked prefill / prefix-cache hit), or one token
+          const seqs = randomSeqs(
+            numHeads + 1,
+            9,
+            70,
+            (len, k) => [len, Math.max(1, len >> 1), 1, Math.min(len, 5)][k % 4]!,
+          );
+          check(buildBatch(2, g, seqs, dtype, device), dtype);
+        },
+      );
     }
     it(`chunked prefill ${dtype}: one 100-token prompt in chunks of 40, 37 and 23 tokens, beside a decode`, () => {
       const g = { numHeads: 32, numKvHeads: 8, headSize: 80, blockSize: 32 };
       // each chunk's queries attend to everything cached before them plus their own causal prefix
-      for (const [seqLen, qLen] of [[40, 40], [77, 37], [100, 23]] as const) {
-        check(buildBatch(4, g, [{ seqLen, qLen }, { seqLen: 100, qLen: 1 }], dtype, device), dtype);
+      for (const [seqLen, qLen] of [
+        [40, 40],
+        [77, 37],
+        [100, 23],
+      ] as const) {
+        check(
+          buildBatch(
+            4,
+            g,
+            [
+              { seqLen, qLen },
+              { seqLen: 100, qLen: 1 },
+            ],
+            dtype,
+            device,
+          ),
+          dtype,
+        );
       }
     });
     it(`large logits ${dtype}: queries of magnitude 4 (a peaked softmax, online rescaling)`, () => {
@@ -165,38 +230,94 @@ describeDevices('pagedAttention', (device) => {
   it('a long decode (4k context, 1 sequence) and a batch of 64 short ones', () => {
     const g = { numHeads: 32, numKvHeads: 8, headSize: 128, blockSize: 16 };
     check(buildBatch(6, g, [{ seqLen: 4000, qLen: 1 }], 'bfloat16', device), 'bfloat16');
-    check(buildBatch(7, g, randomSeqs(8, 64, 64, () => 1), 'float16', device), 'float16');
+    check(
+      buildBatch(
+        7,
+        g,
+        randomSeqs(8, 64, 64, () => 1),
+        'float16',
+        device,
+      ),
+      'float16',
+    );
   });
 
   it('a sequence with no query tokens this step leaves nothing to write', () => {
     const g = { numHeads: 8, numKvHeads: 8, headSize: 64, blockSize: 16 };
-    check(buildBatch(8, g, [{ seqLen: 20, qLen: 3 }, { seqLen: 9, qLen: 0 }, { seqLen: 33, qLen: 1 }], 'float32', device), 'float32');
+    check(
+      buildBatch(
+        8,
+        g,
+        [
+          { seqLen: 20, qLen: 3 },
+          { seqLen: 9, qLen: 0 },
+          { seqLen: 33, qLen: 1 },
+        ],
+        'float32',
+        device,
+      ),
+      'float32',
+    );
   });
 
   describe('bad arguments', () => {
     const g = { numHeads: 8, numKvHeads: 2, headSize: 64, blockSize: 16 };
-    const seqs = [{ seqLen: 20, qLen: 20 }, { seqLen: 35, qLen: 1 }];
+    const seqs = [
+      { seqLen: 20, qLen: 20 },
+      { seqLen: 35, qLen: 1 },
+    ];
     const int = (data: number[], shape: number[]): Tensor => Tensor.fromArray(data, shape, { dtype: 'int32', device });
 
     it('shape, dtype and head-count mismatches throw naming the argument', () => {
       const b = buildBatch(9, g, seqs, 'float32', device);
       const q16 = Tensor.zeros([21, 8, 64], { dtype: 'float16', device });
-      expect(() => ops.pagedAttention(b.out, q16, b.keyCache, b.valueCache, b.meta)).to.throw(TypeError, /pagedAttention: query dtype float16 does not match keyCache/);
+      expect(() => ops.pagedAttention(b.out, q16, b.keyCache, b.valueCache, b.meta)).to.throw(
+        TypeError,
+        /pagedAttention: query dtype float16 does not match keyCache/,
+      );
       const q7 = Tensor.zeros([21, 7, 64], { device });
-      expect(() => ops.pagedAttention(b.out, q7, b.keyCache, b.valueCache, b.meta)).to.throw(RangeError, /pagedAttention: out .*numHeads of query/);
+      expect(() => ops.pagedAttention(b.out, q7, b.keyCache, b.valueCache, b.meta)).to.throw(
+        RangeError,
+        /pagedAttention: out .*numHeads of query/,
+      );
       const out7 = Tensor.zeros([21, 7, 64], { device });
-      expect(() => ops.pagedAttention(out7, q7, b.keyCache, b.valueCache, b.meta)).to.throw(RangeError, /numHeads \(7\) must be a multiple of numKvHeads \(2\)/);
+      expect(() => ops.pagedAttention(out7, q7, b.keyCache, b.valueCache, b.meta)).to.throw(
+        RangeError,
+        /numHeads \(7\) must be a multiple of numKvHeads \(2\)/,
+      );
       const q32 = Tensor.zeros([21, 8, 32], { device });
-      expect(() => ops.pagedAttention(b.out, q32, b.keyCache, b.valueCache, b.meta)).to.throw(RangeError, /pagedAttention: query .*headSize/);
+      expect(() => ops.pagedAttention(b.out, q32, b.keyCache, b.valueCache, b.meta)).to.throw(
+        RangeError,
+        /pagedAttention: query .*headSize/,
+      );
       const badQsl = { ...b.meta, queryStartLoc: int([0, 21], [2]) };
-      expect(() => ops.pagedAttention(b.out, b.query, b.keyCache, b.valueCache, badQsl)).to.throw(RangeError, /queryStartLoc .*numSeqs \+ 1/);
+      expect(() => ops.pagedAttention(b.out, b.query, b.keyCache, b.valueCache, badQsl)).to.throw(
+        RangeError,
+        /queryStartLoc .*numSeqs \+ 1/,
+      );
       const floatLens = { ...b.meta, seqLens: Tensor.fromArray([20, 35], [2], { device }) };
-      expect(() => ops.pagedAttention(b.out, b.query, b.keyCache, b.valueCache, floatLens)).to.throw(TypeError, /seqLens must have dtype int32/);
-      expect(() => ops.pagedAttention(b.out, b.query, b.keyCache, b.valueCache, { ...b.meta, scale: NaN })).to.throw(RangeError, /scale/);
-      expect(() => ops.pagedAttention(b.out, b.query, b.keyCache, b.valueCache, { ...b.meta, maxSeqLen: 1e6 })).to.throw(RangeError, /maxSeqLen .*capacity/);
-      expect(() => ops.pagedAttention(b.out, b.query, b.keyCache, b.valueCache, { ...b.meta, maxSeqLen: 1.5 })).to.throw(RangeError, /maxSeqLen must be a non-negative integer/);
-      expect(() => ops.pagedAttention(b.out, b.query, b.keyCache, b.valueCache, null as never)).to.throw(TypeError, /meta must be an object/);
-      expect(() => ops.pagedAttention(b.out, b.query, b.keyCache, b.query, b.meta)).to.throw(RangeError, /valueCache must be 4-D/);
+      expect(() => ops.pagedAttention(b.out, b.query, b.keyCache, b.valueCache, floatLens)).to.throw(
+        TypeError,
+        /seqLens must have dtype int32/,
+      );
+      expect(() => ops.pagedAttention(b.out, b.query, b.keyCache, b.valueCache, { ...b.meta, scale: NaN })).to.throw(
+        RangeError,
+        /scale/,
+      );
+      expect(() =>
+        ops.pagedAttention(b.out, b.query, b.keyCache, b.valueCache, { ...b.meta, maxSeqLen: 1e6 }),
+      ).to.throw(RangeError, /maxSeqLen .*capacity/);
+      expect(() =>
+        ops.pagedAttention(b.out, b.query, b.keyCache, b.valueCache, { ...b.meta, maxSeqLen: 1.5 }),
+      ).to.throw(RangeError, /maxSeqLen must be a non-negative integer/);
+      expect(() => ops.pagedAttention(b.out, b.query, b.keyCache, b.valueCache, null as never)).to.throw(
+        TypeError,
+        /meta must be an object/,
+      );
+      expect(() => ops.pagedAttention(b.out, b.query, b.keyCache, b.query, b.meta)).to.throw(
+        RangeError,
+        /valueCache must be 4-D/,
+      );
       [q16, q7, out7, q32, badQsl.queryStartLoc, floatLens.seqLens].forEach((t) => t.dispose());
       b.free();
     });
@@ -204,77 +325,57 @@ describeDevices('pagedAttention', (device) => {
     // CPU checks the values before computing; CUDA finds them on the device and throws at the next synchronize.
     // [what, metadata, CPU message, CUDA message (the device reports the kind of fault, not the index)]
     const cases: [string, (b: Batch) => ops.AttentionMetadata, RegExp, RegExp][] = [
-      ['a block id out of range', (b) => ({ ...b.meta, blockTables: int([0, 1, 4, 5, 2, 99999, 7, 8], [2, 4]) }), /blockTables\[1, 1\] = 99999 is outside \[0, numBlocks/, /a blockTables entry is outside \[0, numBlocks\)/],
-      ['a negative block id', (b) => ({ ...b.meta, blockTables: int([0, 1, 4, 5, -3, 6, 7, 8], [2, 4]) }), /blockTables\[1, 0\] = -3 is outside/, /a blockTables entry is outside/],
-      ['seqLens above the block tables\' capacity', (b) => ({ ...b.meta, seqLens: int([20, 200], [2]), maxSeqLen: undefined }), /seqLens\[1\] = 200 is above the block tables' capacity/, /inconsistent seqLens/],
-      ['seqLens below the query length', (b) => ({ ...b.meta, seqLens: int([19, 35], [2]) }), /seqLens\[0\] = 19 is below that sequence's 20 query tokens/, /inconsistent seqLens/],
-      ['queryStartLoc not ending at numTokens', (b) => ({ ...b.meta, queryStartLoc: int([0, 20, 22], [3]) }), /queryStartLoc\[2\] = 22 must equal numTokens/, /inconsistent .*queryStartLoc/],
-      ['seqLens above maxSeqLen', (b) => ({ ...b.meta, maxSeqLen: 30 }), /seqLens\[1\] = 35 is above maxSeqLen 30/, /inconsistent seqLens/],
+      [
+        'a block id out of range',
+        (b) => ({ ...b.meta, blockTables: int([0, 1, 4, 5, 2, 99999, 7, 8], [2, 4]) }),
+        /blockTables\[1, 1\] = 99999 is outside \[0, numBlocks/,
+        /a blockTables entry is outside \[0, numBlocks\)/,
+      ],
+      [
+        'a negative block id',
+        (b) => ({ ...b.meta, blockTables: int([0, 1, 4, 5, -3, 6, 7, 8], [2, 4]) }),
+        /blockTables\[1, 0\] = -3 is outside/,
+        /a blockTables entry is outside/,
+      ],
+      [
+        "seqLens above the block tables' capacity",
+        (b) => ({ ...b.meta, seqLens: int([20, 200], [2]), maxSeqLen: undefined }),
+        /seqLens\[1\] = 200 is above the block tables' capacity/,
+        /inconsistent seqLens/,
+      ],
+      [
+        'seqLens below the query length',
+        (b) => ({ ...b.meta, seqLens: int([19, 35], [2]) }),
+        /seqLens\[0\] = 19 is below that sequence's 20 query tokens/,
+        /inconsistent seqLens/,
+      ],
+      [
+        'queryStartLoc not ending at numTokens',
+        (b) => ({ ...b.meta, queryStartLoc: int([0, 20, 22], [3]) }),
+        /queryStartLoc\[2\] = 22 must equal numTokens/,
+        /inconsistent .*queryStartLoc/,
+      ],
+      [
+        'seqLens above maxSeqLen',
+        (b) => ({ ...b.meta, maxSeqLen: 30 }),
+        /seqLens\[1\] = 35 is above maxSeqLen 30/,
+        /inconsistent seqLens/,
+      ],
     ];
     for (const [what, meta, cpuPattern, cudaPattern] of cases) {
       it(`${what} is a RangeError`, () => {
         const b = buildBatch(10, g, seqs, 'float32', device);
         const pattern = device === 'cpu' ? cpuPattern : cudaPattern;
-        expectThrow(() => {
-          ops.pagedAttention(b.out, b.query, b.keyCache, b.valueCache, meta(b));
-          b.out.toArray();
-        }, RangeError, new RegExp(`pagedAttention: ${pattern.source}`));
+        expectThrow(
+          () => {
+            ops.pagedAttention(b.out, b.query, b.keyCache, b.valueCache, meta(b));
+            b.out.toArray();
+          },
+          RangeError,
+          new RegExp(`pagedAttention: ${pattern.source}`),
+        );
         b.free();
       });
     }
-  });
-});
-
-describeDevices('reshapeAndCache', (device) => {
-  for (const dtype of FLOAT_DTYPES) {
-    it(`${dtype}: strided key/value views of a qkv buffer, padding slots skipped, other slots untouched`, () => {
-      const rand = prng(11);
-      const [tokens, kvHeads, headSize, blockSize, numBlocks] = [37, 4, 80, 16, 64];
-      // qkv rows [q (8 heads) | k | v], as a fused projection writes them
-      const row = (8 + 2 * kvHeads) * headSize;
-      const qkv = Tensor.fromArray(uniform(rand, tokens * row, 1), [tokens, 8 + 2 * kvHeads, headSize], { dtype, device });
-      const key = qkv.narrow(1, 8, kvHeads);
-      const value = qkv.narrow(1, 8 + kvHeads, kvHeads);
-      const slots = drawBlocks(rand, numBlocks * blockSize, tokens);
-      slots[3] = -1;
-      slots[20] = -1;
-      const slotT = Tensor.fromArray(slots, [tokens], { dtype: 'int32', device });
-      const shape = [numBlocks, blockSize, kvHeads, headSize];
-      const kc = Tensor.full(shape, 7, { dtype, device });
-      const vc = Tensor.full(shape, -7, { dtype, device });
-      ops.reshapeAndCache(key, value, kc, vc, slotT);
-      const host = qkv.toArray();
-      const k = new Float32Array(tokens * kvHeads * headSize);
-      const v = new Float32Array(tokens * kvHeads * headSize);
-      for (let t = 0; t < tokens; ++t)
-        for (let i = 0; i < kvHeads * headSize; ++i) {
-          k[t * kvHeads * headSize + i] = host[t * row + 8 * headSize + i]!;
-          v[t * kvHeads * headSize + i] = host[t * row + (8 + kvHeads) * headSize + i]!;
-        }
-      const ek = new Float32Array(kc.numel).fill(7);
-      const ev = new Float32Array(vc.numel).fill(-7);
-      ref.reshapeAndCache(k, v, ek, ev, slots, { blockSize, numKvHeads: kvHeads, headSize });
-      expectClose(kc.toArray(), ek, { atol: 0, rtol: 0 }, 'keyCache');
-      expectClose(vc.toArray(), ev, { atol: 0, rtol: 0 }, 'valueCache');
-      [qkv, slotT, kc, vc].forEach((x) => x.dispose());
-    });
-  }
-
-  it('bad arguments throw naming the argument', () => {
-    const kc = Tensor.zeros([4, 16, 2, 64], { device });
-    const vc = Tensor.zeros([4, 16, 2, 64], { device });
-    const k = Tensor.zeros([3, 2, 64], { device });
-    const slots = Tensor.fromArray([0, 1, 2], [3], { dtype: 'int32', device });
-    expect(() => ops.reshapeAndCache(k, k, kc, vc, Tensor.fromArray([0, 1], [2], { dtype: 'int32', device }))).to.throw(RangeError, /reshapeAndCache: key .*numTokens/);
-    expect(() => ops.reshapeAndCache(k, k, kc, Tensor.zeros([4, 16, 2, 32], { device }), slots)).to.throw(RangeError, /reshapeAndCache: valueCache .*keyCache shape/);
-    expect(() => ops.reshapeAndCache(k, Tensor.zeros([3, 2, 64], { dtype: 'float16', device }), kc, vc, slots)).to.throw(TypeError, /reshapeAndCache: value dtype float16/);
-    expect(() => ops.reshapeAndCache(k, k, kc, vc, Tensor.fromArray([0, 1, 2], [3], { device }))).to.throw(TypeError, /slotMapping must have dtype int32/);
-    expect(() => ops.reshapeAndCache(k, k, kc, kc, slots)).to.throw(RangeError, /keyCache and valueCache must not be the same memory/);
-    // a slot past the pool: CPU throws before writing; CUDA skips the token and throws at the next synchronize
-    const bad = Tensor.fromArray([0, 64, 1], [3], { dtype: 'int32', device });
-    expectThrow(() => {
-      ops.reshapeAndCache(k, k, kc, vc, bad);
-      kc.toArray();
-    }, RangeError, device === 'cpu' ? /reshapeAndCache: slotMapping\[1\] = 64 is past the cache/ : /reshapeAndCache: a slotMapping entry is past the cache/);
   });
 });

@@ -1,8 +1,10 @@
+// rmsNorm and fusedAddRmsNorm against the float64 reference (vLLM's rounding of the normalised value), strided
+// rows, in-place use, and bad arguments; the tolerances they are held to.
 import { expect } from 'chai';
 
-import { FLOAT_DTYPES, type FloatDType, Tensor, ops } from '../lib/index.js';
-import * as ref from '../lib/reference/index.js';
-import { TOL, describeDevices, expectClose, poisoned, prng, randn, upload } from './helpers.js';
+import { FLOAT_DTYPES, type FloatDType, Tensor, ops } from '../../lib/index.js';
+import * as ref from '../../lib/reference/index.js';
+import { TOL, describeDevices, expectClose, poisoned, prng, randn, upload } from '../helpers.js';
 
 // vLLM's test shapes: token counts and hidden sizes (odd ones take the unaligned path).
 const TOKENS = [7, 83];

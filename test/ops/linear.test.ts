@@ -2,9 +2,9 @@
 // every weight dtype under every activation dtype, bias, strided rows, and bad arguments.
 import { expect } from 'chai';
 
-import { type Device, FLOAT_DTYPES, type FloatDType, Tensor, ops } from '../lib/index.js';
-import * as ref from '../lib/reference/index.js';
-import { TOL, type Tolerance, describeDevices, expectClose, poisoned, prng, randn, uniform } from './helpers.js';
+import { type Device, FLOAT_DTYPES, type FloatDType, Tensor, ops } from '../../lib/index.js';
+import * as ref from '../../lib/reference/index.js';
+import { TOL, type Tolerance, describeDevices, expectClose, poisoned, prng, randn, uniform } from '../helpers.js';
 
 /** fp32 accumulation over k terms against a float64 sum: the error grows about like sqrt(k). */
 function tolFor(dtype: FloatDType, k: number): Tolerance {
@@ -65,7 +65,11 @@ describeDevices('linear', (device) => {
       it(`${dtype} ${tokens} x ${inF} -> ${outF}`, () => runCase({ tokens, inF, outF, dtype }, device, seed++));
 
   for (const dtype of FLOAT_DTYPES)
-    for (const [outF, inF] of [[4096, 4096], [11008, 4096], [4096, 11008]] as const)
+    for (const [outF, inF] of [
+      [4096, 4096],
+      [11008, 4096],
+      [4096, 11008],
+    ] as const)
       for (const tokens of [1, 16, 130])
         it(`Llama shape ${dtype} ${tokens} x ${inF} -> ${outF} (rows checked: first, middle, last)`, () =>
           runCase({ tokens, inF, outF, dtype, rows: [0, tokens >> 1, tokens - 1] }, device, seed++));
@@ -110,16 +114,43 @@ describeDevices('linear', (device) => {
     const x = Tensor.zeros([4, 8], { device });
     const w = Tensor.zeros([6, 8], { device });
     const out = Tensor.zeros([4, 6], { device });
-    expect(() => ops.linear(out, x, Tensor.zeros([6, 9], { device }))).to.throw(RangeError, /linear: weight .*inFeatures of x/);
-    expect(() => ops.linear(Tensor.zeros([4, 5], { device }), x, w)).to.throw(RangeError, /linear: out .*outFeatures of weight/);
-    expect(() => ops.linear(Tensor.zeros([3, 6], { device }), x, w)).to.throw(RangeError, /linear: out .*numTokens of x/);
-    expect(() => ops.linear(Tensor.zeros([4, 6], { dtype: 'float16', device }), x, w)).to.throw(TypeError, /linear: out dtype float16 does not match x/);
-    expect(() => ops.linear(out, x, w, Tensor.zeros([5], { device }))).to.throw(RangeError, /linear: bias .*outFeatures/);
-    expect(() => ops.linear(out, x, w, Tensor.zeros([6], { dtype: 'bfloat16', device }))).to.throw(TypeError, /linear: bias dtype bfloat16 does not match out/);
+    expect(() => ops.linear(out, x, Tensor.zeros([6, 9], { device }))).to.throw(
+      RangeError,
+      /linear: weight .*inFeatures of x/,
+    );
+    expect(() => ops.linear(Tensor.zeros([4, 5], { device }), x, w)).to.throw(
+      RangeError,
+      /linear: out .*outFeatures of weight/,
+    );
+    expect(() => ops.linear(Tensor.zeros([3, 6], { device }), x, w)).to.throw(
+      RangeError,
+      /linear: out .*numTokens of x/,
+    );
+    expect(() => ops.linear(Tensor.zeros([4, 6], { dtype: 'float16', device }), x, w)).to.throw(
+      TypeError,
+      /linear: out dtype float16 does not match x/,
+    );
+    expect(() => ops.linear(out, x, w, Tensor.zeros([5], { device }))).to.throw(
+      RangeError,
+      /linear: bias .*outFeatures/,
+    );
+    expect(() => ops.linear(out, x, w, Tensor.zeros([6], { dtype: 'bfloat16', device }))).to.throw(
+      TypeError,
+      /linear: bias dtype bfloat16 does not match out/,
+    );
     expect(() => ops.linear(out, x, Tensor.zeros([8, 6], { device }).view([6, 8]).narrow(1, 0, 8))).to.not.throw();
-    expect(() => ops.linear(out, x, Tensor.zeros([6, 16], { device }).narrow(1, 0, 8))).to.throw(RangeError, /linear: weight must be contiguous/);
-    expect(() => ops.linear(out, x, Tensor.zeros([6, 8], { dtype: 'int32', device }))).to.throw(TypeError, /linear: weight must have a float dtype/);
-    expect(() => ops.linear(x, x, Tensor.zeros([8, 8], { device }))).to.throw(RangeError, /linear: out and x must not be the same memory/);
+    expect(() => ops.linear(out, x, Tensor.zeros([6, 16], { device }).narrow(1, 0, 8))).to.throw(
+      RangeError,
+      /linear: weight must be contiguous/,
+    );
+    expect(() => ops.linear(out, x, Tensor.zeros([6, 8], { dtype: 'int32', device }))).to.throw(
+      TypeError,
+      /linear: weight must have a float dtype/,
+    );
+    expect(() => ops.linear(x, x, Tensor.zeros([8, 8], { device }))).to.throw(
+      RangeError,
+      /linear: out and x must not be the same memory/,
+    );
     expect(() => ops.linear(out, x, 'w' as never)).to.throw(TypeError, /linear: weight must be a Tensor, got/);
   });
 });

@@ -1,8 +1,12 @@
+// rotaryEmbedding (NeoX and GPT-J styles, partial rotary, float32 or storage-dtype tables) against the reference,
+// bad positions and arguments, and the cos/sin table.
 import { expect } from 'chai';
 
-import { FLOAT_DTYPES, Tensor, ops } from '../lib/index.js';
-import * as ref from '../lib/reference/index.js';
-import { TOL, describeDevices, expectClose, expectThrow, prng, randint, randn, upload } from './helpers.js';
+import { FLOAT_DTYPES, Tensor, ops } from '../../lib/index.js';
+import * as ref from '../../lib/reference/index.js';
+import { TOL, describeDevices, expectClose, expectThrow, prng, randint, randn, upload } from '../helpers.js';
+
+const pick = <T>(rand: () => number, xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
 
 const MAX_POSITION = 8192;
 const BASE = 10000;
@@ -29,7 +33,9 @@ describeDevices('rotaryEmbedding', (device) => {
     for (const isNeox of [true, false]) {
       for (const c of CASES) {
         const style = isNeox ? 'neox' : 'gptj';
-        const name = `${dtype} ${style} tokens ${c.tokens} heads ${c.heads}/${c.kvHeads ?? '-'} head ${c.headSize} rot ${c.rotaryDim}`;
+        const name =
+          `${dtype} ${style} tokens ${c.tokens} heads ${c.heads}/${c.kvHeads ?? '-'} head ${c.headSize} ` +
+          `rot ${c.rotaryDim}`;
         it(name, () => {
           const rand = prng(c.tokens * 131 + c.heads * 17 + c.headSize + (isNeox ? 1 : 0));
           // the cache in the query's dtype for some cases, float32 for others: both are accepted
@@ -39,11 +45,25 @@ describeDevices('rotaryEmbedding', (device) => {
           const posValues = randint(rand, c.tokens, 0, MAX_POSITION);
           posValues[0] = MAX_POSITION - 1; // the last row is reachable
           const positions = Tensor.fromArray(posValues, [c.tokens], { dtype: 'int32', device });
-          const [q, qs] = upload(randn(rand, c.tokens * c.heads * c.headSize), [c.tokens, c.heads * c.headSize], dtype, device);
+          const [q, qs] = upload(
+            randn(rand, c.tokens * c.heads * c.headSize),
+            [c.tokens, c.heads * c.headSize],
+            dtype,
+            device,
+          );
           const key = c.kvHeads
             ? upload(randn(rand, c.tokens * c.kvHeads * c.headSize), [c.tokens, c.kvHeads * c.headSize], dtype, device)
             : null;
-          const expected = ref.rotaryEmbedding(posValues, qs, key ? key[1] : null, c.headSize, cacheValues, c.rotaryDim, isNeox, dtype);
+          const expected = ref.rotaryEmbedding(
+            posValues,
+            qs,
+            key ? key[1] : null,
+            c.headSize,
+            cacheValues,
+            c.rotaryDim,
+            isNeox,
+            dtype,
+          );
           ops.rotaryEmbedding(positions, q, key ? key[0] : null, c.headSize, cache, isNeox);
           expectClose(q.toArray(), expected.query, TOL[dtype], 'query');
           if (key) expectClose(key[0].toArray(), expected.key!, TOL[dtype], 'key');
@@ -70,7 +90,16 @@ describeDevices('rotaryEmbedding', (device) => {
       const posValues = Int32Array.from([0, 1, 2, 100, 4000]);
       const positions = Tensor.fromArray(posValues, [tokens], { dtype: 'int32', device });
       const cache = ops.ropeCosSinCache(headSize, 4096, BASE, { device });
-      const expected = ref.rotaryEmbedding(posValues, slice(0, heads * headSize), slice(heads * headSize, kvHeads * headSize), headSize, cache.toArray(), headSize, true, dtype);
+      const expected = ref.rotaryEmbedding(
+        posValues,
+        slice(0, heads * headSize),
+        slice(heads * headSize, kvHeads * headSize),
+        headSize,
+        cache.toArray(),
+        headSize,
+        true,
+        dtype,
+      );
       ops.rotaryEmbedding(positions, q, k, headSize, cache, true);
       expectClose(q.toArray(), expected.query, TOL[dtype], 'query view');
       expectClose(k.toArray(), expected.key!, TOL[dtype], 'key view');
@@ -95,10 +124,14 @@ describeDevices('rotaryEmbedding', (device) => {
     for (const bad of [16, -1]) {
       const positions = Tensor.fromArray([0, bad], [2], { dtype: 'int32', device });
       // CPU checks before computing; CUDA finds it on the device and reports at the next synchronize.
-      expectThrow(() => {
-        ops.rotaryEmbedding(positions, q, null, 64, cache, true);
-        q.toArray();
-      }, RangeError, /rotaryEmbedding: .*position.*outside \[0, /);
+      expectThrow(
+        () => {
+          ops.rotaryEmbedding(positions, q, null, 64, cache, true);
+          q.toArray();
+        },
+        RangeError,
+        /rotaryEmbedding: .*position.*outside \[0, /,
+      );
     }
   });
 });
@@ -119,5 +152,21 @@ describe('ropeCosSinCache', () => {
     expect(() => ops.ropeCosSinCache(7, 10, 10000)).to.throw(RangeError, /rotaryDim/);
     expect(() => ops.ropeCosSinCache(8, 0, 10000)).to.throw(RangeError, /maxPosition/);
     expect(() => ops.ropeCosSinCache(8, 10, NaN)).to.throw(RangeError, /base/);
+  });
+});
+
+describe('rotaryEmbedding on cpu: bad positions', () => {
+  it('positions out of range on the CPU throw before anything is written', () => {
+    const rand = prng(7);
+    for (let n = 0; n < 200; ++n) {
+      const bad = pick(rand, [-1, 16, 17, 2 ** 31 - 1, -(2 ** 31)]);
+      const positions = Tensor.fromArray([0, bad, 1], [3], { dtype: 'int32' });
+      const q = Tensor.full([3, 8], 1);
+      expect(() => ops.rotaryEmbedding(positions, q, null, 8, ops.ropeCosSinCache(8, 16, 10000), false)).to.throw(
+        RangeError,
+        /rotaryEmbedding: positions\[1\] = -?\d+ is outside \[0, 16\)/,
+      );
+      expect(Array.from(q.toArray()).every((v) => v === 1)).to.equal(true);
+    }
   });
 });

@@ -1,0 +1,100 @@
+// sampleRows, the native row sampler, against the float64 reference: the same token for thousands of (params, draw)
+// pairs, several rows in one call, and bad input.
+import { expect } from 'chai';
+import { ops } from '../../lib/index.js';
+import * as ref from '../../lib/reference/index.js';
+import { expectThrow, prng, randn } from '../helpers.js';
+
+describe('sampleRows on cpu', function () {
+  const V = 1000;
+  const logits = randn(prng(7), V, 2);
+
+  it('picks the same token as the reference for 2400 (params, draw) pairs', () => {
+    const cases = [
+      { temperature: 1, topK: 0, topP: 1, minP: 0 },
+      { temperature: 0.7, topK: 40, topP: 1, minP: 0 },
+      { temperature: 1.3, topK: 0, topP: 0.9, minP: 0 },
+      { temperature: 1, topK: 0, topP: 1, minP: 0.05 },
+      { temperature: 0.8, topK: 50, topP: 0.95, minP: 0.02 },
+      { temperature: 2, topK: 1, topP: 1, minP: 0 },
+    ];
+    let compared = 0;
+    for (const [ci, p] of cases.entries()) {
+      const row = randn(prng(100 + ci), V, 3);
+      const { ids, probs } = ref.keptDistribution(row, p);
+      // Cumulative boundaries, to skip draws that float32 and float64 may place on different sides.
+      const edges: number[] = [];
+      probs.reduce((a, q) => (edges.push(a + q), a + q), 0);
+      for (let k = 0; k < 400; ++k) {
+        const u = (k + 0.5) / 400;
+        if (edges.some((e) => Math.abs(e - u) < 1e-5)) continue;
+        const got = ops.sampleRows(row, 1, V, {
+          temperature: Float32Array.of(p.temperature),
+          topK: Int32Array.of(p.topK),
+          topP: Float32Array.of(p.topP),
+          minP: Float32Array.of(p.minP),
+          uniform: Float64Array.of(u),
+        })[0]!;
+        expect(got, `case ${ci} u=${u}`).to.equal(ref.sampleReference(row, p, u));
+        expect(ids).to.include(got);
+        compared++;
+      }
+    }
+    expect(compared).to.be.greaterThan(2300);
+  });
+
+  it('samples several rows in one call, each with its own settings, as the reference does', () => {
+    const rows = 4;
+    const data = randn(prng(3), rows * V, 2);
+    const params = {
+      temperature: Float32Array.of(0, 1, 0.7, 1.5),
+      topK: Int32Array.of(0, 40, 0, 5),
+      topP: Float32Array.of(1, 1, 0.9, 1),
+      minP: Float32Array.of(0, 0, 0.05, 0),
+      uniform: Float64Array.of(0.5, 0.25, 0.75, 0.1),
+    };
+    expect([...ops.sampleRows(data, rows, V, params)]).to.deep.equal([...ref.sampleRows(data, rows, V, params)]);
+  });
+
+  it('rejects bad arrays, params and logits with errors that name them', () => {
+    const one = {
+      temperature: Float32Array.of(1),
+      topK: Int32Array.of(0),
+      topP: Float32Array.of(1),
+      minP: Float32Array.of(0),
+      uniform: Float64Array.of(1),
+    };
+    expectThrow(() => ops.sampleRows(logits, 1, V, one), RangeError, /uniform\[0\] = 1 must be in \[0, 1\)/);
+    expectThrow(
+      () => ops.sampleRows(logits, 1, V, { ...one, uniform: Float64Array.of(0.5), topK: Float32Array.of(0) as never }),
+      TypeError,
+      /topK must be a Int32Array/,
+    );
+    expectThrow(
+      () => ops.sampleRows(logits, 2, V, { ...one, uniform: Float64Array.of(0.5) }),
+      RangeError,
+      /logits has 1000 elements, expected 2000/,
+    );
+    const ok = { ...one, uniform: Float64Array.of(0.5) };
+    expectThrow(
+      () => ops.sampleRows([1, 2] as never, 1, 2, ok),
+      TypeError,
+      /sampleRows: logits must be a Float32Array, got array/,
+    );
+    expectThrow(
+      () => ops.sampleRows(logits, 1, V, null as never),
+      TypeError,
+      /sampleRows: params must be an object, got null/,
+    );
+    expectThrow(
+      () => ops.sampleRows(logits, 1, V, ok, new Int32Array(2)),
+      RangeError,
+      /sampleRows: out has 2 elements, expected 1/,
+    );
+    expectThrow(
+      () => ops.sampleRows(logits, 1.5, V, ok),
+      RangeError,
+      /sampleRows: rows must be a non-negative integer, got 1.5/,
+    );
+  });
+});
