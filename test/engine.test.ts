@@ -16,12 +16,21 @@ const models = sharedModels();
 const stories = models ? join(models, 'stories260K', 'stories260K.bin') : null;
 const skipWhy = 'skipped: ../shared/models/stories260K is absent';
 
-const SYSTEM = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends. One day,';
+const SYSTEM =
+  'Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends. One ' +
+  'day,';
 
 /** 32 prompts of mixed lengths (text, and seeded token ids up to 150 long) and mixed output budgets. */
 function workload(): { prompts: (string | number[])[]; params: SamplingParams[] } {
   const rand = prng(505);
-  const texts = ['Once upon a time', 'Lily and Ben', 'The cat', 'One day, a little boy named Tim went to the park.', 'Sue had a red ball', 'The sun'];
+  const texts = [
+    'Once upon a time',
+    'Lily and Ben',
+    'The cat',
+    'One day, a little boy named Tim went to the park.',
+    'Sue had a red ball',
+    'The sun',
+  ];
   const prompts: (string | number[])[] = [];
   const params: SamplingParams[] = [];
   for (let i = 0; i < 32; ++i) {
@@ -41,66 +50,107 @@ function expectSame(got: GenerationResult[], want: GenerationResult[], what: str
   });
 }
 
-describeDevices('greedy outputs do not depend on batching, preemption, chunking or the prefix cache', (device: Device) => {
-  let m: LoadedModel;
-  let alone: GenerationResult[];
-  let roomy: { kvCacheBytes: number };
-  const { prompts, params } = workload();
-  before(async function () {
-    if (!stories) this.skip();
-    this.timeout(600_000);
-    // float32 on both devices: the claim is about scheduling, not about rounding.
-    m = await loadModel(stories, { device, dtype: 'float32' });
-    // An explicit budget (2048 blocks) on both devices: no profiling run, no 90% of a GPU per call.
-    roomy = { kvCacheBytes: 2048 * 16 * m.model.kvBytesPerSlot };
-    alone = [];
-    for (let i = 0; i < prompts.length; ++i) alone.push(...await generate(m, prompts[i]!, params[i], roomy));
-  });
-  after(() => m?.model.dispose());
+describeDevices(
+  'greedy outputs do not depend on batching, preemption, chunking or the prefix cache',
+  (device: Device) => {
+    let m: LoadedModel;
+    let alone: GenerationResult[];
+    let roomy: { kvCacheBytes: number };
+    const { prompts, params } = workload();
+    before(async function () {
+      if (!stories) this.skip();
+      this.timeout(600_000);
+      // float32 on both devices: the claim is about scheduling, not about rounding.
+      m = await loadModel(stories, { device, dtype: 'float32' });
+      // An explicit budget (2048 blocks) on both devices: no profiling run, no 90% of a GPU per call.
+      roomy = { kvCacheBytes: 2048 * 16 * m.model.kvBytesPerSlot };
+      alone = [];
+      for (let i = 0; i < prompts.length; ++i) alone.push(...(await generate(m, prompts[i]!, params[i], roomy)));
+    });
+    after(() => m?.model.dispose());
 
-  it('a batch of 32 with mixed lengths', async () => {
-    let maxRunning = 0;
-    const r = await generate(m, prompts, params, { ...roomy, onStep: (c) => { maxRunning = Math.max(maxRunning, c.scheduler.running.length); } });
-    expect(maxRunning).to.equal(32);
-    expectSame(r, alone, 'batch');
-  });
+    it('a batch of 32 with mixed lengths', async () => {
+      let maxRunning = 0;
+      const r = await generate(m, prompts, params, {
+        ...roomy,
+        onStep: (c) => {
+          maxRunning = Math.max(maxRunning, c.scheduler.running.length);
+        },
+      });
+      expect(maxRunning).to.equal(32);
+      expectSame(r, alone, 'batch');
+    });
 
-  it('forced preemption: a KV cache of 36 blocks for 32 sequences', async () => {
-    let core: EngineCore | null = null;
-    const kvCacheBytes = 36 * 16 * m.model.kvBytesPerSlot;
-    const r = await generate(m, prompts, params, { kvCacheBytes, onStep: (c) => { core = c; } });
-    const stats = core!.stats();
-    expect(stats.memory.numBlocks).to.equal(36);
-    expect(stats.scheduler.preempted).to.be.greaterThan(10);
-    expectSame(r, alone, 'preemption');
-  });
-
-  it('chunked prefill: 16 tokens a step', async () => {
-    expect(Math.max(...alone.map((a) => a.promptTokenIds.length))).to.be.greaterThan(100);
-    const r = await generate(m, prompts, params, { ...roomy, maxNumBatchedTokens: 16 });
-    expectSame(r, alone, 'chunked');
-  });
-
-  it('prefix-cache hits on a shared system prompt, with and without preemption', async () => {
-    const shared = prompts.map((p) => (typeof p === 'string' ? `${SYSTEM} ${p}` : [1, 403, 407, 261, 378, 436, 2, 1, 403, 407, 261, 378, 436, ...Array.from({ length: 24 }, (_, j) => 3 + ((j * 37) % 500)), ...p.slice(1)]));
-    const one: GenerationResult[] = [];
-    for (let i = 0; i < shared.length; ++i) one.push(...await generate(m, shared[i]!, params[i], { ...roomy, enablePrefixCaching: false }));
-    // A step budget of 64 admits the prompts over several steps, so later ones find the earlier ones' blocks.
-    for (const kvCacheBytes of [undefined, 40 * 16 * m.model.kvBytesPerSlot]) {
+    it('forced preemption: a KV cache of 36 blocks for 32 sequences', async () => {
       let core: EngineCore | null = null;
-      const r = await generate(m, shared, params, { maxNumBatchedTokens: 64, kvCacheBytes: kvCacheBytes ?? roomy.kvCacheBytes, onStep: (c) => { core = c; } });
-      const hits = r.filter((x) => x.numCachedTokens > 0).length;
-      expect(hits, 'requests with prefix hits').to.be.greaterThan(20);
-      expect(core!.stats().prefixCache.hits).to.be.greaterThan(0);
-      if (kvCacheBytes) expect(core!.stats().scheduler.preempted).to.be.greaterThan(0);
-      expectSame(r, one, kvCacheBytes ? 'prefix hits + preemption' : 'prefix hits');
-    }
-  });
-});
+      const kvCacheBytes = 36 * 16 * m.model.kvBytesPerSlot;
+      const r = await generate(m, prompts, params, {
+        kvCacheBytes,
+        onStep: (c) => {
+          core = c;
+        },
+      });
+      const stats = core!.stats();
+      expect(stats.memory.numBlocks).to.equal(36);
+      expect(stats.scheduler.preempted).to.be.greaterThan(10);
+      expectSame(r, alone, 'preemption');
+    });
+
+    it('chunked prefill: 16 tokens a step', async () => {
+      expect(Math.max(...alone.map((a) => a.promptTokenIds.length))).to.be.greaterThan(100);
+      const r = await generate(m, prompts, params, { ...roomy, maxNumBatchedTokens: 16 });
+      expectSame(r, alone, 'chunked');
+    });
+
+    it('prefix-cache hits on a shared system prompt, with and without preemption', async () => {
+      const shared = prompts.map((p) =>
+        typeof p === 'string'
+          ? `${SYSTEM} ${p}`
+          : [
+              1,
+              403,
+              407,
+              261,
+              378,
+              436,
+              2,
+              1,
+              403,
+              407,
+              261,
+              378,
+              436,
+              ...Array.from({ length: 24 }, (_, j) => 3 + ((j * 37) % 500)),
+              ...p.slice(1),
+            ],
+      );
+      const one: GenerationResult[] = [];
+      for (let i = 0; i < shared.length; ++i)
+        one.push(...(await generate(m, shared[i]!, params[i], { ...roomy, enablePrefixCaching: false })));
+      // A step budget of 64 admits the prompts over several steps, so later ones find the earlier ones' blocks.
+      for (const kvCacheBytes of [undefined, 40 * 16 * m.model.kvBytesPerSlot]) {
+        let core: EngineCore | null = null;
+        const r = await generate(m, shared, params, {
+          maxNumBatchedTokens: 64,
+          kvCacheBytes: kvCacheBytes ?? roomy.kvCacheBytes,
+          onStep: (c) => {
+            core = c;
+          },
+        });
+        const hits = r.filter((x) => x.numCachedTokens > 0).length;
+        expect(hits, 'requests with prefix hits').to.be.greaterThan(20);
+        expect(core!.stats().prefixCache.hits).to.be.greaterThan(0);
+        if (kvCacheBytes) expect(core!.stats().scheduler.preempted).to.be.greaterThan(0);
+        expectSame(r, one, kvCacheBytes ? 'prefix hits + preemption' : 'prefix hits');
+      }
+    });
+  },
+);
 
 const MODEL = stories ?? 'dummy:stories15M';
 
-describe(`InferenceEngine (worker thread) on ${stories ? 'stories260K' : `dummy:stories15M (${skipWhy})`}`, function () {
+const engineModel = stories ? 'stories260K' : `dummy:stories15M (${skipWhy})`;
+describe(`InferenceEngine (worker thread) on ${engineModel}`, function () {
   this.timeout(120_000);
   let engine: InferenceEngine;
   before(async () => {
@@ -204,7 +254,15 @@ describe(`InferenceEngine (worker thread) on ${stories ? 'stories260K' : `dummy:
       const mem = s.memory;
       expect(mem.usedBlocks + mem.freeBlocks).to.equal(mem.numBlocks);
       expect(mem.cachedBlocks).to.be.at.most(mem.numBlocks);
-      expect(mem.kvCacheBytes).to.equal(mem.numBlocks * mem.blockSize * engine.config.numLayers * 2 * engine.config.numKvHeads * engine.config.headDim * 4);
+      expect(mem.kvCacheBytes).to.equal(
+        mem.numBlocks *
+          mem.blockSize *
+          engine.config.numLayers *
+          2 *
+          engine.config.numKvHeads *
+          engine.config.headDim *
+          4,
+      );
       expect(mem.peakBytes).to.be.at.least(mem.weightsBytes + mem.kvCacheBytes);
       expect(s.prefixCache.hits).to.be.at.most(s.prefixCache.queries);
     }
@@ -213,24 +271,46 @@ describe(`InferenceEngine (worker thread) on ${stories ? 'stories260K' : `dummy:
     expect(rs.every((r) => r.numCachedTokens >= 16)).to.equal(true);
     expect(after.prefixCache.hits - before.prefixCache.hits).to.equal(rs.reduce((s, r) => s + r.numCachedTokens, 0));
     expect(after.throughput.generationTokens - before.throughput.generationTokens).to.equal(16);
-    expect(after.throughput.promptTokens - before.throughput.promptTokens).to.equal(rs.reduce((s, r) => s + r.promptTokenIds.length - r.numCachedTokens, 0));
+    expect(after.throughput.promptTokens - before.throughput.promptTokens).to.equal(
+      rs.reduce((s, r) => s + r.promptTokenIds.length - r.numCachedTokens, 0),
+    );
   });
 
   it('rejects bad requests with clear errors and goes on serving', async () => {
     const V = engine.config.vocabSize;
-    await expectReject(engine.generate([1, V]), RangeError, new RegExp(`prompt must be a string or a non-empty array of token ids in \\[0, ${V}\\)`));
-    await expectReject(engine.generate(Array.from({ length: 256 }, () => 5)), RangeError, /prompt has 256 tokens; maxModelLen is 256/);
+    await expectReject(
+      engine.generate([1, V]),
+      RangeError,
+      new RegExp(`prompt must be a string or a non-empty array of token ids in \\[0, ${V}\\)`),
+    );
+    await expectReject(
+      engine.generate(Array.from({ length: 256 }, () => 5)),
+      RangeError,
+      /prompt: this model's maximum context length is 256 tokens\. However, you requested 257 tokens \(256 in the/,
+    );
     await expectReject(engine.generate('a', { topP: 2 }), RangeError, /topP must be in \(0, 1\]/);
     await expectReject(engine.generate(['a', 'b'], [{}]), RangeError, /params has 1 entries for 2 prompts/);
     // one bad prompt of several: nothing is sent
     const steps = (await engine.getStats()).throughput.steps;
-    await expectReject(engine.generate(['fine', [1, V]], { maxTokens: 50 }), RangeError, /prompts\[1\] must be a string/);
+    await expectReject(
+      engine.generate(['fine', [1, V]], { maxTokens: 50 }),
+      RangeError,
+      /prompts\[1\] must be a string/,
+    );
     const after = await engine.getStats();
     expect([after.scheduler.running, after.scheduler.waiting, after.throughput.steps]).to.deep.equal([0, 0, steps]);
     await expectReject(engine.generate([], {}), TypeError, /prompts must be/);
-    await expectReject(engine.generate('a', {}, { signal: 'stop' as never }), TypeError, /signal must be an AbortSignal/);
+    await expectReject(
+      engine.generate('a', {}, { signal: 'stop' as never }),
+      TypeError,
+      /signal must be an AbortSignal/,
+    );
     const first = engine.generate('a', { maxTokens: 30, ignoreEos: true }, { requestId: 'dup' });
-    await expectReject(engine.generate('b', {}, { requestId: 'dup' }), RangeError, /request id "dup" is already in flight/);
+    await expectReject(
+      engine.generate('b', {}, { requestId: 'dup' }),
+      RangeError,
+      /request id "dup" is already in flight/,
+    );
     expect((await first).tokenIds).to.have.length(30);
   });
 });
@@ -239,27 +319,56 @@ describe('InferenceEngine options, failures and shutdown', function () {
   this.timeout(120_000);
 
   it('rejects bad options naming them, before starting anything', async () => {
-    await expectReject(InferenceEngine.create({ maxNumSeqs: 0 }), RangeError, /maxNumSeqs must be an integer in \[1, 65536\], got 0/);
+    await expectReject(
+      InferenceEngine.create({ maxNumSeqs: 0 }),
+      RangeError,
+      /maxNumSeqs must be an integer in \[1, 65536\], got 0/,
+    );
     await expectReject(InferenceEngine.create({ blockSize: '16' as never }), TypeError, /blockSize must be a number/);
-    await expectReject(InferenceEngine.create({ gpuMemoryUtilization: 1.5 }), RangeError, /gpuMemoryUtilization must be in \(0, 1\]/);
+    await expectReject(
+      InferenceEngine.create({ gpuMemoryUtilization: 1.5 }),
+      RangeError,
+      /gpuMemoryUtilization must be in \(0, 1\]/,
+    );
     await expectReject(InferenceEngine.create({ bogus: 1 } as never), TypeError, /unknown option "bogus"/);
-    await expectReject(InferenceEngine.create({ model: 'dummy:stories15M', maxModelLen: 100_000 }), RangeError, /maxModelLen 100000 is longer than the model's context \(256\)/);
-    await expectReject(InferenceEngine.create({ model: 'dummy:stories15M', enableChunkedPrefill: false, maxNumBatchedTokens: 64 }), RangeError, /without chunked prefill maxNumBatchedTokens \(64\) must be at least maxModelLen \(256\)/);
+    await expectReject(
+      InferenceEngine.create({ model: 'dummy:stories15M', maxModelLen: 100_000 }),
+      RangeError,
+      /maxModelLen 100000 is longer than the model's context \(256\)/,
+    );
+    await expectReject(
+      InferenceEngine.create({ model: 'dummy:stories15M', enableChunkedPrefill: false, maxNumBatchedTokens: 64 }),
+      RangeError,
+      /without chunked prefill maxNumBatchedTokens \(64\) must be at least maxModelLen \(256\)/,
+    );
   });
 
   it('a model the worker cannot load, or a KV budget too small, rejects with the error from the worker', async () => {
-    await expectReject(InferenceEngine.create({ model: '/no/such/model.bin' }), ModelFormatError, /no such file or directory/);
-    await expectReject(InferenceEngine.create({ model: 'dummy:stories15M', device: 'cpu', kvCacheBytes: 1000 }), RangeError, /the KV cache holds 0 blocks of 16 tokens .* needs 16\. Lower maxModelLen or raise the budget/);
+    await expectReject(
+      InferenceEngine.create({ model: '/no/such/model.bin' }),
+      ModelFormatError,
+      /no such file or directory/,
+    );
+    await expectReject(
+      InferenceEngine.create({ model: 'dummy:stories15M', device: 'cpu', kvCacheBytes: 1000 }),
+      RangeError,
+      /the KV cache holds 0 blocks of 16 tokens .* needs 16\. Lower maxModelLen or raise the budget/,
+    );
   });
 
-  it('the caller\'s event loop is free while a step computes', async () => {
+  it("the caller's event loop is free while a step computes", async () => {
     // A 1000-token prefill of a 42M model takes a good fraction of a second on a CPU; a 1 ms timer set as the
     // request goes in must fire long before its first token (it could not if the step ran on this thread).
     const engine = await InferenceEngine.create({ model: 'dummy:stories42M', device: 'cpu', maxNumSeqs: 1 });
     try {
       let firedAt = Infinity;
-      const pending = engine.generate(Array.from({ length: 1000 }, (_, i) => 3 + i), { maxTokens: 1 });
-      setTimeout(() => { firedAt = performance.now(); }, 1);
+      const pending = engine.generate(
+        Array.from({ length: 1000 }, (_, i) => 3 + i),
+        { maxTokens: 1 },
+      );
+      setTimeout(() => {
+        firedAt = performance.now();
+      }, 1);
       const r = await pending;
       expect(firedAt).to.be.lessThan(r.timings.firstToken);
     } finally {
@@ -273,7 +382,7 @@ describe('InferenceEngine options, failures and shutdown', function () {
       const s = engine.stream('hello', { maxTokens: 200, ignoreEos: true });
       const first = await s.next();
       expect(first.done).to.equal(false);
-      await (engine as unknown as { worker: Worker }).worker.terminate();
+      await (engine as unknown as { core: { worker: Worker } }).core.worker.terminate();
       await expectReject(s.result, Error, /the engine worker exited \(code 1\)/);
       await expectReject(engine.getStats(), Error, /the engine worker exited/);
       await expectReject(engine.generate('hello'), Error, /the engine worker exited/);
@@ -285,7 +394,7 @@ describe('InferenceEngine options, failures and shutdown', function () {
         const t = engine.stream('hello', { maxTokens: 200, ignoreEos: true });
         await t.next();
         await new Promise((r) => setTimeout(r, rand() * 5));
-        await (engine as unknown as { worker: Worker }).worker.terminate();
+        await (engine as unknown as { core: { worker: Worker } }).core.worker.terminate();
         await expectReject(t.result, Error, /the engine worker exited/);
         await engine.start();
       }

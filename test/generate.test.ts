@@ -25,7 +25,16 @@ describe('generate()', function () {
     const stop = free!.text.slice(20, 24);
     const at = free!.text.indexOf(stop);
     let streamed = '';
-    const [r] = await generate(m, 'Once upon a time', { temperature: 0, maxTokens: 60, stop: ['zzzz-never', stop] }, { onText: (_, d) => { streamed += d; } });
+    const [r] = await generate(
+      m,
+      'Once upon a time',
+      { temperature: 0, maxTokens: 60, stop: ['zzzz-never', stop] },
+      {
+        onText: (_, d) => {
+          streamed += d;
+        },
+      },
+    );
     expect(r!.text).to.equal(free!.text.slice(0, at));
     expect(streamed).to.equal(r!.text);
     expect(r!.finishReason).to.equal('stop');
@@ -56,7 +65,16 @@ describe('generate()', function () {
     const alone: GenerationResult[] = [];
     for (const p of prompts) alone.push((await generate(m, p, { temperature: 0, maxTokens: 40 }))[0]!);
     const deltas = prompts.map(() => '');
-    const batch = await generate(m, prompts, prompts.map((_, i) => ({ temperature: 0, maxTokens: 10 + 10 * i })), { onText: (i, d) => { deltas[i] += d; } });
+    const batch = await generate(
+      m,
+      prompts,
+      prompts.map((_, i) => ({ temperature: 0, maxTokens: 10 + 10 * i })),
+      {
+        onText: (i, d) => {
+          deltas[i] += d;
+        },
+      },
+    );
     batch.forEach((r, i) => {
       expect(r.tokenIds).to.deep.equal(alone[i]!.tokenIds.slice(0, 10 + 10 * i));
       expect(deltas[i]).to.equal(r.text);
@@ -87,30 +105,64 @@ describe('generate()', function () {
 
   it('rejects bad prompts and params with clear errors', async () => {
     const V = m.config.vocabSize;
-    await expectReject(generate(m, [[1, V]], {}), RangeError, new RegExp(`prompts\\[0\\] must be a string or a non-empty array of token ids in \\[0, ${V}\\)`));
-    await expectReject(generate(m, [Array.from({ length: m.config.maxPositionEmbeddings }, () => 5)], {}), RangeError, /prompts\[0\] has \d+ tokens; maxModelLen is/);
+    await expectReject(
+      generate(m, [[1, V]], {}),
+      RangeError,
+      new RegExp(`prompts\\[0\\] must be a string or a non-empty array of token ids in \\[0, ${V}\\)`),
+    );
+    await expectReject(
+      generate(m, [Array.from({ length: m.config.maxPositionEmbeddings }, () => 5)], {}),
+      RangeError,
+      /prompts\[0\]: this model's maximum context length is \d+ tokens/,
+    );
     await expectReject(generate(m, ['a', 'b'], [{}]), RangeError, /params has 1 entries for 2 prompts/);
     await expectReject(generate(m, 'a', { topP: 2 }), RangeError, /topP must be in \(0, 1\]/);
     await expectReject(generate(m, [], {}), TypeError, /prompts must be/);
   });
 });
 
-
 describe('mini-vllm CLI', function () {
   it('generate prints the completion alone on stdout, streaming, and logs on stderr', async function () {
     if (!stories) this.skip();
-    const { stdout, stderr } = await run(process.execPath, [CLI, 'generate', '--model', stories, '--prompt', 'Once upon a time', '-t', '0', '-n', '40']);
+    const { stdout, stderr } = await run(process.execPath, [
+      CLI,
+      'generate',
+      '--model',
+      stories,
+      '--prompt',
+      'Once upon a time',
+      '-t',
+      '0',
+      '-n',
+      '40',
+    ]);
     const m = await loadModel(stories, { device: 'cpu' });
     const [r] = await generate(m, 'Once upon a time', { temperature: 0, maxTokens: 40 });
     m.model.dispose();
     expect(stdout).to.equal(r!.text);
-    expect(stderr).to.match(/mini-vllm: .*stories260K\.bin \(0\.3M parameters, 5 layers, vocab 512\) on cpu in float32/);
+    expect(stderr).to.match(
+      /mini-vllm: .*stories260K\.bin \(0\.3M parameters, 5 layers, vocab 512\) on cpu in float32/,
+    );
     expect(stderr).to.match(/40 tokens in .* tok\/s; TTFT/);
   });
 
   it('generate --json prints one JSON object with text, ids and timings', async () => {
-    const { stdout } = await run(process.execPath, [CLI, 'generate', '--json', '-n', '8', '--seed', '3', '--prompt', 'hello', '--logprobs', '1'], { maxBuffer: 1 << 24 });
-    const out = JSON.parse(stdout) as { model: string; results: { text: string; tokenIds: number[]; finishReason: string; ttftMs: number; e2eMs: number; logprobs: unknown[] }[] };
+    const { stdout } = await run(
+      process.execPath,
+      [CLI, 'generate', '--json', '-n', '8', '--seed', '3', '--prompt', 'hello', '--logprobs', '1'],
+      { maxBuffer: 1 << 24 },
+    );
+    const out = JSON.parse(stdout) as {
+      model: string;
+      results: {
+        text: string;
+        tokenIds: number[];
+        finishReason: string;
+        ttftMs: number;
+        e2eMs: number;
+        logprobs: unknown[];
+      }[];
+    };
     expect(out.model).to.equal('dummy:stories15M');
     expect(out.results).to.have.length(1);
     const r = out.results[0]!;

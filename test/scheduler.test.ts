@@ -11,7 +11,8 @@ import { prng } from './helpers.js';
 const VOCAB = 1000;
 const EOS = 2;
 let nextId = 0;
-const seqOf = (tokens: number[], params: SamplingParams = {}) => new Sequence(`s${nextId++}`, tokens, resolveSamplingParams({ temperature: 0, ...params }, VOCAB), VOCAB);
+const seqOf = (tokens: number[], params: SamplingParams = {}) =>
+  new Sequence(`s${nextId++}`, tokens, resolveSamplingParams({ temperature: 0, ...params }, VOCAB), VOCAB);
 const range = (n: number, from = 100) => Array.from({ length: n }, (_, i) => from + i);
 
 /** Computes `n` more tokens of a sequence as a step would (what the scheduler's update does for them). */
@@ -104,7 +105,11 @@ class World {
   steps = 0;
   chunked = 0;
 
-  constructor(readonly config: SchedulerConfig, readonly bm: BlockManager, private readonly rand: () => number) {
+  constructor(
+    readonly config: SchedulerConfig,
+    readonly bm: BlockManager,
+    private readonly rand: () => number,
+  ) {
     this.scheduler = new Scheduler(config, bm, [EOS]);
     this.shadow = new Int32Array(bm.numBlocks * bm.blockSize).fill(-1);
   }
@@ -125,17 +130,23 @@ class World {
       if (!sample) ++this.chunked;
       total += numTokens;
       // The step writes this step's tokens, then reads every earlier one: the cache must hold the sequence's prefix.
-      for (let p = start; p < start + numTokens; ++p) this.shadow[seq.blockTable[Math.floor(p / bs)]! * bs + (p % bs)] = seq.tokenAt(p);
+      for (let p = start; p < start + numTokens; ++p)
+        this.shadow[seq.blockTable[Math.floor(p / bs)]! * bs + (p % bs)] = seq.tokenAt(p);
     }
     for (const { seq, start, numTokens } of out.scheduled)
       for (let p = 0; p < start + numTokens; ++p) {
         const slot = seq.blockTable[Math.floor(p / bs)]! * bs + (p % bs);
-        if (this.shadow[slot] !== seq.tokenAt(p)) throw new Error(`${seq.requestId}: slot of position ${p} holds ${this.shadow[slot]}, expected ${seq.tokenAt(p)}`);
+        if (this.shadow[slot] !== seq.tokenAt(p))
+          throw new Error(
+            `${seq.requestId}: slot of position ${p} holds ${this.shadow[slot]}, expected ${seq.tokenAt(p)}`,
+          );
       }
     expect(total).to.equal(out.numBatchedTokens);
     expect(total).to.be.at.most(this.config.maxNumBatchedTokens);
     expect(s.running.length).to.be.at.most(this.config.maxNumSeqs);
-    const tokens = out.scheduled.filter((x) => x.sample).map(() => (this.rand() < 0.03 ? EOS : 3 + Math.floor(this.rand() * 50)));
+    const tokens = out.scheduled
+      .filter((x) => x.sample)
+      .map(() => (this.rand() < 0.03 ? EOS : 3 + Math.floor(this.rand() * 50)));
     s.update(out, tokens);
     ++this.steps;
     return out;
@@ -146,16 +157,26 @@ class World {
     const live = [...s.sequences()];
     this.bm.checkInvariants(live);
     expect(s.running.length + s.waiting.length).to.equal(live.length);
-    for (const q of s.running) if (q.status !== 'running') throw new Error(`${q.requestId} is in the running queue as ${q.status}`);
+    for (const q of s.running)
+      if (q.status !== 'running') throw new Error(`${q.requestId} is in the running queue as ${q.status}`);
     for (const q of s.waiting)
       if (q.status !== 'waiting' || q.blockTable.length > 0 || q.numComputedTokens > 0)
-        throw new Error(`${q.requestId} waits as ${q.status} holding ${q.blockTable.length} blocks and ${q.numComputedTokens} computed tokens`);
+        throw new Error(
+          `${q.requestId} waits as ${q.status} holding ${q.blockTable.length} blocks and ${q.numComputedTokens} ` +
+            `computed tokens`,
+        );
     expect(this.bm.numUsedBlocks + this.bm.numFreeBlocks).to.equal(this.bm.numBlocks);
   }
 }
 
 describe('Scheduler', () => {
-  const config = (o: Partial<SchedulerConfig> = {}): SchedulerConfig => ({ maxNumSeqs: 8, maxNumBatchedTokens: 64, maxModelLen: 128, enableChunkedPrefill: true, ...o });
+  const config = (o: Partial<SchedulerConfig> = {}): SchedulerConfig => ({
+    maxNumSeqs: 8,
+    maxNumBatchedTokens: 64,
+    maxModelLen: 128,
+    enableChunkedPrefill: true,
+    ...o,
+  });
 
   it('runs decodes and a new prefill in one step, chunking a prompt longer than the budget', () => {
     const bm = new BlockManager(64, 4);
@@ -166,9 +187,15 @@ describe('Scheduler', () => {
     const b = seqOf(range(40, 300), { maxTokens: 50, ignoreEos: true });
     w.scheduler.add(b);
     const out = w.step();
-    expect(out.scheduled.map((x) => [x.seq.requestId, x.numTokens, x.sample])).to.deep.equal([[a.requestId, 1, true], [b.requestId, 15, false]]);
+    expect(out.scheduled.map((x) => [x.seq.requestId, x.numTokens, x.sample])).to.deep.equal([
+      [a.requestId, 1, true],
+      [b.requestId, 15, false],
+    ]);
     expect(w.step().scheduled.map((x) => x.numTokens)).to.deep.equal([1, 15]);
-    expect(w.step().scheduled.map((x) => [x.numTokens, x.sample])).to.deep.equal([[1, true], [10, true]]);
+    expect(w.step().scheduled.map((x) => [x.numTokens, x.sample])).to.deep.equal([
+      [1, true],
+      [10, true],
+    ]);
     w.check();
   });
 
@@ -181,7 +208,11 @@ describe('Scheduler', () => {
     [a, b, c].forEach((s) => w.scheduler.add(s));
     // b (30) does not fit beside a (30) in 40 tokens; c (3) would, but does not overtake b
     expect(w.step().scheduled.map((x) => x.seq)).to.deep.equal([a]);
-    expect(w.step().scheduled.map((x) => [x.seq, x.numTokens])).to.deep.equal([[a, 1], [b, 30], [c, 3]]);
+    expect(w.step().scheduled.map((x) => [x.seq, x.numTokens])).to.deep.equal([
+      [a, 1],
+      [b, 30],
+      [c, 3],
+    ]);
     w.check();
   });
 
@@ -231,7 +262,10 @@ describe('Scheduler', () => {
       s.add(seq);
       for (const t of tokens) {
         const out = s.schedule();
-        s.update(out, out.scheduled.filter((x) => x.sample).map(() => t));
+        s.update(
+          out,
+          out.scheduled.filter((x) => x.sample).map(() => t),
+        );
         if (seq.isFinished) break;
       }
       return [seq.finishReason, seq.stopReason, seq.outputTokenIds.length];
@@ -244,16 +278,21 @@ describe('Scheduler', () => {
     expect(() => s.add(seqOf(range(12)))).to.throw(RangeError, /12 tokens; maxModelLen is 12/);
   });
 
-  for (const caching of [true, false])
-    it(`keeps its books through 12,000 random arrivals, aborts and steps (prefix caching ${caching ? 'on' : 'off'})`, function () {
+  for (const caching of [true, false]) {
+    const prefixCaching = caching ? 'on' : 'off';
+    it(`keeps its books over 12,000 random arrivals, aborts, steps (prefix caching ${prefixCaching})`, function () {
       this.timeout(120_000);
       const rand = prng(caching ? 2026 : 2027);
       const bm = new BlockManager(40, 4, caching); // 160 slots against maxModelLen 96: preemption is routine
       const w = new World(config({ maxNumSeqs: 12, maxNumBatchedTokens: 48, maxModelLen: 96 }), bm, rand);
       // Prompts share prefixes drawn from a few stems (system prompts), so prefix hits happen.
-      const stems = Array.from({ length: 4 }, (_, i) => Array.from({ length: 4 + Math.floor(rand() * 24) }, (_, j) => 3 + ((i * 31 + j * 7) % 90)));
+      const stems = Array.from({ length: 4 }, (_, i) =>
+        Array.from({ length: 4 + Math.floor(rand() * 24) }, (_, j) => 3 + ((i * 31 + j * 7) % 90)),
+      );
       const all: Sequence[] = [];
-      let ops = 0, arrivals = 0, aborts = 0;
+      let ops = 0,
+        arrivals = 0,
+        aborts = 0;
       const OPS = 12_000;
       for (; ops < OPS; ++ops) {
         const r = rand();
@@ -284,7 +323,8 @@ describe('Scheduler', () => {
       for (const s of all) {
         expect(s.isFinished).to.equal(true);
         expect(s.blockTable).to.deep.equal([]);
-        if (s.finishReason === 'length') expect(s.outputTokenIds.length === s.params.maxTokens || s.numTokens === 96).to.equal(true);
+        if (s.finishReason === 'length')
+          expect(s.outputTokenIds.length === s.params.maxTokens || s.numTokens === 96).to.equal(true);
       }
       // The workload did exercise what it claims to.
       expect(arrivals).to.be.greaterThan(2000);
@@ -294,4 +334,5 @@ describe('Scheduler', () => {
       if (caching) expect(bm.prefixCache.hits).to.be.greaterThan(10_000);
       else expect(bm.prefixCache).to.deep.equal({ queries: 0, hits: 0 });
     });
+  }
 });

@@ -11,7 +11,8 @@ const NONE = -1;
 
 /** 53-bit hash of a block: its parent's hash and its tokens, two 32-bit lanes. */
 export function hashBlock(parentHash: number, tokens: ArrayLike<number>): number {
-  let a = 0x9e3779b9 ^ (parentHash % 0x100000000), b = 0x85ebca6b ^ Math.floor(parentHash / 0x100000000);
+  let a = 0x9e3779b9 ^ (parentHash % 0x100000000),
+    b = 0x85ebca6b ^ Math.floor(parentHash / 0x100000000);
   for (let i = 0; i < tokens.length; ++i) {
     const t = tokens[i]!;
     a = Math.imul(a ^ t, 0xcc9e2d51);
@@ -53,9 +54,16 @@ export class BlockManager {
   private readonly epoch: Uint32Array; // bumped each time a block is handed out afresh
 
   /** `hash` replaces hashBlock (tests force collisions with it). */
-  constructor(numBlocks: number, blockSize: number, enablePrefixCaching = true, private readonly hash: typeof hashBlock = hashBlock) {
-    if (!Number.isInteger(numBlocks) || numBlocks < 1) throw new RangeError(`BlockManager: numBlocks must be a positive integer, got ${numBlocks}`);
-    if (!Number.isInteger(blockSize) || blockSize < 1) throw new RangeError(`BlockManager: blockSize must be a positive integer, got ${blockSize}`);
+  constructor(
+    numBlocks: number,
+    blockSize: number,
+    enablePrefixCaching = true,
+    private readonly hash: typeof hashBlock = hashBlock,
+  ) {
+    if (!Number.isInteger(numBlocks) || numBlocks < 1)
+      throw new RangeError(`BlockManager: numBlocks must be a positive integer, got ${numBlocks}`);
+    if (!Number.isInteger(blockSize) || blockSize < 1)
+      throw new RangeError(`BlockManager: blockSize must be a positive integer, got ${blockSize}`);
     this.numBlocks = numBlocks;
     this.blockSize = blockSize;
     this.enablePrefixCaching = enablePrefixCaching;
@@ -185,13 +193,16 @@ export class BlockManager {
     for (const s of sequences) {
       const seen = new Set<number>();
       for (const b of s.blockTable) {
-        if (!(b >= 0 && b < this.numBlocks)) throw new Error(`invariant: ${s.requestId} holds block ${b}, outside [0, ${this.numBlocks})`);
+        if (!(b >= 0 && b < this.numBlocks))
+          throw new Error(`invariant: ${s.requestId} holds block ${b}, outside [0, ${this.numBlocks})`);
         if (seen.has(b)) throw new Error(`invariant: ${s.requestId} holds block ${b} twice`);
         seen.add(b);
         ++holders[b]!;
       }
       if (s.blockTable.length < this.blocksFor(s.numComputedTokens))
-        throw new Error(`invariant: ${s.requestId} has ${s.numComputedTokens} computed tokens in ${s.blockTable.length} blocks`);
+        throw new Error(
+          `invariant: ${s.requestId} has ${s.numComputedTokens} computed tokens in ${s.blockTable.length} blocks`,
+        );
     }
     const inQueue = new Uint8Array(this.numBlocks);
     let n = 0;
@@ -201,12 +212,19 @@ export class BlockManager {
       inQueue[b] = 1;
       if (++n > this.numBlocks) throw new Error('invariant: the free queue has a cycle');
     }
-    if (n !== this.numFree) throw new Error(`invariant: the free queue has ${n} blocks, numFreeBlocks says ${this.numFree}`);
+    if (n !== this.numFree)
+      throw new Error(`invariant: the free queue has ${n} blocks, numFreeBlocks says ${this.numFree}`);
     for (let b = 0; b < this.numBlocks; ++b) {
-      if (this.refCount[b] !== holders[b]) throw new Error(`invariant: block ${b} has refCount ${this.refCount[b]} but ${holders[b]} tables hold it`);
-      if ((this.refCount[b] === 0) !== (inQueue[b] === 1)) throw new Error(`invariant: block ${b} is ${inQueue[b] ? 'free' : 'not free'} with refCount ${this.refCount[b]}`);
+      if (this.refCount[b] !== holders[b])
+        throw new Error(`invariant: block ${b} has refCount ${this.refCount[b]} but ${holders[b]} tables hold it`);
+      if ((this.refCount[b] === 0) !== (inQueue[b] === 1))
+        throw new Error(
+          `invariant: block ${b} is ${inQueue[b] ? 'free' : 'not free'} with refCount ${this.refCount[b]}`,
+        );
     }
-    for (const [h, b] of this.cached) if (this.blockHash[b] !== h) throw new Error(`invariant: cache entry ${h} points at block ${b}, whose hash is ${this.blockHash[b]}`);
+    for (const [h, b] of this.cached)
+      if (this.blockHash[b] !== h)
+        throw new Error(`invariant: cache entry ${h} points at block ${b}, whose hash is ${this.blockHash[b]}`);
   }
 
   private hashOf(seq: Sequence, i: number): number {
@@ -255,7 +273,8 @@ export class BlockManager {
   }
 
   private unlink(b: number): void {
-    const p = this.prev[b]!, n = this.next[b]!;
+    const p = this.prev[b]!,
+      n = this.next[b]!;
     if (p === NONE) this.head = n;
     else this.next[p] = n;
     if (n === NONE) this.tail = p;

@@ -1,13 +1,32 @@
 export { BlockManager, hashBlock, type PrefixCacheStats } from './block-manager.js';
 export {
-  type CapturedGraph, type CudaGraphStats, cudaGraphBackend, cudaGraphCaptureSizes, DecodeGraphs, type GraphBackend, GraphInputs, graphSizeFor,
+  type CapturedGraph,
+  type CudaGraphStats,
+  cudaGraphBackend,
+  cudaGraphCaptureSizes,
+  DecodeGraphs,
+  type GraphBackend,
+  GraphInputs,
+  graphSizeFor,
   isUniformDecode,
-} from './cuda-graphs.js';
+} from './decode-graphs.js';
 export { EngineCore, type EngineRequest, type EngineStats, type RequestOutput } from './engine-core.js';
-export { type CreateOptions, type GenerationStream, InferenceEngine, type Prompt, type RequestOptions } from './inference-engine.js';
+export {
+  type CreateOptions,
+  type GenerationStream,
+  InferenceEngine,
+  type Prompt,
+  type RequestOptions,
+} from './inference-engine.js';
 export { generate, type GenerateOptions } from './offline.js';
 export { ModelRunner, type RunnerLimits } from './model-runner.js';
 export { DEFAULT_MODEL, type EngineOptions, type ResolvedEngineOptions, resolveEngineOptions } from './options.js';
 export type { GenerationResult, RequestTimings, StreamDelta } from './request-state.js';
-export { type ScheduledSequence, Scheduler, type SchedulerConfig, type SchedulerOutput, type SequenceUpdate } from './scheduler.js';
+export {
+  type ScheduledSequence,
+  Scheduler,
+  type SchedulerConfig,
+  type SchedulerOutput,
+  type SequenceUpdate,
+} from './scheduler.js';
 export { type FinishReason, Sequence, type SequenceStatus } from './sequence.js';

@@ -4,6 +4,7 @@
 import type { LoadedModel } from '../model/loader.js';
 import { resolveSamplingParams, type SamplingParams } from '../sampling/params.js';
 import { describeValue } from '../tensor.js';
+import { checkContextLength, promptTokenIds } from './prompt.js';
 import { EngineCore } from './engine-core.js';
 import type { EngineOptions } from './options.js';
 import { type GenerationResult, RequestState, type StreamDelta } from './request-state.js';
@@ -19,27 +20,47 @@ export interface GenerateOptions extends Omit<EngineOptions, 'model' | 'device' 
  * Generates a completion for each prompt (text, or token ids) with its sampling params (one set for all, or one
  * per prompt). The text excludes the prompt; a stop string is cut from it; end tokens and stop ids end the output.
  */
-export async function generate(loaded: LoadedModel, prompts: string | number[] | (string | number[])[], params: SamplingParams | SamplingParams[] = {},
-  opts: GenerateOptions = {}): Promise<GenerationResult[]> {
+export async function generate(
+  loaded: LoadedModel,
+  prompts: string | number[] | (string | number[])[],
+  params: SamplingParams | SamplingParams[] = {},
+  opts: GenerateOptions = {},
+): Promise<GenerationResult[]> {
   const arrival = performance.now();
-  const list: (string | number[])[] = typeof prompts === 'string' || (Array.isArray(prompts) && typeof prompts[0] === 'number') ? [prompts as string | number[]] : prompts as (string | number[])[];
-  if (!Array.isArray(list) || list.length === 0) throw new TypeError(`generate: prompts must be a string, token ids, or a non-empty array of them, got ${describeValue(prompts)}`);
-  if (Array.isArray(params) && params.length !== list.length) throw new RangeError(`generate: params has ${params.length} entries for ${list.length} prompts`);
+  const list: (string | number[])[] =
+    typeof prompts === 'string' || (Array.isArray(prompts) && typeof prompts[0] === 'number')
+      ? [prompts as string | number[]]
+      : (prompts as (string | number[])[]);
+  if (!Array.isArray(list) || list.length === 0)
+    throw new TypeError(
+      `generate: prompts must be a string, token ids, or a non-empty array of them, got ${describeValue(prompts)}`,
+    );
+  if (Array.isArray(params) && params.length !== list.length)
+    throw new RangeError(`generate: params has ${params.length} entries for ${list.length} prompts`);
   const { onText, onStep, ...engineOptions } = opts;
   const { config, tokenizer } = loaded;
   const maxLen = engineOptions.maxModelLen ?? config.maxPositionEmbeddings;
   const states: RequestState[] = [];
+  let core: EngineCore | null = null;
   for (let i = 0; i < list.length; ++i) {
-    const p = list[i]!;
-    const ids = typeof p === 'string' ? await tokenizer.encode(p) : p;
-    if (typeof p === 'string' && ids.length === 0) throw new RangeError(`generate: prompts[${i}] encodes to no tokens (and the tokenizer adds no BOS)`);
-    if (!Array.isArray(ids) || ids.length === 0 || !ids.every((t) => Number.isInteger(t) && t >= 0 && t < config.vocabSize))
-      throw new RangeError(`generate: prompts[${i}] must be a string or a non-empty array of token ids in [0, ${config.vocabSize}), got ${describeValue(p)}`);
-    if (ids.length >= maxLen) throw new RangeError(`generate: prompts[${i}] has ${ids.length} tokens; maxModelLen is ${maxLen}`);
+    const where = `generate: prompts[${i}]`;
+    const ids = await promptTokenIds(list[i]!, tokenizer, config.vocabSize, where);
+    checkContextLength(ids.length, 1, maxLen, where);
     const resolved = resolveSamplingParams(Array.isArray(params) ? params[i]! : params, config.vocabSize);
-    states.push(new RequestState(String(i), Array.from(ids), resolved, tokenizer, arrival, (d: StreamDelta) => {
-      if (d.text.length > 0) onText?.(i, d.text);
-    }));
+    const id = String(i);
+    states.push(
+      new RequestState(
+        id,
+        ids,
+        resolved,
+        tokenizer,
+        arrival,
+        (d: StreamDelta) => {
+          if (d.text.length > 0) onText?.(i, d.text);
+        },
+        () => core?.abort([id]),
+      ),
+    );
   }
   // The whole workload is known: by default the cache holds every sequence at its longest, so nothing is preempted.
   if (engineOptions.kvCacheBytes === undefined) {
@@ -48,18 +69,20 @@ export async function generate(loaded: LoadedModel, prompts: string | number[] |
     for (const s of states) blocks += Math.ceil(Math.min(maxLen, s.promptTokenIds.length + s.params.maxTokens) / bs);
     engineOptions.kvCacheBytes = Math.max(blocks, Math.ceil(maxLen / bs)) * bs * loaded.model.kvBytesPerSlot;
   }
-  const core = EngineCore.fromLoaded(loaded, engineOptions);
+  const stepping = EngineCore.fromLoaded(loaded, engineOptions);
+  core = stepping;
   try {
     const byId = new Map(states.map((s) => [s.requestId, s]));
-    for (const s of states) core.add({ requestId: s.requestId, promptTokenIds: s.promptTokenIds, params: s.params });
-    while (core.hasUnfinished) {
-      const outputs = core.step();
+    for (const s of states)
+      stepping.add({ requestId: s.requestId, promptTokenIds: s.promptTokenIds, params: s.params });
+    while (stepping.hasUnfinished) {
+      const outputs = stepping.step();
       const now = performance.now();
-      for (const out of outputs) if (await byId.get(out.requestId)!.take(out, now)) core.abort([out.requestId]);
-      onStep?.(core);
+      for (const out of outputs) await byId.get(out.requestId)!.take(out, now);
+      onStep?.(stepping);
     }
     return states.map((s) => s.result());
   } finally {
-    core.dispose();
+    stepping.dispose();
   }
 }

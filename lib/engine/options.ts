@@ -70,7 +70,8 @@ function posInt(o: Record<string, unknown>, key: string, fallback: number | null
   const v = o[key];
   if (v === undefined || v === null) return fallback;
   if (typeof v !== 'number') throw new TypeError(`InferenceEngine: ${key} must be a number, got ${describeValue(v)}`);
-  if (!Number.isInteger(v) || v < 1 || v > max) throw new RangeError(`InferenceEngine: ${key} must be an integer in [1, ${max}], got ${v}`);
+  if (!Number.isInteger(v) || v < 1 || v > max)
+    throw new RangeError(`InferenceEngine: ${key} must be an integer in [1, ${max}], got ${v}`);
   return v;
 }
 
@@ -83,30 +84,46 @@ function bool(o: Record<string, unknown>, key: string, fallback: boolean): boole
 
 /** Fills in defaults and checks every field: TypeError for a wrong type, RangeError for a wrong value, naming it. */
 export function resolveEngineOptions(options: EngineOptions = {}): ResolvedEngineOptions {
-  if (typeof options !== 'object' || options === null) throw new TypeError(`InferenceEngine: options must be an object, got ${describeValue(options)}`);
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError(`InferenceEngine: options must be an object, got ${describeValue(options)}`);
   const o = options as Record<string, unknown>;
   const model = o['model'] ?? DEFAULT_MODEL;
-  if (typeof model !== 'string' || model.length === 0) throw new TypeError(`InferenceEngine: model must be a path or dummy:<preset>, got ${describeValue(model)}`);
+  if (typeof model !== 'string' || model.length === 0)
+    throw new TypeError(`InferenceEngine: model must be a path or dummy:<preset>, got ${describeValue(model)}`);
   const device = o['device'] ?? defaultDevice();
-  if (!isDevice(device)) throw new TypeError(`InferenceEngine: device must be 'cpu' or 'cuda', got ${describeValue(device)}`);
+  if (!isDevice(device))
+    throw new TypeError(`InferenceEngine: device must be 'cpu' or 'cuda', got ${describeValue(device)}`);
   const dtype = o['dtype'] ?? 'auto';
-  if (dtype !== 'auto' && !isFloatDType(dtype)) throw new TypeError(`InferenceEngine: dtype must be 'auto', 'float32', 'float16' or 'bfloat16', got ${describeValue(dtype)}`);
+  if (dtype !== 'auto' && !isFloatDType(dtype))
+    throw new TypeError(
+      `InferenceEngine: dtype must be 'auto', 'float32', 'float16' or 'bfloat16', got ${describeValue(dtype)}`,
+    );
   const tokenizer = o['tokenizer'] ?? null;
-  if (tokenizer !== null && typeof tokenizer !== 'string') throw new TypeError(`InferenceEngine: tokenizer must be a path, got ${describeValue(tokenizer)}`);
+  if (tokenizer !== null && typeof tokenizer !== 'string')
+    throw new TypeError(`InferenceEngine: tokenizer must be a path, got ${describeValue(tokenizer)}`);
   const util = o['gpuMemoryUtilization'] ?? 0.9;
-  if (typeof util !== 'number') throw new TypeError(`InferenceEngine: gpuMemoryUtilization must be a number, got ${describeValue(util)}`);
-  if (!(util > 0 && util <= 1)) throw new RangeError(`InferenceEngine: gpuMemoryUtilization must be in (0, 1], got ${util}`);
+  if (typeof util !== 'number')
+    throw new TypeError(`InferenceEngine: gpuMemoryUtilization must be a number, got ${describeValue(util)}`);
+  if (!(util > 0 && util <= 1))
+    throw new RangeError(`InferenceEngine: gpuMemoryUtilization must be in (0, 1], got ${util}`);
   const kvBytes = o['kvCacheBytes'] ?? null;
-  if (kvBytes !== null && typeof kvBytes !== 'number') throw new TypeError(`InferenceEngine: kvCacheBytes must be a number, got ${describeValue(kvBytes)}`);
-  if (kvBytes !== null && !(Number.isSafeInteger(kvBytes) && kvBytes > 0)) throw new RangeError(`InferenceEngine: kvCacheBytes must be a positive integer, got ${kvBytes}`);
+  if (kvBytes !== null && typeof kvBytes !== 'number')
+    throw new TypeError(`InferenceEngine: kvCacheBytes must be a number, got ${describeValue(kvBytes)}`);
+  if (kvBytes !== null && !(Number.isSafeInteger(kvBytes) && kvBytes > 0))
+    throw new RangeError(`InferenceEngine: kvCacheBytes must be a positive integer, got ${kvBytes}`);
   const seed = o['seed'] ?? null;
   if (seed !== null && (typeof seed !== 'number' || !Number.isSafeInteger(seed) || seed < 0))
     throw new TypeError(`InferenceEngine: seed must be a non-negative integer, got ${describeValue(seed)}`);
   const sizes = o['cudaGraphCaptureSizes'] ?? null;
   if (sizes !== null && !(Array.isArray(sizes) && sizes.length > 0 && sizes.every((v) => typeof v === 'number')))
-    throw new TypeError(`InferenceEngine: cudaGraphCaptureSizes must be a non-empty array of numbers, got ${describeValue(sizes)}`);
+    throw new TypeError(
+      `InferenceEngine: cudaGraphCaptureSizes must be a non-empty array of numbers, got ${describeValue(sizes)}`,
+    );
   const r: ResolvedEngineOptions = {
-    model, device, dtype, tokenizer,
+    model,
+    device,
+    dtype,
+    tokenizer,
     maxNumSeqs: posInt(o, 'maxNumSeqs', 256, 65536)!,
     maxNumBatchedTokens: posInt(o, 'maxNumBatchedTokens', 2048, 1 << 20)!,
     maxModelLen: posInt(o, 'maxModelLen', null),
@@ -122,9 +139,13 @@ export function resolveEngineOptions(options: EngineOptions = {}): ResolvedEngin
   const maxBatch = maxDecodeBatch(r);
   for (const v of r.cudaGraphCaptureSizes ?? [])
     if (!Number.isInteger(v) || v < 1 || v > maxBatch)
-      throw new RangeError(`InferenceEngine: cudaGraphCaptureSizes entries must be integers in [1, ${maxBatch}] (the largest decode batch: maxNumSeqs and maxNumBatchedTokens), got ${v}`);
+      throw new RangeError(
+        `InferenceEngine: cudaGraphCaptureSizes entries must be integers in [1, ${maxBatch}] (the largest decode ` +
+          `batch: maxNumSeqs and maxNumBatchedTokens), got ${v}`,
+      );
   const known = new Set(Object.keys(r));
-  for (const k of Object.keys(o)) if (!known.has(k)) throw new TypeError(`InferenceEngine: unknown option ${JSON.stringify(k)}`);
+  for (const k of Object.keys(o))
+    if (!known.has(k)) throw new TypeError(`InferenceEngine: unknown option ${JSON.stringify(k)}`);
   return r;
 }
 
@@ -134,12 +155,21 @@ export function maxDecodeBatch(r: Pick<ResolvedEngineOptions, 'maxNumSeqs' | 'ma
 }
 
 /** The options once the model's config is known: maxModelLen filled in and checked against the model and the budget. */
-export function finishEngineOptions(r: ResolvedEngineOptions, config: LlamaConfig): ResolvedEngineOptions & { maxModelLen: number } {
+export function finishEngineOptions(
+  r: ResolvedEngineOptions,
+  config: LlamaConfig,
+): ResolvedEngineOptions & { maxModelLen: number } {
   const maxModelLen = r.maxModelLen ?? config.maxPositionEmbeddings;
   if (maxModelLen > config.maxPositionEmbeddings)
-    throw new RangeError(`InferenceEngine: maxModelLen ${maxModelLen} is longer than the model's context (${config.maxPositionEmbeddings})`);
+    throw new RangeError(
+      `InferenceEngine: maxModelLen ${maxModelLen} is longer than the model's context ` +
+        `(${config.maxPositionEmbeddings})`,
+    );
   if (maxModelLen < 2) throw new RangeError(`InferenceEngine: maxModelLen must be at least 2, got ${maxModelLen}`);
   if (!r.enableChunkedPrefill && r.maxNumBatchedTokens < maxModelLen)
-    throw new RangeError(`InferenceEngine: without chunked prefill maxNumBatchedTokens (${r.maxNumBatchedTokens}) must be at least maxModelLen (${maxModelLen}), or a long prompt could never run`);
+    throw new RangeError(
+      `InferenceEngine: without chunked prefill maxNumBatchedTokens (${r.maxNumBatchedTokens}) must be at least ` +
+        `maxModelLen (${maxModelLen}), or a long prompt could never run`,
+    );
   return { ...r, maxModelLen };
 }

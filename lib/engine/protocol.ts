@@ -45,8 +45,11 @@ export function serializeError(e: unknown): SerializedError {
   if (!(e instanceof Error)) return { name: 'Error', message: String(e) };
   const { code, file } = e as Error & { code?: unknown; file?: unknown };
   return {
-    name: e.name, message: e.message, ...(e.stack ? { stack: e.stack } : {}),
-    ...(typeof code === 'string' ? { code } : {}), ...(typeof file === 'string' ? { file } : {}),
+    name: e.name,
+    message: e.message,
+    ...(e.stack ? { stack: e.stack } : {}),
+    ...(typeof code === 'string' ? { code } : {}),
+    ...(typeof file === 'string' ? { file } : {}),
   };
 }
 
@@ -54,8 +57,12 @@ export function serializeError(e: unknown): SerializedError {
 export function deserializeError(s: SerializedError): Error {
   let e: Error;
   if (s.name === 'ModelFormatError' && s.file !== undefined) {
-    e = new ModelFormatError(s.file, s.message.startsWith(`${s.file}: `) ? s.message.slice(s.file.length + 2) : s.message);
-  } else if (s.name === 'MiniVllmError' && s.code !== undefined) e = new MiniVllmError(s.message, s.code as MiniVllmErrorCode);
+    e = new ModelFormatError(
+      s.file,
+      s.message.startsWith(`${s.file}: `) ? s.message.slice(s.file.length + 2) : s.message,
+    );
+  } else if (s.name === 'MiniVllmError' && s.code !== undefined)
+    e = new MiniVllmError(s.message, s.code as MiniVllmErrorCode);
   else if (s.name === 'TypeError') e = new TypeError(s.message);
   else if (s.name === 'RangeError') e = new RangeError(s.message);
   else {
@@ -63,6 +70,7 @@ export function deserializeError(s: SerializedError): Error {
     if (s.name !== 'Error') e.name = s.name;
   }
   if (s.code !== undefined && !(e instanceof MiniVllmError)) (e as Error & { code?: string }).code = s.code;
-  if (s.stack) e.stack = `${e.name}: ${e.message}\n    (in the engine worker)\n${s.stack.split('\n').slice(1).join('\n')}`;
+  if (s.stack)
+    e.stack = `${e.name}: ${e.message}\n    (in the engine worker)\n${s.stack.split('\n').slice(1).join('\n')}`;
   return e;
 }

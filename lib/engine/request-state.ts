@@ -1,6 +1,7 @@
 // One request on the caller's side: its tokens as they arrive from the core, the incremental detokenizer, stop strings,
 // the stream of deltas, and the timings the caller sees. Stop strings are found here, in the text, as vLLM's output
-// processor finds them; the owner tells the core to abort the sequence when the last delta says so.
+// processor finds them; `onStopString` tells the owner, before the last delta goes out, so it can abort the sequence
+// in the core (which does not see text).
 import type { ResolvedSamplingParams } from '../sampling/params.js';
 import type { TokenLogprobs } from '../sampling/sampler.js';
 import { IncrementalDetokenizer } from '../tokenizer/detokenizer.js';
@@ -61,8 +62,19 @@ export class RequestState {
   // Outputs are handled one after another (decoding is async); each waits for the previous.
   private chain: Promise<void> = Promise.resolve();
 
-  constructor(requestId: string, promptTokenIds: number[], params: ResolvedSamplingParams, tokenizer: Tokenizer, arrival: number,
-    private readonly onDelta: (d: StreamDelta) => void) {
+  /**
+   * `onDelta` gets every delta; `onStopString` is called once if a stop string ends the request, before the delta
+   * that reports it.
+   */
+  constructor(
+    requestId: string,
+    promptTokenIds: number[],
+    params: ResolvedSamplingParams,
+    tokenizer: Tokenizer,
+    arrival: number,
+    private readonly onDelta: (d: StreamDelta) => void,
+    private readonly onStopString: () => void = () => {},
+  ) {
     this.requestId = requestId;
     this.promptTokenIds = promptTokenIds;
     this.params = params;
@@ -76,20 +88,17 @@ export class RequestState {
     return this.finishReason !== null;
   }
 
-  /** Queues work after what is already queued for this request. */
-  then(work: () => unknown): Promise<void> {
+  /** Queues work after what is already queued for this request (outputs are decoded one after another). */
+  enqueue(work: () => unknown): Promise<void> {
     this.chain = this.chain.then(async () => {
       await work();
     });
     return this.chain;
   }
 
-  /**
-   * Takes one token from the core (received at `now`). Resolves to true when a stop string ended the request here,
-   * so the core (which does not see text) must be told to abort it.
-   */
-  async take(out: RequestOutput, now: number): Promise<boolean> {
-    if (this.finished) return false; // tokens the core made before it heard of the stop string or abort
+  /** Takes one token from the core (received at `now`). */
+  async take(out: RequestOutput, now: number): Promise<void> {
+    if (this.finished) return; // tokens the core made before it heard of the stop string or abort
     this.tokenIds.push(out.token);
     this.timings.tokens.push(now);
     if (this.tokenIds.length === 1) this.timings.firstToken = now;
@@ -107,8 +116,8 @@ export class RequestState {
       if (!stopString && out.finishReason !== null) this.finishReason = out.finishReason;
     }
     if (this.finished && !stopString) this.text += await this.detok.flush();
+    if (stopString) this.onStopString();
     this.emit([out.token], out.logprobs ? [out.logprobs] : [], now);
-    return stopString;
   }
 
   /** Ends the request as the caller asked: the text so far, nothing more. */
@@ -120,9 +129,15 @@ export class RequestState {
 
   result(): GenerationResult {
     return {
-      requestId: this.requestId, promptTokenIds: this.promptTokenIds, text: this.text, tokenIds: this.tokenIds,
-      finishReason: this.finishReason!, stopReason: this.stopReason, logprobs: this.logprobs,
-      numCachedTokens: this.numCachedTokens, timings: this.timings,
+      requestId: this.requestId,
+      promptTokenIds: this.promptTokenIds,
+      text: this.text,
+      tokenIds: this.tokenIds,
+      finishReason: this.finishReason!,
+      stopReason: this.stopReason,
+      logprobs: this.logprobs,
+      numCachedTokens: this.numCachedTokens,
+      timings: this.timings,
     };
   }
 
@@ -148,12 +163,18 @@ export class RequestState {
   private emit(tokenIds: number[], logprobs: TokenLogprobs[], at: number): void {
     if (this.finished) this.timings.finish = at;
     // Hold back what could still become the start of a stop string.
-    const safe = this.finished ? this.text.length : Math.max(this.emitted, this.text.length - Math.max(0, this.maxStop - 1));
+    const safe = this.finished
+      ? this.text.length
+      : Math.max(this.emitted, this.text.length - Math.max(0, this.maxStop - 1));
     const text = this.text.slice(this.emitted, safe);
     this.emitted = Math.max(this.emitted, safe);
     this.onDelta({
-      requestId: this.requestId, text, tokenIds, logprobs: this.logprobs ? logprobs : null,
-      finishReason: this.finishReason, stopReason: this.stopReason,
+      requestId: this.requestId,
+      text,
+      tokenIds,
+      logprobs: this.logprobs ? logprobs : null,
+      finishReason: this.finishReason,
+      stopReason: this.stopReason,
     });
   }
 }

@@ -62,9 +62,12 @@ export class Scheduler {
   }
 
   add(seq: Sequence): void {
-    if (this.byId.has(seq.requestId)) throw new RangeError(`Scheduler: request id ${JSON.stringify(seq.requestId)} is already in use`);
+    if (this.byId.has(seq.requestId))
+      throw new RangeError(`Scheduler: request id ${JSON.stringify(seq.requestId)} is already in use`);
     if (seq.numTokens >= this.config.maxModelLen)
-      throw new RangeError(`Scheduler: the prompt has ${seq.numTokens} tokens; maxModelLen is ${this.config.maxModelLen}`);
+      throw new RangeError(
+        `Scheduler: the prompt has ${seq.numTokens} tokens; maxModelLen is ${this.config.maxModelLen}`,
+      );
     this.byId.set(seq.requestId, seq);
     seq.status = 'waiting';
     this.waiting.push(seq);
@@ -85,11 +88,17 @@ export class Scheduler {
     const scheduled: ScheduledSequence[] = [];
     const preempted: Sequence[] = [];
     const take = (seq: Sequence, n: number) => {
-      scheduled.push({ seq, start: seq.numComputedTokens, numTokens: n, sample: seq.numComputedTokens + n === seq.numTokens });
+      scheduled.push({
+        seq,
+        start: seq.numComputedTokens,
+        numTokens: n,
+        sample: seq.numComputedTokens + n === seq.numTokens,
+      });
       budget -= n;
     };
 
-    // Running sequences (decodes, and prefills part way through), oldest first; the newest give way when blocks run out.
+    // Running sequences (decodes, and prefills part way through), oldest first; the newest give way when blocks run
+    // out.
     for (let i = 0; i < this.running.length && budget > 0; ++i) {
       const seq = this.running[i]!;
       const n = Math.min(seq.numTokens - seq.numComputedTokens, budget);
@@ -145,7 +154,8 @@ export class Scheduler {
       else if (p.stopTokenIds.includes(token)) {
         reason = 'stop';
         seq.stopReason = token;
-      } else if (seq.outputTokenIds.length >= p.maxTokens || seq.numTokens >= this.config.maxModelLen) reason = 'length';
+      } else if (seq.outputTokenIds.length >= p.maxTokens || seq.numTokens >= this.config.maxModelLen)
+        reason = 'length';
       if (reason !== null) this.finish(seq, reason);
       updates.push({ seq, token, finishReason: reason, stopReason: seq.stopReason });
     }
