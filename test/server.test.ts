@@ -13,11 +13,21 @@ import { prng, sharedModels } from './helpers.js';
 const models = sharedModels();
 const MODEL = models ? join(models, 'stories260K', 'stories260K.bin') : 'dummy:stories15M';
 const CLI = new URL('../lib/cli.js', import.meta.url).pathname;
-const TEMPLATE = "{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ 'assistant:' }}{% endif %}";
+const TEMPLATE =
+  "{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ " +
+  "'assistant:' }}{% endif %}";
 const PROMPTS = ['Once upon a time', 'Lily and Ben', 'The cat sat', 'One day, a little girl', 'Tom had a big red ball'];
 
-async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: Record<string, unknown>; headers: Headers }> {
-  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+async function post(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: Record<string, unknown>; headers: Headers }> {
+  const r = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
   const text = await r.text();
   let json: Record<string, unknown>;
   try {
@@ -28,7 +38,12 @@ async function post(url: string, body: unknown, headers: Record<string, string> 
   return { status: r.status, json, headers: r.headers };
 }
 
-function expectError(res: { status: number; json: Record<string, unknown> }, status: number, param?: string | null, code?: string): void {
+function expectError(
+  res: { status: number; json: Record<string, unknown> },
+  status: number,
+  param?: string | null,
+  code?: string,
+): void {
   expect(res.status, JSON.stringify(res.json)).to.equal(status);
   const e = res.json.error as { message: unknown; type: unknown; param: unknown; code: unknown };
   expect(e, 'OpenAI error shape').to.be.an('object');
@@ -63,7 +78,8 @@ function parsePrometheus(text: string): Map<string, number> {
   return samples;
 }
 
-const sum = (m: Map<string, number>, prefix: string) => [...m].filter(([k]) => k.startsWith(prefix)).reduce((s, [, v]) => s + v, 0);
+const sum = (m: Map<string, number>, prefix: string) =>
+  [...m].filter(([k]) => k.startsWith(prefix)).reduce((s, [, v]) => s + v, 0);
 
 describe(`OpenAI server (${models ? 'stories260K' : 'dummy:stories15M: ../shared/models is absent'})`, function () {
   let engine: InferenceEngine;
@@ -96,32 +112,60 @@ describe(`OpenAI server (${models ? 'stories260K' : 'dummy:stories15M: ../shared
   });
 
   it('completions: greedy text equals InferenceEngine.generate, with exact usage', async () => {
-    const r = await client.completions.create({ model: modelName, prompt: PROMPTS[0]!, max_tokens: 24, temperature: 0 });
+    const r = await client.completions.create({
+      model: modelName,
+      prompt: PROMPTS[0]!,
+      max_tokens: 24,
+      temperature: 0,
+    });
     expect(r.object).to.equal('text_completion');
     expect(r.choices).to.have.length(1);
     expect(r.choices[0]!.text).to.equal(expected.get(PROMPTS[0]!));
     const ids = await engine.tokenizer.encode(PROMPTS[0]!);
     const own = await engine.generate(PROMPTS[0]!, { temperature: 0, maxTokens: 24 });
-    expect(r.usage).to.deep.equal({ prompt_tokens: ids.length, completion_tokens: own.tokenIds.length, total_tokens: ids.length + own.tokenIds.length });
+    expect(r.usage).to.deep.equal({
+      prompt_tokens: ids.length,
+      completion_tokens: own.tokenIds.length,
+      total_tokens: ids.length + own.tokenIds.length,
+    });
     expect(r.choices[0]!.finish_reason).to.equal(own.finishReason);
   });
 
   it('completions: several prompts (text and ids) and n choices, each in its place', async () => {
     const ids = await engine.tokenizer.encode(PROMPTS[2]!);
-    const r = await client.completions.create({ model: modelName, prompt: [PROMPTS[1]!, PROMPTS[3]!], max_tokens: 24, temperature: 0, n: 2 });
+    const r = await client.completions.create({
+      model: modelName,
+      prompt: [PROMPTS[1]!, PROMPTS[3]!],
+      max_tokens: 24,
+      temperature: 0,
+      n: 2,
+    });
     expect(r.choices.map((c) => c.index)).to.deep.equal([0, 1, 2, 3]);
-    expect(r.choices.map((c) => c.text)).to.deep.equal([expected.get(PROMPTS[1]!), expected.get(PROMPTS[1]!), expected.get(PROMPTS[3]!), expected.get(PROMPTS[3]!)]);
+    expect(r.choices.map((c) => c.text)).to.deep.equal([
+      expected.get(PROMPTS[1]!),
+      expected.get(PROMPTS[1]!),
+      expected.get(PROMPTS[3]!),
+      expected.get(PROMPTS[3]!),
+    ]);
     const t = await client.completions.create({ model: modelName, prompt: ids, max_tokens: 24, temperature: 0 });
     expect(t.choices[0]!.text).to.equal(expected.get(PROMPTS[2]!));
     // Seeded sampling: choice j draws with seed + j, so choice 0 equals n = 1 with the same seed.
-    const one = await client.completions.create({ model: modelName, prompt: PROMPTS[0]!, max_tokens: 16, temperature: 1, seed: 7 });
-    const three = await client.completions.create({ model: modelName, prompt: PROMPTS[0]!, max_tokens: 16, temperature: 1, seed: 7, n: 3 });
+    const seeded = { model: modelName, prompt: PROMPTS[0]!, max_tokens: 16, temperature: 1, seed: 7 };
+    const one = await client.completions.create(seeded);
+    const three = await client.completions.create({ ...seeded, n: 3 });
     expect(three.choices[0]!.text).to.equal(one.choices[0]!.text);
     expect(new Set(three.choices.map((c) => c.text)).size).to.be.greaterThan(1);
   });
 
-  it('completions: streamed deltas concatenate to the text, the finish reason comes last, then usage and [DONE]', async () => {
-    const stream = await client.completions.create({ model: modelName, prompt: PROMPTS[4]!, max_tokens: 24, temperature: 0, stream: true, stream_options: { include_usage: true } });
+  it('completions: streamed deltas concatenate to the text, finish reason last, then usage and [DONE]', async () => {
+    const stream = await client.completions.create({
+      model: modelName,
+      prompt: PROMPTS[4]!,
+      max_tokens: 24,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let text = '';
     let finish: string | null = null;
     let usage: OpenAI.CompletionUsage | null | undefined = null;
@@ -141,15 +185,22 @@ describe(`OpenAI server (${models ? 'stories260K' : 'dummy:stories15M: ../shared
     const own = await engine.generate(PROMPTS[4]!, { temperature: 0, maxTokens: 24 });
     expect(usage).to.deep.include({ prompt_tokens: ids.length, completion_tokens: own.tokenIds.length });
     // The raw stream ends with data: [DONE].
-    const raw = await fetch(`${base}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: PROMPTS[0], max_tokens: 4, stream: true }) });
+    const raw = await fetch(`${base}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: PROMPTS[0], max_tokens: 4, stream: true }),
+    });
     expect(raw.headers.get('content-type')).to.match(/^text\/event-stream/);
     const body = await raw.text();
     expect(body.trimEnd().endsWith('data: [DONE]')).to.equal(true);
     for (const ev of body.split('\n\n').filter(Boolean)) expect(ev).to.match(/^data: /);
   });
 
-  it('chat: the model\'s template (here --chat-template), greedy equal to the engine, streamed and not', async () => {
-    const messages = [{ role: 'system' as const, content: 'You tell stories.' }, { role: 'user' as const, content: 'Tell me about a cat.' }];
+  it("chat: the model's template (here --chat-template), greedy equal to the engine, streamed and not", async () => {
+    const messages = [
+      { role: 'system' as const, content: 'You tell stories.' },
+      { role: 'user' as const, content: 'Tell me about a cat.' },
+    ];
     const text = `system: You tell stories.\nuser: Tell me about a cat.\nassistant:`;
     const ids = await engine.tokenizer.encode(text, { addSpecialTokens: false });
     const own = await engine.generate(ids, { temperature: 0, maxTokens: 20 });
@@ -157,7 +208,14 @@ describe(`OpenAI server (${models ? 'stories260K' : 'dummy:stories15M: ../shared
     expect(r.object).to.equal('chat.completion');
     expect(r.choices[0]!.message).to.deep.include({ role: 'assistant', content: own.text });
     expect(r.usage).to.deep.include({ prompt_tokens: ids.length, completion_tokens: own.tokenIds.length });
-    const stream = await client.chat.completions.create({ model: modelName, messages, max_completion_tokens: 20, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    const stream = await client.chat.completions.create({
+      model: modelName,
+      messages,
+      max_completion_tokens: 20,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let content = '';
     let role: string | undefined;
     let usage: OpenAI.CompletionUsage | undefined;
@@ -170,19 +228,36 @@ describe(`OpenAI server (${models ? 'stories260K' : 'dummy:stories15M: ../shared
     }
     expect(role).to.equal('assistant');
     expect(content).to.equal(own.text);
-    expect(usage).to.deep.include({ prompt_tokens: ids.length, completion_tokens: own.tokenIds.length, total_tokens: ids.length + own.tokenIds.length });
+    expect(usage).to.deep.include({
+      prompt_tokens: ids.length,
+      completion_tokens: own.tokenIds.length,
+      total_tokens: ids.length + own.tokenIds.length,
+    });
   });
 
   it('logprobs: one per token, the sampled one first, top alternatives as asked (completions and chat)', async () => {
     const own = await engine.generate(PROMPTS[0]!, { temperature: 0, maxTokens: 8, logprobs: 2 });
-    const r = await client.completions.create({ model: modelName, prompt: PROMPTS[0]!, max_tokens: 8, temperature: 0, logprobs: 2 });
+    const r = await client.completions.create({
+      model: modelName,
+      prompt: PROMPTS[0]!,
+      max_tokens: 8,
+      temperature: 0,
+      logprobs: 2,
+    });
     const lp = r.choices[0]!.logprobs!;
     expect(lp.tokens).to.have.length(own.tokenIds.length);
     expect(lp.tokens!.join('')).to.equal(r.choices[0]!.text);
     lp.token_logprobs!.forEach((v, i) => expect(v).to.be.closeTo(own.logprobs![i]!.logprob, 1e-9));
     for (const top of lp.top_logprobs!) expect(Object.keys(top).length).to.be.within(2, 3);
     expect(lp.text_offset![0]).to.equal(0);
-    const c = await client.chat.completions.create({ model: modelName, messages: [{ role: 'user', content: 'hi' }], max_tokens: 6, temperature: 0, logprobs: true, top_logprobs: 3 });
+    const c = await client.chat.completions.create({
+      model: modelName,
+      messages: [{ role: 'user', content: 'hi' }],
+      max_tokens: 6,
+      temperature: 0,
+      logprobs: true,
+      top_logprobs: 3,
+    });
     const content = c.choices[0]!.logprobs!.content!;
     expect(content.length).to.equal(c.usage!.completion_tokens);
     for (const t of content) {
@@ -197,28 +272,48 @@ describe(`OpenAI server (${models ? 'stories260K' : 'dummy:stories15M: ../shared
   it('200 concurrent streaming requests all finish with the right text', async () => {
     const rand = prng(5);
     const jobs = Array.from({ length: 200 }, () => PROMPTS[Math.floor(rand() * PROMPTS.length)]!);
-    const texts = await Promise.all(jobs.map(async (prompt) => {
-      const stream = await client.completions.create({ model: modelName, prompt, max_tokens: 24, temperature: 0, stream: true });
-      let text = '';
-      for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
-      return text;
-    }));
+    const texts = await Promise.all(
+      jobs.map(async (prompt) => {
+        const stream = await client.completions.create({
+          model: modelName,
+          prompt,
+          max_tokens: 24,
+          temperature: 0,
+          stream: true,
+        });
+        let text = '';
+        for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
+        return text;
+      }),
+    );
     texts.forEach((t, i) => expect(t, `request ${i}`).to.equal(expected.get(jobs[i]!)));
     expect(server.inFlight).to.equal(0);
   });
 
   it('50 clients that disconnect mid-stream leave no request running and 0 used blocks', async () => {
     const before = parsePrometheus(await (await fetch(`${base}/metrics`)).text());
-    await Promise.all(Array.from({ length: 50 }, async (_, i) => {
-      const stream = await client.completions.create({ model: modelName, prompt: PROMPTS[i % PROMPTS.length]!, max_tokens: 400, ignore_eos: true, temperature: 0, stream: true } as OpenAI.CompletionCreateParamsStreaming);
-      let n = 0;
-      for await (const chunk of stream) {
-        if (chunk.choices[0]?.text && ++n >= 2) break; // breaking out closes the connection
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: 50 }, async (_, i) => {
+        const stream = await client.completions.create({
+          model: modelName,
+          prompt: PROMPTS[i % PROMPTS.length]!,
+          max_tokens: 400,
+          ignore_eos: true,
+          temperature: 0,
+          stream: true,
+        } as OpenAI.CompletionCreateParamsStreaming);
+        let n = 0;
+        for await (const chunk of stream) {
+          if (chunk.choices[0]?.text && ++n >= 2) break; // breaking out closes the connection
+        }
+      }),
+    );
     const deadline = Date.now() + 10_000;
     let stats = await engine.getStats();
-    while ((stats.memory.usedBlocks > 0 || stats.scheduler.running + stats.scheduler.waiting > 0) && Date.now() < deadline) {
+    while (
+      (stats.memory.usedBlocks > 0 || stats.scheduler.running + stats.scheduler.waiting > 0) &&
+      Date.now() < deadline
+    ) {
       await new Promise((r) => setTimeout(r, 20));
       stats = await engine.getStats();
     }
@@ -230,7 +325,7 @@ describe(`OpenAI server (${models ? 'stories260K' : 'dummy:stories15M: ../shared
     expect((after.get(key) ?? 0) - (before.get(key) ?? 0)).to.equal(50);
   });
 
-  it('bad input gets 400 in OpenAI\'s error shape, naming the parameter', async () => {
+  it("bad input gets 400 in OpenAI's error shape, naming the parameter", async () => {
     const url = `${base}/v1/completions`;
     const chat = `${base}/v1/chat/completions`;
     expectError(await post(url, '{"prompt": "x", '), 400, null, 'invalid_json');
@@ -255,11 +350,21 @@ describe(`OpenAI server (${models ? 'stories260K' : 'dummy:stories15M: ../shared
     expectError(await post(chat, { messages: [] }), 400, 'messages');
     expectError(await post(chat, { messages: 'hi' }), 400, 'messages');
     expectError(await post(chat, { messages: [{ role: 'wizard', content: 'x' }] }), 400, 'messages.0.role');
-    expectError(await post(chat, { messages: [{ role: 'user', content: 'x' }], max_tokens: 1000 }), 400, 'max_tokens', 'context_length_exceeded');
+    expectError(
+      await post(chat, { messages: [{ role: 'user', content: 'x' }], max_tokens: 1000 }),
+      400,
+      'max_tokens',
+      'context_length_exceeded',
+    );
     expectError(await post(chat, { messages: [{ role: 'user', content: 'x' }], top_logprobs: 2 }), 400, 'top_logprobs');
-    expectError(await post(chat, { messages: [{ role: 'user', content: [{ type: 'image_url' }] }] }), 400, 'messages.0.content', 'unsupported');
+    expectError(
+      await post(chat, { messages: [{ role: 'user', content: [{ type: 'image_url' }] }] }),
+      400,
+      'messages.0.content',
+      'unsupported',
+    );
     const missing = await fetch(`${base}/v1/nothing`);
-    expectError({ status: missing.status, json: await missing.json() as Record<string, unknown> }, 404);
+    expectError({ status: missing.status, json: (await missing.json()) as Record<string, unknown> }, 404);
     // The official client raises its typed error with the status.
     let thrown: unknown;
     try {
@@ -272,12 +377,59 @@ describe(`OpenAI server (${models ? 'stories260K' : 'dummy:stories15M: ../shared
 
   it('never a 500 for bad input: 300 mutated bodies each get 200 or 400', async () => {
     const rand = prng(11);
-    const junk = () => [null, true, -1, 0, 1e308, -1e308, 2.5, '', 'x', '∞', [], [null], [-1], [[]], {}, { a: 1 }, 'NaN', 2 ** 53 + 2, [1.5], ['a', 3]][Math.floor(rand() * 20)];
-    const fields = ['prompt', 'messages', 'max_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'n', 'stop', 'stop_token_ids', 'stream', 'stream_options',
-      'seed', 'logprobs', 'top_logprobs', 'presence_penalty', 'frequency_penalty', 'repetition_penalty', 'ignore_eos', 'model', 'max_completion_tokens', 'echo', 'best_of'];
+    const junk = () =>
+      [
+        null,
+        true,
+        -1,
+        0,
+        1e308,
+        -1e308,
+        2.5,
+        '',
+        'x',
+        '∞',
+        [],
+        [null],
+        [-1],
+        [[]],
+        {},
+        { a: 1 },
+        'NaN',
+        2 ** 53 + 2,
+        [1.5],
+        ['a', 3],
+      ][Math.floor(rand() * 20)];
+    const fields = [
+      'prompt',
+      'messages',
+      'max_tokens',
+      'temperature',
+      'top_p',
+      'top_k',
+      'min_p',
+      'n',
+      'stop',
+      'stop_token_ids',
+      'stream',
+      'stream_options',
+      'seed',
+      'logprobs',
+      'top_logprobs',
+      'presence_penalty',
+      'frequency_penalty',
+      'repetition_penalty',
+      'ignore_eos',
+      'model',
+      'max_completion_tokens',
+      'echo',
+      'best_of',
+    ];
     for (let i = 0; i < 300; ++i) {
       const isChat = rand() < 0.5;
-      const body: Record<string, unknown> = isChat ? { messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 } : { prompt: 'hi', max_tokens: 2 };
+      const body: Record<string, unknown> = isChat
+        ? { messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }
+        : { prompt: 'hi', max_tokens: 2 };
       for (let k = 0; k < 1 + Math.floor(rand() * 3); ++k) body[fields[Math.floor(rand() * fields.length)]!] = junk();
       if (body.stream === true) body.stream = false;
       if (typeof body.max_tokens === 'number' && body.max_tokens > 4) body.max_tokens = 4;
@@ -288,13 +440,20 @@ describe(`OpenAI server (${models ? 'stories260K' : 'dummy:stories15M: ../shared
     }
   });
 
-  it('an API key guards /v1 (401 in OpenAI\'s shape) but not /health and /metrics', async () => {
+  it("an API key guards /v1 (401 in OpenAI's shape) but not /health and /metrics", async () => {
     const guarded = new OpenAIServer(engine, { apiKey: 'sk-test', chatTemplate: TEMPLATE });
     const url = (await guarded.listen('127.0.0.1', 0)).url;
     try {
       expectError(await post(`${url}/v1/completions`, { prompt: 'x', max_tokens: 2 }), 401, null, 'invalid_api_key');
-      expectError(await post(`${url}/v1/completions`, { prompt: 'x', max_tokens: 2 }, { authorization: 'Bearer sk-wrong' }), 401);
-      const ok = await post(`${url}/v1/completions`, { prompt: 'x', max_tokens: 2 }, { authorization: 'Bearer sk-test' });
+      expectError(
+        await post(`${url}/v1/completions`, { prompt: 'x', max_tokens: 2 }, { authorization: 'Bearer sk-wrong' }),
+        401,
+      );
+      const ok = await post(
+        `${url}/v1/completions`,
+        { prompt: 'x', max_tokens: 2 },
+        { authorization: 'Bearer sk-test' },
+      );
       expect(ok.status).to.equal(200);
       const c = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'sk-nope', maxRetries: 0 });
       let thrown: unknown;
@@ -316,12 +475,20 @@ describe(`OpenAI server (${models ? 'stories260K' : 'dummy:stories15M: ../shared
     const url = (await small.listen('127.0.0.1', 0)).url;
     const c = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'x', maxRetries: 0 });
     try {
-      const streams = await Promise.all([0, 1].map(async () => {
-        const s = await c.completions.create({ model: modelName, prompt: 'x', max_tokens: 400, ignore_eos: true, stream: true } as OpenAI.CompletionCreateParamsStreaming);
-        const it = s[Symbol.asyncIterator]();
-        await it.next();
-        return it;
-      }));
+      const streams = await Promise.all(
+        [0, 1].map(async () => {
+          const s = await c.completions.create({
+            model: modelName,
+            prompt: 'x',
+            max_tokens: 400,
+            ignore_eos: true,
+            stream: true,
+          } as OpenAI.CompletionCreateParamsStreaming);
+          const it = s[Symbol.asyncIterator]();
+          await it.next();
+          return it;
+        }),
+      );
       const over = await post(`${url}/v1/completions`, { prompt: 'x', max_tokens: 2 });
       expectError(over, 503, null, 'overloaded');
       expect(over.headers.get('retry-after')).to.equal('1');
@@ -337,14 +504,28 @@ describe(`OpenAI server (${models ? 'stories260K' : 'dummy:stories15M: ../shared
 
   it('/metrics is Prometheus text with request counts, TTFT / TPOT / E2E histograms, queue and KV gauges', async () => {
     const before = parsePrometheus(await (await fetch(`${base}/metrics`)).text());
-    const r = await client.completions.create({ model: modelName, prompt: PROMPTS[1]!, max_tokens: 10, temperature: 0 });
+    const r = await client.completions.create({
+      model: modelName,
+      prompt: PROMPTS[1]!,
+      max_tokens: 10,
+      temperature: 0,
+    });
     const res = await fetch(`${base}/metrics`);
     expect(res.headers.get('content-type')).to.match(/^text\/plain; version=0\.0\.4/);
     const m = parsePrometheus(await res.text());
     const L = `{model_name="${modelName}"}`;
-    expect(m.get(`mini_vllm:prompt_tokens_total${L}`)! - (before.get(`mini_vllm:prompt_tokens_total${L}`) ?? 0)).to.equal(r.usage!.prompt_tokens);
-    expect(m.get(`mini_vllm:generation_tokens_total${L}`)! - (before.get(`mini_vllm:generation_tokens_total${L}`) ?? 0)).to.equal(r.usage!.completion_tokens);
-    for (const h of ['time_to_first_token_seconds', 'request_time_per_output_token_seconds', 'e2e_request_latency_seconds', 'inter_token_latency_seconds']) {
+    expect(
+      m.get(`mini_vllm:prompt_tokens_total${L}`)! - (before.get(`mini_vllm:prompt_tokens_total${L}`) ?? 0),
+    ).to.equal(r.usage!.prompt_tokens);
+    expect(
+      m.get(`mini_vllm:generation_tokens_total${L}`)! - (before.get(`mini_vllm:generation_tokens_total${L}`) ?? 0),
+    ).to.equal(r.usage!.completion_tokens);
+    for (const h of [
+      'time_to_first_token_seconds',
+      'request_time_per_output_token_seconds',
+      'e2e_request_latency_seconds',
+      'inter_token_latency_seconds',
+    ]) {
       const name = `mini_vllm:${h}`;
       const count = m.get(`${name}_count${L}`)!;
       expect(count, name).to.be.greaterThan(0);
@@ -352,7 +533,13 @@ describe(`OpenAI server (${models ? 'stories260K' : 'dummy:stories15M: ../shared
       const buckets = [...m].filter(([k]) => k.startsWith(`${name}_bucket`)).map(([, v]) => v);
       for (let i = 1; i < buckets.length; ++i) expect(buckets[i]!).to.be.at.least(buckets[i - 1]!);
     }
-    for (const g of ['num_requests_running', 'num_requests_waiting', 'kv_cache_usage_perc', 'avg_generation_throughput_toks_per_s']) expect(m.has(`mini_vllm:${g}${L}`), g).to.equal(true);
+    for (const g of [
+      'num_requests_running',
+      'num_requests_waiting',
+      'kv_cache_usage_perc',
+      'avg_generation_throughput_toks_per_s',
+    ])
+      expect(m.has(`mini_vllm:${g}${L}`), g).to.equal(true);
     expect(m.get(`mini_vllm:num_requests_running${L}`)).to.equal(0);
     expect(m.get(`mini_vllm:kv_cache_usage_perc${L}`)).to.equal(0);
     expect(sum(m, 'mini_vllm:http_requests_total')).to.be.greaterThan(0);
@@ -362,12 +549,22 @@ describe(`OpenAI server (${models ? 'stories260K' : 'dummy:stories15M: ../shared
 describe('serve(): graceful shutdown', () => {
   it('finishes what is in flight within the grace period, refuses new requests, and frees every byte', async () => {
     const baseline = memoryStats().cpu.bytes;
-    const running = await serve({ model: 'dummy:stories15M', device: 'cpu', maxModelLen: 256, port: 0, handleSignals: false, shutdownTimeoutMs: 10_000 });
+    const running = await serve({
+      model: 'dummy:stories15M',
+      device: 'cpu',
+      maxModelLen: 256,
+      port: 0,
+      handleSignals: false,
+      shutdownTimeoutMs: 10_000,
+    });
     const url = running.url;
     const pending = post(`${url}/v1/completions`, { prompt: 'Once', max_tokens: 40, ignore_eos: true });
     while (running.server.inFlight === 0) await new Promise((r) => setTimeout(r, 5));
     const down = running.shutdown();
-    const late = await fetch(`${url}/v1/completions`, { method: 'POST' }).then((r) => r.status, () => 'refused');
+    const late = await fetch(`${url}/v1/completions`, { method: 'POST' }).then(
+      (r) => r.status,
+      () => 'refused',
+    );
     expect(late).to.be.oneOf([503, 'refused']);
     const done = await pending;
     expect(done.status).to.equal(200);
@@ -377,7 +574,14 @@ describe('serve(): graceful shutdown', () => {
   });
 
   it('aborts what is still running when the grace period ends', async () => {
-    const running = await serve({ model: 'dummy:stories15M', device: 'cpu', maxModelLen: 256, port: 0, handleSignals: false, shutdownTimeoutMs: 100 });
+    const running = await serve({
+      model: 'dummy:stories15M',
+      device: 'cpu',
+      maxModelLen: 256,
+      port: 0,
+      handleSignals: false,
+      shutdownTimeoutMs: 100,
+    });
     const pending = post(`${running.url}/v1/completions`, { prompt: 'Once', max_tokens: 250, ignore_eos: true });
     while (running.server.inFlight === 0) await new Promise((r) => setTimeout(r, 5));
     await running.shutdown();
@@ -391,8 +595,13 @@ describe('serve(): graceful shutdown', () => {
 
 describe('mini-vllm serve (CLI)', () => {
   it('serves, then on SIGTERM ends the stream in flight and exits 0 with nothing on stdout', async () => {
-    const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--max-model-len', '256', '--shutdown-timeout', '0.2', '--device', 'cpu'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '', stdout = '';
+    const child = spawn(
+      process.execPath,
+      [CLI, 'serve', '--port', '0', '--max-model-len', '256', '--shutdown-timeout', '0.2', '--device', 'cpu'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '',
+      stdout = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     const url = await new Promise<string>((resolve, reject) => {
       child.stderr.on('data', (d: Buffer) => {
@@ -404,7 +613,13 @@ describe('mini-vllm serve (CLI)', () => {
     });
     expect((await fetch(`${url}/health`)).status).to.equal(200);
     const c = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'x', maxRetries: 0 });
-    const stream = await c.completions.create({ model: 'dummy:stories15M', prompt: 'Once', max_tokens: 240, ignore_eos: true, stream: true } as OpenAI.CompletionCreateParamsStreaming);
+    const stream = await c.completions.create({
+      model: 'dummy:stories15M',
+      prompt: 'Once',
+      max_tokens: 240,
+      ignore_eos: true,
+      stream: true,
+    } as OpenAI.CompletionCreateParamsStreaming);
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     let chunks = 0;
     let last: string | null | undefined = null;

@@ -3,8 +3,13 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { GenerationResult, InferenceEngine } from '../engine/index.js';
 
-const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80];
-const TOKEN_BUCKETS = [0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5];
+const LATENCY_BUCKETS = [
+  0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80,
+];
+const TOKEN_BUCKETS = [
+  0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75,
+  1, 2.5,
+];
 
 export class ServerMetrics {
   readonly registry = new Registry();
@@ -17,28 +22,82 @@ export class ServerMetrics {
   private readonly itl: Histogram<'model_name'>;
   private readonly e2e: Histogram<'model_name'>;
 
-  constructor(engine: InferenceEngine, private readonly model: string) {
+  constructor(
+    engine: InferenceEngine,
+    private readonly model: string,
+  ) {
     const registers = [this.registry];
     const labelNames = ['model_name'] as const;
-    this.success = new Counter({ name: 'mini_vllm:request_success_total', help: 'Finished requests, by finish reason (stop, length, abort).', labelNames: ['model_name', 'finished_reason'], registers });
-    this.http = new Counter({ name: 'mini_vllm:http_requests_total', help: 'HTTP requests answered, by route and status code.', labelNames: ['model_name', 'route', 'status'], registers });
-    this.promptTokens = new Counter({ name: 'mini_vllm:prompt_tokens_total', help: 'Prompt tokens of finished requests.', labelNames, registers });
-    this.generationTokens = new Counter({ name: 'mini_vllm:generation_tokens_total', help: 'Generated tokens of finished requests.', labelNames, registers });
-    this.ttft = new Histogram({ name: 'mini_vllm:time_to_first_token_seconds', help: 'Time to first token: first token − arrival.', labelNames, buckets: LATENCY_BUCKETS, registers });
-    this.tpot = new Histogram({ name: 'mini_vllm:request_time_per_output_token_seconds', help: 'Time per output token of each request: (E2E − TTFT) / (output tokens − 1).', labelNames, buckets: TOKEN_BUCKETS, registers });
-    this.itl = new Histogram({ name: 'mini_vllm:inter_token_latency_seconds', help: 'Every gap between consecutive tokens of a request.', labelNames, buckets: TOKEN_BUCKETS, registers });
-    this.e2e = new Histogram({ name: 'mini_vllm:e2e_request_latency_seconds', help: 'End-to-end request latency: last token − arrival.', labelNames, buckets: LATENCY_BUCKETS, registers });
+    this.success = new Counter({
+      name: 'mini_vllm:request_success_total',
+      help: 'Finished requests, by finish reason (stop, length, abort).',
+      labelNames: ['model_name', 'finished_reason'],
+      registers,
+    });
+    this.http = new Counter({
+      name: 'mini_vllm:http_requests_total',
+      help: 'HTTP requests answered, by route and status code.',
+      labelNames: ['model_name', 'route', 'status'],
+      registers,
+    });
+    this.promptTokens = new Counter({
+      name: 'mini_vllm:prompt_tokens_total',
+      help: 'Prompt tokens of finished requests.',
+      labelNames,
+      registers,
+    });
+    this.generationTokens = new Counter({
+      name: 'mini_vllm:generation_tokens_total',
+      help: 'Generated tokens of finished requests.',
+      labelNames,
+      registers,
+    });
+    this.ttft = new Histogram({
+      name: 'mini_vllm:time_to_first_token_seconds',
+      help: 'Time to first token: first token − arrival.',
+      labelNames,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.tpot = new Histogram({
+      name: 'mini_vllm:request_time_per_output_token_seconds',
+      help: 'Time per output token of each request: (E2E − TTFT) / (output tokens − 1).',
+      labelNames,
+      buckets: TOKEN_BUCKETS,
+      registers,
+    });
+    this.itl = new Histogram({
+      name: 'mini_vllm:inter_token_latency_seconds',
+      help: 'Every gap between consecutive tokens of a request.',
+      labelNames,
+      buckets: TOKEN_BUCKETS,
+      registers,
+    });
+    this.e2e = new Histogram({
+      name: 'mini_vllm:e2e_request_latency_seconds',
+      help: 'End-to-end request latency: last token − arrival.',
+      labelNames,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
 
     // Engine state, read fresh from the engine core once per scrape: prom-client collects every metric at once, so
     // the gauges share one stats request.
     type Stats = Awaited<ReturnType<InferenceEngine['getStats']>>;
     let pending: Promise<Stats | null> | null = null;
-    const current = () => (pending ??= engine.getStats().catch(() => null).finally(() => {
-      pending = null;
-    }));
+    const current = () =>
+      (pending ??= engine
+        .getStats()
+        .catch(() => null)
+        .finally(() => {
+          pending = null;
+        }));
     const gauge = (name: string, help: string, read: (s: Stats) => number) =>
       new Gauge({
-        name, help, labelNames, registers,
+        name,
+        help,
+        labelNames,
+        registers,
         async collect() {
           const stats = await current();
           this.set({ model_name: model }, stats ? read(stats) : 0); // a stopped engine reads 0
@@ -47,11 +106,25 @@ export class ServerMetrics {
     gauge('mini_vllm:num_requests_running', 'Sequences in the running batch.', (s) => s.scheduler.running);
     gauge('mini_vllm:num_requests_waiting', 'Sequences waiting to be scheduled.', (s) => s.scheduler.waiting);
     gauge('mini_vllm:num_preemptions', 'Preemptions since the engine started.', (s) => s.scheduler.preempted);
-    gauge('mini_vllm:kv_cache_usage_perc', 'Share of KV-cache blocks held by running sequences (0 to 1).', (s) => (s.memory.numBlocks > 0 ? s.memory.usedBlocks / s.memory.numBlocks : 0));
+    gauge('mini_vllm:kv_cache_usage_perc', 'Share of KV-cache blocks held by running sequences (0 to 1).', (s) =>
+      s.memory.numBlocks > 0 ? s.memory.usedBlocks / s.memory.numBlocks : 0,
+    );
     gauge('mini_vllm:kv_cache_blocks', 'KV-cache blocks in the pool.', (s) => s.memory.numBlocks);
-    gauge('mini_vllm:prefix_cache_hit_rate', 'Prompt tokens found in the prefix cache / prompt tokens looked up.', (s) => s.prefixCache.hitRate);
-    gauge('mini_vllm:avg_prompt_throughput_toks_per_s', 'Prompt tokens computed per second over the last 10 s.', (s) => s.throughput.promptTokensPerSecond);
-    gauge('mini_vllm:avg_generation_throughput_toks_per_s', 'Tokens generated per second over the last 10 s.', (s) => s.throughput.generationTokensPerSecond);
+    gauge(
+      'mini_vllm:prefix_cache_hit_rate',
+      'Prompt tokens found in the prefix cache / prompt tokens looked up.',
+      (s) => s.prefixCache.hitRate,
+    );
+    gauge(
+      'mini_vllm:avg_prompt_throughput_toks_per_s',
+      'Prompt tokens computed per second over the last 10 s.',
+      (s) => s.throughput.promptTokensPerSecond,
+    );
+    gauge(
+      'mini_vllm:avg_generation_throughput_toks_per_s',
+      'Tokens generated per second over the last 10 s.',
+      (s) => s.throughput.generationTokensPerSecond,
+    );
   }
 
   /** One finished engine request (one choice). */

@@ -13,7 +13,13 @@ const sampling = {
   min_p: nullable({ type: 'number', minimum: 0, maximum: 1 }),
   n: nullable({ type: 'integer', minimum: 1, maximum: 128 }),
   max_tokens: nullable({ type: 'integer', minimum: 1 }),
-  stop: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string', minLength: 1 }, maxItems: 16 }, { type: 'null' }] },
+  stop: {
+    anyOf: [
+      { type: 'string' },
+      { type: 'array', items: { type: 'string', minLength: 1 }, maxItems: 16 },
+      { type: 'null' },
+    ],
+  },
   stop_token_ids: nullable({ type: 'array', items: { type: 'integer', minimum: 0 }, maxItems: 64 }),
   stream: nullable({ type: 'boolean' }),
   stream_options: nullable({ type: 'object', properties: { include_usage: nullable({ type: 'boolean' }) } }),
@@ -47,7 +53,11 @@ export const completionSchema = {
   },
 } as const;
 
-const contentPart = { type: 'object', required: ['type'], properties: { type: { type: 'string' }, text: { type: 'string' } } } as const;
+const contentPart = {
+  type: 'object',
+  required: ['type'],
+  properties: { type: { type: 'string' }, text: { type: 'string' } },
+} as const;
 
 export const chatSchema = {
   type: 'object',

@@ -23,17 +23,32 @@ export interface RunningServer {
 }
 
 export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
-  const { host = '127.0.0.1', port = 8000, shutdownTimeoutMs = 5000, handleSignals = true, log = () => {},
-    servedModelName, apiKey, chatTemplate, maxPendingRequests, logRequests, ...engineOptions } = opts;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`serve: port must be an integer in [0, 65535], got ${port}`);
-  if (!(shutdownTimeoutMs >= 0)) throw new RangeError(`serve: shutdownTimeoutMs must be at least 0, got ${shutdownTimeoutMs}`);
+  const {
+    host = '127.0.0.1',
+    port = 8000,
+    shutdownTimeoutMs = 5000,
+    handleSignals = true,
+    log = () => {},
+    servedModelName,
+    apiKey,
+    chatTemplate,
+    maxPendingRequests,
+    logRequests,
+    ...engineOptions
+  } = opts;
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new RangeError(`serve: port must be an integer in [0, 65535], got ${port}`);
+  if (!(shutdownTimeoutMs >= 0))
+    throw new RangeError(`serve: shutdownTimeoutMs must be at least 0, got ${shutdownTimeoutMs}`);
   const engine = await InferenceEngine.create(engineOptions);
   let server: OpenAIServer;
   let addr: { url: string; port: number };
   try {
     server = new OpenAIServer(engine, {
-      ...(servedModelName !== undefined ? { servedModelName } : {}), ...(apiKey !== undefined ? { apiKey } : {}),
-      ...(chatTemplate !== undefined ? { chatTemplate } : {}), ...(maxPendingRequests !== undefined ? { maxPendingRequests } : {}),
+      ...(servedModelName !== undefined ? { servedModelName } : {}),
+      ...(apiKey !== undefined ? { apiKey } : {}),
+      ...(chatTemplate !== undefined ? { chatTemplate } : {}),
+      ...(maxPendingRequests !== undefined ? { maxPendingRequests } : {}),
       ...(logRequests !== undefined ? { logRequests } : {}),
     });
     addr = await server.listen(host, port);
@@ -47,20 +62,27 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
       log(`mini-vllm: ${signal} again: exiting now`);
       process.exit(130);
     }
-    log(`mini-vllm: ${signal}: no new requests; waiting up to ${shutdownTimeoutMs} ms for ${server.inFlight} in flight, then aborting them`);
-    void shutdown().then(() => log('mini-vllm: stopped'), (e: Error) => {
-      log(`mini-vllm: shutdown failed: ${e.message}`);
-      process.exitCode = 1;
-    });
+    log(
+      `mini-vllm: ${signal}: no new requests; waiting up to ${shutdownTimeoutMs} ms for ${server.inFlight} in ` +
+        `flight, then aborting them`,
+    );
+    void shutdown().then(
+      () => log('mini-vllm: stopped'),
+      (e: Error) => {
+        log(`mini-vllm: shutdown failed: ${e.message}`);
+        process.exitCode = 1;
+      },
+    );
   };
-  const shutdown = () => (shutting ??= (async () => {
-    try {
-      await server.close(shutdownTimeoutMs);
-    } finally {
-      await engine.stop();
-      process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
-    }
-  })());
+  const shutdown = () =>
+    (shutting ??= (async () => {
+      try {
+        await server.close(shutdownTimeoutMs);
+      } finally {
+        await engine.stop();
+        process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
+      }
+    })());
   if (handleSignals) process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
   return { server, engine, url: addr.url, port: addr.port, shutdown };
 }
