@@ -6,9 +6,21 @@ import { parseArgs } from 'node:util';
 import type { BenchReport } from '../lib/bench/index.js';
 
 const { values, positionals } = parseArgs({ options: { md: { type: 'string' } }, allowPositionals: true });
-const fmt = (v: number | null | undefined, digits = 1) => (v === null || v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(digits));
+const fmt = (v: number | null | undefined, digits = 1) =>
+  v === null || v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(digits);
 
-const header = ['model', 'mode', 'decode', 'TTFT p50 ms', 'TPOT p50 ms', 'TPOT floor ms', 'floor / TPOT', 'output tok/s', 'peak device GB', 'graph capture s'];
+const header = [
+  'model',
+  'mode',
+  'decode',
+  'TTFT p50 ms',
+  'TPOT p50 ms',
+  'TPOT floor ms',
+  'floor / TPOT',
+  'output tok/s',
+  'peak device GB',
+  'graph capture s',
+];
 const rows: string[][] = [];
 for (const file of positionals) {
   let r: BenchReport;
@@ -25,7 +37,9 @@ for (const file of positionals) {
     `${r.backend.model} (${r.backend.dtype})`,
     r.latency ? `latency, batch ${r.latency.batchSize}` : `${r.mode}, ${r.config.numPrompts} prompts`,
     g ? `graphs (${g.replays} replays)` : 'eager',
-    fmt(run?.metrics.ttftMs.median), fmt(run?.metrics.tpotMs.median, 2), fmt(floor?.tpotFloorMs, 2),
+    fmt(run?.metrics.ttftMs.median),
+    fmt(run?.metrics.tpotMs.median, 2),
+    fmt(floor?.tpotFloorMs, 2),
     floor?.fractionOfFloorAtMedianTpot ? `${(100 * floor.fractionOfFloorAtMedianTpot).toFixed(1)}%` : '-',
     fmt(run?.metrics.outputThroughput, 0),
     r.memory ? fmt(r.memory.peakDeviceBytes / 1e9, 2) : '-',

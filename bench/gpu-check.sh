@@ -26,8 +26,8 @@ if [ -n "$sanitizer" ]; then
   for tool in memcheck racecheck; do
     MINI_VLLM_REQUIRE_CUDA=1 timeout 240 "$sanitizer" --tool "$tool" --error-exitcode 9 --target-processes all \
       node node_modules/mocha/bin/mocha.js --grep 'on cuda.*(\[7, 768\]|\[7, 769\]|tokens 7 heads 7/7 head 64 rot 64|decode float32 heads 8/8 x 64, block 16|mixed float16 heads 32/8|float32 7 x 769|bfloat16 37 x 513|embedding float16 vocab 3|strided key/value)' \
-      dist/test/rms-norm.test.js dist/test/silu-and-mul.test.js dist/test/rotary-embedding.test.js \
-      dist/test/paged-attention.test.js dist/test/linear.test.js dist/test/embedding.test.js > "$out/sanitizer-$tool.log" 2>&1
+      dist/test/ops/layernorm.test.js dist/test/ops/activation.test.js dist/test/ops/pos-encoding.test.js \
+      dist/test/ops/cache.test.js dist/test/ops/attention.test.js dist/test/ops/linear.test.js dist/test/ops/embedding.test.js > "$out/sanitizer-$tool.log" 2>&1
     rc=$?
     tail -n 3 "$out/sanitizer-$tool.log"
     san_summary+="$tool exit $rc; "
@@ -38,8 +38,10 @@ section "op benchmarks (ours, CUDA)"
 timeout 600 node dist/bench/ops.bench.js --device cuda --json "$out/ops-cuda.json"
 
 section "whole-model decode on CUDA (dummy weights generated on the device)"
-timeout 240 node dist/bench/decode.bench.js --device cuda --dtype bfloat16 --models dummy:tinyllama-1.1b,dummy:llama-2-7b --tokens 64 \
-  --json "$out/decode-cuda.json" 2>&1 | tee "$out/decode-cuda.log" || echo "decode run failed"
+for model in tinyllama-1.1b llama-2-7b; do
+  timeout 120 node dist/lib/cli.js bench latency --device cuda --dtype bfloat16 -m "dummy:$model" --input-len 16 --output-len 64 \
+    --num-iters 3 --json "$out/decode-cuda-$model.json" 2>&1 | tee "$out/decode-cuda-$model.log" || echo "decode run of $model failed"
+done
 
 section "the same ops in PyTorch"
 timeout 300 python3 bench/gpu-check/torch_ops.py --json "$out/torch-ops.json" || echo "torch run failed"

@@ -21,7 +21,7 @@ prompts=${GPU_ENGINE_PROMPTS:-256}
 shopt -s nullglob
 
 section "graph replay against eager execution (CUDA required)"
-timeout 60 "${mocha[@]}" dist/test/cuda-graphs.test.js 2>&1 | tee "$out/tests-graphs.log"
+timeout 60 "${mocha[@]}" dist/test/decode-graphs.test.js dist/test/cuda-graph.test.js 2>&1 | tee "$out/tests-graphs.log"
 graphs_summary=$(tail -n 1 "$out/tests-graphs.log")
 
 bench() {  # bench NAME SECONDS ARGS...

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 shared=${MINI_VLLM_SHARED:-../shared}
 
 MINI_VLLM_CUDA=on MINI_VLLM_CPU_ARCH=portable MINI_VLLM_BUILD_DIR=build-device node csrc/build.mjs
-npx tsc -p .
+npm run build >&2
 
 rm -rf .device
 "$shared/device/pack-node" .device >&2

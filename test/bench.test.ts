@@ -1,4 +1,4 @@
-// The benchmark suite: vLLM's metric math on hand-computed timestamps, the workload generators, the profiler, and a
+// The benchmark suite: vLLM's metric math on hand-computed timestamps, the workload generators, and a
 // short real run whose numbers must agree with each other.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -6,23 +6,34 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { computeMetrics, parseSlo, peakConcurrency, percentile, type RequestRecord, requestLatencies, summarize } from '../lib/bench/metrics.js';
+import {
+  computeMetrics,
+  parseSlo,
+  peakConcurrency,
+  percentile,
+  type RequestRecord,
+  requestLatencies,
+  summarize,
+} from '../lib/bench/metrics.js';
 import { cdf, htmlReport, summaryText } from '../lib/bench/report.js';
-import { type BenchReport, runBench } from '../lib/bench/runner.js';
+import { runBench } from '../lib/bench/runner.js';
+import type { BenchReport } from '../lib/bench/types.js';
 import { Limiter, parseRate, poissonArrivals, randomPrompts } from '../lib/bench/workload.js';
 import { InferenceEngine } from '../lib/engine/index.js';
-import { type Device, Tensor } from '../lib/index.js';
 import { OpenAIServer } from '../lib/server/index.js';
-import { native } from '../lib/native.js';
-import { rmsNorm, siluAndMul } from '../lib/ops/index.js';
-import { Profiler, summarizeTrace, type Trace, type TraceEvent } from '../lib/profiler.js';
-import { describeDevices, expectThrow } from './helpers.js';
+import { summarizeTrace } from '../lib/profiler.js';
+import { expectThrow } from './helpers.js';
 
 const run = promisify(execFile);
 const CLI = new URL('../lib/cli.js', import.meta.url).pathname;
 
 const req = (promptTokens: number, arrival: number, tokens: number[]): RequestRecord => ({
-  promptTokens, outputTokens: tokens.length, arrival, firstToken: tokens[0]!, tokens, finish: tokens.at(-1)!,
+  promptTokens,
+  outputTokens: tokens.length,
+  arrival,
+  firstToken: tokens[0]!,
+  tokens,
+  finish: tokens.at(-1)!,
 });
 
 describe('bench metrics (vLLM definitions)', () => {
@@ -53,12 +64,23 @@ describe('bench metrics (vLLM definitions)', () => {
     expect(requestLatencies(runA[0]!)).to.deep.equal({ ttft: 100, tpot: 25, itl: [20, 30], e2el: 150 });
     expect(requestLatencies(runA[1]!)).to.deep.equal({ ttft: 200, tpot: null, itl: [], e2el: 200 });
     expect(requestLatencies(runA[2]!)).to.deep.equal({ ttft: 100, tpot: 25, itl: [10, 10, 10, 70], e2el: 200 });
-    expectThrow(() => requestLatencies({ ...runA[0]!, outputTokens: 4 }), RangeError, /3 token times for 4 output tokens/);
+    expectThrow(
+      () => requestLatencies({ ...runA[0]!, outputTokens: 4 }),
+      RangeError,
+      /3 token times for 4 output tokens/,
+    );
   });
 
   it('pools and summarises them, and divides totals by the benchmark duration', () => {
     const m = computeMetrics(runA, { start: 0, end: 300 });
-    expect(m).to.include({ completed: 3, durationSeconds: 0.3, totalInputTokens: 22, totalOutputTokens: 9, peakConcurrency: 3, peakOutputThroughput: 9 });
+    expect(m).to.include({
+      completed: 3,
+      durationSeconds: 0.3,
+      totalInputTokens: 22,
+      totalOutputTokens: 9,
+      peakConcurrency: 3,
+      peakOutputThroughput: 9,
+    });
     expect(m.requestThroughput).to.be.closeTo(10, 1e-9);
     expect(m.outputThroughput).to.be.closeTo(30, 1e-9);
     expect(m.totalTokenThroughput).to.be.closeTo(31 / 0.3, 1e-9);
@@ -83,9 +105,15 @@ describe('bench metrics (vLLM definitions)', () => {
   });
 
   it('goodput counts requests that meet every SLO; a one-token request has TPOT 0 there (as vLLM)', () => {
-    expect(computeMetrics(runA, { start: 0, end: 300, slo: { ttft: 150 } }).requestGoodput).to.be.closeTo(2 / 0.3, 1e-9);
+    expect(computeMetrics(runA, { start: 0, end: 300, slo: { ttft: 150 } }).requestGoodput).to.be.closeTo(
+      2 / 0.3,
+      1e-9,
+    );
     expect(computeMetrics(runA, { start: 0, end: 300, slo: { tpot: 20 } }).requestGoodput).to.be.closeTo(1 / 0.3, 1e-9);
-    expect(computeMetrics(runA, { start: 0, end: 300, slo: { ttft: 150, e2el: 160 } }).requestGoodput).to.be.closeTo(1 / 0.3, 1e-9);
+    expect(computeMetrics(runA, { start: 0, end: 300, slo: { ttft: 150, e2el: 160 } }).requestGoodput).to.be.closeTo(
+      1 / 0.3,
+      1e-9,
+    );
     expect(parseSlo('ttft:200, tpot:50')).to.deep.equal({ ttft: 200, tpot: 50 });
     expectThrow(() => parseSlo('ttft=200'), RangeError, /key:milliseconds/);
     expectThrow(() => parseSlo('tpot:-1'), RangeError, /positive/);
@@ -97,8 +125,15 @@ describe('bench metrics (vLLM definitions)', () => {
   });
 
   it('a CDF keeps its last point at 1 and thins long sample lists', () => {
-    expect(cdf([3, 1, 2])).to.deep.equal([[1, 1 / 3], [2, 2 / 3], [3, 1]]);
-    const big = cdf(Array.from({ length: 10_001 }, (_, i) => i), 500);
+    expect(cdf([3, 1, 2])).to.deep.equal([
+      [1, 1 / 3],
+      [2, 2 / 3],
+      [3, 1],
+    ]);
+    const big = cdf(
+      Array.from({ length: 10_001 }, (_, i) => i),
+      500,
+    );
     expect(big.length).to.be.at.most(502);
     expect(big.at(-1)).to.deep.equal([10_000, 1]);
   });
@@ -106,14 +141,15 @@ describe('bench metrics (vLLM definitions)', () => {
 
 describe('bench workload', () => {
   it('Poisson arrivals have the asked mean rate and exponential gaps', () => {
-    const rate = 20, n = 20_000;
+    const rate = 20,
+      n = 20_000;
     const t = poissonArrivals(n, rate, 7);
     expect(t[0]).to.equal(0);
     const gaps = t.slice(1).map((x, i) => x - t[i]!);
     expect(gaps.every((g) => g >= 0)).to.equal(true);
     const s = summarize(gaps);
     // Mean 50 ms; the standard error of 20,000 exponential gaps is 0.7%, so 3% is over four of them.
-    expect(s.mean!).to.be.closeTo(1000 / rate, 0.03 * 1000 / rate);
+    expect(s.mean!).to.be.closeTo(1000 / rate, (0.03 * 1000) / rate);
     // An exponential's standard deviation equals its mean; its median is ln 2 of it.
     expect(s.std! / s.mean!).to.be.closeTo(1, 0.05);
     expect(s.median! / s.mean!).to.be.closeTo(Math.LN2, 0.05);
@@ -142,67 +178,21 @@ describe('bench workload', () => {
 
   it('the limiter never lets more than its limit run at once and runs everything', async () => {
     const limiter = new Limiter(3);
-    let now = 0, most = 0;
-    const done = await Promise.all(Array.from({ length: 20 }, (_, i) => limiter.run(async () => {
-      most = Math.max(most, ++now);
-      await new Promise((r) => setTimeout(r, 1 + (i % 4)));
-      --now;
-      return i;
-    })));
+    let now = 0,
+      most = 0;
+    const done = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        limiter.run(async () => {
+          most = Math.max(most, ++now);
+          await new Promise((r) => setTimeout(r, 1 + (i % 4)));
+          --now;
+          return i;
+        }),
+      ),
+    );
     expect(done).to.deep.equal(Array.from({ length: 20 }, (_, i) => i));
     expect(most).to.equal(3);
     expectThrow(() => new Limiter(0), RangeError, /at least 1/);
-  });
-});
-
-describeDevices('Profiler', (device: Device) => {
-  it('records every op inside a step with its shapes, for maxSteps steps, then takes its wrappers off', () => {
-    const rmsNormFn = () => (native as unknown as Record<string, unknown>).rmsNorm;
-    const plain = rmsNormFn();
-    using x = Tensor.full([4, 64], 1, { device });
-    using w = Tensor.full([64], 1, { device });
-    using out = Tensor.empty([4, 64], { device });
-    using gu = Tensor.full([4, 128], 1, { device });
-    using act = Tensor.empty([4, 64], { device });
-    const p = new Profiler(device, 0, 2);
-    let trace: Trace;
-    p.start();
-    try {
-      expect(rmsNormFn()).to.not.equal(plain);
-      expectThrow(() => new Profiler(device).start(), Error, /already recording/);
-      for (let s = 0; s < 3; ++s) {
-        p.step({ batch: 4 }, () => {
-          rmsNorm(out, x, w, 1e-5);
-          p.range('mlp', () => siluAndMul(act, gu));
-        });
-      }
-    } finally {
-      trace = p.stop();
-    }
-    expect(rmsNormFn()).to.equal(plain);
-    expect(p.stepsRecorded).to.equal(2);
-    const host = trace.traceEvents.filter((e) => e.ph === 'X' && e.tid === 1);
-    const steps = host.filter((e) => e.name === 'step');
-    expect(steps.map((e) => e.args)).to.deep.equal([{ index: 0, batch: 4 }, { index: 1, batch: 4 }]);
-    const norms = host.filter((e) => e.name === 'rmsNorm');
-    expect(norms).to.have.length(2);
-    expect(norms[0]!.args).to.deep.equal({ out: 'float32[4, 64]', x: 'float32[4, 64]', weight: 'float32[64]', eps: 1e-5 });
-    expect(host.filter((e) => e.name === 'siluAndMul').map((e) => e.args)).to.deep.equal([{ out: 'float32[4, 64]', x: 'float32[4, 128]' }, { out: 'float32[4, 64]', x: 'float32[4, 128]' }]);
-    const inside = (e: TraceEvent, s: TraceEvent) => e.ts! >= s.ts! && e.ts! + e.dur! <= s.ts! + s.dur!;
-    for (const e of host.filter((x) => x.name !== 'step')) expect(steps.some((s) => inside(e, s)), `${e.name} inside a step`).to.equal(true);
-    for (const e of host) expect(e.dur!).to.be.at.least(0);
-    const dev = trace.traceEvents.filter((e) => e.ph === 'X' && e.tid === 2);
-    if (device === 'cuda') {
-      expect(dev.map((e) => e.name).sort()).to.deep.equal(host.map((e) => e.name).sort());
-      for (const e of dev) expect(e.dur!).to.be.at.least(0);
-    } else {
-      expect(dev).to.have.length(0);
-    }
-    expect(trace.metadata).to.include({ steps: 2, device: `${device}:0` });
-    const sum = summarizeTrace(trace);
-    expect(sum).to.include({ steps: 'all', numSteps: 2, clock: device === 'cuda' ? 'device' : 'host' });
-    expect(sum.ops.map((o) => [o.name, o.callsPerStep])).to.have.deep.members([['rmsNorm', 1], ['siluAndMul', 1]]);
-    expect(sum.ops.reduce((t, o) => t + o.share, 0)).to.be.at.most(1 + 1e-9);
   });
 });
 
@@ -213,12 +203,26 @@ describe('bench: a short real run on dummy:stories15M', function () {
 
   before(async () => {
     r = await runBench({
-      mode: 'all', engine: { model: 'dummy:stories15M', device: 'cpu' }, numPrompts: 8, inputLen: 32, outputLen: 8, batchSize: 2,
-      numIters: 2, requestRate: Infinity, maxConcurrency: [1, 3, Infinity], seed: 1, warmup: 1, profileSteps: 3,
+      mode: 'all',
+      engine: { model: 'dummy:stories15M', device: 'cpu' },
+      numPrompts: 8,
+      inputLen: 32,
+      outputLen: 8,
+      batchSize: 2,
+      numIters: 2,
+      requestRate: Infinity,
+      maxConcurrency: [1, 3, Infinity],
+      seed: 1,
+      warmup: 1,
+      profileSteps: 3,
     });
   });
 
-  const checkRun = (name: string, get: () => { metrics: ReturnType<typeof computeMetrics>; requests: RequestRecord[] }, n: number) => {
+  const checkRun = (
+    name: string,
+    get: () => { metrics: ReturnType<typeof computeMetrics>; requests: RequestRecord[] },
+    n: number,
+  ) => {
     it(`${name}: counts, token totals, throughput = tokens / duration, TTFT ≤ E2E`, () => {
       const { metrics: m, requests } = get();
       expect(m.completed).to.equal(n);
@@ -227,7 +231,10 @@ describe('bench: a short real run on dummy:stories15M', function () {
       expect(m.totalOutputTokens).to.equal(8 * n);
       expect(m.durationSeconds).to.be.greaterThan(0);
       expect(m.outputThroughput).to.be.closeTo(m.totalOutputTokens / m.durationSeconds, 1e-9);
-      expect(m.totalTokenThroughput).to.be.closeTo((m.totalInputTokens + m.totalOutputTokens) / m.durationSeconds, 1e-9);
+      expect(m.totalTokenThroughput).to.be.closeTo(
+        (m.totalInputTokens + m.totalOutputTokens) / m.durationSeconds,
+        1e-9,
+      );
       expect(m.requestThroughput).to.be.closeTo(n / m.durationSeconds, 1e-9);
       expect(m.ttftMs.count).to.equal(n);
       expect(m.tpotMs.count).to.equal(n);
@@ -269,8 +276,14 @@ describe('bench: a short real run on dummy:stories15M', function () {
     const l = r.latency!;
     expect(l.iterationLatencyMs.count).to.equal(2);
     expect(l.bandwidthFloor.weightsBytes).to.equal(r.memory!.weightsBytes);
-    expect(l.bandwidthFloor.tpotFloorMs).to.be.closeTo(l.bandwidthFloor.weightsBytes / (r.bandwidth!.gbPerSecond * 1e6), 1e-9);
-    expect(l.bandwidthFloor.fractionOfFloorAtMedianTpot).to.be.closeTo(l.bandwidthFloor.tpotFloorMs / l.metrics.tpotMs.median!, 1e-12);
+    expect(l.bandwidthFloor.tpotFloorMs).to.be.closeTo(
+      l.bandwidthFloor.weightsBytes / (r.bandwidth!.gbPerSecond * 1e6),
+      1e-9,
+    );
+    expect(l.bandwidthFloor.fractionOfFloorAtMedianTpot).to.be.closeTo(
+      l.bandwidthFloor.tpotFloorMs / l.metrics.tpotMs.median!,
+      1e-12,
+    );
   });
 
   it('memory: weights, the KV pool, blocks at peak, peaks at least what was held', () => {
@@ -294,13 +307,30 @@ describe('bench: a short real run on dummy:stories15M', function () {
     expect(steps[0]!.args).to.include({ numSeqs: 2, numTokens: 64, numDecodes: 0 });
     expect(steps[1]!.args).to.include({ numSeqs: 2, numTokens: 2, numDecodes: 2 });
     const names = new Set(host.map((e) => e.name));
-    for (const op of ['embedding', 'rmsNorm', 'fusedAddRmsNorm', 'linear', 'rotaryEmbedding', 'reshapeAndCache', 'pagedAttention', 'siluAndMul', 'schedule', 'forward', 'sample', 'update'])
+    for (const op of [
+      'embedding',
+      'rmsNorm',
+      'fusedAddRmsNorm',
+      'linear',
+      'rotaryEmbedding',
+      'reshapeAndCache',
+      'pagedAttention',
+      'siluAndMul',
+      'schedule',
+      'forward',
+      'sample',
+      'update',
+    ])
       expect(names.has(op), op).to.equal(true);
     // Per decode step: 6 layers × (qkv, o, gate-up, down) + the lm-head.
     const decode = steps[1]!;
     const linears = host.filter((e) => e.name === 'linear' && e.ts! >= decode.ts! && e.ts! <= decode.ts! + decode.dur!);
     expect(linears).to.have.length(6 * 4 + 1);
-    expect(linears.at(-1)!.args).to.deep.include({ out: 'float32[2, 32000]', x: 'float32[2, 288]', weight: 'float32[32000, 288]' });
+    expect(linears.at(-1)!.args).to.deep.include({
+      out: 'float32[2, 32000]',
+      x: 'float32[2, 288]',
+      weight: 'float32[32000, 288]',
+    });
     // The summary: the two decode steps, slowest op first, linear called 25 times a step.
     const sum = r.profile!.summary;
     expect(sum).to.deep.equal(summarizeTrace(t));
@@ -315,18 +345,44 @@ describe('bench: a short real run on dummy:stories15M', function () {
 
   it('the summary table and the HTML page show every run', () => {
     const text = summaryText(r);
-    for (const title of ['Throughput Benchmark Result', 'Latency Benchmark Result', 'Serving Benchmark Result', 'Memory', 'Time to First Token', 'Inter-token Latency', 'Profile: 2 decode steps'])
+    for (const title of [
+      'Throughput Benchmark Result',
+      'Latency Benchmark Result',
+      'Serving Benchmark Result',
+      'Memory',
+      'Time to First Token',
+      'Inter-token Latency',
+      'Profile: 2 decode steps',
+    ])
       expect(text).to.contain(title);
     expect(text.match(/Serving Benchmark Result/g)).to.have.length(3);
     const html = htmlReport(r);
     expect(html.match(/<svg /g)).to.have.length(6);
-    for (const title of ['TTFT CDF', 'TPOT CDF', 'ITL CDF', 'E2E latency CDF', 'Output throughput vs concurrency']) expect(html).to.contain(title);
+    for (const title of ['TTFT CDF', 'TPOT CDF', 'ITL CDF', 'E2E latency CDF', 'Output throughput vs concurrency'])
+      expect(html).to.contain(title);
   });
 
   it('the CLI writes the table to stdout, the JSON and the HTML, and names a bad flag', async () => {
     const json = join(tmp, 'out.json');
-    const { stdout, stderr } = await run(process.execPath, [CLI, 'bench', 'throughput', '--num-prompts', '3', '--input-len', '16', '--output-len', '4',
-      '--warmup', '0', '--device', 'cpu', '--json', json, '--slo', 'ttft:100000']);
+    const { stdout, stderr } = await run(process.execPath, [
+      CLI,
+      'bench',
+      'throughput',
+      '--num-prompts',
+      '3',
+      '--input-len',
+      '16',
+      '--output-len',
+      '4',
+      '--warmup',
+      '0',
+      '--device',
+      'cpu',
+      '--json',
+      json,
+      '--slo',
+      'ttft:100000',
+    ]);
     expect(stdout).to.contain('Throughput Benchmark Result');
     expect(stdout).to.match(/Request goodput \(req\/s\):\s+[0-9.]+/);
     expect(stderr).to.contain('wrote the results');
@@ -370,15 +426,25 @@ describe('bench serve over HTTP (--base-url) against the OpenAI server', functio
     await engine?.stop();
   });
 
-  it('times every token from the stream, and the server\'s own histograms saw the same requests', async () => {
+  it("times every token from the stream, and the server's own histograms saw the same requests", async () => {
     const ttftCount = async () => {
       const text = await (await fetch(`${url}/metrics`)).text();
       return Number(/^mini_vllm:time_to_first_token_seconds_count\{[^}]*\} (\d+)$/m.exec(text)?.[1] ?? '0');
     };
     const before = await ttftCount();
     const r = await runBench({
-      mode: 'serve', engine: { model: 'dummy:stories15M' }, numPrompts: 6, inputLen: 20, outputLen: 6, batchSize: 1, numIters: 1,
-      requestRate: 50, maxConcurrency: [2], seed: 3, warmup: 1, baseUrl: `${url}/v1`,
+      mode: 'serve',
+      engine: { model: 'dummy:stories15M' },
+      numPrompts: 6,
+      inputLen: 20,
+      outputLen: 6,
+      batchSize: 1,
+      numIters: 1,
+      requestRate: 50,
+      maxConcurrency: [2],
+      seed: 3,
+      warmup: 1,
+      baseUrl: `${url}/v1`,
     });
     expect(r.target).to.equal(url);
     expect(r.bandwidth).to.equal(null);
@@ -397,7 +463,18 @@ describe('bench serve over HTTP (--base-url) against the OpenAI server', functio
   });
 
   it('--base-url measures serve only, and a dead URL is a clear error', async () => {
-    const base = { engine: { model: 'dummy:stories15M' }, numPrompts: 1, inputLen: 4, outputLen: 2, batchSize: 1, numIters: 1, requestRate: Infinity, maxConcurrency: [Infinity], seed: 0, warmup: 0 };
+    const base = {
+      engine: { model: 'dummy:stories15M' },
+      numPrompts: 1,
+      inputLen: 4,
+      outputLen: 2,
+      batchSize: 1,
+      numIters: 1,
+      requestRate: Infinity,
+      maxConcurrency: [Infinity],
+      seed: 0,
+      warmup: 0,
+    };
     let thrown: unknown;
     try {
       await runBench({ ...base, mode: 'throughput', baseUrl: url });

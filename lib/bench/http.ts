@@ -17,24 +17,37 @@ interface Chunk {
 }
 
 /** The served model's name and context length (GET /v1/models). */
-export async function describeServer(t: Omit<HttpTarget, 'model'>): Promise<{ model: string; maxModelLen: number | null }> {
+export async function describeServer(
+  t: Omit<HttpTarget, 'model'>,
+): Promise<{ model: string; maxModelLen: number | null }> {
   const r = await fetch(`${t.baseUrl}/v1/models`, { headers: t.apiKey ? { authorization: `Bearer ${t.apiKey}` } : {} });
   if (!r.ok) throw new Error(`${t.baseUrl}/v1/models answered ${r.status}: ${await r.text()}`);
-  const body = await r.json() as { data?: Array<{ id: string; max_model_len?: number }> };
+  const body = (await r.json()) as { data?: Array<{ id: string; max_model_len?: number }> };
   const m = body.data?.[0];
   if (!m) throw new Error(`${t.baseUrl}/v1/models lists no model`);
   return { model: m.id, maxModelLen: m.max_model_len ?? null };
 }
 
 /** Sends one streamed completion of `prompt` (token ids) and times its tokens (performance.now() ms). */
-export async function timedCompletion(t: HttpTarget, prompt: number[], params: { maxTokens: number; seed: number; ignoreEos: boolean }): Promise<RequestRecord> {
+export async function timedCompletion(
+  t: HttpTarget,
+  prompt: number[],
+  params: { maxTokens: number; seed: number; ignoreEos: boolean },
+): Promise<RequestRecord> {
   const arrival = performance.now();
   const res = await fetch(`${t.baseUrl}/v1/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(t.apiKey ? { authorization: `Bearer ${t.apiKey}` } : {}) },
     body: JSON.stringify({
-      model: t.model, prompt, max_tokens: params.maxTokens, temperature: 1, top_p: 1, seed: params.seed, ignore_eos: params.ignoreEos,
-      stream: true, stream_options: { include_usage: true },
+      model: t.model,
+      prompt,
+      max_tokens: params.maxTokens,
+      temperature: 1,
+      top_p: 1,
+      seed: params.seed,
+      ignore_eos: params.ignoreEos,
+      stream: true,
+      stream_options: { include_usage: true },
     }),
   });
   if (!res.ok || !res.body) throw new Error(`${t.baseUrl}/v1/completions answered ${res.status}: ${await res.text()}`);
@@ -52,11 +65,22 @@ export async function timedCompletion(t: HttpTarget, prompt: number[], params: {
     },
   });
   const decoder = new TextDecoder();
-  for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) parser.feed(decoder.decode(part, { stream: true }));
+  for await (const part of res.body as unknown as AsyncIterable<Uint8Array>)
+    parser.feed(decoder.decode(part, { stream: true }));
   if (got.failure !== null) throw new Error(`the server failed the request: ${got.failure}`);
   const u = got.usage;
   if (!u) throw new Error('the stream carried no usage chunk (stream_options.include_usage)');
   if (u.completion_tokens !== tokens.length)
-    throw new Error(`the server streamed ${tokens.length} chunks for ${u.completion_tokens} tokens: it does not stream one chunk per token, so tokens cannot be timed`);
-  return { promptTokens: u.prompt_tokens, outputTokens: tokens.length, arrival, firstToken: tokens[0] ?? arrival, tokens, finish: tokens.at(-1) ?? arrival };
+    throw new Error(
+      `the server streamed ${tokens.length} chunks for ${u.completion_tokens} tokens: it does not stream one chunk ` +
+        `per token, so tokens cannot be timed`,
+    );
+  return {
+    promptTokens: u.prompt_tokens,
+    outputTokens: tokens.length,
+    arrival,
+    firstToken: tokens[0] ?? arrival,
+    tokens,
+    finish: tokens.at(-1) ?? arrival,
+  };
 }

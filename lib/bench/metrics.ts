@@ -6,15 +6,29 @@
 // Each is summarised by mean, median, standard deviation (population, numpy's default) and percentiles with linear
 // interpolation (numpy's default). Throughputs are totals over the benchmark's duration.
 
-/** One finished request as the benchmark saw it: times in milliseconds on one clock. */
-export interface RequestRecord {
+import type { GenerationResult, RequestTimings } from '../engine/index.js';
+
+/**
+ * One finished request as the benchmark saw it: its token counts and its timings (the engine's RequestTimings:
+ * arrival, first token, every token, finish), in milliseconds on one clock; `tokens` has one time per output token.
+ */
+export interface RequestRecord extends RequestTimings {
   promptTokens: number;
   outputTokens: number;
-  arrival: number;
-  firstToken: number;
-  /** The time each output token arrived (its length is outputTokens). */
-  tokens: number[];
-  finish: number;
+}
+
+/** A generation result as a record, on the caller's performance.now() clock. */
+export function requestRecord(r: GenerationResult): RequestRecord & { requestId: string } {
+  const { arrival, firstToken, tokens, finish } = r.timings;
+  return {
+    requestId: r.requestId,
+    promptTokens: r.promptTokenIds.length,
+    outputTokens: r.tokenIds.length,
+    arrival,
+    firstToken,
+    tokens,
+    finish,
+  };
 }
 
 export interface Summary {
@@ -69,7 +83,19 @@ export function percentile(sorted: readonly number[], p: number): number {
 
 export function summarize(samples: readonly number[]): Summary {
   const n = samples.length;
-  if (n === 0) return { count: 0, mean: null, median: null, std: null, p50: null, p90: null, p95: null, p99: null, min: null, max: null };
+  if (n === 0)
+    return {
+      count: 0,
+      mean: null,
+      median: null,
+      std: null,
+      p50: null,
+      p90: null,
+      p95: null,
+      p99: null,
+      min: null,
+      max: null,
+    };
   const sorted = [...samples].sort((a, b) => a - b);
   let sum = 0;
   for (const x of sorted) sum += x;
@@ -77,15 +103,23 @@ export function summarize(samples: readonly number[]): Summary {
   let ss = 0;
   for (const x of sorted) ss += (x - mean) ** 2;
   return {
-    count: n, mean, median: percentile(sorted, 50), std: Math.sqrt(ss / n),
-    p50: percentile(sorted, 50), p90: percentile(sorted, 90), p95: percentile(sorted, 95), p99: percentile(sorted, 99),
-    min: sorted[0]!, max: sorted[n - 1]!,
+    count: n,
+    mean,
+    median: percentile(sorted, 50),
+    std: Math.sqrt(ss / n),
+    p50: percentile(sorted, 50),
+    p90: percentile(sorted, 90),
+    p95: percentile(sorted, 95),
+    p99: percentile(sorted, 99),
+    min: sorted[0]!,
+    max: sorted[n - 1]!,
   };
 }
 
 /** The per-request quantities: TTFT, TPOT (null with one output token), the gaps between tokens, E2E. */
 export function requestLatencies(r: RequestRecord): { ttft: number; tpot: number | null; itl: number[]; e2el: number } {
-  if (r.tokens.length !== r.outputTokens) throw new RangeError(`requestLatencies: ${r.tokens.length} token times for ${r.outputTokens} output tokens`);
+  if (r.tokens.length !== r.outputTokens)
+    throw new RangeError(`requestLatencies: ${r.tokens.length} token times for ${r.outputTokens} output tokens`);
   const ttft = r.firstToken - r.arrival;
   const e2el = r.finish - r.arrival;
   const itl: number[] = [];
@@ -94,15 +128,34 @@ export function requestLatencies(r: RequestRecord): { ttft: number; tpot: number
 }
 
 /**
+ * Decode throughput of requests run together: the tokens after each one's first, over the span from the first first
+ * token to the last finish (so prefill is left out). Null when that span is empty (every request made one token).
+ */
+export function decodeThroughput(records: readonly RequestRecord[]): number | null {
+  const from = Math.min(...records.map((r) => r.firstToken));
+  const to = Math.max(...records.map((r) => r.finish));
+  const tokens = records.reduce((n, r) => n + r.outputTokens - 1, 0);
+  return to > from ? tokens / ((to - from) / 1000) : null;
+}
+
+/**
  * Every metric of a run. `start` and `end` bound the benchmark (its duration is end − start, as vLLM times the whole
  * gather); by default they are the first arrival and the last finish.
  */
-export function computeMetrics(records: readonly RequestRecord[], opts: { start?: number; end?: number; slo?: Slo } = {}): Metrics {
+export function computeMetrics(
+  records: readonly RequestRecord[],
+  opts: { start?: number; end?: number; slo?: Slo } = {},
+): Metrics {
   const start = opts.start ?? Math.min(...records.map((r) => r.arrival));
   const end = opts.end ?? Math.max(...records.map((r) => r.finish));
   const duration = records.length === 0 ? 0 : (end - start) / 1000;
-  const ttfts: number[] = [], tpots: number[] = [], itls: number[] = [], e2els: number[] = [];
-  let input = 0, output = 0, good = 0;
+  const ttfts: number[] = [],
+    tpots: number[] = [],
+    itls: number[] = [],
+    e2els: number[] = [];
+  let input = 0,
+    output = 0,
+    good = 0;
   for (const r of records) {
     const l = requestLatencies(r);
     input += r.promptTokens;
@@ -113,18 +166,34 @@ export function computeMetrics(records: readonly RequestRecord[], opts: { start?
     e2els.push(l.e2el);
     // vLLM counts a one-token request's TPOT as 0 for goodput.
     const slo = opts.slo;
-    if (slo && (slo.ttft === undefined || l.ttft <= slo.ttft) && (slo.tpot === undefined || (l.tpot ?? 0) <= slo.tpot)
-      && (slo.e2el === undefined || l.e2el <= slo.e2el)) ++good;
+    if (
+      slo &&
+      (slo.ttft === undefined || l.ttft <= slo.ttft) &&
+      (slo.tpot === undefined || (l.tpot ?? 0) <= slo.tpot) &&
+      (slo.e2el === undefined || l.e2el <= slo.e2el)
+    )
+      ++good;
   }
   const per = (x: number) => (duration > 0 ? x / duration : 0);
   const hasSlo = opts.slo !== undefined && Object.values(opts.slo).some((v) => v !== undefined);
   return {
-    completed: records.length, durationSeconds: duration, totalInputTokens: input, totalOutputTokens: output,
-    requestThroughput: per(records.length), outputThroughput: per(output), totalTokenThroughput: per(input + output),
+    completed: records.length,
+    durationSeconds: duration,
+    totalInputTokens: input,
+    totalOutputTokens: output,
+    requestThroughput: per(records.length),
+    outputThroughput: per(output),
+    totalTokenThroughput: per(input + output),
     requestGoodput: hasSlo ? per(good) : null,
-    peakOutputThroughput: peakPerSecond(records.flatMap((r) => r.tokens), start),
+    peakOutputThroughput: peakPerSecond(
+      records.flatMap((r) => r.tokens),
+      start,
+    ),
     peakConcurrency: peakConcurrency(records),
-    ttftMs: summarize(ttfts), tpotMs: summarize(tpots), itlMs: summarize(itls), e2elMs: summarize(e2els),
+    ttftMs: summarize(ttfts),
+    tpotMs: summarize(tpots),
+    itlMs: summarize(itls),
+    e2elMs: summarize(e2els),
   };
 }
 
@@ -147,7 +216,8 @@ export function peakConcurrency(records: readonly RequestRecord[]): number {
   for (const r of records) edges.push([r.arrival, 1], [r.finish, -1]);
   // Ends before starts at the same instant: back-to-back requests do not overlap.
   edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  let now = 0, best = 0;
+  let now = 0,
+    best = 0;
   for (const [, d] of edges) best = Math.max(best, (now += d));
   return best;
 }
@@ -155,10 +225,16 @@ export function peakConcurrency(records: readonly RequestRecord[]): number {
 /** Parses "ttft:200,tpot:50" (milliseconds; keys ttft, tpot, e2el). */
 export function parseSlo(text: string): Slo {
   const slo: Slo = {};
-  for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const m = /^(ttft|tpot|e2el):(.+)$/.exec(part);
     const v = m ? Number(m[2]) : NaN;
-    if (!m || !Number.isFinite(v) || v <= 0) throw new RangeError(`--slo: expected key:milliseconds with key ttft, tpot or e2el and a positive number, got "${part}"`);
+    if (!m || !Number.isFinite(v) || v <= 0)
+      throw new RangeError(
+        `--slo: expected key:milliseconds with key ttft, tpot or e2el and a positive number, got "${part}"`,
+      );
     slo[m[1] as keyof Slo] = v;
   }
   if (Object.keys(slo).length === 0) throw new RangeError(`--slo: expected e.g. "ttft:200,tpot:50", got "${text}"`);

@@ -3,7 +3,7 @@
 import type { Metrics, Summary } from './metrics.js';
 import { requestLatencies } from './metrics.js';
 import type { CudaGraphStats } from '../engine/index.js';
-import type { BenchReport, RunResult } from './runner.js';
+import type { BenchReport, RunResult } from './types.js';
 
 const W = 50;
 const rule = (title = '', ch = '=') => {
@@ -18,7 +18,9 @@ const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 
 function latencyRows(name: string, short: string, s: Summary): string[] {
   return [
-    row(`Mean ${short} (ms)`, fmt(s.mean)), row(`Median ${short} (ms)`, fmt(s.median)), row(`Std ${short} (ms)`, fmt(s.std)),
+    row(`Mean ${short} (ms)`, fmt(s.mean)),
+    row(`Median ${short} (ms)`, fmt(s.median)),
+    row(`Std ${short} (ms)`, fmt(s.std)),
     ...(['p90', 'p95', 'p99'] as const).map((p) => row(`${p.toUpperCase()} ${short} (ms)`, fmt(s[p]))),
   ].map((l, i) => (i === 0 ? `${rule(name, '-')}\n${l}` : l));
 }
@@ -49,58 +51,95 @@ export function metricsTable(title: string, m: Metrics, extra: string[] = []): s
 function decodeLine(g: CudaGraphStats | null): string {
   if (g === null) return 'decode: eager (no CUDA graphs)';
   const sizes = g.sizes.length > 6 ? `${g.sizes.slice(0, 5).join(', ')}, ..., ${g.sizes.at(-1)}` : g.sizes.join(', ');
-  return `decode: CUDA graphs for batch ${sizes} (${g.sizes.length} sizes, ${g.captures} captures in ${(g.captureMs / 1000).toFixed(2)} s), ${g.replays} steps replayed`;
+  return (
+    `decode: CUDA graphs for batch ${sizes} (${g.sizes.length} sizes, ${g.captures} captures in ` +
+    `${(g.captureMs / 1000).toFixed(2)} s), ${g.replays} steps replayed`
+  );
 }
 
 /** Every section of a report as text, in the order it ran. */
 export function summaryText(r: BenchReport): string {
-  const parts: string[] = [[
-    `mini-vllm bench ${r.mode}: ${r.backend.model} on ${r.backend.device === 'http' ? r.target : `${r.backend.device} (${r.backend.dtype})`}, commit ${r.commit ?? 'unknown'}`,
-    `machine: ${r.machine.cpu}, ${r.machine.cores} cores${r.machine.gpus.length ? `, ${r.machine.gpus.join(', ')}` : ''}${r.bandwidth ? `; ${r.bandwidth.kind}: ${r.bandwidth.gbPerSecond.toFixed(1)} GB/s` : ''}`,
-    ...(r.target === 'engine' ? [] : [`target: ${r.target} over HTTP (streamed /v1/completions, a token per chunk)`]),
-    `workload: ${r.config.inputLen} tokens in, ${r.config.outputLen} out (random ids, EOS ignored), seed ${r.config.seed}`,
-    ...(r.cudaGraphs === undefined ? [] : [decodeLine(r.cudaGraphs)]),
-  ].join('\n')];
-  if (r.throughput) parts.push(metricsTable('Throughput Benchmark Result', r.throughput.metrics, [row('Prompts (all at once)', String(r.config.numPrompts))]));
+  const where = r.backend.device === 'http' ? r.target : `${r.backend.device} (${r.backend.dtype})`;
+  const gpus = r.machine.gpus.length ? `, ${r.machine.gpus.join(', ')}` : '';
+  const bandwidth = r.bandwidth ? `; ${r.bandwidth.kind}: ${r.bandwidth.gbPerSecond.toFixed(1)} GB/s` : '';
+  const parts: string[] = [
+    [
+      `mini-vllm bench ${r.mode}: ${r.backend.model} on ${where}, commit ${r.commit ?? 'unknown'}`,
+      `machine: ${r.machine.cpu}, ${r.machine.cores} cores${gpus}${bandwidth}`,
+      ...(r.target === 'engine' ? [] : [`target: ${r.target} over HTTP (streamed /v1/completions, a token per chunk)`]),
+      `workload: ${r.config.inputLen} tokens in, ${r.config.outputLen} out (random ids, EOS ignored), seed ` +
+        `${r.config.seed}`,
+      ...(r.cudaGraphs === undefined ? [] : [decodeLine(r.cudaGraphs)]),
+    ].join('\n'),
+  ];
+  if (r.throughput)
+    parts.push(
+      metricsTable('Throughput Benchmark Result', r.throughput.metrics, [
+        row('Prompts (all at once)', String(r.config.numPrompts)),
+      ]),
+    );
   if (r.latency) {
     const l = r.latency;
-    parts.push(metricsTable('Latency Benchmark Result', l.metrics, [
-      row('Batch size', String(l.batchSize)), row('Iterations', String(l.iterations)),
-      row('Avg batch latency (ms)', fmt(l.iterationLatencyMs.mean)), row('P50 batch latency (ms)', fmt(l.iterationLatencyMs.p50)),
-      row('P99 batch latency (ms)', fmt(l.iterationLatencyMs.p99)),
-      row('TPOT floor: weights / bandwidth (ms)', fmt(l.bandwidthFloor.tpotFloorMs, 3)),
-      row('Floor / median TPOT', l.bandwidthFloor.fractionOfFloorAtMedianTpot === null ? 'n/a' : `${(l.bandwidthFloor.fractionOfFloorAtMedianTpot * 100).toFixed(1)}%`),
-    ]));
+    parts.push(
+      metricsTable('Latency Benchmark Result', l.metrics, [
+        row('Batch size', String(l.batchSize)),
+        row('Iterations', String(l.iterations)),
+        row('Avg batch latency (ms)', fmt(l.iterationLatencyMs.mean)),
+        row('P50 batch latency (ms)', fmt(l.iterationLatencyMs.p50)),
+        row('P99 batch latency (ms)', fmt(l.iterationLatencyMs.p99)),
+        row('TPOT floor: weights / bandwidth (ms)', fmt(l.bandwidthFloor.tpotFloorMs, 3)),
+        row(
+          'Floor / median TPOT',
+          l.bandwidthFloor.fractionOfFloorAtMedianTpot === null
+            ? 'n/a'
+            : `${(l.bandwidthFloor.fractionOfFloorAtMedianTpot * 100).toFixed(1)}%`,
+        ),
+      ]),
+    );
   }
   for (const s of r.serve ?? []) {
-    parts.push(metricsTable('Serving Benchmark Result', s.metrics, [
-      row('Request rate (req/s)', String(s.requestRate)), row('Max concurrency', String(s.maxConcurrency)),
-    ]));
+    parts.push(
+      metricsTable('Serving Benchmark Result', s.metrics, [
+        row('Request rate (req/s)', String(s.requestRate)),
+        row('Max concurrency', String(s.maxConcurrency)),
+      ]),
+    );
   }
   if (r.memory) {
     const m = r.memory;
-    parts.push([
-      rule('Memory'),
-      row('Weights', gib(m.weightsBytes)),
-      row('KV cache pool', `${gib(m.kvCacheBytes)} (${m.numBlocks} blocks of ${m.blockSize})`),
-      row('KV bytes per token', String(m.kvBytesPerToken)),
-      row('Full-length sequences the pool holds', String(m.maxFullLengthSequences)),
-      row('Blocks used at peak', `${m.peakUsedBlocks} of ${m.numBlocks}`),
-      row(`Peak live tensors on ${m.device}`, mib(m.peakDeviceBytes)),
-      row('Peak process RSS', mib(m.peakProcessRssBytes)),
-      ...(m.deviceUsedBytes === null ? [] : [row('Device memory in use (driver)', gib(m.deviceUsedBytes))]),
-      rule(),
-    ].join('\n'));
+    parts.push(
+      [
+        rule('Memory'),
+        row('Weights', gib(m.weightsBytes)),
+        row('KV cache pool', `${gib(m.kvCacheBytes)} (${m.numBlocks} blocks of ${m.blockSize})`),
+        row('KV bytes per token', String(m.kvBytesPerToken)),
+        row('Full-length sequences the pool holds', String(m.maxFullLengthSequences)),
+        row('Blocks used at peak', `${m.peakUsedBlocks} of ${m.numBlocks}`),
+        row(`Peak live tensors on ${m.device}`, mib(m.peakDeviceBytes)),
+        row('Peak process RSS', mib(m.peakProcessRssBytes)),
+        ...(m.deviceUsedBytes === null ? [] : [row('Device memory in use (driver)', gib(m.deviceUsedBytes))]),
+        rule(),
+      ].join('\n'),
+    );
   }
   if (r.profile) {
     const p = r.profile.summary;
-    parts.push([
-      rule(`Profile: ${p.numSteps} ${p.steps === 'decode' ? 'decode ' : ''}steps, ${p.clock} time`),
-      row('Mean step (ms)', fmt(p.stepMs, 3)),
-      ...p.ops.slice(0, 10).map((o) => row(`${o.name} ×${Number(o.callsPerStep.toFixed(1))} (ms/step)`, `${fmt(o.msPerStep, 3)}  ${(o.share * 100).toFixed(1)}%`)),
-      row('Trace events', String(r.profile.events)),
-      rule(),
-    ].join('\n'));
+    parts.push(
+      [
+        rule(`Profile: ${p.numSteps} ${p.steps === 'decode' ? 'decode ' : ''}steps, ${p.clock} time`),
+        row('Mean step (ms)', fmt(p.stepMs, 3)),
+        ...p.ops
+          .slice(0, 10)
+          .map((o) =>
+            row(
+              `${o.name} ×${Number(o.callsPerStep.toFixed(1))} (ms/step)`,
+              `${fmt(o.msPerStep, 3)}  ${(o.share * 100).toFixed(1)}%`,
+            ),
+          ),
+        row('Trace events', String(r.profile.events)),
+        rule(),
+      ].join('\n'),
+    );
   }
   return parts.join('\n\n');
 }
@@ -126,23 +165,53 @@ function ticks(lo: number, hi: number, n = 5): number[] {
 }
 
 /** A line chart as SVG; `logX` puts x on a log2 axis (for concurrency sweeps). */
-export function lineChart(title: string, xLabel: string, yLabel: string, series: Series[], opts: { logX?: boolean; step?: boolean } = {}): string {
-  const w = 560, h = 340, ml = 64, mr = 16, mt = 30, mb = 48;
+export function lineChart(
+  title: string,
+  xLabel: string,
+  yLabel: string,
+  series: Series[],
+  opts: { logX?: boolean; step?: boolean } = {},
+): string {
+  const w = 560,
+    h = 340,
+    ml = 64,
+    mr = 16,
+    mt = 30,
+    mb = 48;
   const all = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
-  if (all.length === 0) return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="60"><text x="8" y="30">${esc(title)}: no data</text></svg>`;
+  if (all.length === 0)
+    return (
+      `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="60"><text x="8" y="30">${esc(title)}: no ` +
+      `data</text></svg>`
+    );
   const fx = opts.logX ? Math.log2 : (x: number) => x;
-  let x0 = Math.min(...all.map((p) => fx(p[0]))), x1 = Math.max(...all.map((p) => fx(p[0])));
-  if (x1 === x0) { x0 -= 1; x1 += 1; }
-  const y0 = 0, y1 = Math.max(...all.map((p) => p[1])) * 1.05 || 1;
+  let x0 = Math.min(...all.map((p) => fx(p[0]))),
+    x1 = Math.max(...all.map((p) => fx(p[0])));
+  if (x1 === x0) {
+    x0 -= 1;
+    x1 += 1;
+  }
+  const y0 = 0,
+    y1 = Math.max(...all.map((p) => p[1])) * 1.05 || 1;
   const sx = (x: number) => ml + ((fx(x) - x0) / (x1 - x0)) * (w - ml - mr);
   const sy = (y: number) => h - mb - ((y - y0) / (y1 - y0)) * (h - mt - mb);
-  const xt = opts.logX ? Array.from({ length: Math.floor(x1) - Math.ceil(x0) + 1 }, (_, i) => 2 ** (Math.ceil(x0) + i)) : ticks(x0, x1);
+  const xt = opts.logX
+    ? Array.from({ length: Math.floor(x1) - Math.ceil(x0) + 1 }, (_, i) => 2 ** (Math.ceil(x0) + i))
+    : ticks(x0, x1);
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" font-family="sans-serif" font-size="11">`,
     `<text x="${w / 2}" y="18" text-anchor="middle" font-size="13" font-weight="bold">${esc(title)}</text>`,
     `<rect x="${ml}" y="${mt}" width="${w - ml - mr}" height="${h - mt - mb}" fill="none" stroke="#999"/>`,
-    ...xt.map((v) => `<line x1="${sx(v)}" x2="${sx(v)}" y1="${mt}" y2="${h - mb}" stroke="#eee"/><text x="${sx(v)}" y="${h - mb + 14}" text-anchor="middle">${v}</text>`),
-    ...ticks(y0, y1).map((v) => `<line x1="${ml}" x2="${w - mr}" y1="${sy(v)}" y2="${sy(v)}" stroke="#eee"/><text x="${ml - 4}" y="${sy(v) + 4}" text-anchor="end">${v}</text>`),
+    ...xt.map(
+      (v) =>
+        `<line x1="${sx(v)}" x2="${sx(v)}" y1="${mt}" y2="${h - mb}" stroke="#eee"/><text x="${sx(v)}" ` +
+        `y="${h - mb + 14}" text-anchor="middle">${v}</text>`,
+    ),
+    ...ticks(y0, y1).map(
+      (v) =>
+        `<line x1="${ml}" x2="${w - mr}" y1="${sy(v)}" y2="${sy(v)}" stroke="#eee"/><text x="${ml - 4}" ` +
+        `y="${sy(v) + 4}" text-anchor="end">${v}</text>`,
+    ),
     `<text x="${(ml + w - mr) / 2}" y="${h - 10}" text-anchor="middle">${esc(xLabel)}</text>`,
     `<text transform="translate(14 ${(mt + h - mb) / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}</text>`,
   ];
@@ -154,14 +223,17 @@ export function lineChart(title: string, xLabel: string, yLabel: string, series:
       pts.push(`${sx(x).toFixed(1)},${sy(y).toFixed(1)}`);
     });
     parts.push(`<polyline fill="none" stroke="${color}" stroke-width="1.8" points="${pts.join(' ')}"/>`);
-    if (!opts.step) for (const [x, y] of s.points) parts.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="2.5" fill="${color}"/>`);
+    if (!opts.step)
+      for (const [x, y] of s.points)
+        parts.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="2.5" fill="${color}"/>`);
     parts.push(`<text x="${ml + 8}" y="${mt + 14 + i * 14}" fill="${color}">${esc(s.name)}</text>`);
   });
   parts.push('</svg>');
   return parts.join('\n');
 }
 
-/** Empirical CDF points of the samples (x ascending, y from 1/n to 1), at most `maxPoints` of them (evenly spaced ranks, the last kept). */
+/** Empirical CDF points of the samples (x ascending, y from 1/n to 1), at most `maxPoints` of them (evenly spaced
+ * ranks, the last kept). */
 export function cdf(samples: readonly number[], maxPoints = 500): Array<[number, number]> {
   const s = [...samples].sort((a, b) => a - b);
   const n = s.length;
@@ -176,7 +248,8 @@ function runs(r: BenchReport): Array<{ name: string; run: RunResult }> {
   const out: Array<{ name: string; run: RunResult }> = [];
   if (r.throughput) out.push({ name: `throughput (${r.config.numPrompts} at once)`, run: r.throughput });
   if (r.latency) out.push({ name: `latency (batch ${r.latency.batchSize})`, run: r.latency });
-  for (const s of r.serve ?? []) out.push({ name: `serve (rate ${s.requestRate}, concurrency ${s.maxConcurrency})`, run: s });
+  for (const s of r.serve ?? [])
+    out.push({ name: `serve (rate ${s.requestRate}, concurrency ${s.maxConcurrency})`, run: s });
   return out;
 }
 
@@ -184,7 +257,13 @@ export function htmlReport(r: BenchReport): string {
   const named = runs(r);
   const per = named.map(({ name, run }) => ({ name, l: run.requests.map(requestLatencies) }));
   const cdfChart = (title: string, pick: (l: ReturnType<typeof requestLatencies>[]) => number[]) =>
-    lineChart(`${title} CDF`, `${title} (ms)`, 'fraction of samples', per.map(({ name, l }) => ({ name, points: cdf(pick(l)) })), { step: true });
+    lineChart(
+      `${title} CDF`,
+      `${title} (ms)`,
+      'fraction of samples',
+      per.map(({ name, l }) => ({ name, points: cdf(pick(l)) })),
+      { step: true },
+    );
   const charts = [
     cdfChart('TTFT', (l) => l.map((x) => x.ttft)),
     cdfChart('TPOT', (l) => l.flatMap((x) => (x.tpot === null ? [] : [x.tpot]))),
@@ -193,21 +272,40 @@ export function htmlReport(r: BenchReport): string {
   ];
   const sweep = (r.serve ?? []).filter((s) => s.maxConcurrency !== 'inf');
   if (sweep.length > 0) {
-    const pts = (f: (m: Metrics) => number | null) => sweep.map((s) => [s.maxConcurrency as number, f(s.metrics) ?? NaN] as [number, number]);
+    const pts = (f: (m: Metrics) => number | null) =>
+      sweep.map((s) => [s.maxConcurrency as number, f(s.metrics) ?? NaN] as [number, number]);
     charts.push(
-      lineChart('Output throughput vs concurrency', 'max concurrency', 'output tokens/s', [{ name: 'output tok/s', points: pts((m) => m.outputThroughput) }], { logX: true }),
-      lineChart('Latency vs concurrency', 'max concurrency', 'ms', [
-        { name: 'TPOT p50', points: pts((m) => m.tpotMs.p50) }, { name: 'TPOT p99', points: pts((m) => m.tpotMs.p99) },
-        { name: 'TTFT p50', points: pts((m) => m.ttftMs.p50) },
-      ], { logX: true }),
+      lineChart(
+        'Output throughput vs concurrency',
+        'max concurrency',
+        'output tokens/s',
+        [{ name: 'output tok/s', points: pts((m) => m.outputThroughput) }],
+        { logX: true },
+      ),
+      lineChart(
+        'Latency vs concurrency',
+        'max concurrency',
+        'ms',
+        [
+          { name: 'TPOT p50', points: pts((m) => m.tpotMs.p50) },
+          { name: 'TPOT p99', points: pts((m) => m.tpotMs.p99) },
+          { name: 'TTFT p50', points: pts((m) => m.ttftMs.p50) },
+        ],
+        { logX: true },
+      ),
     );
   }
   return `<!doctype html>
 <html><head><meta charset="utf-8"><title>mini-vllm bench ${esc(r.mode)}: ${esc(r.backend.model)}</title>
-<style>body{font-family:sans-serif;margin:24px;max-width:1200px}pre{background:#f6f6f6;padding:12px;overflow:auto}.charts{display:flex;flex-wrap:wrap;gap:12px}</style>
+<style>
+body{font-family:sans-serif;margin:24px;max-width:1200px}
+pre{background:#f6f6f6;padding:12px;overflow:auto}
+.charts{display:flex;flex-wrap:wrap;gap:12px}
+</style>
 </head><body>
 <h1>mini-vllm bench ${esc(r.mode)}</h1>
-<p>${esc(r.backend.model)} on ${esc(r.backend.device)} (${esc(r.backend.dtype)}), mini-vllm ${esc(r.version)} commit ${esc(r.commit ?? 'unknown')}, ${esc(r.date)}</p>
+<p>${esc(r.backend.model)} on ${esc(r.backend.device)} (${esc(r.backend.dtype)}),
+mini-vllm ${esc(r.version)} commit ${esc(r.commit ?? 'unknown')}, ${esc(r.date)}</p>
 <div class="charts">${charts.join('\n')}</div>
 <h2>Summary</h2>
 <pre>${esc(summaryText(r))}</pre>

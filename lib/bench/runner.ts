@@ -5,145 +5,35 @@
 //   serve       prompts arriving as a Poisson process at --request-rate, at most --max-concurrency in flight, once per
 //               concurrency given (vLLM's serving benchmark);
 //   memory      weights, KV pool, peaks, over the throughput workload.
-import { execFileSync } from 'node:child_process';
-import { cpus, platform, release, totalmem } from 'node:os';
-import { type CreateOptions, type CudaGraphStats, DEFAULT_MODEL, type EngineStats, type GenerationResult, InferenceEngine } from '../engine/index.js';
+import { DEFAULT_MODEL, type EngineStats, type GenerationResult, InferenceEngine } from '../engine/index.js';
 import { type LlamaConfig, loadTokenizer, parameterCount } from '../model/index.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { backends } from '../native.js';
-import { type OpSummary, summarizeTrace, type Trace } from '../profiler.js';
+import { summarizeTrace, type Trace } from '../profiler.js';
 import { deviceMemory } from '../runtime.js';
 import type { SamplingParams } from '../sampling/params.js';
-import { PACKAGE_ROOT, VERSION } from '../version.js';
+import { VERSION } from '../version.js';
 import { memoryBandwidth } from './bandwidth.js';
 import { describeServer, timedCompletion } from './http.js';
-import { computeMetrics, type Metrics, type RequestRecord, type Slo, summarize, type Summary } from './metrics.js';
+import { gitCommit, machineInfo } from './machine.js';
+import type { BenchMode, BenchOptions, BenchReport, MemoryResult, RunResult, ServeResult } from './types.js';
+import { computeMetrics, type RequestRecord, requestRecord, type Slo, summarize } from './metrics.js';
 import { Limiter, poissonArrivals, randomPrompts } from './workload.js';
-
-export const BENCH_MODES = ['throughput', 'latency', 'serve', 'memory', 'all'] as const;
-export type BenchMode = (typeof BENCH_MODES)[number];
-
-export interface BenchOptions {
-  mode: BenchMode;
-  /** Engine options (model, device, dtype, maxNumSeqs, ...). */
-  engine: Omit<CreateOptions, 'seed'>;
-  numPrompts: number;
-  inputLen: number;
-  outputLen: number;
-  /** latency: prompts per iteration. */
-  batchSize: number;
-  /** latency: measured iterations. */
-  numIters: number;
-  /** serve: requests per second (Infinity: all at once). */
-  requestRate: number;
-  /** serve: one run per value; Infinity = no limit. */
-  maxConcurrency: number[];
-  seed: number;
-  /** Requests of the benchmark's shape run (all at once) before anything is measured. */
-  warmup: number;
-  slo?: Slo;
-  /** Profile this many steps of a decode batch (batchSize sequences) at the end. */
-  profileSteps?: number;
-  /**
-   * serve only: send the requests over HTTP to this running OpenAI-compatible server (streamed /v1/completions)
-   * instead of an engine in this process. The model option then only names the tokenizer the prompts are drawn from.
-   */
-  baseUrl?: string;
-  apiKey?: string;
-  log?: (msg: string) => void;
-}
-
-export interface RunResult {
-  metrics: Metrics;
-  /** Raw per-request times in ms from the run's start. */
-  requests: Array<RequestRecord & { requestId: string }>;
-}
-
-export interface LatencyResult extends RunResult {
-  batchSize: number;
-  iterations: number;
-  /** Whole-batch latency per iteration (ms): vLLM's latency benchmark's figure. */
-  iterationLatencyMs: Summary;
-  /** The decode step's lower bound: every weight read once per step at the measured bandwidth. */
-  bandwidthFloor: { weightsBytes: number; gbPerSecond: number; tpotFloorMs: number; fractionOfFloorAtMedianTpot: number | null };
-}
-
-export interface ServeResult extends RunResult {
-  requestRate: number | 'inf';
-  maxConcurrency: number | 'inf';
-}
-
-export interface MemoryResult {
-  device: string;
-  weightsBytes: number;
-  kvCacheBytes: number;
-  kvBytesPerToken: number;
-  blockSize: number;
-  numBlocks: number;
-  /** Sequences of maxModelLen the pool holds at once. */
-  maxFullLengthSequences: number;
-  peakUsedBlocks: number;
-  /** The most bytes of live tensors on the device over the workload (weights + KV + activations). */
-  peakDeviceBytes: number;
-  /** The whole process's peak resident set (the caller, the engine worker, the runtime). */
-  peakProcessRssBytes: number;
-  /** CUDA only: the driver's count of used device memory after the workload (includes the runtime's own). */
-  deviceUsedBytes: number | null;
-}
-
-export interface BenchReport {
-  tool: 'mini-vllm bench';
-  version: string;
-  date: string;
-  commit: string | null;
-  mode: BenchMode;
-  /** 'engine': an InferenceEngine in this process; else the server's URL. */
-  target: string;
-  config: Omit<BenchOptions, 'log' | 'engine' | 'maxConcurrency' | 'requestRate' | 'apiKey'> & {
-    requestRate: number | 'inf';
-    maxConcurrency: Array<number | 'inf'>;
-    engine: Record<string, unknown>;
-  };
-  machine: { cpu: string; cores: number; memoryBytes: number; os: string; node: string; gpus: string[] };
-  backend: { device: string; dtype: string; model: string; parameters: number; simd: string; threads: number; cudaArchs: string | null };
-  /** This machine's memory bandwidth (null for an HTTP target, which may be elsewhere). */
-  bandwidth: { kind: string; gbPerSecond: number } | null;
-  loadSeconds: number | null;
-  /** The engine's decode graphs after the runs (null: eager); absent for an HTTP target. */
-  cudaGraphs?: CudaGraphStats | null;
-  throughput?: RunResult;
-  latency?: LatencyResult;
-  serve?: ServeResult[];
-  memory?: MemoryResult;
-  /** The profiled steps: where their time went (the trace itself is written to --profile). */
-  profile?: { steps: number; events: number; summary: OpSummary };
-  trace?: Trace;
-}
-
-function gitCommit(): string | null {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: PACKAGE_ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() || null;
-  } catch {
-    return null;
-  }
-}
 
 const infOr = (v: number): number | 'inf' => (v === Infinity ? 'inf' : v);
 
-/** A result's record, on the caller's performance.now() clock. */
-function recordOf(r: GenerationResult): RequestRecord & { requestId: string } {
-  return {
-    requestId: r.requestId, promptTokens: r.promptTokenIds.length, outputTokens: r.tokenIds.length,
-    arrival: r.timings.arrival, firstToken: r.timings.firstToken, tokens: r.timings.tokens, finish: r.timings.finish,
-  };
-}
-
 /** Records with times made relative to the run's start. */
 function rebase(recs: Array<RequestRecord & { requestId: string }>, start: number): RunResult['requests'] {
-  return recs.map((r) => ({ ...r, arrival: r.arrival - start, firstToken: r.firstToken - start, tokens: r.tokens.map((t) => t - start), finish: r.finish - start }));
+  return recs.map((r) => ({
+    ...r,
+    arrival: r.arrival - start,
+    firstToken: r.firstToken - start,
+    tokens: r.tokens.map((t) => t - start),
+    finish: r.finish - start,
+  }));
 }
 
-const records = (results: GenerationResult[], start: number) => rebase(results.map(recordOf), start);
+const records = (results: GenerationResult[], start: number) => rebase(results.map(requestRecord), start);
 
 function checkOptions(o: BenchOptions): void {
   const pos = (name: string, v: number) => {
@@ -154,35 +44,73 @@ function checkOptions(o: BenchOptions): void {
   pos('--output-len', o.outputLen);
   pos('--batch-size', o.batchSize);
   pos('--num-iters', o.numIters);
-  if (!Number.isInteger(o.warmup) || o.warmup < 0) throw new RangeError(`bench: --warmup must be a non-negative integer, got ${o.warmup}`);
+  if (!Number.isInteger(o.warmup) || o.warmup < 0)
+    throw new RangeError(`bench: --warmup must be a non-negative integer, got ${o.warmup}`);
   if (!(o.requestRate > 0)) throw new RangeError(`bench: --request-rate must be positive or inf, got ${o.requestRate}`);
-  if (o.maxConcurrency.length === 0 || o.maxConcurrency.some((c) => !(c >= 1) || (c !== Infinity && !Number.isInteger(c))))
-    throw new RangeError(`bench: --max-concurrency must be positive integers or inf, got ${o.maxConcurrency.join(',')}`);
+  if (
+    o.maxConcurrency.length === 0 ||
+    o.maxConcurrency.some((c) => !(c >= 1) || (c !== Infinity && !Number.isInteger(c)))
+  )
+    throw new RangeError(
+      `bench: --max-concurrency must be positive integers or inf, got ${o.maxConcurrency.join(',')}`,
+    );
   if (o.profileSteps !== undefined) pos('--profile-steps', o.profileSteps);
 }
 
 function configOf(o: BenchOptions, engine: Record<string, unknown>): BenchReport['config'] {
   return {
-    mode: o.mode, numPrompts: o.numPrompts, inputLen: o.inputLen, outputLen: o.outputLen, batchSize: o.batchSize, numIters: o.numIters,
-    requestRate: infOr(o.requestRate), maxConcurrency: o.maxConcurrency.map(infOr), seed: o.seed, warmup: o.warmup,
-    ...(o.slo ? { slo: o.slo } : {}), ...(o.profileSteps ? { profileSteps: o.profileSteps } : {}), ...(o.baseUrl ? { baseUrl: o.baseUrl } : {}),
+    mode: o.mode,
+    numPrompts: o.numPrompts,
+    inputLen: o.inputLen,
+    outputLen: o.outputLen,
+    batchSize: o.batchSize,
+    numIters: o.numIters,
+    requestRate: infOr(o.requestRate),
+    maxConcurrency: o.maxConcurrency.map(infOr),
+    seed: o.seed,
+    warmup: o.warmup,
+    ...(o.slo ? { slo: o.slo } : {}),
+    ...(o.profileSteps ? { profileSteps: o.profileSteps } : {}),
+    ...(o.baseUrl ? { baseUrl: o.baseUrl } : {}),
     engine,
-  };
-}
-
-function machineOf(): BenchReport['machine'] {
-  const be = backends();
-  return {
-    cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryBytes: totalmem(), os: `${platform()} ${release()}`, node: process.version,
-    gpus: be.cuda.available ? be.cuda.devices.map((d) => `${d.name} (sm ${d.computeCapability}, ${(d.totalMemory / 2 ** 30).toFixed(0)} GiB)`) : [],
   };
 }
 
 /** Prompts of the benchmark's shape from a vocabulary, each call with a new seed. */
 function promptSource(o: BenchOptions, config: LlamaConfig, tokenizer: Tokenizer): (n: number) => number[][] {
-  const exclude = new Set<number>([config.bosTokenId, ...config.eosTokenIds, ...tokenizer.eosTokenIds].filter((t): t is number => typeof t === 'number'));
+  const exclude = new Set<number>(
+    [config.bosTokenId, ...config.eosTokenIds, ...tokenizer.eosTokenIds].filter(
+      (t): t is number => typeof t === 'number',
+    ),
+  );
   let seedOffset = 0;
   return (n) => randomPrompts(n, o.inputLen, config.vocabSize, exclude, o.seed + 7919 * ++seedOffset);
+}
+
+/** A report's header: the tool, the run's config and target, this machine and build, and the backend that ran it. */
+function reportOf(
+  o: BenchOptions,
+  target: string,
+  config: BenchReport['config'],
+  run: { backend: Pick<BenchReport['backend'], 'device' | 'dtype' | 'model' | 'parameters'> } & Pick<
+    BenchReport,
+    'bandwidth' | 'loadSeconds'
+  >,
+): BenchReport {
+  const be = backends();
+  const cudaArchs = target !== 'engine' || !be.cuda.compiled ? null : be.cuda.archs;
+  return {
+    tool: 'mini-vllm bench',
+    version: VERSION,
+    date: new Date().toISOString(),
+    commit: gitCommit(),
+    mode: o.mode,
+    target,
+    config,
+    machine: machineInfo(),
+    ...run,
+    backend: { ...run.backend, simd: be.cpu.simd, threads: be.cpu.threads, cudaArchs },
+  };
 }
 
 export async function runBench(o: BenchOptions): Promise<BenchReport> {
@@ -191,13 +119,17 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const log = o.log ?? (() => {});
   const maxModelLen = o.engine.maxModelLen ?? o.inputLen + o.outputLen;
   if (o.inputLen + o.outputLen > maxModelLen)
-    throw new RangeError(`bench: --input-len + --output-len (${o.inputLen + o.outputLen}) is over --max-model-len (${maxModelLen})`);
+    throw new RangeError(
+      `bench: --input-len + --output-len (${o.inputLen + o.outputLen}) is over --max-model-len (${maxModelLen})`,
+    );
   const engine = await InferenceEngine.create({ ...o.engine, maxModelLen, seed: o.seed });
   try {
     const { config } = engine;
     const device = engine.options.device;
-    const be = backends();
-    log(`bench: ${engine.options.model} (${(parameterCount(config) / 1e6).toFixed(1)}M parameters) on ${device} in ${engine.dtype}, loaded in ${engine.loadSeconds.toFixed(2)} s`);
+    log(
+      `bench: ${engine.options.model} (${(parameterCount(config) / 1e6).toFixed(1)}M parameters) on ${device} in ` +
+        `${engine.dtype}, loaded in ${engine.loadSeconds.toFixed(2)} s`,
+    );
     const bandwidth = memoryBandwidth(device);
     log(`bench: ${bandwidth.kind}: ${bandwidth.gbPerSecond.toFixed(1)} GB/s`);
 
@@ -210,21 +142,19 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       await engine.generate(prompts(o.warmup), params);
     }
 
-    const report: BenchReport = {
-      tool: 'mini-vllm bench', version: VERSION, date: new Date().toISOString(), commit: gitCommit(), mode: o.mode, target: 'engine',
-      config: configOf(o, { ...engine.options }),
-      machine: machineOf(),
-      backend: {
-        device, dtype: engine.dtype, model: engine.options.model, parameters: parameterCount(config), simd: be.cpu.simd, threads: be.cpu.threads,
-        cudaArchs: be.cuda.compiled ? be.cuda.archs : null,
-      },
-      bandwidth, loadSeconds: engine.loadSeconds,
-    };
+    const report = reportOf(o, 'engine', configOf(o, { ...engine.options }), {
+      backend: { device, dtype: engine.dtype, model: engine.options.model, parameters: parameterCount(config) },
+      bandwidth,
+      loadSeconds: engine.loadSeconds,
+    });
     const wants = (m: BenchMode) => o.mode === m || o.mode === 'all';
 
     if (wants('throughput') || wants('memory')) {
       // memory runs the throughput workload, so it reports that run's throughput as well
-      log(`bench ${wants('throughput') ? 'throughput' : 'memory (and throughput)'}: ${o.numPrompts} prompts of ${o.inputLen} tokens, ${o.outputLen} out, all at once`);
+      log(
+        `bench ${wants('throughput') ? 'throughput' : 'memory (and throughput)'}: ${o.numPrompts} prompts of ` +
+          `${o.inputLen} tokens, ${o.outputLen} out, all at once`,
+      );
       await engine.resetPeaks();
       const batch = prompts(o.numPrompts);
       const start = performance.now();
@@ -250,11 +180,17 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       }
       const metrics = computeMetrics(all, { start: 0, end: performance.now() - t0, slo: o.slo });
       const weightsBytes = (await engine.getStats()).memory.weightsBytes;
-      const tpotFloorMs = weightsBytes / (bandwidth.gbPerSecond * 1e9) * 1000;
+      const tpotFloorMs = (weightsBytes / (bandwidth.gbPerSecond * 1e9)) * 1000;
       report.latency = {
-        metrics, requests: all, batchSize: o.batchSize, iterations: o.numIters, iterationLatencyMs: summarize(iterations),
+        metrics,
+        requests: all,
+        batchSize: o.batchSize,
+        iterations: o.numIters,
+        iterationLatencyMs: summarize(iterations),
         bandwidthFloor: {
-          weightsBytes, gbPerSecond: bandwidth.gbPerSecond, tpotFloorMs,
+          weightsBytes,
+          gbPerSecond: bandwidth.gbPerSecond,
+          tpotFloorMs,
           fractionOfFloorAtMedianTpot: metrics.tpotMs.median ? tpotFloorMs / metrics.tpotMs.median : null,
         },
       };
@@ -263,8 +199,20 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     if (wants('serve')) {
       report.serve = [];
       for (const [k, c] of o.maxConcurrency.entries()) {
-        log(`bench serve: ${o.numPrompts} requests at ${o.requestRate === Infinity ? 'inf' : o.requestRate} req/s, max concurrency ${infOr(c)}`);
-        report.serve.push(await serve(async (p) => recordOf(await engine.generate(p, params)), prompts(o.numPrompts), o.requestRate, c, o.seed + k, o.slo));
+        log(
+          `bench serve: ${o.numPrompts} requests at ${o.requestRate === Infinity ? 'inf' : o.requestRate} req/s, max ` +
+            `concurrency ${infOr(c)}`,
+        );
+        report.serve.push(
+          await serve(
+            async (p) => requestRecord(await engine.generate(p, params)),
+            prompts(o.numPrompts),
+            o.requestRate,
+            c,
+            o.seed + k,
+            o.slo,
+          ),
+        );
       }
     }
 
@@ -273,12 +221,19 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       await engine.startProfile({ maxSteps: o.profileSteps });
       let trace: Trace;
       try {
-        await engine.generate(prompts(o.batchSize), { ...params, maxTokens: Math.min(o.outputLen, o.profileSteps + 1) });
+        await engine.generate(prompts(o.batchSize), {
+          ...params,
+          maxTokens: Math.min(o.outputLen, o.profileSteps + 1),
+        });
       } finally {
         trace = await engine.stopProfile();
       }
       report.trace = trace;
-      report.profile = { steps: trace.metadata.steps, events: trace.traceEvents.length, summary: summarizeTrace(trace) };
+      report.profile = {
+        steps: trace.metadata.steps,
+        events: trace.traceEvents.length,
+        summary: summarizeTrace(trace),
+      };
     }
     report.cudaGraphs = (await engine.getStats()).cudaGraphs;
     return report;
@@ -296,30 +251,54 @@ function memoryResult(stats: EngineStats, maxModelLen: number, device: string): 
     deviceUsedBytes = total - free;
   }
   return {
-    device, weightsBytes: m.weightsBytes, kvCacheBytes: m.kvCacheBytes, kvBytesPerToken: perToken, blockSize: m.blockSize,
-    numBlocks: m.numBlocks, maxFullLengthSequences: Math.floor(m.numBlocks / Math.ceil(maxModelLen / m.blockSize)),
-    peakUsedBlocks: m.peakUsedBlocks, peakDeviceBytes: m.peakBytes, peakProcessRssBytes: process.resourceUsage().maxRSS * 1024, deviceUsedBytes,
+    device,
+    weightsBytes: m.weightsBytes,
+    kvCacheBytes: m.kvCacheBytes,
+    kvBytesPerToken: perToken,
+    blockSize: m.blockSize,
+    numBlocks: m.numBlocks,
+    maxFullLengthSequences: Math.floor(m.numBlocks / Math.ceil(maxModelLen / m.blockSize)),
+    peakUsedBlocks: m.peakUsedBlocks,
+    peakDeviceBytes: m.peakBytes,
+    peakProcessRssBytes: process.resourceUsage().maxRSS * 1024,
+    deviceUsedBytes,
   };
 }
 
-async function serve(send: (prompt: number[]) => Promise<RequestRecord & { requestId: string }>, batch: number[][], rate: number,
-  maxConcurrency: number, seed: number, slo: Slo | undefined): Promise<ServeResult> {
+async function serve(
+  send: (prompt: number[]) => Promise<RequestRecord & { requestId: string }>,
+  batch: number[][],
+  rate: number,
+  maxConcurrency: number,
+  seed: number,
+  slo: Slo | undefined,
+): Promise<ServeResult> {
   const offsets = poissonArrivals(batch.length, rate, seed);
   const limiter = new Limiter(maxConcurrency === Infinity ? batch.length : maxConcurrency);
   const start = performance.now();
-  const results = await Promise.all(batch.map(async (prompt, i) => {
-    const wait = start + offsets[i]! - performance.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-    return limiter.run(() => send(prompt));
-  }));
+  const results = await Promise.all(
+    batch.map(async (prompt, i) => {
+      const wait = start + offsets[i]! - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      return limiter.run(() => send(prompt));
+    }),
+  );
   const end = performance.now();
   const requests = rebase(results, start);
-  return { requestRate: infOr(rate), maxConcurrency: infOr(maxConcurrency), metrics: computeMetrics(requests, { start: 0, end: end - start, slo }), requests };
+  return {
+    requestRate: infOr(rate),
+    maxConcurrency: infOr(maxConcurrency),
+    metrics: computeMetrics(requests, { start: 0, end: end - start, slo }),
+    requests,
+  };
 }
 
 /** The serving benchmark against a running server over HTTP. */
 async function runHttpBench(o: BenchOptions): Promise<BenchReport> {
-  if (o.mode !== 'serve') throw new RangeError(`bench: --base-url measures serve only (the other modes need the engine in this process), got ${o.mode}`);
+  if (o.mode !== 'serve')
+    throw new RangeError(
+      `bench: --base-url measures serve only (the other modes need the engine in this process), got ${o.mode}`,
+    );
   if (o.profileSteps) throw new RangeError('bench: --profile needs the engine in this process, not --base-url');
   const log = o.log ?? (() => {});
   const baseUrl = o.baseUrl!.replace(/\/+$/, '').replace(/\/v1$/, '');
@@ -327,8 +306,13 @@ async function runHttpBench(o: BenchOptions): Promise<BenchReport> {
   const model = o.engine.model ?? DEFAULT_MODEL;
   const { config, tokenizer } = await loadTokenizer(model, o.engine.tokenizer ? { tokenizer: o.engine.tokenizer } : {});
   if (info.maxModelLen !== null && o.inputLen + o.outputLen > info.maxModelLen)
-    throw new RangeError(`bench: --input-len + --output-len (${o.inputLen + o.outputLen}) is over the server's max_model_len (${info.maxModelLen})`);
-  log(`bench: ${baseUrl} serves "${info.model}"; prompts drawn from ${model}'s vocabulary (${config.vocabSize} tokens)`);
+    throw new RangeError(
+      `bench: --input-len + --output-len (${o.inputLen + o.outputLen}) is over the server's max_model_len ` +
+        `(${info.maxModelLen})`,
+    );
+  log(
+    `bench: ${baseUrl} serves "${info.model}"; prompts drawn from ${model}'s vocabulary (${config.vocabSize} tokens)`,
+  );
   const prompts = promptSource(o, config, tokenizer);
   const target = { baseUrl, model: info.model, ...(o.apiKey ? { apiKey: o.apiKey } : {}) };
   const params = { maxTokens: o.outputLen, seed: o.seed, ignoreEos: true };
@@ -338,17 +322,23 @@ async function runHttpBench(o: BenchOptions): Promise<BenchReport> {
     log(`bench: warm-up, ${o.warmup} request(s)`);
     await Promise.all(prompts(o.warmup).map(send));
   }
-  const be = backends();
-  const report: BenchReport = {
-    tool: 'mini-vllm bench', version: VERSION, date: new Date().toISOString(), commit: gitCommit(), mode: o.mode, target: baseUrl,
-    config: configOf(o, { model, servedModelName: info.model, maxModelLen: info.maxModelLen }),
-    machine: machineOf(),
-    backend: { device: 'http', dtype: 'unknown', model: info.model, parameters: parameterCount(config), simd: be.cpu.simd, threads: be.cpu.threads, cudaArchs: null },
-    bandwidth: null, loadSeconds: null, serve: [],
-  };
+  const report = reportOf(
+    o,
+    baseUrl,
+    configOf(o, { model, servedModelName: info.model, maxModelLen: info.maxModelLen }),
+    {
+      backend: { device: 'http', dtype: 'unknown', model: info.model, parameters: parameterCount(config) },
+      bandwidth: null,
+      loadSeconds: null,
+    },
+  );
+  report.serve = [];
   for (const [k, c] of o.maxConcurrency.entries()) {
-    log(`bench serve: ${o.numPrompts} requests to ${baseUrl} at ${infOr(o.requestRate)} req/s, max concurrency ${infOr(c)}`);
-    report.serve!.push(await serve(send, prompts(o.numPrompts), o.requestRate, c, o.seed + k, o.slo));
+    log(
+      `bench serve: ${o.numPrompts} requests to ${baseUrl} at ${infOr(o.requestRate)} req/s, max concurrency ` +
+        `${infOr(c)}`,
+    );
+    report.serve.push(await serve(send, prompts(o.numPrompts), o.requestRate, c, o.seed + k, o.slo));
   }
   return report;
 }

@@ -5,15 +5,25 @@ import { Rng } from '../sampling/rng.js';
  * `count` prompts of exactly `length` token ids drawn uniformly from [0, vocabSize) less the `exclude`d ids (BOS,
  * EOS and other specials), as vLLM's random dataset does. Sent as ids, so no tokenizer round trip changes a length.
  */
-export function randomPrompts(count: number, length: number, vocabSize: number, exclude: Iterable<number>, seed: number): number[][] {
-  if (!Number.isInteger(count) || count < 1) throw new RangeError(`randomPrompts: count must be a positive integer, got ${count}`);
-  if (!Number.isInteger(length) || length < 1) throw new RangeError(`randomPrompts: length must be a positive integer, got ${length}`);
+export function randomPrompts(
+  count: number,
+  length: number,
+  vocabSize: number,
+  exclude: Iterable<number>,
+  seed: number,
+): number[][] {
+  if (!Number.isInteger(count) || count < 1)
+    throw new RangeError(`randomPrompts: count must be a positive integer, got ${count}`);
+  if (!Number.isInteger(length) || length < 1)
+    throw new RangeError(`randomPrompts: length must be a positive integer, got ${length}`);
   const banned = new Set([...exclude].filter((t) => t >= 0 && t < vocabSize));
   const allowed: number[] = [];
   for (let t = 0; t < vocabSize; ++t) if (!banned.has(t)) allowed.push(t);
   if (allowed.length === 0) throw new RangeError('randomPrompts: every token id is excluded');
   const rng = new Rng(seed);
-  return Array.from({ length: count }, () => Array.from({ length }, () => allowed[Math.floor(rng.next() * allowed.length)]!));
+  return Array.from({ length: count }, () =>
+    Array.from({ length }, () => allowed[Math.floor(rng.next() * allowed.length)]!),
+  );
 }
 
 /**
@@ -37,7 +47,8 @@ export function poissonArrivals(count: number, rate: number, seed: number): numb
 export function parseRate(text: string): number {
   if (text.trim().toLowerCase() === 'inf') return Infinity;
   const v = Number(text);
-  if (text.trim() === '' || !Number.isFinite(v) || v <= 0) throw new RangeError(`--request-rate: expected a positive number or "inf", got "${text}"`);
+  if (text.trim() === '' || !Number.isFinite(v) || v <= 0)
+    throw new RangeError(`--request-rate: expected a positive number or "inf", got "${text}"`);
   return v;
 }
 

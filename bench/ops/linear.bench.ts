@@ -1,0 +1,40 @@
+// linear at Llama-2-7B layer shapes ([outFeatures, inFeatures] of q/k/v/o, 4096 x 4096, and gate/up, 11008 x 4096):
+// GEMV at decode batch sizes against the read bandwidth, GEMM against the FMA peak.
+import { type FloatDType, Tensor, itemSize, ops } from '../../lib/index.js';
+import { type CaseList, type OpCase, dtypesFor } from './case.js';
+
+function linearCase(tokens: number, outF: number, inF: number, dtype: FloatDType, wdtype: FloatDType): OpCase {
+  const weightBytes = outF * inF * itemSize(wdtype);
+  const gemm = tokens > 16;
+  return {
+    op: gemm ? 'linear GEMM' : 'linear GEMV',
+    dtype: wdtype === dtype ? dtype : `${dtype}/w ${wdtype}`,
+    shape: `${tokens} x ${inF} -> ${outF}`,
+    bytes: weightBytes + tokens * (inF + outF) * itemSize(dtype),
+    flops: 2 * tokens * outF * inF,
+    limit: gemm ? 'flops' : 'bytes',
+    setup: (device) => {
+      const x = Tensor.full([tokens, inF], 0.5, { dtype, device });
+      const w = Tensor.full([outF, inF], 0.01, { dtype: wdtype, device });
+      const out = Tensor.empty([tokens, outF], { dtype, device });
+      return { run: () => ops.linear(out, x, w), free: () => [x, w, out].forEach((t) => t.dispose()) };
+    },
+  };
+}
+
+export const cases: CaseList = (quick, device) => {
+  const dtypes = dtypesFor(quick);
+  const out: OpCase[] = [];
+  for (const dtype of dtypes)
+    for (const [outF, inF] of [
+      [4096, 4096],
+      [11008, 4096],
+    ] as const)
+      for (const tokens of quick ? [1] : [1, 4, 16]) out.push(linearCase(tokens, outF, inF, dtype, dtype));
+  if (!quick) for (const w of ['float16', 'bfloat16'] as const) out.push(linearCase(1, 11008, 4096, 'float32', w));
+  for (const dtype of dtypes)
+    for (const tokens of quick ? [128] : device === 'cuda' ? [128, 512, 4096] : [128, 512])
+      out.push(linearCase(tokens, 4096, 4096, dtype, dtype));
+  if (!quick) out.push(linearCase(512, 11008, 4096, 'float32', 'float32'));
+  return out;
+};
