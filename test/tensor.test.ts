@@ -6,8 +6,33 @@ import { describeDevices, expectThrow, prng, randn } from './helpers.js';
 
 // Float32 values that exercise every rounding path: ties, subnormals, overflow, signed zero, NaN.
 const SPECIAL = [
-  0, -0, 1, -1, 0.1, 1 / 3, 65504, 65519, 65520, 1e5, -1e5, 6.1e-5, 6e-8, 2.98e-8, 1e-10, 3.4e38, -3.4e38, 1.1754944e-38,
-  1e-40, Infinity, -Infinity, NaN, 1.00048828125, 1.0009765625, 1.001953125, 1.00390625, 1.005859375,
+  0,
+  -0,
+  1,
+  -1,
+  0.1,
+  1 / 3,
+  65504,
+  65519,
+  65520,
+  1e5,
+  -1e5,
+  6.1e-5,
+  6e-8,
+  2.98e-8,
+  1e-10,
+  3.4e38,
+  -3.4e38,
+  1.1754944e-38,
+  1e-40,
+  Infinity,
+  -Infinity,
+  NaN,
+  1.00048828125,
+  1.0009765625,
+  1.001953125,
+  1.00390625,
+  1.005859375,
 ].map(Math.fround);
 // The same without f32 subnormals, first: CPU vectors without a subnormal take the hardware bf16 conversion,
 // so NaN, infinities and overflow must be right on that path too.
@@ -171,8 +196,16 @@ describe('Tensor argument checks', () => {
     expectThrow(() => Tensor.fromArray(5 as unknown as number[]), TypeError, /data must be an array/);
     expectThrow(() => Tensor.zeros([3]).narrow(0, 2, 2), RangeError, /outside dim 0/);
     expectThrow(() => Tensor.zeros([3]).view([2]), RangeError, /does not hold 3/);
-    expectThrow(() => Tensor.zeros([3]).copyFrom(Tensor.zeros([4])), RangeError, /dst shape \[3\] does not match src shape \[4\]/);
-    expectThrow(() => Tensor.zeros([3]).copyFrom(Tensor.zeros([3], { dtype: 'int32' })), TypeError, /cannot copy between int32 and float32/);
+    expectThrow(
+      () => Tensor.zeros([3]).copyFrom(Tensor.zeros([4])),
+      RangeError,
+      /dst shape \[3\] does not match src shape \[4\]/,
+    );
+    expectThrow(
+      () => Tensor.zeros([3]).copyFrom(Tensor.zeros([3], { dtype: 'int32' })),
+      TypeError,
+      /cannot copy between int32 and float32/,
+    );
   });
 
   it('a CUDA tensor without a usable device is a MiniVllmError, not a crash', function () {

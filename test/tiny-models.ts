@@ -11,13 +11,36 @@ import { roundBFloat16 } from '../lib/reference/index.js';
 import type { ReferenceWeights } from '../lib/reference/index.js';
 import { prng, uniform } from './helpers.js';
 
-const { Tokenizer, BPE, sequenceNormalizer, prependNormalizer, replace, sequenceDecoder, replaceDecoder, byteFallbackDecoder,
-  fuseDecoder, stripDecoder, templateProcessing } = tokenizers;
+const {
+  Tokenizer,
+  BPE,
+  sequenceNormalizer,
+  prependNormalizer,
+  replace,
+  sequenceDecoder,
+  replaceDecoder,
+  byteFallbackDecoder,
+  fuseDecoder,
+  stripDecoder,
+  templateProcessing,
+} = tokenizers;
 
 export const TINY_CONFIG: LlamaConfig = {
-  vocabSize: 512, hiddenSize: 64, intermediateSize: 96, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 16,
-  maxPositionEmbeddings: 128, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: null, ropeStyle: 'neox', tieWordEmbeddings: false,
-  bosTokenId: 1, eosTokenIds: [2],
+  vocabSize: 512,
+  hiddenSize: 64,
+  intermediateSize: 96,
+  numLayers: 2,
+  numHeads: 4,
+  numKvHeads: 2,
+  headDim: 16,
+  maxPositionEmbeddings: 128,
+  rmsNormEps: 1e-5,
+  ropeTheta: 10000,
+  ropeScaling: null,
+  ropeStyle: 'neox',
+  tieWordEmbeddings: false,
+  bosTokenId: 1,
+  eosTokenIds: [2],
 };
 
 /**
@@ -27,7 +50,9 @@ export const TINY_CONFIG: LlamaConfig = {
  */
 export function writeLlamaTokenizerJson(path: string, pieces: string[], scores: Float32Array): void {
   const vocab: Record<string, number> = {};
-  const names = pieces.map((p, i) => (i === 0 ? '<unk>' : i === 1 ? '<s>' : i === 2 ? '</s>' : p.replaceAll(' ', '\u2581')));
+  const names = pieces.map((p, i) =>
+    i === 0 ? '<unk>' : i === 1 ? '<s>' : i === 2 ? '</s>' : p.replaceAll(' ', '\u2581'),
+  );
   names.forEach((p, i) => {
     if (!(p in vocab)) vocab[p] = i;
   });
@@ -36,20 +61,31 @@ export function writeLlamaTokenizerJson(path: string, pieces: string[], scores: 
     if (id < 3 || /^<0x[0-9A-F]{2}>$/.test(p)) return;
     const chars = [...p];
     for (let i = 1; i < chars.length; ++i) {
-      const a = chars.slice(0, i).join(''), b = chars.slice(i).join('');
+      const a = chars.slice(0, i).join(''),
+        b = chars.slice(i).join('');
       if (a in vocab && b in vocab) merges.push([a, b, scores[id]!, id]);
     }
   });
   merges.sort((x, y) => y[2] - x[2] || x[3] - y[3] || vocab[x[0]]! - vocab[y[0]]!);
-  const t = new Tokenizer(BPE.init(vocab, merges.map(([a, b]) => [a, b]), { byteFallback: true, unkToken: '<unk>', fuseUnk: true }));
+  const t = new Tokenizer(
+    BPE.init(
+      vocab,
+      merges.map(([a, b]) => [a, b]),
+      { byteFallback: true, unkToken: '<unk>', fuseUnk: true },
+    ),
+  );
   t.setNormalizer(sequenceNormalizer([prependNormalizer('\u2581'), replace(' ', '\u2581')]));
-  t.setDecoder(sequenceDecoder([replaceDecoder('\u2581', ' '), byteFallbackDecoder(), fuseDecoder(), stripDecoder(' ', 1, 0)]));
+  t.setDecoder(
+    sequenceDecoder([replaceDecoder('\u2581', ' '), byteFallbackDecoder(), fuseDecoder(), stripDecoder(' ', 1, 0)]),
+  );
   t.setPostProcessor(templateProcessing('<s> $A', null, [['<s>', 1]]));
   t.addSpecialTokens(['<unk>', '<s>', '</s>']);
   t.save(path);
 }
 
-export const CHAT_TEMPLATE = "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}{{ '[INST] ' + m['content'] + ' [/INST]' }}{% else %}{{ ' ' + m['content'] + eos_token }}{% endif %}{% endfor %}";
+export const CHAT_TEMPLATE =
+  "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}{{ '[INST] ' + m['content'] + ' [/INST]' }}{% " +
+  "else %}{{ ' ' + m['content'] + eos_token }}{% endif %}{% endfor %}";
 
 export interface TinyModelOptions {
   config?: LlamaConfig;
@@ -61,12 +97,15 @@ export interface TinyModelOptions {
   scores: Float32Array;
 }
 
-/** Writes the model directory; returns the weights exactly as stored (bf16-rounded where stored so) for the reference. */
+/** Writes the model directory; returns the weights as stored (bf16-rounded where stored so), for the reference. */
 export function writeTinyHfModel(dir: string, opts: TinyModelOptions): ReferenceWeights {
   const c = opts.config ?? TINY_CONFIG;
   const rand = prng(opts.seed ?? 1);
   const weights: ReferenceWeights = new Map();
-  const d = c.hiddenSize, q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim, ff = c.intermediateSize;
+  const d = c.hiddenSize,
+    q = c.numHeads * c.headDim,
+    kv = c.numKvHeads * c.headDim,
+    ff = c.intermediateSize;
   const add = (name: string, shape: number[], bound: number, mean = 0) => {
     const n = shape.reduce((a, b) => a * b, 1);
     let data = uniform(rand, n, bound).map((v) => v + mean);
@@ -100,7 +139,12 @@ export function writeTinyHfModel(dir: string, opts: TinyModelOptions): Reference
     if (name.includes('down_proj')) return [d, ff];
     return [ff, d];
   };
-  const entries = [...weights].map(([name, data]) => ({ name, shape: shapeOf(name), data, dtype: opts.dtype ?? 'F32' as const }));
+  const entries = [...weights].map(([name, data]) => ({
+    name,
+    shape: shapeOf(name),
+    data,
+    dtype: opts.dtype ?? ('F32' as const),
+  }));
   const shards = opts.shards ?? 1;
   if (shards === 1) {
     writeSafetensors(join(dir, 'model.safetensors'), entries);
@@ -109,15 +153,23 @@ export function writeTinyHfModel(dir: string, opts: TinyModelOptions): Reference
     for (let s = 0; s < shards; ++s) {
       const file = `model-${String(s + 1).padStart(5, '0')}-of-${String(shards).padStart(5, '0')}.safetensors`;
       const part = entries.filter((_, i) => i % shards === s);
-      part.forEach((e) => { map[e.name] = file; });
+      part.forEach((e) => {
+        map[e.name] = file;
+      });
       writeSafetensors(join(dir, file), part);
     }
     writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: map }));
   }
   writeLlamaTokenizerJson(join(dir, 'tokenizer.json'), opts.pieces, opts.scores);
-  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({
-    bos_token: '<s>', eos_token: { content: '</s>' }, add_bos_token: true, chat_template: CHAT_TEMPLATE,
-  }));
+  writeFileSync(
+    join(dir, 'tokenizer_config.json'),
+    JSON.stringify({
+      bos_token: '<s>',
+      eos_token: { content: '</s>' },
+      add_bos_token: true,
+      chat_template: CHAT_TEMPLATE,
+    }),
+  );
   return weights;
 }
 
@@ -125,7 +177,12 @@ export function writeTinyHfModel(dir: string, opts: TinyModelOptions): Reference
  * Rewrites a GGUF file with every tensor stored as `type` (F32, F16 or BF16): the metadata bytes are copied as they
  * are (plus `extraStrings` as string entries); tensor infos and data are written anew (alignment 32).
  */
-export function rewriteGguf(from: string, to: string, type: 'F32' | 'F16' | 'BF16', extraStrings: Record<string, string> = {}): void {
+export function rewriteGguf(
+  from: string,
+  to: string,
+  type: 'F32' | 'F16' | 'BF16',
+  extraStrings: Record<string, string> = {},
+): void {
   const g = openGguf(from);
   try {
     const typeId = { F32: 0, F16: 1, BF16: 30 }[type];
@@ -134,7 +191,8 @@ export function rewriteGguf(from: string, to: string, type: 'F32' | 'F16' | 'BF1
     head.writeUInt32LE(3, 4);
     head.writeBigUInt64LE(BigInt(g.tensors.size), 8);
     const extra = Object.entries(extraStrings).map(([k, v]) => {
-      const key = Buffer.from(k), val = Buffer.from(v);
+      const key = Buffer.from(k),
+        val = Buffer.from(v);
       const b = Buffer.alloc(8 + key.length + 4 + 8 + val.length);
       let p = b.writeBigUInt64LE(BigInt(key.length), 0);
       p += key.copy(b, p);
@@ -167,7 +225,10 @@ export function rewriteGguf(from: string, to: string, type: 'F32' | 'F16' | 'BF1
       off += padded.length;
     }
     const header = Buffer.concat([head, kv, ...infos]);
-    writeFileSync(to, Buffer.concat([header, Buffer.alloc(Math.ceil(header.length / 32) * 32 - header.length), ...blobs]));
+    writeFileSync(
+      to,
+      Buffer.concat([header, Buffer.alloc(Math.ceil(header.length / 32) * 32 - header.length), ...blobs]),
+    );
   } finally {
     g.file.close();
   }

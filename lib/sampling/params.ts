@@ -51,7 +51,13 @@ export interface ResolvedSamplingParams {
 
 export const MAX_LOGPROBS = 20;
 
-function number(p: Record<string, unknown>, key: string, fallback: number, ok: (v: number) => boolean, range: string): number {
+function number(
+  p: Record<string, unknown>,
+  key: string,
+  fallback: number,
+  ok: (v: number) => boolean,
+  range: string,
+): number {
   const v = p[key] ?? fallback;
   if (typeof v !== 'number') throw new TypeError(`SamplingParams: ${key} must be a number, got ${describeValue(v)}`);
   if (!ok(v)) throw new RangeError(`SamplingParams: ${key} must be ${range}, got ${v}`);
@@ -62,23 +68,38 @@ const isInt = Number.isInteger;
 
 /** Fills in the defaults and checks every field (TypeError / RangeError naming it). */
 export function resolveSamplingParams(params: SamplingParams = {}, vocabSize?: number): ResolvedSamplingParams {
-  if (typeof params !== 'object' || params === null) throw new TypeError(`SamplingParams: expected an object, got ${describeValue(params)}`);
+  if (typeof params !== 'object' || params === null)
+    throw new TypeError(`SamplingParams: expected an object, got ${describeValue(params)}`);
   const p = params as Record<string, unknown>;
   const stop = p['stop'] ?? [];
   const stops = typeof stop === 'string' ? [stop] : stop;
   if (!Array.isArray(stops) || !stops.every((s) => typeof s === 'string' && s.length > 0))
-    throw new TypeError(`SamplingParams: stop must be a non-empty string or an array of them, got ${describeValue(stop)}`);
+    throw new TypeError(
+      `SamplingParams: stop must be a non-empty string or an array of them, got ${describeValue(stop)}`,
+    );
   const stopIds = p['stopTokenIds'] ?? [];
-  if (!Array.isArray(stopIds) || !stopIds.every((t) => isInt(t) && t >= 0 && (vocabSize === undefined || t < vocabSize)))
-    throw new RangeError(`SamplingParams: stopTokenIds must be token ids${vocabSize === undefined ? '' : ` in [0, ${vocabSize})`}, got ${describeValue(stopIds)}`);
+  if (
+    !Array.isArray(stopIds) ||
+    !stopIds.every((t) => isInt(t) && t >= 0 && (vocabSize === undefined || t < vocabSize))
+  )
+    throw new RangeError(
+      `SamplingParams: stopTokenIds must be token ids${vocabSize === undefined ? '' : ` in [0, ${vocabSize})`}, got ` +
+        `${describeValue(stopIds)}`,
+    );
   const seed = p['seed'] ?? null;
   if (seed !== null && (typeof seed !== 'number' || !isInt(seed)))
     throw new TypeError(`SamplingParams: seed must be an integer or null, got ${describeValue(seed)}`);
   const logprobs = p['logprobs'] ?? null;
-  if (logprobs !== null && (typeof logprobs !== 'number' || !isInt(logprobs) || logprobs < 0 || logprobs > MAX_LOGPROBS))
-    throw new RangeError(`SamplingParams: logprobs must be an integer in [0, ${MAX_LOGPROBS}] or null, got ${describeValue(logprobs)}`);
+  if (
+    logprobs !== null &&
+    (typeof logprobs !== 'number' || !isInt(logprobs) || logprobs < 0 || logprobs > MAX_LOGPROBS)
+  )
+    throw new RangeError(
+      `SamplingParams: logprobs must be an integer in [0, ${MAX_LOGPROBS}] or null, got ${describeValue(logprobs)}`,
+    );
   for (const k of ['ignoreEos', 'skipSpecialTokens'])
-    if (p[k] !== undefined && typeof p[k] !== 'boolean') throw new TypeError(`SamplingParams: ${k} must be a boolean, got ${describeValue(p[k])}`);
+    if (p[k] !== undefined && typeof p[k] !== 'boolean')
+      throw new TypeError(`SamplingParams: ${k} must be a boolean, got ${describeValue(p[k])}`);
   const topK = number(p, 'topK', 0, (v) => isInt(v) && v >= -1, 'an integer >= -1 (0 or -1 = off)');
   return {
     temperature: number(p, 'temperature', 1, (v) => Number.isFinite(v) && v >= 0, 'a finite number >= 0'),

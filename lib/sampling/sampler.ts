@@ -16,7 +16,11 @@ export class SamplingState {
   /** Set for seeded requests; unseeded ones draw from the sampler's generator. */
   readonly rng: Rng | null;
 
-  constructor(params: SamplingParams | ResolvedSamplingParams, promptTokenIds: readonly number[] = [], vocabSize?: number) {
+  constructor(
+    params: SamplingParams | ResolvedSamplingParams,
+    promptTokenIds: readonly number[] = [],
+    vocabSize?: number,
+  ) {
     this.params = resolveSamplingParams(params, vocabSize);
     this.promptTokenIds = promptTokenIds;
     this.rng = this.params.seed === null ? null : new Rng(this.params.seed);
@@ -28,10 +32,15 @@ export class SamplingState {
   }
 }
 
-export interface TokenLogprob { token: number; logprob: number }
+export interface TokenLogprob {
+  token: number;
+  logprob: number;
+}
 
 /** The sampled token's logprob and the `n` most likely tokens (of the raw model output, as vLLM returns). */
-export interface TokenLogprobs extends TokenLogprob { top: TokenLogprob[] }
+export interface TokenLogprobs extends TokenLogprob {
+  top: TokenLogprob[];
+}
 
 export interface SampleResult {
   tokens: Int32Array;
@@ -45,7 +54,8 @@ export class Sampler {
 
   /** `seed` seeds the draws of unseeded requests (default: random). */
   constructor(vocabSize: number, opts: { seed?: number } = {}) {
-    if (!Number.isInteger(vocabSize) || vocabSize < 1) throw new RangeError(`Sampler: vocabSize must be a positive integer, got ${describeValue(vocabSize)}`);
+    if (!Number.isInteger(vocabSize) || vocabSize < 1)
+      throw new RangeError(`Sampler: vocabSize must be a positive integer, got ${describeValue(vocabSize)}`);
     this.vocabSize = vocabSize;
     this.rng = new Rng(opts.seed ?? randomInt(2 ** 47));
   }
@@ -56,11 +66,19 @@ export class Sampler {
    * seeded generator; the caller appends the sampled ids to them. Without a state, a seeded row starts its seed's
    * sequence afresh on every call.
    */
-  sample(logits: Tensor | Float32Array, params: SamplingParams | readonly (SamplingParams | SamplingState)[], states?: readonly SamplingState[]): Int32Array {
+  sample(
+    logits: Tensor | Float32Array,
+    params: SamplingParams | readonly (SamplingParams | SamplingState)[],
+    states?: readonly SamplingState[],
+  ): Int32Array {
     return this.sampleWithLogprobs(logits, params, states).tokens;
   }
 
-  sampleWithLogprobs(logits: Tensor | Float32Array, params: SamplingParams | readonly (SamplingParams | SamplingState)[], states?: readonly SamplingState[]): SampleResult {
+  sampleWithLogprobs(
+    logits: Tensor | Float32Array,
+    params: SamplingParams | readonly (SamplingParams | SamplingState)[],
+    states?: readonly SamplingState[],
+  ): SampleResult {
     const V = this.vocabSize;
     let data: Float32Array;
     let rows: number;
@@ -70,16 +88,20 @@ export class Sampler {
       data = logits.toArray() as Float32Array;
       rows = logits.shape[0]!;
     } else if (logits instanceof Float32Array) {
-      if (logits.length % V !== 0) throw new RangeError(`Sampler.sample: logits has ${logits.length} values, not a multiple of vocabSize ${V}`);
+      if (logits.length % V !== 0)
+        throw new RangeError(`Sampler.sample: logits has ${logits.length} values, not a multiple of vocabSize ${V}`);
       rows = logits.length / V;
       data = logits;
     } else {
       throw new TypeError(`Sampler.sample: logits must be a Tensor or a Float32Array, got ${describeValue(logits)}`);
     }
     if (states !== undefined && states.length !== rows)
-      throw new RangeError(`Sampler.sample: states must have one entry per row (${rows}), got ${describeValue(states)}`);
+      throw new RangeError(
+        `Sampler.sample: states must have one entry per row (${rows}), got ${describeValue(states)}`,
+      );
     const list = isList(params) ? params : null;
-    if (list && list.length !== rows) throw new RangeError(`Sampler.sample: params has ${list.length} entries for ${rows} rows`);
+    if (list && list.length !== rows)
+      throw new RangeError(`Sampler.sample: params has ${list.length} entries for ${rows} rows`);
     const shared = list ? null : resolveSamplingParams(params as SamplingParams, V);
     const resolved: ResolvedSamplingParams[] = [];
     const rowStates: (SamplingState | undefined)[] = [];
@@ -87,7 +109,9 @@ export class Sampler {
       const p = list ? list[r]! : null;
       const state = states?.[r] ?? (p instanceof SamplingState ? p : undefined);
       rowStates.push(state);
-      resolved.push(state?.params ?? (p === null || p instanceof SamplingState ? shared! : resolveSamplingParams(p, V)));
+      resolved.push(
+        state?.params ?? (p === null || p instanceof SamplingState ? shared! : resolveSamplingParams(p, V)),
+      );
     }
 
     // Logprobs come from the raw logits, before penalties and temperature.
@@ -100,7 +124,8 @@ export class Sampler {
       return { token: -1, logprob: 0, top: topLogprobs(row, p.logprobs, logZ[r]) };
     });
 
-    const hasPenalty = (p: ResolvedSamplingParams) => p.repetitionPenalty !== 1 || p.presencePenalty !== 0 || p.frequencyPenalty !== 0;
+    const hasPenalty = (p: ResolvedSamplingParams) =>
+      p.repetitionPenalty !== 1 || p.presencePenalty !== 0 || p.frequencyPenalty !== 0;
     if (rowStates.some((s) => s !== undefined && hasPenalty(s.params))) {
       data = Float32Array.from(data);
       for (let r = 0; r < rows; ++r) {
@@ -135,7 +160,9 @@ export class Sampler {
   }
 }
 
-function isList(p: SamplingParams | readonly (SamplingParams | SamplingState)[]): p is readonly (SamplingParams | SamplingState)[] {
+function isList(
+  p: SamplingParams | readonly (SamplingParams | SamplingState)[],
+): p is readonly (SamplingParams | SamplingState)[] {
   return Array.isArray(p);
 }
 

@@ -12,7 +12,8 @@ export interface ChatTemplateContext {
 const cache = new Map<string, Template>();
 
 export function renderChatTemplate(template: string | null, messages: ChatMessage[], ctx: ChatTemplateContext): string {
-  if (template === null) throw new MiniVllmError('this model has no chat template; pass a plain prompt', 'ERR_UNSUPPORTED');
+  if (template === null)
+    throw new MiniVllmError('this model has no chat template; pass a plain prompt', 'ERR_UNSUPPORTED');
   if (!Array.isArray(messages) || !messages.every((m) => typeof m?.role === 'string' && typeof m?.content === 'string'))
     throw new TypeError('applyChatTemplate: messages must be an array of {role: string, content: string}');
   let t = cache.get(template);

@@ -10,7 +10,11 @@ export class IncrementalDetokenizer {
   private prefixOffset: number;
   private readOffset: number;
 
-  constructor(private readonly tokenizer: Tokenizer, promptIds: readonly number[], private readonly skipSpecialTokens = true) {
+  constructor(
+    private readonly tokenizer: Tokenizer,
+    promptIds: readonly number[],
+    private readonly skipSpecialTokens = true,
+  ) {
     this.ids = [...promptIds];
     this.prefixOffset = Math.max(0, this.ids.length - PROMPT_CONTEXT);
     this.readOffset = this.ids.length;

@@ -9,7 +9,8 @@ import type { ChatMessage, Tokenizer } from './tokenizer.js';
 
 function tokenText(v: unknown): string | null {
   if (typeof v === 'string') return v;
-  if (typeof v === 'object' && v !== null && typeof (v as { content?: unknown }).content === 'string') return (v as { content: string }).content;
+  if (typeof v === 'object' && v !== null && typeof (v as { content?: unknown }).content === 'string')
+    return (v as { content: string }).content;
   return null;
 }
 
@@ -21,7 +22,11 @@ export class HfTokenizer implements Tokenizer {
   private readonly bosToken: string;
   private readonly eosToken: string;
 
-  private constructor(private readonly tok: HfNative, config: Record<string, unknown>, modelEos: readonly number[]) {
+  private constructor(
+    private readonly tok: HfNative,
+    config: Record<string, unknown>,
+    modelEos: readonly number[],
+  ) {
     this.vocabSize = tok.getVocabSize(true);
     this.bosToken = tokenText(config['bos_token']) ?? '';
     this.eosToken = tokenText(config['eos_token']) ?? '';
@@ -30,7 +35,10 @@ export class HfTokenizer implements Tokenizer {
     this.eosTokenIds = [...new Set([...(eos === null ? [] : [eos]), ...modelEos])];
     const t = config['chat_template'];
     if (typeof t === 'string') this.chatTemplate = t;
-    else if (Array.isArray(t)) this.chatTemplate = (t.find((x: { name?: string }) => x?.name === 'default') as { template?: string } | undefined)?.template ?? null;
+    else if (Array.isArray(t))
+      this.chatTemplate =
+        (t.find((x: { name?: string }) => x?.name === 'default') as { template?: string } | undefined)?.template ??
+        null;
     else this.chatTemplate = null;
   }
 
@@ -77,7 +85,9 @@ export class HfTokenizer implements Tokenizer {
 
   applyChatTemplate(messages: ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): string {
     return renderChatTemplate(this.chatTemplate, messages, {
-      bosToken: this.bosToken, eosToken: this.eosToken, addGenerationPrompt: opts.addGenerationPrompt ?? true,
+      bosToken: this.bosToken,
+      eosToken: this.eosToken,
+      addGenerationPrompt: opts.addGenerationPrompt ?? true,
     });
   }
 }

@@ -28,12 +28,20 @@ export interface SentencePieceVocab {
 const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
 const utf8 = new TextEncoder();
 
-interface Candidate { score: number; left: number; right: number; leftLen: number; rightLen: number }
+interface Candidate {
+  score: number;
+  left: number;
+  right: number;
+  leftLen: number;
+  rightLen: number;
+}
 
 /** A binary max-heap of merge candidates: highest score first, then the leftmost. */
 class MergeHeap {
   private items: Candidate[] = [];
-  get size(): number { return this.items.length; }
+  get size(): number {
+    return this.items.length;
+  }
   private before(a: Candidate, b: Candidate): boolean {
     return a.score > b.score || (a.score === b.score && a.left < b.left);
   }
@@ -56,7 +64,8 @@ class MergeHeap {
       h[0] = last;
       let i = 0;
       for (;;) {
-        const l = 2 * i + 1, r = l + 1;
+        const l = 2 * i + 1,
+          r = l + 1;
         let m = i;
         if (l < h.length && this.before(h[l]!, h[m]!)) m = l;
         if (r < h.length && this.before(h[r]!, h[m]!)) m = r;
@@ -95,8 +104,11 @@ export class SentencePieceTokenizer implements Tokenizer {
     this.addSpacePrefix = v.addSpacePrefix ?? true;
     this.chatTemplate = v.chatTemplate ?? null;
     const special = new Set([v.bosTokenId, v.unkTokenId, ...v.eosTokenIds]);
-    this.types = v.types ?? Int32Array.from(v.pieces, (p, i) =>
-      special.has(i) ? TokenType.Control : BYTE_PIECE.test(p) ? TokenType.Byte : TokenType.Normal);
+    this.types =
+      v.types ??
+      Int32Array.from(v.pieces, (p, i) =>
+        special.has(i) ? TokenType.Control : BYTE_PIECE.test(p) ? TokenType.Byte : TokenType.Normal,
+      );
     this.bytesOf = new Array<Uint8Array>(this.vocabSize);
     for (let i = 0; i < this.vocabSize; ++i) {
       const p = v.pieces[i]!;
@@ -107,7 +119,10 @@ export class SentencePieceTokenizer implements Tokenizer {
         if (this.byteIds[b] === -1) this.byteIds[b] = i;
         this.bytesOf[i] = Uint8Array.of(b);
       } else {
-        this.bytesOf[i] = type === TokenType.Control || type === TokenType.Unknown || type === TokenType.Unused ? new Uint8Array(0) : utf8.encode(p);
+        this.bytesOf[i] =
+          type === TokenType.Control || type === TokenType.Unknown || type === TokenType.Unused
+            ? new Uint8Array(0)
+            : utf8.encode(p);
       }
       // Control pieces never match text; the first of duplicate pieces wins.
       if (type !== TokenType.Control && type !== TokenType.Unused && !this.ids.has(p)) this.ids.set(p, i);
@@ -122,23 +137,39 @@ export class SentencePieceTokenizer implements Tokenizer {
       const scores: number[] = [];
       let off = 4;
       const maxLen = f.bytes(0, 4, 'max_token_length').readInt32LE(0);
-      if (maxLen <= 0 || maxLen > 1 << 16) throw new ModelFormatError(path, `max_token_length ${maxLen} is not plausible`);
+      if (maxLen <= 0 || maxLen > 1 << 16)
+        throw new ModelFormatError(path, `max_token_length ${maxLen} is not plausible`);
       const dec = new TextDecoder('utf-8');
       while (vocabSize === undefined ? off < f.size : pieces.length < vocabSize) {
         const head = f.bytes(off, 8, `the header of token ${pieces.length}`);
         const score = head.readFloatLE(0);
         const len = head.readInt32LE(4);
-        if (len < 0 || len > maxLen) throw new ModelFormatError(path, `token ${pieces.length} has length ${len} (max_token_length ${maxLen})`);
+        if (len < 0 || len > maxLen)
+          throw new ModelFormatError(path, `token ${pieces.length} has length ${len} (max_token_length ${maxLen})`);
         if (!Number.isFinite(score)) throw new ModelFormatError(path, `token ${pieces.length} has score ${score}`);
         pieces.push(dec.decode(f.bytes(off + 8, len, `token ${pieces.length}`)));
         scores.push(score);
         off += 8 + len;
       }
       if (vocabSize !== undefined && off !== f.size)
-        throw new ModelFormatError(path, `holds more than the model's ${vocabSize} tokens (${f.size - off} bytes left over): the wrong tokenizer for this model?`);
-      if (pieces.length < 3) throw new ModelFormatError(path, `holds ${pieces.length} tokens; a llama2.c vocabulary has <unk>, <s>, </s> first`);
+        throw new ModelFormatError(
+          path,
+          `holds more than the model's ${vocabSize} tokens (${f.size - off} bytes left over): the wrong tokenizer ` +
+            `for this model?`,
+        );
+      if (pieces.length < 3)
+        throw new ModelFormatError(
+          path,
+          `holds ${pieces.length} tokens; a llama2.c vocabulary has <unk>, <s>, </s> first`,
+        );
       // llama2.c: 0 <unk>, 1 BOS, 2 EOS; a story ends at BOS as well.
-      return new SentencePieceTokenizer({ pieces, scores: Float32Array.from(scores), bosTokenId: 1, eosTokenIds: [1, 2], unkTokenId: 0 });
+      return new SentencePieceTokenizer({
+        pieces,
+        scores: Float32Array.from(scores),
+        bosTokenId: 1,
+        eosTokenIds: [1, 2],
+        unkTokenId: 0,
+      });
     } finally {
       f.close();
     }
@@ -148,24 +179,31 @@ export class SentencePieceTokenizer implements Tokenizer {
   static fromGguf(g: GgufFile): SentencePieceTokenizer {
     const model = g.metadata.get('tokenizer.ggml.model');
     if (model !== 'llama')
-      throw new ModelFormatError(g.path, `tokenizer.ggml.model ${JSON.stringify(model)} is not supported here (llama); pass --tokenizer`);
+      throw new ModelFormatError(
+        g.path,
+        `tokenizer.ggml.model ${JSON.stringify(model)} is not supported here (llama); pass --tokenizer`,
+      );
     const tokens = g.metadata.get('tokenizer.ggml.tokens');
-    if (!Array.isArray(tokens) || !tokens.every((t) => typeof t === 'string')) throw new ModelFormatError(g.path, 'tokenizer.ggml.tokens is missing or not a list of strings');
+    if (!Array.isArray(tokens) || !tokens.every((t) => typeof t === 'string'))
+      throw new ModelFormatError(g.path, 'tokenizer.ggml.tokens is missing or not a list of strings');
     const n = tokens.length;
     const scores = g.metadata.get('tokenizer.ggml.scores');
     const types = g.metadata.get('tokenizer.ggml.token_type');
-    if (scores !== undefined && (!Array.isArray(scores) || scores.length !== n)) throw new ModelFormatError(g.path, `tokenizer.ggml.scores must hold ${n} numbers`);
-    if (types !== undefined && (!Array.isArray(types) || types.length !== n)) throw new ModelFormatError(g.path, `tokenizer.ggml.token_type must hold ${n} integers`);
+    if (scores !== undefined && (!Array.isArray(scores) || scores.length !== n))
+      throw new ModelFormatError(g.path, `tokenizer.ggml.scores must hold ${n} numbers`);
+    if (types !== undefined && (!Array.isArray(types) || types.length !== n))
+      throw new ModelFormatError(g.path, `tokenizer.ggml.token_type must hold ${n} integers`);
     const id = (key: string): number | null => {
       const v = g.metadata.get(key);
       if (v === undefined) return null;
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= n) throw new ModelFormatError(g.path, `${key} = ${String(v)} is not a token id`);
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= n)
+        throw new ModelFormatError(g.path, `${key} = ${String(v)} is not a token id`);
       return v;
     };
     const eos = id('tokenizer.ggml.eos_token_id');
     const template = g.metadata.get('tokenizer.chat_template');
     return new SentencePieceTokenizer({
-      pieces: (tokens).map((t) => t.replaceAll('\u2581', ' ')),
+      pieces: tokens.map((t) => t.replaceAll('\u2581', ' ')),
       scores: scores ? Float32Array.from(scores as number[]) : new Float32Array(n),
       ...(types ? { types: Int32Array.from(types as number[]) } : {}),
       bosTokenId: id('tokenizer.ggml.bos_token_id'),
@@ -212,7 +250,8 @@ export class SentencePieceTokenizer implements Tokenizer {
       const r = next[l]!;
       if (l < 0 || r < 0) return;
       const id = this.ids.get(this.pieces[sym[l]!]! + this.pieces[sym[r]!]!);
-      if (id !== undefined) heap.push({ score: this.scores[id]!, left: l, right: r, leftLen: len[l]!, rightLen: len[r]! });
+      if (id !== undefined)
+        heap.push({ score: this.scores[id]!, left: l, right: r, leftLen: len[l]!, rightLen: len[r]! });
     };
     for (let i = 0; i + 1 < n; ++i) consider(i);
     while (heap.size > 0) {
@@ -236,7 +275,8 @@ export class SentencePieceTokenizer implements Tokenizer {
     const parts: Uint8Array[] = [];
     let first = true;
     for (const id of ids) {
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new RangeError(`decode: token id ${id} is outside [0, ${this.vocabSize})`);
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize)
+        throw new RangeError(`decode: token id ${id} is outside [0, ${this.vocabSize})`);
       const type = this.types[id]!;
       if (type === TokenType.Control || type === TokenType.Unknown || type === TokenType.Unused) {
         if (!skip) parts.push(utf8.encode(this.pieces[id]));
@@ -261,7 +301,9 @@ export class SentencePieceTokenizer implements Tokenizer {
   applyChatTemplate(messages: ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): string {
     const name = (id: number | null | undefined) => (id === null || id === undefined ? '' : this.pieces[id]!);
     return renderChatTemplate(this.chatTemplate, messages, {
-      bosToken: name(this.bosTokenId), eosToken: name(this.eosTokenIds[0]), addGenerationPrompt: opts.addGenerationPrompt ?? true,
+      bosToken: name(this.bosTokenId),
+      eosToken: name(this.eosTokenIds[0]),
+      addGenerationPrompt: opts.addGenerationPrompt ?? true,
     });
   }
 }

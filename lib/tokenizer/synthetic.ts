@@ -16,7 +16,10 @@ function word(i: number): string {
   return ` ${s}`;
 }
 
-export function syntheticTokenizer(vocabSize: number, special: { bosTokenId: number | null; eosTokenIds: number[] }): SentencePieceTokenizer {
+export function syntheticTokenizer(
+  vocabSize: number,
+  special: { bosTokenId: number | null; eosTokenIds: number[] },
+): SentencePieceTokenizer {
   const pieces = ['<unk>', '<s>', '</s>'];
   for (let b = 0; b < 256; ++b) pieces.push(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
   for (let c = 32; c < 127; ++c) pieces.push(String.fromCharCode(c));
@@ -30,7 +33,14 @@ export function syntheticTokenizer(vocabSize: number, special: { bosTokenId: num
   for (const [id, p] of named) if (id >= 3) pieces[id] = `${p}#${id}`;
   const types = Int32Array.from(pieces, (p, i) => (named.has(i) || i < 3 ? 3 : /^<0x[0-9A-F]{2}>$/.test(p) ? 6 : 1));
   return new SentencePieceTokenizer({
-    pieces, scores, types, bosTokenId: special.bosTokenId, eosTokenIds: special.eosTokenIds, unkTokenId: 0,
-    chatTemplate: "{% for m in messages %}{{ '<|' + m['role'] + '|>\\n' + m['content'] + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}",
+    pieces,
+    scores,
+    types,
+    bosTokenId: special.bosTokenId,
+    eosTokenIds: special.eosTokenIds,
+    unkTokenId: 0,
+    chatTemplate:
+      "{% for m in messages %}{{ '<|' + m['role'] + '|>\\n' + m['content'] + '\\n' }}{% endfor %}{% if " +
+      "add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}",
   });
 }
