@@ -1,6 +1,9 @@
-// Compares two op-benchmark JSON files (npm run bench -- --json FILE) row by row: the rows both hold, matched by op,
-// dtype and shape, with each one's median time and fraction of its own run's limit, and after / before.
+// Compares op-benchmark JSON files (npm run bench -- --json FILE) row by row: the rows both sides hold, matched by op,
+// dtype and shape, with each side's median time and fraction of its run's limit, and after / before. Either side may
+// be several runs, comma separated (alternate before and after runs on a noisy machine): then each row's time is the
+// median over the runs.
 //   node bench/scripts/compare-ops.mjs before.json after.json > table.md
+//   node bench/scripts/compare-ops.mjs b1.json,b2.json,b3.json a1.json,a2.json,a3.json
 import { readFileSync } from 'node:fs';
 
 const [beforeFile, afterFile] = process.argv.slice(2);
@@ -8,11 +11,20 @@ if (!beforeFile || !afterFile) {
   console.error('usage: node bench/scripts/compare-ops.mjs before.json after.json');
   process.exit(2);
 }
-const rows = (file) => {
-  const json = JSON.parse(readFileSync(file, 'utf8'));
-  return new Map(
-    json.results.flatMap((r) => r.rows).map((row) => [`${row.device} | ${row.op} | ${row.dtype} | ${row.shape}`, row]),
-  );
+const middle = (xs) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
+const rows = (files) => {
+  const runs = new Map();
+  for (const file of files.split(',')) {
+    for (const row of JSON.parse(readFileSync(file, 'utf8')).results.flatMap((r) => r.rows)) {
+      const key = `${row.device} | ${row.op} | ${row.dtype} | ${row.shape}`;
+      runs.set(key, [...(runs.get(key) ?? []), row]);
+    }
+  }
+  const pick = (rs) => ({
+    medianSeconds: middle(rs.map((r) => r.medianSeconds)),
+    fractionOfLimit: rs[0].fractionOfLimit === null ? null : middle(rs.map((r) => r.fractionOfLimit)),
+  });
+  return new Map([...runs].map(([key, rs]) => [key, pick(rs)]));
 };
 const before = rows(beforeFile);
 const after = rows(afterFile);
