@@ -91,6 +91,8 @@ describe(`OpenAI server (${models ? 'stories260K' : 'dummy:stories15M: ../shared
   let client: OpenAI;
   let modelName: string;
   const expected = new Map<string, string>();
+  /** A greedy 24-token completion of `prompt`: what `expected` holds for it. */
+  const greedy = (prompt: string) => ({ model: modelName, prompt, max_tokens: 24, temperature: 0 });
 
   before(async () => {
     engine = await InferenceEngine.create({ model: MODEL, device: 'cpu', maxModelLen: MAX_LEN, seed: 0 });
@@ -115,12 +117,7 @@ describe(`OpenAI server (${models ? 'stories260K' : 'dummy:stories15M: ../shared
   });
 
   it('completions: greedy text equals InferenceEngine.generate, with exact usage', async () => {
-    const r = await client.completions.create({
-      model: modelName,
-      prompt: PROMPTS[0]!,
-      max_tokens: 24,
-      temperature: 0,
-    });
+    const r = await client.completions.create(greedy(PROMPTS[0]!));
     expect(r.object).to.equal('text_completion');
     expect(r.choices).to.have.length(1);
     expect(r.choices[0]!.text).to.equal(expected.get(PROMPTS[0]!));
@@ -162,10 +159,7 @@ describe(`OpenAI server (${models ? 'stories260K' : 'dummy:stories15M: ../shared
 
   it('completions: streamed deltas concatenate to the text, finish reason last, then usage and [DONE]', async () => {
     const stream = await client.completions.create({
-      model: modelName,
-      prompt: PROMPTS[4]!,
-      max_tokens: 24,
-      temperature: 0,
+      ...greedy(PROMPTS[4]!),
       stream: true,
       stream_options: { include_usage: true },
     });
@@ -550,16 +544,19 @@ describe(`OpenAI server (${models ? 'stories260K' : 'dummy:stories15M: ../shared
 });
 
 describe('serve(): graceful shutdown', () => {
-  it('finishes what is in flight within the grace period, refuses new requests, and frees every byte', async () => {
-    const baseline = memoryStats().cpu.bytes;
-    const running = await serve({
+  const start = (shutdownTimeoutMs: number) =>
+    serve({
       model: 'dummy:stories15M',
       device: 'cpu',
       maxModelLen: 256,
       port: 0,
       handleSignals: false,
-      shutdownTimeoutMs: 10_000,
+      shutdownTimeoutMs,
     });
+
+  it('finishes what is in flight within the grace period, refuses new requests, and frees every byte', async () => {
+    const baseline = memoryStats().cpu.bytes;
+    const running = await start(10_000);
     const url = running.url;
     const pending = post(`${url}/v1/completions`, { prompt: 'Once', max_tokens: 40, ignore_eos: true });
     while (running.server.inFlight === 0) await new Promise((r) => setTimeout(r, 5));
@@ -577,14 +574,7 @@ describe('serve(): graceful shutdown', () => {
   });
 
   it('aborts what is still running when the grace period ends', async () => {
-    const running = await serve({
-      model: 'dummy:stories15M',
-      device: 'cpu',
-      maxModelLen: 256,
-      port: 0,
-      handleSignals: false,
-      shutdownTimeoutMs: 100,
-    });
+    const running = await start(100);
     const pending = post(`${running.url}/v1/completions`, { prompt: 'Once', max_tokens: 250, ignore_eos: true });
     while (running.server.inFlight === 0) await new Promise((r) => setTimeout(r, 5));
     await running.shutdown();

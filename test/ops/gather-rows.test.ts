@@ -21,13 +21,11 @@ describeDevices('gatherRows', (device) => {
     });
   }
 
-  it('an index outside x is a RangeError naming it', () => {
-    const table = Tensor.zeros([10, 8], { device });
-    const out = Tensor.zeros([2, 8], { device });
-    // CPU: before copying; CUDA: at the next synchronize
+  it('an index outside x is a RangeError naming it (CPU: before copying; CUDA: at the next synchronize)', () => {
+    const [x, out] = [Tensor.zeros([10, 8], { device }), Tensor.zeros([2, 8], { device })];
     expectBadIndex(
       device,
-      (ids) => ops.gatherRows(out, table, ids),
+      (indices) => ops.gatherRows(out, x, indices),
       (bad) => new RegExp(`gatherRows: indices\\[1\\] = ${bad} is outside \\[0, 10\\)`),
       /an id or index is outside the table/,
     );
