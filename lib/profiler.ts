@@ -43,7 +43,8 @@ const DEVICE_TID = 2;
 /** What the engine calls around its steps: a recording Profiler, or NULL_STEP_PROFILER when not profiling. */
 export interface StepProfiler extends OpProfiler {
   /** Brackets one engine step. */
-  step<T>(args: Record<string, unknown>, fn: () => T): T;
+  /** Brackets one engine step; `describe` (called after it, only when recording) gives the step's trace args. */
+  step<T>(describe: () => Record<string, unknown>, fn: () => T): T;
   /** A named range inside a step (schedule, forward, sample, ...). */
   range<T>(name: string, fn: () => T): T;
   /** One event timed like an op that is not an op of the registry (a CUDA graph replay). */
@@ -53,7 +54,7 @@ export interface StepProfiler extends OpProfiler {
 /** Records nothing: every call just runs. */
 export const NULL_STEP_PROFILER: StepProfiler = {
   ...NULL_PROFILER,
-  step: (_args, fn) => fn(),
+  step: (_describe, fn) => fn(),
   range: (_name, fn) => fn(),
   event: (_name, _args, fn) => fn(),
 };
@@ -124,11 +125,11 @@ export class Profiler implements StepProfiler {
   }
 
   /** Brackets one engine step; steps past maxSteps run unrecorded. */
-  step<T>(args: Record<string, unknown>, fn: () => T): T {
+  step<T>(describe: () => Record<string, unknown>, fn: () => T): T {
     if (!this.recording || this.inStep) return fn();
     this.inStep = true;
     try {
-      return this.timed('step', 'step', fn, () => ({ index: this.steps, ...args }));
+      return this.timed('step', 'step', fn, () => ({ index: this.steps, ...describe() }));
     } finally {
       this.inStep = false;
       ++this.steps;

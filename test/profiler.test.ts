@@ -21,10 +21,13 @@ describeDevices('Profiler', (device: Device) => {
       expect(currentProfiler()).to.equal(p);
       expectThrow(() => new Profiler(device).start(), Error, /already recording/);
       for (let s = 0; s < 3; ++s) {
-        p.step({ batch: 4 }, () => {
-          rmsNorm(out, x, w, 1e-5);
-          p.range('mlp', () => siluAndMul(act, gu));
-        });
+        p.step(
+          () => ({ batch: 4 }),
+          () => {
+            rmsNorm(out, x, w, 1e-5);
+            p.range('mlp', () => siluAndMul(act, gu));
+          },
+        );
       }
     } finally {
       trace = p.stop();
@@ -79,10 +82,13 @@ describeDevices('Profiler', (device: Device) => {
     let trace: Trace;
     p.start();
     try {
-      p.step({}, () => {
-        t.fill(2);
-        t.toArray();
-      });
+      p.step(
+        () => ({}),
+        () => {
+          t.fill(2);
+          t.toArray();
+        },
+      );
     } finally {
       trace = p.stop();
     }

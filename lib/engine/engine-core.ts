@@ -19,7 +19,7 @@ import {
   type ResolvedEngineOptions,
   resolveEngineOptions,
 } from './options.js';
-import { Scheduler, type SchedulerOutput } from './scheduler.js';
+import { type ScheduledSequence, Scheduler, type SchedulerOutput } from './scheduler.js';
 import { type FinishReason, Sequence } from './sequence.js';
 
 export interface EngineRequest {
@@ -193,8 +193,21 @@ export class EngineCore {
   step(): RequestOutput[] {
     if (this.disposed) throw new Error('EngineCore: the engine was shut down');
     const p: StepProfiler = this.profiler ?? NULL_STEP_PROFILER;
-    const args: Record<string, unknown> = {};
-    return p.step(args, () => this.stepOnce(p, args));
+    let scheduled: readonly ScheduledSequence[] = [];
+    // what the trace says of the step, worked out only when a profiler records it
+    const describe = () =>
+      scheduled.length === 0
+        ? {}
+        : {
+            numSeqs: scheduled.length,
+            numTokens: scheduled.reduce((n, s) => n + s.numTokens, 0),
+            numDecodes: scheduled.filter((s) => s.numTokens === 1).length,
+          };
+    return p.step(describe, () => {
+      const out = p.range('schedule', () => this.scheduler.schedule());
+      scheduled = out.scheduled;
+      return this.stepOnce(p, out);
+    });
   }
 
   /**
@@ -216,12 +229,8 @@ export class EngineCore {
     return trace;
   }
 
-  private stepOnce(p: StepProfiler, args: Record<string, unknown>): RequestOutput[] {
-    const out: SchedulerOutput = p.range('schedule', () => this.scheduler.schedule());
+  private stepOnce(p: StepProfiler, out: SchedulerOutput): RequestOutput[] {
     if (out.scheduled.length === 0) return [];
-    args.numSeqs = out.scheduled.length;
-    args.numTokens = out.scheduled.reduce((n, s) => n + s.numTokens, 0);
-    args.numDecodes = out.scheduled.filter((s) => s.numTokens === 1).length;
     const sampled = this.runner.run(out, p);
     const updates = p.range('update', () => this.scheduler.update(out, sampled.tokens));
     const peak = this.scheduler.blockManager.numUsedBlocks;

@@ -5,7 +5,7 @@
 // the benchmark of the family.
 import type { Device } from '../dtype.js';
 import { MiniVllmError } from '../errors.js';
-import { type NativeOp, native } from '../native.js';
+import { native } from '../native.js';
 import { Tensor, describeValue } from '../tensor.js';
 import { profiled } from './call.js';
 
@@ -90,15 +90,16 @@ export function zeros(device: Device, ...shapes: number[][]): Tensor[] {
   return shapes.map((shape) => Tensor.zeros(shape, { device }));
 }
 
-interface Registered {
-  def: OpDef;
-  argNames: readonly string[];
+/** A declared op as runOp calls it: its declaration, and what each call needs of it, worked out once. */
+export interface RegisteredOp extends OpDef {
+  readonly argNames: readonly string[];
   /** Argument indices the wrapper checks are Tensors (maybe: null allowed). */
-  tensors: ReadonlyArray<{ index: number; maybe: boolean }>;
-  fn: NativeOp | ((...args: unknown[]) => never);
+  readonly tensors: ReadonlyArray<{ index: number; maybe: boolean }>;
+  /** The addon's function, or one that says this build lacks it. */
+  readonly fn: (...args: unknown[]) => unknown;
 }
 
-const registry = new Map<string, Registered>();
+const registry = new Map<string, RegisteredOp>();
 
 /**
  * Declares a family's ops, each by name with its signature and example call (each name once: a second declaration
@@ -108,43 +109,54 @@ export function defineOps<K extends string>(
   family: string,
   ops: Record<K, readonly [signature: string, example: (device: Device) => unknown[]]>,
   devices: readonly Device[] = ['cpu', 'cuda'],
-): Record<K, OpDef> {
-  const out = {} as Record<K, OpDef>;
+): Record<K, RegisteredOp> {
+  const out = {} as Record<K, RegisteredOp>;
   for (const name of Object.keys(ops) as K[]) {
     if (registry.has(name)) throw new Error(`defineOps: ${name} is declared twice`);
     const [signature, example] = ops[name];
-    const def: OpDef = { name, family, devices, signature, args: parseSignature(signature), example };
+    const args = parseSignature(signature);
     const missing = () => {
       throw new MiniVllmError(
         `${name}: this build of the addon has no such op (rebuild it: npm run build:native)`,
         'ERR_UNSUPPORTED',
       );
     };
-    const tensors = def.args.flatMap((a, index) =>
+    const tensors = args.flatMap((a, index) =>
       a.kind === 'tensor' || a.kind === 'maybeTensor' ? [{ index, maybe: a.kind === 'maybeTensor' }] : [],
     );
-    registry.set(name, { def, argNames: def.args.map((a) => a.name), tensors, fn: native.ops[name] ?? missing });
-    out[name] = def;
+    const argNames = args.map((a) => a.name);
+    const op: RegisteredOp = {
+      name,
+      family,
+      devices,
+      signature,
+      args,
+      example,
+      argNames,
+      tensors,
+      fn: native.ops[name] ?? missing,
+    };
+    registry.set(name, op);
+    out[name] = op;
   }
   return out;
 }
 
 /** Every declared op, in declaration order (lib/ops/index.ts imports every family). */
 export function opRegistry(): OpDef[] {
-  return [...registry.values()].map((r) => r.def);
+  return [...registry.values()];
 }
 
 /**
  * Runs an op: checks that its tensor arguments are Tensors (the addon checks shapes, dtypes, devices and values), then
  * calls the addon through the ops layer's profiler. A maybe-tensor given as undefined is passed as null.
  */
-export function runOp(def: OpDef, args: unknown[]): unknown {
-  const r = registry.get(def.name)!;
-  for (const { index, maybe } of r.tensors) {
+export function runOp(op: RegisteredOp, args: unknown[]): unknown {
+  for (const { index, maybe } of op.tensors) {
     const v = args[index];
     if (maybe && (v === null || v === undefined)) args[index] = null;
     else if (!(v instanceof Tensor))
-      throw new TypeError(`${def.name}: ${r.argNames[index]} must be a Tensor, got ${describeValue(v)}`);
+      throw new TypeError(`${op.name}: ${op.argNames[index]} must be a Tensor, got ${describeValue(v)}`);
   }
-  return profiled(def.name, r.argNames, r.fn as (...a: unknown[]) => unknown, args);
+  return profiled(op.name, op.argNames, op.fn, args);
 }

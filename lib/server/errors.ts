@@ -1,7 +1,6 @@
 // Errors in OpenAI's shape: {error: {message, type, param, code}}, and how every failure a request can meet maps to one
 // (schema violations name the parameter, the engine's argument errors are the client's, anything else is a 500).
 import type { FastifyError } from 'fastify';
-import { ContextLengthError } from '../engine/prompt.js';
 import { MiniVllmError } from '../errors.js';
 
 /** An error the client caused or must see, in OpenAI's shape. */
@@ -57,8 +56,6 @@ export function toApiError(err: unknown, body?: unknown): ApiError {
     return new ApiError(400, `the body is not valid JSON: ${e.message}`, 'invalid_request_error', null, 'invalid_json');
   if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500)
     return new ApiError(e.statusCode, e.message, 'invalid_request_error', null, e.code ?? null);
-  if (err instanceof ContextLengthError)
-    return new ApiError(400, err.message, 'invalid_request_error', 'max_tokens', 'context_length_exceeded');
   // Checks inside the engine (sampling params, prompt ids) are the client's errors too.
   if (err instanceof RangeError || err instanceof TypeError) return new ApiError(400, err.message);
   if (err instanceof MiniVllmError && err.code === 'ERR_UNSUPPORTED')
@@ -71,7 +68,6 @@ export async function asParam<T>(param: string, check: () => Promise<T> | T): Pr
   try {
     return await check();
   } catch (e) {
-    if (e instanceof ContextLengthError) throw e;
     if (e instanceof RangeError || e instanceof TypeError)
       throw new ApiError(400, e.message, 'invalid_request_error', param, 'invalid_value');
     throw e;

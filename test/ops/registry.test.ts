@@ -146,7 +146,10 @@ describeDevices('op registry examples', (device: Device) => {
       p.start();
       let trace;
       try {
-        p.step({}, () => (ops as unknown as Record<string, (...a: unknown[]) => unknown>)[def.name]!(...args));
+        p.step(
+          () => ({}),
+          () => (ops as unknown as Record<string, (...a: unknown[]) => unknown>)[def.name]!(...args),
+        );
       } finally {
         trace = p.stop();
       }
