@@ -3,8 +3,10 @@
 //
 //   node csrc/build.mjs          cmake-js build into build/ (CUDA when nvcc is found)
 //   node csrc/build.mjs --gyp    CPU-only node-gyp build of binding.gyp into build-gyp/build/Release
+//   node csrc/build.mjs --emu    the CUDA sources built for the emulated device (no GPU, no nvcc) into build-emu/
+//                                (--sanitize: AddressSanitizer and UndefinedBehaviorSanitizer, into build-emu-san/)
 //
-// Environment: MINI_VLLM_CUDA=auto|on|off, MINI_VLLM_CUDA_ARCHS="90-real;90-virtual",
+// Environment: MINI_VLLM_CUDA=auto|on|off|emu, MINI_VLLM_CUDA_ARCHS="90-real;90-virtual",
 // MINI_VLLM_CPU_ARCH=native|portable|<march>, MINI_VLLM_BUILD_DIR (cmake-js output dir, default build).
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -24,8 +26,8 @@ function run(cmd, args, cwd) {
   return r.status ?? 1;
 }
 
-function cmakeBuild() {
-  const out = env('MINI_VLLM_BUILD_DIR', 'build');
+function cmakeBuild({ emu = false, sanitize = false } = {}) {
+  const out = env('MINI_VLLM_BUILD_DIR', emu ? (sanitize ? 'build-emu-san' : 'build-emu') : 'build');
   const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
   // Configure every time (cheap, objects are kept): `cmake-js compile` skips configuring an existing build
   // directory, so a changed MINI_VLLM_* variable would be silently ignored.
@@ -34,7 +36,8 @@ function cmakeBuild() {
     'configure',
     '--out',
     out,
-    `--CDMINI_VLLM_CUDA=${env('MINI_VLLM_CUDA', 'AUTO')}`,
+    `--CDMINI_VLLM_CUDA=${emu ? 'EMU' : env('MINI_VLLM_CUDA', 'AUTO')}`,
+    `--CDMINI_VLLM_EMU_SANITIZE=${sanitize ? 'ON' : 'OFF'}`,
     `--CDMINI_VLLM_CUDA_ARCHS=${env('MINI_VLLM_CUDA_ARCHS', '80-real;86-real;89-real;90-real;90-virtual')}`,
     `--CDMINI_VLLM_CPU_ARCH=${env('MINI_VLLM_CPU_ARCH', 'native')}`,
     `--CDNODE_EXECUTABLE=${process.execPath}`,
@@ -77,4 +80,4 @@ function gypBuild() {
 }
 
 if (process.argv.includes('--gyp')) gypBuild();
-else cmakeBuild();
+else cmakeBuild({ emu: process.argv.includes('--emu'), sanitize: process.argv.includes('--sanitize') });

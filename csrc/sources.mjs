@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // The native build's one source list, for CMakeLists.txt and binding.gyp alike: every .cc of binding/ and cpu/ (the
-// addon), and every .cu of cuda/ (the CUDA backend). A new file in one of those folders is in the build.
+// addon), every .cu of cuda/ (the CUDA backend), and every .cc of cuda/emu/ (the emulated device those .cu also build
+// against). A new file in one of those folders is in the build.
 //
-//   node csrc/sources.mjs cpu|cuda [--cmake]   paths relative to the repository root, one per line (--cmake: a ;-list)
+//   node csrc/sources.mjs cpu|cuda|emu [--cmake]   paths from the repository root, one per line (--cmake: a ;-list)
 import { readdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,11 +15,12 @@ const FOLDERS = {
     ['cpu', '.cc'],
   ],
   cuda: [['cuda', '.cu']],
+  emu: [['cuda/emu', '.cc']],
 };
 
 const which = process.argv[2];
 if (!(which in FOLDERS)) {
-  console.error('usage: node csrc/sources.mjs cpu|cuda [--cmake]');
+  console.error('usage: node csrc/sources.mjs cpu|cuda|emu [--cmake]');
   process.exit(2);
 }
 const files = FOLDERS[which].flatMap(([folder, ext]) =>

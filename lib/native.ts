@@ -49,6 +49,11 @@ export interface CudaDevice {
 export interface CudaBackend {
   /** The addon was built with the CUDA kernels. */
   compiled: boolean;
+  /**
+   * The CUDA kernels run on an emulated device, on the CPU (`npm run build:emu`): right results, no GPU speed. For
+   * testing without a GPU (docs/testing.md).
+   */
+  emulated: boolean;
   /** A device can be used now. */
   available: boolean;
   devices: CudaDevice[];
@@ -120,6 +125,8 @@ export interface Runtime {
   streamRead(x: NativeTensor): number;
   /** GFLOP/s of fp32 FMAs on every CPU thread for about `seconds` */
   fmaPeak(seconds: number): number;
+  /** The emulated device's probes, for its own tests (test/emu); Unsupported in other builds. */
+  emuProbe(name: string, args: number[]): number[];
 }
 
 /** The runtime functions' names: what the addon exports besides Storage and ops (the registry test checks both
@@ -151,6 +158,7 @@ export const RUNTIME_FUNCTIONS = [
   'graphDestroy',
   'streamRead',
   'fmaPeak',
+  'emuProbe',
 ] as const satisfies ReadonlyArray<keyof Runtime>;
 // Compile-time: every Runtime function is in the list.
 type Unlisted = Exclude<keyof Runtime, (typeof RUNTIME_FUNCTIONS)[number]>;
@@ -191,9 +199,13 @@ export function backends(): Backends {
   return structuredClone(cached);
 }
 
-/** The device to use when none is named: cuda when available, else cpu. */
+/**
+ * The device to use when none is named: cuda when a GPU is available, else cpu. The emulated device (a build for
+ * testing without a GPU) is used only when asked for by name: it gives CUDA's results at a fraction of the CPU's speed.
+ */
 export function defaultDevice(): Device {
-  return backends().cuda.available ? 'cuda' : 'cpu';
+  const cuda = backends().cuda;
+  return cuda.available && !cuda.emulated ? 'cuda' : 'cpu';
 }
 
 /** Throws unless `device` can be used here; the message says why not. */

@@ -42,6 +42,7 @@ constexpr RuntimeFunction kRuntime[] = {
     {"graphDestroy", graph_destroy},
     {"streamRead", stream_read},
     {"fmaPeak", fma_peak},
+    {"emuProbe", emu_probe},
 };
 
 class Addon : public Napi::Addon<Addon> {

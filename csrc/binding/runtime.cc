@@ -15,6 +15,12 @@
 #ifdef MINI_VLLM_WITH_CUDA
 #include "../cuda/api.h"
 #endif
+#ifdef MINI_VLLM_CUDA_EMULATED
+#include <vector>
+namespace mvllm::emu {
+std::vector<double> probe(const std::string& name, const std::vector<double>& args);  // csrc/cuda/emu/probe.cc
+}
+#endif
 
 #ifndef MINI_VLLM_CPU_ARCH
 #define MINI_VLLM_CPU_ARCH "unknown"
@@ -77,6 +83,11 @@ Napi::Value backends(const Napi::CallbackInfo& info) {
   cpu.Set("arch", MINI_VLLM_CPU_ARCH);
   Napi::Object cuda = Napi::Object::New(env);
   cuda.Set("compiled", kCudaCompiled);
+#ifdef MINI_VLLM_CUDA_EMULATED
+  cuda.Set("emulated", true);  // csrc/cuda/emu: the CUDA kernels run on the CPU
+#else
+  cuda.Set("emulated", false);
+#endif
   cuda.Set("archs", MINI_VLLM_CUDA_ARCHS);
   cuda.Set("available", false);
   Napi::Array devices = Napi::Array::New(env);
@@ -200,6 +211,26 @@ Napi::Value fma_peak(const Napi::CallbackInfo& info) {
     const double s = to_number(info[0], "fmaPeak", "seconds");
     if (!(s > 0 && s <= 60)) fail(ErrorKind::Range, "fmaPeak: seconds must be in (0, 60], got ", s);
     return cpu::fma_peak(s);
+  });
+}
+
+// emuProbe(name, args: number[]) -> number[]: one of the emulated device's probes (csrc/cuda/emu/probe.cc), for its
+// own tests. Other builds have no emulated device: Unsupported.
+Napi::Value emu_probe(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+#ifdef MINI_VLLM_CUDA_EMULATED
+    if (info.Length() < 2 || !info[0].IsString() || !info[1].IsArray())
+      fail(ErrorKind::Type, "emuProbe: expected (name: string, args: number[])");
+    const auto arr = info[1].As<Napi::Array>();
+    std::vector<double> args(arr.Length());
+    for (uint32_t i = 0; i < arr.Length(); ++i) args[i] = to_number(arr.Get(i), "emuProbe", "args");
+    const std::vector<double> out = emu::probe(info[0].As<Napi::String>().Utf8Value(), args);
+    Napi::Array r = Napi::Array::New(info.Env(), out.size());
+    for (uint32_t i = 0; i < out.size(); ++i) r.Set(i, out[i]);
+    return r;
+#else
+    fail(ErrorKind::Unsupported, "emuProbe: this build has no emulated CUDA device (npm run build:emu)");
+#endif
   });
 }
 

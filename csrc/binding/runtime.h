@@ -35,6 +35,7 @@ Napi::Value graph_replay(const Napi::CallbackInfo& info);     // graphReplay(han
 Napi::Value graph_destroy(const Napi::CallbackInfo& info);    // graphDestroy(handle)
 Napi::Value stream_read(const Napi::CallbackInfo& info);      // streamRead(x) -> sum
 Napi::Value fma_peak(const Napi::CallbackInfo& info);         // fmaPeak(seconds) -> GFLOP/s
+Napi::Value emu_probe(const Napi::CallbackInfo& info);        // emuProbe(name, args) -> numbers (emulated build)
 
 // ---- ops.cc ----
 // One function per row of MVLLM_FOR_EACH_OP (core/op_checks.h).

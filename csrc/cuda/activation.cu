@@ -36,11 +36,11 @@ void silu_and_mul(const TensorView& out, const TensorView& x) {
     const int64_t packs = vec ? d / V : d;
     const int threads = int(std::min<int64_t>(1024, std::max<int64_t>(32, ((packs + 31) / 32) * 32)));
     if (vec)
-      silu_and_mul_kernel<T, V>
-          <<<unsigned(tokens), threads, 0, st>>>(out.ptr<T>(), out.stride(0), x.ptr<T>(), x.stride(0), int(d));
+      MVLLM_LAUNCH(unsigned(tokens), threads, 0, st, silu_and_mul_kernel<T, V>)(out.ptr<T>(), out.stride(0), x.ptr<T>(),
+                                                                                x.stride(0), int(d));
     else
-      silu_and_mul_kernel<T, 1>
-          <<<unsigned(tokens), threads, 0, st>>>(out.ptr<T>(), out.stride(0), x.ptr<T>(), x.stride(0), int(d));
+      MVLLM_LAUNCH(unsigned(tokens), threads, 0, st, silu_and_mul_kernel<T, 1>)(out.ptr<T>(), out.stride(0), x.ptr<T>(),
+                                                                                x.stride(0), int(d));
   });
   check_launch("siluAndMul");
 }

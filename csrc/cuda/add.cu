@@ -31,11 +31,11 @@ void add(const TensorView& out, const TensorView& a, const TensorView& b) {
     const bool vec = d % V == 0 && a.stride(0) % V == 0 && b.stride(0) % V == 0 && out.stride(0) % V == 0 &&
                      aligned16(a.data) && aligned16(b.data) && aligned16(out.data);
     if (vec)
-      add_kernel<T, V><<<unsigned(tokens), 256, 0, st>>>(out.ptr<T>(), out.stride(0), a.ptr<T>(), a.stride(0),
-                                                         b.ptr<T>(), b.stride(0), int(d));
+      MVLLM_LAUNCH(unsigned(tokens), 256, 0, st, add_kernel<T, V>)(out.ptr<T>(), out.stride(0), a.ptr<T>(), a.stride(0),
+                                                                   b.ptr<T>(), b.stride(0), int(d));
     else
-      add_kernel<T, 1><<<unsigned(tokens), 256, 0, st>>>(out.ptr<T>(), out.stride(0), a.ptr<T>(), a.stride(0),
-                                                         b.ptr<T>(), b.stride(0), int(d));
+      MVLLM_LAUNCH(unsigned(tokens), 256, 0, st, add_kernel<T, 1>)(out.ptr<T>(), out.stride(0), a.ptr<T>(), a.stride(0),
+                                                                   b.ptr<T>(), b.stride(0), int(d));
   });
   check_launch("add");
 }

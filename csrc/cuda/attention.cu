@@ -244,7 +244,7 @@ __global__ void __launch_bounds__(kFlashWarps * 32)
     flash_kernel(T* __restrict__ out, int64_t out_s0, int64_t out_s1, const T* __restrict__ query, int64_t q_s0,
                  int64_t q_s1, const T* __restrict__ key_cache, const T* __restrict__ value_cache, MetaArgs m,
                  int num_heads, int kv_heads, int head_size, float scale, unsigned* flags) {
-  extern __shared__ float smem[];
+  MVLLM_DYNAMIC_SHARED(float, smem);
   const int D = head_size;
   float* k_s = smem;                      // [32][D + 1]
   float* v_s = k_s + kKeyTile * (D + 1);  // [32][D]
@@ -366,7 +366,7 @@ void paged_attention(const TensorView& out, const TensorView& query, const Tenso
   m.num_blocks = key_cache.size(0);
   m.block_size = int(key_cache.size(1));
   if (m.num_seqs == 0) fail(ErrorKind::Range, "pagedAttention: numTokens > 0 needs at least one sequence");
-  check_meta_kernel<<<blocks_for(m.num_seqs, 128), 128, 0, st>>>(m, flags);
+  MVLLM_LAUNCH(blocks_for(m.num_seqs, 128), 128, 0, st, check_meta_kernel)(m, flags);
   check_launch("pagedAttention (metadata check)");
 
   const int64_t capacity = int64_t(m.width) * m.block_size;
@@ -388,13 +388,13 @@ void paged_attention(const TensorView& out, const TensorView& query, const Tenso
       if (kv_heads * chunks > 65535 || partitions > 65535)
         fail(ErrorKind::Range, "pagedAttention: too many heads or too long a context for the CUDA decode grid");
       dim3 grid(unsigned(num_tokens), unsigned(kv_heads * chunks), unsigned(partitions));
-      decode_kernel<T><<<grid, kDecodeThreads, 0, st>>>(out.ptr<T>(), out.stride(0), out.stride(1), query.ptr<T>(),
-                                                        query.stride(0), query.stride(1), key_cache.ptr<T>(),
-                                                        value_cache.ptr<T>(), m, num_heads, kv_heads, head_size, scale,
-                                                        part_out, part_ml, partitions, flags);
+      MVLLM_LAUNCH(grid, kDecodeThreads, 0, st, decode_kernel<T>)(
+          out.ptr<T>(), out.stride(0), out.stride(1), query.ptr<T>(), query.stride(0), query.stride(1),
+          key_cache.ptr<T>(), value_cache.ptr<T>(), m, num_heads, kv_heads, head_size, scale, part_out, part_ml,
+          partitions, flags);
       check_launch("pagedAttention (decode)");
       if (partitions > 1) {
-        decode_reduce_kernel<T><<<dim3(unsigned(num_tokens), unsigned(num_heads)), 128, 0, st>>>(
+        MVLLM_LAUNCH(dim3(unsigned(num_tokens), unsigned(num_heads)), 128, 0, st, decode_reduce_kernel<T>)(
             out.ptr<T>(), out.stride(0), out.stride(1), m, num_heads, head_size, part_out, part_ml, partitions);
         check_launch("pagedAttention (split-KV reduce)");
       }
@@ -407,7 +407,7 @@ void paged_attention(const TensorView& out, const TensorView& query, const Tenso
       if (q_tiles > 65535 || num_heads > 65535)
         fail(ErrorKind::Range, "pagedAttention: too many query tokens per sequence or heads for the CUDA grid");
       dim3 grid(unsigned(m.num_seqs), unsigned(q_tiles), unsigned(num_heads));
-      flash_kernel<T><<<grid, kFlashWarps * 32, smem, st>>>(
+      MVLLM_LAUNCH(grid, kFlashWarps * 32, smem, st, flash_kernel<T>)(
           out.ptr<T>(), out.stride(0), out.stride(1), query.ptr<T>(), query.stride(0), query.stride(1),
           key_cache.ptr<T>(), value_cache.ptr<T>(), m, num_heads, kv_heads, head_size, scale, flags);
       check_launch("pagedAttention (prefill)");

@@ -46,11 +46,11 @@ void reshape_and_cache(const TensorView& key, const TensorView& value, const Ten
                      value.stride(0) % V == 0 && value.stride(1) % V == 0 && aligned16(key.data) &&
                      aligned16(value.data) && aligned16(key_cache.data) && aligned16(value_cache.data);
     if (vec)
-      reshape_and_cache_kernel<T, V><<<unsigned(tokens), 128, 0, st>>>(
+      MVLLM_LAUNCH(unsigned(tokens), 128, 0, st, reshape_and_cache_kernel<T, V>)(
           key.ptr<T>(), key.stride(0), key.stride(1), value.ptr<T>(), value.stride(0), value.stride(1),
           key_cache.ptr<T>(), value_cache.ptr<T>(), slot_mapping.ptr<int32_t>(), num_slots, kv_heads, head_size, flags);
     else
-      reshape_and_cache_kernel<T, 1><<<unsigned(tokens), 128, 0, st>>>(
+      MVLLM_LAUNCH(unsigned(tokens), 128, 0, st, reshape_and_cache_kernel<T, 1>)(
           key.ptr<T>(), key.stride(0), key.stride(1), value.ptr<T>(), value.stride(0), value.stride(1),
           key_cache.ptr<T>(), value_cache.ptr<T>(), slot_mapping.ptr<int32_t>(), num_slots, kv_heads, head_size, flags);
   });

@@ -34,17 +34,17 @@ void copy_rows(const TensorView& out, const TensorView& indices, const TensorVie
                    (table.stride(0) * int64_t(item)) % 16 == 0 && aligned16(out.data) && aligned16(table.data);
   if (vec) {
     const int64_t per = 16 / int64_t(item);
-    gather_rows_kernel<uint4><<<unsigned(n), 128, 0, st>>>(static_cast<uint4*>(out.data), out.stride(0) / per,
-                                                           static_cast<const uint4*>(table.data), table.stride(0) / per,
-                                                           indices.ptr<int32_t>(), table.size(0), hidden / per, flags);
+    MVLLM_LAUNCH(unsigned(n), 128, 0, st, gather_rows_kernel<uint4>)(
+        static_cast<uint4*>(out.data), out.stride(0) / per, static_cast<const uint4*>(table.data),
+        table.stride(0) / per, indices.ptr<int32_t>(), table.size(0), hidden / per, flags);
   } else if (item == 4) {
-    gather_rows_kernel<uint32_t><<<unsigned(n), 128, 0, st>>>(static_cast<uint32_t*>(out.data), out.stride(0),
-                                                              static_cast<const uint32_t*>(table.data), table.stride(0),
-                                                              indices.ptr<int32_t>(), table.size(0), hidden, flags);
+    MVLLM_LAUNCH(unsigned(n), 128, 0, st, gather_rows_kernel<uint32_t>)(
+        static_cast<uint32_t*>(out.data), out.stride(0), static_cast<const uint32_t*>(table.data), table.stride(0),
+        indices.ptr<int32_t>(), table.size(0), hidden, flags);
   } else {
-    gather_rows_kernel<uint16_t><<<unsigned(n), 128, 0, st>>>(static_cast<uint16_t*>(out.data), out.stride(0),
-                                                              static_cast<const uint16_t*>(table.data), table.stride(0),
-                                                              indices.ptr<int32_t>(), table.size(0), hidden, flags);
+    MVLLM_LAUNCH(unsigned(n), 128, 0, st, gather_rows_kernel<uint16_t>)(
+        static_cast<uint16_t*>(out.data), out.stride(0), static_cast<const uint16_t*>(table.data), table.stride(0),
+        indices.ptr<int32_t>(), table.size(0), hidden, flags);
   }
   check_launch(op);
 }

@@ -92,10 +92,10 @@ void rms_norm(const TensorView& out, const TensorView& x, const TensorView& weig
     const bool vec = hidden % V == 0 && x.stride(0) % V == 0 && out.stride(0) % V == 0 && aligned16(x.data) &&
                      aligned16(out.data) && aligned16(weight.data);
     if (vec)
-      rms_norm_kernel<T, V><<<unsigned(tokens), threads_for(hidden / V), 0, st>>>(
+      MVLLM_LAUNCH(unsigned(tokens), threads_for(hidden / V), 0, st, rms_norm_kernel<T, V>)(
           out.ptr<T>(), out.stride(0), x.ptr<T>(), x.stride(0), weight.ptr<T>(), eps, int(hidden));
     else
-      rms_norm_kernel<T, 1><<<unsigned(tokens), threads_for(hidden), 0, st>>>(
+      MVLLM_LAUNCH(unsigned(tokens), threads_for(hidden), 0, st, rms_norm_kernel<T, 1>)(
           out.ptr<T>(), out.stride(0), x.ptr<T>(), x.stride(0), weight.ptr<T>(), eps, int(hidden));
   });
   check_launch("rmsNorm");
@@ -110,10 +110,10 @@ void fused_add_rms_norm(const TensorView& x, const TensorView& residual, const T
     const bool vec = hidden % V == 0 && x.stride(0) % V == 0 && residual.stride(0) % V == 0 && aligned16(x.data) &&
                      aligned16(residual.data) && aligned16(weight.data);
     if (vec)
-      fused_add_rms_norm_kernel<T, V><<<unsigned(tokens), threads_for(hidden / V), 0, st>>>(
+      MVLLM_LAUNCH(unsigned(tokens), threads_for(hidden / V), 0, st, fused_add_rms_norm_kernel<T, V>)(
           x.ptr<T>(), x.stride(0), residual.ptr<T>(), residual.stride(0), weight.ptr<T>(), eps, int(hidden));
     else
-      fused_add_rms_norm_kernel<T, 1><<<unsigned(tokens), threads_for(hidden), 0, st>>>(
+      MVLLM_LAUNCH(unsigned(tokens), threads_for(hidden), 0, st, fused_add_rms_norm_kernel<T, 1>)(
           x.ptr<T>(), x.stride(0), residual.ptr<T>(), residual.stride(0), weight.ptr<T>(), eps, int(hidden));
   });
   check_launch("fusedAddRmsNorm");

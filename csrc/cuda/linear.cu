@@ -7,6 +7,7 @@
 //  - GEMM on CUDA cores otherwise (float32, mixed dtypes, unaligned rows): 64 x 64 tiles, 4 x 4 per thread.
 #include "api.h"
 #include "common.cuh"
+#include "ptx.cuh"
 
 namespace mvllm::cuda {
 namespace {
@@ -100,26 +101,6 @@ __global__ void __launch_bounds__(256)
 
 // ---- tensor cores ----
 
-// d = a · b + d for one m16n8k16 tile (a: 4 regs, b: 2 regs, d: 4 fp32)
-template <typename T>
-__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  if constexpr (std::is_same_v<T, __half>) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-  } else {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-  }
-#endif
-}
-
 constexpr int kTileM = 128, kTileN = 128, kTileK = 32, kPad = 8;
 
 // grid: (ceil(outF / 128), ceil(numTokens / 128)), block: 256 (8 warps: 2 along M x 4 along N, 64 x 32 each).
@@ -195,11 +176,11 @@ void launch_gemv(const TensorView& out, const TensorView& x, const TensorView& w
   const unsigned grid = unsigned((out_f + 7) / 8);
   const TA* b = bias.data ? bias.ptr<TA>() : nullptr;
   if (vec)
-    gemv_kernel<TA, TW, MT, V><<<grid, 256, 0, st>>>(out.ptr<TA>(), out.stride(0), x.ptr<TA>(), x.stride(0),
-                                                     w.ptr<TW>(), b, int(x.size(0)), out_f, in_f);
+    MVLLM_LAUNCH(grid, 256, 0, st, gemv_kernel<TA, TW, MT, V>)(out.ptr<TA>(), out.stride(0), x.ptr<TA>(), x.stride(0),
+                                                               w.ptr<TW>(), b, int(x.size(0)), out_f, in_f);
   else
-    gemv_kernel<TA, TW, MT, 1><<<grid, 256, 0, st>>>(out.ptr<TA>(), out.stride(0), x.ptr<TA>(), x.stride(0),
-                                                     w.ptr<TW>(), b, int(x.size(0)), out_f, in_f);
+    MVLLM_LAUNCH(grid, 256, 0, st, gemv_kernel<TA, TW, MT, 1>)(out.ptr<TA>(), out.stride(0), x.ptr<TA>(), x.stride(0),
+                                                               w.ptr<TW>(), b, int(x.size(0)), out_f, in_f);
 }
 
 template <typename TA, typename TW>
@@ -222,16 +203,18 @@ void linear_impl(const TensorView& out, const TensorView& x, const TensorView& w
   }
   if constexpr (std::is_same_v<TA, TW> && !std::is_same_v<TA, float>) {
     const bool aligned = in_f % 8 == 0 && x.stride(0) % 8 == 0 && aligned16(x.data) && aligned16(w.data);
-    if (aligned) {
+    // mma.sync m16n8k16 needs kernels built for sm_80 or later; below, the CUDA-core GEMM runs.
+    static const bool tensor_cores = mma_supported(gemm_mma_kernel<TA>);
+    if (aligned && tensor_cores) {
       dim3 grid(unsigned((out_f + kTileN - 1) / kTileN), unsigned((tokens + kTileM - 1) / kTileM));
-      gemm_mma_kernel<TA><<<grid, 256, 0, st>>>(out.ptr<TA>(), out.stride(0), x.ptr<TA>(), x.stride(0), w.ptr<TW>(), b,
-                                                tokens, out_f, in_f);
+      MVLLM_LAUNCH(grid, 256, 0, st, gemm_mma_kernel<TA>)(out.ptr<TA>(), out.stride(0), x.ptr<TA>(), x.stride(0),
+                                                          w.ptr<TW>(), b, tokens, out_f, in_f);
       return;
     }
   }
   dim3 grid(unsigned((out_f + 63) / 64), unsigned((tokens + 63) / 64));
-  gemm_simt_kernel<TA, TW><<<grid, 256, 0, st>>>(out.ptr<TA>(), out.stride(0), x.ptr<TA>(), x.stride(0), w.ptr<TW>(), b,
-                                                 tokens, out_f, in_f);
+  MVLLM_LAUNCH(grid, 256, 0, st, gemm_simt_kernel<TA, TW>)(out.ptr<TA>(), out.stride(0), x.ptr<TA>(), x.stride(0),
+                                                           w.ptr<TW>(), b, tokens, out_f, in_f);
 }
 
 }  // namespace

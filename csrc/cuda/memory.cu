@@ -59,7 +59,7 @@ Layout layout_of(const TensorView& dst, const TensorView* src) {
 template <typename D, typename S>
 void launch_copy(const TensorView& dst, const TensorView& src, cudaStream_t st) {
   const int64_t n = dst.numel();
-  copy_kernel<D, S><<<blocks_for(n, 256), 256, 0, st>>>(dst.ptr<D>(), src.ptr<S>(), layout_of(dst, &src), n);
+  MVLLM_LAUNCH(blocks_for(n, 256), 256, 0, st, copy_kernel<D, S>)(dst.ptr<D>(), src.ptr<S>(), layout_of(dst, &src), n);
 }
 
 }  // namespace
@@ -89,12 +89,12 @@ void fill(const TensorView& t, double value) {
   cudaStream_t st = stream(t.device_index);
   const Layout l = layout_of(t, nullptr);
   if (t.dtype == DType::Int32) {
-    fill_kernel<int32_t><<<blocks_for(n, 256), 256, 0, st>>>(t.ptr<int32_t>(), l, n, int32_t(value));
+    MVLLM_LAUNCH(blocks_for(n, 256), 256, 0, st, fill_kernel<int32_t>)(t.ptr<int32_t>(), l, n, int32_t(value));
   } else {
     MVLLM_CUDA_DISPATCH_FLOAT(t.dtype, T, {
       // NOTE: converted on the host so NaN poison and infinities reach the device bit-exact.
       T v = from_f<T>(float(value));
-      fill_kernel<T><<<blocks_for(n, 256), 256, 0, st>>>(t.ptr<T>(), l, n, v);
+      MVLLM_LAUNCH(blocks_for(n, 256), 256, 0, st, fill_kernel<T>)(t.ptr<T>(), l, n, v);
     });
   }
   check_launch("fill");

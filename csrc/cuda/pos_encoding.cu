@@ -52,7 +52,7 @@ void launch(const TensorView& positions, const TensorView& query, const TensorVi
   const int nq = int(query.size(1) / head_size), nk = key.data ? int(key.size(1) / head_size) : 0;
   const int threads = std::min(512, std::max(32, ((nq * rot_dim / 2 + 31) / 32) * 32));
   auto kernel = is_neox ? rotary_kernel<T, C, true> : rotary_kernel<T, C, false>;
-  kernel<<<unsigned(tokens), threads, 0, st>>>(
+  MVLLM_LAUNCH(unsigned(tokens), threads, 0, st, kernel)(
       positions.ptr<int32_t>(), query.ptr<T>(), query.stride(0), key.data ? key.ptr<T>() : nullptr,
       key.data ? key.stride(0) : 0, cache.ptr<C>(), rot_dim, int(head_size), nq, nk, int(cache.size(0)), flags);
 }

@@ -19,8 +19,9 @@ void fill_uniform(const TensorView& t, double low_d, double high_d, double seed_
   const float low = float(low_d), high = float(high_d);
   const uint32_t seed = uint32_t(seed_d);
   cudaStream_t st = stream(t.device_index);
-  MVLLM_CUDA_DISPATCH_FLOAT(
-      t.dtype, T, { fill_uniform_kernel<T><<<blocks_for(n, 256), 256, 0, st>>>(t.ptr<T>(), n, low, high, seed); });
+  MVLLM_CUDA_DISPATCH_FLOAT(t.dtype, T, {
+    MVLLM_LAUNCH(blocks_for(n, 256), 256, 0, st, fill_uniform_kernel<T>)(t.ptr<T>(), n, low, high, seed);
+  });
   check_launch("fillUniform");
 }
 

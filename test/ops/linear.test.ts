@@ -1,8 +1,9 @@
 // linear against the float64 reference: odd sizes on both sides of the GEMV/GEMM switch, Llama layer shapes,
 // every weight dtype under every activation dtype, bias, strided rows, and bad arguments.
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
 
-import { type Device, FLOAT_DTYPES, type FloatDType, Tensor, ops } from '../../lib/index.js';
+import { type Device, FLOAT_DTYPES, type FloatDType, Tensor, backends, ops } from '../../lib/index.js';
 import * as ref from '../../lib/reference/index.js';
 import { TOL, type Tolerance, describeDevices, expectClose, poisoned, prng, randn, uniform } from '../helpers.js';
 
@@ -152,5 +153,41 @@ describeDevices('linear', (device) => {
       /linear: out and x must not be the same memory/,
     );
     expect(() => ops.linear(out, x, 'w' as never)).to.throw(TypeError, /linear: weight must be a Tensor, got/);
+  });
+});
+
+// A build whose kernels are for sm_75 has no mma.sync m16n8k16: the half-precision GEMM must take the CUDA-core path
+// there, not run a tensor-core kernel whose instruction compiled to nothing. Only the emulated device can be told what
+// it was built for (MINI_VLLM_EMU_ARCH), so this runs in a child process under emulation, and is skipped elsewhere.
+describe('linear on a device built for sm_75 (emulated)', () => {
+  it('float16 and bfloat16 GEMMs at tensor-core shapes match the CPU', function () {
+    this.timeout(120_000);
+    if (!backends().cuda.emulated) this.skip(); // a real device is the architecture it is
+    const lib = new URL('../../lib/index.js', import.meta.url).href;
+    const script = `
+      import { Tensor, ops } from ${JSON.stringify(lib)};
+      const b = (await import(${JSON.stringify(lib)})).backends();
+      const cc = b.cuda.devices[0].computeCapability;
+      if (cc !== '7.5') throw new Error('not sm_75: ' + cc);
+      for (const dtype of ['float16', 'bfloat16']) {
+        const data = (n, s) => Array.from({ length: n }, (_, i) => Math.sin(i * s) / 4);
+        const run = (device) => {
+          const x = Tensor.fromArray(data(40 * 64, 0.7), [40, 64], { dtype, device });
+          const w = Tensor.fromArray(data(48 * 64, 1.3), [48, 64], { dtype, device });
+          const bias = Tensor.fromArray(data(48, 0.3), [48], { dtype, device });
+          const out = Tensor.empty([40, 48], { dtype, device });
+          ops.linear(out, x, w, bias);
+          return out.toArray();
+        };
+        const want = run('cpu'), got = run('cuda');
+        let worst = 0;
+        for (let i = 0; i < want.length; ++i) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+        if (!(worst < 0.02)) throw new Error(dtype + ': largest difference from the CPU ' + worst);
+      }`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...process.env, MINI_VLLM_EMU_ARCH: '75' },
+      encoding: 'utf8',
+    });
+    expect(r.status, r.stderr).to.equal(0);
   });
 });

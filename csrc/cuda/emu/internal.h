@@ -1,0 +1,39 @@
+// What the emulator's parts share: its settings, the grid runner (scheduler.cc) and the runtime's error state and
+// allocation table (runtime.cc).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "device.h"
+
+namespace mvllm::emu {
+
+struct Settings {
+  int arch = 90;               // MINI_VLLM_EMU_ARCH: the compute capability reported, x10 (e.g. 75, 80, 90)
+  uint64_t seed = 0;           // MINI_VLLM_EMU_SEED: 0 runs threads in index order; else a shuffled, seeded order
+  int threads = 1;             // MINI_VLLM_EMU_THREADS: CPU threads running blocks (default: all)
+  size_t memory = 8ull << 30;  // MINI_VLLM_EMU_MEMORY: the device's memory in bytes (suffixes K, M, G)
+  std::string digest_file;     // MINI_VLLM_EMU_DIGEST: append a digest of every device-to-host copy here at exit
+};
+const Settings& settings();
+
+// Runs every block of the launch; on a fault, returns its error code and sets `what` (kernel, block, thread, reason).
+cudaError_t run_grid(const LaunchSpec& spec, const KernelCall& call, std::string* what);
+
+// This thread's last error (cudaGetLastError) and the emulator's account of it (cudaGetErrorString).
+cudaError_t set_error(cudaError_t code, const std::string& what);
+
+// Device allocations: whether [p, p + bytes) lies inside one live allocation (host-pinned ones included); if not,
+// why not. Checks after a kernel that the guard zones of the allocations it was given are intact.
+bool check_range(const void* p, size_t bytes, std::string* why);
+bool check_guards(const KernelCall& call, std::string* why);
+
+// warp.cc: a warp operation's name, and its results for the lanes of `mask` (lanes[i]: lane i's arguments).
+const char* op_name(WarpOpKind k);
+void warp_compute(WarpOpKind kind, unsigned mask, WarpArgs* const (&lanes)[32], uint64_t (&results)[32]);
+
+// Folds device-to-host bytes into the digest (MINI_VLLM_EMU_DIGEST).
+void digest(const void* p, size_t bytes);
+
+}  // namespace mvllm::emu

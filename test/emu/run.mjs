@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+// npm run test:emu: the whole mocha suite against the emulated CUDA device (csrc/cuda/emu), CUDA required, so every
+// test that runs on `cuda` where a GPU is present runs here on the CPU. Ends with mocha's "N passed, N failed,
+// N skipped" line. docs/testing.md explains what emulation can and cannot tell.
+//
+//   npm run test:emu                           build (TypeScript, and the emulated addon when missing), run the suite
+//   npm run test:emu -- --orders 1,2           the kernel suites under two seeded thread orders: same bits or exit 1
+//   npm run test:emu -- --sanitize            the kernel suites and the argument fuzz, ASan + UBSan build
+//   npm run test:emu -- [mocha args...]        e.g. a file list or --grep
+//
+// Environment: MINI_VLLM_EMU_SEED (thread order, 0 = index order), MINI_VLLM_EMU_THREADS, MINI_VLLM_EMU_MEMORY
+// (default here 4G: the engine tests size their KV cache from it, and new memory is written through to poison it).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const args = process.argv.slice(2);
+const take = (flag) => {
+  const i = args.indexOf(flag);
+  if (i < 0) return null;
+  const [, value] = args.splice(i, 2);
+  return value ?? '';
+};
+const orders = take('--orders');
+const sanitize = args.includes('--sanitize') ? (args.splice(args.indexOf('--sanitize'), 1), true) : false;
+const log = (...m) => console.error('test:emu:', ...m);
+
+function run(cmd, argv, env = {}, stdio = 'inherit') {
+  const r = spawnSync(cmd, argv, { cwd: root, stdio, env: { ...process.env, ...env }, encoding: 'utf8' });
+  if (r.error) throw r.error;
+  return r;
+}
+
+// TypeScript always (as `npm test` does); the addon when it is missing (npm run build:emu rebuilds it).
+if (run('npm', ['run', '--silent', 'build'], {}, ['ignore', process.stderr, 'inherit']).status !== 0) process.exit(1);
+const buildDir = sanitize ? 'build-emu-san' : 'build-emu';
+const addon = join(root, buildDir, 'Release', 'mini_vllm.node');
+if (!existsSync(addon)) {
+  log(`building ${buildDir}/ (npm run build:emu${sanitize ? ' -- --sanitize' : ''})`);
+  const flags = ['csrc/build.mjs', '--emu', ...(sanitize ? ['--sanitize'] : [])];
+  if (run(process.execPath, flags, {}, ['ignore', process.stderr, 'inherit']).status !== 0) process.exit(1);
+}
+
+const env = {
+  MINI_VLLM_ADDON: addon,
+  MINI_VLLM_REQUIRE_CUDA: '1',
+  MINI_VLLM_EMU_MEMORY: process.env.MINI_VLLM_EMU_MEMORY ?? '4G',
+};
+if (sanitize) {
+  // Node is not instrumented: the sanitizer runtimes are preloaded. Leaks are Node's business, not ours.
+  const lib = (name) => run('gcc', [`-print-file-name=${name}`], {}, 'pipe').stdout.trim();
+  env.LD_PRELOAD = [lib('libasan.so'), lib('libubsan.so')].join(' ');
+  env.ASAN_OPTIONS = 'detect_leaks=0:halt_on_error=1:abort_on_error=1';
+  env.UBSAN_OPTIONS = 'print_stacktrace=1:halt_on_error=1';
+}
+
+const mocha = [join(root, 'node_modules', 'mocha', 'bin', 'mocha.js')];
+// Named files replace the config's spec list (which would add every file): the config's other settings, spelled out.
+const fileRun = ['--no-config', '--reporter', './test/reporter.cjs', '--timeout', '300000', '--slow', '2000'];
+// The kernel suites: every op's tests, the argument fuzz and the emulator's own tests.
+const kernelSuites = () => [
+  ...readdirSync(join(root, 'dist', 'test', 'ops'))
+    .filter((f) => f.endsWith('.test.js'))
+    .map((f) => join('dist', 'test', 'ops', f)),
+  join('dist', 'test', 'emu', 'device.test.js'),
+];
+
+if (orders !== null) {
+  // Two seeded thread orders: each run folds every device-to-host byte into a digest; a kernel whose result depends on
+  // the order its threads ran in (a missing barrier) gives two digests.
+  const seeds = orders.split(',').map(Number);
+  const dir = mkdtempSync(join(tmpdir(), 'mini-vllm-emu-'));
+  const digests = seeds.map((seed) => {
+    const file = join(dir, `digest-${seed}.txt`);
+    log(`kernel suites under thread order ${seed}`);
+    const r = run(process.execPath, ['--expose-gc', ...mocha, ...fileRun, ...kernelSuites(), ...args], {
+      ...env,
+      MINI_VLLM_EMU_SEED: String(seed),
+      MINI_VLLM_EMU_DIGEST: file,
+    });
+    if (r.status !== 0) process.exit(r.status ?? 1);
+    return readFileSync(file, 'utf8').trim();
+  });
+  console.log(`thread orders ${seeds.join(', ')}: device-to-host digests ${digests.join(', ')}`);
+  if (new Set(digests).size !== 1) {
+    console.error('test:emu: the kernel suites gave different bits under different thread orders');
+    process.exit(1);
+  }
+  process.exit(0);
+}
+
+const named = args.some((a) => a.endsWith('.js'));
+const files = sanitize ? kernelSuites() : [];
+const argv = sanitize || named ? [...fileRun, ...files, ...args] : args;
+process.exit(run(process.execPath, ['--expose-gc', ...mocha, ...argv], env).status ?? 1);
