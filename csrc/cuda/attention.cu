@@ -44,12 +44,18 @@ __device__ __forceinline__ int seq_of_token(const MetaArgs& m, int t) {
   return lo;
 }
 
-// Whether sequence s's metadata is usable; sets the assert bit when not.
-__device__ __forceinline__ bool seq_valid(const MetaArgs& m, int s, unsigned* flags) {
+// Whether sequence s's metadata is usable. Every kernel that reads a sequence's rows asks this same question, so a
+// sequence one kernel skips is skipped by all (the split-KV reduce must not combine partials never written).
+__device__ __forceinline__ bool seq_ok(const MetaArgs& m, int s) {
   const int q0 = m.query_start_loc[s], q1 = m.query_start_loc[s + 1], len = m.seq_lens[s];
-  const bool ok = q0 >= 0 && q1 >= q0 && q1 <= m.num_tokens && len >= q1 - q0 &&
-                  int64_t(len) <= int64_t(m.width) * m.block_size && (m.max_seq_len < 0 || len <= m.max_seq_len) &&
-                  (m.max_query_len < 0 || q1 - q0 <= m.max_query_len);
+  return q0 >= 0 && q1 >= q0 && q1 <= m.num_tokens && len >= q1 - q0 &&
+         int64_t(len) <= int64_t(m.width) * m.block_size && (m.max_seq_len < 0 || len <= m.max_seq_len) &&
+         (m.max_query_len < 0 || q1 - q0 <= m.max_query_len);
+}
+
+// seq_ok, setting the assert bit when not.
+__device__ __forceinline__ bool seq_valid(const MetaArgs& m, int s, unsigned* flags) {
+  const bool ok = seq_ok(m, s);
   if (!ok) atomicOr(flags, unsigned(kAttentionMetaInvalid));
   return ok;
 }
@@ -207,10 +213,8 @@ __global__ void decode_reduce_kernel(T* __restrict__ out, int64_t out_s0, int64_
                                      const float* __restrict__ part_ml, int partitions) {
   const int t = blockIdx.x, h = blockIdx.y;
   const int s = seq_of_token(m, t);
+  if (!seq_ok(m, s)) return;  // reported by the decode kernel, which wrote no partials for it
   const int q0 = m.query_start_loc[s], q1 = m.query_start_loc[s + 1], len = m.seq_lens[s];
-  if (q0 < 0 || q1 < q0 || q1 > m.num_tokens || len < q1 - q0 || int64_t(len) > int64_t(m.width) * m.block_size ||
-      (m.max_seq_len >= 0 && len > m.max_seq_len))
-    return;  // reported by the decode kernel
   const int ctx = len - (q1 - q0) + (t - q0) + 1;
   const int used = min(partitions, (ctx + kPartition - 1) / kPartition);
   const float* po = part_out + (int64_t(t) * num_heads + h) * partitions * head_size;

@@ -362,6 +362,38 @@ describeDevices('pagedAttention', (device) => {
         /inconsistent seqLens/,
       ],
     ];
+    it("a query longer than maxQueryLen is a RangeError, and that sequence's rows are left as they were (split KV)", () => {
+      // maxQueryLen 1 sends the batch down the decode path; contexts past 512 keys split it in two partitions. The
+      // second sequence's two query tokens break the promise: its rows must not be written (no stale partials).
+      const g1 = { numHeads: 4, numKvHeads: 2, headSize: 64, blockSize: 16 };
+      const b = buildBatch(
+        12,
+        g1,
+        [
+          { seqLen: 600, qLen: 1 },
+          { seqLen: 640, qLen: 2 },
+        ],
+        'float32',
+        device,
+      );
+      // a good split-KV call first, so the device scratch holds partials of rows this batch shares
+      ops.pagedAttention(b.out, b.query, b.keyCache, b.valueCache, b.meta);
+      b.out.toArray();
+      b.out.fill(7);
+      expectThrow(
+        () => {
+          ops.pagedAttention(b.out, b.query, b.keyCache, b.valueCache, { ...b.meta, maxQueryLen: 1 });
+          b.out.toArray();
+        },
+        RangeError,
+        device === 'cpu' ? /2 query tokens, above maxQueryLen 1/ : /inconsistent seqLens/,
+      );
+      const rowElems = g1.numHeads * g1.headSize;
+      const rows = b.out.toArray().subarray(rowElems); // tokens 1 and 2: the second sequence
+      expect(Array.from(rows).every((v) => v === 7)).to.equal(true, 'the bad sequence rows were written');
+      b.free();
+    });
+
     for (const [what, meta, cpuPattern, cudaPattern] of cases) {
       it(`${what} is a RangeError`, () => {
         const b = buildBatch(10, g, seqs, 'float32', device);
