@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <initializer_list>
+#include <utility>
 
 #include "error.h"
 #include "tensor.h"
@@ -67,11 +69,58 @@ class Check {
     if (!std::isfinite(v) || v <= 0) fail(ErrorKind::Range, op_, ": ", name, " must be a finite number > 0, got ", v);
   }
 
+  // For arguments a kernel reads while it writes the other: they must not share a byte.
   void distinct(const TensorView& a, const char* an, const TensorView& b, const char* bn) const {
-    if (a.data == b.data && a.numel() > 0)
-      fail(ErrorKind::Range, op_, ": ", an, " and ", bn, " must not be the same memory");
+    if (overlaps(a, b)) fail(ErrorKind::Range, op_, ": ", an, " and ", bn, " must not overlap in memory");
   }
 
+  // For ops that may run in place: the very same view, or no shared byte.
+  void same_or_distinct(const TensorView& a, const char* an, const TensorView& b, const char* bn) const {
+    if (overlaps(a, b) && !same_view(a, b))
+      fail(ErrorKind::Range, op_, ": ", an, " and ", bn, " must be the same view (in place) or not overlap in memory");
+  }
+
+  // Whether two views share a byte. Exact for views whose rows are dense and share a row stride (rows or column
+  // slices of one buffer); otherwise whether the address ranges they span intersect.
+  static bool overlaps(const TensorView& a, const TensorView& b) {
+    if (a.numel() == 0 || b.numel() == 0 || a.device != b.device || a.device_index != b.device_index) return false;
+    const auto [a0, a1] = span(a);
+    const auto [b0, b1] = span(b);
+    if (a1 <= b0 || b1 <= a0) return false;
+    const int64_t ra = row_bytes(a), rb = row_bytes(b);
+    if (ra < 0 || rb < 0 || a.ndim < 2 || b.ndim < 2) return true;
+    const int64_t stride = a.strides[0] * int64_t(a.itemsize());
+    if (stride != b.strides[0] * int64_t(b.itemsize()) || stride <= 0 || ra > stride || rb > stride) return true;
+    // Rows repeat every `stride` bytes: compare where each view's row sits within that period.
+    const int64_t d = ((b0 - a0) % stride + stride) % stride;
+    return d < ra || d + rb > stride;
+  }
+
+ private:
+  static bool same_view(const TensorView& a, const TensorView& b) {
+    if (a.data != b.data || a.dtype != b.dtype || a.ndim != b.ndim) return false;
+    for (int i = 0; i < a.ndim; ++i)
+      if (a.shape[i] != b.shape[i] || (a.shape[i] > 1 && a.strides[i] != b.strides[i])) return false;
+    return true;
+  }
+  // [first byte, one past the last byte] a view can touch (strides are not negative).
+  static std::pair<int64_t, int64_t> span(const TensorView& t) {
+    int64_t last = 0;
+    for (int i = 0; i < t.ndim; ++i) last += (t.shape[i] - 1) * t.strides[i];
+    const auto base = int64_t(reinterpret_cast<uintptr_t>(t.data));
+    return {base, base + (last + 1) * int64_t(t.itemsize())};
+  }
+  // Bytes of one row (the dims after the first, if they are dense), or -1.
+  static int64_t row_bytes(const TensorView& t) {
+    int64_t expect = 1;
+    for (int i = t.ndim - 1; i >= 1; --i) {
+      if (t.shape[i] != 1 && t.strides[i] != expect) return -1;
+      expect *= t.shape[i];
+    }
+    return expect * int64_t(t.itemsize());
+  }
+
+ public:
  private:
   const char* op_;
 };

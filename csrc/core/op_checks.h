@@ -29,7 +29,9 @@ inline void check_norm_args(const Check& c, const TensorView& a, const char* an,
 }
 
 inline void check_rms_norm(const TensorView& out, const TensorView& x, const TensorView& weight, double eps) {
-  check_norm_args(Check("rmsNorm"), out, "out", x, "x", weight, eps);
+  const Check c("rmsNorm");
+  check_norm_args(c, out, "out", x, "x", weight, eps);
+  c.same_or_distinct(out, "out", x, "x");  // in place is fine; a shifted view of x is not
 }
 
 inline void check_fused_add_rms_norm(const TensorView& x, const TensorView& residual, const TensorView& weight,
@@ -93,6 +95,7 @@ inline void check_silu_and_mul(const TensorView& out, const TensorView& x) {
   c.dim(out, "out", 1, x.size(1) / 2, "half of x's last dim");
   c.rows_dense(x, "x");
   c.rows_dense(out, "out");
+  c.distinct(out, "out", x, "x");  // the kernels read x's two halves while they write out (__restrict__)
 }
 
 // ---- KV cache and attention ----
@@ -271,6 +274,8 @@ inline void check_add(const TensorView& out, const TensorView& a, const TensorVi
   c.rows_dense(a, "a");
   c.rows_dense(b, "b");
   c.rows_dense(out, "out");
+  c.same_or_distinct(out, "out", a, "a");
+  c.same_or_distinct(out, "out", b, "b");
 }
 
 // The host-side check of one step's attention metadata (CPU backend; CUDA checks the same on the device):

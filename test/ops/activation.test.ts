@@ -1,5 +1,6 @@
 // siluAndMul against the float64 reference (silu rounded to the dtype before the multiply, as vLLM does).
-import { FLOAT_DTYPES, ops } from '../../lib/index.js';
+import { expect } from 'chai';
+import { FLOAT_DTYPES, Tensor, ops } from '../../lib/index.js';
 import * as ref from '../../lib/reference/index.js';
 import { TOL, describeDevices, expectClose, poisoned, prng, randn, upload } from '../helpers.js';
 
@@ -32,5 +33,21 @@ describeDevices('siluAndMul', (device) => {
     const out = poisoned([1, gate.length], 'float32', device);
     ops.siluAndMul(out, x);
     expectClose(out.toArray(), ref.siluAndMul(xs, 1, gate.length, 'float32'), TOL.float32, 'out');
+  });
+
+  it('rejects an out that shares memory with x (the kernel reads all of x while it writes out)', () => {
+    const x = Tensor.zeros([3, 16], { device });
+    for (const [start, what] of [
+      [0, 'the gate half'],
+      [8, 'the up half'],
+      [4, 'straddling both'],
+    ] as const)
+      expect(() => ops.siluAndMul(x.narrow(1, start, 8), x), what).to.throw(
+        RangeError,
+        /siluAndMul: out and x must not overlap in memory/,
+      );
+    // rows of one buffer that x does not cover are fine
+    const both = Tensor.zeros([3, 24], { device });
+    expect(() => ops.siluAndMul(both.narrow(1, 16, 8), both.narrow(1, 0, 16))).to.not.throw();
   });
 });

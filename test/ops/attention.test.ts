@@ -362,7 +362,7 @@ describeDevices('pagedAttention', (device) => {
         /inconsistent seqLens/,
       ],
     ];
-    it("a query longer than maxQueryLen is a RangeError, and that sequence's rows are left as they were (split KV)", () => {
+    it("a query past maxQueryLen is a RangeError; that sequence's rows keep what they held (split KV)", () => {
       // maxQueryLen 1 sends the batch down the decode path; contexts past 512 keys split it in two partitions. The
       // second sequence's two query tokens break the promise: its rows must not be written (no stale partials).
       const g1 = { numHeads: 4, numKvHeads: 2, headSize: 64, blockSize: 16 };

@@ -83,7 +83,25 @@ describeDevices('fusedAddRmsNorm', (device) => {
   it('rejects x and residual being the same memory', () => {
     const x = Tensor.zeros([2, 8], { device });
     const w = Tensor.full([8], 1, { device });
-    expect(() => ops.fusedAddRmsNorm(x, x, w, EPS)).to.throw(RangeError, /x and residual must not be the same memory/);
+    expect(() => ops.fusedAddRmsNorm(x, x, w, EPS)).to.throw(RangeError, /x and residual must not overlap in memory/);
+  });
+
+  it('rejects x and residual rows that partly overlap (one buffer, shifted by a row or half a row)', () => {
+    const buf = Tensor.zeros([40], { device });
+    const w = Tensor.full([8], 1, { device });
+    const rows = (start: number) => buf.narrow(0, start, 16).view([2, 8]);
+    for (const shift of [8, 4, 1])
+      expect(() => ops.fusedAddRmsNorm(rows(0), rows(shift), w, EPS), `shift ${shift}`).to.throw(
+        RangeError,
+        /fusedAddRmsNorm: x and residual must not overlap in memory/,
+      );
+    expect(() => ops.fusedAddRmsNorm(rows(0), rows(16), w, EPS)).to.not.throw();
+    // rmsNorm runs in place (out is x), but a shifted view of x is not in place
+    expect(() => ops.rmsNorm(rows(8), rows(0), w, EPS)).to.throw(
+      RangeError,
+      /rmsNorm: out and x must be the same view \(in place\) or not overlap in memory/,
+    );
+    expect(() => ops.rmsNorm(rows(0), rows(0), w, EPS)).to.not.throw();
   });
 });
 

@@ -150,7 +150,12 @@ describeDevices('linear', (device) => {
     );
     expect(() => ops.linear(x, x, Tensor.zeros([8, 8], { device }))).to.throw(
       RangeError,
-      /linear: out and x must not be the same memory/,
+      /linear: out and x must not overlap in memory/,
+    );
+    const buf = Tensor.zeros([4, 8], { device });
+    expect(() => ops.linear(buf.narrow(0, 1, 3), buf.narrow(0, 0, 3), Tensor.zeros([8, 8], { device }))).to.throw(
+      RangeError,
+      /linear: out and x must not overlap in memory/,
     );
     expect(() => ops.linear(out, x, 'w' as never)).to.throw(TypeError, /linear: weight must be a Tensor, got/);
   });
