@@ -69,7 +69,13 @@ export class Profiler implements StepProfiler {
   readonly deviceIndex: number;
   readonly maxSteps: number;
   private readonly events: TraceEvent[] = [];
-  private readonly deviceSpans: Array<{ name: string; a: number; b: number; args: Record<string, unknown> }> = [];
+  private readonly deviceSpans: Array<{
+    name: string;
+    cat: string;
+    a: number;
+    b: number;
+    args: Record<string, unknown>;
+  }> = [];
   private t0 = 0;
   private anchorEvent = -1;
   private steps = 0;
@@ -169,7 +175,7 @@ export class Profiler implements StepProfiler {
         const dur = native.profileElapsed(this.deviceIndex, s.a, s.b);
         events.push({
           name: s.name,
-          cat: 'device',
+          cat: s.cat, // op, phase or step, as on the host track: summarizeTrace reads the ops from this track
           ph: 'X',
           ts: start * 1000,
           dur: dur * 1000,
@@ -210,7 +216,7 @@ export class Profiler implements StepProfiler {
         args: described,
       });
       if (cuda) {
-        this.deviceSpans.push({ name, a, b: native.profileEvent(this.deviceIndex), args: described });
+        this.deviceSpans.push({ name, cat, a, b: native.profileEvent(this.deviceIndex), args: described });
         native.rangePop();
       }
     }
