@@ -26,6 +26,7 @@ struct Fiber {
   State state = State::Ready;
   WarpArgs* args = nullptr;  // the warp operation it waits in
   uint64_t result = 0;
+  char* stack = nullptr;  // given when it first runs
 };
 
 struct Pending {  // a warp operation some lanes have reached
@@ -43,7 +44,9 @@ struct Block {
   const LaunchSpec* spec = nullptr;
   const KernelCall* call = nullptr;
   std::vector<Fiber> fibers;
-  std::vector<char*> stacks;
+  std::vector<char*> free_stacks;  // most recently freed last: a thread that never waits reuses a cache-hot stack
+  char* retired = nullptr;         // the stack of the fiber that just finished, free once the thread left it
+  ThreadVars vars{};               // what every thread of the block reads (device.h), less its own index
   std::vector<Warp> warps;
   std::vector<Fiber*> queue;  // a ring of the fibers ready to run: each is in it at most once
   size_t head = 0, tail = 0;
@@ -87,12 +90,36 @@ std::string hex(unsigned v) {
   return buf;
 }
 
+void fiber_main();
+
 // Hands the CPU thread to the next ready fiber of the block, directly, or to the scheduler when none is ready (the
 // block has finished, or nothing can go on) or the block faulted.
 Context* next_context(Block& b) {
   if (b.faulted || b.head == b.tail) return &b.sched;
   Fiber* f = b.queue[b.head++ % b.queue.size()];
+  if (!f->stack) {  // its first run: a stack, its ThreadVars at the base, a frame that enters fiber_main
+    if (b.free_stacks.empty()) {
+      f->stack = take_stack(fiber_stack_bytes());
+    } else {
+      f->stack = b.free_stacks.back();
+      b.free_stacks.pop_back();
+    }
+    ThreadVars v = b.vars;
+    v.thread_idx = f->idx;
+    v.fiber = f;
+    *reinterpret_cast<ThreadVars*>(f->stack) = v;
+    // NOTE: staggered tops: stacks 64 KB apart would all map their hot top bytes to the same cache sets.
+    init_context(&f->ctx, f->stack + 128, fiber_stack_bytes() - 128 - (f->tid % 61) * 64, fiber_main);
+  }
   return &f->ctx;
+}
+
+// After every switch: the stack a finished fiber left is free now.
+inline void reclaim(Block& b) {
+  if (b.retired) {
+    b.free_stacks.push_back(b.retired);
+    b.retired = nullptr;
+  }
 }
 
 [[noreturn]] void yield_forever() {
@@ -106,6 +133,7 @@ void yield() {
   Fiber* me = self();
   Context* next = next_context(b);
   if (next != &me->ctx) switch_context(&me->ctx, next);
+  reclaim(b);
 }
 
 void release_barrier(Block& b) {
@@ -117,6 +145,7 @@ void release_barrier(Block& b) {
 void fiber_main() {
   on_fiber_start();
   Block& b = block();
+  reclaim(b);
   b.call->run();
   Fiber* f = self();
   f->state = State::Done;
@@ -131,6 +160,8 @@ void fiber_main() {
              " of its warp wait for it in " + op_name(p.kind) + " (mask " + hex(p.mask) + ")")
                 .c_str());
   if (b.live > 0 && int(b.at_barrier.size()) == b.live) release_barrier(b);
+  b.retired = f->stack;
+  f->stack = nullptr;
   yield_forever();
 }
 
@@ -243,11 +274,13 @@ namespace {
 void run_block(Block& b, uint64_t linear, uint64_t seed) {
   const LaunchSpec& s = *b.spec;
   const unsigned n = s.block.x * s.block.y * s.block.z;
-  ThreadVars v{};
+  ThreadVars& v = b.vars;
+  v = ThreadVars{};
   v.block_idx = {unsigned(linear % s.grid.x), unsigned(linear / s.grid.x % s.grid.y),
                  unsigned(linear / (uint64_t(s.grid.x) * s.grid.y))};
   v.block_dim = s.block;
   v.grid_dim = s.grid;
+  v.block = &b;
   b.block_idx = v.block_idx;
   if (s.smem) {
     t_smem.assign(s.smem + 16, char(0xff));  // uninitialised shared memory reads as NaN
@@ -265,19 +298,11 @@ void run_block(Block& b, uint64_t linear, uint64_t seed) {
   b.live = int(n);
   b.faulted = false;
   b.rng = seed ? seed ^ (linear * 0xd1b54a32d192ed03ull) : 0;
-  const size_t stack_bytes = fiber_stack_bytes();
-  while (b.stacks.size() < n) b.stacks.push_back(take_stack(stack_bytes));
   b.all.resize(n);
   for (unsigned i = 0; i < n; ++i) {
     Fiber& f = b.fibers[i];
     f.tid = int(i);
     f.idx = {i % s.block.x, i / s.block.x % s.block.y, i / (s.block.x * s.block.y)};
-    v.thread_idx = f.idx;
-    v.fiber = &f;
-    v.block = &b;
-    *reinterpret_cast<ThreadVars*>(b.stacks[i]) = v;
-    // NOTE: staggered tops: stacks 64 KB apart would all map their hot top bytes to the same cache sets.
-    init_context(&f.ctx, b.stacks[i] + 128, stack_bytes - 128 - (i % 61) * 64, fiber_main);
     b.warps[i / 32].exists |= 1u << (i % 32);
     b.all[i] = &f;
   }
@@ -292,7 +317,11 @@ void run_block(Block& b, uint64_t linear, uint64_t seed) {
       break;
     }
     switch_context(&b.sched, next_context(b));
+    reclaim(b);
   }
+  // Fibers that never finished (a fault, or nothing could go on) are abandoned: their stacks are free.
+  for (Fiber& f : b.fibers)
+    if (f.stack) b.free_stacks.push_back(f.stack);
   t_in_block = false;
 }
 
