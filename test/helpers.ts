@@ -137,6 +137,13 @@ export async function expectReject(
 }
 
 const cuda = backends().cuda;
+/**
+ * The CUDA device is the emulated one (npm run test:emu): a test whose shape is too large to emulate in time runs a
+ * smaller one on it, and says so in its title.
+ */
+export const emulated = cuda.emulated;
+/** Whether a test on `device` runs on the emulated device. */
+export const onEmulator = (device: Device): boolean => device === 'cuda' && emulated;
 /** Set MINI_VLLM_REQUIRE_CUDA=1 on a GPU machine: then a missing device fails the suite instead of skipping. */
 const requireCuda = process.env.MINI_VLLM_REQUIRE_CUDA === '1';
 

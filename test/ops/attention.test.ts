@@ -8,6 +8,7 @@ import {
   TOL,
   type Tolerance,
   describeDevices,
+  onEmulator,
   drawDistinct as drawBlocks,
   expectClose,
   expectThrow,
@@ -58,9 +59,11 @@ function buildBatch(
   const blocksPer = seqs.map((s) => Math.ceil(s.seqLen / blockSize));
   const width = Math.max(...blocksPer) + 2;
   const slotElems = numKvHeads * headSize;
-  // thousands of blocks where the pool stays small enough to fill quickly; always room for the batch
+  // thousands of blocks where the pool stays small enough to fill quickly (16 times fewer on the emulated device,
+  // where a fill of 2^24 elements takes half a second); always room for the batch
   const needed = blocksPer.reduce((a, b) => a + b, 0);
-  const numBlocks = Math.max(2 * needed, Math.min(4096, Math.floor((1 << 24) / (blockSize * slotElems))));
+  const poolElems = onEmulator(device) ? 1 << 20 : 1 << 24;
+  const numBlocks = Math.max(2 * needed, Math.min(4096, Math.floor(poolElems / (blockSize * slotElems))));
   const ids = drawBlocks(rand, numBlocks, needed);
   const tables: number[][] = [];
   let next = 0;
