@@ -3,7 +3,12 @@
 # suite with CUDA required, compute-sanitizer on a short kernel test, the op benchmarks on CUDA, the same ops in
 # PyTorch on the same shapes, and prints a short table last. Writes the log and JSON into the folder it is given.
 #
-#   bash bench/gpu-check.sh OUT_DIR      (needs .device/ from bench/gpu-pack.sh)
+#   bash bench/gpu-check.sh OUT_DIR      (needs .device/ from bench/gpu-pack.sh; at most 520 s in all)
+#
+# A dry run without a GPU, on the emulated device (npm run build:emu), on tiny shapes and a tiny model (CI runs it):
+#   GPU_DRY_RUN=emu GPU_CHECK_TESTS="dist/test/ops/add.test.js" GPU_CHECK_BENCH="^add .*\[7, " \
+#     GPU_CHECK_MODELS=stories15M GPU_CHECK_OUTPUT_LEN=4 GPU_CHECK_ENGINE_ARGS="--max-num-seqs 2 ..." \
+#     MINI_VLLM_EMU_MEMORY=4G bash bench/gpu-check.sh OUT
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-${OUT:-gpu-check-out}}
@@ -12,10 +17,20 @@ exec > >(tee "$out/gpu-check.log") 2>&1
 export PYTHONUNBUFFERED=1
 
 source bench/gpu-setup.sh
+# The knobs of a dry run (defaults: the real run). Caps (s): tests 180, sanitizer 2 x 30, ops 150, decode 2 x 35,
+# torch 60: 520 in all, so the run fits one device call of 540 s.
+read -r -a tests <<< "${GPU_CHECK_TESTS:---ignore dist/test/server.test.js}"
+bench_filter=${GPU_CHECK_BENCH:-}
+models=${GPU_CHECK_MODELS:-tinyllama-1.1b llama-2-7b}
+output_len=${GPU_CHECK_OUTPUT_LEN:-64}
+read -r -a engine_args <<< "${GPU_CHECK_ENGINE_ARGS:-}"
 
 section "test suite, CUDA required"
 # The server's tests (CPU only, through the openai client, which is not packed) run in CI, not here.
-MINI_VLLM_REQUIRE_CUDA=1 timeout 300 node node_modules/mocha/bin/mocha.js --ignore dist/test/server.test.js 2>&1 | tee "$out/tests.log"
+# (a file list replaces the config's spec list: --no-config, and the config's reporter and timeout spelled out)
+mocha=(node --expose-gc node_modules/mocha/bin/mocha.js)
+[[ "${tests[0]}" == dist/* ]] && mocha+=(--no-config --reporter ./test/reporter.cjs --timeout 300000)
+MINI_VLLM_REQUIRE_CUDA=1 timeout 180 "${mocha[@]}" "${tests[@]}" 2>&1 | tee "$out/tests.log"
 tests_summary=$(tail -n 1 "$out/tests.log")
 
 section "compute-sanitizer (memcheck, racecheck) on a short CUDA test"
@@ -24,7 +39,7 @@ san_summary="compute-sanitizer not found"
 if [ -n "$sanitizer" ]; then
   san_summary=""
   for tool in memcheck racecheck; do
-    MINI_VLLM_REQUIRE_CUDA=1 timeout 240 "$sanitizer" --tool "$tool" --error-exitcode 9 --target-processes all \
+    MINI_VLLM_REQUIRE_CUDA=1 timeout 30 "$sanitizer" --tool "$tool" --error-exitcode 9 --target-processes all \
       node node_modules/mocha/bin/mocha.js --grep 'on cuda.*(\[7, 768\]|\[7, 769\]|tokens 7 heads 7/7 head 64 rot 64|decode float32 heads 8/8 x 64, block 16|mixed float16 heads 32/8|float32 7 x 769|bfloat16 37 x 513|embedding float16 vocab 3|strided key/value)' \
       dist/test/ops/layernorm.test.js dist/test/ops/activation.test.js dist/test/ops/pos-encoding.test.js \
       dist/test/ops/cache.test.js dist/test/ops/attention.test.js dist/test/ops/linear.test.js dist/test/ops/embedding.test.js > "$out/sanitizer-$tool.log" 2>&1
@@ -35,16 +50,18 @@ if [ -n "$sanitizer" ]; then
 fi
 
 section "op benchmarks (ours, CUDA)"
-timeout 600 node dist/bench/ops.bench.js --device cuda --json "$out/ops-cuda.json"
+filter=()
+[ -n "$bench_filter" ] && filter=(--quick --filter "$bench_filter")
+timeout 150 node dist/bench/ops.bench.js --device cuda "${filter[@]}" --json "$out/ops-cuda.json"
 
 section "whole-model decode on CUDA (dummy weights generated on the device)"
-for model in tinyllama-1.1b llama-2-7b; do
-  timeout 120 node dist/lib/cli.js bench latency --device cuda --dtype bfloat16 -m "dummy:$model" --input-len 16 --output-len 64 \
-    --num-iters 3 --json "$out/decode-cuda-$model.json" 2>&1 | tee "$out/decode-cuda-$model.log" || echo "decode run of $model failed"
+for model in $models; do
+  timeout 35 node dist/lib/cli.js bench latency --device cuda --dtype bfloat16 -m "dummy:$model" --input-len 16 --output-len "$output_len" \
+    --num-iters 3 "${engine_args[@]}" --json "$out/decode-cuda-$model.json" 2>&1 | tee "$out/decode-cuda-$model.log" || echo "decode run of $model failed"
 done
 
 section "the same ops in PyTorch"
-timeout 300 python3 bench/gpu-check/torch_ops.py --json "$out/torch-ops.json" || echo "torch run failed"
+timeout 60 python3 bench/gpu-check/torch_ops.py --json "$out/torch-ops.json" || echo "torch run failed"
 
 section "summary"
 echo "tests: $tests_summary"

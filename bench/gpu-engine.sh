@@ -13,22 +13,26 @@ exec > >(tee "$out/gpu-engine.log") 2>&1
 source bench/gpu-setup.sh
 # --no-config: the config's spec list would add every test file to the one named
 mocha=(env MINI_VLLM_REQUIRE_CUDA=1 node --expose-gc node_modules/mocha/bin/mocha.js --no-config --reporter ./test/reporter.cjs --timeout 300000)
-# A dry run without a GPU checks the script's own logic:
-#   GPU_ENGINE_DEVICE=cpu GPU_ENGINE_MODELS=stories42M GPU_ENGINE_PROMPTS=8 bash bench/gpu-engine.sh OUT
+# A dry run without a GPU, on the emulated device (npm run build:emu), checks the script's own logic (CI runs it):
+#   GPU_DRY_RUN=emu GPU_ENGINE_MODELS=stories15M GPU_ENGINE_PROMPTS=2 GPU_ENGINE_LENS="16 4" \
+#     GPU_ENGINE_ARGS="--max-num-seqs 2 ..." GPU_ENGINE_GRAPH_TESTS=dist/test/cuda-graph.test.js bash bench/gpu-engine.sh OUT
 device=${GPU_ENGINE_DEVICE:-cuda}
 models=${GPU_ENGINE_MODELS:-llama-2-7b tinyllama-1.1b}
 prompts=${GPU_ENGINE_PROMPTS:-256}
+read -r input_len output_len <<< "${GPU_ENGINE_LENS:-512 128}"
+read -r -a engine_args <<< "${GPU_ENGINE_ARGS:-}"
+read -r -a graph_tests <<< "${GPU_ENGINE_GRAPH_TESTS:-dist/test/decode-graphs.test.js dist/test/cuda-graph.test.js}"
 shopt -s nullglob
 
 section "graph replay against eager execution (CUDA required)"
-timeout 60 "${mocha[@]}" dist/test/decode-graphs.test.js dist/test/cuda-graph.test.js 2>&1 | tee "$out/tests-graphs.log"
+timeout 60 "${mocha[@]}" "${graph_tests[@]}" 2>&1 | tee "$out/tests-graphs.log"
 graphs_summary=$(tail -n 1 "$out/tests-graphs.log")
 
 bench() {  # bench NAME SECONDS ARGS...
   local name=$1 limit=$2
   shift 2
   section "bench $name"
-  timeout "$limit" node dist/lib/cli.js bench "$@" --device "$device" --dtype bfloat16 --input-len 512 --output-len 128 --warmup 1 \
+  timeout "$limit" node dist/lib/cli.js bench "$@" --device "$device" --dtype bfloat16 --input-len "$input_len" --output-len "$output_len" --warmup 1 "${engine_args[@]}" \
     --json "$out/$name.json" 2>&1 | tee "$out/$name.log" || echo "bench $name failed or timed out"
 }
 # Caps (s) per run, latency and memory: 7B 35 + 60, 1.1B 20 + 30; with the tests, 400 s in all, so that a second

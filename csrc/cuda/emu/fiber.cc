@@ -19,6 +19,7 @@
 #endif
 #endif
 #ifdef MVLLM_EMU_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -98,12 +99,22 @@ size_t page_size() {
 }
 
 thread_local std::vector<char*> t_free_stacks;
+// The CPU thread's own stack, as AddressSanitizer reports it when the first fiber starts (a switch back to the thread
+// must name the stack it lands on).
+[[maybe_unused]] thread_local const void* t_thread_bottom = nullptr;
+[[maybe_unused]] thread_local size_t t_thread_size = 0;
 
 }  // namespace
 
 size_t fiber_stack_bytes() { return kFiberStackBytes; }
 
 void init_context(Context* ctx, char* stack, size_t size, void (*entry)()) {
+#ifdef MVLLM_EMU_ASAN
+  // A reused stack still carries the red zones of the outermost frames its last fiber never returned from (a fiber
+  // that faulted is scrubbed whole, scrub_stack).
+  const size_t used = size < (size_t(32) << 10) ? size : size_t(32) << 10;
+  __asan_unpoison_memory_region(stack + size - used, used);
+#endif
   ctx->stack_bottom = stack;
   ctx->stack_size = size;
 #if defined(__x86_64__)
@@ -132,7 +143,9 @@ namespace {
 inline void do_switch(Context* from, Context* to, [[maybe_unused]] bool leaving) {
 #ifdef MVLLM_EMU_ASAN
   void* fake = nullptr;
-  __sanitizer_start_switch_fiber(leaving ? nullptr : &fake, to->stack_bottom, to->stack_size);
+  const bool thread_stack = to->stack_bottom == nullptr;
+  __sanitizer_start_switch_fiber(leaving ? nullptr : &fake, thread_stack ? t_thread_bottom : to->stack_bottom,
+                                 thread_stack ? t_thread_size : to->stack_size);
 #endif
 #if defined(__x86_64__) || defined(__aarch64__)
   mvllm_emu_switch(&from->sp, to->sp);
@@ -147,12 +160,24 @@ inline void do_switch(Context* from, Context* to, [[maybe_unused]] bool leaving)
 
 void on_fiber_start() {
 #ifdef MVLLM_EMU_ASAN
-  __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
+  const void* bottom = nullptr;
+  size_t size = 0;
+  __sanitizer_finish_switch_fiber(nullptr, &bottom, &size);
+  if (!t_thread_bottom) {  // the first fiber of this CPU thread came from the thread's own stack
+    t_thread_bottom = bottom;
+    t_thread_size = size;
+  }
 #endif
 }
 
 void switch_context(Context* from, Context* to) { do_switch(from, to, false); }
 void leave_context(Context* from, Context* to) { do_switch(from, to, true); }
+
+void scrub_stack([[maybe_unused]] char* stack, [[maybe_unused]] size_t bytes) {
+#ifdef MVLLM_EMU_ASAN
+  __asan_unpoison_memory_region(stack, bytes);
+#endif
+}
 
 char* take_stack(size_t bytes) {
   if (!t_free_stacks.empty()) {

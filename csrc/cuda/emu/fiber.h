@@ -32,6 +32,8 @@ void on_fiber_start();
 
 // Fiber stacks of `bytes` (with a guard page below), reused by the CPU thread that asked for them.
 char* take_stack(size_t bytes);
+// Forgets AddressSanitizer's red zones on a whole stack whose fiber was abandoned mid-kernel (a fault).
+void scrub_stack(char* stack, size_t bytes);
 void give_stack(char* stack);
 size_t fiber_stack_bytes();
 

@@ -249,11 +249,13 @@ cudaError_t allocate(void** p, size_t bytes, bool host) {
                                                     std::to_string(settings().memory - g_used) + " of " +
                                                     std::to_string(settings().memory) +
                                                     " free (MINI_VLLM_EMU_MEMORY sets the size)");
-  auto* raw = static_cast<unsigned char*>(std::aligned_alloc(kGuard, bytes + 2 * kGuard));
+  // aligned_alloc takes a multiple of the alignment: the back guard runs to that multiple (kGuard bytes at least)
+  const size_t total = (bytes + 3 * kGuard - 1) / kGuard * kGuard;
+  auto* raw = static_cast<unsigned char*>(std::aligned_alloc(kGuard, total));
   if (!raw) return set_error(cudaErrorMemoryAllocation, "the host could not back the allocation");
   std::memset(raw, kGuardByte, kGuard);
   std::memset(raw + kGuard, 0xff, bytes);  // poison: NaN in every float dtype, -1 in int32
-  std::memset(raw + kGuard + bytes, kGuardByte, kGuard);
+  std::memset(raw + kGuard + bytes, kGuardByte, total - kGuard - bytes);
   *p = raw + kGuard;
   g_allocs[reinterpret_cast<uintptr_t>(*p)] = Alloc{bytes, host};
   if (!host) g_used += bytes;

@@ -320,8 +320,11 @@ void run_block(Block& b, uint64_t linear, uint64_t seed) {
     reclaim(b);
   }
   // Fibers that never finished (a fault, or nothing could go on) are abandoned: their stacks are free.
-  for (Fiber& f : b.fibers)
-    if (f.stack) b.free_stacks.push_back(f.stack);
+  for (Fiber& f : b.fibers) {
+    if (!f.stack) continue;
+    scrub_stack(f.stack, fiber_stack_bytes());
+    b.free_stacks.push_back(f.stack);
+  }
   t_in_block = false;
 }
 

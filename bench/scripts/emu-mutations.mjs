@@ -1,0 +1,155 @@
+#!/usr/bin/env node
+// Planted bugs: each mutation of a kernel must make the CUDA suites fail under the emulated device, and the suites
+// must pass again without it. Builds build-emu-mut/ (one .cu recompiles per mutation), runs the suite that should
+// catch it with --bail, and writes a Markdown table and a log.
+//
+//   node bench/scripts/emu-mutations.mjs OUT_DIR      (after npm run build; about a minute per mutation)
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const out = resolve(process.argv[2] ?? 'emu-mutations-out');
+mkdirSync(out, { recursive: true });
+const logFile = join(out, 'mutations.log');
+writeFileSync(logFile, '');
+const log = (s) => {
+  appendFileSync(logFile, `${s}\n`);
+  console.error(s);
+};
+
+// [name, file, code before, code after, test file(s)]
+const MUTATIONS = [
+  [
+    'a dropped barrier (block_sum: partials read before every warp wrote its own)',
+    'csrc/cuda/common.cuh',
+    '  if (lane == 0) partial[warp] = v;\n  __syncthreads();',
+    '  if (lane == 0) partial[warp] = v;',
+    ['dist/test/ops/layernorm.test.js'],
+  ],
+  [
+    'a swapped fragment register (GEMM: a1 and a2 of the A fragment)',
+    'csrc/cuda/linear.cu',
+    '        a[i][1] = *reinterpret_cast<const uint32_t*>(&xs[r + 8][kk + 2 * tq]);\n' +
+      '        a[i][2] = *reinterpret_cast<const uint32_t*>(&xs[r][kk + 8 + 2 * tq]);',
+    '        a[i][2] = *reinterpret_cast<const uint32_t*>(&xs[r + 8][kk + 2 * tq]);\n' +
+      '        a[i][1] = *reinterpret_cast<const uint32_t*>(&xs[r][kk + 8 + 2 * tq]);',
+    ['dist/test/ops/linear.test.js'],
+  ],
+  [
+    'an off-by-one in a context loop (decode: the last key is left out)',
+    'csrc/cuda/attention.cu',
+    '  const int ctx = pos + 1;',
+    '  const int ctx = pos;',
+    ['dist/test/ops/attention.test.js'],
+  ],
+  [
+    "a wrong stride (reshapeAndCache: value rows read with key's stride)",
+    'csrc/cuda/cache.cu',
+    '*reinterpret_cast<const P*>(value + t * val_s0 + h * val_s1 + c);',
+    '*reinterpret_cast<const P*>(value + t * key_s0 + h * val_s1 + c);',
+    ['dist/test/ops/cache.test.js'],
+  ],
+  [
+    'a wrong rotary pairing (each style rotates the pairs of the other)',
+    'csrc/cuda/pos_encoding.cu',
+    '  const int xi = kNeox ? r : 2 * r;\n  const int yi = kNeox ? embed + r : 2 * r + 1;',
+    '  const int xi = !kNeox ? r : 2 * r;\n  const int yi = !kNeox ? embed + r : 2 * r + 1;',
+    ['dist/test/ops/pos-encoding.test.js'],
+  ],
+  [
+    'a cache write that ignores slot -1 (padding tokens written before the pool)',
+    'csrc/cuda/cache.cu',
+    '  if (slot < 0) return;  // padding\n',
+    '',
+    ['dist/test/ops/cache.test.js'],
+  ],
+  [
+    'a dropped barrier (prefill: the next K/V tile loaded while others still read this one)',
+    'csrc/cuda/attention.cu',
+    '    __syncthreads();  // the previous tile is no longer read\n',
+    '',
+    ['dist/test/ops/attention.test.js'],
+  ],
+];
+
+const build = () =>
+  spawnSync(process.execPath, ['csrc/build.mjs', '--emu'], {
+    cwd: root,
+    env: { ...process.env, MINI_VLLM_BUILD_DIR: 'build-emu-mut' },
+    encoding: 'utf8',
+  });
+// The CUDA suites of the files only (their CPU twins do not change): --grep "on cuda", the first failure stops.
+function runTests(files, seed) {
+  const args = [
+    '--expose-gc',
+    'node_modules/mocha/bin/mocha.js',
+    '--no-config',
+    '--reporter',
+    'spec',
+    '--timeout',
+    '600000',
+    '--bail',
+    '--grep',
+    'on cuda',
+    ...files,
+  ];
+  const env = {
+    ...process.env,
+    MINI_VLLM_ADDON: join(root, 'build-emu-mut', 'Release', 'mini_vllm.node'),
+    MINI_VLLM_REQUIRE_CUDA: '1',
+    MINI_VLLM_EMU_SEED: String(seed),
+  };
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, args, { cwd: root, env, encoding: 'utf8', maxBuffer: 1 << 28 });
+  const text = `${r.stdout}${r.stderr}`;
+  const failing = /^\s+1\) (.+)\n\s+(.+)/m.exec(text.split(/\n\s+\d+ passing/)[1] ?? '');
+  const passing = /(\d+) passing/.exec(text)?.[1] ?? '0';
+  return {
+    status: r.status,
+    seconds: (Date.now() - t0) / 1000,
+    text,
+    caught: failing ? `${failing[1]} › ${failing[2]}` : null,
+    passing,
+  };
+}
+
+const rows = [];
+for (const [name, file, before, after, files] of MUTATIONS) {
+  const path = join(root, file);
+  const original = readFileSync(path, 'utf8');
+  if (!original.includes(before)) throw new Error(`${name}: the code to mutate is not in ${file}`);
+  writeFileSync(path, original.replace(before, after));
+  try {
+    log(`\n==== ${name} (${file})`);
+    const b = build();
+    if (b.status !== 0) throw new Error(`build failed:\n${b.stderr}`);
+    const r = runTests(files, 0);
+    log(r.text);
+    const error = /^\s+(MiniVllmError|AssertionError|RangeError|Error)[^\n]*/m.exec(r.text)?.[0]?.trim() ?? '';
+    rows.push({ name, file, tests: files.join(', '), caught: r.status !== 0, by: r.caught, error, seconds: r.seconds });
+  } finally {
+    writeFileSync(path, original);
+  }
+}
+log('\n==== no mutation: the same suites pass');
+const b = build();
+if (b.status !== 0) throw new Error(`build failed:\n${b.stderr}`);
+const clean = [...new Set(MUTATIONS.flatMap((m) => m[4]))];
+const r = runTests(clean, 0);
+log(r.text);
+
+const md = [
+  '| mutation | file | caught | the first failing CUDA test | its error |',
+  '| --- | --- | --- | --- | --- |',
+  ...rows.map((x) => {
+    const error = x.error.slice(0, 160).replaceAll('|', '\\|');
+    return `| ${x.name} | \`${x.file}\` | ${x.caught ? 'yes' : '**no**'} | ${x.by ?? '-'} | ${error} |`;
+  }),
+  '',
+  `Without the mutations: ${r.status === 0 ? 'pass' : '**FAIL**'} (${r.passing} CUDA tests of ${clean.join(', ')}).`,
+];
+writeFileSync(join(out, 'mutations.md'), `${md.join('\n')}\n`);
+console.log(md.join('\n'));
+process.exit(rows.every((x) => x.caught) && r.status === 0 ? 0 : 1);
