@@ -10,7 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const out = resolve(process.argv[2] ?? 'emu-mutations-out');
+const out = resolve(process.argv[2] && !process.argv[2].startsWith('--') ? process.argv[2] : 'emu-mutations-out');
 mkdirSync(out, { recursive: true });
 const logFile = join(out, 'mutations.log');
 writeFileSync(logFile, '');
@@ -115,8 +115,10 @@ function runTests(files, seed) {
   };
 }
 
+// --only <regex>: the mutations whose name matches it (and the clean run)
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : null;
 const rows = [];
-for (const [name, file, before, after, files] of MUTATIONS) {
+for (const [name, file, before, after, files] of MUTATIONS.filter((m) => !only || new RegExp(only).test(m[0]))) {
   const path = join(root, file);
   const original = readFileSync(path, 'utf8');
   if (!original.includes(before)) throw new Error(`${name}: the code to mutate is not in ${file}`);

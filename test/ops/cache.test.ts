@@ -44,6 +44,32 @@ describeDevices('reshapeAndCache', (device) => {
     });
   }
 
+  it('key and value with different row strides: a view of a fused buffer, and a dense tensor', () => {
+    const rand = prng(12);
+    const [tokens, kvHeads, headSize, blockSize, numBlocks] = [9, 2, 64, 16, 8];
+    const slotElems = kvHeads * headSize;
+    const wide = Tensor.fromArray(uniform(rand, tokens * 3 * slotElems, 1), [tokens, 3 * kvHeads, headSize], {
+      device,
+    });
+    const key = wide.narrow(1, kvHeads, kvHeads); // row stride 3 * slotElems
+    const value = Tensor.fromArray(uniform(rand, tokens * slotElems, 1), [tokens, kvHeads, headSize], { device });
+    const slots = drawDistinct(rand, numBlocks * blockSize, tokens);
+    const slotT = Tensor.fromArray(slots, [tokens], { dtype: 'int32', device });
+    const shape = [numBlocks, blockSize, kvHeads, headSize];
+    const kc = Tensor.zeros(shape, { device });
+    const vc = Tensor.zeros(shape, { device });
+    ops.reshapeAndCache(key, value, kc, vc, slotT);
+    const w = wide.toArray();
+    const k = new Float32Array(tokens * slotElems);
+    for (let t = 0; t < tokens; ++t) k.set(w.subarray((3 * t + 1) * slotElems, (3 * t + 2) * slotElems), t * slotElems);
+    const ek = new Float32Array(kc.numel);
+    const ev = new Float32Array(vc.numel);
+    ref.reshapeAndCache(k, value.toArray(), ek, ev, slots, { blockSize, numKvHeads: kvHeads, headSize });
+    expectClose(kc.toArray(), ek, { atol: 0, rtol: 0 }, 'keyCache');
+    expectClose(vc.toArray(), ev, { atol: 0, rtol: 0 }, 'valueCache');
+    [wide, value, slotT, kc, vc].forEach((x) => x.dispose());
+  });
+
   it('bad arguments throw naming the argument', () => {
     const kc = Tensor.zeros([4, 16, 2, 64], { device });
     const vc = Tensor.zeros([4, 16, 2, 64], { device });

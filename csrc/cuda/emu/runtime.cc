@@ -14,7 +14,9 @@
 namespace mvllm::emu {
 namespace {
 
-constexpr size_t kGuard = 256;  // bytes before and after each allocation; also the alignment cudaMalloc gives
+// Bytes before and after each allocation (a page: a write one KV slot before a cache lands in it), and the alignment
+// cudaMalloc gives (the runtime's is 256).
+constexpr size_t kGuard = 4096;
 constexpr unsigned char kGuardByte = 0xa5;
 
 size_t parse_bytes(const char* s, size_t fallback) {
