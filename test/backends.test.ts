@@ -24,6 +24,8 @@ describe('backends', () => {
     expect(b.cuda.compiled).to.be.a('boolean');
     expect(b.cuda.available).to.be.a('boolean');
     expect(b.cuda.devices).to.be.an('array');
+    expect(b.cuda.emulated).to.be.a('boolean');
+    if (b.cuda.emulated) expect(b.cuda.available && b.cuda.devices[0]!.name).to.match(/emulated/);
     if (b.cuda.available) {
       expect(b.cuda.devices.length).to.be.at.least(1);
       for (const d of b.cuda.devices) {
@@ -31,7 +33,8 @@ describe('backends', () => {
         expect(d.computeCapability).to.match(/^\d+\.\d+$/);
         expect(d.totalMemory).to.be.above(0);
       }
-      expect(defaultDevice()).to.equal('cuda');
+      // the emulated device (a test device) is used only when named
+      expect(defaultDevice()).to.equal(b.cuda.emulated ? 'cpu' : 'cuda');
     } else {
       // no driver / no device: an explanation, never a crash
       expect(b.cuda.error).to.be.a('string').and.not.empty;
