@@ -5,7 +5,6 @@ section() { printf '\n======== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 
 section "machine and commit"
 nvidia-smi || true
-echo "commit: $(cat .device/COMMIT 2>/dev/null || echo unknown)"
 if [ "${GPU_DRY_RUN:-}" = emu ]; then
   # A dry run where there is no GPU: this checkout's dist/, node_modules and emulated addon (npm run build:emu).
   export MINI_VLLM_ADDON="$PWD/build-emu/Release/mini_vllm.node" MINI_VLLM_COMMIT="$(git rev-parse HEAD 2>/dev/null || echo unknown)"
@@ -16,4 +15,5 @@ else
   [ -e node_modules ] || ln -s .device/node_modules node_modules
   [ -e dist ] || ln -s .device/dist dist
 fi
+echo "commit: $MINI_VLLM_COMMIT"
 node --input-type=module -e "import { backends } from './dist/lib/index.js'; console.log(JSON.stringify(backends(), null, 2));" | tee "$out/backends.json"
