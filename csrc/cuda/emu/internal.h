@@ -14,7 +14,7 @@ struct Settings {
   uint64_t seed = 0;           // MINI_VLLM_EMU_SEED: 0 runs threads in index order; else a shuffled, seeded order
   int threads = 1;             // MINI_VLLM_EMU_THREADS: CPU threads running blocks (default: all)
   size_t memory = 8ull << 30;  // MINI_VLLM_EMU_MEMORY: the device's memory in bytes (suffixes K, M, G)
-  std::string digest_file;     // MINI_VLLM_EMU_DIGEST: append a digest of every device-to-host copy here at exit
+  std::string digest_file;     // MINI_VLLM_EMU_DIGEST: this file holds a digest of every device-to-host copy so far
 };
 const Settings& settings();
 

@@ -1,5 +1,8 @@
 // The emulated CUDA runtime: settings, errors, the device, memory (host allocations with guard zones, poisoned when
 // new, within an emulated memory size), copies and events. Streams, captures and launches are in stream.cc.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -50,16 +53,7 @@ thread_local int t_device = 0;
 uint64_t g_digest = 0xcbf29ce484222325ull;  // FNV-1a over every device-to-host byte
 std::mutex g_digest_m;
 
-struct DigestWriter {
-  ~DigestWriter() {
-    const std::string& f = settings().digest_file;
-    if (f.empty()) return;
-    if (FILE* out = std::fopen(f.c_str(), "a")) {
-      std::fprintf(out, "%016llx\n", static_cast<unsigned long long>(g_digest));
-      std::fclose(out);
-    }
-  }
-} g_digest_writer;
+int g_digest_fd = -1;  // MINI_VLLM_EMU_DIGEST, opened at the first device-to-host copy
 
 const Alloc* find(uintptr_t p, uintptr_t* base) {
   auto it = g_allocs.upper_bound(p);
@@ -145,6 +139,11 @@ void digest(const void* p, size_t bytes) {
   std::lock_guard<std::mutex> lock(g_digest_m);
   const auto* c = static_cast<const unsigned char*>(p);
   for (size_t i = 0; i < bytes; ++i) g_digest = (g_digest ^ c[i]) * 0x100000001b3ull;
+  // The file always holds the digest so far (no exit hook: Node does not run a loaded addon's destructors).
+  if (g_digest_fd < 0) g_digest_fd = open(settings().digest_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  char text[24];
+  const int n = std::snprintf(text, sizeof text, "%016llx\n", static_cast<unsigned long long>(g_digest));
+  if (g_digest_fd >= 0 && pwrite(g_digest_fd, text, size_t(n), 0) != n) close(g_digest_fd), g_digest_fd = -2;
 }
 
 }  // namespace mvllm::emu
