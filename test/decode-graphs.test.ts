@@ -17,12 +17,12 @@ import {
   type ScheduledSequence,
   Sequence,
 } from '../lib/engine/index.js';
-import { type FloatDType, Tensor, backends } from '../lib/index.js';
+import { type FloatDType, Tensor } from '../lib/index.js';
 import { type LoadedModel, loadModel } from '../lib/model/index.js';
 import { summarizeTrace, type Trace } from '../lib/profiler.js';
 import { memoryStats } from '../lib/runtime.js';
 import { resolveSamplingParams, type SamplingParams } from '../lib/sampling/params.js';
-import { describeCuda, expectThrow, prng, sharedModels } from './helpers.js';
+import { describeCuda, emulated, expectThrow, prng, sharedModels } from './helpers.js';
 
 const models = sharedModels();
 const MODEL = models ? join(models, 'stories260K', 'stories260K.bin') : 'dummy:stories15M';
@@ -405,8 +405,6 @@ describe(`decode graphs replay what eager execution computes (cpu, recording bac
 
 // The emulated device runs the same claim on less work (2 short prompts and one context just past 512, 6 tokens each,
 // one dtype): emulation takes a minute per long prefill.
-const emulated = backends().cuda.emulated;
-
 describeCuda('decode graphs on CUDA', () => {
   for (const dtype of (emulated ? ['bfloat16'] : ['float32', 'bfloat16']) as FloatDType[]) {
     it(

@@ -4,12 +4,11 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 
-import { MiniVllmError, Tensor, backends } from '../../lib/index.js';
+import { MiniVllmError, Tensor } from '../../lib/index.js';
 import { native } from '../../lib/native.js';
 import { roundTo } from '../../lib/reference/dtype.js';
-import { expectThrow, prng } from '../helpers.js';
+import { emulated, expectThrow, prng } from '../helpers.js';
 
-const emulated = backends().cuda.emulated;
 const probe = (name: string, args: number[] = []): number[] => native.emuProbe(name, args);
 
 function describeEmu(title: string, body: () => void): void {
