@@ -1,5 +1,6 @@
 // Tensor: a typed, shaped view of one native allocation on the CPU or a CUDA device.
 import { type DType, type Device, isDType, isDevice, itemSize } from './dtype.js';
+import { checkHostAllocation, HOST_CHECK_BYTES } from './host-memory.js';
 import { type NativeStorage, type NativeTensor, native, requireDevice } from './native.js';
 import { profiled } from './ops/call.js';
 
@@ -95,6 +96,7 @@ export class Tensor implements NativeTensor {
     const bytes = product(dims) * itemSize(dtype);
     if (!Number.isSafeInteger(bytes)) throw new RangeError(`Tensor.empty: shape [${dims.join(', ')}] is too large`);
     requireDevice(device);
+    if (device === 'cpu' && bytes >= HOST_CHECK_BYTES) checkHostAllocation(bytes, `Tensor.empty [${dims.join(', ')}]`);
     const storage = new native.Storage(device, 0, bytes);
     return new Tensor(storage, dtype, dims, contiguousStrides(dims), 0);
   }

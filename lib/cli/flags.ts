@@ -74,7 +74,8 @@ export function addEngineOptions(cmd: Command): Command {
     .option('--block-size <n>', 'tokens per KV-cache block (default 16)', num('int'))
     .option(
       '--kv-cache-bytes <n>',
-      'bytes of KV cache (CPU default: what max-num-seqs full sequences need, at most 4 GiB; on CUDA it replaces ' +
+      'bytes of KV cache (CPU default: what max-num-seqs full sequences need, at most 4 GiB and what memory is left ' +
+        'after the weights; on CUDA it replaces ' +
         '--gpu-memory-utilization)',
       num('int'),
     )

@@ -1,6 +1,9 @@
 // The engine core: owns the model, the KV cache, the scheduler and the runner, and runs the loop
 // schedule -> run -> update one step at a time. It runs in a worker thread under InferenceEngine, or in-process.
+import type { Device, FloatDType } from '../dtype.js';
+import type { LlamaConfig } from '../model/config.js';
 import { loadModel, type LoadedModel } from '../model/loader.js';
+import { type EnginePlanInput, kvBytesPerSlotFor, planEngine } from '../model/memory-plan.js';
 import { disposeKvCache, type KvCache } from '../model/llama.js';
 import type { LoadProgress } from '../model/weights.js';
 import { NULL_STEP_PROFILER, Profiler, type StepProfiler, type Trace } from '../profiler.js';
@@ -140,16 +143,26 @@ export class EngineCore {
   /** Loads the model, sizes the KV cache from the memory budget, and allocates it. */
   static async create(options: ResolvedEngineOptions, onProgress?: LoadProgress): Promise<EngineCore> {
     resetPeakMemory();
+    let kvCacheBytes: number | null = null;
     const loaded = await loadModel(options.model, {
       device: options.device,
       dtype: options.dtype,
       seed: options.seed ?? 0,
       onProgress,
       ...(options.tokenizer === null ? {} : { tokenizer: options.tokenizer }),
+      // Weights, KV cache and workspace are planned together before the first weight is allocated.
+      plan: (config, dtype, device, tied) => {
+        const opts = finishEngineOptions(options, config);
+        kvCacheBytes = planEngine(options.model, {
+          ...planInput(opts, config, dtype, device),
+          tied,
+          loadsWeights: true,
+        });
+      },
     });
     try {
       const opts = finishEngineOptions(options, loaded.config);
-      return new EngineCore(loaded, opts, kvBlocks(loaded, opts), true);
+      return new EngineCore(loaded, opts, kvBlocks(loaded, opts, kvCacheBytes), true);
     } catch (e) {
       loaded.model.dispose();
       throw e;
@@ -173,7 +186,13 @@ export class EngineCore {
       dtype: loaded.model.dtype,
     });
     const opts = finishEngineOptions(resolved, loaded.config);
-    return new EngineCore(loaded, opts, kvBlocks(loaded, opts), false, graphBackend);
+    const { model, config } = loaded;
+    const kvCacheBytes = planEngine(loaded.source, {
+      ...planInput(opts, config, model.dtype, model.device),
+      tied: true,
+      loadsWeights: false,
+    });
+    return new EngineCore(loaded, opts, kvBlocks(loaded, opts, kvCacheBytes), false, graphBackend);
   }
 
   get hasUnfinished(): boolean {
@@ -312,19 +331,47 @@ export class EngineCore {
   }
 }
 
+function planInput(
+  o: ResolvedEngineOptions & { maxModelLen: number },
+  config: LlamaConfig,
+  dtype: FloatDType,
+  device: Device,
+): Omit<EnginePlanInput, 'tied' | 'loadsWeights'> {
+  return {
+    config,
+    dtype,
+    device,
+    maxModelLen: o.maxModelLen,
+    maxNumSeqs: o.maxNumSeqs,
+    maxNumBatchedTokens: o.maxNumBatchedTokens,
+    blockSize: o.blockSize,
+    kvCacheBytes: o.kvCacheBytes,
+    gpuMemoryUtilization: o.gpuMemoryUtilization,
+    cpuKvCacheCap: Math.min(
+      DEFAULT_CPU_KV_CACHE_BYTES,
+      o.maxNumSeqs * Math.ceil(o.maxModelLen / o.blockSize) * o.blockSize * kvBytesPerSlotFor(config, dtype),
+    ),
+  };
+}
+
 /**
- * KV-cache blocks for the budget: kvCacheBytes where given (either device; vLLM's kv_cache_memory_bytes). Otherwise
- * CPU: enough for maxNumSeqs full-length sequences, at most 4 GiB; CUDA: gpuMemoryUtilization of the device, less
- * what is in use after a profiling step of the largest shapes (weights, activations, scratch), as vLLM sizes it.
+ * KV-cache blocks for the budget: the planned bytes where the plan fixed them (kvCacheBytes where given, on either
+ * device, as vLLM's kv_cache_memory_bytes; the CPU's default: what is left after the weights, at most 4 GiB and at
+ * most what maxNumSeqs full-length sequences need). CUDA's default: gpuMemoryUtilization of the device, less what is
+ * in use after a profiling step of the largest shapes (weights, activations, scratch), as vLLM sizes it.
  */
-function kvBlocks(loaded: LoadedModel, o: ResolvedEngineOptions & { maxModelLen: number }): number {
+function kvBlocks(
+  loaded: LoadedModel,
+  o: ResolvedEngineOptions & { maxModelLen: number },
+  planned: number | null,
+): number {
   const { model } = loaded;
   const blockBytes = o.blockSize * model.kvBytesPerSlot;
   const minBlocks = Math.ceil(o.maxModelLen / o.blockSize);
   let bytes: number;
   let what: string;
-  if (o.kvCacheBytes !== null || model.device === 'cpu') {
-    bytes = o.kvCacheBytes ?? Math.min(DEFAULT_CPU_KV_CACHE_BYTES, o.maxNumSeqs * minBlocks * blockBytes);
+  if (planned !== null || model.device === 'cpu') {
+    bytes = planned ?? o.kvCacheBytes ?? DEFAULT_CPU_KV_CACHE_BYTES;
     what = `kvCacheBytes ${bytes}`;
   } else {
     profileStep(loaded, o);

@@ -25,7 +25,8 @@ export interface EngineOptions {
   /** CUDA: share of the device's memory the engine may fill (weights, activations, KV cache). Default 0.9. */
   gpuMemoryUtilization?: number;
   /**
-   * Bytes of KV cache. CPU default: what maxNumSeqs sequences of maxModelLen need, at most 4 GiB. On CUDA it replaces
+   * Bytes of KV cache. CPU default: what maxNumSeqs sequences of maxModelLen need, at most 4 GiB and at most what the
+   * host's memory leaves after the weights and workspace (lib/model/memory-plan.ts). On CUDA it replaces
    * the gpuMemoryUtilization sizing when given.
    */
   kvCacheBytes?: number;

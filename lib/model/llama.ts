@@ -5,6 +5,7 @@ import * as ops from '../ops/index.js';
 import type { AttentionMetadata } from '../ops/index.js';
 import { Tensor } from '../tensor.js';
 import type { LlamaConfig } from './config.js';
+import { kvBytesPerSlotFor } from './memory-plan.js';
 import { disposeWeights, type LlamaWeights, weightsBytes } from './weights.js';
 
 /** Per layer, the K and V pools: [numBlocks, blockSize, numKvHeads, headDim] each. */
@@ -128,8 +129,7 @@ export class LlamaModel {
 
   /** Bytes of K and V for one cache slot over all layers. */
   get kvBytesPerSlot(): number {
-    const c = this.config;
-    return 2 * c.numLayers * c.numKvHeads * c.headDim * (this.dtype === 'float32' ? 4 : 2);
+    return kvBytesPerSlotFor(this.config, this.dtype);
   }
 
   allocateKvCache(numBlocks: number, blockSize = 16): KvCache {

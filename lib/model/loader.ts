@@ -17,7 +17,8 @@ import { ggufModel, openGguf } from './gguf.js';
 import { LlamaModel } from './llama.js';
 import { openLlama2c } from './llama2c.js';
 import { openSafetensors, safetensorsFiles } from './safetensors.js';
-import { buildWeights, disposeWeights, type LoadProgress, type WeightSource } from './weights.js';
+import { planWeights } from './memory-plan.js';
+import { buildWeights, disposeWeights, hfName, type LoadProgress, type WeightSource } from './weights.js';
 
 export type ModelFormat = 'hf' | 'llama2c' | 'gguf' | 'dummy';
 
@@ -31,6 +32,11 @@ export interface LoadOptions {
   /** Seed of a dummy model's weights (default 0). */
   seed?: number;
   onProgress?: LoadProgress;
+  /**
+   * @internal plans the memory instead of loadModel's own plan of the weights alone (the engine adds its KV cache and
+   * workspace); called with the config before anything is allocated, throws to refuse.
+   */
+  plan?: (config: LlamaConfig, dtype: FloatDType, device: Device, tied: boolean) => void;
 }
 
 export interface LoadedModel {
@@ -269,6 +275,9 @@ function load(model: string, opts: LoadOptions): LoadedModel {
   const { config, source, tokenizer, format } = openModel(model, opts, 'loadModel');
   let llama: LlamaModel;
   try {
+    const tied = config.tieWordEmbeddings || !source.has(hfName.lmHead);
+    if (opts.plan) opts.plan(config, dtype, device, tied);
+    else planWeights(`loadModel: ${model}`, config, dtype, device, tied);
     const weights = buildWeights(config, source, { dtype, device, onProgress: opts.onProgress });
     try {
       llama = new LlamaModel(config, weights, { dtype, device });
