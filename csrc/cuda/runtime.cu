@@ -21,6 +21,7 @@ struct DeviceState {
   uint64_t scratch_generation = 0;          // bumped whenever scratch moves (graphs captured before then are stale)
   std::vector<cudaEvent_t> profile_events;  // the profiler's pool, reused from 0 after profile_reset
   size_t profile_next = 0;
+  int sms = 0;
   std::once_flag init;
 };
 
@@ -40,6 +41,9 @@ DeviceState& state(int device) {
     *s.host_flags = 0;
     check(cudaEventCreate(&s.t0), "cudaEventCreate");
     check(cudaEventCreate(&s.t1), "cudaEventCreate");
+    cudaDeviceProp p;
+    check(cudaGetDeviceProperties(&p, device), "cudaGetDeviceProperties");
+    s.sms = std::max(1, p.multiProcessorCount);
   });
   return s;
 }
@@ -136,6 +140,7 @@ void* scratch(int device, size_t bytes) {
 }
 uint64_t scratch_generation(int device) { return state(device).scratch_generation; }
 unsigned* assert_flags(int device) { return state(device).flags; }
+int sm_count(int device) { return state(device).sms; }
 
 void* alloc(int device, size_t bytes) {
   state(device);

@@ -13,6 +13,8 @@ struct Settings {
   int arch = 90;               // MINI_VLLM_EMU_ARCH: the compute capability reported, x10 (e.g. 75, 80, 90)
   uint64_t seed = 0;           // MINI_VLLM_EMU_SEED: 0 runs threads in index order; else a shuffled, seeded order
   int threads = 1;             // MINI_VLLM_EMU_THREADS: CPU threads running blocks (default: all)
+  int sms = 132;               // MINI_VLLM_EMU_SMS: the multiprocessors reported (an H100 SXM's, so launches that
+                               // size themselves by the SM count take the decisions they take there)
   size_t memory = 8ull << 30;  // MINI_VLLM_EMU_MEMORY: the device's memory in bytes (suffixes K, M, G)
   std::string digest_file;     // MINI_VLLM_EMU_DIGEST: this file holds a digest of every device-to-host copy so far
 };

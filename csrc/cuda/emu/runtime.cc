@@ -92,6 +92,7 @@ const Settings& settings() {
     unsigned hw = std::thread::hardware_concurrency();
     r.threads = hw ? int(hw) : 1;
     if (const char* a = std::getenv("MINI_VLLM_EMU_THREADS"); a && std::atoi(a) > 0) r.threads = std::atoi(a);
+    if (const char* a = std::getenv("MINI_VLLM_EMU_SMS"); a && std::atoi(a) > 0) r.sms = std::atoi(a);
     r.memory = parse_bytes(std::getenv("MINI_VLLM_EMU_MEMORY"), r.memory);
     if (const char* a = std::getenv("MINI_VLLM_EMU_DIGEST")) r.digest_file = a;
     return r;
@@ -217,13 +218,14 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
   if (device != 0) return set_error(cudaErrorInvalidDevice, "device " + std::to_string(device) + " does not exist");
   std::memset(p, 0, sizeof *p);
   const Settings& s = settings();
-  std::snprintf(p->name, sizeof p->name, "mini-vllm emulated CUDA device (sm_%d on %d CPU threads)", s.arch, s.threads);
+  std::snprintf(p->name, sizeof p->name, "mini-vllm emulated CUDA device (sm_%d, %d SMs, on %d CPU threads)", s.arch,
+                s.sms, s.threads);
   p->totalGlobalMem = s.memory;
   p->sharedMemPerBlock = 48 << 10;
   p->sharedMemPerBlockOptin = 227 << 10;
   p->major = s.arch / 10;
   p->minor = s.arch % 10;
-  p->multiProcessorCount = s.threads;
+  p->multiProcessorCount = s.sms;
   p->maxThreadsPerBlock = 1024;
   p->maxThreadsDim[0] = p->maxThreadsDim[1] = 1024;
   p->maxThreadsDim[2] = 64;
