@@ -100,6 +100,31 @@ describeEmu('emulated device: warp primitives', () => {
   });
 });
 
+describeEmu('emulated device: ldmatrix and cp.async', () => {
+  it('ldmatrix .x4: lanes 8i..8i+7 give the rows of matrix i; lane l gets row l/4, elements 2(l%4) and 2(l%4)+1', () => {
+    const rows = Array.from({ length: 256 }, (_, i) => (i * 37 + 11) % 65536);
+    const got = probe('ldmatrix', rows);
+    for (let lane = 0; lane < 32; ++lane)
+      for (let i = 0; i < 4; ++i) {
+        // matrix i's row r came from the lane 8i + r, which pointed at shared row 31 - (8i + r)
+        const row = 31 - (8 * i + Math.floor(lane / 4));
+        const col = 2 * (lane % 4);
+        expect([got[lane * 8 + 2 * i], got[lane * 8 + 2 * i + 1]], `lane ${lane} register ${i}`).to.deep.equal([
+          rows[row * 8 + col],
+          rows[row * 8 + col + 1],
+        ]);
+      }
+  });
+
+  it('cp.async: done by the wait_group that covers its group, not before; src-size 0 writes zeros', () => {
+    const got = probe('cpAsync');
+    for (let lane = 0; lane < 32; ++lane) {
+      const a = lane % 3 === 0 ? 0 : lane * 4 + 1;
+      expect(got.slice(lane * 4, lane * 4 + 4), `lane ${lane}`).to.deep.equal([-1, a, -1, 128 + lane * 4 + 1]);
+    }
+  });
+});
+
 describeEmu('emulated device: mma.sync m16n8k16 and conversions', () => {
   for (const dtype of ['float16', 'bfloat16'] as const)
     it(`mma.sync ${dtype}: d = a · b + c, as a plain matrix product of the rounded inputs`, () => {

@@ -64,7 +64,19 @@ int arch();        // the emulated __CUDA_ARCH__ / 10 (90 unless MINI_VLLM_EMU_A
 // Stops the kernel: the launch fails with cudaErrorLaunchFailure (or `code`) and this text, naming the kernel.
 [[noreturn]] void fault(cudaError_t code, const char* what);
 
-enum class WarpOpKind : uint8_t { Shfl, ShflUp, ShflDown, ShflXor, Ballot, Any, All, SyncWarp, MmaF16, MmaBf16 };
+enum class WarpOpKind : uint8_t {
+  Shfl,
+  ShflUp,
+  ShflDown,
+  ShflXor,
+  Ballot,
+  Any,
+  All,
+  SyncWarp,
+  MmaF16,
+  MmaBf16,
+  LdMatrix
+};
 // One lane's part in a warp-collective operation; the lanes of `mask` meet, then each gets its result.
 struct WarpArgs {
   WarpOpKind kind;
@@ -75,6 +87,7 @@ struct WarpArgs {
   const uint32_t* a;  // mma: A fragment (4 regs), B fragment (2), accumulator (4 fp32, updated)
   const uint32_t* b;
   float* d;
+  uint32_t* regs;  // ldmatrix: the lane's registers (arg matrices; value: the address of the lane's row)
 };
 uint64_t warp_op(WarpArgs& w);
 unsigned active_mask();
@@ -144,19 +157,35 @@ T from_bits(uint64_t u) {
 }
 template <typename T>
 T shuffle(WarpOpKind kind, unsigned mask, T v, int arg, int width) {
-  WarpArgs w{kind, mask, to_bits(v), arg, width, nullptr, nullptr, nullptr};
+  WarpArgs w{kind, mask, to_bits(v), arg, width, nullptr, nullptr, nullptr, nullptr};
   return from_bits<T>(warp_op(w));
 }
 inline unsigned vote(WarpOpKind kind, unsigned mask, int pred) {
-  WarpArgs w{kind, mask, uint64_t(pred != 0), 0, 32, nullptr, nullptr, nullptr};
+  WarpArgs w{kind, mask, uint64_t(pred != 0), 0, 32, nullptr, nullptr, nullptr, nullptr};
   return unsigned(warp_op(w));
 }
 
 // mma.sync.aligned.m16n8k16.row.col.f32.{f16,bf16}: the warp's fragments, combined per the PTX ISA layout.
+// ldmatrix.sync.aligned.m8n8.x{1,2,4}.shared.b16: `row` is this lane's row address (lanes 8i..8i+7 give matrix i's
+// eight rows of 16 bytes); regs[i] gets row lane/4, elements 2(lane%4) and 2(lane%4)+1 of matrix i.
+inline void ldmatrix(uint32_t* regs, int matrices, const void* row) {
+  WarpArgs w{WarpOpKind::LdMatrix, 0xffffffffu, to_bits(row), matrices, 32, nullptr, nullptr, nullptr, regs};
+  warp_op(w);
+}
+
+// cp.async: a copy of `bytes` (4, 8 or 16) from global to shared memory that completes by the wait that covers its
+// group, not before (a read of the destination before that wait sees what was there); bytes past src_bytes are
+// zeros. commit closes the thread's open group; wait(n) completes all but the n most recent groups.
+void cp_async(void* dst, const void* src, int bytes, int src_bytes);
+void cp_async_commit();
+void cp_async_wait(int n);
+void cp_async_wait_all();
+
 template <typename T>
 void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
   static_assert(std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>, "mma.sync takes f16 or bf16");
-  WarpArgs w{std::is_same_v<T, __half> ? WarpOpKind::MmaF16 : WarpOpKind::MmaBf16, 0xffffffffu, 0, 0, 32, a, b, d};
+  WarpArgs w{
+      std::is_same_v<T, __half> ? WarpOpKind::MmaF16 : WarpOpKind::MmaBf16, 0xffffffffu, 0, 0, 32, a, b, d, nullptr};
   warp_op(w);
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "device.h"
 
@@ -30,6 +31,20 @@ cudaError_t set_error(cudaError_t code, const std::string& what);
 // why not. Checks after a kernel that the guard zones of the allocations it was given are intact.
 bool check_range(const void* p, size_t bytes, std::string* why);
 bool check_guards(const KernelCall& call, std::string* why);
+
+// A CUDA thread's cp.async copies not yet done (async.cc), in issue order; the first `committed` belong to groups
+// whose sizes are in `groups`, oldest first.
+struct AsyncCopy {
+  void* dst;
+  const void* src;
+  int bytes, src_bytes;
+};
+struct AsyncQueue {
+  std::vector<AsyncCopy> copies;
+  std::vector<size_t> groups;
+  size_t committed = 0;
+};
+AsyncQueue& async_queue();  // the running CUDA thread's (scheduler.cc)
 
 // warp.cc: a warp operation's name, and its results for the lanes of `mask` (lanes[i]: lane i's arguments).
 const char* op_name(WarpOpKind k);

@@ -16,6 +16,40 @@ using cuda::Pack;
 
 // ---- kernels ----
 
+// grid 1, block 32: lane l gives the address of shared row 31 - l (8 16-bit values each, from `rows`); out[l * 8 + 2i
+// + h] is half h of register i of ldmatrix .x4.
+__global__ void ldmatrix_kernel(float* out, const float* rows) {
+  __shared__ __align__(16) uint16_t tile[32][8];
+  const int lane = threadIdx.x;
+  for (int e = 0; e < 8; ++e) tile[lane][e] = uint16_t(rows[lane * 8 + e]);
+  __syncthreads();
+  uint32_t r[4];
+  cuda::ldmatrix_x4(r, &tile[31 - lane][0]);
+  for (int i = 0; i < 4; ++i) {
+    out[lane * 8 + 2 * i] = float(r[i] & 0xffffu);
+    out[lane * 8 + 2 * i + 1] = float(r[i] >> 16);
+  }
+}
+
+// grid 1, block 32: two groups of cp.async per thread (into a, then b; lanes l % 3 == 0 copy 0 source bytes, so
+// zeros), read back before any wait, after wait_group 1 and after wait_group 0. out[l * 4 + ...]: a before, a after
+// the first wait, b after the first wait, b after the second.
+__global__ void cp_async_kernel(float* out, const float* src) {
+  __shared__ __align__(16) float a[32][4], b[32][4];
+  const int lane = threadIdx.x;
+  for (int e = 0; e < 4; ++e) a[lane][e] = b[lane][e] = -1.f;
+  cuda::cp_async16(&a[lane][0], src + lane * 4, lane % 3 == 0 ? 0 : 16);
+  cuda::cp_async_commit();
+  cuda::cp_async16(&b[lane][0], src + 128 + lane * 4, 16);
+  cuda::cp_async_commit();
+  out[lane * 4] = a[lane][1];
+  cuda::cp_async_wait<1>();
+  out[lane * 4 + 1] = a[lane][1];
+  out[lane * 4 + 2] = b[lane][1];
+  cuda::cp_async_wait<0>();
+  out[lane * 4 + 3] = b[lane][1];
+}
+
 // grid 1, block `n`: out[lane] = the shuffle of (lane * 10 + 1) with `arg`, `width`.
 __global__ void shfl_kernel(float* out, int kind, int arg, int width) {
   const float v = float(threadIdx.x * 10 + 1);
@@ -212,6 +246,19 @@ std::vector<double> probe(const std::string& name, const std::vector<double>& a)
       MVLLM_LAUNCH(1, 32, 0, nullptr, mma_kernel<__half>)(d.p, ah.p, bh.p, c.p);
     }
     return check("mma", d.read());
+  }
+  if (name == "ldmatrix") {  // 256 16-bit values (32 rows of 8) -> per lane 4 registers as 8 halves
+    if (a.size() != 256) fail(ErrorKind::Range, "emuProbe ldmatrix: expected 256 numbers");
+    Buffer rows(std::vector<float>(a.begin(), a.end())), out(256);
+    MVLLM_LAUNCH(1, 32, 0, nullptr, ldmatrix_kernel)(out.p, rows.p);
+    return check("ldmatrix", out.read());
+  }
+  if (name == "cpAsync") {  // -> per lane [a before, a after wait 1, b after wait 1, b after wait 0]
+    std::vector<float> src(256);
+    for (int i = 0; i < 256; ++i) src[size_t(i)] = float(i);
+    Buffer in(src), out(128);
+    MVLLM_LAUNCH(1, 32, 0, nullptr, cp_async_kernel)(out.p, in.p);
+    return check("cpAsync", out.read());
   }
   if (name == "convert") {  // floats -> [f16 bits, bf16 bits] each
     Buffer x(std::vector<float>(a.begin(), a.end())), out(2 * a.size());

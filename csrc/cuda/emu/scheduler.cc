@@ -26,6 +26,7 @@ struct Fiber {
   WarpArgs* args = nullptr;  // the warp operation it waits in
   uint64_t result = 0;
   char* stack = nullptr;  // given when it first runs
+  AsyncQueue async;       // its cp.async copies in flight
 };
 
 struct Pending {  // a warp operation some lanes have reached
@@ -189,6 +190,7 @@ std::string deadlock_report(const Block& b) {
 }
 
 int arch() { return settings().arch; }
+AsyncQueue& async_queue() { return self()->async; }
 bool in_kernel() { return t_in_block; }
 
 void syncthreads() {

@@ -1,6 +1,8 @@
 // What a warp operation computes once every lane of its mask has arrived: the shuffles (with the PTX ISA's segment
 // rules), the votes, and mma.sync m16n8k16 (the PTX ISA fragment layout). scheduler.cc decides when.
 #include <cstdint>
+#include <cstring>
+#include <string>
 
 #include "internal.h"
 
@@ -18,6 +20,7 @@ const char* op_name(WarpOpKind k) {
     case WarpOpKind::SyncWarp: return "__syncwarp";
     case WarpOpKind::MmaF16: return "mma.sync.m16n8k16.f16";
     case WarpOpKind::MmaBf16: return "mma.sync.m16n8k16.bf16";
+    case WarpOpKind::LdMatrix: return "ldmatrix.sync.m8n8.b16";
   }
   return "?";
 }
@@ -59,6 +62,23 @@ void warp_compute(WarpOpKind kind, unsigned mask, WarpArgs* const (&lanes)[32], 
         d[e] = float(acc);
       }
     }
+    return;
+  }
+  if (kind == WarpOpKind::LdMatrix) {
+    // Every lane must name the same count; lanes 8i..8i+7 give the rows of matrix i, each 16 bytes, 16-byte aligned.
+    const int n = lanes[0]->arg;
+    for (int lane = 0; lane < 32; ++lane)
+      if (lanes[lane]->arg != n || (n != 1 && n != 2 && n != 4))
+        fault(cudaErrorLaunchFailure, "ldmatrix: the lanes of a warp must all load .x1, .x2 or .x4 alike");
+    for (int lane = 0; lane < 8 * n; ++lane)
+      if (lanes[lane]->value & 15)
+        fault(cudaErrorMisalignedAddress,
+              ("ldmatrix: lane " + std::to_string(lane) + "'s row address is not 16-byte aligned").c_str());
+    for (int lane = 0; lane < 32; ++lane)
+      for (int i = 0; i < n; ++i) {
+        const char* row = reinterpret_cast<const char*>(uintptr_t(lanes[8 * i + lane / 4]->value));
+        std::memcpy(&lanes[lane]->regs[i], row + 4 * (lane % 4), 4);
+      }
     return;
   }
   unsigned votes = 0;
