@@ -49,7 +49,7 @@ function cmakeBuild({ emu = false, sanitize = false } = {}) {
       [cmakeJs, 'build', '--out', out, '--parallel', String(availableParallelism())],
       root,
     );
-  const summaryFile = join(root, out, 'mini_vllm_build.txt');
+  const summaryFile = resolve(root, out, 'mini_vllm_build.txt');
   if (status !== 0 || !existsSync(summaryFile)) {
     console.error(`mini-vllm: native build failed (cmake-js exit ${status}); the messages above say why`);
     process.exit(status || 1);

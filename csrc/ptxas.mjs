@@ -24,7 +24,13 @@ const check = args.includes('--check');
 // Files whose kernels must not spill: the attention, GEMM and GEMV kernels.
 const NO_SPILL = /^(attention.*|linear.*)\.cu$/;
 // Kernels (by demangled name prefix) and the PTX instructions each must contain.
-const REQUIRED = [{ file: 'linear.cu', kernel: 'gemm_mma_kernel<', instructions: ['mma.sync.aligned.m16n8k16'] }];
+const REQUIRED = [
+  {
+    file: 'linear.cu',
+    kernel: 'gemm_mma_kernel<',
+    instructions: ['mma.sync.aligned.m16n8k16', 'cp.async.cg.shared.global', 'ldmatrix.sync.aligned.m8n8.x4'],
+  },
+];
 
 function findNvcc() {
   for (const c of [process.env.CUDACXX, '/usr/local/cuda/bin/nvcc', 'nvcc']) {

@@ -1,5 +1,5 @@
 // linear against the float64 reference: odd sizes on both sides of the GEMV/GEMM switch, Llama layer shapes,
-// every weight dtype under every activation dtype, bias, strided rows, and bad arguments.
+// every weight dtype under every activation dtype, bias, strided rows, the batched GEMV's bits, and bad arguments.
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 
@@ -8,6 +8,7 @@ import * as ref from '../../lib/reference/index.js';
 import {
   TOL,
   type Tolerance,
+  describeCuda,
   describeDevices,
   emulated,
   expectClose,
@@ -179,6 +180,37 @@ describeDevices('linear', (device) => {
   });
 });
 
+// The batched GEMV (2-16 tokens): x staged in shared memory in chunks, two weight rows per warp. Every batch size, an
+// output count that leaves the last warp one row, inFeatures across several chunks with a ragged last one; each
+// token's row has the bits the one-token GEMV gives it alone (the same columns in the same order per lane).
+describeCuda('linear: the batched GEMV on CUDA', () => {
+  for (const dtype of FLOAT_DTYPES)
+    it(`${dtype}: 2..16 tokens x 2056 -> 33, each row bit-equal to the token alone, and to the reference`, () => {
+      const rand = prng(77);
+      const inF = 2056,
+        outF = 33,
+        device = 'cuda' as const;
+      const x = Tensor.fromArray(uniform(rand, 16 * inF, 1), [16, inF], { dtype, device });
+      const w = Tensor.fromArray(randn(rand, outF * inF, 1 / Math.sqrt(inF)), [outF, inF], { dtype, device });
+      const alone = poisoned([16, outF], dtype, device);
+      for (let m = 0; m < 16; ++m) ops.linear(alone.narrow(0, m, 1), x.narrow(0, m, 1), w);
+      const want = alone.toArray();
+      const xs = x.toArray(),
+        ws = w.toArray();
+      for (let tokens = 2; tokens <= 16; ++tokens) {
+        const out = poisoned([tokens, outF], dtype, device);
+        ops.linear(out, x.narrow(0, 0, tokens), w);
+        const got = out.toArray();
+        expect([...got], `${tokens} tokens`).to.deep.equal([...want.subarray(0, tokens * outF)]);
+        const last = tokens - 1;
+        const expected = ref.linear(xs.subarray(last * inF, tokens * inF), ws, null, 1, outF, inF, dtype);
+        expectClose(got.subarray(last * outF), expected, tolFor(dtype, inF), `${tokens} tokens, last row`);
+        out.dispose();
+      }
+      [x, w, alone].forEach((t) => t.dispose());
+    });
+});
+
 // A build whose kernels are for sm_75 has no mma.sync m16n8k16: the half-precision GEMM must take the CUDA-core path
 // there, not run a tensor-core kernel whose instruction compiled to nothing. Only the emulated device can be told what
 // it was built for (MINI_VLLM_EMU_ARCH), so this runs in a child process under emulation, and is skipped elsewhere.
@@ -213,4 +245,38 @@ describe('linear on a device built for sm_75 (emulated)', () => {
     });
     expect(r.status, r.stderr).to.equal(0);
   });
+});
+
+// The tensor-core GEMM splits k when its tiles leave SMs idle. The emulated device can be told its SM count
+// (MINI_VLLM_EMU_SMS): with 1 SM nothing splits, so the same product runs all 64 k tiles through the cp.async pipeline
+// of one block, and with the default 132 it runs as 8 splits and the reduce. Both must match the CPU.
+describe('linear: the tensor-core GEMM with and without split-K (emulated)', () => {
+  for (const sms of ['1', '132'])
+    it(`bfloat16 130 x 2048 -> 160 with bias on ${sms} SM(s) matches the CPU`, function () {
+      this.timeout(300_000);
+      if (!emulated) this.skip(); // a real device has the SMs it has
+      const lib = new URL('../../lib/index.js', import.meta.url).href;
+      const script = `
+        import { Tensor, ops } from ${JSON.stringify(lib)};
+        const dtype = 'bfloat16';
+        const data = (n, s) => Array.from({ length: n }, (_, i) => Math.sin(i * s) / 4);
+        const run = (device) => {
+          const x = Tensor.fromArray(data(130 * 2048, 0.7), [130, 2048], { dtype, device });
+          const w = Tensor.fromArray(data(160 * 2048, 1.3), [160, 2048], { dtype, device });
+          const bias = Tensor.fromArray(data(160, 0.3), [160], { dtype, device });
+          const out = Tensor.empty([130, 160], { dtype, device });
+          ops.linear(out, x, w, bias);
+          return out.toArray();
+        };
+        const want = run('cpu'), got = run('cuda');
+        let worst = 0;
+        for (let i = 0; i < want.length; ++i)
+          worst = Math.max(worst, Math.abs(got[i] - want[i]) / (1 + Math.abs(want[i])));
+        if (!(worst < 0.02)) throw new Error('largest difference from the CPU ' + worst);`;
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+        env: { ...process.env, MINI_VLLM_EMU_SMS: sms },
+        encoding: 'utf8',
+      });
+      expect(r.status, r.stderr).to.equal(0);
+    });
 });
