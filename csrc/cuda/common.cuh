@@ -44,8 +44,9 @@ enum AssertBit : unsigned {
   kIndexOutOfRange = 1u << 4,       // embedding / gatherRows: an index outside the table
 };
 
-// Device scratch that grows on demand (split-KV partials); contents do not survive the next call. Growing it during
-// a graph capture is an error (warm the largest shape up first); each regrowth bumps the generation graphs check.
+// Device scratch that grows on demand (split-KV and split-K partials); contents do not survive the next call. Growing
+// it during a graph capture is an error (warm the largest shape up first); each regrowth bumps the generation graphs
+// check.
 void* scratch(int device, size_t bytes);
 uint64_t scratch_generation(int device);
 

@@ -125,8 +125,8 @@ void* scratch(int device, size_t bytes) {
     cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
     check(cudaStreamIsCapturing(s.stream, &capturing), "cudaStreamIsCapturing");
     if (capturing != cudaStreamCaptureStatusNone)
-      fail(ErrorKind::Range, "pagedAttention: the attention scratch must grow to ", bytes,
-           " bytes during a CUDA graph ", "capture; run the largest shape once before capturing");
+      fail(ErrorKind::Range, "the device scratch (split-KV attention, split-K GEMM partials) must grow to ", bytes,
+           " bytes during a CUDA graph capture; run the largest shape once before capturing");
     // NOTE: the old buffer may still be in use by queued kernels; cudaFree waits for them.
     if (s.scratch) check(cudaFree(s.scratch), "cudaFree(scratch)");
     s.scratch = nullptr;

@@ -222,6 +222,9 @@ export class DecodeGraphs {
     this.backend = backend;
     this.inputs = new GraphInputs(sorted.at(-1)!, width, model.device);
     try {
+      // Every size runs once eagerly before any is captured: the device scratch (split-K GEMM partials, split-KV
+      // attention partials) reaches its largest size first, so no later warm-up moves it under a captured graph.
+      for (const s of [...sorted].reverse()) this.runEagerly(s);
       for (const s of [...sorted].reverse()) this.capture(s);
     } catch (e) {
       this.dispose();
@@ -256,16 +259,23 @@ export class DecodeGraphs {
     return entry.logits.narrow(0, 0, seqs.length);
   }
 
+  /**
+   * One eager forward pass of the size. The device buffer holds valid inputs: all padding at start, or the step being
+   * run when a graph is recaptured (its K/V are then written twice, with the same values).
+   */
+  private runEagerly(size: number): void {
+    const input = this.inputs.forwardInput(size, this.kv.blockSize, 1 / Math.sqrt(this.model.config.headDim));
+    this.model.forward(input, this.kv);
+    synchronize(this.model.device);
+  }
+
   /** Runs the size once eagerly (buffers reach their size, kernels load), then records it. */
   private capture(size: number): Entry {
     const t0 = performance.now();
     this.graphs.get(size)?.graph.dispose();
     this.graphs.delete(size);
+    this.runEagerly(size);
     const input = this.inputs.forwardInput(size, this.kv.blockSize, 1 / Math.sqrt(this.model.config.headDim));
-    // The device buffer holds valid inputs: all padding at start, or the step being run when a graph is recaptured
-    // (its K/V are then written twice, with the same values).
-    this.model.forward(input, this.kv);
-    synchronize(this.model.device);
     const workspace = this.model.workspaceGeneration;
     const { graph, result: logits } = this.backend.capture(() => this.model.forward(input, this.kv));
     const entry: Entry = { graph, logits, workspace };
