@@ -101,7 +101,7 @@ describeEmu('emulated device: warp primitives', () => {
 });
 
 describeEmu('emulated device: ldmatrix and cp.async', () => {
-  it('ldmatrix .x4: lanes 8i..8i+7 give the rows of matrix i; lane l gets row l/4, elements 2(l%4) and 2(l%4)+1', () => {
+  it('ldmatrix .x4: lanes 8i..8i+7 give the rows of matrix i: lane l gets row l/4, elements 2(l%4), 2(l%4)+1', () => {
     const rows = Array.from({ length: 256 }, (_, i) => (i * 37 + 11) % 65536);
     const got = probe('ldmatrix', rows);
     for (let lane = 0; lane < 32; ++lane)
