@@ -30,6 +30,16 @@ const REQUIRED = [
     kernel: 'gemm_mma_kernel<',
     instructions: ['mma.sync.aligned.m16n8k16', 'cp.async.cg.shared.global', 'ldmatrix.sync.aligned.m8n8.x4'],
   },
+  {
+    file: 'attention_prefill.cu',
+    kernel: 'prefill_mma_kernel<',
+    instructions: [
+      'mma.sync.aligned.m16n8k16',
+      'cp.async.cg.shared.global',
+      'ldmatrix.sync.aligned.m8n8.x4.shared',
+      'ldmatrix.sync.aligned.m8n8.x4.trans',
+    ],
+  },
 ];
 
 function findNvcc() {

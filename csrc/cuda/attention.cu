@@ -3,8 +3,9 @@
 // Two kernels behind one op:
 //  - decode (every sequence has one query token, or the caller said maxQueryLen = 1): attention_decode.cu, split-KV
 //    sized by the SM count, the query heads of a KV head sharing each K/V read.
-//  - prefill and mixed batches: a flash-style kernel, one block per (16 query tokens of a sequence, head),
-//    walking the keys in tiles of 32 with an online softmax.
+//  - prefill and mixed batches: f16/bf16 on tensor cores where the head size allows (attention_prefill.cu, with the
+//    decode kernel for the one-token sequences of the batch); otherwise (float32, other head sizes, sm_75) the SIMT
+//    flash-style kernel here, one block per (16 query tokens of a sequence, head), keys in tiles of 32.
 // Neither reads a cache slot at or past seqLens (stale memory may hold NaN). Bad metadata is reported through
 // the device-assert word and the affected rows are skipped, never read out of bounds.
 #include <cfloat>
@@ -167,9 +168,13 @@ void paged_attention(const TensorView& out, const TensorView& query, const Tenso
     attention_decode(out, query, key_cache, value_cache, m, scale, max_ctx, st, flags);
     return;
   }
+  const int max_q = meta.max_query_len >= 0 ? int(meta.max_query_len) : num_tokens;
+  if (attention_prefill_mma(out, query, key_cache, value_cache, m, scale, max_q, st, flags)) {
+    attention_decode(out, query, key_cache, value_cache, m, scale, max_ctx, st, flags, /*only_single=*/true);
+    return;
+  }
   MVLLM_CUDA_DISPATCH_FLOAT(query.dtype, T, {
     {
-      const int max_q = meta.max_query_len >= 0 ? int(meta.max_query_len) : num_tokens;
       const size_t smem = size_t(kKeyTile * (head_size + 1) + kKeyTile * head_size + kFlashRows * head_size) * 4;
       check(cudaFuncSetAttribute(flash_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
             "pagedAttention (shared memory)");

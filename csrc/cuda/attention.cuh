@@ -57,9 +57,16 @@ __device__ __forceinline__ int64_t block_of(const MetaArgs& m, int s, int p, uns
 }
 
 // Decode (one query token per sequence): split-KV over the keys, sized by the SM count, then the reduce.
-// `max_ctx` bounds every sequence's context (maxSeqLen, or the block tables' capacity when unknown).
+// `max_ctx` bounds every sequence's context (maxSeqLen, or the block tables' capacity when unknown). only_single: a
+// mixed batch, where this serves only the sequences with one query token (unsplit) and attention_prefill_mma the rest.
 void attention_decode(const TensorView& out, const TensorView& query, const TensorView& key_cache,
                       const TensorView& value_cache, const MetaArgs& m, float scale, int64_t max_ctx, cudaStream_t st,
-                      unsigned* flags);
+                      unsigned* flags, bool only_single = false);
+
+// Prefill and mixed batches on tensor cores (f16/bf16, head sizes 64, 80, 96, 112, 128, 256, 16-byte aligned rows,
+// sm_80+): the sequences with more than one query token; false (nothing launched) where it does not apply.
+bool attention_prefill_mma(const TensorView& out, const TensorView& query, const TensorView& key_cache,
+                           const TensorView& value_cache, const MetaArgs& m, float scale, int max_q, cudaStream_t st,
+                           unsigned* flags);
 
 }  // namespace mvllm::cuda

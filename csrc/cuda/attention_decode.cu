@@ -78,7 +78,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
                   MetaArgs m, int num_heads, int kv_heads, int head_size, float scale,
                   float* __restrict__ part_out,  // [numTokens, numHeads, splitStride, D]
                   float* __restrict__ part_ml,   // [numTokens, numHeads, splitStride, 2]: max, sum
-                  int max_splits, int split_stride, bool vec, unsigned* flags) {
+                  int max_splits, int split_stride, bool vec, bool only_single, unsigned* flags) {
   __shared__ int64_t blk_s[kTileKeys];
   __shared__ float red_ml[kDecodeWarps][kMaxGroup][2];
   __shared__ float red_acc[kDecodeWarps][kMaxGroup][kMaxHead];
@@ -93,6 +93,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
   const int s = seq_of_token(m, t);
   if (!seq_valid(m, s, flags)) return;
   const int q_len = m.query_start_loc[s + 1] - m.query_start_loc[s];
+  if (only_single && q_len != 1) return;  // the prefill kernel's
   const int ctx = m.seq_lens[s] - q_len + (t - m.query_start_loc[s]) + 1;
   const Split sp = split_of(ctx, max_splits);
   if (part >= sp.used) return;  // this split is past the context; the reduce counts only the used ones
@@ -242,14 +243,16 @@ __global__ void decode_reduce_kernel(T* __restrict__ out, int64_t out_s0, int64_
 
 void attention_decode(const TensorView& out, const TensorView& query, const TensorView& key_cache,
                       const TensorView& value_cache, const MetaArgs& m, float scale, int64_t max_ctx, cudaStream_t st,
-                      unsigned* flags) {
+                      unsigned* flags, bool only_single) {
   const int device = key_cache.device_index;
   const int num_tokens = int(query.size(0)), num_heads = int(query.size(1));
   const int kv_heads = int(key_cache.size(2)), head_size = int(key_cache.size(3));
   const int group = num_heads / kv_heads, chunks = (group + kMaxGroup - 1) / kMaxGroup;
   const int head_blocks = kv_heads * chunks;
   // From the SM count and the heads alone (see the top of the file); the grid then covers the longest context.
-  const int max_splits = std::clamp((kSplitWaves * sm_count(device) + head_blocks - 1) / head_blocks, 1, kMaxSplits);
+  // A mixed batch's step has as many tokens as prefill chunks bring: no partials for them (one split each).
+  const int max_splits =
+      only_single ? 1 : std::clamp((kSplitWaves * sm_count(device) + head_blocks - 1) / head_blocks, 1, kMaxSplits);
   // Enough for any context up to max_ctx (split_of(ctx).used <= max_chunks(ctx) <= max_chunks(max_ctx)).
   const int splits = max_chunks(max_ctx, max_splits);
   float* part_out = nullptr;
@@ -266,7 +269,7 @@ void attention_decode(const TensorView& out, const TensorView& query, const Tens
     MVLLM_LAUNCH(dim3(unsigned(num_tokens), unsigned(head_blocks), unsigned(splits)), kDecodeThreads, 0, st,
                  decode_kernel<T>)(out.ptr<T>(), out.stride(0), out.stride(1), query.ptr<T>(), query.stride(0),
                                    query.stride(1), key_cache.ptr<T>(), value_cache.ptr<T>(), m, num_heads, kv_heads,
-                                   head_size, scale, part_out, part_ml, max_splits, splits, vec, flags);
+                                   head_size, scale, part_out, part_ml, max_splits, splits, vec, only_single, flags);
     check_launch("pagedAttention (decode)");
     if (splits > 1) {
       MVLLM_LAUNCH(dim3(unsigned(num_tokens), unsigned(num_heads)), 128, 0, st, decode_reduce_kernel<T>)(

@@ -31,6 +31,7 @@ inline void check_launch(const char* op) { check(cudaGetLastError(), op); }
 cudaStream_t stream(int device);     // the device's one compute stream (sets the current device)
 unsigned* assert_flags(int device);  // device word kernels OR their failure bits into
 int sm_count(int device);            // the device's multiprocessors (launches that size themselves to fill them)
+size_t smem_optin(int device);       // the most shared memory a block may have, with the opt-in
 // out[i] = table[indices[i]] (embedding, gatherRows): an index outside the table zero-fills its row and sets
 // kIndexOutOfRange. `op` names the launch in an error.
 void copy_rows(const TensorView& out, const TensorView& indices, const TensorView& table, const char* op);

@@ -87,6 +87,21 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* row) {
 #endif
 }
 
+// ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16: as ldmatrix_x4, each matrix transposed: r[i] gets rows 2(lane%4)
+// and 2(lane%4)+1 of column lane/4 (the B fragment of mma.sync from a row-major [k][n] tile, e.g. V in attention).
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* row) {
+#if defined(MINI_VLLM_CUDA_EMULATED)
+  ::mvllm::emu::ldmatrix(r, 4, row, true);
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 750
+  const unsigned a = unsigned(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+#elif defined(__CUDA_ARCH__)
+  __trap();
+#endif
+}
+
 // Whether `kernel` was built for an architecture with mma.sync m16n8k16 (sm_80 or later), as this device runs it.
 template <typename F>
 bool mma_supported(F* kernel) {

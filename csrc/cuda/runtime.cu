@@ -22,6 +22,7 @@ struct DeviceState {
   std::vector<cudaEvent_t> profile_events;  // the profiler's pool, reused from 0 after profile_reset
   size_t profile_next = 0;
   int sms = 0;
+  size_t smem_optin = 0;
   std::once_flag init;
 };
 
@@ -44,6 +45,7 @@ DeviceState& state(int device) {
     cudaDeviceProp p;
     check(cudaGetDeviceProperties(&p, device), "cudaGetDeviceProperties");
     s.sms = std::max(1, p.multiProcessorCount);
+    s.smem_optin = p.sharedMemPerBlockOptin;
   });
   return s;
 }
@@ -141,6 +143,7 @@ void* scratch(int device, size_t bytes) {
 uint64_t scratch_generation(int device) { return state(device).scratch_generation; }
 unsigned* assert_flags(int device) { return state(device).flags; }
 int sm_count(int device) { return state(device).sms; }
+size_t smem_optin(int device) { return state(device).smem_optin; }
 
 void* alloc(int device, size_t bytes) {
   state(device);

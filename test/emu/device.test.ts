@@ -101,20 +101,22 @@ describeEmu('emulated device: warp primitives', () => {
 });
 
 describeEmu('emulated device: ldmatrix and cp.async', () => {
-  it('ldmatrix .x4: lanes 8i..8i+7 give the rows of matrix i: lane l gets row l/4, elements 2(l%4), 2(l%4)+1', () => {
-    const rows = Array.from({ length: 256 }, (_, i) => (i * 37 + 11) % 65536);
-    const got = probe('ldmatrix', rows);
-    for (let lane = 0; lane < 32; ++lane)
-      for (let i = 0; i < 4; ++i) {
-        // matrix i's row r came from the lane 8i + r, which pointed at shared row 31 - (8i + r)
-        const row = 31 - (8 * i + Math.floor(lane / 4));
-        const col = 2 * (lane % 4);
-        expect([got[lane * 8 + 2 * i], got[lane * 8 + 2 * i + 1]], `lane ${lane} register ${i}`).to.deep.equal([
-          rows[row * 8 + col],
-          rows[row * 8 + col + 1],
-        ]);
-      }
-  });
+  for (const trans of [false, true])
+    it(`ldmatrix .x4${trans ? '.trans' : ''}: lanes 8i..8i+7 give the rows of matrix i; lane l gets ${
+      trans ? 'rows 2(l%4), 2(l%4)+1 of column l/4' : 'row l/4, elements 2(l%4), 2(l%4)+1'
+    }`, () => {
+      const rows = Array.from({ length: 256 }, (_, i) => (i * 37 + 11) % 65536);
+      const got = probe('ldmatrix', [trans ? 1 : 0, ...rows]);
+      // matrix i's row r came from lane 8i + r, which pointed at shared row 31 - (8i + r)
+      const el = (i: number, r: number, c: number) => rows[(31 - (8 * i + r)) * 8 + c];
+      for (let lane = 0; lane < 32; ++lane)
+        for (let i = 0; i < 4; ++i) {
+          const a = Math.floor(lane / 4),
+            b = 2 * (lane % 4);
+          const want = trans ? [el(i, b, a), el(i, b + 1, a)] : [el(i, a, b), el(i, a, b + 1)];
+          expect([got[lane * 8 + 2 * i], got[lane * 8 + 2 * i + 1]], `lane ${lane} register ${i}`).to.deep.equal(want);
+        }
+    });
 
   it('cp.async: done by the wait_group that covers its group, not before; src-size 0 writes zeros', () => {
     const got = probe('cpAsync');

@@ -147,7 +147,7 @@ const HEADS: [number, number][] = [
   [64, 8],
   [17, 17],
 ];
-const HEAD_SIZES = [64, 80, 96, 128, 256];
+const HEAD_SIZES = [64, 80, 96, 112, 128, 256];
 
 function check(b: Batch, dtype: FloatDType): void {
   ops.pagedAttention(b.out, b.query, b.keyCache, b.valueCache, b.meta);
@@ -229,6 +229,22 @@ describeDevices('pagedAttention', (device) => {
       check(buildBatch(5, g, seqs, dtype, device, 4), dtype);
     });
   }
+
+  // Every head size of the tensor-core prefill kernel (64-key tiles, 32 at 256), GQA 4: whole prompts across several
+  // 64-row tiles and key tiles, a chunk after a cached prefix, decodes beside them, and a one-token prompt.
+  for (const headSize of HEAD_SIZES)
+    for (const dtype of ['float16', 'bfloat16'] as const)
+      it(`prefill and mixed ${dtype} heads 32/8 x ${headSize}: prompts across tiles, a cached prefix, decodes`, () => {
+        const g = { numHeads: 32, numKvHeads: 8, headSize, blockSize: 16 };
+        const seqs = [
+          { seqLen: 130, qLen: 130 },
+          { seqLen: 75, qLen: 1 },
+          { seqLen: 97, qLen: 33 },
+          { seqLen: 1, qLen: 1 },
+          { seqLen: 17, qLen: 17 },
+        ];
+        check(buildBatch(headSize + (dtype === 'float16' ? 1 : 2), g, seqs, dtype, device), dtype);
+      });
 
   it('a long decode (4k context, 1 sequence) and a batch of 64 short ones', () => {
     const g = { numHeads: 32, numKvHeads: 8, headSize: 128, blockSize: 16 };

@@ -166,10 +166,19 @@ inline unsigned vote(WarpOpKind kind, unsigned mask, int pred) {
 }
 
 // mma.sync.aligned.m16n8k16.row.col.f32.{f16,bf16}: the warp's fragments, combined per the PTX ISA layout.
-// ldmatrix.sync.aligned.m8n8.x{1,2,4}.shared.b16: `row` is this lane's row address (lanes 8i..8i+7 give matrix i's
-// eight rows of 16 bytes); regs[i] gets row lane/4, elements 2(lane%4) and 2(lane%4)+1 of matrix i.
-inline void ldmatrix(uint32_t* regs, int matrices, const void* row) {
-  WarpArgs w{WarpOpKind::LdMatrix, 0xffffffffu, to_bits(row), matrices, 32, nullptr, nullptr, nullptr, regs};
+// ldmatrix.sync.aligned.m8n8.x{1,2,4}{.trans}.shared.b16: `row` is this lane's row address (lanes 8i..8i+7 give
+// matrix i's eight rows of 16 bytes); regs[i] gets row lane/4, elements 2(lane%4) and 2(lane%4)+1 of matrix i, or
+// with .trans (the matrix transposed) rows 2(lane%4) and 2(lane%4)+1 of column lane/4.
+inline void ldmatrix(uint32_t* regs, int matrices, const void* row, bool trans = false) {
+  WarpArgs w{WarpOpKind::LdMatrix,
+             0xffffffffu,
+             to_bits(row),
+             matrices | (trans ? 0x100 : 0),
+             32,
+             nullptr,
+             nullptr,
+             nullptr,
+             regs};
   warp_op(w);
 }
 

@@ -17,14 +17,17 @@ using cuda::Pack;
 // ---- kernels ----
 
 // grid 1, block 32: lane l gives the address of shared row 31 - l (8 16-bit values each, from `rows`); out[l * 8 + 2i
-// + h] is half h of register i of ldmatrix .x4.
-__global__ void ldmatrix_kernel(float* out, const float* rows) {
+// + h] is half h of register i of ldmatrix .x4 (.trans when `trans`).
+__global__ void ldmatrix_kernel(float* out, const float* rows, int trans) {
   __shared__ __align__(16) uint16_t tile[32][8];
   const int lane = threadIdx.x;
   for (int e = 0; e < 8; ++e) tile[lane][e] = uint16_t(rows[lane * 8 + e]);
   __syncthreads();
   uint32_t r[4];
-  cuda::ldmatrix_x4(r, &tile[31 - lane][0]);
+  if (trans)
+    cuda::ldmatrix_x4_trans(r, &tile[31 - lane][0]);
+  else
+    cuda::ldmatrix_x4(r, &tile[31 - lane][0]);
   for (int i = 0; i < 4; ++i) {
     out[lane * 8 + 2 * i] = float(r[i] & 0xffffu);
     out[lane * 8 + 2 * i + 1] = float(r[i] >> 16);
@@ -247,10 +250,10 @@ std::vector<double> probe(const std::string& name, const std::vector<double>& a)
     }
     return check("mma", d.read());
   }
-  if (name == "ldmatrix") {  // 256 16-bit values (32 rows of 8) -> per lane 4 registers as 8 halves
-    if (a.size() != 256) fail(ErrorKind::Range, "emuProbe ldmatrix: expected 256 numbers");
-    Buffer rows(std::vector<float>(a.begin(), a.end())), out(256);
-    MVLLM_LAUNCH(1, 32, 0, nullptr, ldmatrix_kernel)(out.p, rows.p);
+  if (name == "ldmatrix") {  // trans?, 256 16-bit values (32 rows of 8) -> per lane 4 registers as 8 halves
+    if (a.size() != 257) fail(ErrorKind::Range, "emuProbe ldmatrix: expected 257 numbers");
+    Buffer rows(std::vector<float>(a.begin() + 1, a.end())), out(256);
+    MVLLM_LAUNCH(1, 32, 0, nullptr, ldmatrix_kernel)(out.p, rows.p, int(a[0]));
     return check("ldmatrix", out.read());
   }
   if (name == "cpAsync") {  // -> per lane [a before, a after wait 1, b after wait 1, b after wait 0]

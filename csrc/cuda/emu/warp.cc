@@ -66,18 +66,24 @@ void warp_compute(WarpOpKind kind, unsigned mask, WarpArgs* const (&lanes)[32], 
   }
   if (kind == WarpOpKind::LdMatrix) {
     // Every lane must name the same count; lanes 8i..8i+7 give the rows of matrix i, each 16 bytes, 16-byte aligned.
-    const int n = lanes[0]->arg;
+    const int n = lanes[0]->arg & 0xff;
+    const bool trans = lanes[0]->arg & 0x100;
     for (int lane = 0; lane < 32; ++lane)
-      if (lanes[lane]->arg != n || (n != 1 && n != 2 && n != 4))
+      if (lanes[lane]->arg != lanes[0]->arg || (n != 1 && n != 2 && n != 4))
         fault(cudaErrorLaunchFailure, "ldmatrix: the lanes of a warp must all load .x1, .x2 or .x4 alike");
     for (int lane = 0; lane < 8 * n; ++lane)
       if (lanes[lane]->value & 15)
         fault(cudaErrorMisalignedAddress,
               ("ldmatrix: lane " + std::to_string(lane) + "'s row address is not 16-byte aligned").c_str());
+    auto at = [&](int i, int r, int c) {  // element (r, c) of matrix i
+      uint16_t v;
+      std::memcpy(&v, reinterpret_cast<const char*>(uintptr_t(lanes[8 * i + r]->value)) + 2 * c, 2);
+      return uint32_t(v);
+    };
     for (int lane = 0; lane < 32; ++lane)
       for (int i = 0; i < n; ++i) {
-        const char* row = reinterpret_cast<const char*>(uintptr_t(lanes[8 * i + lane / 4]->value));
-        std::memcpy(&lanes[lane]->regs[i], row + 4 * (lane % 4), 4);
+        const int a = lane / 4, b = 2 * (lane % 4);
+        lanes[lane]->regs[i] = trans ? at(i, b, a) | at(i, b + 1, a) << 16 : at(i, a, b) | at(i, a, b + 1) << 16;
       }
     return;
   }
