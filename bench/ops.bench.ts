@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { memoryBandwidth } from '../lib/bench/bandwidth.js';
-import { gitCommit, machineInfo, machineLine } from '../lib/bench/machine.js';
+import { type CudaPeaks, cudaPeaks, gitCommit, machineInfo, machineLine } from '../lib/bench/machine.js';
 import { type Device, backends, synchronize } from '../lib/index.js';
 import { native } from '../lib/native.js';
 import type { CaseList, Limit, OpCase } from './ops/case.js';
@@ -44,6 +44,8 @@ interface Row {
   limitKind: Limit;
   /** GB/s over the bandwidth limit, or GFLOP/s over the FMA peak (null: no peak measured on this device) */
   fractionOfLimit: number | null;
+  /** CUDA: GB/s over the spec bandwidth, or (f16/bf16) GFLOP/s over the tensor-core peak, from the device properties */
+  fractionOfSpec: number | null;
 }
 
 /** Median seconds per call of `run` via benny. On CUDA each call includes a synchronize. */
@@ -110,6 +112,8 @@ interface DeviceResult {
   limit: { kind: string; gbPerSecond: number; before: number; after: number };
   /** fp32 FMA peak in GFLOP/s, measured before and after the ops (CPU only; null on CUDA) */
   peak: { kind: string; gflopsPerSecond: number; before: number; after: number } | null;
+  /** CUDA: the bandwidth and tensor-core peaks from the device properties */
+  spec: CudaPeaks | null;
   rows: Row[];
 }
 
@@ -174,6 +178,7 @@ async function benchDevice(device: Device, quick: boolean): Promise<DeviceResult
       gflopsPerSecond: gflops,
       limitKind: c.limit ?? 'bytes',
       fractionOfLimit: null,
+      fractionOfSpec: null,
     });
     log(
       `  ${label}: ${(median * 1e3).toFixed(3)} ms, ${gbps.toFixed(1)} ` +
@@ -189,14 +194,24 @@ async function benchDevice(device: Device, quick: boolean): Promise<DeviceResult
     device === 'cpu'
       ? { kind: PEAK_KIND, gflopsPerSecond: Math.max(peakBefore, peakAfter), before: peakBefore, after: peakAfter }
       : null;
+  const dev = backends().cuda.devices[0];
+  const spec = device === 'cuda' && dev ? cudaPeaks(dev) : null;
   for (const row of rows) {
     if (row.limitKind === 'bytes') row.fractionOfLimit = row.gbPerSecond / limitGbps;
     else row.fractionOfLimit = peak && row.gflopsPerSecond !== null ? row.gflopsPerSecond / peak.gflopsPerSecond : null;
+    if (spec) {
+      const tensor = row.dtype.startsWith('float16') || row.dtype.startsWith('bfloat16');
+      if (row.limitKind === 'bytes')
+        row.fractionOfSpec = spec.bandwidthGBs ? row.gbPerSecond / spec.bandwidthGBs : null;
+      else if (tensor && spec.tensorGflops && row.gflopsPerSecond !== null)
+        row.fractionOfSpec = row.gflopsPerSecond / spec.tensorGflops;
+    }
   }
   return {
     device,
     limit: { kind: before.kind, gbPerSecond: limitGbps, before: before.gbPerSecond, after: after.gbPerSecond },
     peak,
+    spec,
     rows,
   };
 }
@@ -236,15 +251,26 @@ async function main(): Promise<void> {
         `${dev} peak: ${r.peak.kind} = ${r.peak.gflopsPerSecond.toFixed(1)} GFLOP/s (before ` +
           `${r.peak.before.toFixed(1)}, after ${r.peak.after.toFixed(1)}; the higher is used)`,
       );
+    else if (r.spec)
+      lines.push(
+        `${dev} spec: ${r.spec.bandwidthGBs?.toFixed(0) ?? '?'} GB/s, ${
+          r.spec.tensorGflops === null ? '?' : (r.spec.tensorGflops / 1e3).toFixed(0)
+        } TFLOP/s (${r.spec.kind})`,
+      );
     else lines.push(`${dev} peak: not measured on this device; compute-bound rows show GFLOP/s only`);
     lines.push(
       `(large shapes rotate over ${(2 * lastLevelCacheBytes(r.device)) / 2 ** 20} MiB of tensors so each call comes ` +
         `from memory; small ones run from cache and can pass 100%)`,
     );
-    lines.push(`('of limit': GB/s over the bandwidth limit, or, marked FMA, GFLOP/s over the FMA peak)`);
+    lines.push(
+      r.spec
+        ? `('of limit': GB/s over the measured copy bandwidth; 'of spec': GB/s over the spec bandwidth, or, for ` +
+            `f16/bf16 compute-bound rows, GFLOP/s over the tensor-core peak)`
+        : `('of limit': GB/s over the bandwidth limit, or, marked FMA, GFLOP/s over the FMA peak)`,
+    );
     lines.push(
       `${'op'.padEnd(18)} ${'dtype'.padEnd(14)} ${'shape'.padEnd(36)} ${'median'.padStart(10)} ${'GB/s'.padStart(8)} ` +
-        `${'GFLOP/s'.padStart(9)} ${'of limit'.padStart(10)}`,
+        `${'GFLOP/s'.padStart(9)} ${'of limit'.padStart(10)}${r.spec ? ` ${'of spec'.padStart(9)}` : ''}`,
     );
     for (const row of r.rows) {
       const frac =
@@ -252,10 +278,15 @@ async function main(): Promise<void> {
           ? '-'
           : `${(100 * row.fractionOfLimit).toFixed(0)}%${row.limitKind === 'flops' ? ' FMA' : ''}`;
       const gf = row.gflopsPerSecond === null ? '' : row.gflopsPerSecond.toFixed(1);
+      const ofSpec = row.fractionOfSpec;
+      const spec =
+        ofSpec === null
+          ? '-'
+          : `${(100 * ofSpec).toFixed(ofSpec < 0.01 ? 2 : 0)}%${row.limitKind === 'flops' ? ' TC' : ''}`;
       lines.push(
         `${row.op.padEnd(18)} ${row.dtype.padEnd(14)} ${row.shape.padEnd(36)} ` +
           `${fmtTime(row.medianSeconds).padStart(10)} ${row.gbPerSecond.toFixed(1).padStart(8)} ${gf.padStart(9)} ` +
-          `${frac.padStart(10)}`,
+          `${frac.padStart(10)}${r.spec ? ` ${spec.padStart(9)}` : ''}`,
       );
     }
   }

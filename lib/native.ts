@@ -44,6 +44,14 @@ export interface CudaDevice {
   computeCapability: string;
   /** bytes */
   totalMemory: number;
+  /** streaming multiprocessors */
+  multiprocessors: number;
+  /** the peak SM clock, MHz (0 where the runtime does not say) */
+  clockMhz: number;
+  /** the peak memory clock, MHz (double data rate: two transfers per clock) */
+  memoryClockMhz: number;
+  /** bits */
+  memoryBusWidth: number;
 }
 
 export interface CudaBackend {

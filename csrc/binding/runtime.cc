@@ -104,6 +104,10 @@ Napi::Value backends(const Napi::CallbackInfo& info) {
         d.Set("name", r.devices[i].name);
         d.Set("computeCapability", std::to_string(r.devices[i].major) + "." + std::to_string(r.devices[i].minor));
         d.Set("totalMemory", double(r.devices[i].total_memory));
+        d.Set("multiprocessors", r.devices[i].multiprocessors);
+        d.Set("clockMhz", r.devices[i].clock_khz / 1000.0);
+        d.Set("memoryClockMhz", r.devices[i].memory_clock_khz / 1000.0);
+        d.Set("memoryBusWidth", r.devices[i].memory_bus_bits);
         devices.Set(uint32_t(i), d);
       }
       if (!r.error.empty()) cuda.Set("error", r.error);

@@ -15,6 +15,8 @@ struct DeviceInfo {
   std::string name;
   int major = 0, minor = 0;
   size_t total_memory = 0;
+  int multiprocessors = 0;
+  int clock_khz = 0, memory_clock_khz = 0, memory_bus_bits = 0;  // 0: the runtime did not say
 };
 
 struct Report {

@@ -103,7 +103,15 @@ const Report& query() {
     for (int i = 0; i < n && i < 64; ++i) {
       cudaDeviceProp p;
       if (cudaGetDeviceProperties(&p, i) != cudaSuccess) continue;
-      r.devices.push_back({p.name, p.major, p.minor, p.totalGlobalMem});
+      DeviceInfo d{p.name, p.major, p.minor, p.totalGlobalMem, p.multiProcessorCount};
+      // Attributes, not cudaDeviceProp fields: CUDA 13 dropped the clock fields from the struct.
+      auto attr = [&](cudaDeviceAttr a, int* v) {
+        if (cudaDeviceGetAttribute(v, a, i) != cudaSuccess) *v = 0, cudaGetLastError();
+      };
+      attr(cudaDevAttrClockRate, &d.clock_khz);
+      attr(cudaDevAttrMemoryClockRate, &d.memory_clock_khz);
+      attr(cudaDevAttrGlobalMemoryBusWidth, &d.memory_bus_bits);
+      r.devices.push_back(d);
     }
     r.available = !r.devices.empty();
     if (!r.available) r.error = "no CUDA device found";

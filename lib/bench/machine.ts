@@ -2,6 +2,7 @@
 // commit, for every report the benchmarks write.
 import { execFileSync } from 'node:child_process';
 import { cpus, platform, release, totalmem } from 'node:os';
+import type { CudaDevice } from '../native.js';
 import { backends } from '../native.js';
 import { PACKAGE_ROOT } from '../version.js';
 
@@ -56,4 +57,42 @@ export function gitCommit(): string | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Dense f16/bf16 tensor-core FLOPs per SM per clock with fp32 accumulation, by compute capability, from NVIDIA's
+ * published peaks (e.g. H100 SXM: 132 SMs x 1.83 GHz x 4096 = 989 TFLOP/s; A100: 108 x 1.41 GHz x 2048 = 312).
+ */
+const TENSOR_FLOPS_PER_SM_CLOCK: Record<string, number> = {
+  '7.0': 1024,
+  '7.5': 1024,
+  '8.0': 2048,
+  '8.6': 512,
+  '8.9': 512,
+  '9.0': 4096,
+  '10.0': 8192,
+};
+
+export interface CudaPeaks {
+  /** memory clock x 2 (double data rate) x bus width, GB/s; null where the runtime gave no clock */
+  bandwidthGBs: number | null;
+  /** SMs x the peak SM clock x FLOPs per SM per clock, GFLOP/s; null for an architecture not in the table */
+  tensorGflops: number | null;
+  /** how the two were computed, for the report */
+  kind: string;
+}
+
+/** The device's peaks from its properties (at its peak clocks: sustained clocks are often lower). */
+export function cudaPeaks(d: CudaDevice): CudaPeaks {
+  const bw =
+    d.memoryClockMhz > 0 && d.memoryBusWidth > 0 ? (d.memoryClockMhz * 1e6 * 2 * d.memoryBusWidth) / 8e9 : null;
+  const perClock = TENSOR_FLOPS_PER_SM_CLOCK[d.computeCapability];
+  const tf = perClock !== undefined && d.clockMhz > 0 ? (d.multiprocessors * d.clockMhz * 1e6 * perClock) / 1e9 : null;
+  return {
+    bandwidthGBs: bw,
+    tensorGflops: tf,
+    kind:
+      `from the device properties: ${d.memoryBusWidth}-bit bus at ${d.memoryClockMhz} MHz x 2; ${d.multiprocessors} ` +
+      `SMs at ${d.clockMhz} MHz x ${perClock ?? '?'} dense f16/bf16 FLOP/clock/SM (sm ${d.computeCapability})`,
+  };
 }

@@ -235,6 +235,18 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
   return ok();
 }
 
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
+  if (device != 0) return set_error(cudaErrorInvalidDevice, "device " + std::to_string(device) + " does not exist");
+  switch (attr) {
+    case cudaDevAttrClockRate: *value = 1980000; break;        // kHz
+    case cudaDevAttrMemoryClockRate: *value = 2619000; break;  // kHz (HBM3, double data rate)
+    case cudaDevAttrGlobalMemoryBusWidth: *value = 5120; break;
+    case cudaDevAttrMultiProcessorCount: *value = settings().sms; break;
+    default: return set_error(cudaErrorInvalidValue, "cudaDeviceGetAttribute: attribute " + std::to_string(int(attr)));
+  }
+  return ok();
+}
+
 cudaError_t cudaSetDevice(int device) {
   if (device != 0) return set_error(cudaErrorInvalidDevice, "device " + std::to_string(device) + " does not exist");
   t_device = device;
