@@ -224,8 +224,10 @@ export class DecodeGraphs {
     try {
       // Every size runs once eagerly before any is captured: the device scratch (split-K GEMM partials, split-KV
       // attention partials) reaches its largest size first, so no later warm-up moves it under a captured graph.
+      const t0 = performance.now();
       for (const s of [...sorted].reverse()) this.runEagerly(s);
-      for (const s of [...sorted].reverse()) this.capture(s);
+      this.captureMs += performance.now() - t0;
+      for (const s of [...sorted].reverse()) this.capture(s, false);
     } catch (e) {
       this.dispose();
       throw e;
@@ -269,12 +271,12 @@ export class DecodeGraphs {
     synchronize(this.model.device);
   }
 
-  /** Runs the size once eagerly (buffers reach their size, kernels load), then records it. */
-  private capture(size: number): Entry {
+  /** Runs the size once eagerly (buffers reach their size, kernels load) unless just done, then records it. */
+  private capture(size: number, warm = true): Entry {
     const t0 = performance.now();
     this.graphs.get(size)?.graph.dispose();
     this.graphs.delete(size);
-    this.runEagerly(size);
+    if (warm) this.runEagerly(size);
     const input = this.inputs.forwardInput(size, this.kv.blockSize, 1 / Math.sqrt(this.model.config.headDim));
     const workspace = this.model.workspaceGeneration;
     const { graph, result: logits } = this.backend.capture(() => this.model.forward(input, this.kv));
