@@ -4,7 +4,8 @@
 // from the same K and V loads: a lane holds 8 contiguous elements of a key (one 16-byte load at 16 bits, two at
 // fp32), a key takes a power-of-two group of lanes, so a warp has 32 / lanesPerKey keys in flight, K and V loaded
 // together. The block ids of a tile of 128 keys are staged in shared memory once (one per thread) before the warps
-// walk the tile. Each lane group keeps an online softmax per head; the groups and warps merge at the end.
+// walk the tile. Each lane group keeps an online softmax per head; at the end every group's state goes to shared
+// memory and the block merges them.
 //
 // The split: a sequence's keys are cut into at most maxSplits chunks of at least 128 keys, from its own context
 // length as the kernel reads it from seqLens (so a captured graph adapts to the contexts it replays with), and
@@ -80,7 +81,9 @@ __global__ void __launch_bounds__(kDecodeThreads)
                   float* __restrict__ part_ml,   // [numTokens, numHeads, splitStride, 2]: max, sum
                   int max_splits, int split_stride, bool vec, bool only_single, unsigned* flags) {
   __shared__ int64_t blk_s[kTileKeys];
-  __shared__ float red_ml[kDecodeWarps][kMaxGroup][2];
+  // Each lane group's softmax state (max, sum) and its dims of the output, for the block's final merge: kpw groups
+  // per warp of head_size dims each (kpw * head_size <= 256 for every lanes-per-key choice).
+  __shared__ float red_ml[kDecodeWarps][32][kMaxGroup][2];
   __shared__ float red_acc[kDecodeWarps][kMaxGroup][kMaxHead];
 
   const int group = num_heads / kv_heads;
@@ -158,31 +161,17 @@ __global__ void __launch_bounds__(kDecodeThreads)
     }
   }
 
-  // Merge the warp's key groups (lanes lpk apart hold the same dims of different keys), then the warps.
-  for (int o = lpk; o < 32; o <<= 1) {
+  // Every lane group's state goes to shared memory (no shuffles: one barrier), and the block merges them all.
 #pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) {
-      if (g >= gcount) break;
-      const float mo = __shfl_xor_sync(0xffffffffu, mx[g], o), lo = __shfl_xor_sync(0xffffffffu, l[g], o);
-      const float mn = fmaxf(mx[g], mo), a = rescale(mx[g], mn), b = rescale(mo, mn);
-      l[g] = l[g] * a + lo * b;
-#pragma unroll
-      for (int i = 0; i < kLaneElems; ++i) acc[g][i] = acc[g][i] * a + __shfl_xor_sync(0xffffffffu, acc[g][i], o) * b;
-      mx[g] = mn;
+  for (int g = 0; g < kMaxGroup; ++g) {
+    if (g >= gcount) break;
+    if (lane % lpk == 0) {
+      red_ml[warp][sub][g][0] = mx[g];
+      red_ml[warp][sub][g][1] = l[g];
     }
-  }
-  if (lane < lpk) {
+    if (has)
 #pragma unroll
-    for (int g = 0; g < kMaxGroup; ++g) {
-      if (g >= gcount) break;
-      if (lane == 0) {
-        red_ml[warp][g][0] = mx[g];
-        red_ml[warp][g][1] = l[g];
-      }
-      if (has)
-#pragma unroll
-        for (int i = 0; i < kLaneElems; ++i) red_acc[warp][g][d0 + i] = acc[g][i];
-    }
+      for (int i = 0; i < kLaneElems; ++i) red_acc[warp][g][sub * head_size + d0 + i] = acc[g][i];
   }
   __syncthreads();
 
@@ -190,15 +179,15 @@ __global__ void __launch_bounds__(kDecodeThreads)
   for (int i = threadIdx.x; i < gcount * head_size; i += blockDim.x) {
     const int g = i / head_size, d = i % head_size, h = kvh * group + g0 + g;
     float mn = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < kDecodeWarps; ++w) mn = fmaxf(mn, red_ml[w][g][0]);
+    for (int w = 0; w < kDecodeWarps; ++w)
+      for (int k = 0; k < kpw; ++k) mn = fmaxf(mn, red_ml[w][k][g][0]);
     float sum = 0.f, o = 0.f;
-#pragma unroll
-    for (int w = 0; w < kDecodeWarps; ++w) {
-      const float e = rescale(red_ml[w][g][0], mn);
-      sum += red_ml[w][g][1] * e;
-      o += red_acc[w][g][d] * e;
-    }
+    for (int w = 0; w < kDecodeWarps; ++w)
+      for (int k = 0; k < kpw; ++k) {
+        const float e = rescale(red_ml[w][k][g][0], mn);
+        sum += red_ml[w][k][g][1] * e;
+        o += red_acc[w][g][k * head_size + d] * e;
+      }
     const float v = sum > 0.f ? o / sum : 0.f;
     if (whole) {
       out[t * out_s0 + int64_t(h) * out_s1 + d] = from_f<T>(v);
