@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-// The mini-vllm command line: `generate`, `serve`, `bench` and `info` (each command in lib/cli/).
+// The mini-vllm command line: `generate`, `serve`, `bench`, `quantize` and `info` (each command in lib/cli/).
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { addBenchCommand } from './cli/bench.js';
 import { log } from './cli/flags.js';
 import { addGenerateCommand } from './cli/generate.js';
+import { addQuantizeCommand } from './cli/quantize.js';
 import { addServeCommand } from './cli/serve.js';
 import { PRESETS } from './model/index.js';
 import { backends } from './native.js';
@@ -19,6 +20,7 @@ export function buildCli(): Command {
   addGenerateCommand(program);
   addBenchCommand(program);
   addServeCommand(program);
+  addQuantizeCommand(program);
   program
     .command('info')
     .description('print the backends this build and machine offer, and the dummy presets')

@@ -8,11 +8,13 @@ import {
   type Device,
   type FloatDType,
   type KvCache,
+  type LlamaConfig,
   type LlamaModel,
   Tensor,
   backends,
   synchronize,
 } from '../lib/index.js';
+import { disposeKvCache } from '../lib/model/index.js';
 
 /** mulberry32: a small seeded PRNG with uniform output in [0, 1). */
 export function prng(seed: number): () => number {
@@ -261,5 +263,29 @@ export function expectBadIndex(
       RangeError,
       device === 'cpu' ? cpu(bad) : cuda,
     );
+  }
+}
+
+/** One varlen step over several sequences from scratch (prefill): the logits of each one's last token. */
+export function prefillLogits(m: { model: LlamaModel; config: LlamaConfig }, seqs: number[][]): Float32Array[] {
+  const bs = 16;
+  const blocksPer = Math.max(...seqs.map((s) => Math.ceil(s.length / bs)));
+  const kv = m.model.allocateKvCache(blocksPer * seqs.length, bs);
+  const qsl = [0];
+  for (const s of seqs) qsl.push(qsl.at(-1)! + s.length);
+  try {
+    const logits = forwardLogits(m.model, kv, {
+      tokenIds: seqs.flat(),
+      positions: seqs.flatMap((s) => s.map((_, i) => i)),
+      slotMapping: seqs.flatMap((s, k) => s.map((_, i) => k * blocksPer * bs + i)),
+      queryStartLoc: qsl,
+      seqLens: seqs.map((s) => s.length),
+      blockTables: seqs.map((_, k) => Array.from({ length: blocksPer }, (_, j) => k * blocksPer + j)),
+      logitsIndices: qsl.slice(1).map((q) => q - 1),
+    });
+    const V = m.config.vocabSize;
+    return seqs.map((_, i) => logits.slice(i * V, (i + 1) * V));
+  } finally {
+    disposeKvCache(kv);
   }
 }

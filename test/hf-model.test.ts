@@ -6,11 +6,11 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import type { Device } from '../lib/index.js';
 import { generate, InferenceEngine } from '../lib/engine/index.js';
-import { disposeKvCache, type LlamaConfig, type LoadedModel, loadModel } from '../lib/model/index.js';
+import { type LlamaConfig, type LoadedModel, loadModel } from '../lib/model/index.js';
 import { llamaForward, type ReferenceWeights, ropeInvFreq } from '../lib/reference/index.js';
 import { SentencePieceTokenizer } from '../lib/tokenizer/sentencepiece.js';
 import { syntheticTokenizer } from '../lib/tokenizer/synthetic.js';
-import { describeDevices, expectClose, forwardLogits, sharedModels } from './helpers.js';
+import { describeDevices, expectClose, prefillLogits, sharedModels } from './helpers.js';
 import { CHAT_TEMPLATE, TINY_CONFIG, writeTinyHfModel } from './tiny-models.js';
 
 const models = sharedModels();
@@ -18,30 +18,6 @@ const sp = models
   ? SentencePieceTokenizer.fromLlama2c(join(models, 'stories260K', 'tok512.bin'), 512)
   : syntheticTokenizer(512, { bosTokenId: 1, eosTokenIds: [2] });
 const { pieces, scores } = sp.vocabulary();
-
-/** One varlen step over several sequences from scratch (prefill): the logits of each one's last token. */
-function prefillLogits(m: LoadedModel, seqs: number[][]): Float32Array[] {
-  const bs = 16;
-  const blocksPer = Math.max(...seqs.map((s) => Math.ceil(s.length / bs)));
-  const kv = m.model.allocateKvCache(blocksPer * seqs.length, bs);
-  const qsl = [0];
-  for (const s of seqs) qsl.push(qsl.at(-1)! + s.length);
-  try {
-    const logits = forwardLogits(m.model, kv, {
-      tokenIds: seqs.flat(),
-      positions: seqs.flatMap((s) => s.map((_, i) => i)),
-      slotMapping: seqs.flatMap((s, k) => s.map((_, i) => k * blocksPer * bs + i)),
-      queryStartLoc: qsl,
-      seqLens: seqs.map((s) => s.length),
-      blockTables: seqs.map((_, k) => Array.from({ length: blocksPer }, (_, j) => k * blocksPer + j)),
-      logitsIndices: qsl.slice(1).map((q) => q - 1),
-    });
-    const V = m.config.vocabSize;
-    return seqs.map((_, i) => logits.slice(i * V, (i + 1) * V));
-  } finally {
-    disposeKvCache(kv);
-  }
-}
 
 describe('a tiny Hugging Face Llama written by the test', function () {
   const tmp = mkdtempSync(join(tmpdir(), 'mini-vllm-hf-'));

@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import tokenizers from 'tokenizers';
-import { readFloats } from '../lib/model/file.js';
+import { readFloats, type StorageType } from '../lib/model/file.js';
 import { openGguf } from '../lib/model/gguf.js';
 import { configToHf, type LlamaConfig, writeSafetensors } from '../lib/model/index.js';
 import { encodeFloats } from '../lib/model/safetensors.js';
@@ -217,7 +217,7 @@ export function rewriteGguf(
       p = info.writeUInt32LE(typeId, p);
       info.writeBigUInt64LE(BigInt(off), p);
       infos.push(info);
-      const data = readFloats(g.file, t.offset, numel, t.type, t.name);
+      const data = readFloats(g.file, t.offset, numel, t.type as StorageType, t.name);
       const blob = encodeFloats(data, type);
       const padded = Buffer.alloc(Math.ceil(blob.length / 32) * 32);
       blob.copy(padded);

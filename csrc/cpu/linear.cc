@@ -10,6 +10,7 @@
 
 #include "dispatch.h"
 #include "dots.h"
+#include "gemm.h"
 #include "kernels.h"
 #include "parallel.h"
 #include "vec.h"
@@ -74,210 +75,6 @@ void gemv(const TensorView& out, const float* x, int64_t ldx, const TensorView& 
   });
 }
 
-// ---- GEMM ----
-
-// Micro-tile: MR tokens x NR output features (NV vectors), MR * NV accumulators in registers.
-#if defined(__AVX512F__)
-constexpr int MR = 12, NV = 2;
-#elif defined(__AVX2__)
-constexpr int MR = 6, NV = 2;
-#else
-constexpr int MR = 4, NV = 4;
-#endif
-constexpr int NR = NV * N;
-constexpr int64_t KC = 256;      // k-block: an NR x KC weight panel (32 KiB on AVX-512) stays in L1
-constexpr int64_t MC = MR * 24;  // token block: the packed MC x KC x panel (288 KiB) stays in L2
-constexpr int64_t NC = NR * 4;   // output features per task
-
-// c[i][:] (+)= a-panel[:, i] · b-panel over kc, i < mr, first nr columns; c rows ldc apart.
-// first: c = acc + bias (bias may be null) instead of c += acc.
-inline void micro_kernel(const float* a, const float* b, int64_t kc, float* c, int64_t ldc, int mr, int nr, bool first,
-                         const float* bias) {
-  Vec acc[MR][NV];
-  for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < NV; ++v) acc[i][v] = vset1(0.f);
-  for (int64_t k = 0; k < kc; ++k) {
-    Vec bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = vload(b + k * NR + v * N);
-    for (int i = 0; i < MR; ++i) {
-      const Vec av = vset1(a[k * MR + i]);
-      for (int v = 0; v < NV; ++v) acc[i][v] = vfma(av, bv[v], acc[i][v]);
-    }
-  }
-  if (mr == MR && nr == NR) {
-    for (int i = 0; i < MR; ++i)
-      for (int v = 0; v < NV; ++v) {
-        float* cp = c + i * ldc + v * N;
-        const Vec base = first ? (bias ? vload(bias + v * N) : vset1(0.f)) : vload(cp);
-        vstore(cp, base + acc[i][v]);
-      }
-    return;
-  }
-  alignas(64) float tile[MR][NR];
-  for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < NV; ++v) vstore(&tile[i][v * N], acc[i][v]);
-  for (int i = 0; i < mr; ++i)
-    for (int j = 0; j < nr; ++j) {
-      float* cp = c + i * ldc + j;
-      *cp = (first ? (bias ? bias[j] : 0.f) : *cp) + tile[i][j];
-    }
-}
-
-// x[m0:m0+mc, k0:k0+kc] -> panels of MR tokens, k-major: dst[p][k][i]; rows past mc are zero.
-template <typename TA>
-void pack_x(float* dst, const TA* x, int64_t ldx, int64_t mc, int64_t kc) {
-  for (int64_t p = 0; p * MR < mc; ++p) {
-    float* d = dst + p * kc * MR;
-    for (int i = 0; i < MR; ++i) {
-      const int64_t m = p * MR + i;
-      if (m < mc) {
-        const TA* row = x + m * ldx;
-        for (int64_t k = 0; k < kc; ++k) d[k * MR + i] = to_float(row[k]);
-      } else {
-        for (int64_t k = 0; k < kc; ++k) d[k * MR + i] = 0.f;
-      }
-    }
-  }
-}
-
-// weight[n0:n0+nc, k0:k0+kc] -> panels of NR features, k-major: dst[p][k][j]; features past nc are zero.
-// A transpose: AVX-512 loads 16 k of 16 rows (converted in registers) and transposes them in registers; AVX2
-// gathers one k across 8 rows.
-#if defined(__AVX512F__)
-// r[i] = row i (16 values) -> r[c] = column c (the 16 rows' value c)
-inline void transpose16(__m512 (&r)[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  // per 128-bit lane L: u[4i + j] holds rows 4i..4i+3 at column 4L + j
-  __m512 u[16];
-  for (int i = 0; i < 4; ++i) {
-    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
-    const __m512d c = _mm512_castps_pd(t[4 * i + 1]), d = _mm512_castps_pd(t[4 * i + 3]);
-    u[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-    u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-    u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
-    u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
-  }
-  // 4 x 4 transpose of 128-bit lanes across u[j], u[4+j], u[8+j], u[12+j]
-  for (int j = 0; j < 4; ++j) {
-    const __m512 a = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x44), b = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xee);
-    const __m512 c = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x44),
-                 d = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xee);
-    r[j] = _mm512_shuffle_f32x4(a, c, 0x88);
-    r[4 + j] = _mm512_shuffle_f32x4(a, c, 0xdd);
-    r[8 + j] = _mm512_shuffle_f32x4(b, d, 0x88);
-    r[12 + j] = _mm512_shuffle_f32x4(b, d, 0xdd);
-  }
-}
-#elif defined(__AVX2__)
-inline __m256i row_offsets(int64_t ld) {
-  return _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(int(ld)));
-}
-#endif
-
-template <typename TW>
-void pack_w(float* dst, const TW* w, int64_t ldw, int64_t nc, int64_t kc) {
-  for (int64_t p = 0; p * NR < nc; ++p) {
-    float* d = dst + p * kc * NR;
-    const TW* base = w + p * NR * ldw;
-    int64_t k = 0;
-    if ((p + 1) * NR <= nc) {  // whole panels take the vector path
-#if defined(__AVX512F__)
-      for (; k + 16 <= kc; k += 16)
-        for (int v = 0; v < NV; ++v) {
-          __m512 r[16];
-          for (int i = 0; i < 16; ++i) r[i] = vload(base + (v * 16 + i) * ldw + k).v;
-          transpose16(r);
-          for (int c = 0; c < 16; ++c) _mm512_storeu_ps(d + (k + c) * NR + v * 16, r[c]);
-        }
-#elif defined(__AVX2__)
-      if constexpr (std::is_same_v<TW, float>) {
-        if (int64_t(NR) * ldw < (int64_t(1) << 30)) {
-          const __m256i idx = row_offsets(ldw);
-          for (; k < kc; ++k)
-            for (int v = 0; v < NV; ++v)
-              _mm256_storeu_ps(d + k * NR + v * N, _mm256_i32gather_ps(base + v * N * ldw + k, idx, 4));
-        }
-      }
-#endif
-    }
-    // what the vector path did not cover: a partial panel, a k tail, or a build without it
-    for (int j = 0; j < NR; ++j) {
-      const int64_t n = p * NR + j;
-      for (int64_t kk = k; kk < kc; ++kk) d[kk * NR + j] = n < nc ? to_float(base[j * ldw + kk]) : 0.f;
-    }
-  }
-}
-
-struct GemmScratch {
-  std::vector<float> x, b, c;  // packed x of a token block (caller's thread), packed weight block, fp32 tile
-};
-thread_local GemmScratch tl_gemm;
-
-template <typename TA, typename TW>
-void gemm(const TensorView& out, const TensorView& x, const TensorView& weight, const float* bias) {
-  const int64_t tokens = x.size(0), n_out = weight.size(0), k_len = weight.size(1);
-  const int64_t k_blocks = (k_len + KC - 1) / KC, n_tasks = (n_out + NC - 1) / NC;
-  const int64_t panel = ((MC + MR - 1) / MR) * MR * KC;  // one packed x block
-  const TA* xp = x.ptr<TA>();
-  const TW* wp = weight.ptr<TW>();
-  const int64_t ldx = x.stride(0), ldo = out.stride(0);
-  // The caller's thread keeps the packed x of one token block (all k-blocks), shared by every task.
-  GemmScratch& caller = tl_gemm;
-  caller.x.resize(size_t(k_blocks * panel));
-  float* xpack = caller.x.data();
-  for (int64_t m0 = 0; m0 < tokens; m0 += MC) {
-    const int64_t mc = std::min(MC, tokens - m0);
-    parallel_for(k_blocks, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t kb = b0; kb < b1; ++kb)
-        pack_x(xpack + kb * panel, xp + m0 * ldx + kb * KC, ldx, mc, std::min(KC, k_len - kb * KC));
-    });
-    // one task per NC output features: fine-grained, so the threads finish together
-    parallel_tasks(n_tasks, [&](int64_t task) {
-      const int64_t n0 = task * NC, nc = std::min(NC, n_out - n0);
-      GemmScratch& s = tl_gemm;
-      s.b.resize(size_t(((NC + NR - 1) / NR) * NR * KC));
-      // fp32 outputs accumulate in place; 16-bit ones in an fp32 tile, rounded once at the end
-      constexpr bool direct = std::is_same_v<TA, float>;
-      float* c;
-      int64_t ldc;
-      if constexpr (direct) {
-        c = reinterpret_cast<float*>(out.ptr<TA>()) + m0 * ldo + n0;
-        ldc = ldo;
-      } else {
-        s.c.resize(size_t(MC * NC));
-        c = s.c.data();
-        ldc = NC;
-      }
-      for (int64_t kb = 0; kb < k_blocks; ++kb) {
-        const int64_t k0 = kb * KC, kc = std::min(KC, k_len - k0);
-        pack_w(s.b.data(), wp + n0 * k_len + k0, k_len, nc, kc);
-        const float* a = xpack + kb * panel;
-        for (int64_t ip = 0; ip * MR < mc; ++ip) {
-          const int mr = int(std::min<int64_t>(MR, mc - ip * MR));
-          for (int64_t jp = 0; jp * NR < nc; ++jp) {
-            const int nr = int(std::min<int64_t>(NR, nc - jp * NR));
-            micro_kernel(a + ip * kc * MR, s.b.data() + jp * kc * NR, kc, c + ip * MR * ldc + jp * NR, ldc, mr, nr,
-                         kb == 0, bias ? bias + n0 + jp * NR : nullptr);
-          }
-        }
-      }
-      if constexpr (!direct) {
-        for (int64_t i = 0; i < mc; ++i) {
-          TA* orow = out.ptr<TA>() + (m0 + i) * ldo + n0;
-          const float* crow = c + i * ldc;
-          int64_t j = 0;
-          for (; j + N <= nc; j += N) vstore(orow + j, vload(crow + j));
-          for (; j < nc; ++j) orow[j] = from_float<TA>(crow[j]);
-        }
-      }
-    });
-  }
-}
-
 template <typename TA, typename TW>
 void linear_impl(const TensorView& out, const TensorView& x, const TensorView& weight, const TensorView& bias) {
   const int64_t tokens = x.size(0), n_out = weight.size(0), k_len = weight.size(1);
@@ -304,7 +101,13 @@ void linear_impl(const TensorView& out, const TensorView& x, const TensorView& w
     }
     return;
   }
-  gemm<TA, TW>(out, x, weight, b);
+  const TW* wp = weight.ptr<TW>();
+  gemm_impl::gemm<TA>(
+      out, x, n_out, k_len,
+      [&](float* dst, int64_t n0, int64_t k0, int64_t nc, int64_t kc) {
+        gemm_impl::pack_w(dst, wp + n0 * k_len + k0, k_len, nc, kc);
+      },
+      b);
 }
 
 }  // namespace

@@ -67,6 +67,12 @@ export function addEngineOptions(cmd: Command): Command {
         .choices(['auto', 'float32', 'float16', 'bfloat16'])
         .default('auto'),
     )
+    .addOption(
+      new Option(
+        '--quantization <type>',
+        'quantise the float weights as they load (a quantised GGUF needs none)',
+      ).choices(['q8_0', 'q4_0']),
+    )
     .option('--threads <n>', 'CPU threads', num('int'))
     .option('--max-num-seqs <n>', 'most sequences in one step (default 256)', num('int'))
     .option('--max-num-batched-tokens <n>', 'most tokens in one step (default 2048)', num('int'))
@@ -95,6 +101,7 @@ export interface EngineFlags {
   tokenizer?: string;
   device?: string;
   dtype: string;
+  quantization?: string;
   threads?: number;
   maxNumSeqs?: number;
   maxNumBatchedTokens?: number;
@@ -125,9 +132,12 @@ export function engineOptions(f: EngineFlags): EngineOptions {
     'kvCacheBytes',
     'gpuMemoryUtilization',
   ] as const;
+  if (f.quantization !== undefined && f.quantization !== 'q8_0' && f.quantization !== 'q4_0')
+    throw new InvalidArgumentError(`--quantization must be q8_0 or q4_0, got "${f.quantization}"`);
   return {
     model: f.model,
     dtype: f.dtype,
+    ...(f.quantization === undefined ? {} : { quantization: f.quantization }),
     enablePrefixCaching: f.enablePrefixCaching,
     enableChunkedPrefill: f.enableChunkedPrefill,
     enforceEager: f.enforceEager === true,

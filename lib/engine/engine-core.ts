@@ -151,12 +151,14 @@ export class EngineCore {
       onProgress,
       ...(options.tokenizer === null ? {} : { tokenizer: options.tokenizer }),
       // Weights, KV cache and workspace are planned together before the first weight is allocated.
-      plan: (config, dtype, device, tied) => {
+      ...(options.quantization === null ? {} : { quantization: options.quantization }),
+      plan: (config, dtype, device, tied, weightsBytes) => {
         const opts = finishEngineOptions(options, config);
         kvCacheBytes = planEngine(options.model, {
           ...planInput(opts, config, dtype, device),
           tied,
           loadsWeights: true,
+          weightsBytes,
         });
       },
     });

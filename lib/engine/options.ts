@@ -2,6 +2,7 @@
 import type { Device, FloatDType } from '../dtype.js';
 import { isDevice, isFloatDType } from '../dtype.js';
 import type { LlamaConfig } from '../model/config.js';
+import { LOAD_QUANTIZATIONS, type LoadQuantization } from '../model/weights.js';
 import { defaultDevice } from '../native.js';
 import { describeValue } from '../tensor.js';
 
@@ -14,6 +15,11 @@ export interface EngineOptions {
   dtype?: FloatDType | 'auto';
   /** A tokenizer file to use instead of the model's. */
   tokenizer?: string;
+  /**
+   * Quantise the float weights as they load: 'q8_0' or 'q4_0' (vLLM's online quantisation; lib/model/weights.ts).
+   * A quantised GGUF needs none. Default none.
+   */
+  quantization?: LoadQuantization | null;
   /** Most sequences in one step. Default 256. */
   maxNumSeqs?: number;
   /** Most tokens in one step, prefill and decode together. Default 2048. */
@@ -49,6 +55,7 @@ export interface ResolvedEngineOptions {
   model: string;
   device: Device;
   dtype: FloatDType | 'auto';
+  quantization: LoadQuantization | null;
   tokenizer: string | null;
   maxNumSeqs: number;
   maxNumBatchedTokens: number;
@@ -99,6 +106,11 @@ export function resolveEngineOptions(options: EngineOptions = {}): ResolvedEngin
     throw new TypeError(
       `InferenceEngine: dtype must be 'auto', 'float32', 'float16' or 'bfloat16', got ${describeValue(dtype)}`,
     );
+  const quantization = o['quantization'] ?? null;
+  if (quantization !== null && !(LOAD_QUANTIZATIONS as readonly unknown[]).includes(quantization))
+    throw new TypeError(
+      `InferenceEngine: quantization must be 'q8_0', 'q4_0' or null, got ${describeValue(quantization)}`,
+    );
   const tokenizer = o['tokenizer'] ?? null;
   if (tokenizer !== null && typeof tokenizer !== 'string')
     throw new TypeError(`InferenceEngine: tokenizer must be a path, got ${describeValue(tokenizer)}`);
@@ -124,6 +136,7 @@ export function resolveEngineOptions(options: EngineOptions = {}): ResolvedEngin
     model,
     device,
     dtype,
+    quantization: quantization as LoadQuantization | null,
     tokenizer,
     maxNumSeqs: posInt(o, 'maxNumSeqs', 256, 65536)!,
     maxNumBatchedTokens: posInt(o, 'maxNumBatchedTokens', 2048, 1 << 20)!,

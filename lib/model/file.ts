@@ -2,6 +2,7 @@
 // conversions the loaders need.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { MiniVllmError, ModelFormatError } from '../errors.js';
+import { badScale, isQuantType, quantRowBytes } from '../quant/formats.js';
 import type { WeightSource } from './weights.js';
 
 export class BinaryFile {
@@ -108,8 +109,9 @@ export interface TensorSpan {
 }
 
 /**
- * The WeightSource of tensors at known offsets in open files (every loader's last step). A storage type other than
- * F32/F16/BF16 is an error when that tensor is read; `close` closes the files.
+ * The WeightSource of tensors at known offsets in open files (every loader's last step). A quantised type (a GGUF's)
+ * is read raw, its block scales checked; any other type than F32/F16/BF16 is an error when that tensor is read;
+ * `close` closes the files.
  */
 export function spanSource(label: string, spans: Map<string, TensorSpan>, close: () => void): WeightSource {
   const span = (name: string) => {
@@ -121,6 +123,21 @@ export function spanSource(label: string, spans: Map<string, TensorSpan>, close:
     file: label,
     has: (name) => spans.has(name),
     shape: (name) => span(name).shape,
+    quantType(name) {
+      const t = span(name).type;
+      return isQuantType(t) ? t : undefined;
+    },
+    readRaw(name, row, rows) {
+      const e = span(name);
+      if (!isQuantType(e.type)) throw new ModelFormatError(label, `tensor "${name}" is not quantised`);
+      const cols = e.shape[e.shape.length - 1]!;
+      const rowBytes = quantRowBytes(e.type, cols);
+      const raw = e.file.bytes(e.offset + row * rowBytes, rows * rowBytes, `tensor "${name}"`);
+      const bad = badScale(e.type, raw, 0, rows, cols, row);
+      if (bad)
+        throw new ModelFormatError(e.file.path, `tensor "${name}" (${e.type}): the scale of ${bad} is not finite`);
+      return new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
+    },
     read(name, row, rows) {
       const e = span(name);
       const size = STORAGE_BYTES[e.type as StorageType] as number | undefined;

@@ -1,17 +1,21 @@
-// GGUF (versions 2 and 3): metadata, the embedded vocabulary, and F32 / F16 / BF16 tensors of a `llama` model.
+// GGUF (versions 2 and 3): metadata, the embedded vocabulary, and the tensors of a `llama` model: F32 / F16 / BF16, and
+// the quantised block types Q8_0, Q4_0/1, Q5_0/1, Q4_K, Q5_K, Q6_K (kept quantised: lib/quant).
 // Every count, length and offset is checked against the file size before anything is allocated.
 import { MiniVllmError, ModelFormatError } from '../errors.js';
 import { type LlamaConfig, validateConfig } from './config.js';
 import { BinaryFile, parseFile, spanSource, STORAGE_BYTES, type StorageType, type TensorSpan } from './file.js';
 import { hfName, type WeightSource } from './weights.js';
+import { QUANT_FORMATS, type QuantType, quantRowBytes, quantTypeOfId } from '../quant/formats.js';
 
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
 
 export interface GgufTensorInfo {
   name: string;
   shape: number[];
-  type: StorageType;
+  type: StorageType | QuantType;
   offset: number;
+  /** Bytes of its data. */
+  bytes: number;
 }
 
 export interface GgufFile {
@@ -20,22 +24,32 @@ export interface GgufFile {
   /** Byte offset where the tensor infos begin (the metadata ends). */
   tensorInfoStart: number;
   metadata: Map<string, GgufValue>;
+  /** Each metadata key's GGUF value type (and, for an array, its item type): what a writer re-emits. */
+  metadataTypes: Map<string, { type: number; itemType?: number }>;
   tensors: Map<string, GgufTensorInfo>;
   file: BinaryFile;
 }
 
 const GGML_TYPES: Record<number, StorageType> = { 0: 'F32', 1: 'F16', 30: 'BF16' };
+// ggml's other types, named in the error that refuses them.
 const GGML_TYPE_NAMES: Record<number, string> = {
-  2: 'Q4_0',
-  3: 'Q4_1',
-  6: 'Q5_0',
-  7: 'Q5_1',
-  8: 'Q8_0',
   10: 'Q2_K',
   11: 'Q3_K',
-  12: 'Q4_K',
-  13: 'Q5_K',
-  14: 'Q6_K',
+  15: 'Q8_K',
+  16: 'IQ2_XXS',
+  17: 'IQ2_XS',
+  18: 'IQ3_XXS',
+  19: 'IQ1_S',
+  20: 'IQ4_NL',
+  21: 'IQ3_S',
+  22: 'IQ2_S',
+  23: 'IQ4_XS',
+  24: 'I8',
+  25: 'I16',
+  26: 'I32',
+  27: 'I64',
+  28: 'F64',
+  29: 'IQ1_M',
 };
 
 /** A forward-only cursor over the header, reading the file in pieces. */
@@ -127,10 +141,13 @@ function parse(file: BinaryFile): GgufFile {
   if (nTensors > file.size / 24 || nKv > file.size / 12)
     throw new ModelFormatError(file.path, `tensor count ${nTensors} / metadata count ${nKv} cannot fit in the file`);
   const metadata = new Map<string, GgufValue>();
+  const metadataTypes = new Map<string, { type: number; itemType?: number }>();
   for (let i = 0; i < nKv; ++i) {
     const key = c.string(`metadata key ${i}`);
     const type = c.u32(`the type of "${key}"`);
+    const itemType = type === 9 ? file.bytes(c.pos, 4, `"${key}" item type`).readUInt32LE(0) : undefined;
     metadata.set(key, c.value(type, `"${key}"`));
+    metadataTypes.set(key, itemType === undefined ? { type } : { type, itemType });
   }
   const align = metadata.get('general.alignment') ?? 32;
   if (typeof align !== 'number' || align <= 0 || (align & (align - 1)) !== 0)
@@ -144,17 +161,29 @@ function parse(file: BinaryFile): GgufFile {
     const ne = Array.from({ length: nDims }, (_, d) => c.u64(`dim ${d} of tensor "${name}"`));
     const typeId = c.u32(`the type of tensor "${name}"`);
     const offset = c.u64(`the offset of tensor "${name}"`);
-    const type = GGML_TYPES[typeId];
+    const type = GGML_TYPES[typeId] ?? quantTypeOfId(typeId);
     if (type === undefined) {
       const known = GGML_TYPE_NAMES[typeId];
       throw new MiniVllmError(
-        `${file.path}: tensor "${name}" has ${known ? `quantised type ${known}` : `unknown type ${typeId}`}; only ` +
-          `F32, F16 and BF16 are supported`,
+        `${file.path}: tensor "${name}" has ${known ? `type ${known}` : `unknown type ${typeId}`}; supported are ` +
+          `F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K`,
         'ERR_UNSUPPORTED',
       );
     }
     const count = ne.reduce((a, b) => a * b, 1);
-    infos.push({ name, shape: [...ne].reverse(), type, offset, bytes: count * STORAGE_BYTES[type] });
+    let bytes: number;
+    if (type in QUANT_FORMATS) {
+      const f = QUANT_FORMATS[type as QuantType];
+      if (ne[0]! % f.block !== 0)
+        throw new ModelFormatError(
+          file.path,
+          `tensor "${name}": rows of ${ne[0]} values are not a multiple of ${type}'s block of ${f.block}`,
+        );
+      bytes = (count / ne[0]!) * quantRowBytes(type as QuantType, ne[0]!);
+    } else {
+      bytes = count * STORAGE_BYTES[type as StorageType];
+    }
+    infos.push({ name, shape: [...ne].reverse(), type, offset, bytes });
   }
   const dataStart = Math.ceil(c.pos / align) * align;
   const tensors = new Map<string, GgufTensorInfo>();
@@ -168,9 +197,21 @@ function parse(file: BinaryFile): GgufFile {
         `tensor "${t.name}" (${t.bytes} bytes at ${start}) lies past the end of the file (${file.size} bytes)`,
       );
     if (tensors.has(t.name)) throw new ModelFormatError(file.path, `tensor "${t.name}" appears twice`);
-    tensors.set(t.name, { name: t.name, shape: t.shape, type: t.type, offset: start });
+
+    tensors.set(t.name, { name: t.name, shape: t.shape, type: t.type, offset: start, bytes: t.bytes });
   }
-  return { path: file.path, version, tensorInfoStart, metadata, tensors, file };
+  // A tensor whose type or shape claims more bytes than its slot holds runs into the next one.
+  const spans = [...tensors.values()].sort((a, b) => a.offset - b.offset);
+  for (let i = 1; i < spans.length; ++i) {
+    const prev = spans[i - 1]!;
+    if (prev.offset + prev.bytes > spans[i]!.offset)
+      throw new ModelFormatError(
+        file.path,
+        `tensor "${prev.name}" (${prev.type} [${prev.shape.join(', ')}], ${prev.bytes} bytes) runs into tensor ` +
+          `"${spans[i]!.name}": its byte size does not match its type and shape`,
+      );
+  }
+  return { path: file.path, version, tensorInfoStart, metadata, metadataTypes, tensors, file };
 }
 
 const GGUF_NAMES: [RegExp, (m: RegExpMatchArray) => string][] = [

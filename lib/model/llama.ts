@@ -6,6 +6,7 @@ import type { AttentionMetadata } from '../ops/index.js';
 import { Tensor } from '../tensor.js';
 import type { LlamaConfig } from './config.js';
 import { kvBytesPerSlotFor } from './memory-plan.js';
+import { embeddingAny, linearAny } from '../quant/tensor.js';
 import { disposeWeights, type LlamaWeights, weightsBytes } from './weights.js';
 
 /** Per layer, the K and V pools: [numBlocks, blockSize, numKvHeads, headDim] each. */
@@ -190,28 +191,28 @@ export class LlamaModel {
     const isNeox = c.ropeStyle === 'neox';
     const w = this.weights;
 
-    ops.embedding(residual, input.tokenIds, w.embedding);
+    embeddingAny(residual, input.tokenIds, w.embedding);
     for (let i = 0; i < c.numLayers; ++i) {
       const l = w.layers[i]!;
       // x = norm(residual); from the second layer on, residual += the previous block's output first
       if (i === 0) ops.rmsNorm(hidden, residual, l.inputNorm, eps);
       else ops.fusedAddRmsNorm(hidden, residual, l.inputNorm, eps);
-      ops.linear(qkv, hidden, l.qkv);
+      linearAny(qkv, hidden, l.qkv);
       ops.rotaryEmbedding(input.positions, q2, k2, hd, this.cosSin, isNeox);
       ops.reshapeAndCache(k, v, kv.key[i]!, kv.value[i]!, input.slotMapping);
       ops.pagedAttention(attn3, q, kv.key[i]!, kv.value[i]!, input.attention);
-      ops.linear(hidden, attn, l.o);
+      linearAny(hidden, attn, l.o);
       ops.fusedAddRmsNorm(hidden, residual, l.postNorm, eps);
-      ops.linear(gateUp, hidden, l.gateUp);
+      linearAny(gateUp, hidden, l.gateUp);
       ops.siluAndMul(act, gateUp);
-      ops.linear(hidden, act, l.down);
+      linearAny(hidden, act, l.down);
     }
     ops.fusedAddRmsNorm(hidden, residual, w.norm, eps);
     const out = this.ws.out!;
     const last = out.last.narrow(0, 0, S);
     const logits = out.logits.narrow(0, 0, S);
     ops.gatherRows(last, hidden, input.logitsIndices);
-    ops.linear(logits, last, w.lmHead);
+    linearAny(logits, last, w.lmHead);
     return logits;
   }
 

@@ -18,7 +18,15 @@ import { LlamaModel } from './llama.js';
 import { openLlama2c } from './llama2c.js';
 import { openSafetensors, safetensorsFiles } from './safetensors.js';
 import { planWeights } from './memory-plan.js';
-import { buildWeights, disposeWeights, hfName, type LoadProgress, type WeightSource } from './weights.js';
+import {
+  buildWeights,
+  disposeWeights,
+  LOAD_QUANTIZATIONS,
+  type LoadProgress,
+  type LoadQuantization,
+  planWeightLayout,
+  type WeightSource,
+} from './weights.js';
 
 export type ModelFormat = 'hf' | 'llama2c' | 'gguf' | 'dummy';
 
@@ -31,12 +39,17 @@ export interface LoadOptions {
   tokenizer?: string;
   /** Seed of a dummy model's weights (default 0). */
   seed?: number;
+  /**
+   * Quantise the float matrices as they load (vLLM's online quantisation): 'q8_0', or 'q4_0' (its output head in
+   * Q6_K, as llama.cpp's Q4_0 files). A quantised file's tensors stay as they are. Default none.
+   */
+  quantization?: LoadQuantization | null;
   onProgress?: LoadProgress;
   /**
    * @internal plans the memory instead of loadModel's own plan of the weights alone (the engine adds its KV cache and
    * workspace); called with the config before anything is allocated, throws to refuse.
    */
-  plan?: (config: LlamaConfig, dtype: FloatDType, device: Device, tied: boolean) => void;
+  plan?: (config: LlamaConfig, dtype: FloatDType, device: Device, tied: boolean, weightsBytes: number) => void;
 }
 
 export interface LoadedModel {
@@ -166,6 +179,9 @@ function resolveDevice(opts: LoadOptions): { device: Device; dtype: FloatDType }
     throw new TypeError(
       `loadModel: dtype must be 'auto', 'float32', 'float16' or 'bfloat16', got ${describeValue(want)}`,
     );
+  const q = opts.quantization ?? null;
+  if (q !== null && !(LOAD_QUANTIZATIONS as readonly unknown[]).includes(q))
+    throw new TypeError(`loadModel: quantization must be 'q8_0', 'q4_0' or null, got ${describeValue(q)}`);
   return { device, dtype: want === 'auto' ? (device === 'cuda' ? 'bfloat16' : 'float32') : want };
 }
 
@@ -174,7 +190,7 @@ export function loadModel(model: string, opts: LoadOptions = {}): Promise<Loaded
   return new Promise((resolve) => resolve(load(model, opts)));
 }
 
-interface OpenedModel {
+export interface OpenedModel {
   config: LlamaConfig;
   source: WeightSource;
   tokenizer: Tokenizer;
@@ -182,7 +198,7 @@ interface OpenedModel {
 }
 
 /** Reads a model's config and tokenizer and opens its weights for reading (the caller closes `source`). */
-function openModel(model: string, opts: Pick<LoadOptions, 'tokenizer' | 'seed'>, caller: string): OpenedModel {
+export function openModel(model: string, opts: Pick<LoadOptions, 'tokenizer' | 'seed'>, caller: string): OpenedModel {
   if (typeof model !== 'string' || model.length === 0)
     throw new TypeError(`${caller}: model must be a path or dummy:<preset>, got ${describeValue(model)}`);
   const format = modelFormat(model);
@@ -275,10 +291,11 @@ function load(model: string, opts: LoadOptions): LoadedModel {
   const { config, source, tokenizer, format } = openModel(model, opts, 'loadModel');
   let llama: LlamaModel;
   try {
-    const tied = config.tieWordEmbeddings || !source.has(hfName.lmHead);
-    if (opts.plan) opts.plan(config, dtype, device, tied);
-    else planWeights(`loadModel: ${model}`, config, dtype, device, tied);
-    const weights = buildWeights(config, source, { dtype, device, onProgress: opts.onProgress });
+    const quantization = opts.quantization ?? null;
+    const layout = planWeightLayout(config, source, { dtype, quantization });
+    if (opts.plan) opts.plan(config, dtype, device, layout.tied, layout.bytes);
+    else planWeights(`loadModel: ${model}`, config, dtype, device, layout.tied, layout.bytes);
+    const weights = buildWeights(config, source, { dtype, device, onProgress: opts.onProgress, quantization });
     try {
       llama = new LlamaModel(config, weights, { dtype, device });
     } catch (e) {

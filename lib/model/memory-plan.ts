@@ -118,10 +118,17 @@ export function dtypeHint(
 }
 
 /** loadModel's plan: the weights alone (an engine plans its KV cache and workspace with them; see planEngine). */
-export function planWeights(what: string, config: LlamaConfig, dtype: FloatDType, device: Device, tied: boolean): void {
+export function planWeights(
+  what: string,
+  config: LlamaConfig,
+  dtype: FloatDType,
+  device: Device,
+  tied: boolean,
+  weightsBytes?: number,
+): void {
   const budget = memoryBudget(device);
   if (!budget) return;
-  const weights = weightsBytesFor(config, dtype, tied);
+  const weights = weightsBytes ?? weightsBytesFor(config, dtype, tied);
   const parts: MemoryPart[] = [{ name: 'weights', bytes: weights, detail: dtype }];
   checkPlan(
     what,
@@ -140,6 +147,8 @@ export interface EnginePlanInput {
   tied: boolean;
   /** false when the model is already loaded (its weights are in use already, not still to allocate). */
   loadsWeights: boolean;
+  /** The weights' bytes as they will load (quantised ones at their block size); default: all at dtype. */
+  weightsBytes?: number;
   maxModelLen: number;
   maxNumSeqs: number;
   maxNumBatchedTokens: number;
@@ -161,7 +170,7 @@ export function planEngine(what: string, p: EnginePlanInput): number | null {
   const perSlot = kvBytesPerSlotFor(p.config, p.dtype);
   const blockBytes = p.blockSize * perSlot;
   const minKv = Math.ceil(p.maxModelLen / p.blockSize) * blockBytes;
-  const weights = p.loadsWeights ? weightsBytesFor(p.config, p.dtype, p.tied) : 0;
+  const weights = p.loadsWeights ? (p.weightsBytes ?? weightsBytesFor(p.config, p.dtype, p.tied)) : 0;
   const workspace = workspaceBytesFor(p.config, p.dtype, p.device, p.maxNumBatchedTokens, p.maxNumSeqs);
   if (!budget) return p.kvCacheBytes;
   const left = budget.available - weights - workspace;

@@ -2,6 +2,9 @@
 // buildWeights() copies them, chunk by chunk, into fused device tensors of the requested dtype.
 import type { Device, FloatDType } from '../dtype.js';
 import { ModelFormatError } from '../errors.js';
+import { type QuantType, quantRowWords } from '../quant/formats.js';
+import { quantizeRows } from '../quant/quantize.js';
+import { disposeWeight, type LinearWeight, QuantizedTensor, weightBytes } from '../quant/tensor.js';
 import { Tensor } from '../tensor.js';
 import type { LlamaConfig } from './config.js';
 
@@ -16,24 +19,34 @@ export interface WeightSource {
   read(name: string, row: number, rows: number): Float32Array;
   /** Writes the whole tensor straight into `dst` on its device instead (generated weights), if the source can. */
   fill?(name: string, dst: Tensor): void;
+  /** The tensor's quantised block type, if it is stored quantised (a GGUF's); `read` does not read those. */
+  quantType?(name: string): QuantType | undefined;
+  /** Rows [row, row + rows) of a quantised tensor: its ggml blocks, row after row. */
+  readRaw?(name: string, row: number, rows: number): Uint8Array;
   close?(): void;
 }
 
+// The matrices are float tensors or quantised ones (lib/quant/tensor.ts); a fused projection whose source tensors
+// have different quantised types (a K-quant mix) is a stack of its parts.
 export interface LayerWeights {
-  inputNorm: Tensor; //    [hidden]
-  qkv: Tensor; //          [(numHeads + 2 numKvHeads) headDim, hidden]: q, k, v projections stacked
-  o: Tensor; //            [hidden, numHeads headDim]
-  postNorm: Tensor; //     [hidden]
-  gateUp: Tensor; //       [2 intermediate, hidden]: gate then up, as siluAndMul reads them
-  down: Tensor; //         [hidden, intermediate]
+  inputNorm: Tensor; //       [hidden]
+  qkv: LinearWeight; //       [(numHeads + 2 numKvHeads) headDim, hidden]: q, k, v projections stacked
+  o: LinearWeight; //         [hidden, numHeads headDim]
+  postNorm: Tensor; //        [hidden]
+  gateUp: LinearWeight; //    [2 intermediate, hidden]: gate then up, as siluAndMul reads them
+  down: LinearWeight; //      [hidden, intermediate]
 }
 
 export interface LlamaWeights {
-  embedding: Tensor; //    [vocab, hidden]
+  embedding: Tensor | QuantizedTensor; //  [vocab, hidden]
   layers: LayerWeights[];
-  norm: Tensor; //         [hidden]
-  lmHead: Tensor; //       [vocab, hidden]: the embedding itself when tied
+  norm: Tensor; //                          [hidden]
+  lmHead: Tensor | QuantizedTensor; //     [vocab, hidden]: the embedding itself when tied
 }
+
+/** Quantisation at load (vLLM's online quantisation): float matrices become these blocks as they load. */
+export type LoadQuantization = 'q8_0' | 'q4_0';
+export const LOAD_QUANTIZATIONS: readonly LoadQuantization[] = ['q8_0', 'q4_0'];
 
 export interface LoadProgress {
   /** Bytes of device tensors written so far, and in all. */
@@ -44,6 +57,7 @@ export interface BuildOptions {
   dtype: FloatDType;
   device: Device;
   onProgress?: LoadProgress | undefined;
+  quantization?: LoadQuantization | null | undefined;
 }
 
 const ROWS_PER_CHUNK_ELEMENTS = 1 << 22;
@@ -65,16 +79,50 @@ function expectShape(src: WeightSource, name: string, shape: readonly number[]):
     );
 }
 
-/** Reads every tensor the config needs from `src` (checking each shape) into device tensors. */
-export function buildWeights(config: LlamaConfig, src: WeightSource, opts: BuildOptions): LlamaWeights {
+type Part = { name: string; shape: number[]; type: QuantType | null };
+/** One device tensor and the source tensors stacked into it, in row order. */
+export interface WeightPlanEntry {
+  key: string;
+  shape: number[];
+  parts: Part[];
+}
+
+/** The quantised type a float matrix takes at load: llama.cpp's choices for its Q8_0 / Q4_0 files. */
+function loadType(q: LoadQuantization, name: string, cols: number, tied: boolean): QuantType | null {
+  if (cols % 32 !== 0) return null;
+  const head = name === hfName.lmHead || (tied && name === hfName.embedding);
+  if (q === 'q4_0' && head) return cols % 256 === 0 ? 'Q6_K' : 'Q8_0';
+  return q === 'q8_0' ? 'Q8_0' : 'Q4_0';
+}
+
+/**
+ * What buildWeights will make of `src`: every device tensor, its parts, each part's quantised type (the file's, the
+ * load quantisation's, or null for float), after checking every shape; and the bytes they take.
+ */
+export function planWeightLayout(
+  config: LlamaConfig,
+  src: WeightSource,
+  opts: Pick<BuildOptions, 'dtype' | 'quantization'>,
+): { entries: WeightPlanEntry[]; bytes: number; tied: boolean } {
   const { hiddenSize: d, intermediateSize: ff, headDim: hd, numHeads: nh, numKvHeads: nkv, vocabSize: v } = config;
-  const tieLmHead = config.tieWordEmbeddings || !src.has(hfName.lmHead);
-  // Each device tensor and the source tensors stacked into it, in row order.
-  type Part = { name: string; shape: number[] };
-  const plan: { key: string; shape: number[]; parts: Part[] }[] = [];
-  const add = (key: string, parts: Part[]) => {
+  const tied = config.tieWordEmbeddings || !src.has(hfName.lmHead);
+  const entries: WeightPlanEntry[] = [];
+  const add = (key: string, parts: { name: string; shape: number[] }[]) => {
     const rows = parts.reduce((s, p) => s + p.shape[0]!, 0);
-    plan.push({ key, shape: parts[0]!.shape.length === 1 ? [rows] : [rows, parts[0]!.shape[1]!], parts });
+    const typed = parts.map((p) => {
+      expectShape(src, p.name, p.shape);
+      const fileType = src.quantType?.(p.name);
+      if (fileType !== undefined && p.shape.length === 1)
+        throw new ModelFormatError(
+          src.file,
+          `tensor "${p.name}" is a vector stored as ${fileType}: norms must be float`,
+        );
+      const type =
+        fileType ??
+        (p.shape.length === 2 && opts.quantization ? loadType(opts.quantization, p.name, p.shape[1]!, tied) : null);
+      return { ...p, type };
+    });
+    entries.push({ key, shape: parts[0]!.shape.length === 1 ? [rows] : [rows, parts[0]!.shape[1]!], parts: typed });
   };
   add('embedding', [{ name: hfName.embedding, shape: [v, d] }]);
   for (let i = 0; i < config.numLayers; ++i) {
@@ -94,76 +142,137 @@ export function buildWeights(config: LlamaConfig, src: WeightSource, opts: Build
     add(`${i}.down`, [{ name: L('mlp.down_proj'), shape: [d, ff] }]);
   }
   add('norm', [{ name: hfName.norm, shape: [d] }]);
-  if (!tieLmHead) add('lmHead', [{ name: hfName.lmHead, shape: [v, d] }]);
-
-  // Check every shape before allocating anything.
-  for (const t of plan) for (const p of t.parts) expectShape(src, p.name, p.shape);
-
+  if (!tied) add('lmHead', [{ name: hfName.lmHead, shape: [v, d] }]);
   const itemBytes = opts.dtype === 'float32' ? 4 : 2;
-  const total = plan.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1) * itemBytes, 0);
+  let bytes = 0;
+  for (const e of entries)
+    for (const p of e.parts) {
+      const cols = p.shape[1] ?? 1;
+      bytes += p.type ? p.shape[0]! * quantRowWords(p.type, cols) * 4 : p.shape[0]! * cols * itemBytes;
+    }
+  return { entries, bytes, tied };
+}
+
+/** Reads every tensor the config needs from `src` (checking each shape) into device tensors. */
+export function buildWeights(config: LlamaConfig, src: WeightSource, opts: BuildOptions): LlamaWeights {
+  const { entries, bytes: total, tied } = planWeightLayout(config, src, opts);
+  const itemBytes = opts.dtype === 'float32' ? 4 : 2;
   let done = 0;
-  const tensors = new Map<string, Tensor>();
+  const made = new Map<string, Tensor | QuantizedTensor | LinearWeight>();
+  const progress = (n: number) => {
+    done += n;
+    opts.onProgress?.(done, total);
+  };
+  // A float part: rows into `dst` (converted by write), or the source's own fill.
+  const fillFloat = (p: Part, dst: Tensor) => {
+    const rows = p.shape[0]!;
+    const width = p.shape.length === 1 ? 1 : p.shape[1]!;
+    if (src.fill) {
+      src.fill(p.name, dst);
+      return progress(rows * width * itemBytes);
+    }
+    const chunk = Math.max(1, Math.floor(ROWS_PER_CHUNK_ELEMENTS / width));
+    for (let r = 0; r < rows; r += chunk) {
+      const n = Math.min(chunk, rows - r);
+      dst.narrow(0, r, n).write(src.read(p.name, r, n));
+      progress(n * width * itemBytes);
+    }
+  };
+  // A quantised part: the file's blocks as they are, or float rows quantised here.
+  const fillQuant = (p: Part, dst: QuantizedTensor) => {
+    const [rows, cols] = p.shape as [number, number];
+    const type = p.type!;
+    const chunk = Math.max(1, Math.floor(ROWS_PER_CHUNK_ELEMENTS / cols));
+    for (let r = 0; r < rows; r += chunk) {
+      const n = Math.min(chunk, rows - r);
+      const raw = src.quantType?.(p.name)
+        ? src.readRaw!(p.name, r, n)
+        : quantizeRows(type, src.read(p.name, r, n), n, cols);
+      dst.writeRows(r, n, raw);
+      progress(n * quantRowWords(type, cols) * 4);
+    }
+  };
   try {
-    for (const t of plan) {
-      const dst = Tensor.empty(t.shape, { dtype: opts.dtype, device: opts.device });
-      tensors.set(t.key, dst);
-      let row = 0;
-      for (const p of t.parts) {
-        const rows = p.shape[0]!;
-        const width = p.shape.length === 1 ? 1 : p.shape[1]!;
-        if (src.fill) {
-          src.fill(p.name, dst.narrow(0, row, rows));
-          done += rows * width * itemBytes;
-          opts.onProgress?.(done, total);
-          row += rows;
-          continue;
+    for (const e of entries) {
+      const types = new Set(e.parts.map((p) => p.type));
+      if (types.size === 1 && !e.parts[0]!.type) {
+        const dst = Tensor.empty(e.shape, { dtype: opts.dtype, device: opts.device });
+        made.set(e.key, dst);
+        let row = 0;
+        for (const p of e.parts) {
+          fillFloat(p, dst.narrow(0, row, p.shape[0]!));
+          row += p.shape[0]!;
         }
-        const chunk = Math.max(1, Math.floor(ROWS_PER_CHUNK_ELEMENTS / width));
-        for (let r = 0; r < rows; r += chunk) {
-          const n = Math.min(chunk, rows - r);
-          const data = src.read(p.name, r, n);
-          dst.narrow(0, row + r, n).write(data);
-          done += n * width * itemBytes;
-          opts.onProgress?.(done, total);
+      } else if (types.size === 1) {
+        const type = e.parts[0]!.type!;
+        const dst = QuantizedTensor.empty(type, e.shape[0]!, e.shape[1]!, opts.device);
+        made.set(e.key, dst);
+        let row = 0;
+        for (const p of e.parts) {
+          fillQuant(p, dst.narrow(row, p.shape[0]!));
+          row += p.shape[0]!;
         }
-        row += rows;
+      } else {
+        const parts: (Tensor | QuantizedTensor)[] = [];
+        made.set(e.key, { parts });
+        for (const p of e.parts) {
+          if (p.type) {
+            const dst = QuantizedTensor.empty(p.type, p.shape[0]!, p.shape[1]!, opts.device);
+            parts.push(dst);
+            fillQuant(p, dst);
+          } else {
+            const dst = Tensor.empty(p.shape, { dtype: opts.dtype, device: opts.device });
+            parts.push(dst);
+            fillFloat(p, dst);
+          }
+        }
       }
     }
   } catch (e) {
-    for (const t of tensors.values()) t.dispose();
+    for (const t of made.values()) disposeWeight(t);
     throw e;
   }
-  const get = (k: string) => tensors.get(k)!;
-  const embedding = get('embedding');
+  const get = (k: string) => made.get(k)!;
+  const table = (k: string) => {
+    const t = get(k);
+    if ('parts' in t) throw new ModelFormatError(src.file, `${k} mixes types`);
+    return t;
+  };
+  const float = (k: string) => {
+    const t = get(k);
+    if (!(t instanceof Tensor)) throw new ModelFormatError(src.file, `${k} must be float`);
+    return t;
+  };
+  const embedding = table('embedding');
   return {
     embedding,
     layers: Array.from({ length: config.numLayers }, (_, i) => ({
-      inputNorm: get(`${i}.inputNorm`),
+      inputNorm: float(`${i}.inputNorm`),
       qkv: get(`${i}.qkv`),
       o: get(`${i}.o`),
-      postNorm: get(`${i}.postNorm`),
+      postNorm: float(`${i}.postNorm`),
       gateUp: get(`${i}.gateUp`),
       down: get(`${i}.down`),
     })),
-    norm: get('norm'),
-    lmHead: tieLmHead ? embedding : get('lmHead'),
+    norm: float('norm'),
+    lmHead: tied ? embedding : table('lmHead'),
   };
 }
 
 export function disposeWeights(w: LlamaWeights): void {
   w.embedding.dispose();
-  w.lmHead.dispose();
+  if (w.lmHead !== w.embedding) w.lmHead.dispose();
   w.norm.dispose();
-  for (const l of w.layers) layerTensors(l).forEach((t) => t.dispose());
+  for (const l of w.layers) layerWeights(l).forEach(disposeWeight);
 }
 
 export function weightsBytes(w: LlamaWeights): number {
-  const all = new Set<Tensor>([w.embedding, w.lmHead, w.norm, ...w.layers.flatMap(layerTensors)]);
+  const all = new Set<LinearWeight>([w.embedding, w.lmHead, w.norm, ...w.layers.flatMap(layerWeights)]);
   let n = 0;
-  for (const t of all) n += t.byteLength;
+  for (const t of all) n += weightBytes(t);
   return n;
 }
 
-function layerTensors(l: LayerWeights): Tensor[] {
+function layerWeights(l: LayerWeights): LinearWeight[] {
   return [l.inputNorm, l.qkv, l.o, l.postNorm, l.gateUp, l.down];
 }

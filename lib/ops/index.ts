@@ -9,5 +9,6 @@ export * from './gather-rows.js';
 export * from './layernorm.js';
 export * from './linear.js';
 export * from './pos-encoding.js';
+export * from './quant.js';
 export * from './random.js';
 export * from './sampling.js';

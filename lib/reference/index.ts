@@ -11,5 +11,6 @@ export * from './layernorm.js';
 export * from './linear.js';
 export * from './llama.js';
 export * from './pos-encoding.js';
+export * from './quant.js';
 export * from './random.js';
 export * from './sampling.js';

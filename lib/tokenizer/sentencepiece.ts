@@ -216,8 +216,8 @@ export class SentencePieceTokenizer implements Tokenizer {
   }
 
   /** Every piece (spaces as ' ') and its merge score. */
-  vocabulary(): { pieces: readonly string[]; scores: Float32Array } {
-    return { pieces: this.pieces, scores: this.scores };
+  vocabulary(): { pieces: readonly string[]; scores: Float32Array; types: Int32Array } {
+    return { pieces: this.pieces, scores: this.scores, types: this.types };
   }
 
   /** The piece text of a token id (spaces as ' '). */

@@ -1,0 +1,212 @@
+// Quantised weights on the CPU (ggml's block types, core/quant.h): the linear layer and the embedding dequantise the
+// blocks as they read them; the weight stays quantised in memory.
+//
+// Few tokens (decode): GEMV. Each task takes groups of 4 weight rows; a k-slice of the 4 rows is dequantised into a
+// small fp32 buffer that stays in L1 and dotted with every token's x (dots.h), so the weight is read once, at its
+// quantised size. Many tokens (prefill): the float GEMM (gemm.h), whose weight panels are dequantised instead of
+// converted, block by block: the dequantisation is paid once per 288 tokens, not once per token.
+#include <algorithm>
+#include <vector>
+
+#include "../core/op_checks.h"
+#include "dispatch.h"
+#include "dots.h"
+#include "gemm.h"
+#include "parallel.h"
+#include "vec.h"
+
+namespace mvllm::cpu {
+namespace {
+
+#if defined(__AVX2__)
+// 32 values of a Q8_0 block: int8 -> fp32, times the block's scale.
+inline void dequant_q8_0(const uint8_t* b, float* y) {
+  const __m256 d = _mm256_set1_ps(quant_half(b));
+  for (int i = 0; i < 4; ++i) {
+    const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + 2 + 8 * i));
+    _mm256_storeu_ps(y + 8 * i, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q))));
+  }
+}
+// 32 values of a 4-bit block with 16 packed bytes at qs: low nibbles are values 0..15, high nibbles 16..31;
+// y = d * q + m.
+inline void dequant_nibbles(const uint8_t* qs, float d_, float m_, float* y) {
+  const __m256 d = _mm256_set1_ps(d_), m = _mm256_set1_ps(m_);
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i mask = _mm_set1_epi8(0xF);
+  const __m128i lo = _mm_and_si128(bytes, mask), hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask);
+  const __m128i parts[2] = {lo, hi};
+  for (int h = 0; h < 2; ++h) {
+    const __m256i a = _mm256_cvtepu8_epi32(parts[h]), b = _mm256_cvtepu8_epi32(_mm_srli_si128(parts[h], 8));
+    _mm256_storeu_ps(y + 16 * h, _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(a), m));
+    _mm256_storeu_ps(y + 16 * h + 8, _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(b), m));
+  }
+}
+// 32 values of a Q4_K chunk: the low (shift 0) or high (shift 4) nibbles of 32 bytes; y = d * q + m.
+inline void dequant_k4(const uint8_t* qs, int shift, float d_, float m_, float* y) {
+  const __m256 d = _mm256_set1_ps(d_), m = _mm256_set1_ps(m_);
+  __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs));
+  bytes = _mm256_and_si256(_mm256_srl_epi16(bytes, _mm_cvtsi32_si128(shift)), _mm256_set1_epi8(0xF));
+  const __m128i halves[2] = {_mm256_castsi256_si128(bytes), _mm256_extracti128_si256(bytes, 1)};
+  for (int h = 0; h < 2; ++h) {
+    const __m256i a = _mm256_cvtepu8_epi32(halves[h]), c = _mm256_cvtepu8_epi32(_mm_srli_si128(halves[h], 8));
+    _mm256_storeu_ps(y + 16 * h, _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(a), m));
+    _mm256_storeu_ps(y + 16 * h + 8, _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(c), m));
+  }
+}
+#endif
+
+// y[0..32) = chunk `chunk` of the block at b, with vector paths for the types that dominate a file.
+inline void dequant32(int type, const uint8_t* b, int chunk, float* y) {
+#if defined(__AVX2__)
+  switch (type) {
+    case kQ8_0: return dequant_q8_0(b, y);
+    case kQ4_0: {
+      const float d = quant_half(b);
+      return dequant_nibbles(b + 2, d, -8.f * d, y);
+    }
+    case kQ4_1: return dequant_nibbles(b + 4, quant_half(b), quant_half(b + 2), y);
+    case kQ4_K: {
+      int sc, mn;
+      quant_k_scale_min(b + 4, chunk, &sc, &mn);
+      return dequant_k4(b + 16 + 32 * (chunk / 2), (chunk & 1) * 4, quant_half(b) * float(sc),
+                        -quant_half(b + 2) * float(mn), y);
+    }
+    default: break;
+  }
+#endif
+  dequant_chunk(type, b, chunk, y);
+}
+
+// out[0..kc) = values [k0, k0 + kc) of a quantised row (k0 and kc multiples of 32, inside whole blocks' chunks).
+inline void dequant_range(int type, const QuantFormat& f, const uint8_t* row, int64_t k0, int64_t kc, float* out) {
+  const int per = f.block / 32;
+  for (int64_t k = 0; k < kc; k += 32) {
+    const int64_t c = (k0 + k) / 32;
+    dequant32(type, row + (c / per) * f.bytes, int(c % per), out + k);
+  }
+}
+
+constexpr int64_t kGemvMaxTokens = 16;
+constexpr int kRows = 4;          // weight rows per group
+constexpr int64_t kSlice = 1024;  // k values of a group dequantised at once: 4 x 1024 fp32 = 16 KiB, in L1
+
+template <typename TA>
+void gemv(const TensorView& out, const float* x, int64_t ldx, const TensorView& weight, int type, const QuantFormat& f,
+          int64_t k_len, const float* bias) {
+  const int64_t tokens = out.size(0), n_out = weight.size(0), ldw = weight.stride(0) * 4;
+  const uint8_t* w = static_cast<const uint8_t*>(weight.data);
+  TA* o = out.ptr<TA>();
+  const int64_t ldo = out.stride(0), groups = (n_out + kRows - 1) / kRows;
+  const int64_t grain = std::max<int64_t>(1, (64 << 10) / std::max<int64_t>(1, kRows * ldw));
+  parallel_for(groups, grain, [&](int64_t g0, int64_t g1) {
+    alignas(64) float buf[kRows * kSlice];
+    float sums[kGemvMaxTokens * kRows], part[4 * kRows];
+    for (int64_t g = g0; g < g1; ++g) {
+      const int64_t n = g * kRows, rows = std::min<int64_t>(kRows, n_out - n);
+      std::fill(sums, sums + tokens * kRows, 0.f);
+      for (int64_t k0 = 0; k0 < k_len; k0 += kSlice) {
+        const int64_t kc = std::min(kSlice, k_len - k0);
+        for (int64_t r = 0; r < kRows; ++r) {
+          if (r < rows)
+            dequant_range(type, f, w + (n + r) * ldw, k0, kc, buf + r * kSlice);
+          else
+            std::fill(buf + r * kSlice, buf + r * kSlice + kc, 0.f);
+        }
+        for (int64_t m0 = 0; m0 < tokens; m0 += 4) {
+          const float* xm = x + m0 * ldx + k0;
+          const int64_t mt = std::min<int64_t>(4, tokens - m0);
+          switch (mt) {
+            case 1: dots<1, kRows>(xm, ldx, buf, kSlice, kc, part); break;
+            case 2: dots<2, kRows>(xm, ldx, buf, kSlice, kc, part); break;
+            case 3: dots<3, kRows>(xm, ldx, buf, kSlice, kc, part); break;
+            default: dots<4, kRows>(xm, ldx, buf, kSlice, kc, part); break;
+          }
+          for (int64_t m = 0; m < mt; ++m)
+            for (int r = 0; r < kRows; ++r) sums[(m0 + m) * kRows + r] += part[m * kRows + r];
+        }
+      }
+      for (int64_t m = 0; m < tokens; ++m)
+        for (int64_t r = 0; r < rows; ++r)
+          o[m * ldo + n + r] = from_float<TA>(sums[m * kRows + r] + (bias ? bias[n + r] : 0.f));
+    }
+  });
+}
+
+struct DequantScratch {
+  std::vector<float> rows;
+};
+thread_local DequantScratch tl_dequant;
+
+template <typename TA>
+void quant_linear_impl(const TensorView& out, const TensorView& x, const TensorView& weight, int type,
+                       const MaybeTensor& bias) {
+  QuantFormat f{};
+  quant_format(type, &f);
+  const int64_t tokens = x.size(0), n_out = weight.size(0), k_len = x.size(1);
+  std::vector<float> bias_f;
+  if (bias.data) {
+    bias_f.resize(size_t(n_out));
+    for (int64_t n = 0; n < n_out; ++n) bias_f[size_t(n)] = to_float(bias.ptr<TA>()[n]);
+  }
+  const float* b = bias.data ? bias_f.data() : nullptr;
+  if (tokens == 0) return;
+  if (k_len == 0) {
+    for (int64_t m = 0; m < tokens; ++m)
+      for (int64_t n = 0; n < n_out; ++n) out.ptr<TA>()[m * out.stride(0) + n] = from_float<TA>(b ? b[n] : 0.f);
+    return;
+  }
+  if (tokens <= kGemvMaxTokens) {
+    if constexpr (std::is_same_v<TA, float>) {
+      gemv<TA>(out, x.ptr<float>(), x.stride(0), weight, type, f, k_len, b);
+    } else {
+      std::vector<float> xf(size_t(tokens * k_len));
+      for (int64_t m = 0; m < tokens; ++m)
+        for (int64_t k = 0; k < k_len; ++k) xf[size_t(m * k_len + k)] = to_float(x.ptr<TA>()[m * x.stride(0) + k]);
+      gemv<TA>(out, xf.data(), k_len, weight, type, f, k_len, b);
+    }
+    return;
+  }
+  const uint8_t* w = static_cast<const uint8_t*>(weight.data);
+  const int64_t ldw = weight.stride(0) * 4;
+  gemm_impl::gemm<TA>(
+      out, x, n_out, k_len,
+      [&](float* dst, int64_t n0, int64_t k0, int64_t nc, int64_t kc) {
+        std::vector<float>& tmp = tl_dequant.rows;
+        tmp.resize(size_t(nc * kc));
+        for (int64_t r = 0; r < nc; ++r) dequant_range(type, f, w + (n0 + r) * ldw, k0, kc, tmp.data() + r * kc);
+        gemm_impl::pack_w(dst, tmp.data(), kc, nc, kc);
+      },
+      b);
+}
+
+template <typename TA>
+void quant_embedding_impl(const TensorView& out, const TensorView& ids, const TensorView& table, int type) {
+  QuantFormat f{};
+  quant_format(type, &f);
+  const int64_t n = ids.size(0), rows = table.size(0), hidden = out.size(1), ldt = table.stride(0) * 4;
+  const int32_t* idx = ids.ptr<int32_t>();
+  for (int64_t i = 0; i < n; ++i)
+    if (idx[i] < 0 || idx[i] >= rows)
+      fail(ErrorKind::Range, "quantEmbedding: ids[", i, "] = ", idx[i], " is outside [0, ", rows, ")");
+  parallel_for(n, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, hidden)), [&](int64_t i0, int64_t i1) {
+    std::vector<float> row(static_cast<size_t>(hidden));
+    for (int64_t i = i0; i < i1; ++i) {
+      dequant_range(type, f, static_cast<const uint8_t*>(table.data) + idx[i] * ldt, 0, hidden, row.data());
+      TA* o = out.ptr<TA>() + i * out.stride(0);
+      for (int64_t k = 0; k < hidden; ++k) o[k] = from_float<TA>(row[size_t(k)]);
+    }
+  });
+}
+
+}  // namespace
+
+void quant_linear(const TensorView& out, const TensorView& x, const TensorView& weight, double type,
+                  const MaybeTensor& bias) {
+  MVLLM_CPU_DISPATCH_FLOAT(x.dtype, TA, quant_linear_impl<TA>(out, x, weight, int(type), bias));
+}
+
+void quant_embedding(const TensorView& out, const TensorView& ids, const TensorView& table, double type) {
+  MVLLM_CPU_DISPATCH_FLOAT(out.dtype, TA, quant_embedding_impl<TA>(out, ids, table, int(type)));
+}
+
+}  // namespace mvllm::cpu

@@ -1,0 +1,48 @@
+// Quantised weights (GGUF's block types): the linear layer and the embedding, dequantising as they read. The weight
+// is an int32 tensor [rows, rowWords] holding each row's ggml blocks padded to whole words (lib/quant/tensor.ts
+// builds it); `type` is ggml's type id (lib/quant/formats.ts).
+import { Tensor } from '../tensor.js';
+import { defineOps, runOp, zeros } from './registry.js';
+
+const OPS = defineOps('quant', {
+  quantLinear: [
+    'out: float[numTokens, outFeatures], x: float[numTokens, inFeatures], weight: int32[outFeatures, rowWords], ' +
+      'type: positiveInteger, bias?: float[outFeatures]',
+    (device) => [...zeros(device, [3, 24], [3, 32]), Tensor.zeros([24, 9], { dtype: 'int32', device }), 8, null],
+  ],
+  quantEmbedding: [
+    'out: anyFloat[numTokens, hidden], ids: int32[numTokens], table: int32[vocab, rowWords], type: positiveInteger',
+    (device) => [
+      ...zeros(device, [2, 32]),
+      Tensor.zeros([2], { dtype: 'int32', device }),
+      Tensor.zeros([5, 5], { dtype: 'int32', device }),
+      2,
+    ],
+  ],
+});
+
+/**
+ * A linear layer with a quantised weight: out = x · dequant(weight)ᵀ (+ bias), accumulated in fp32 and rounded once to
+ * out's dtype.
+ *
+ * @param out    [numTokens, outFeatures], x's dtype, written (rows may be strided)
+ * @param x      [numTokens, inFeatures] (rows may be strided); inFeatures a multiple of the type's block (32 or 256)
+ * @param weight int32 [outFeatures, rowWords]: each row's blocks, padded to whole words
+ * @param type   ggml's type id: Q4_0 2, Q4_1 3, Q5_0 6, Q5_1 7, Q8_0 8, Q4_K 12, Q5_K 13, Q6_K 14
+ * @param bias   [outFeatures] in out's dtype, or null
+ */
+export function quantLinear(out: Tensor, x: Tensor, weight: Tensor, type: number, bias: Tensor | null = null): void {
+  runOp(OPS.quantLinear, [out, x, weight, type, bias]);
+}
+
+/**
+ * The embedding of a quantised table: out[i] = dequant(table[ids[i]]).
+ *
+ * @param out   [numTokens, hidden], any float dtype, written
+ * @param ids   int32 [numTokens], each in [0, vocab) (on CUDA a bad id is a RangeError at the next synchronize)
+ * @param table int32 [vocab, rowWords]: each row's blocks of `hidden` values, padded to whole words
+ * @param type  ggml's type id, as quantLinear
+ */
+export function quantEmbedding(out: Tensor, ids: Tensor, table: Tensor, type: number): void {
+  runOp(OPS.quantEmbedding, [out, ids, table, type]);
+}

@@ -1,0 +1,192 @@
+// `mini-vllm quantize`: any model the loader reads -> a quantised GGUF that llama.cpp and our loader read. Q8_0 and
+// Q4_0 as llama.cpp's files of those types (Q4_0's output head in Q6_K); Q4_K_M and Q5_K_M with llama.cpp's mix of
+// per-tensor types (attn_v and ffn_down in Q6_K on the layers use_more_bits picks, the output head in Q6_K, Q4_K or
+// Q5_K elsewhere; a row length that is not a multiple of 256 falls back to Q5_0 / Q5_1 / Q8_0, as llama.cpp does).
+// F32 writes every tensor unquantised (a quantised file's dequantised values).
+import { ggufModel, openGguf } from '../model/gguf.js';
+import { modelFormat, openModel } from '../model/loader.js';
+import { hfName, type WeightSource } from '../model/weights.js';
+import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
+import { dequantizeRow, QUANT_FORMATS, type QuantType, quantRowBytes } from './formats.js';
+import { GGUF, GGUF_ALIGNMENT, type GgufMetaEntry, type GgufTensorOut, writeGguf } from './gguf-writer.js';
+import { quantizeRows } from './quantize.js';
+
+/** What `quantize` writes: the three llama.cpp types people pick most, Q5_K_M, and F32 (a quantised file undone). */
+export type QuantizeTarget = 'q8_0' | 'q4_0' | 'q4_k_m' | 'q5_k_m' | 'f32';
+export const QUANTIZE_TARGETS: readonly QuantizeTarget[] = ['q8_0', 'q4_0', 'q4_k_m', 'q5_k_m', 'f32'];
+
+/** llama.cpp's general.file_type of each target (LLAMA_FTYPE_MOSTLY_*). */
+const FILE_TYPE: Record<QuantizeTarget, number> = { q8_0: 7, q4_0: 2, q4_k_m: 15, q5_k_m: 17, f32: 0 };
+
+/** llama.cpp's use_more_bits: the first and last eighth of the layers, and every third one between. */
+export function useMoreBits(i: number, n: number): boolean {
+  return i < n / 8 || i >= (7 * n) / 8 || (i - Math.floor(n / 8)) % 3 === 2;
+}
+
+/** The type llama.cpp gives tensor `name` (GGUF naming) of a `target` file; null keeps it F32. */
+export function targetType(
+  target: QuantizeTarget,
+  name: string,
+  cols: number,
+  layers: number,
+  tied: boolean,
+): QuantType | null {
+  if (target === 'f32' || !name.endsWith('.weight') || /norm\.weight$/.test(name)) return null;
+  const head = name === 'output.weight' || (tied && name === 'token_embd.weight');
+  const layer = /^blk\.(\d+)\./.exec(name);
+  let t: QuantType;
+  if (target === 'q8_0') t = 'Q8_0';
+  else if (head) t = 'Q6_K';
+  else if (target === 'q4_0') t = 'Q4_0';
+  else if (layer && /\.(attn_v|ffn_down)\.weight$/.test(name) && useMoreBits(+layer[1]!, layers)) t = 'Q6_K';
+  else t = target === 'q4_k_m' ? 'Q4_K' : 'Q5_K';
+  // llama.cpp's fallbacks for rows that are not whole super-blocks
+  if (cols % QUANT_FORMATS[t].block !== 0) t = t === 'Q4_K' ? 'Q5_0' : t === 'Q5_K' ? 'Q5_1' : 'Q8_0';
+  return cols % QUANT_FORMATS[t].block === 0 ? t : null;
+}
+
+/** HF names of every tensor, under GGUF's names. */
+function ggufNames(layers: number, tied: boolean): [string, string][] {
+  const out: [string, string][] = [['token_embd.weight', hfName.embedding]];
+  const per: [string, string][] = [
+    ['attn_norm', 'input_layernorm'],
+    ['attn_q', 'self_attn.q_proj'],
+    ['attn_k', 'self_attn.k_proj'],
+    ['attn_v', 'self_attn.v_proj'],
+    ['attn_output', 'self_attn.o_proj'],
+    ['ffn_norm', 'post_attention_layernorm'],
+    ['ffn_gate', 'mlp.gate_proj'],
+    ['ffn_up', 'mlp.up_proj'],
+    ['ffn_down', 'mlp.down_proj'],
+  ];
+  for (let i = 0; i < layers; ++i) for (const [g, h] of per) out.push([`blk.${i}.${g}.weight`, hfName.layer(i, h)]);
+  out.push(['output_norm.weight', hfName.norm]);
+  if (!tied) out.push(['output.weight', hfName.lmHead]);
+  return out;
+}
+
+/** Rows of a source tensor as float32, dequantising a quantised file's. */
+function readRows(src: WeightSource, name: string, row: number, rows: number, cols: number): Float32Array {
+  const q = src.quantType?.(name);
+  if (!q) return src.read(name, row, rows);
+  const raw = src.readRaw!(name, row, rows);
+  const out = new Float32Array(rows * cols);
+  const rb = quantRowBytes(q, cols);
+  for (let r = 0; r < rows; ++r) dequantizeRow(q, raw, r * rb, cols, out.subarray(r * cols));
+  return out;
+}
+
+/** Hugging Face's rotate-half q/k rows -> GGUF's adjacent pairs (what llama.cpp's converter permutes). */
+function permuteHeads(x: Float32Array, rows: number, cols: number, headDim: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let r = 0; r < rows; ++r) {
+    const h = Math.floor(r / headDim);
+    const i = r % headDim;
+    const to = h * headDim + (i < headDim / 2 ? 2 * i : 2 * (i - headDim / 2) + 1);
+    out.set(x.subarray(r * cols, (r + 1) * cols), to * cols);
+  }
+  return out;
+}
+
+export interface QuantizeOptions {
+  tokenizer?: string;
+  seed?: number;
+  onTensor?: (name: string, type: string, index: number, total: number) => void;
+}
+
+/** Writes `model` as a `target` GGUF at `out`; returns the tensors' types, and whether the vocabulary was embedded. */
+export function quantizeModel(
+  model: string,
+  out: string,
+  target: QuantizeTarget,
+  opts: QuantizeOptions = {},
+): { types: Record<string, string>; vocabulary: boolean } {
+  // A GGUF's metadata is copied as it is (its vocabulary with it): its tokenizer is not needed, nor opened.
+  const gguf = modelFormat(model) === 'gguf' ? openGguf(model) : null;
+  const opened = gguf ? { ...ggufModel(gguf), tokenizer: null } : openModel(model, opts, 'quantize');
+  const { config, source, tokenizer } = opened;
+  try {
+    const tied = config.tieWordEmbeddings || !source.has(hfName.lmHead);
+    const meta: GgufMetaEntry[] = [];
+    const set = (key: string, type: number, value: GgufMetaEntry['value'], itemType?: number) =>
+      meta.push(itemType === undefined ? { key, type, value } : { key, type, value, itemType });
+    const own = new Set(['general.file_type', 'general.quantization_version', 'general.alignment']);
+    let vocabulary = false;
+    if (gguf) {
+      const g = gguf;
+      for (const [key, value] of g.metadata) {
+        if (own.has(key)) continue;
+        const t = g.metadataTypes.get(key)!;
+        set(key, t.type, value, t.itemType);
+      }
+      vocabulary = g.metadata.has('tokenizer.ggml.tokens');
+    } else {
+      set('general.architecture', GGUF.STRING, 'llama');
+      set('general.name', GGUF.STRING, model.replace(/^.*[/\\]/, ''));
+      const u = (k: string, v: number) => set(`llama.${k}`, GGUF.U32, v);
+      u('context_length', config.maxPositionEmbeddings);
+      u('embedding_length', config.hiddenSize);
+      u('block_count', config.numLayers);
+      u('feed_forward_length', config.intermediateSize);
+      u('attention.head_count', config.numHeads);
+      u('attention.head_count_kv', config.numKvHeads);
+      u('rope.dimension_count', config.headDim);
+      u('vocab_size', config.vocabSize);
+      set('llama.attention.layer_norm_rms_epsilon', GGUF.F32, config.rmsNormEps);
+      set('llama.rope.freq_base', GGUF.F32, config.ropeTheta);
+      if (tokenizer instanceof SentencePieceTokenizer) {
+        const v = tokenizer.vocabulary();
+        set('tokenizer.ggml.model', GGUF.STRING, 'llama');
+        set(
+          'tokenizer.ggml.tokens',
+          GGUF.ARRAY,
+          v.pieces.map((p) => p.replaceAll(' ', '\u2581')),
+          GGUF.STRING,
+        );
+        set('tokenizer.ggml.scores', GGUF.ARRAY, [...v.scores], GGUF.F32);
+        set('tokenizer.ggml.token_type', GGUF.ARRAY, [...v.types], GGUF.I32);
+        if (tokenizer.bosTokenId !== null) set('tokenizer.ggml.bos_token_id', GGUF.U32, tokenizer.bosTokenId);
+        if (tokenizer.eosTokenIds.length > 0) set('tokenizer.ggml.eos_token_id', GGUF.U32, tokenizer.eosTokenIds[0]!);
+        if (tokenizer.unkTokenId !== null) set('tokenizer.ggml.unknown_token_id', GGUF.U32, tokenizer.unkTokenId);
+        set('tokenizer.ggml.add_bos_token', GGUF.BOOL, tokenizer.addBos);
+        set('tokenizer.ggml.add_space_prefix', GGUF.BOOL, tokenizer.addSpacePrefix);
+        if (tokenizer.chatTemplate !== null) set('tokenizer.chat_template', GGUF.STRING, tokenizer.chatTemplate);
+        vocabulary = true;
+      }
+    }
+    set('general.file_type', GGUF.U32, FILE_TYPE[target]);
+    set('general.quantization_version', GGUF.U32, 2);
+    set('general.alignment', GGUF.U32, GGUF_ALIGNMENT);
+
+    const names = ggufNames(config.numLayers, tied);
+    const types: Record<string, string> = {};
+    const tensors: GgufTensorOut[] = names.map(([g, h], index) => {
+      const shape = [...source.shape(h)];
+      const rows = shape[0]!;
+      const cols = shape[1] ?? 1;
+      const type = shape.length === 2 ? targetType(target, g, cols, config.numLayers, tied) : null;
+      types[g] = type ?? 'F32';
+      const permute = config.ropeStyle === 'neox' && /attn_[qk]\.weight$/.test(g) ? config.headDim : 0;
+      const chunk = permute ? rows : Math.max(1, Math.floor((1 << 22) / cols));
+      return {
+        name: g,
+        shape,
+        typeId: type ? QUANT_FORMATS[type].id : 0,
+        bytes: type ? rows * quantRowBytes(type, cols) : rows * cols * 4,
+        *data() {
+          opts.onTensor?.(g, types[g]!, index, names.length);
+          for (let r = 0; r < rows; r += chunk) {
+            const n = Math.min(chunk, rows - r);
+            let x = readRows(source, h, r, n, cols);
+            if (permute) x = permuteHeads(x, n, cols, permute);
+            yield type ? quantizeRows(type, x, n, cols) : new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+          }
+        },
+      };
+    });
+    writeGguf(out, meta, tensors);
+    return { types, vocabulary };
+  } finally {
+    source.close?.();
+  }
+}
