@@ -27,9 +27,11 @@ const CONFIG: LlamaConfig = {
   numKvHeads: 2,
   headDim: 64,
 };
+// 24 tokens in all: the prefill takes the GEMM path (more than 16 tokens), a decode batch the GEMV
 const SEQS = [
   [1, 17, 250, 33, 8, 90],
   [1, 5, 6, 7],
+  [1, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52],
 ];
 
 const tmp = mkdtempSync(join(tmpdir(), 'mini-vllm-quant-'));
