@@ -266,8 +266,15 @@ export function expectBadIndex(
   }
 }
 
-/** One varlen step over several sequences from scratch (prefill): the logits of each one's last token. */
-export function prefillLogits(m: { model: LlamaModel; config: LlamaConfig }, seqs: number[][]): Float32Array[] {
+/**
+ * One varlen step over several sequences from scratch (prefill): the logits of each one's last token, or with `every`
+ * of every token.
+ */
+export function prefillLogits(
+  m: { model: LlamaModel; config: LlamaConfig },
+  seqs: number[][],
+  every = false,
+): Float32Array[] {
   const bs = 16;
   const blocksPer = Math.max(...seqs.map((s) => Math.ceil(s.length / bs)));
   const kv = m.model.allocateKvCache(blocksPer * seqs.length, bs);
@@ -281,10 +288,12 @@ export function prefillLogits(m: { model: LlamaModel; config: LlamaConfig }, seq
       queryStartLoc: qsl,
       seqLens: seqs.map((s) => s.length),
       blockTables: seqs.map((_, k) => Array.from({ length: blocksPer }, (_, j) => k * blocksPer + j)),
-      logitsIndices: qsl.slice(1).map((q) => q - 1),
+      logitsIndices: every
+        ? seqs.flatMap((_, k) => seqs[k]!.map((_, i) => qsl[k]! + i))
+        : qsl.slice(1).map((q) => q - 1),
     });
     const V = m.config.vocabSize;
-    return seqs.map((_, i) => logits.slice(i * V, (i + 1) * V));
+    return Array.from({ length: logits.length / V }, (_, i) => logits.slice(i * V, (i + 1) * V));
   } finally {
     disposeKvCache(kv);
   }

@@ -1,17 +1,17 @@
 // Quantised weights on the CPU (ggml's block types, core/quant.h): the linear layer and the embedding dequantise the
 // blocks as they read them; the weight stays quantised in memory.
 //
-// Few tokens (decode): GEMV. Each task takes groups of 4 weight rows; a k-slice of the 4 rows is dequantised into a
-// small fp32 buffer that stays in L1 and dotted with every token's x (dots.h), so the weight is read once, at its
-// quantised size. Many tokens (prefill): the float GEMM (gemm.h), whose weight panels are dequantised instead of
-// converted, block by block: the dequantisation is paid once per 288 tokens, not once per token.
+// Few tokens (decode): GEMV in integers, as llama.cpp's CPU backend: each token's x is quantised to 8 bits per 32
+// values and every weight block dotted with it by byte multiplies (quant_dots.h), so the weight is read once, at its
+// quantised size, for a few instructions per 32 weights. Many tokens (prefill): the float GEMM (gemm.h), whose weight
+// panels are dequantised instead of converted, block by block, paid once per 288 tokens; x stays fp32 there.
 #include <algorithm>
 #include <vector>
 
 #include "../core/op_checks.h"
 #include "dispatch.h"
-#include "dots.h"
 #include "gemm.h"
+#include "quant_dots.h"
 #include "parallel.h"
 #include "vec.h"
 
@@ -87,47 +87,25 @@ inline void dequant_range(int type, const QuantFormat& f, const uint8_t* row, in
 }
 
 constexpr int64_t kGemvMaxTokens = 16;
-constexpr int kRows = 4;          // weight rows per group
-constexpr int64_t kSlice = 1024;  // k values of a group dequantised at once: 4 x 1024 fp32 = 16 KiB, in L1
 
+// x (fp32, rows ldx apart) quantised to 8 bits per 32 values, once per call; then every weight row is dotted with
+// every token's blocks in integers (quant_dots.h). A row is read from memory once: the other tokens find it in L1.
 template <typename TA>
-void gemv(const TensorView& out, const float* x, int64_t ldx, const TensorView& weight, int type, const QuantFormat& f,
-          int64_t k_len, const float* bias) {
-  const int64_t tokens = out.size(0), n_out = weight.size(0), ldw = weight.stride(0) * 4;
+void gemv(const TensorView& out, const float* x, int64_t ldx, const TensorView& weight, int type, int64_t k_len,
+          const float* bias) {
+  const int64_t tokens = out.size(0), n_out = weight.size(0), ldw = weight.stride(0) * 4, nb = k_len / 32;
+  std::vector<QBlock> qx(size_t(tokens * nb));
+  for (int64_t m = 0; m < tokens; ++m) quantize_x(x + m * ldx, k_len, qx.data() + m * nb);
   const uint8_t* w = static_cast<const uint8_t*>(weight.data);
   TA* o = out.ptr<TA>();
-  const int64_t ldo = out.stride(0), groups = (n_out + kRows - 1) / kRows;
-  const int64_t grain = std::max<int64_t>(1, (64 << 10) / std::max<int64_t>(1, kRows * ldw));
-  parallel_for(groups, grain, [&](int64_t g0, int64_t g1) {
-    alignas(64) float buf[kRows * kSlice];
-    float sums[kGemvMaxTokens * kRows], part[4 * kRows];
-    for (int64_t g = g0; g < g1; ++g) {
-      const int64_t n = g * kRows, rows = std::min<int64_t>(kRows, n_out - n);
-      std::fill(sums, sums + tokens * kRows, 0.f);
-      for (int64_t k0 = 0; k0 < k_len; k0 += kSlice) {
-        const int64_t kc = std::min(kSlice, k_len - k0);
-        for (int64_t r = 0; r < kRows; ++r) {
-          if (r < rows)
-            dequant_range(type, f, w + (n + r) * ldw, k0, kc, buf + r * kSlice);
-          else
-            std::fill(buf + r * kSlice, buf + r * kSlice + kc, 0.f);
-        }
-        for (int64_t m0 = 0; m0 < tokens; m0 += 4) {
-          const float* xm = x + m0 * ldx + k0;
-          const int64_t mt = std::min<int64_t>(4, tokens - m0);
-          switch (mt) {
-            case 1: dots<1, kRows>(xm, ldx, buf, kSlice, kc, part); break;
-            case 2: dots<2, kRows>(xm, ldx, buf, kSlice, kc, part); break;
-            case 3: dots<3, kRows>(xm, ldx, buf, kSlice, kc, part); break;
-            default: dots<4, kRows>(xm, ldx, buf, kSlice, kc, part); break;
-          }
-          for (int64_t m = 0; m < mt; ++m)
-            for (int r = 0; r < kRows; ++r) sums[(m0 + m) * kRows + r] += part[m * kRows + r];
-        }
-      }
+  const int64_t ldo = out.stride(0);
+  // ~64 KiB of weight per task at least, so waking a thread pays off
+  parallel_for(n_out, std::max<int64_t>(1, (64 << 10) / std::max<int64_t>(1, ldw)), [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      const uint8_t* row = w + n * ldw;
+      if (n + 1 < n1) __builtin_prefetch(row + ldw, 0, 3);
       for (int64_t m = 0; m < tokens; ++m)
-        for (int64_t r = 0; r < rows; ++r)
-          o[m * ldo + n + r] = from_float<TA>(sums[m * kRows + r] + (bias ? bias[n + r] : 0.f));
+        o[m * ldo + n] = from_float<TA>(quant_dot(type, row, qx.data() + m * nb, nb) + (bias ? bias[n] : 0.f));
     }
   });
 }
@@ -157,12 +135,12 @@ void quant_linear_impl(const TensorView& out, const TensorView& x, const TensorV
   }
   if (tokens <= kGemvMaxTokens) {
     if constexpr (std::is_same_v<TA, float>) {
-      gemv<TA>(out, x.ptr<float>(), x.stride(0), weight, type, f, k_len, b);
+      gemv<TA>(out, x.ptr<float>(), x.stride(0), weight, type, k_len, b);
     } else {
       std::vector<float> xf(size_t(tokens * k_len));
       for (int64_t m = 0; m < tokens; ++m)
         for (int64_t k = 0; k < k_len; ++k) xf[size_t(m * k_len + k)] = to_float(x.ptr<TA>()[m * x.stride(0) + k]);
-      gemv<TA>(out, xf.data(), k_len, weight, type, f, k_len, b);
+      gemv<TA>(out, xf.data(), k_len, weight, type, k_len, b);
     }
     return;
   }
