@@ -104,8 +104,18 @@ void gemv(const TensorView& out, const float* x, int64_t ldx, const TensorView& 
     for (int64_t n = n0; n < n1; ++n) {
       const uint8_t* row = w + n * ldw;
       if (n + 1 < n1) __builtin_prefetch(row + ldw, 0, 3);
-      for (int64_t m = 0; m < tokens; ++m)
-        o[m * ldo + n] = from_float<TA>(quant_dot(type, row, qx.data() + m * nb, nb) + (bias ? bias[n] : 0.f));
+      for (int64_t m0 = 0; m0 < tokens; m0 += 4) {
+        float s[4];
+        const QBlock* xm = qx.data() + m0 * nb;
+        const int64_t mt = std::min<int64_t>(4, tokens - m0);
+        switch (mt) {
+          case 1: quant_dots<1>(type, row, xm, nb, nb, s); break;
+          case 2: quant_dots<2>(type, row, xm, nb, nb, s); break;
+          case 3: quant_dots<3>(type, row, xm, nb, nb, s); break;
+          default: quant_dots<4>(type, row, xm, nb, nb, s); break;
+        }
+        for (int64_t m = 0; m < mt; ++m) o[(m0 + m) * ldo + n] = from_float<TA>(s[m] + (bias ? bias[n] : 0.f));
+      }
     }
   });
 }

@@ -82,6 +82,15 @@ inline __m256i bits_to_16s(const uint8_t* p) {
                                         _mm256_set1_epi64x(-1));
   return _mm256_and_si256(hit, _mm256_set1_epi8(0x10));
 }
+inline float half_to_f32(const uint8_t* p) {
+#if defined(__F16C__)
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+#else
+  return quant_half(p);
+#endif
+}
 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -89,17 +98,24 @@ inline float hsum(__m256 v) {
 }
 #endif
 
-// Σ w · x over a row of `blocks32` chunks of 32 (the weight row at `w`, x's blocks at `x`).
-inline float quant_dot(int type, const uint8_t* w, const QBlock* x, int64_t blocks32) {
+// out[m] = Σ w · x_m over a row of `blocks32` chunks of 32 for M tokens (token m's blocks at x + m * ldx): each
+// weight block is unpacked once and multiplied with every token's bytes.
+template <int M>
+inline void quant_dots(int type, const uint8_t* w, const QBlock* x, int64_t ldx, int64_t blocks32, float* out) {
 #if defined(__AVX2__)
-  __m256 acc = _mm256_setzero_ps();
-  float off = 0.f;  // the parts that are x's sums times a constant (mins, the -8 / -16 / -32 offsets)
+  __m256 acc[M];
+  float off[M];  // the parts that are x's sums times a constant (mins, the -8 / -16 / -32 offsets)
+  for (int m = 0; m < M; ++m) acc[m] = _mm256_setzero_ps(), off[m] = 0.f;
   switch (type) {
     case kQ8_0:
       for (int64_t b = 0; b < blocks32; ++b, w += 34) {
-        const __m256i q = load32(w + 2), xq = load32(x[b].q);
-        const __m256 p = mul_sum_us8(_mm256_sign_epi8(q, q), _mm256_sign_epi8(xq, q));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(quant_half(w) * x[b].d), p, acc);
+        const float d = half_to_f32(w);
+        const __m256i q = load32(w + 2), aq = _mm256_sign_epi8(q, q);
+        for (int m = 0; m < M; ++m) {
+          const QBlock& xb = x[m * ldx + b];
+          const __m256 p = mul_sum_us8(aq, _mm256_sign_epi8(load32(xb.q), q));
+          acc[m] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb.d), p, acc[m]);
+        }
       }
       break;
     case kQ4_0:
@@ -110,75 +126,103 @@ inline float quant_dot(int type, const uint8_t* w, const QBlock* x, int64_t bloc
       const int step = 18 + (one ? 2 : 0) + (five ? 4 : 0);
       const float base = five ? -16.f : -8.f;
       for (int64_t b = 0; b < blocks32; ++b, w += step) {
-        const float d = quant_half(w);
-        const uint8_t* qs = w + (one ? 4 : 2) + (five ? 4 : 0);
-        __m256i q = nibbles32(qs);
+        const float d = half_to_f32(w), c = one ? half_to_f32(w + 2) : base * d;
+        __m256i q = nibbles32(w + (one ? 4 : 2) + (five ? 4 : 0));
         if (five) q = _mm256_or_si256(q, bits_to_16s(w + (one ? 4 : 2)));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x[b].d), mul_sum_us8(q, load32(x[b].q)), acc);
-        off += (one ? quant_half(w + 2) : base * d) * (x[b].s0 + x[b].s1);
+        for (int m = 0; m < M; ++m) {
+          const QBlock& xb = x[m * ldx + b];
+          acc[m] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb.d), mul_sum_us8(q, load32(xb.q)), acc[m]);
+          off[m] += c * (xb.s0 + xb.s1);
+        }
       }
       break;
     }
     case kQ4_K:
     case kQ5_K: {
+      // per super-block: its 8 scales and mins decoded once; each 32 bytes of nibbles load once for two sub-blocks
       const bool five = type == kQ5_K;
+      const __m256i low4 = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
       for (int64_t b = 0; b < blocks32; b += 8, w += five ? 176 : 144) {
-        const float d = quant_half(w), dmin = quant_half(w + 2);
-        const __m256i qh = five ? load32(w + 16) : _mm256_setzero_si256();
-        const uint8_t* qs = w + (five ? 48 : 16);
+        const float d = half_to_f32(w), dmin = half_to_f32(w + 2);
+        float ds[8], dm[8];
         for (int j = 0; j < 8; ++j) {
           int sc, mn;
           quant_k_scale_min(w + 4, j, &sc, &mn);
-          const QBlock& xb = x[b + j];
-          __m256i q = _mm256_and_si256(_mm256_srl_epi16(load32(qs + 32 * (j / 2)), _mm_cvtsi32_si128((j & 1) * 4)),
-                                       _mm256_set1_epi8(0xF));
-          if (five) {
-            const __m256i hi = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(j)), _mm256_set1_epi8(1));
-            q = _mm256_or_si256(q, _mm256_slli_epi16(hi, 4));
+          ds[j] = d * float(sc);
+          dm[j] = dmin * float(mn);
+        }
+        __m256i qh = five ? load32(w + 16) : _mm256_setzero_si256();
+        const uint8_t* qs = w + (five ? 48 : 16);
+        for (int p = 0; p < 4; ++p) {
+          const __m256i bytes = load32(qs + 32 * p);
+          __m256i q[2] = {_mm256_and_si256(bytes, low4), _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4)};
+          if (five) {  // bits 2p and 2p + 1 of qh: the fifth bits of the two sub-blocks
+            q[0] = _mm256_or_si256(q[0], _mm256_slli_epi16(_mm256_and_si256(qh, one), 4));
+            q[1] = _mm256_or_si256(q[1], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
+            qh = _mm256_srli_epi16(qh, 2);
           }
-          acc = _mm256_fmadd_ps(_mm256_set1_ps(d * float(sc) * xb.d), mul_sum_us8(q, load32(xb.q)), acc);
-          off -= dmin * float(mn) * (xb.s0 + xb.s1);
+          for (int h = 0; h < 2; ++h) {
+            const int j = 2 * p + h;
+            for (int m = 0; m < M; ++m) {
+              const QBlock& xb = x[m * ldx + b + j];
+              acc[m] = _mm256_fmadd_ps(_mm256_set1_ps(ds[j] * xb.d), mul_sum_us8(q[h], load32(xb.q)), acc[m]);
+              off[m] -= dm[j] * (xb.s0 + xb.s1);
+            }
+          }
         }
       }
       break;
     }
-    case kQ6_K:
+    case kQ6_K: {
+      // per half of 128: 64 bytes of low bits and 32 of high bits give four sub-blocks of 32
+      const __m256i low4 = _mm256_set1_epi8(0xF), two = _mm256_set1_epi8(3);
       for (int64_t b = 0; b < blocks32; b += 8, w += 210) {
-        const float d = quant_half(w + 208);
+        const float d = half_to_f32(w + 208);
         const int8_t* sc = reinterpret_cast<const int8_t*>(w + 192);
-        for (int j = 0; j < 8; ++j) {
-          const int half = j / 4, quarter = j % 4;
-          const __m256i ql = load32(w + 64 * half + (quarter & 1) * 32), qh = load32(w + 128 + 32 * half);
-          const __m256i lo = _mm256_and_si256(_mm256_srl_epi16(ql, _mm_cvtsi32_si128((quarter >> 1) * 4)),
-                                              _mm256_set1_epi8(0xF));
-          const __m256i hi = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * quarter)),
-                                              _mm256_set1_epi8(3));
-          const __m256i q = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));  // 0..63, the -32 below
-          const QBlock& xb = x[b + j];
-          const int8_t* s = sc + 8 * half + 2 * quarter;
-          const __m256 scale = _mm256_set_m128(_mm_set1_ps(d * float(s[1]) * xb.d), _mm_set1_ps(d * float(s[0]) * xb.d));
-          acc = _mm256_fmadd_ps(scale, mul_sum_us8(q, load32(xb.q)), acc);
-          off -= 32.f * d * (float(s[0]) * xb.s0 + float(s[1]) * xb.s1);
+        for (int half = 0; half < 2; ++half) {
+          const __m256i l0 = load32(w + 64 * half), l1 = load32(w + 64 * half + 32), qh = load32(w + 128 + 32 * half);
+          const __m256i q[4] = {
+              _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_slli_epi16(_mm256_and_si256(qh, two), 4)),
+              _mm256_or_si256(_mm256_and_si256(l1, low4),
+                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), two), 4)),
+              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
+                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), two), 4)),
+              _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
+                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two), 4)),
+          };  // 0..63 each, the -32 below
+          for (int quarter = 0; quarter < 4; ++quarter) {
+            const int8_t* s = sc + 8 * half + 2 * quarter;
+            const float d0 = d * float(s[0]), d1 = d * float(s[1]);
+            for (int m = 0; m < M; ++m) {
+              const QBlock& xb = x[m * ldx + b + 4 * half + quarter];
+              const __m256 scale = _mm256_set_m128(_mm_set1_ps(d1 * xb.d), _mm_set1_ps(d0 * xb.d));
+              acc[m] = _mm256_fmadd_ps(scale, mul_sum_us8(q[quarter], load32(xb.q)), acc[m]);
+              off[m] -= 32.f * (d0 * xb.s0 + d1 * xb.s1);
+            }
+          }
         }
       }
       break;
+    }
     default: break;
   }
-  return hsum(acc) + off;
+  for (int m = 0; m < M; ++m) out[m] = hsum(acc[m]) + off[m];
 #else
   // Without AVX2: each chunk dequantised, then dotted with x's 8-bit values.
   QuantFormat f{};
   quant_format(type, &f);
   const int per = f.block / 32;
-  float sum = 0.f;
+  for (int m = 0; m < M; ++m) out[m] = 0.f;
   for (int64_t b = 0; b < blocks32; ++b) {
     float y[32];
     dequant_chunk(type, w + (b / per) * f.bytes, int(b % per), y);
-    float s = 0.f;
-    for (int i = 0; i < 32; ++i) s += y[i] * float(x[b].q[i]);
-    sum += s * x[b].d;
+    for (int m = 0; m < M; ++m) {
+      const QBlock& xb = x[m * ldx + b];
+      float s = 0.f;
+      for (int i = 0; i < 32; ++i) s += y[i] * float(xb.q[i]);
+      out[m] += s * xb.d;
+    }
   }
-  return sum;
 #endif
 }
 
