@@ -159,10 +159,15 @@ void quant_linear_impl(const TensorView& out, const TensorView& x, const TensorV
   gemm_impl::gemm<TA>(
       out, x, n_out, k_len,
       [&](float* dst, int64_t n0, int64_t k0, int64_t nc, int64_t kc) {
+        // panel by panel, so that the dequantised rows (NR x kc fp32, 16 KiB on AVX2) are in L1 when packed
         std::vector<float>& tmp = tl_dequant.rows;
-        tmp.resize(size_t(nc * kc));
-        for (int64_t r = 0; r < nc; ++r) dequant_range(type, f, w + (n0 + r) * ldw, k0, kc, tmp.data() + r * kc);
-        gemm_impl::pack_w(dst, tmp.data(), kc, nc, kc);
+        tmp.resize(size_t(gemm_impl::NR * kc));
+        for (int64_t p = 0; p * gemm_impl::NR < nc; ++p) {
+          const int64_t r0 = p * gemm_impl::NR, rows = std::min<int64_t>(gemm_impl::NR, nc - r0);
+          for (int64_t r = 0; r < rows; ++r)
+            dequant_range(type, f, w + (n0 + r0 + r) * ldw, k0, kc, tmp.data() + r * kc);
+          gemm_impl::pack_w(dst + p * kc * gemm_impl::NR, tmp.data(), kc, rows, kc);
+        }
       },
       b);
 }
