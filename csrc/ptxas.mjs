@@ -21,8 +21,8 @@ const arch = opt('--arch', 'sm_90');
 const outFile = opt('--out', join(root, 'build', 'ptxas-report.txt'));
 const check = args.includes('--check');
 
-// Files whose kernels must not spill: the attention, GEMM and GEMV kernels.
-const NO_SPILL = /^(attention.*|linear.*)\.cu$/;
+// Files whose kernels must not spill: the attention, GEMM and GEMV kernels (float and quantised).
+const NO_SPILL = /^(attention.*|linear.*|quant)\.cu$/;
 // Kernels (by demangled name prefix) and the PTX instructions each must contain.
 const REQUIRED = [
   {
@@ -30,6 +30,7 @@ const REQUIRED = [
     kernel: 'gemm_mma_kernel<',
     instructions: ['mma.sync.aligned.m16n8k16', 'cp.async.cg.shared.global', 'ldmatrix.sync.aligned.m8n8.x4'],
   },
+  { file: 'quant.cu', kernel: 'quant_gemm_mma_kernel<', instructions: ['mma.sync.aligned.m16n8k16'] },
   {
     file: 'attention_prefill.cu',
     kernel: 'prefill_mma_kernel<',

@@ -11,8 +11,8 @@
 #include "../core/op_checks.h"
 #include "dispatch.h"
 #include "gemm.h"
-#include "quant_dots.h"
 #include "parallel.h"
+#include "quant_dots.h"
 #include "vec.h"
 
 namespace mvllm::cpu {
@@ -120,6 +120,46 @@ void gemv(const TensorView& out, const float* x, int64_t ldx, const TensorView& 
   });
 }
 
+#if defined(__AVX2__) && !defined(__AVX512F__)
+// r[i] = row i (8 values) -> r[c] = column c (the 8 rows' value c).
+inline void transpose8(__m256 (&r)[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {
+    u[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+    u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
+    u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+    u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+    r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+  }
+}
+
+// A whole GEMM weight panel (NR = 16 rows, gemm.h's layout dst[k][j]) straight from the blocks: 8 rows' 32 values
+// dequantised into 1 KiB that stays in L1, then transposed 8 x 8 in registers.
+inline void pack_panel_dequant(float* dst, const uint8_t* w, int64_t ldw, int type, const QuantFormat& f, int64_t k0,
+                               int64_t kc) {
+  static_assert(gemm_impl::NR == 16, "the AVX2 panel is two groups of 8 rows");
+  alignas(32) float y[8][32];
+  for (int64_t k = 0; k < kc; k += 32) {
+    for (int v = 0; v < 2; ++v) {
+      for (int i = 0; i < 8; ++i) dequant_range(type, f, w + (8 * v + i) * ldw, k0 + k, 32, y[i]);
+      for (int o = 0; o < 4; ++o) {
+        __m256 r[8];
+        for (int i = 0; i < 8; ++i) r[i] = _mm256_load_ps(&y[i][8 * o]);
+        transpose8(r);
+        for (int c = 0; c < 8; ++c) _mm256_storeu_ps(dst + (k + 8 * o + c) * 16 + 8 * v, r[c]);
+      }
+    }
+  }
+}
+#endif
+
 struct DequantScratch {
   std::vector<float> rows;
 };
@@ -164,6 +204,12 @@ void quant_linear_impl(const TensorView& out, const TensorView& x, const TensorV
         tmp.resize(size_t(gemm_impl::NR * kc));
         for (int64_t p = 0; p * gemm_impl::NR < nc; ++p) {
           const int64_t r0 = p * gemm_impl::NR, rows = std::min<int64_t>(gemm_impl::NR, nc - r0);
+#if defined(__AVX2__) && !defined(__AVX512F__)
+          if (rows == gemm_impl::NR) {
+            pack_panel_dequant(dst + p * kc * gemm_impl::NR, w + (n0 + r0) * ldw, ldw, type, f, k0, kc);
+            continue;
+          }
+#endif
           for (int64_t r = 0; r < rows; ++r)
             dequant_range(type, f, w + (n0 + r0 + r) * ldw, k0, kc, tmp.data() + r * kc);
           gemm_impl::pack_w(dst + p * kc * gemm_impl::NR, tmp.data(), kc, rows, kc);

@@ -42,8 +42,8 @@ inline void quantize_x(const float* x, int64_t k, QBlock* out) {
     for (int i = 0; i < 4; ++i) q[i] = _mm256_cvtps_epi32(_mm256_mul_ps(a[i], id));  // round to nearest even
     // int32 -> int8 in order: packs interleave 128-bit lanes, the permute puts them back
     const __m256i p01 = _mm256_packs_epi32(q[0], q[1]), p23 = _mm256_packs_epi32(q[2], q[3]);
-    const __m256i p = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23),
-                                                  _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    const __m256i p =
+        _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.q), p);
 #else
     float amax = 0.f;
@@ -75,11 +75,11 @@ inline __m256i nibbles32(const uint8_t* p) {
 inline __m256i bits_to_16s(const uint8_t* p) {
   uint32_t x;
   std::memcpy(&x, p, 4);
-  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(int(x)),
-                                             _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
-                                                               0x0101010101010101, 0x0000000000000000));
-  const __m256i hit = _mm256_cmpeq_epi8(_mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)),
-                                        _mm256_set1_epi64x(-1));
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(int(x)),
+      _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0x0000000000000000));
+  const __m256i hit =
+      _mm256_cmpeq_epi8(_mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)), _mm256_set1_epi64x(-1));
   return _mm256_and_si256(hit, _mm256_set1_epi8(0x10));
 }
 inline float half_to_f32(const uint8_t* p) {

@@ -59,9 +59,12 @@ async function runGenerate(f: GenerateFlags): Promise<void> {
   try {
     const { config } = engine;
     const device = engine.options.device;
+    const weightsMb = (await engine.getStats()).memory.weightsBytes / 1e6;
     log(
       `mini-vllm: ${f.model} (${(parameterCount(config) / 1e6).toFixed(1)}M parameters, ${config.numLayers} layers, ` +
-        `vocab ${config.vocabSize}) on ${device} in ${engine.dtype}, loaded in ${engine.loadSeconds.toFixed(2)} s`,
+        `vocab ${config.vocabSize}) on ${device} in ${engine.dtype}` +
+        `${f.quantization ? ` (weights quantised to ${f.quantization.toUpperCase()})` : ''}, ` +
+        `${weightsMb.toFixed(1)} MB of weights, loaded in ${engine.loadSeconds.toFixed(2)} s`,
     );
     const base = f.prompt.length > 0 ? f.prompt : ['Once upon a time'];
     const prompts = Array.from({ length: (f.batchSize ?? 1) * base.length }, (_, i) => base[i % base.length]!);

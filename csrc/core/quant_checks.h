@@ -1,0 +1,70 @@
+// The contract of the quantised ops (quantLinear, quantEmbedding), checked once for both backends: op_checks.h
+// includes it before its op list.
+#pragma once
+
+#include "check.h"
+#include "quant.h"
+
+namespace mvllm {
+
+// A quantised weight: int32 [rows, rowWords], each row the ggml blocks of `cols` values of type `type`, padded to
+// whole words (quant.h). Returns the type's format.
+inline QuantFormat check_quant_weight(const Check& c, const char* op, const TensorView& w, const char* name,
+                                      double type, int64_t cols, const char* cols_what) {
+  QuantFormat f{};
+  if (type != double(int64_t(type)) || !quant_format(int64_t(type), &f))
+    fail(ErrorKind::Range, op, ": type must be a ggml quantised type id (Q4_0 2, Q4_1 3, Q5_0 6, Q5_1 7, Q8_0 8, ",
+         "Q4_K 12, Q5_K 13, Q6_K 14), got ", type);
+  c.dtype(w, name, DType::Int32);
+  c.ndim(w, name, 2, "[rows, rowWords]");
+  if (cols % f.block != 0)
+    fail(ErrorKind::Range, op, ": ", cols_what, " = ", cols, " is not a multiple of ", f.name, "'s block of ", f.block);
+  c.dim(w, name, 1, quant_row_words(f, cols), "words of a padded row of quantised blocks");
+  c.rows_dense(w, name);
+  return f;
+}
+
+// out = x · dequant(weight)ᵀ (+ bias): x, out [numTokens, in] / [numTokens, out] (rows may be strided); weight a
+// quantised [outFeatures, rowWords] (check_quant_weight); bias [outFeatures] in out's dtype, or data == null.
+inline void check_quant_linear(const TensorView& out, const TensorView& x, const TensorView& weight, double type,
+                               const MaybeTensor& bias) {
+  const Check c("quantLinear");
+  c.float_dtype(x, "x");
+  c.same_dtype(out, "out", x, "x");
+  c.same_device(out, "out", x, "x");
+  c.same_device(weight, "weight", x, "x");
+  c.ndim(x, "x", 2, "[numTokens, inFeatures]");
+  c.ndim(out, "out", 2, "[numTokens, outFeatures]");
+  check_quant_weight(c, "quantLinear", weight, "weight", type, x.size(1), "inFeatures");
+  c.dim(out, "out", 0, x.size(0), "numTokens of x");
+  c.dim(out, "out", 1, weight.size(0), "outFeatures of weight");
+  c.rows_dense(x, "x");
+  c.rows_dense(out, "out");
+  if (bias.data) {
+    c.same_dtype(bias, "bias", out, "out");
+    c.same_device(bias, "bias", x, "x");
+    c.ndim(bias, "bias", 1, "[outFeatures]");
+    c.dim(bias, "bias", 0, weight.size(0), "outFeatures of weight");
+    c.contiguous(bias, "bias");
+  }
+  c.distinct(out, "out", x, "x");
+}
+
+// out[i] = dequant(table[ids[i]]): out [numTokens, hidden] float, ids int32 [numTokens], table a quantised
+// [vocab, rowWords] of rows of `hidden` values. An id outside the table is a RangeError (on CUDA at the next
+// synchronize, the row zero-filled).
+inline void check_quant_embedding(const TensorView& out, const TensorView& ids, const TensorView& table, double type) {
+  const Check c("quantEmbedding");
+  c.float_dtype(out, "out");
+  c.same_device(ids, "ids", out, "out");
+  c.same_device(table, "table", out, "out");
+  c.dtype(ids, "ids", DType::Int32);
+  c.ndim(ids, "ids", 1, "[numTokens]");
+  c.contiguous(ids, "ids");
+  c.ndim(out, "out", 2, "[numTokens, hidden]");
+  c.dim(out, "out", 0, ids.size(0), "one row per id");
+  c.rows_dense(out, "out");
+  check_quant_weight(c, "quantEmbedding", table, "table", type, out.size(1), "hidden");
+}
+
+}  // namespace mvllm
