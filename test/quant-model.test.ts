@@ -204,6 +204,15 @@ describe('broken quantised files give a clear error naming the file and the tens
       },
       /tensor "model\.layers\.0\.self_attn\.q_proj\.weight" \(Q4_K\): the scale of row 3 block 0 is not finite/,
     ],
+    [
+      'a context length past what the RoPE table holds (found by the fuzz)',
+      (b) => {
+        const key = 'llama.context_length';
+        b.writeUInt32LE(536871040, b.indexOf(key) + key.length + 4);
+        return b;
+      },
+      /maxPositionEmbeddings 536871040 is above 2\^24/,
+    ],
     ['an unsupported type', (b) => (b.writeUInt32LE(11, typeAt('blk.2.ffn_up.weight')), b), /has type Q3_K/],
   ];
   for (const [label, damage, message] of cases)

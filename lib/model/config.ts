@@ -46,6 +46,9 @@ export function validateConfig(c: LlamaConfig, file: string): LlamaConfig {
     if (!Number.isSafeInteger(v) || v <= 0 || v > 2 ** 31 - 1)
       throw new ModelFormatError(file, `${k} must be a positive integer, got ${String(v)}`);
   }
+  // the RoPE table holds every position (ropeCosSinCache's limit): a corrupt context length is refused here
+  if (c.maxPositionEmbeddings > 2 ** 24)
+    throw new ModelFormatError(file, `maxPositionEmbeddings ${c.maxPositionEmbeddings} is above 2^24`);
   if (c.numHeads % c.numKvHeads !== 0)
     throw new ModelFormatError(file, `numHeads (${c.numHeads}) must be a multiple of numKvHeads (${c.numKvHeads})`);
   if (c.headDim % 8 !== 0 || c.headDim > 256)
