@@ -21,55 +21,66 @@ namespace {
 #if defined(__AVX2__)
 // 32 values of a Q8_0 block: int8 -> fp32, times the block's scale.
 inline void dequant_q8_0(const uint8_t* b, float* y) {
-  const __m256 d = _mm256_set1_ps(quant_half(b));
+  const __m256 d = _mm256_set1_ps(half_to_f32(b));
   for (int i = 0; i < 4; ++i) {
     const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + 2 + 8 * i));
     _mm256_storeu_ps(y + 8 * i, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q))));
   }
 }
-// 32 values of a 4-bit block with 16 packed bytes at qs: low nibbles are values 0..15, high nibbles 16..31;
-// y = d * q + m.
-inline void dequant_nibbles(const uint8_t* qs, float d_, float m_, float* y) {
-  const __m256 d = _mm256_set1_ps(d_), m = _mm256_set1_ps(m_);
-  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-  const __m128i mask = _mm_set1_epi8(0xF);
-  const __m128i lo = _mm_and_si128(bytes, mask), hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask);
-  const __m128i parts[2] = {lo, hi};
+// y[i] = a * q[i] + c for 32 unsigned bytes q, with (a0, c0) for values 0..15 and (a1, c1) for 16..31.
+inline void bytes_to_floats(__m256i q, float a0, float c0, float a1, float c1, float* y) {
+  const __m128i halves[2] = {_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1)};
+  const __m256 a[2] = {_mm256_set1_ps(a0), _mm256_set1_ps(a1)}, c[2] = {_mm256_set1_ps(c0), _mm256_set1_ps(c1)};
   for (int h = 0; h < 2; ++h) {
-    const __m256i a = _mm256_cvtepu8_epi32(parts[h]), b = _mm256_cvtepu8_epi32(_mm_srli_si128(parts[h], 8));
-    _mm256_storeu_ps(y + 16 * h, _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(a), m));
-    _mm256_storeu_ps(y + 16 * h + 8, _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(b), m));
-  }
-}
-// 32 values of a Q4_K chunk: the low (shift 0) or high (shift 4) nibbles of 32 bytes; y = d * q + m.
-inline void dequant_k4(const uint8_t* qs, int shift, float d_, float m_, float* y) {
-  const __m256 d = _mm256_set1_ps(d_), m = _mm256_set1_ps(m_);
-  __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs));
-  bytes = _mm256_and_si256(_mm256_srl_epi16(bytes, _mm_cvtsi32_si128(shift)), _mm256_set1_epi8(0xF));
-  const __m128i halves[2] = {_mm256_castsi256_si128(bytes), _mm256_extracti128_si256(bytes, 1)};
-  for (int h = 0; h < 2; ++h) {
-    const __m256i a = _mm256_cvtepu8_epi32(halves[h]), c = _mm256_cvtepu8_epi32(_mm_srli_si128(halves[h], 8));
-    _mm256_storeu_ps(y + 16 * h, _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(a), m));
-    _mm256_storeu_ps(y + 16 * h + 8, _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(c), m));
+    const __m256i lo = _mm256_cvtepu8_epi32(halves[h]), hi = _mm256_cvtepu8_epi32(_mm_srli_si128(halves[h], 8));
+    _mm256_storeu_ps(y + 16 * h, _mm256_fmadd_ps(a[h], _mm256_cvtepi32_ps(lo), c[h]));
+    _mm256_storeu_ps(y + 16 * h + 8, _mm256_fmadd_ps(a[h], _mm256_cvtepi32_ps(hi), c[h]));
   }
 }
 #endif
 
-// y[0..32) = chunk `chunk` of the block at b, with vector paths for the types that dominate a file.
+// y[0..32) = chunk `chunk` of the block at b: on AVX2 each type's 32 unsigned bytes are built in registers (the
+// same unpacking as quant_dots.h), then scaled once.
 inline void dequant32(int type, const uint8_t* b, int chunk, float* y) {
 #if defined(__AVX2__)
   switch (type) {
     case kQ8_0: return dequant_q8_0(b, y);
-    case kQ4_0: {
-      const float d = quant_half(b);
-      return dequant_nibbles(b + 2, d, -8.f * d, y);
+    case kQ4_0:
+    case kQ4_1:
+    case kQ5_0:
+    case kQ5_1: {
+      const bool one = type == kQ4_1 || type == kQ5_1, five = type == kQ5_0 || type == kQ5_1;
+      const float d = half_to_f32(b), c = one ? half_to_f32(b + 2) : (five ? -16.f : -8.f) * d;
+      __m256i q = nibbles32(b + (one ? 4 : 2) + (five ? 4 : 0));
+      if (five) q = _mm256_or_si256(q, bits_to_16s(b + (one ? 4 : 2)));
+      return bytes_to_floats(q, d, c, d, c, y);
     }
-    case kQ4_1: return dequant_nibbles(b + 4, quant_half(b), quant_half(b + 2), y);
-    case kQ4_K: {
+    case kQ4_K:
+    case kQ5_K: {
+      const bool five = type == kQ5_K;
       int sc, mn;
       quant_k_scale_min(b + 4, chunk, &sc, &mn);
-      return dequant_k4(b + 16 + 32 * (chunk / 2), (chunk & 1) * 4, quant_half(b) * float(sc),
-                        -quant_half(b + 2) * float(mn), y);
+      const float a = half_to_f32(b) * float(sc), c = -half_to_f32(b + 2) * float(mn);
+      __m256i q = _mm256_and_si256(
+          _mm256_srl_epi16(load32(b + (five ? 48 : 16) + 32 * (chunk / 2)), _mm_cvtsi32_si128((chunk & 1) * 4)),
+          _mm256_set1_epi8(0xF));
+      if (five) {
+        const __m256i hi =
+            _mm256_and_si256(_mm256_srl_epi16(load32(b + 16), _mm_cvtsi32_si128(chunk)), _mm256_set1_epi8(1));
+        q = _mm256_or_si256(q, _mm256_slli_epi16(hi, 4));
+      }
+      return bytes_to_floats(q, a, c, a, c, y);
+    }
+    case kQ6_K: {
+      const int half = chunk / 4, quarter = chunk % 4;
+      const __m256i lo = _mm256_and_si256(
+          _mm256_srl_epi16(load32(b + 64 * half + (quarter & 1) * 32), _mm_cvtsi32_si128((quarter >> 1) * 4)),
+          _mm256_set1_epi8(0xF));
+      const __m256i hi = _mm256_and_si256(_mm256_srl_epi16(load32(b + 128 + 32 * half), _mm_cvtsi32_si128(2 * quarter)),
+                                          _mm256_set1_epi8(3));
+      const int8_t* sc = reinterpret_cast<const int8_t*>(b + 192) + 8 * half + 2 * quarter;
+      const float d = half_to_f32(b + 208), a0 = d * float(sc[0]), a1 = d * float(sc[1]);
+      return bytes_to_floats(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), a0, -32.f * a0, a1, -32.f * a1, y);
     }
     default: break;
   }
