@@ -8,25 +8,15 @@ import { expect } from 'chai';
 import { MiniVllmError } from '../lib/index.js';
 import { generate } from '../lib/engine/index.js';
 import { openGguf } from '../lib/model/gguf.js';
-import { type LlamaConfig, loadModel } from '../lib/model/index.js';
+import { loadModel } from '../lib/model/index.js';
 import { isQuantType, quantRowWords } from '../lib/quant/formats.js';
 import { quantizeModel, targetType, useMoreBits } from '../lib/quant/quantize-model.js';
 import { QuantizedTensor } from '../lib/quant/tensor.js';
 import { syntheticTokenizer } from '../lib/tokenizer/synthetic.js';
 import { describeDevices, expectClose, prefillLogits, prng, sharedModels } from './helpers.js';
-import { TINY_CONFIG, writeTinyHfModel } from './tiny-models.js';
+import { QUANT_TINY_CONFIG, writeTinyHfModel } from './tiny-models.js';
 
-/** Rows of 256 values so that every K type applies; GQA; 3 layers so the Q4_K_M mix has both kinds of layer. */
-const CONFIG: LlamaConfig = {
-  ...TINY_CONFIG,
-  vocabSize: 320,
-  hiddenSize: 256,
-  intermediateSize: 512,
-  numLayers: 3,
-  numHeads: 4,
-  numKvHeads: 2,
-  headDim: 64,
-};
+const CONFIG = QUANT_TINY_CONFIG;
 // 24 tokens in all: the prefill takes the GEMM path (more than 16 tokens), a decode batch the GEMV
 const SEQS = [
   [1, 17, 250, 33, 8, 90],

@@ -83,6 +83,21 @@ export function writeLlamaTokenizerJson(path: string, pieces: string[], scores: 
   t.save(path);
 }
 
+/**
+ * The quantised-model tests' tiny Llama: rows of 256 values so that every K type applies, GQA, 3 layers so the Q4_K_M
+ * mix has both kinds of layer (test/quant-model.test.ts, bench/scripts/quant-fuzz.mjs).
+ */
+export const QUANT_TINY_CONFIG: LlamaConfig = {
+  ...TINY_CONFIG,
+  vocabSize: 320,
+  hiddenSize: 256,
+  intermediateSize: 512,
+  numLayers: 3,
+  numHeads: 4,
+  numKvHeads: 2,
+  headDim: 64,
+};
+
 export const CHAT_TEMPLATE =
   "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}{{ '[INST] ' + m['content'] + ' [/INST]' }}{% " +
   "else %}{{ ' ' + m['content'] + eos_token }}{% endif %}{% endfor %}";

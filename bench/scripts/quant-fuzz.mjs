@@ -11,7 +11,7 @@ import { loadModel } from '../../dist/lib/model/index.js';
 import { openGguf } from '../../dist/lib/model/gguf.js';
 import { quantizeModel } from '../../dist/lib/quant/quantize-model.js';
 import { syntheticTokenizer } from '../../dist/lib/tokenizer/synthetic.js';
-import { TINY_CONFIG, writeTinyHfModel } from '../../dist/test/tiny-models.js';
+import { QUANT_TINY_CONFIG, writeTinyHfModel } from '../../dist/test/tiny-models.js';
 const tmp = mkdtempSync(join(tmpdir(), 'qfuzz-'));
 const src = fileURLToPath(import.meta.resolve('../../../shared/models/stories260K/stories260K.bin'));
 let seed = 20;
@@ -22,18 +22,8 @@ const rand = () => {
 const counts = {};
 // a tiny model with rows of 256 (so Q4_K_M holds Q4_K and Q6_K), as test/quant-model.test.ts writes it
 const hf = join(tmp, 'hf');
-const cfg = {
-  ...TINY_CONFIG,
-  vocabSize: 320,
-  hiddenSize: 256,
-  intermediateSize: 512,
-  numLayers: 3,
-  numHeads: 4,
-  numKvHeads: 2,
-  headDim: 64,
-};
-const tok = syntheticTokenizer(320, { bosTokenId: 1, eosTokenIds: [2] }).vocabulary();
-writeTinyHfModel(hf, { config: cfg, seed: 7, pieces: [...tok.pieces], scores: tok.scores });
+const tok = syntheticTokenizer(QUANT_TINY_CONFIG.vocabSize, { bosTokenId: 1, eosTokenIds: [2] }).vocabulary();
+writeTinyHfModel(hf, { config: QUANT_TINY_CONFIG, seed: 7, pieces: [...tok.pieces], scores: tok.scores });
 for (const type of ['q4_k_m', 'q8_0', 'q4_0']) {
   const file = join(tmp, `${type}.gguf`);
   quantizeModel(type === 'q4_k_m' ? hf : src, file, type);

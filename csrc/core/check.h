@@ -65,6 +65,16 @@ class Check {
              ")");
   }
 
+  // A linear layer's optional bias (data == null: none): [outFeatures] of out's dtype, dense, on x's device.
+  void linear_bias(const MaybeTensor& bias, const TensorView& out, const TensorView& x, int64_t out_features) const {
+    if (!bias.data) return;
+    same_dtype(bias, "bias", out, "out");
+    same_device(bias, "bias", x, "x");
+    ndim(bias, "bias", 1, "[outFeatures]");
+    dim(bias, "bias", 0, out_features, "outFeatures of weight");
+    contiguous(bias, "bias");
+  }
+
   void positive_finite(double v, const char* name) const {
     if (!std::isfinite(v) || v <= 0) fail(ErrorKind::Range, op_, ": ", name, " must be a finite number > 0, got ", v);
   }

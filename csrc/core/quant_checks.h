@@ -40,13 +40,7 @@ inline void check_quant_linear(const TensorView& out, const TensorView& x, const
   c.dim(out, "out", 1, weight.size(0), "outFeatures of weight");
   c.rows_dense(x, "x");
   c.rows_dense(out, "out");
-  if (bias.data) {
-    c.same_dtype(bias, "bias", out, "out");
-    c.same_device(bias, "bias", x, "x");
-    c.ndim(bias, "bias", 1, "[outFeatures]");
-    c.dim(bias, "bias", 0, weight.size(0), "outFeatures of weight");
-    c.contiguous(bias, "bias");
-  }
+  c.linear_bias(bias, out, x, weight.size(0));
   c.distinct(out, "out", x, "x");
 }
 

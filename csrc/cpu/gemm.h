@@ -222,4 +222,40 @@ void gemm(const TensorView& out, const TensorView& x, int64_t n_out, int64_t k_l
   }
 }
 
+// Above this many tokens the GEMM path wins (measured in bench/ops.bench.ts), for float and quantised weights.
+constexpr int64_t kGemvMaxTokens = 16;
+
+// What every linear layer does around its kernels: the bias in fp32, the empty sum (inFeatures 0: out = bias or 0),
+// and the choice of kernel: up to kGemvMaxTokens tokens `gemv(x, ldx, bias)` with x in fp32 (converted once where
+// it is 16-bit), above that the GEMM with `pack` as its weight packer. bias has out's dtype, or data == null.
+template <typename TA, typename Gemv, typename PackW>
+void linear_frame(const TensorView& out, const TensorView& x, int64_t n_out, const TensorView& bias, const Gemv& gemv,
+                  const PackW& pack) {
+  const int64_t tokens = x.size(0), k_len = x.size(1);
+  std::vector<float> bias_f;
+  if (bias.data) {
+    bias_f.resize(size_t(n_out));
+    for (int64_t n = 0; n < n_out; ++n) bias_f[size_t(n)] = to_float(bias.ptr<TA>()[n]);
+  }
+  const float* b = bias.data ? bias_f.data() : nullptr;
+  if (k_len == 0) {  // an empty sum: out = bias (or 0)
+    for (int64_t m = 0; m < tokens; ++m)
+      for (int64_t n = 0; n < n_out; ++n) out.ptr<TA>()[m * out.stride(0) + n] = from_float<TA>(b ? b[n] : 0.f);
+    return;
+  }
+  if (tokens <= kGemvMaxTokens) {
+    // x is tiny next to the weight: convert it to fp32 once
+    if constexpr (std::is_same_v<TA, float>) {
+      gemv(x.ptr<float>(), x.stride(0), b);
+    } else {
+      std::vector<float> xf(size_t(tokens * k_len));
+      for (int64_t m = 0; m < tokens; ++m)
+        for (int64_t k = 0; k < k_len; ++k) xf[size_t(m * k_len + k)] = to_float(x.ptr<TA>()[m * x.stride(0) + k]);
+      gemv(xf.data(), k_len, b);
+    }
+    return;
+  }
+  gemm<TA>(out, x, n_out, k_len, pack, b);
+}
+
 }  // namespace mvllm::cpu::gemm_impl

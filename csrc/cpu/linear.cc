@@ -22,8 +22,6 @@ constexpr int N = Vec::N;
 
 // ---- GEMV ----
 
-// Above this many tokens the GEMM path wins (measured in bench/ops.bench.ts).
-constexpr int64_t kGemvMaxTokens = 16;
 // Weight rows per step: 4 x 4 tokens = 16 accumulators fits AVX-512's 32 registers; AVX2 has 16.
 constexpr int kGemvRows = N >= 16 ? 4 : 2;
 
@@ -77,37 +75,14 @@ void gemv(const TensorView& out, const float* x, int64_t ldx, const TensorView& 
 
 template <typename TA, typename TW>
 void linear_impl(const TensorView& out, const TensorView& x, const TensorView& weight, const TensorView& bias) {
-  const int64_t tokens = x.size(0), n_out = weight.size(0), k_len = weight.size(1);
-  std::vector<float> bias_f;
-  if (bias.data) {
-    bias_f.resize(size_t(n_out));
-    for (int64_t n = 0; n < n_out; ++n) bias_f[size_t(n)] = to_float(bias.ptr<TA>()[n]);
-  }
-  const float* b = bias.data ? bias_f.data() : nullptr;
-  if (k_len == 0) {  // an empty sum: out = bias (or 0)
-    for (int64_t m = 0; m < tokens; ++m)
-      for (int64_t n = 0; n < n_out; ++n) out.ptr<TA>()[m * out.stride(0) + n] = from_float<TA>(b ? b[n] : 0.f);
-    return;
-  }
-  if (tokens <= kGemvMaxTokens) {
-    // x is tiny next to the weight: convert it to fp32 once
-    if constexpr (std::is_same_v<TA, float>) {
-      gemv<TA, TW>(out, x.ptr<float>(), x.stride(0), weight, b);
-    } else {
-      std::vector<float> xf(size_t(tokens * k_len));
-      for (int64_t m = 0; m < tokens; ++m)
-        for (int64_t k = 0; k < k_len; ++k) xf[size_t(m * k_len + k)] = to_float(x.ptr<TA>()[m * x.stride(0) + k]);
-      gemv<TA, TW>(out, xf.data(), k_len, weight, b);
-    }
-    return;
-  }
+  const int64_t k_len = weight.size(1);
   const TW* wp = weight.ptr<TW>();
-  gemm_impl::gemm<TA>(
-      out, x, n_out, k_len,
+  gemm_impl::linear_frame<TA>(
+      out, x, weight.size(0), bias,
+      [&](const float* xf, int64_t ldx, const float* b) { gemv<TA, TW>(out, xf, ldx, weight, b); },
       [&](float* dst, int64_t n0, int64_t k0, int64_t nc, int64_t kc) {
         gemm_impl::pack_w(dst, wp + n0 * k_len + k0, k_len, nc, kc);
-      },
-      b);
+      });
 }
 
 }  // namespace

@@ -97,8 +97,6 @@ inline void dequant_range(int type, const QuantFormat& f, const uint8_t* row, in
   }
 }
 
-constexpr int64_t kGemvMaxTokens = 16;
-
 // x (fp32, rows ldx apart) quantised to 8 bits per 32 values, once per call; then every weight row is dotted with
 // every token's blocks in integers (quant_dots.h). A row is read from memory once: the other tokens find it in L1.
 template <typename TA>
@@ -181,34 +179,11 @@ void quant_linear_impl(const TensorView& out, const TensorView& x, const TensorV
                        const MaybeTensor& bias) {
   QuantFormat f{};
   quant_format(type, &f);
-  const int64_t tokens = x.size(0), n_out = weight.size(0), k_len = x.size(1);
-  std::vector<float> bias_f;
-  if (bias.data) {
-    bias_f.resize(size_t(n_out));
-    for (int64_t n = 0; n < n_out; ++n) bias_f[size_t(n)] = to_float(bias.ptr<TA>()[n]);
-  }
-  const float* b = bias.data ? bias_f.data() : nullptr;
-  if (tokens == 0) return;
-  if (k_len == 0) {
-    for (int64_t m = 0; m < tokens; ++m)
-      for (int64_t n = 0; n < n_out; ++n) out.ptr<TA>()[m * out.stride(0) + n] = from_float<TA>(b ? b[n] : 0.f);
-    return;
-  }
-  if (tokens <= kGemvMaxTokens) {
-    if constexpr (std::is_same_v<TA, float>) {
-      gemv<TA>(out, x.ptr<float>(), x.stride(0), weight, type, k_len, b);
-    } else {
-      std::vector<float> xf(size_t(tokens * k_len));
-      for (int64_t m = 0; m < tokens; ++m)
-        for (int64_t k = 0; k < k_len; ++k) xf[size_t(m * k_len + k)] = to_float(x.ptr<TA>()[m * x.stride(0) + k]);
-      gemv<TA>(out, xf.data(), k_len, weight, type, k_len, b);
-    }
-    return;
-  }
   const uint8_t* w = static_cast<const uint8_t*>(weight.data);
-  const int64_t ldw = weight.stride(0) * 4;
-  gemm_impl::gemm<TA>(
-      out, x, n_out, k_len,
+  const int64_t ldw = weight.stride(0) * 4, k_len = x.size(1);
+  gemm_impl::linear_frame<TA>(
+      out, x, weight.size(0), bias,
+      [&](const float* xf, int64_t ldx, const float* b) { gemv<TA>(out, xf, ldx, weight, type, k_len, b); },
       [&](float* dst, int64_t n0, int64_t k0, int64_t nc, int64_t kc) {
         // panel by panel, so that the dequantised rows (NR x kc fp32, 16 KiB on AVX2) are in L1 when packed
         std::vector<float>& tmp = tl_dequant.rows;
@@ -225,8 +200,7 @@ void quant_linear_impl(const TensorView& out, const TensorView& x, const TensorV
             dequant_range(type, f, w + (n0 + r0 + r) * ldw, k0, kc, tmp.data() + r * kc);
           gemm_impl::pack_w(dst + p * kc * gemm_impl::NR, tmp.data(), kc, rows, kc);
         }
-      },
-      b);
+      });
 }
 
 template <typename TA>

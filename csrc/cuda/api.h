@@ -65,5 +65,7 @@ void graph_delete(Graph* g) noexcept;   // graph_destroy, then frees the handle
 // Same CUDA device, same shape; converts float dtypes; any strides.
 void copy(const TensorView& dst, const TensorView& src);
 void fill(const TensorView& t, double value);
+// A linear layer over inFeatures 0: out = bias in every row (or 0). linear.cu; quant.cu's quantLinear shares it.
+void empty_sum(const TensorView& out, const MaybeTensor& bias);
 
 }  // namespace mvllm::cuda

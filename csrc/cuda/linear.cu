@@ -414,24 +414,22 @@ void linear_impl(const TensorView& out, const TensorView& x, const TensorView& w
 
 }  // namespace
 
+void empty_sum(const TensorView& out, const MaybeTensor& bias) {
+  if (!bias.data) return fill(out, 0.0);
+  for (int64_t m = 0; m < out.size(0); ++m) {
+    TensorView row = out;
+    row.data = static_cast<char*>(out.data) + m * out.stride(0) * int64_t(out.itemsize());
+    row.ndim = 1;
+    row.shape[0] = out.size(1);
+    row.strides[0] = 1;
+    copy(row, bias);
+  }
+}
+
 void linear(const TensorView& out, const TensorView& x, const TensorView& weight, const MaybeTensor& bias) {
   cudaStream_t st = stream(x.device_index);
   const int64_t in_f = weight.size(1);
-  if (in_f == 0) {  // an empty sum: out = bias (or 0)
-    if (bias.data) {
-      for (int64_t m = 0; m < out.size(0); ++m) {
-        TensorView row = out;
-        row.data = static_cast<char*>(out.data) + m * out.stride(0) * int64_t(out.itemsize());
-        row.ndim = 1;
-        row.shape[0] = out.size(1);
-        row.strides[0] = 1;
-        copy(row, bias);
-      }
-    } else {
-      fill(out, 0.0);
-    }
-    return;
-  }
+  if (in_f == 0) return empty_sum(out, bias);
   if ((out.size(0) + 63) / 64 > 65535)
     fail(ErrorKind::Range, "linear: numTokens above 4,194,240 is not supported on CUDA");
   MVLLM_CUDA_DISPATCH_FLOAT(x.dtype, TA,

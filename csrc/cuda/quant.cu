@@ -206,21 +206,7 @@ void quant_linear(const TensorView& out, const TensorView& x, const TensorView& 
   QuantFormat f{};
   quant_format(int64_t(type), &f);
   if (out.size(0) == 0) return;
-  if (x.size(1) == 0) {
-    if (bias.data) {
-      for (int64_t m = 0; m < out.size(0); ++m) {
-        TensorView row = out;
-        row.data = static_cast<char*>(out.data) + m * out.stride(0) * int64_t(out.itemsize());
-        row.ndim = 1;
-        row.shape[0] = out.size(1);
-        row.strides[0] = 1;
-        copy(row, bias);
-      }
-    } else {
-      fill(out, 0.0);
-    }
-    return;
-  }
+  if (x.size(1) == 0) return empty_sum(out, bias);
   if ((out.size(0) + kTile - 1) / kTile > 65535)
     fail(ErrorKind::Range, "quantLinear: numTokens above 4,194,240 is not supported on CUDA");
   cudaStream_t st = stream(x.device_index);

@@ -153,7 +153,7 @@ function parse(file: BinaryFile): GgufFile {
   if (typeof align !== 'number' || align <= 0 || (align & (align - 1)) !== 0)
     throw new ModelFormatError(file.path, `general.alignment ${String(align)} is not a power of two`);
   const tensorInfoStart = c.pos;
-  const infos: (GgufTensorInfo & { bytes: number })[] = [];
+  const infos: GgufTensorInfo[] = [];
   for (let i = 0; i < nTensors; ++i) {
     const name = c.string(`tensor name ${i}`);
     const nDims = c.u32(`the rank of tensor "${name}"`);

@@ -158,7 +158,7 @@ export function buildWeights(config: LlamaConfig, src: WeightSource, opts: Build
   const { entries, bytes: total, tied } = planWeightLayout(config, src, opts);
   const itemBytes = opts.dtype === 'float32' ? 4 : 2;
   let done = 0;
-  const made = new Map<string, Tensor | QuantizedTensor | LinearWeight>();
+  const made = new Map<string, LinearWeight>();
   const progress = (n: number) => {
     done += n;
     opts.onProgress?.(done, total);

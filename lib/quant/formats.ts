@@ -147,6 +147,20 @@ export function dequantizeBlock(type: QuantType, b: Uint8Array, o: number, y: Fl
   }
 }
 
+/** Dequantises `rows` rows of `cols` values, `stride` bytes apart from byte `o` of `b`, into rows x cols floats. */
+export function dequantizeRows(
+  type: QuantType,
+  b: Uint8Array,
+  o: number,
+  stride: number,
+  rows: number,
+  cols: number,
+): Float32Array {
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; ++r) dequantizeRow(type, b, o + r * stride, cols, out.subarray(r * cols, (r + 1) * cols));
+  return out;
+}
+
 /** Dequantises `cols` values of `type` (whole blocks) starting at byte `o` of `b`. */
 export function dequantizeRow(
   type: QuantType,

@@ -7,7 +7,7 @@ import { ggufModel, openGguf } from '../model/gguf.js';
 import { modelFormat, openModel } from '../model/loader.js';
 import { hfName, type WeightSource } from '../model/weights.js';
 import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
-import { dequantizeRow, QUANT_FORMATS, type QuantType, quantRowBytes } from './formats.js';
+import { dequantizeRows, QUANT_FORMATS, type QuantType, quantRowBytes } from './formats.js';
 import { GGUF, GGUF_ALIGNMENT, type GgufMetaEntry, type GgufTensorOut, writeGguf } from './gguf-writer.js';
 import { quantizeRows } from './quantize.js';
 
@@ -69,11 +69,7 @@ function ggufNames(layers: number, tied: boolean): [string, string][] {
 function readRows(src: WeightSource, name: string, row: number, rows: number, cols: number): Float32Array {
   const q = src.quantType?.(name);
   if (!q) return src.read(name, row, rows);
-  const raw = src.readRaw!(name, row, rows);
-  const out = new Float32Array(rows * cols);
-  const rb = quantRowBytes(q, cols);
-  for (let r = 0; r < rows; ++r) dequantizeRow(q, raw, r * rb, cols, out.subarray(r * cols));
-  return out;
+  return dequantizeRows(q, src.readRaw!(name, row, rows), 0, quantRowBytes(q, cols), rows, cols);
 }
 
 /** Hugging Face's rotate-half q/k rows -> GGUF's adjacent pairs (what llama.cpp's converter permutes). */
@@ -113,13 +109,12 @@ export function quantizeModel(
     const own = new Set(['general.file_type', 'general.quantization_version', 'general.alignment']);
     let vocabulary = false;
     if (gguf) {
-      const g = gguf;
-      for (const [key, value] of g.metadata) {
+      for (const [key, value] of gguf.metadata) {
         if (own.has(key)) continue;
-        const t = g.metadataTypes.get(key)!;
+        const t = gguf.metadataTypes.get(key)!;
         set(key, t.type, value, t.itemType);
       }
-      vocabulary = g.metadata.has('tokenizer.ggml.tokens');
+      vocabulary = gguf.metadata.has('tokenizer.ggml.tokens');
     } else {
       set('general.architecture', GGUF.STRING, 'llama');
       set('general.name', GGUF.STRING, model.replace(/^.*[/\\]/, ''));

@@ -5,7 +5,7 @@ import { quantEmbedding, quantLinear } from '../ops/quant.js';
 import { embedding } from '../ops/embedding.js';
 import { linear } from '../ops/linear.js';
 import { Tensor } from '../tensor.js';
-import { dequantizeRow, QUANT_FORMATS, type QuantType, quantRowBytes, quantRowWords } from './formats.js';
+import { dequantizeRows, QUANT_FORMATS, type QuantType, quantRowBytes, quantRowWords } from './formats.js';
 
 export class QuantizedTensor {
   /** int32 [rows, rowWords]. */
@@ -61,10 +61,7 @@ export class QuantizedTensor {
     const [rows, cols] = this.shape;
     const words = this.data.toArray() as Int32Array;
     const bytes = new Uint8Array(words.buffer, words.byteOffset, words.byteLength);
-    const out = new Float32Array(rows * cols);
-    const stride = this.data.shape[1]! * 4;
-    for (let r = 0; r < rows; ++r) dequantizeRow(this.type, bytes, r * stride, cols, out.subarray(r * cols));
-    return out;
+    return dequantizeRows(this.type, bytes, 0, this.data.shape[1]! * 4, rows, cols);
   }
 
   dispose(): void {
@@ -95,11 +92,6 @@ export function linearAny(out: Tensor, x: Tensor, w: LinearWeight): void {
 export function embeddingAny(out: Tensor, ids: Tensor, table: Tensor | QuantizedTensor): void {
   if (table instanceof Tensor) embedding(out, ids, table);
   else quantEmbedding(out, ids, table.data, QUANT_FORMATS[table.type].id);
-}
-
-/** Rows of a weight in any form. */
-export function weightRows(w: LinearWeight): number {
-  return 'parts' in w ? w.parts.reduce((s, p) => s + p.shape[0], 0) : w.shape[0];
 }
 
 export function disposeWeight(w: LinearWeight): void {

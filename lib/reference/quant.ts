@@ -1,7 +1,7 @@
 // Reference of the quantised ops: dequantise with the reference dequantiser (lib/quant/formats.ts), then the float
 // linear / row gather.
 import type { FloatDType } from '../dtype.js';
-import { dequantizeRow, type QuantType, quantTypeOfId } from '../quant/formats.js';
+import { dequantizeRows, type QuantType, quantTypeOfId } from '../quant/formats.js';
 import { roundTo } from './dtype.js';
 import { linear } from './linear.js';
 
@@ -9,10 +9,7 @@ import { linear } from './linear.js';
 export function dequantizeWords(words: Int32Array, rows: number, cols: number, typeId: number): Float32Array {
   const type = quantTypeOfId(typeId) as QuantType;
   const bytes = new Uint8Array(words.buffer, words.byteOffset, words.byteLength);
-  const rowBytes = (words.length / Math.max(1, rows)) * 4;
-  const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; ++r) dequantizeRow(type, bytes, r * rowBytes, cols, out.subarray(r * cols, (r + 1) * cols));
-  return out;
+  return dequantizeRows(type, bytes, 0, (words.length / Math.max(1, rows)) * 4, rows, cols);
 }
 
 /** out = x · dequant(weight)ᵀ (+ bias), rounded once to dtype. */
