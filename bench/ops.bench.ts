@@ -197,8 +197,12 @@ async function benchDevice(device: Device, quick: boolean): Promise<DeviceResult
   const dev = backends().cuda.devices[0];
   const spec = device === 'cuda' && dev ? cudaPeaks(dev) : null;
   for (const row of rows) {
-    if (row.limitKind === 'bytes') row.fractionOfLimit = row.gbPerSecond / limitGbps;
-    else row.fractionOfLimit = peak && row.gflopsPerSecond !== null ? row.gflopsPerSecond / peak.gflopsPerSecond : null;
+    const ofBytes = row.gbPerSecond / limitGbps;
+    const ofFlops = peak && row.gflopsPerSecond !== null ? row.gflopsPerSecond / peak.gflopsPerSecond : null;
+    // the roofline's time is the larger of the two limits' times, so its share is the larger share
+    if (row.limitKind === 'bytes') row.fractionOfLimit = ofBytes;
+    else if (row.limitKind === 'flops') row.fractionOfLimit = ofFlops;
+    else row.fractionOfLimit = ofFlops === null ? ofBytes : Math.max(ofBytes, ofFlops);
     if (spec) {
       const tensor = row.dtype.startsWith('float16') || row.dtype.startsWith('bfloat16');
       if (row.limitKind === 'bytes')
@@ -215,6 +219,8 @@ async function benchDevice(device: Device, quick: boolean): Promise<DeviceResult
     rows,
   };
 }
+
+const LIMIT_MARK: Record<Limit, string> = { bytes: '', flops: ' FMA', roofline: ' roof' };
 
 function fmtTime(s: number): string {
   return s >= 1e-3 ? `${(s * 1e3).toFixed(2)} ms` : `${(s * 1e6).toFixed(1)} us`;
@@ -266,7 +272,8 @@ async function main(): Promise<void> {
       r.spec
         ? `('of limit': GB/s over the measured copy bandwidth; 'of spec': GB/s over the spec bandwidth, or, for ` +
             `f16/bf16 compute-bound rows, GFLOP/s over the tensor-core peak)`
-        : `('of limit': GB/s over the bandwidth limit, or, marked FMA, GFLOP/s over the FMA peak)`,
+        : `('of limit': GB/s over the bandwidth limit; marked FMA, GFLOP/s over the FMA peak; marked roof, the ` +
+            `roofline's time (the larger of bytes / bandwidth and FLOPs / peak) over the median)`,
     );
     lines.push(
       `${'op'.padEnd(18)} ${'dtype'.padEnd(14)} ${'shape'.padEnd(36)} ${'median'.padStart(10)} ${'GB/s'.padStart(8)} ` +
@@ -274,9 +281,7 @@ async function main(): Promise<void> {
     );
     for (const row of r.rows) {
       const frac =
-        row.fractionOfLimit === null
-          ? '-'
-          : `${(100 * row.fractionOfLimit).toFixed(0)}%${row.limitKind === 'flops' ? ' FMA' : ''}`;
+        row.fractionOfLimit === null ? '-' : `${(100 * row.fractionOfLimit).toFixed(0)}%${LIMIT_MARK[row.limitKind]}`;
       const gf = row.gflopsPerSecond === null ? '' : row.gflopsPerSecond.toFixed(1);
       const ofSpec = row.fractionOfSpec;
       const spec =

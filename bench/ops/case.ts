@@ -2,8 +2,11 @@
 // its family's ops as `cases(quick, device)`.
 import type { Device } from '../../lib/index.js';
 
-/** Which physical limit a case is compared with: the read bandwidth or the FMA peak. */
-export type Limit = 'bytes' | 'flops';
+/**
+ * Which physical limit a case is compared with: the read bandwidth, the FMA peak, or the roofline (the slower of the
+ * two for its bytes and FLOPs: a batched decode GEMV sits near both).
+ */
+export type Limit = 'bytes' | 'flops' | 'roofline';
 
 export interface OpCase {
   op: string;

@@ -1,18 +1,21 @@
-// linear at Llama-2-7B layer shapes ([outFeatures, inFeatures] of q/k/v/o, 4096 x 4096, and gate/up, 11008 x 4096):
-// GEMV at decode batch sizes against the read bandwidth, GEMM against the FMA peak.
+// linear at Llama-2-7B layer shapes ([outFeatures, inFeatures] of q/k/v/o, 4096 x 4096, and gate/up, 11008 x 4096),
+// and stories110M's at decode batches: GEMV against the read bandwidth, batches against the roofline, GEMM against
+// the FMA peak.
 import { type FloatDType, Tensor, itemSize, ops } from '../../lib/index.js';
 import { type CaseList, type OpCase, dtypesFor } from './case.js';
 
+// op: 'linear GEMV' (few tokens, against the bandwidth), 'linear batch' (a decode batch, against the roofline) or
+// 'linear GEMM' (a prefill, against the FMA peak).
 function linearCase(tokens: number, outF: number, inF: number, dtype: FloatDType, wdtype: FloatDType): OpCase {
   const weightBytes = outF * inF * itemSize(wdtype);
-  const gemm = tokens > 16;
+  const kind = tokens <= 4 ? 'GEMV' : tokens <= 64 ? 'batch' : 'GEMM';
   return {
-    op: gemm ? 'linear GEMM' : 'linear GEMV',
+    op: `linear ${kind}`,
     dtype: wdtype === dtype ? dtype : `${dtype}/w ${wdtype}`,
     shape: `${tokens} x ${inF} -> ${outF}`,
     bytes: weightBytes + tokens * (inF + outF) * itemSize(dtype),
     flops: 2 * tokens * outF * inF,
-    limit: gemm ? 'flops' : 'bytes',
+    limit: kind === 'GEMV' ? 'bytes' : kind === 'batch' ? 'roofline' : 'flops',
     setup: (device) => {
       const x = Tensor.full([tokens, inF], 0.5, { dtype, device });
       const w = Tensor.full([outF, inF], 0.01, { dtype: wdtype, device });
@@ -32,6 +35,14 @@ export const cases: CaseList = (quick, device) => {
     ] as const)
       for (const tokens of quick ? [1] : [1, 4, 16]) out.push(linearCase(tokens, outF, inF, dtype, dtype));
   if (!quick) for (const w of ['float16', 'bfloat16'] as const) out.push(linearCase(1, 11008, 4096, 'float32', w));
+  // a decode batch on stories110M (gate/up 4096 x 768, down 768 x 2048): where serving spends its steps
+  if (!quick)
+    for (const tokens of [16, 64])
+      for (const [outF, inF] of [
+        [4096, 768],
+        [768, 2048],
+      ] as const)
+        out.push(linearCase(tokens, outF, inF, 'float32', 'float32'));
   for (const dtype of dtypes)
     for (const tokens of quick ? [128] : device === 'cuda' ? [128, 512, 4096] : [128, 512])
       out.push(linearCase(tokens, 4096, 4096, dtype, dtype));

@@ -83,8 +83,7 @@ void pack_x(float* dst, const TA* x, int64_t ldx, int64_t mc, int64_t kc) {
 }
 
 // weight[n0:n0+nc, k0:k0+kc] -> panels of NR features, k-major: dst[p][k][j]; features past nc are zero.
-// A transpose: AVX-512 loads 16 k of 16 rows (converted in registers) and transposes them in registers; AVX2
-// gathers one k across 8 rows.
+// A transpose: AVX-512 loads 16 k of 16 rows (AVX2: 8 of 8), converted in registers, and transposes them there.
 #if defined(__AVX512F__)
 // r[i] = row i (16 values) -> r[c] = column c (the 16 rows' value c)
 inline void transpose16(__m512 (&r)[16]) {
@@ -115,8 +114,23 @@ inline void transpose16(__m512 (&r)[16]) {
   }
 }
 #elif defined(__AVX2__)
-inline __m256i row_offsets(int64_t ld) {
-  return _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(int(ld)));
+// r[i] = row i (8 values) -> r[c] = column c (the 8 rows' value c).
+inline void transpose8(__m256 (&r)[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {
+    u[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+    u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
+    u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+    u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+    r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+  }
 }
 #endif
 
@@ -136,14 +150,16 @@ void pack_w(float* dst, const TW* w, int64_t ldw, int64_t nc, int64_t kc) {
           for (int c = 0; c < 16; ++c) _mm512_storeu_ps(d + (k + c) * NR + v * 16, r[c]);
         }
 #elif defined(__AVX2__)
-      if constexpr (std::is_same_v<TW, float>) {
-        if (int64_t(NR) * ldw < (int64_t(1) << 30)) {
-          const __m256i idx = row_offsets(ldw);
-          for (; k < kc; ++k)
-            for (int v = 0; v < NV; ++v)
-              _mm256_storeu_ps(d + k * NR + v * N, _mm256_i32gather_ps(base + v * N * ldw + k, idx, 4));
+      for (; k + 8 <= kc; k += 8)
+        for (int v = 0; v < NV; ++v) {
+          __m256 r[8];
+          // the same rows' next k-block, into L2, so that it streams in while this one is multiplied
+          if ((k * sizeof(TW)) % 64 == 0)
+            for (int i = 0; i < 8; ++i) __builtin_prefetch(base + (v * 8 + i) * ldw + k + kc, 0, 1);
+          for (int i = 0; i < 8; ++i) r[i] = vload(base + (v * 8 + i) * ldw + k).v;
+          transpose8(r);
+          for (int c = 0; c < 8; ++c) _mm256_storeu_ps(d + (k + c) * NR + v * 8, r[c]);
         }
-      }
 #endif
     }
     // what the vector path did not cover: a partial panel, a k tail, or a build without it
@@ -222,15 +238,17 @@ void gemm(const TensorView& out, const TensorView& x, int64_t n_out, int64_t k_l
   }
 }
 
-// Above this many tokens the GEMM path wins (measured in bench/ops.bench.ts), for float and quantised weights.
-constexpr int64_t kGemvMaxTokens = 16;
+// Up to this many tokens the GEMV path wins (measured in bench/ops.bench.ts): float weights switch to the GEMM past
+// 4 tokens (its packed panels and broadcast micro-kernel beat the dot products' loads), quantised ones past 16 (their
+// integer dots stay cheaper than dequantising panels).
+constexpr int64_t kFloatGemvMaxTokens = 4, kQuantGemvMaxTokens = 16;
 
 // What every linear layer does around its kernels: the bias in fp32, the empty sum (inFeatures 0: out = bias or 0),
-// and the choice of kernel: up to kGemvMaxTokens tokens `gemv(x, ldx, bias)` with x in fp32 (converted once where
+// and the choice of kernel: up to gemv_max_tokens tokens `gemv(x, ldx, bias)` with x in fp32 (converted once where
 // it is 16-bit), above that the GEMM with `pack` as its weight packer. bias has out's dtype, or data == null.
 template <typename TA, typename Gemv, typename PackW>
-void linear_frame(const TensorView& out, const TensorView& x, int64_t n_out, const TensorView& bias, const Gemv& gemv,
-                  const PackW& pack) {
+void linear_frame(const TensorView& out, const TensorView& x, int64_t n_out, const TensorView& bias,
+                  int64_t gemv_max_tokens, const Gemv& gemv, const PackW& pack) {
   const int64_t tokens = x.size(0), k_len = x.size(1);
   std::vector<float> bias_f;
   if (bias.data) {
@@ -243,7 +261,7 @@ void linear_frame(const TensorView& out, const TensorView& x, int64_t n_out, con
       for (int64_t n = 0; n < n_out; ++n) out.ptr<TA>()[m * out.stride(0) + n] = from_float<TA>(b ? b[n] : 0.f);
     return;
   }
-  if (tokens <= kGemvMaxTokens) {
+  if (tokens <= gemv_max_tokens) {
     // x is tiny next to the weight: convert it to fp32 once
     if constexpr (std::is_same_v<TA, float>) {
       gemv(x.ptr<float>(), x.stride(0), b);

@@ -1,10 +1,10 @@
 // Linear layers on the CPU: out = x · weightᵀ (+ bias), weight in Hugging Face layout [outFeatures, inFeatures].
 //
-// Few tokens (a decode step): GEMV. The weight is streamed once, row by row, converted in registers, and each
-// row is dotted with every token's x, so the time is the weight's read at memory bandwidth.
-// Many tokens (prefill): GEMM in the GotoBLAS/BLIS shape. x and weight are cut into cache-sized blocks and
-// packed into k-major panels (converted to fp32 there, a few hundred KiB per thread, never the whole weight);
-// a register-tiled micro-kernel broadcasts x and multiplies whole vectors of output features.
+// Up to 4 tokens (a decode step of a small batch): GEMV. The weight is streamed once, row by row, converted in
+// registers, and each row is dotted with every token's x, so the time is the weight's read at memory bandwidth.
+// More tokens (larger decode batches, prefill): GEMM in the GotoBLAS/BLIS shape. x and weight are cut into cache-sized
+// blocks and packed into k-major panels (converted to fp32 there, a few hundred KiB per thread, never the whole
+// weight); a register-tiled micro-kernel broadcasts x and multiplies whole vectors of output features.
 #include <algorithm>
 #include <vector>
 
@@ -78,7 +78,7 @@ void linear_impl(const TensorView& out, const TensorView& x, const TensorView& w
   const int64_t k_len = weight.size(1);
   const TW* wp = weight.ptr<TW>();
   gemm_impl::linear_frame<TA>(
-      out, x, weight.size(0), bias,
+      out, x, weight.size(0), bias, gemm_impl::kFloatGemvMaxTokens,
       [&](const float* xf, int64_t ldx, const float* b) { gemv<TA, TW>(out, xf, ldx, weight, b); },
       [&](float* dst, int64_t n0, int64_t k0, int64_t nc, int64_t kc) {
         gemm_impl::pack_w(dst, wp + n0 * k_len + k0, k_len, nc, kc);

@@ -130,25 +130,6 @@ void gemv(const TensorView& out, const float* x, int64_t ldx, const TensorView& 
 }
 
 #if defined(__AVX2__) && !defined(__AVX512F__)
-// r[i] = row i (8 values) -> r[c] = column c (the 8 rows' value c).
-inline void transpose8(__m256 (&r)[8]) {
-  __m256 t[8], u[8];
-  for (int i = 0; i < 4; ++i) {
-    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int h = 0; h < 2; ++h) {
-    u[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
-    u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
-    u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
-    u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
-  }
-  for (int c = 0; c < 4; ++c) {
-    r[c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
-    r[4 + c] = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
-  }
-}
-
 // A whole GEMM weight panel (NR = 16 rows, gemm.h's layout dst[k][j]) straight from the blocks: 8 rows' 32 values
 // dequantised into 1 KiB that stays in L1, then transposed 8 x 8 in registers.
 inline void pack_panel_dequant(float* dst, const uint8_t* w, int64_t ldw, int type, const QuantFormat& f, int64_t k0,
@@ -161,7 +142,7 @@ inline void pack_panel_dequant(float* dst, const uint8_t* w, int64_t ldw, int ty
       for (int o = 0; o < 4; ++o) {
         __m256 r[8];
         for (int i = 0; i < 8; ++i) r[i] = _mm256_load_ps(&y[i][8 * o]);
-        transpose8(r);
+        gemm_impl::transpose8(r);
         for (int c = 0; c < 8; ++c) _mm256_storeu_ps(dst + (k + 8 * o + c) * 16 + 8 * v, r[c]);
       }
     }
@@ -182,7 +163,7 @@ void quant_linear_impl(const TensorView& out, const TensorView& x, const TensorV
   const uint8_t* w = static_cast<const uint8_t*>(weight.data);
   const int64_t ldw = weight.stride(0) * 4, k_len = x.size(1);
   gemm_impl::linear_frame<TA>(
-      out, x, weight.size(0), bias,
+      out, x, weight.size(0), bias, gemm_impl::kQuantGemvMaxTokens,
       [&](const float* xf, int64_t ldx, const float* b) { gemv<TA>(out, xf, ldx, weight, type, k_len, b); },
       [&](float* dst, int64_t n0, int64_t k0, int64_t nc, int64_t kc) {
         // panel by panel, so that the dequantised rows (NR x kc fp32, 16 KiB on AVX2) are in L1 when packed

@@ -62,8 +62,10 @@ const ODD: [number, number, number][] = [
   [1, 5, 3],
   [1, 1000, 33],
   [3, 64, 17],
-  [8, 333, 129], // last GEMV size
-  [9, 333, 129], // first GEMM size
+  [4, 333, 129], // the CPU's last GEMV size
+  [5, 333, 129], // the CPU's first GEMM size
+  [16, 333, 129], // CUDA's last GEMV size
+  [17, 333, 129], // CUDA's first GEMM size
   [13, 257, 95],
   [16, 1024, 160],
   [37, 513, 200],
