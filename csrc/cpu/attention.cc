@@ -1,6 +1,7 @@
 // Paged attention on the CPU: causal softmax(q·kᵀ·scale)·v over K/V gathered through each sequence's block
 // table, with an online (streaming) softmax in fp32. One task per (sequence, KV head, chunk of query tokens);
-// the query heads that share a KV head (GQA) are done together, so each K/V row is read once per chunk.
+// the query heads that share a KV head (GQA) are done together, so each K/V tile is converted once and used by
+// every row of the chunk (tokens x the group's heads, ~64 rows).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -17,18 +18,18 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// Query tokens [q0, q1) of sequence `seq` (0 = its first query token), all heads, over the keys in
-// [k_begin, k_end) (a split of a long context; partials are merged after).
+// Query tokens [q0, q1) of sequence `seq` (0 = its first query token), the query heads of KV head `kvh`, over the
+// keys in [k_begin, k_end) (a split of a long context; partials are merged after).
 struct Task {
-  int32_t seq, q0, q1, k_begin, k_end, part, parts;
+  int32_t seq, kvh, q0, q1, k_begin, k_end, part, parts;
   int64_t partial_offset;  // where this task's (max, sum, acc) rows go when parts > 1
 };
 
 // acc_r = acc_r * corr_r + Σ_{t < nk} p_r[t] · v_t for R rows over V vectors of headSize (p rows pld apart,
 // v rows vld apart, acc rows ald apart): R x V independent chains, each v vector loaded once for all R rows.
-template <int R, int V>
-inline void pv_tile(float* acc, int64_t ald, const float* p, int64_t pld, const float* corr, const float* v,
-                    int64_t vld, int64_t nk) {
+template <int R, int V, typename TV>
+inline void pv_tile(float* acc, int64_t ald, const float* p, int64_t pld, const float* corr, const TV* v, int64_t vld,
+                    int64_t nk) {
   constexpr int N = Vec::N;
   Vec a[R][V];
   for (int r = 0; r < R; ++r)
@@ -86,8 +87,121 @@ struct Shape {
   float scale;
 };
 
-// One task: rows r = (token j, head h) -> r = j * heads + h. Each cache block of the range is read once, whole
-// (bs x numKvHeads x headSize is contiguous), converted to fp32, and used by every head of every token.
+// The rows of one KV block's bs keys, a slot apart, prefetched (the next block's, while this one is used: short runs
+// a slot apart in another block, which the hardware prefetchers do not foresee).
+template <typename T>
+inline void prefetch_rows(const T* rows, int64_t n, int64_t slot, int64_t d) {
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t b = 0; b < d * int64_t(sizeof(T)); b += 64)
+      __builtin_prefetch(reinterpret_cast<const char*>(rows + t * slot) + b, 0, 3);
+}
+
+// acc[r] += Σ_{t < nk} p[r][t] · v_t for the group's rows (p rows pld apart, v rows vld apart, any storage type);
+// meanwhile the next_n rows at `next` (vld apart) are prefetched, a few between each two tiles.
+template <typename TV>
+void pv_rows(float* acc, const float* p, int64_t pld, const TV* v, int64_t vld, int64_t nk, int64_t group, int64_t d,
+             const TV* next, int64_t next_n) {
+  constexpr int N = Vec::N;
+  const float one[2] = {1.f, 1.f};
+  int64_t fetched = 0;
+  auto fetch = [&](int64_t rows) {
+    for (; rows > 0 && fetched < next_n; --rows, ++fetched) prefetch_rows(next + fetched * vld, 1, vld, d);
+  };
+  const int64_t tiles = ((group + 1) / 2) * std::max<int64_t>(1, d / (4 * N));
+  const int64_t per_tile = (next_n + tiles - 1) / tiles;
+  for (int64_t g = 0; g < group; g += 2) {
+    const bool two = g + 1 < group;
+    float* a = acc + g * d;
+    const float* pg = p + g * pld;
+    int64_t c = 0;
+    for (; c + 4 * N <= d; c += 4 * N) {
+      fetch(per_tile);
+      if (two)
+        pv_tile<2, 4>(a + c, d, pg, pld, one, v + c, vld, nk);
+      else
+        pv_tile<1, 4>(a + c, d, pg, pld, one, v + c, vld, nk);
+    }
+    for (; c + N <= d; c += N) {
+      if (two)
+        pv_tile<2, 1>(a + c, d, pg, pld, one, v + c, vld, nk);
+      else
+        pv_tile<1, 1>(a + c, d, pg, pld, one, v + c, vld, nk);
+    }
+    for (int64_t rr = 0; rr < (two ? 2 : 1); ++rr)
+      for (int64_t i = c; i < d; ++i) {
+        float x = a[rr * d + i];
+        for (int64_t t = 0; t < nk; ++t) x += pg[rr * pld + t] * to_float(v[t * vld + i]);
+        a[rr * d + i] = x;
+      }
+  }
+  fetch(next_n);
+}
+
+// One query token (a decode step) over keys [k_begin, key_end): the group's scores for every key straight from the
+// cache (no fp32 copy), one softmax, then Σ p·v, into s.m, s.l and s.acc (rows = the group, q already in s.q).
+template <typename T>
+void decode_rows(Scratch& s, const T* kc, const T* vc, const int32_t* tables, int64_t k_begin, int64_t key_end,
+                 int64_t kvh, const Shape& sh) {
+  const int64_t group = sh.group, d = sh.d, bs = sh.block_size, slot = sh.kv_heads * d, n = key_end - k_begin;
+  if (n <= 0) return;  // a part with no keys: m = -inf, l = 0
+  s.p.resize(size_t(group * n));
+  float* p = s.p.data();
+  auto block_rows = [&](const T* cache, int64_t k0) { return cache + int64_t(tables[k0 / bs]) * bs * slot + kvh * d; };
+  // scores, 4 rows x 2 keys at a time (k_begin is a block start)
+  for (int64_t k0 = k_begin; k0 < key_end; k0 += bs) {
+    const int64_t nk = std::min(bs, key_end - k0);
+    const int64_t next_n = k0 + bs < key_end ? std::min(bs, key_end - k0 - bs) : 0;
+    const T* next = next_n ? block_rows(kc, k0 + bs) : kc;
+    const T* kr = block_rows(kc, k0);
+    for (int64_t g = 0; g < group; g += 4) {
+      const int64_t rn = std::min<int64_t>(4, group - g);
+      const float* q = s.q.data() + g * d;
+      float tmp[8];
+      for (int64_t t = 0; t < nk; t += 2) {
+        const bool pair = t + 1 < nk;
+        const T* kt = kr + t * slot;
+        if (g == 0 && t < next_n) prefetch_rows(next + t * slot, std::min<int64_t>(2, next_n - t), slot, d);
+        switch (rn * 2 + (pair ? 1 : 0)) {
+          case 9: dots<4, 2>(q, d, kt, slot, d, tmp); break;
+          case 8: dots<4, 1>(q, d, kt, slot, d, tmp); break;
+          case 7: dots<3, 2>(q, d, kt, slot, d, tmp); break;
+          case 6: dots<3, 1>(q, d, kt, slot, d, tmp); break;
+          case 5: dots<2, 2>(q, d, kt, slot, d, tmp); break;
+          case 4: dots<2, 1>(q, d, kt, slot, d, tmp); break;
+          case 3: dots<1, 2>(q, d, kt, slot, d, tmp); break;
+          default: dots<1, 1>(q, d, kt, slot, d, tmp); break;
+        }
+        const int kn = pair ? 2 : 1;
+        for (int64_t i = 0; i < rn; ++i)
+          for (int j = 0; j < kn; ++j) p[(g + i) * n + (k0 - k_begin) + t + j] = tmp[i * kn + j];
+      }
+    }
+  }
+  // softmax per row, then acc = Σ p·v block by block
+  constexpr int N = Vec::N;
+  for (int64_t r = 0; r < group; ++r) {
+    const float* pr = p + r * n;
+    Vec mv = vset1(kNegInf);
+    int64_t t = 0;
+    for (; t + N <= n; t += N) mv = vmax(mv, vload(pr + t));
+    alignas(64) float lanes[N];
+    vstore(lanes, mv);
+    float mx = kNegInf;
+    for (int i = 0; i < N; ++i) mx = std::max(mx, lanes[i]);
+    for (; t < n; ++t) mx = std::max(mx, pr[t]);
+    s.m[size_t(r)] = mx;
+    s.l[size_t(r)] = exp_shift_sum(p + r * n, n, mx);
+  }
+  for (int64_t k0 = k_begin; k0 < key_end; k0 += bs) {
+    const int64_t nk = std::min(bs, key_end - k0);
+    const int64_t next_n = k0 + bs < key_end ? std::min(bs, key_end - k0 - bs) : 0;
+    pv_rows(s.acc.data(), p + (k0 - k_begin), n, block_rows(vc, k0), slot, nk, group, d,
+            next_n ? block_rows(vc, k0 + bs) : vc, next_n);
+  }
+}
+
+// One task: rows r = (token j, group head g) -> r = j * group + g, query head kvh * group + g. Each cache block of the
+// range has this KV head's K and V rows converted to fp32 once and used by every row.
 template <typename T>
 void attention_task(const Task& task, const TensorView& out, const TensorView& query, const T* kc, const T* vc,
                     const AttentionMeta& meta, const Shape& sh, float* partials) {
@@ -96,8 +210,8 @@ void attention_task(const Task& task, const TensorView& out, const TensorView& q
   const int64_t seq_len = meta.seq_lens.ptr<int32_t>()[task.seq];
   const int64_t q_len = qsl[task.seq + 1] - qsl[task.seq];
   const int64_t first_pos = seq_len - q_len;  // position of the sequence's first query token
-  const int64_t tokens = task.q1 - task.q0, heads = sh.heads, d = sh.d, bs = sh.block_size;
-  const int64_t rows = tokens * heads, slot = sh.kv_heads * d;
+  const int64_t tokens = task.q1 - task.q0, group = sh.group, d = sh.d, bs = sh.block_size;
+  const int64_t rows = tokens * group, slot = sh.kv_heads * d, kvh = task.kvh;
 
   Scratch& s = tl_scratch;
   s.q.resize(size_t(rows * d));
@@ -108,9 +222,10 @@ void attention_task(const Task& task, const TensorView& out, const TensorView& q
   s.v.resize(size_t(bs * d));
   s.p.resize(size_t(rows * bs));
   for (int64_t j = 0; j < tokens; ++j)
-    for (int64_t h = 0; h < heads; ++h) {
-      const T* qr = query.ptr<T>() + (qsl[task.seq] + task.q0 + j) * query.stride(0) + h * query.stride(1);
-      float* dst = s.q.data() + (j * heads + h) * d;
+    for (int64_t g = 0; g < group; ++g) {
+      const T* qr =
+          query.ptr<T>() + (qsl[task.seq] + task.q0 + j) * query.stride(0) + (kvh * group + g) * query.stride(1);
+      float* dst = s.q.data() + (j * group + g) * d;
       load_row(dst, qr, d);
       for (int64_t i = 0; i < d; ++i) dst[i] *= sh.scale;
     }
@@ -118,13 +233,20 @@ void attention_task(const Task& task, const TensorView& out, const TensorView& q
   // keys k_begin .. min(k_end, last token's position + 1); earlier tokens are masked causally.
   // NOTE: nothing at or past seqLen is read, so stale cache slots (which may hold NaN) never take part.
   const int64_t key_end = std::min<int64_t>(task.k_end, first_pos + task.q1);
-  for (int64_t k0 = task.k_begin; k0 < key_end; k0 += bs) {
+  if (tokens == 1) decode_rows(s, kc, vc, tables, task.k_begin, key_end, kvh, sh);
+  for (int64_t k0 = task.k_begin; tokens > 1 && k0 < key_end; k0 += bs) {
     const int64_t nk = std::min(bs, key_end - k0);
     const int64_t base = int64_t(tables[k0 / bs]) * bs * slot;
-    for (int64_t kvh = 0; kvh < sh.kv_heads; ++kvh) {
+    const int64_t next_n = k0 + bs < key_end ? std::min(bs, key_end - k0 - bs) : 0;
+    const int64_t next = next_n ? int64_t(tables[(k0 + bs) / bs]) * bs * slot + kvh * d : 0;
+    {
       // this head's rows to a dense fp32 [bs][headSize] buffer that stays in L1 (in the cache they are a slot
       // apart, 4 KiB for Llama-3-8B in fp32, which would pile into one L1 set)
       for (int64_t t = 0; t < nk; ++t) {
+        if (t < next_n) {
+          prefetch_rows(kc + next + t * slot, 1, slot, d);
+          prefetch_rows(vc + next + t * slot, 1, slot, d);
+        }
         load_row(s.k.data() + t * d, kc + base + t * slot + kvh * d, d);
         load_row(s.v.data() + t * d, vc + base + t * slot + kvh * d, d);
       }
@@ -134,7 +256,7 @@ void attention_task(const Task& task, const TensorView& out, const TensorView& q
         const int64_t pos = first_pos + task.q0 + j;
         const int64_t visible = std::min(nk, pos + 1 - k0);  // keys of this block at positions <= pos
         if (visible <= 0) continue;
-        const int64_t r0 = j * heads + kvh * sh.group;  // the group's rows, consecutive
+        const int64_t r0 = j * group;  // the token's rows, consecutive
         // scores, 4 rows x 2 keys at a time
         for (int64_t g = 0; g < sh.group; g += 4) {
           const int64_t rn = std::min<int64_t>(4, sh.group - g);
@@ -212,7 +334,7 @@ void attention_task(const Task& task, const TensorView& out, const TensorView& q
     return;
   }
   for (int64_t r = 0; r < rows; ++r) {
-    const int64_t j = r / heads, h = r % heads;
+    const int64_t j = r / group, h = kvh * group + r % group;
     T* o = out.ptr<T>() + (qsl[task.seq] + task.q0 + j) * out.stride(0) + h * out.stride(1);
     const float inv = 1.f / s.l[size_t(r)];
     const float* acc = s.acc.data() + r * d;
@@ -225,7 +347,7 @@ template <typename T>
 void merge_partials(const Task& first, const TensorView& out, const AttentionMeta& meta, const Shape& sh,
                     const float* partials, int64_t part_stride) {
   const int32_t* qsl = meta.query_start_loc.ptr<int32_t>();
-  const int64_t d = sh.d, rows = (first.q1 - first.q0) * sh.heads;
+  const int64_t d = sh.d, rows = (first.q1 - first.q0) * sh.group;
   std::vector<float>& acc = tl_scratch.acc;
   for (int64_t r = 0; r < rows; ++r) {
     float mx = kNegInf;
@@ -240,7 +362,7 @@ void merge_partials(const Task& first, const TensorView& out, const AttentionMet
       total += src[1] * w;
       for (int64_t i = 0; i < d; ++i) acc[size_t(i)] += src[2 + i] * w;
     }
-    const int64_t j = r / sh.heads, h = r % sh.heads;
+    const int64_t j = r / sh.group, h = first.kvh * sh.group + r % sh.group;
     T* o = out.ptr<T>() + (qsl[first.seq] + first.q0 + j) * out.stride(0) + h * out.stride(1);
     for (int64_t i = 0; i < d; ++i) o[i] = from_float<T>(acc[size_t(i)] / total);
   }
@@ -262,8 +384,8 @@ void paged_attention_impl(const TensorView& out, const TensorView& query, const 
   const int32_t* qsl = meta.query_start_loc.ptr<int32_t>();
   const int32_t* lens = meta.seq_lens.ptr<int32_t>();
   const int64_t seqs = meta.seq_lens.size(0);
-  // Query chunks of ~64 rows (tokens x heads) keep a task's accumulators in L1/L2.
-  const int64_t chunk = std::max<int64_t>(1, 64 / sh.heads);
+  // Query chunks of ~64 rows (tokens x the group's heads) keep a task's accumulators in L1/L2.
+  const int64_t chunk = std::max<int64_t>(1, 64 / sh.group);
   std::vector<Task> tasks;
   int64_t total_keys = 0;
   for (int64_t sq = 0; sq < seqs; ++sq) total_keys += lens[sq];
@@ -275,21 +397,23 @@ void paged_attention_impl(const TensorView& out, const TensorView& query, const 
     const int64_t q_len = qsl[sq + 1] - qsl[sq];
     if (q_len == 0) continue;
     int64_t parts = 1;
-    if (q_len <= chunk && seqs < want) {
-      parts = std::min<int64_t>((want + seqs - 1) / seqs, (lens[sq] + min_part - 1) / min_part);
+    if (q_len <= chunk && seqs * sh.kv_heads < want) {
+      const int64_t per_seq = (want + seqs * sh.kv_heads - 1) / (seqs * sh.kv_heads);
+      parts = std::min<int64_t>(per_seq, (lens[sq] + min_part - 1) / min_part);
       parts = std::max<int64_t>(1, parts);
     }
     const int64_t span = ((lens[sq] + parts - 1) / parts + sh.block_size - 1) / sh.block_size * sh.block_size;
     parts = std::max<int64_t>(1, (lens[sq] + span - 1) / span);
     for (int64_t q0 = 0; q0 < q_len; q0 += chunk) {
       const int32_t q1 = int32_t(std::min(q0 + chunk, q_len));
-      const int64_t rows = (q1 - q0) * sh.heads;
-      for (int64_t p = 0; p < parts; ++p) {
-        tasks.push_back({int32_t(sq), int32_t(q0), q1, int32_t(p * span),
-                         int32_t(std::min<int64_t>(lens[sq], (p + 1) * span)), int32_t(p), int32_t(parts),
-                         partial_floats});
-        if (parts > 1) partial_floats += rows * (sh.d + 2);
-      }
+      const int64_t rows = (q1 - q0) * sh.group;
+      for (int64_t kvh = 0; kvh < sh.kv_heads; ++kvh)
+        for (int64_t p = 0; p < parts; ++p) {
+          tasks.push_back({int32_t(sq), int32_t(kvh), int32_t(q0), q1, int32_t(p * span),
+                           int32_t(std::min<int64_t>(lens[sq], (p + 1) * span)), int32_t(p), int32_t(parts),
+                           partial_floats});
+          if (parts > 1) partial_floats += rows * (sh.d + 2);
+        }
     }
   }
   // Costliest first (rows x keys read), so the last tasks to start are short ones.
@@ -310,7 +434,7 @@ void paged_attention_impl(const TensorView& out, const TensorView& query, const 
     if (tasks[i].parts > 1 && tasks[i].part == 0) firsts.push_back(int64_t(i));
   parallel_tasks(int64_t(firsts.size()), [&](int64_t i) {
     const Task& f = tasks[size_t(firsts[size_t(i)])];
-    merge_partials<T>(f, out, meta, sh, partials.data(), (f.q1 - f.q0) * sh.heads * (sh.d + 2));
+    merge_partials<T>(f, out, meta, sh, partials.data(), (f.q1 - f.q0) * sh.group * (sh.d + 2));
   });
 }
 

@@ -30,9 +30,16 @@ inline void dots(const float* a, int64_t lda, const TB* b, int64_t ldb, int64_t 
       for (int j = 0; j < K; ++j) acc[r][j] = vfma(av, bv[j], acc[r][j]);
     }
   }
+  float sums[R * K];
+  if constexpr (R * K == 8) {
+    vsum8(&acc[0][0], sums);
+  } else {
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < K; ++j) sums[r * K + j] = vsum(acc[r][j]);
+  }
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < K; ++j) {
-      float s = vsum(acc[r][j]);
+      float s = sums[r * K + j];
       for (int64_t x = i; x < n; ++x) s += a[r * lda + x] * to_float(b[j * ldb + x]);
       out[r * K + j] = s;
     }
