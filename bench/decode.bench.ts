@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { median, readBandwidth } from '../lib/bench/bandwidth.js';
 import { gitCommit, machineInfo, machineLine } from '../lib/bench/machine.js';
-import { EngineCore, loadModel, resolveSamplingParams } from '../lib/index.js';
+import { EngineCore, type LlamaConfig, loadModel, resolveSamplingParams } from '../lib/index.js';
+import { native } from '../lib/native.js';
 
 const { values } = parseArgs({
   options: {
@@ -84,9 +85,18 @@ for (const batch of values.batches.split(',').map(Number)) {
   });
   log.push(`mini-vllm ${args.slice(1).join(' ')}  (x${runs.length})`);
 }
+/** FLOPs of one decode token through the linear layers (2 per weight: q, k, v, o, gate, up, down, the head). */
+function linearFlopsPerToken(c: LlamaConfig): number {
+  const q = c.numHeads * c.headDim,
+    kv = c.numKvHeads * c.headDim;
+  const perLayer = c.hiddenSize * (q + 2 * kv) + q * c.hiddenSize + 3 * c.hiddenSize * c.intermediateSize;
+  return 2 * (c.numLayers * perLayer + c.vocabSize * c.hiddenSize);
+}
+
 /**
  * Where a decode step's time goes, in-process (no worker, no detokenizer): EngineCore.step, of which the forward
- * pass, as medians over 40 profiled steps after 8 warm-up steps (the profiler's own 'step' and 'forward' spans).
+ * pass, as medians over 40 profiled steps after 8 warm-up steps (the profiler's own 'step' and 'forward' spans); and
+ * the step's roofline, max(weights / read bandwidth, linear FLOPs / FMA peak), from limits measured beside it.
  */
 async function breakdown(batch: number) {
   const m = await loadModel(values.model, { device: 'cpu' });
@@ -100,12 +110,22 @@ async function breakdown(batch: number) {
     const spans = core.stopProfile().traceEvents.filter((e) => e.ph === 'X' && e.tid === 1);
     const step = spans.filter((e) => e.name === 'step').map((e) => e.dur! / 1000);
     const forward = spans.filter((e) => e.name === 'forward').map((e) => e.dur! / 1000);
+    const readGBps = readBandwidth(3);
+    const peakGflops = native.fmaPeak(0.5);
+    const bytesMs = m.model.weightsBytes / readGBps / 1e6;
+    const flopsMs = (batch * linearFlopsPerToken(m.model.config)) / peakGflops / 1e6;
+    const stepMs = median(step);
     return {
       batch,
-      stepMs: median(step),
+      stepMs,
       forwardMs: median(forward),
       restMs: median(step.map((x, i) => x - forward[i]!)),
       weightsBytes: m.model.weightsBytes,
+      readGBps,
+      peakGflops,
+      rooflineMs: Math.max(bytesMs, flopsMs),
+      bound: bytesMs >= flopsMs ? 'bandwidth' : 'FMA',
+      overRoofline: stepMs / Math.max(bytesMs, flopsMs),
     };
   } finally {
     core.dispose();
@@ -138,12 +158,15 @@ const lines = [
   '',
   'in-process EngineCore.step (no worker, no detokenizer), medians of 40 profiled decode steps: the forward pass, ' +
     'and the rest (scheduling, inputs, sampling)',
-  '| batch | step ms | forward ms | rest ms | forward weight read GB/s |',
-  '| --- | --- | --- | --- | --- |',
+  '(roofline: max(weights / the read GB/s, linear FLOPs / the FMA peak), both measured right after the steps)',
+  '| batch | step ms | forward ms | rest ms | forward weight read GB/s | read GB/s | FMA GFLOP/s | roofline ms | ' +
+    'bound | step / roofline |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ...steps.map(
     (b) =>
       `| ${b.batch} | ${b.stepMs.toFixed(2)} | ${b.forwardMs.toFixed(2)} | ${b.restMs.toFixed(2)} | ` +
-      `${(b.weightsBytes / b.forwardMs / 1e6).toFixed(1)} |`,
+      `${(b.weightsBytes / b.forwardMs / 1e6).toFixed(1)} | ${b.readGBps.toFixed(1)} | ${b.peakGflops.toFixed(0)} | ` +
+      `${b.rooflineMs.toFixed(2)} | ${b.bound} | ${b.overRoofline.toFixed(2)}x |`,
   ),
 ];
 process.stdout.write(`${lines.join('\n')}\n`);

@@ -75,7 +75,11 @@ export function addEngineOptions(cmd: Command): Command {
     )
     .option('--threads <n>', 'CPU threads', num('int'))
     .option('--max-num-seqs <n>', 'most sequences in one step (default 256)', num('int'))
-    .option('--max-num-batched-tokens <n>', 'most tokens in one step (default 2048)', num('int'))
+    .option(
+      '--max-num-batched-tokens <n>',
+      'most tokens in one step (default 2048; 256 on the CPU with chunked prefill)',
+      num('int'),
+    )
     .option('--max-model-len <n>', "longest sequence, prompt and output (default: the model's context)", num('int'))
     .option('--block-size <n>', 'tokens per KV-cache block (default 16)', num('int'))
     .option(
