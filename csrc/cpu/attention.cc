@@ -96,11 +96,12 @@ inline void prefetch_rows(const T* rows, int64_t n, int64_t slot, int64_t d) {
       __builtin_prefetch(reinterpret_cast<const char*>(rows + t * slot) + b, 0, 3);
 }
 
-// acc[r] += Σ_{t < nk} p[r][t] · v_t for the group's rows (p rows pld apart, v rows vld apart, any storage type);
-// meanwhile the next_n rows at `next` (vld apart) are prefetched, a few between each two tiles.
+// acc[r] = acc[r] * corr[r] + Σ_{t < nk} p[r][t] · v_t for the group's rows (corr null: 1; p rows pld apart, v rows
+// vld apart, any storage type), in register tiles of 2 rows x 4 vectors; meanwhile the next_n rows at `next` (vld
+// apart) are prefetched, a few between each two tiles.
 template <typename TV>
-void pv_rows(float* acc, const float* p, int64_t pld, const TV* v, int64_t vld, int64_t nk, int64_t group, int64_t d,
-             const TV* next, int64_t next_n) {
+void pv_rows(float* acc, const float* p, int64_t pld, const float* corr, const TV* v, int64_t vld, int64_t nk,
+             int64_t group, int64_t d, const TV* next, int64_t next_n) {
   constexpr int N = Vec::N;
   const float one[2] = {1.f, 1.f};
   int64_t fetched = 0;
@@ -113,28 +114,59 @@ void pv_rows(float* acc, const float* p, int64_t pld, const TV* v, int64_t vld, 
     const bool two = g + 1 < group;
     float* a = acc + g * d;
     const float* pg = p + g * pld;
+    const float* cg = corr ? corr + g : one;
     int64_t c = 0;
     for (; c + 4 * N <= d; c += 4 * N) {
       fetch(per_tile);
       if (two)
-        pv_tile<2, 4>(a + c, d, pg, pld, one, v + c, vld, nk);
+        pv_tile<2, 4>(a + c, d, pg, pld, cg, v + c, vld, nk);
       else
-        pv_tile<1, 4>(a + c, d, pg, pld, one, v + c, vld, nk);
+        pv_tile<1, 4>(a + c, d, pg, pld, cg, v + c, vld, nk);
     }
     for (; c + N <= d; c += N) {
       if (two)
-        pv_tile<2, 1>(a + c, d, pg, pld, one, v + c, vld, nk);
+        pv_tile<2, 1>(a + c, d, pg, pld, cg, v + c, vld, nk);
       else
-        pv_tile<1, 1>(a + c, d, pg, pld, one, v + c, vld, nk);
+        pv_tile<1, 1>(a + c, d, pg, pld, cg, v + c, vld, nk);
     }
     for (int64_t rr = 0; rr < (two ? 2 : 1); ++rr)
       for (int64_t i = c; i < d; ++i) {
-        float x = a[rr * d + i];
+        float x = a[rr * d + i] * cg[rr];
         for (int64_t t = 0; t < nk; ++t) x += pg[rr * pld + t] * to_float(v[t * vld + i]);
         a[rr * d + i] = x;
       }
   }
   fetch(next_n);
+}
+
+// p[r][t] = q_r · k_t for the group's rows (q rows d apart, fp32) and nk keys (ldk apart, any storage type), 4 rows
+// x 2 keys at a time; p rows pld apart. Meanwhile the next_n key rows at `next` (ldk apart) are prefetched.
+template <typename TK>
+void group_scores(float* p, int64_t pld, const float* q, const TK* k, int64_t ldk, int64_t nk, int64_t group, int64_t d,
+                  const TK* next, int64_t next_n) {
+  for (int64_t g = 0; g < group; g += 4) {
+    const int64_t rn = std::min<int64_t>(4, group - g);
+    const float* qg = q + g * d;
+    float tmp[8];
+    for (int64_t t = 0; t < nk; t += 2) {
+      const bool pair = t + 1 < nk;
+      const TK* kt = k + t * ldk;
+      if (g == 0 && t < next_n) prefetch_rows(next + t * ldk, std::min<int64_t>(2, next_n - t), ldk, d);
+      switch (rn * 2 + (pair ? 1 : 0)) {
+        case 9: dots<4, 2>(qg, d, kt, ldk, d, tmp); break;
+        case 8: dots<4, 1>(qg, d, kt, ldk, d, tmp); break;
+        case 7: dots<3, 2>(qg, d, kt, ldk, d, tmp); break;
+        case 6: dots<3, 1>(qg, d, kt, ldk, d, tmp); break;
+        case 5: dots<2, 2>(qg, d, kt, ldk, d, tmp); break;
+        case 4: dots<2, 1>(qg, d, kt, ldk, d, tmp); break;
+        case 3: dots<1, 2>(qg, d, kt, ldk, d, tmp); break;
+        default: dots<1, 1>(qg, d, kt, ldk, d, tmp); break;
+      }
+      const int kn = pair ? 2 : 1;
+      for (int64_t i = 0; i < rn; ++i)
+        for (int j = 0; j < kn; ++j) p[(g + i) * pld + t + j] = tmp[i * kn + j];
+    }
+  }
 }
 
 // One query token (a decode step) over keys [k_begin, key_end): the group's scores for every key straight from the
@@ -147,55 +179,22 @@ void decode_rows(Scratch& s, const T* kc, const T* vc, const int32_t* tables, in
   s.p.resize(size_t(group * n));
   float* p = s.p.data();
   auto block_rows = [&](const T* cache, int64_t k0) { return cache + int64_t(tables[k0 / bs]) * bs * slot + kvh * d; };
-  // scores, 4 rows x 2 keys at a time (k_begin is a block start)
+  // scores (k_begin is a block start)
   for (int64_t k0 = k_begin; k0 < key_end; k0 += bs) {
-    const int64_t nk = std::min(bs, key_end - k0);
     const int64_t next_n = k0 + bs < key_end ? std::min(bs, key_end - k0 - bs) : 0;
-    const T* next = next_n ? block_rows(kc, k0 + bs) : kc;
-    const T* kr = block_rows(kc, k0);
-    for (int64_t g = 0; g < group; g += 4) {
-      const int64_t rn = std::min<int64_t>(4, group - g);
-      const float* q = s.q.data() + g * d;
-      float tmp[8];
-      for (int64_t t = 0; t < nk; t += 2) {
-        const bool pair = t + 1 < nk;
-        const T* kt = kr + t * slot;
-        if (g == 0 && t < next_n) prefetch_rows(next + t * slot, std::min<int64_t>(2, next_n - t), slot, d);
-        switch (rn * 2 + (pair ? 1 : 0)) {
-          case 9: dots<4, 2>(q, d, kt, slot, d, tmp); break;
-          case 8: dots<4, 1>(q, d, kt, slot, d, tmp); break;
-          case 7: dots<3, 2>(q, d, kt, slot, d, tmp); break;
-          case 6: dots<3, 1>(q, d, kt, slot, d, tmp); break;
-          case 5: dots<2, 2>(q, d, kt, slot, d, tmp); break;
-          case 4: dots<2, 1>(q, d, kt, slot, d, tmp); break;
-          case 3: dots<1, 2>(q, d, kt, slot, d, tmp); break;
-          default: dots<1, 1>(q, d, kt, slot, d, tmp); break;
-        }
-        const int kn = pair ? 2 : 1;
-        for (int64_t i = 0; i < rn; ++i)
-          for (int j = 0; j < kn; ++j) p[(g + i) * n + (k0 - k_begin) + t + j] = tmp[i * kn + j];
-      }
-    }
+    group_scores(p + (k0 - k_begin), n, s.q.data(), block_rows(kc, k0), slot, std::min(bs, key_end - k0), group, d,
+                 next_n ? block_rows(kc, k0 + bs) : kc, next_n);
   }
   // softmax per row, then acc = Σ p·v block by block
-  constexpr int N = Vec::N;
   for (int64_t r = 0; r < group; ++r) {
-    const float* pr = p + r * n;
-    Vec mv = vset1(kNegInf);
-    int64_t t = 0;
-    for (; t + N <= n; t += N) mv = vmax(mv, vload(pr + t));
-    alignas(64) float lanes[N];
-    vstore(lanes, mv);
-    float mx = kNegInf;
-    for (int i = 0; i < N; ++i) mx = std::max(mx, lanes[i]);
-    for (; t < n; ++t) mx = std::max(mx, pr[t]);
+    const float mx = max_of(p + r * n, n);
     s.m[size_t(r)] = mx;
     s.l[size_t(r)] = exp_shift_sum(p + r * n, n, mx);
   }
   for (int64_t k0 = k_begin; k0 < key_end; k0 += bs) {
     const int64_t nk = std::min(bs, key_end - k0);
     const int64_t next_n = k0 + bs < key_end ? std::min(bs, key_end - k0 - bs) : 0;
-    pv_rows(s.acc.data(), p + (k0 - k_begin), n, block_rows(vc, k0), slot, nk, group, d,
+    pv_rows(s.acc.data(), p + (k0 - k_begin), n, nullptr, block_rows(vc, k0), slot, nk, group, d,
             next_n ? block_rows(vc, k0 + bs) : vc, next_n);
   }
 }
@@ -257,33 +256,7 @@ void attention_task(const Task& task, const TensorView& out, const TensorView& q
         const int64_t visible = std::min(nk, pos + 1 - k0);  // keys of this block at positions <= pos
         if (visible <= 0) continue;
         const int64_t r0 = j * group;  // the token's rows, consecutive
-        // scores, 4 rows x 2 keys at a time
-        for (int64_t g = 0; g < sh.group; g += 4) {
-          const int64_t rn = std::min<int64_t>(4, sh.group - g);
-          const float* q = s.q.data() + (r0 + g) * d;
-          float tmp[8];
-          for (int64_t t = 0; t < visible; t += 2) {
-            const int kn = t + 1 < visible ? 2 : 1;
-            const float* kt = kb + t * d;
-            if (kn == 2) {
-              switch (rn) {
-                case 4: dots<4, 2>(q, d, kt, d, d, tmp); break;
-                case 3: dots<3, 2>(q, d, kt, d, d, tmp); break;
-                case 2: dots<2, 2>(q, d, kt, d, d, tmp); break;
-                default: dots<1, 2>(q, d, kt, d, d, tmp); break;
-              }
-            } else {
-              switch (rn) {
-                case 4: dots<4, 1>(q, d, kt, d, d, tmp); break;
-                case 3: dots<3, 1>(q, d, kt, d, d, tmp); break;
-                case 2: dots<2, 1>(q, d, kt, d, d, tmp); break;
-                default: dots<1, 1>(q, d, kt, d, d, tmp); break;
-              }
-            }
-            for (int64_t i = 0; i < rn; ++i)
-              for (int j = 0; j < kn; ++j) s.p[size_t((r0 + g + i) * bs + t + j)] = tmp[i * kn + j];
-          }
-        }
+        group_scores(s.p.data() + r0 * bs, bs, s.q.data() + r0 * d, kb, d, visible, group, d, kb, int64_t(0));
         // online softmax per row ...
         float corr[kMaxGroupRows];
         for (int64_t r = r0; r < r0 + sh.group; ++r) {
@@ -294,32 +267,8 @@ void attention_task(const Task& task, const TensorView& out, const TensorView& q
           s.m[size_t(r)] = mx;
           s.l[size_t(r)] = s.l[size_t(r)] * corr[r - r0] + exp_shift_sum(p, visible, mx);
         }
-        // ... then acc = acc * corr + Σ_t p_t v_t in register tiles of 2 rows x 4 vectors
-        constexpr int N = Vec::N;
-        for (int64_t g = 0; g < sh.group; g += 2) {
-          const bool two = g + 1 < sh.group;
-          float* acc = s.acc.data() + (r0 + g) * d;
-          const float* p = s.p.data() + (r0 + g) * bs;
-          int64_t c = 0;
-          for (; c + 4 * N <= d; c += 4 * N) {
-            if (two)
-              pv_tile<2, 4>(acc + c, d, p, bs, corr + g, vb + c, d, visible);
-            else
-              pv_tile<1, 4>(acc + c, d, p, bs, corr + g, vb + c, d, visible);
-          }
-          for (; c + N <= d; c += N) {
-            if (two)
-              pv_tile<2, 1>(acc + c, d, p, bs, corr + g, vb + c, d, visible);
-            else
-              pv_tile<1, 1>(acc + c, d, p, bs, corr + g, vb + c, d, visible);
-          }
-          for (int64_t rr = 0; rr < (two ? 2 : 1); ++rr)
-            for (int64_t i = c; i < d; ++i) {
-              float a = acc[rr * d + i] * corr[g + rr];
-              for (int64_t t = 0; t < visible; ++t) a += p[rr * bs + t] * vb[t * d + i];
-              acc[rr * d + i] = a;
-            }
-        }
+        // ... then acc = acc * corr + Σ_t p_t v_t
+        pv_rows(s.acc.data() + r0 * d, s.p.data() + r0 * bs, bs, corr, vb, d, visible, group, d, vb, int64_t(0));
       }
     }
   }

@@ -29,23 +29,9 @@ struct Cand {
 // Higher logit first, then the lower id: a total order, so the result never depends on the sort algorithm.
 inline bool before(const Cand& a, const Cand& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); }
 
-// The largest logit (the logits hold no NaN: the op's checks refuse them).
-float row_max(const float* l, int64_t vocab) {
-  constexpr int N = Vec::N;
-  Vec mv = vset1(-INFINITY);
-  int64_t i = 0;
-  for (; i + N <= vocab; i += N) mv = vmax(mv, vload(l + i));
-  alignas(64) float lanes[N];
-  vstore(lanes, mv);
-  float m = -INFINITY;
-  for (int j = 0; j < N; ++j) m = std::max(m, lanes[j]);
-  for (; i < vocab; ++i) m = std::max(m, l[i]);
-  return m;
-}
-
 // The first index of the largest logit.
 int32_t argmax(const float* l, int64_t vocab) {
-  const float m = row_max(l, vocab);
+  const float m = max_of(l, vocab);
   int64_t i = 0;
   while (i + 1 < vocab && l[i] != m) ++i;
   return int32_t(i);
@@ -97,7 +83,7 @@ struct RowScratch {
 // of kBlock let the draw find its block first, then its token inside it.
 int32_t sample_unfiltered(const float* l, int64_t vocab, float temperature, double uniform, RowScratch& s) {
   constexpr int64_t kBlock = 256;
-  const float m = row_max(l, vocab);
+  const float m = max_of(l, vocab);
   if (m == -INFINITY) return int32_t(vocab - 1);  // every weight is NaN, as in the reference: the last id
   const int64_t blocks = (vocab + kBlock - 1) / kBlock;
   s.w.resize(size_t(vocab));
@@ -127,7 +113,7 @@ constexpr int kBuckets = 512;
 constexpr float kBucketsPerUnit = 16.f;
 
 int32_t sample_filtered(const float* l, int64_t vocab, const RowParams& p, RowScratch& s) {
-  const float m = row_max(l, vocab);
+  const float m = max_of(l, vocab);
   if (m == -INFINITY)  // every weight is NaN, as in the reference: the last id that top-k keeps
     return int32_t((p.top_k > 0 ? std::min<int64_t>(p.top_k, vocab) : vocab) - 1);
   const float inv_t = 1.f / p.temperature;

@@ -311,4 +311,18 @@ inline Vec vexp(Vec x) {
 #endif
 }
 
+// max(x[0..n)), -inf when n = 0; x holds no NaN (sampled logits are checked for it; attention scores are finite).
+inline float max_of(const float* x, int64_t n) {
+  constexpr int N = Vec::N;
+  Vec mv = vset1(-INFINITY);
+  int64_t i = 0;
+  for (; i + N <= n; i += N) mv = vmax(mv, vload(x + i));
+  alignas(64) float lanes[N];
+  vstore(lanes, mv);
+  float m = -INFINITY;
+  for (int j = 0; j < N; ++j) m = m < lanes[j] ? lanes[j] : m;
+  for (; i < n; ++i) m = m < x[i] ? x[i] : m;
+  return m;
+}
+
 }  // namespace mvllm::cpu

@@ -166,9 +166,10 @@ export function resolveEngineOptions(options: EngineOptions = {}): ResolvedEngin
 
 /**
  * The step's token budget when none is given: 2048, as vLLM's; on the CPU with chunked prefill, 256. A CPU step of
- * 2048 prompt tokens takes seconds, and every running decode waits for it: on the 2-core development machine,
- * stories110M at concurrency 16 (128 in, 64 out) had its median TTFT fall from 3.9 s at 2048 to 1.2 s at 256 for the
- * same output tokens/s, its TPOT rising from 78 to 108 ms (bench/results/2026-11-30-cpu-throughput/).
+ * 2048 prompt tokens takes seconds, and prompts that arrive together all wait for the last of them: on the 2-core
+ * development machine, stories110M at concurrency 16 (128 in, 64 out) had its median TTFT fall from 3.9 s at 2048 to
+ * 1.3 s at 256 for the same output tokens/s; the price is paid by the decodes that now share steps with prefill
+ * chunks (TPOT p50 78 -> 108 ms, ITL p99 274 -> 522 ms). The curve: bench/results/2026-11-30-cpu-throughput/.
  */
 export function defaultTokenBudget(device: Device, enableChunkedPrefill: boolean): number {
   return device === 'cpu' && enableChunkedPrefill ? 256 : 2048;
