@@ -1,6 +1,7 @@
 // Dummy models (dummy:<preset>): seeded random weights of a real shape, made on the device by ops.fillUniform.
 import { expect } from 'chai';
 import { loadModel } from '../lib/model/index.js';
+import { PackedWeight } from '../lib/quant/tensor.js';
 import { Tensor } from '../lib/tensor.js';
 
 describe('dummy models', function () {
@@ -8,8 +9,10 @@ describe('dummy models', function () {
     const weights = async (seed: number) => {
       const m = await loadModel('dummy:stories15M', { device: 'cpu', seed });
       const { embedding, layers } = m.model.weights;
-      if (!(embedding instanceof Tensor) || !(layers[5]!.down instanceof Tensor)) throw new Error('float weights');
-      const w = [embedding.narrow(0, 0, 4).toArray(), layers[5]!.down.toArray().slice(0, 1000)];
+      // on the CPU the matrices are packed for its GEMM (PackedWeight)
+      const down = layers[5]!.down;
+      if (!(embedding instanceof Tensor) || !(down instanceof PackedWeight)) throw new Error('float, packed weights');
+      const w = [embedding.narrow(0, 0, 4).toArray(), down.data.toArray().slice(0, 1000)];
       m.model.dispose();
       return w;
     };

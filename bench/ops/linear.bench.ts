@@ -25,6 +25,39 @@ function linearCase(tokens: number, outF: number, inF: number, dtype: FloatDType
   };
 }
 
+// linearPacked (CPU): the same shapes over the weight packed once by packLinearWeight, whose own case is a copy.
+function packedCase(tokens: number, outF: number, inF: number): OpCase {
+  const kind = tokens <= 4 ? 'GEMV' : tokens <= 64 ? 'batch' : 'GEMM';
+  return {
+    op: `linearPacked ${kind}`,
+    dtype: 'float32',
+    shape: `${tokens} x ${inF} -> ${outF}`,
+    bytes: outF * inF * 4 + tokens * (inF + outF) * 4,
+    flops: 2 * tokens * outF * inF,
+    limit: kind === 'GEMV' ? 'bytes' : kind === 'batch' ? 'roofline' : 'flops',
+    setup: (device) => {
+      const x = Tensor.full([tokens, inF], 0.5, { device });
+      const packed = Tensor.full([Math.ceil(outF / 16), inF, 16], 0.01, { device });
+      const out = Tensor.empty([tokens, outF], { device });
+      return { run: () => ops.linearPacked(out, x, packed), free: () => [x, packed, out].forEach((t) => t.dispose()) };
+    },
+  };
+}
+
+function packCase(outF: number, inF: number): OpCase {
+  return {
+    op: 'packLinearWeight',
+    dtype: 'float32',
+    shape: `${outF} x ${inF}`,
+    bytes: 2 * outF * inF * 4,
+    setup: (device) => {
+      const w = Tensor.full([outF, inF], 0.01, { device });
+      const packed = Tensor.empty([Math.ceil(outF / 16), inF, 16], { device });
+      return { run: () => ops.packLinearWeight(packed, w), free: () => [w, packed].forEach((t) => t.dispose()) };
+    },
+  };
+}
+
 export const cases: CaseList = (quick, device) => {
   const dtypes = dtypesFor(quick);
   const out: OpCase[] = [];
@@ -47,5 +80,9 @@ export const cases: CaseList = (quick, device) => {
     for (const tokens of quick ? [128] : device === 'cuda' ? [128, 512, 4096] : [128, 512])
       out.push(linearCase(tokens, 4096, 4096, dtype, dtype));
   if (!quick) out.push(linearCase(512, 11008, 4096, 'float32', 'float32'));
+  if (device === 'cpu' && !quick) {
+    for (const tokens of [1, 16, 64]) out.push(packedCase(tokens, 4096, 768), packedCase(tokens, 768, 2048));
+    out.push(packedCase(16, 4096, 4096), packedCase(512, 4096, 4096), packCase(4096, 4096));
+  }
   return out;
 };

@@ -171,13 +171,55 @@ void pack_w(float* dst, const TW* w, int64_t ldw, int64_t nc, int64_t kc) {
   }
 }
 
+// Where a block's weight panels are for the micro-kernel: in pack_weight's scratch (panels kc * NR apart), or in a
+// packed weight itself (panels k_len * NR apart).
+struct Panels {
+  const float* b;
+  int64_t stride;
+};
+
+// Panels of NR features from a packed weight (packLinearWeight's [numPanels][k_len][16]): contiguous runs copied
+// (converted to fp32), no transpose; features past nc come out as the packing's zero rows, or zeros.
+template <typename TW>
+void copy_packed(float* dst, const TW* packed, int64_t k_len, int64_t n0, int64_t k0, int64_t nc, int64_t kc) {
+  constexpr int64_t P = 16;
+  for (int64_t p = 0; p * NR < nc; ++p) {
+    float* d = dst + p * kc * NR;
+    if constexpr (NR == P) {
+      const TW* src = packed + ((n0 / P + p) * k_len + k0) * P;
+      for (int64_t i = 0; i < kc * P; i += N) vstore(d + i, vload(src + i));
+    } else {  // AVX-512 (NR 32) and scalar (NR 4) builds
+      for (int64_t k = 0; k < kc; ++k)
+        for (int64_t j = 0; j < NR; ++j) {
+          const int64_t f = n0 + p * NR + j;
+          d[k * NR + j] = f < n0 + nc ? to_float(packed[((f / P) * k_len + k0 + k) * P + f % P]) : 0.f;
+        }
+    }
+  }
+}
+
+// A packed weight's panels for the block at (n0, k0): fp32 ones read in place where NR is the packing's 16 (AVX2),
+// others copied into dst, converted.
+template <typename TW>
+Panels packed_panels(float* dst, const TW* packed, int64_t k_len, int64_t n0, int64_t k0, int64_t nc, int64_t kc) {
+  constexpr int64_t P = 16;
+  if constexpr (std::is_same_v<TW, float> && NR == P) {
+    const float* b = packed + ((n0 / P) * k_len + k0) * P;
+    return {b, k_len * P};
+  } else {
+    copy_packed(dst, packed, k_len, n0, k0, nc, kc);
+    return {dst, kc * NR};
+  }
+}
+
 struct GemmScratch {
   std::vector<float> x, b, c;  // packed x of a token block (caller's thread), packed weight block, fp32 tile
 };
 inline thread_local GemmScratch tl_gemm;
 
-// out = x · Wᵀ (+ bias) for a weight of n_out x k_len that `pack_weight(dst, n0, k0, nc, kc)` packs block by block
-// into pack_w's panels (the caller's weight type, converted or dequantised there).
+// out = x · Wᵀ (+ bias) for a weight of n_out x k_len whose panels `pack_weight(dst, n0, k0, nc, kc)` gives block by
+// block (Panels): packed into dst as pack_w does (the caller's weight type, converted or dequantised there), or found
+// in place.
 template <typename TA, typename PackW>
 void gemm(const TensorView& out, const TensorView& x, int64_t n_out, int64_t k_len, const PackW& pack_weight,
           const float* bias) {
@@ -202,7 +244,7 @@ void gemm(const TensorView& out, const TensorView& x, int64_t n_out, int64_t k_l
         pack_x(xpack + kb * panel, xp + m0 * ldx + kb * kcb, ldx, mc, std::min(kcb, k_len - kb * kcb));
     });
     // one task per NC output features: fine-grained, so the threads finish together
-    parallel_tasks(n_tasks, [&](int64_t task) {
+    const auto run_task = [&](int64_t task) {
       const int64_t n0 = task * ncb, nc = std::min(ncb, n_out - n0);
       GemmScratch& s = tl_gemm;
       s.b.resize(size_t(((ncb + NR - 1) / NR) * NR * kcb));
@@ -220,14 +262,14 @@ void gemm(const TensorView& out, const TensorView& x, int64_t n_out, int64_t k_l
       }
       for (int64_t kb = 0; kb < k_blocks; ++kb) {
         const int64_t k0 = kb * kcb, kc = std::min(kcb, k_len - k0);
-        pack_weight(s.b.data(), n0, k0, nc, kc);
+        const Panels w = pack_weight(s.b.data(), n0, k0, nc, kc);
         const float* a = xpack + kb * panel;
         for (int64_t ip = 0; ip * MR < mc; ++ip) {
           const int mr = int(std::min<int64_t>(MR, mc - ip * MR));
           for (int64_t jp = 0; jp * NR < nc; ++jp) {
             const int nr = int(std::min<int64_t>(NR, nc - jp * NR));
-            micro_kernel(a + ip * kc * MR, s.b.data() + jp * kc * NR, kc, c + ip * MR * ldc + jp * NR, ldc, mr, nr,
-                         kb == 0, bias ? bias + n0 + jp * NR : nullptr);
+            micro_kernel(a + ip * kc * MR, w.b + jp * w.stride, kc, c + ip * MR * ldc + jp * NR, ldc, mr, nr, kb == 0,
+                         bias ? bias + n0 + jp * NR : nullptr);
           }
         }
       }
@@ -240,7 +282,15 @@ void gemm(const TensorView& out, const TensorView& x, int64_t n_out, int64_t k_l
           for (; j < nc; ++j) orow[j] = from_float<TA>(crow[j]);
         }
       }
-    });
+    };
+    // a decode batch's tasks in contiguous ranges, so that each thread streams one run of panels; prefill's in a
+    // shared queue, so that the threads finish together
+    if (skinny)
+      parallel_for(n_tasks, 1, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) run_task(t);
+      });
+    else
+      parallel_tasks(n_tasks, run_task);
   }
 }
 

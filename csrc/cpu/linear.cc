@@ -82,10 +82,89 @@ void linear_impl(const TensorView& out, const TensorView& x, const TensorView& w
       [&](const float* xf, int64_t ldx, const float* b) { gemv<TA, TW>(out, xf, ldx, weight, b); },
       [&](float* dst, int64_t n0, int64_t k0, int64_t nc, int64_t kc) {
         gemm_impl::pack_w(dst, wp + n0 * k_len + k0, k_len, nc, kc);
+        return gemm_impl::Panels{dst, kc * gemm_impl::NR};
       });
 }
 
+// out[m][16p + j] for T tokens (x fp32, rows ldx apart) over packed panels [p0, p1): each k row of a panel (16
+// features, one cache line in fp32) is multiplied by every token's x[k], so the weight streams once, in order.
+template <int T, typename TA, typename TW>
+void gemv_packed_panels(const TensorView& out, const float* x, int64_t ldx, const TW* packed, int64_t k_len,
+                        const float* bias, int64_t p0, int64_t p1) {
+  constexpr int V = 16 / N;  // vectors a panel row
+  const int64_t n_out = out.size(1), ldo = out.stride(0);
+  for (int64_t p = p0; p < p1; ++p) {
+    const TW* w = packed + p * k_len * 16;
+    Vec acc[T][V];
+    for (int m = 0; m < T; ++m)
+      for (int v = 0; v < V; ++v) acc[m][v] = vset1(0.f);
+    for (int64_t k = 0; k < k_len; ++k) {
+      Vec wv[V];
+      for (int v = 0; v < V; ++v) wv[v] = vload(w + k * 16 + v * N);
+      for (int m = 0; m < T; ++m) {
+        const Vec xv = vset1(x[m * ldx + k]);
+        for (int v = 0; v < V; ++v) acc[m][v] = vfma(xv, wv[v], acc[m][v]);
+      }
+    }
+    alignas(64) float row[16];
+    const int64_t n0 = p * 16, nc = std::min<int64_t>(16, n_out - n0);
+    for (int m = 0; m < T; ++m) {
+      for (int v = 0; v < V; ++v) vstore(row + v * N, acc[m][v]);
+      TA* o = out.ptr<TA>() + m * ldo + n0;
+      for (int64_t j = 0; j < nc; ++j) o[j] = from_float<TA>(row[j] + (bias ? bias[n0 + j] : 0.f));
+    }
+  }
+}
+
+// The packed weight: up to 4 tokens the panel GEMV above, more the GEMM reading the panels in place.
+template <typename TA, typename TW>
+void linear_packed_impl(const TensorView& out, const TensorView& x, const TensorView& packed, const TensorView& bias) {
+  const int64_t k_len = x.size(1), tokens = x.size(0);
+  const TW* wp = packed.ptr<TW>();
+  gemm_impl::linear_frame<TA>(
+      out, x, out.size(1), bias, /*gemv_max_tokens=*/4,
+      [&](const float* xf, int64_t ldx, const float* b) {
+        // ~256 KiB of weight per task at least, so waking a thread pays off
+        const int64_t grain = std::max<int64_t>(1, (256 << 10) / std::max<int64_t>(1, 16 * k_len * sizeof(TW)));
+        parallel_for(packed.size(0), grain, [&](int64_t p0, int64_t p1) {
+          switch (tokens) {
+            case 1: return gemv_packed_panels<1, TA>(out, xf, ldx, wp, k_len, b, p0, p1);
+            case 2: return gemv_packed_panels<2, TA>(out, xf, ldx, wp, k_len, b, p0, p1);
+            case 3: return gemv_packed_panels<3, TA>(out, xf, ldx, wp, k_len, b, p0, p1);
+            default: return gemv_packed_panels<4, TA>(out, xf, ldx, wp, k_len, b, p0, p1);
+          }
+        });
+      },
+      [&](float* dst, int64_t n0, int64_t k0, int64_t nc, int64_t kc) {
+        return gemm_impl::packed_panels(dst, wp, k_len, n0, k0, nc, kc);
+      });
+}
+
+template <typename T>
+void pack_linear_weight_impl(const TensorView& packed, const TensorView& weight) {
+  const int64_t n_out = weight.size(0), k_len = weight.size(1);
+  const T* w = weight.ptr<T>();
+  T* d = packed.ptr<T>();
+  parallel_for(packed.size(0), 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p)
+      for (int64_t k = 0; k < k_len; ++k)
+        for (int64_t j = 0; j < 16; ++j) {
+          const int64_t n = p * 16 + j;
+          d[(p * k_len + k) * 16 + j] = n < n_out ? w[n * k_len + k] : from_float<T>(0.f);
+        }
+  });
+}
+
 }  // namespace
+
+void pack_linear_weight(const TensorView& packed, const TensorView& weight) {
+  MVLLM_CPU_DISPATCH_FLOAT(weight.dtype, T, pack_linear_weight_impl<T>(packed, weight));
+}
+
+void linear_packed(const TensorView& out, const TensorView& x, const TensorView& packed, const MaybeTensor& bias) {
+  MVLLM_CPU_DISPATCH_FLOAT(
+      x.dtype, TA, MVLLM_CPU_DISPATCH_FLOAT(packed.dtype, TW, linear_packed_impl<TA, TW>(out, x, packed, bias)));
+}
 
 void linear(const TensorView& out, const TensorView& x, const TensorView& weight, const MaybeTensor& bias) {
   MVLLM_CPU_DISPATCH_FLOAT(x.dtype, TA,

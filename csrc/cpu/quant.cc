@@ -181,6 +181,7 @@ void quant_linear_impl(const TensorView& out, const TensorView& x, const TensorV
             dequant_range(type, f, w + (n0 + r0 + r) * ldw, k0, kc, tmp.data() + r * kc);
           gemm_impl::pack_w(dst + p * kc * gemm_impl::NR, tmp.data(), kc, rows, kc);
         }
+        return gemm_impl::Panels{dst, kc * gemm_impl::NR};
       });
 }
 

@@ -292,7 +292,7 @@ function load(model: string, opts: LoadOptions): LoadedModel {
   let llama: LlamaModel;
   try {
     const quantization = opts.quantization ?? null;
-    const layout = planWeightLayout(config, source, { dtype, quantization });
+    const layout = planWeightLayout(config, source, { dtype, quantization, device });
     if (opts.plan) opts.plan(config, dtype, device, layout.tied, layout.bytes);
     else planWeights(`loadModel: ${model}`, config, dtype, device, layout.tied, layout.bytes);
     const weights = buildWeights(config, source, { dtype, device, onProgress: opts.onProgress, quantization });

@@ -4,7 +4,7 @@ import type { Device, FloatDType } from '../dtype.js';
 import { ModelFormatError } from '../errors.js';
 import { type QuantType, quantRowWords } from '../quant/formats.js';
 import { quantizeRows } from '../quant/quantize.js';
-import { disposeWeight, type LinearWeight, QuantizedTensor, weightBytes } from '../quant/tensor.js';
+import { disposeWeight, type LinearWeight, PackedWeight, QuantizedTensor, weightBytes } from '../quant/tensor.js';
 import { Tensor } from '../tensor.js';
 import type { LlamaConfig } from './config.js';
 
@@ -27,7 +27,8 @@ export interface WeightSource {
 }
 
 // The matrices are float tensors or quantised ones (lib/quant/tensor.ts); a fused projection whose source tensors
-// have different quantised types (a K-quant mix) is a stack of its parts.
+// have different quantised types (a K-quant mix) is a stack of its parts. On the CPU the float matrices that only
+// linear layers read (not the embedding) are packed for its GEMM (PackedWeight), their rows padded to 16.
 export interface LayerWeights {
   inputNorm: Tensor; //       [hidden]
   qkv: LinearWeight; //       [(numHeads + 2 numKvHeads) headDim, hidden]: q, k, v projections stacked
@@ -41,7 +42,7 @@ export interface LlamaWeights {
   embedding: Tensor | QuantizedTensor; //  [vocab, hidden]
   layers: LayerWeights[];
   norm: Tensor; //                          [hidden]
-  lmHead: Tensor | QuantizedTensor; //     [vocab, hidden]: the embedding itself when tied
+  lmHead: LinearWeight; //                 [vocab, hidden]: the embedding itself when tied
 }
 
 /** Quantisation at load (vLLM's online quantisation): float matrices become these blocks as they load. */
@@ -102,7 +103,7 @@ function loadType(q: LoadQuantization, name: string, cols: number, tied: boolean
 export function planWeightLayout(
   config: LlamaConfig,
   src: WeightSource,
-  opts: Pick<BuildOptions, 'dtype' | 'quantization'>,
+  opts: Pick<BuildOptions, 'dtype' | 'quantization'> & { device?: Device },
 ): { entries: WeightPlanEntry[]; bytes: number; tied: boolean } {
   const { hiddenSize: d, intermediateSize: ff, headDim: hd, numHeads: nh, numKvHeads: nkv, vocabSize: v } = config;
   const tied = config.tieWordEmbeddings || !src.has(hfName.lmHead);
@@ -145,17 +146,30 @@ export function planWeightLayout(
   if (!tied) add('lmHead', [{ name: hfName.lmHead, shape: [v, d] }]);
   const itemBytes = opts.dtype === 'float32' ? 4 : 2;
   let bytes = 0;
-  for (const e of entries)
+  for (const e of entries) {
     for (const p of e.parts) {
       const cols = p.shape[1] ?? 1;
       bytes += p.type ? p.shape[0]! * quantRowWords(p.type, cols) * 4 : p.shape[0]! * cols * itemBytes;
     }
+    if (opts.device === 'cpu' && packs(e)) bytes += packPadding(e) * itemBytes;
+  }
   return { entries, bytes, tied };
+}
+
+/** Whether buildWeights packs this entry on the CPU: a float matrix only linear layers read. */
+function packs(e: WeightPlanEntry): boolean {
+  return e.shape.length === 2 && e.key !== 'embedding' && e.parts.every((p) => !p.type);
+}
+
+/** The elements packing adds: the rows up to a whole panel of 16. */
+function packPadding(e: WeightPlanEntry): number {
+  return (Math.ceil(e.shape[0]! / 16) * 16 - e.shape[0]!) * e.shape[1]!;
 }
 
 /** Reads every tensor the config needs from `src` (checking each shape) into device tensors. */
 export function buildWeights(config: LlamaConfig, src: WeightSource, opts: BuildOptions): LlamaWeights {
   const { entries, bytes: total, tied } = planWeightLayout(config, src, opts);
+  const pack = opts.device === 'cpu';
   const itemBytes = opts.dtype === 'float32' ? 4 : 2;
   let done = 0;
   const made = new Map<string, LinearWeight>();
@@ -203,6 +217,11 @@ export function buildWeights(config: LlamaConfig, src: WeightSource, opts: Build
           fillFloat(p, dst.narrow(0, row, p.shape[0]!));
           row += p.shape[0]!;
         }
+        if (pack && packs(e)) {
+          made.set(e.key, PackedWeight.pack(dst));
+          dst.dispose();
+          if (packPadding(e) > 0) progress(packPadding(e) * itemBytes);
+        }
       } else if (types.size === 1) {
         const type = e.parts[0]!.type!;
         const dst = QuantizedTensor.empty(type, e.shape[0]!, e.shape[1]!, opts.device);
@@ -235,7 +254,8 @@ export function buildWeights(config: LlamaConfig, src: WeightSource, opts: Build
   const get = (k: string) => made.get(k)!;
   const table = (k: string) => {
     const t = get(k);
-    if ('parts' in t) throw new ModelFormatError(src.file, `${k} mixes types`);
+    if (!(t instanceof Tensor || t instanceof QuantizedTensor))
+      throw new ModelFormatError(src.file, `${k} must be one float or quantised table`);
     return t;
   };
   const float = (k: string) => {
@@ -255,13 +275,13 @@ export function buildWeights(config: LlamaConfig, src: WeightSource, opts: Build
       down: get(`${i}.down`),
     })),
     norm: float('norm'),
-    lmHead: tied ? embedding : table('lmHead'),
+    lmHead: tied ? embedding : get('lmHead'),
   };
 }
 
 export function disposeWeights(w: LlamaWeights): void {
   w.embedding.dispose();
-  if (w.lmHead !== w.embedding) w.lmHead.dispose();
+  if (w.lmHead !== w.embedding) disposeWeight(w.lmHead);
   w.norm.dispose();
   for (const l of w.layers) layerWeights(l).forEach(disposeWeight);
 }

@@ -22,3 +22,30 @@ export function linear(
   }
   return out;
 }
+
+/** packed[p][k][j] = weight[16p + j][k] (0 past outFeatures): the layout packLinearWeight writes. */
+export function packLinearWeight(weight: ArrayLike<number>, outFeatures: number, inFeatures: number): Float64Array {
+  const panels = Math.ceil(outFeatures / 16);
+  const packed = new Float64Array(panels * inFeatures * 16);
+  for (let n = 0; n < outFeatures; ++n)
+    for (let k = 0; k < inFeatures; ++k)
+      packed[(Math.floor(n / 16) * inFeatures + k) * 16 + (n % 16)] = weight[n * inFeatures + k]!;
+  return packed;
+}
+
+/** linear() with the weight read from its packed layout. */
+export function linearPacked(
+  x: ArrayLike<number>,
+  packed: ArrayLike<number>,
+  bias: ArrayLike<number> | null,
+  numTokens: number,
+  outFeatures: number,
+  inFeatures: number,
+  dtype: FloatDType,
+): Float64Array {
+  const weight = new Float64Array(outFeatures * inFeatures);
+  for (let n = 0; n < outFeatures; ++n)
+    for (let k = 0; k < inFeatures; ++k)
+      weight[n * inFeatures + k] = packed[(Math.floor(n / 16) * inFeatures + k) * 16 + (n % 16)]!;
+  return linear(x, weight, bias, numTokens, outFeatures, inFeatures, dtype);
+}

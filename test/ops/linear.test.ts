@@ -11,6 +11,7 @@ import {
   describeCuda,
   describeDevices,
   emulated,
+  expectThrow,
   expectClose,
   onEmulator,
   poisoned,
@@ -179,6 +180,76 @@ describeDevices('linear', (device) => {
       /linear: out and x must not overlap in memory/,
     );
     expect(() => ops.linear(out, x, 'w' as never)).to.throw(TypeError, /linear: weight must be a Tensor, got/);
+  });
+});
+
+// The CPU's packed weight: packLinearWeight's layout against the reference (every element written, the padding
+// zero), and linearPacked against the reference and against linear() on the same weight, at token counts around the
+// GEMM's decode-batch switch, odd widths (outFeatures not a multiple of 16) and every dtype pairing.
+describe('linear: packLinearWeight and linearPacked (CPU)', () => {
+  const device = 'cpu';
+  for (const wdtype of FLOAT_DTYPES)
+    it(`packLinearWeight ${wdtype}: 37 x 23 and 64 x 8, every element (padding zero)`, () => {
+      for (const [outF, inF] of [
+        [37, 23],
+        [64, 8],
+      ] as const) {
+        const w = Tensor.fromArray(randn(prng(outF), outF * inF, 1), [outF, inF], { dtype: wdtype, device });
+        const packed = poisoned([Math.ceil(outF / 16), inF, 16], wdtype, device);
+        ops.packLinearWeight(packed, w);
+        expect([...packed.toArray()]).to.deep.equal([...ref.packLinearWeight(w.toArray(), outF, inF)]);
+        [w, packed].forEach((t) => t.dispose());
+      }
+    });
+
+  let seed = 900;
+  for (const [dtype, wdtype] of [
+    ['float32', 'float32'],
+    ['float32', 'bfloat16'],
+    ['bfloat16', 'bfloat16'],
+    ['float16', 'float32'],
+  ] as const)
+    for (const [tokens, inF, outF, bias] of [
+      [1, 300, 37, false],
+      [4, 64, 16, true],
+      [5, 333, 129, false],
+      [16, 1030, 200, true],
+      [64, 96, 48, false],
+      [65, 257, 33, true],
+      [130, 700, 77, false],
+    ] as const)
+      it(`linearPacked ${dtype}/w ${wdtype} ${tokens} x ${inF} -> ${outF}${bias ? ', bias' : ''}`, () => {
+        const rand = prng(++seed);
+        const x = Tensor.fromArray(uniform(rand, tokens * inF, 1), [tokens, inF], { dtype, device });
+        const w = Tensor.fromArray(randn(rand, outF * inF, 1 / Math.sqrt(inF)), [outF, inF], { dtype: wdtype, device });
+        const b = bias ? Tensor.fromArray(uniform(rand, outF, 1), [outF], { dtype, device }) : null;
+        const packed = Tensor.empty([Math.ceil(outF / 16), inF, 16], { dtype: wdtype, device });
+        ops.packLinearWeight(packed, w);
+        const out = poisoned([tokens, outF], dtype, device);
+        ops.linearPacked(out, x, packed, b);
+        const want = ref.linearPacked(x.toArray(), packed.toArray(), b?.toArray() ?? null, tokens, outF, inF, dtype);
+        expectClose(out.toArray(), want, tolFor(dtype, inF), 'out');
+        const plain = poisoned([tokens, outF], dtype, device);
+        ops.linear(plain, x, w, b);
+        expectClose(out.toArray(), plain.toArray(), tolFor(dtype, inF), 'out against linear()');
+        [x, w, b, packed, out, plain].forEach((t) => t?.dispose());
+      });
+
+  it('rejects bad packed weights with errors that name them', () => {
+    const x = Tensor.zeros([3, 8], { device });
+    const out = Tensor.zeros([3, 20], { device });
+    expectThrow(() => ops.linearPacked(out, x, Tensor.zeros([1, 8, 16], { device })), RangeError, /numPanels/);
+    expectThrow(() => ops.linearPacked(out, x, Tensor.zeros([2, 9, 16], { device })), RangeError, /inFeatures of x/);
+    expectThrow(() => ops.linearPacked(out, x, Tensor.zeros([2, 8, 8], { device })), RangeError, /16 features/);
+    expectThrow(() => ops.linearPacked(out, x, Tensor.zeros([2, 8], { device })), RangeError, /packed/);
+    const w = Tensor.zeros([20, 8], { device });
+    expectThrow(() => ops.packLinearWeight(Tensor.zeros([1, 8, 16], { device }), w), RangeError, /numPanels/);
+    expectThrow(
+      () => ops.packLinearWeight(Tensor.zeros([2, 8, 16], { dtype: 'bfloat16', device }), w),
+      TypeError,
+      /packLinearWeight: packed dtype bfloat16 does not match weight/,
+    );
+    [x, out, w].forEach((t) => t.dispose());
   });
 });
 
