@@ -151,7 +151,8 @@ export function planWeightLayout(
       const cols = p.shape[1] ?? 1;
       bytes += p.type ? p.shape[0]! * quantRowWords(p.type, cols) * 4 : p.shape[0]! * cols * itemBytes;
     }
-    if (opts.device === 'cpu' && packs(e)) bytes += packPadding(e) * itemBytes;
+    if (opts.device === 'cpu' && process.env['MINI_VLLM_CPU_PACK'] !== '0' && packs(e))
+      bytes += packPadding(e) * itemBytes;
   }
   return { entries, bytes, tied };
 }
@@ -169,7 +170,8 @@ function packPadding(e: WeightPlanEntry): number {
 /** Reads every tensor the config needs from `src` (checking each shape) into device tensors. */
 export function buildWeights(config: LlamaConfig, src: WeightSource, opts: BuildOptions): LlamaWeights {
   const { entries, bytes: total, tied } = planWeightLayout(config, src, opts);
-  const pack = opts.device === 'cpu';
+  // MINI_VLLM_CPU_PACK=0 keeps the Hugging Face layout (an A/B switch: bench/scripts/pack-ab.mjs)
+  const pack = opts.device === 'cpu' && process.env['MINI_VLLM_CPU_PACK'] !== '0';
   const itemBytes = opts.dtype === 'float32' ? 4 : 2;
   let done = 0;
   const made = new Map<string, LinearWeight>();
