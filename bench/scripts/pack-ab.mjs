@@ -2,6 +2,7 @@
 // (MINI_VLLM_CPU_PACK=0), interleaved so that both see the same machine: per round and batch size, each layout loads
 // dummy:stories110M, runs 8 warm-up decode steps and times 30 (EngineCore.step, in-process); medians over rounds.
 //   node bench/scripts/pack-ab.mjs [--batches 1,16,64] [--rounds 3]   (after npm run build)
+import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { EngineCore, loadModel, resolveSamplingParams } from '../../dist/lib/index.js';
 
