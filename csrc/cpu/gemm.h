@@ -198,18 +198,16 @@ void copy_packed(float* dst, const TW* packed, int64_t k_len, int64_t n0, int64_
   }
 }
 
-// A packed weight's panels for the block at (n0, k0): fp32 ones read in place where NR is the packing's 16 (AVX2),
-// others copied into dst, converted.
+// A packed weight's panels for the block at (n0, k0): a decode batch's one fp32 panel read in place where NR is the
+// packing's 16 (AVX2); otherwise copied into dst, converted (prefill's several panels, read in place, ran at 47% of
+// the FMA peak against 75% from the copy: bench/results/2026-11-30-cpu-throughput/ops-after.md).
 template <typename TW>
 Panels packed_panels(float* dst, const TW* packed, int64_t k_len, int64_t n0, int64_t k0, int64_t nc, int64_t kc) {
   constexpr int64_t P = 16;
-  if constexpr (std::is_same_v<TW, float> && NR == P) {
-    const float* b = packed + ((n0 / P) * k_len + k0) * P;
-    return {b, k_len * P};
-  } else {
-    copy_packed(dst, packed, k_len, n0, k0, nc, kc);
-    return {dst, kc * NR};
-  }
+  if constexpr (std::is_same_v<TW, float> && NR == P)
+    if (nc <= P) return {packed + ((n0 / P) * k_len + k0) * P, k_len * P};
+  copy_packed(dst, packed, k_len, n0, k0, nc, kc);
+  return {dst, kc * NR};
 }
 
 struct GemmScratch {
