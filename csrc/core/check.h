@@ -66,6 +66,19 @@ class Check {
   }
 
   // A linear layer's optional bias (data == null: none): [outFeatures] of out's dtype, dense, on x's device.
+  // A linear layer's activations, whatever its weight: x [numTokens, inFeatures] and out [numTokens, outFeatures]
+  // (rows may be strided), x a float dtype, out x's dtype and device. The op checks its weight, then out's width.
+  void linear_x_out(const TensorView& out, const TensorView& x) const {
+    float_dtype(x, "x");
+    same_dtype(out, "out", x, "x");
+    same_device(out, "out", x, "x");
+    ndim(x, "x", 2, "[numTokens, inFeatures]");
+    ndim(out, "out", 2, "[numTokens, outFeatures]");
+    dim(out, "out", 0, x.size(0), "numTokens of x");
+    rows_dense(x, "x");
+    rows_dense(out, "out");
+  }
+
   void linear_bias(const MaybeTensor& bias, const TensorView& out, const TensorView& x, int64_t out_features) const {
     if (!bias.data) return;
     same_dtype(bias, "bias", out, "out");

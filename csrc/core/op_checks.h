@@ -203,20 +203,13 @@ inline void check_paged_attention(const TensorView& out, const TensorView& query
 inline void check_linear(const TensorView& out, const TensorView& x, const TensorView& weight,
                          const MaybeTensor& bias) {
   const Check c("linear");
-  c.float_dtype(x, "x");
+  c.linear_x_out(out, x);
   c.float_dtype(weight, "weight");
-  c.same_dtype(out, "out", x, "x");
-  c.same_device(out, "out", x, "x");
   c.same_device(weight, "weight", x, "x");
-  c.ndim(x, "x", 2, "[numTokens, inFeatures]");
-  c.ndim(out, "out", 2, "[numTokens, outFeatures]");
   c.ndim(weight, "weight", 2, "[outFeatures, inFeatures]");
   c.dim(weight, "weight", 1, x.size(1), "inFeatures of x");
-  c.dim(out, "out", 0, x.size(0), "numTokens of x");
-  c.dim(out, "out", 1, weight.size(0), "outFeatures of weight");
-  c.rows_dense(x, "x");
-  c.rows_dense(out, "out");
   c.contiguous(weight, "weight");
+  c.dim(out, "out", 1, weight.size(0), "outFeatures of weight");
   c.linear_bias(bias, out, x, weight.size(0));
   c.distinct(out, "out", x, "x");
 }
@@ -242,20 +235,13 @@ inline void check_pack_linear_weight(const TensorView& packed, const TensorView&
 inline void check_linear_packed(const TensorView& out, const TensorView& x, const TensorView& packed,
                                 const MaybeTensor& bias) {
   const Check c("linearPacked");
-  c.float_dtype(x, "x");
+  c.linear_x_out(out, x);
   c.float_dtype(packed, "packed");
-  c.same_dtype(out, "out", x, "x");
-  c.same_device(out, "out", x, "x");
   c.same_device(packed, "packed", x, "x");
-  c.ndim(x, "x", 2, "[numTokens, inFeatures]");
-  c.ndim(out, "out", 2, "[numTokens, outFeatures]");
   c.ndim(packed, "packed", 3, "[numPanels, inFeatures, 16]");
   c.dim(packed, "packed", 1, x.size(1), "inFeatures of x");
   c.dim(packed, "packed", 2, 16, "the panel's 16 features");
-  c.dim(out, "out", 0, x.size(0), "numTokens of x");
   c.dim(packed, "packed", 0, (out.size(1) + 15) / 16, "numPanels = ceil(outFeatures of out / 16)");
-  c.rows_dense(x, "x");
-  c.rows_dense(out, "out");
   c.contiguous(packed, "packed");
   c.linear_bias(bias, out, x, out.size(1));
   c.distinct(out, "out", x, "x");

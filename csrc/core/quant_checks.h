@@ -29,17 +29,10 @@ inline QuantFormat check_quant_weight(const Check& c, const char* op, const Tens
 inline void check_quant_linear(const TensorView& out, const TensorView& x, const TensorView& weight, double type,
                                const MaybeTensor& bias) {
   const Check c("quantLinear");
-  c.float_dtype(x, "x");
-  c.same_dtype(out, "out", x, "x");
-  c.same_device(out, "out", x, "x");
+  c.linear_x_out(out, x);
   c.same_device(weight, "weight", x, "x");
-  c.ndim(x, "x", 2, "[numTokens, inFeatures]");
-  c.ndim(out, "out", 2, "[numTokens, outFeatures]");
   check_quant_weight(c, "quantLinear", weight, "weight", type, x.size(1), "inFeatures");
-  c.dim(out, "out", 0, x.size(0), "numTokens of x");
   c.dim(out, "out", 1, weight.size(0), "outFeatures of weight");
-  c.rows_dense(x, "x");
-  c.rows_dense(out, "out");
   c.linear_bias(bias, out, x, weight.size(0));
   c.distinct(out, "out", x, "x");
 }

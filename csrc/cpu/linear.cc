@@ -122,7 +122,7 @@ void linear_packed_impl(const TensorView& out, const TensorView& x, const Tensor
   const int64_t k_len = x.size(1), tokens = x.size(0);
   const TW* wp = packed.ptr<TW>();
   gemm_impl::linear_frame<TA>(
-      out, x, out.size(1), bias, /*gemv_max_tokens=*/4,
+      out, x, out.size(1), bias, gemm_impl::kFloatGemvMaxTokens,
       [&](const float* xf, int64_t ldx, const float* b) {
         // ~256 KiB of weight per task at least, so waking a thread pays off
         const int64_t grain = std::max<int64_t>(1, (256 << 10) / std::max<int64_t>(1, 16 * k_len * sizeof(TW)));

@@ -151,10 +151,14 @@ export function planWeightLayout(
       const cols = p.shape[1] ?? 1;
       bytes += p.type ? p.shape[0]! * quantRowWords(p.type, cols) * 4 : p.shape[0]! * cols * itemBytes;
     }
-    if (opts.device === 'cpu' && process.env['MINI_VLLM_CPU_PACK'] !== '0' && packs(e))
-      bytes += packPadding(e) * itemBytes;
+    if (packsOn(opts.device) && packs(e)) bytes += packPadding(e) * itemBytes;
   }
   return { entries, bytes, tied };
+}
+
+/** Whether buildWeights packs on this device: the CPU, unless MINI_VLLM_CPU_PACK=0 (an A/B switch, pack-ab.mjs). */
+function packsOn(device: Device | undefined): boolean {
+  return device === 'cpu' && process.env['MINI_VLLM_CPU_PACK'] !== '0';
 }
 
 /** Whether buildWeights packs this entry on the CPU: a float matrix only linear layers read. */
@@ -170,8 +174,7 @@ function packPadding(e: WeightPlanEntry): number {
 /** Reads every tensor the config needs from `src` (checking each shape) into device tensors. */
 export function buildWeights(config: LlamaConfig, src: WeightSource, opts: BuildOptions): LlamaWeights {
   const { entries, bytes: total, tied } = planWeightLayout(config, src, opts);
-  // MINI_VLLM_CPU_PACK=0 keeps the Hugging Face layout (an A/B switch: bench/scripts/pack-ab.mjs)
-  const pack = opts.device === 'cpu' && process.env['MINI_VLLM_CPU_PACK'] !== '0';
+  const pack = packsOn(opts.device);
   const itemBytes = opts.dtype === 'float32' ? 4 : 2;
   let done = 0;
   const made = new Map<string, LinearWeight>();

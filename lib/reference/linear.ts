@@ -23,13 +23,15 @@ export function linear(
   return out;
 }
 
+/** Where weight[n][k] sits in the packed layout: panel n / 16, row k, lane n % 16. */
+const packedIndex = (n: number, k: number, inFeatures: number) => (Math.floor(n / 16) * inFeatures + k) * 16 + (n % 16);
+
 /** packed[p][k][j] = weight[16p + j][k] (0 past outFeatures): the layout packLinearWeight writes. */
 export function packLinearWeight(weight: ArrayLike<number>, outFeatures: number, inFeatures: number): Float64Array {
   const panels = Math.ceil(outFeatures / 16);
   const packed = new Float64Array(panels * inFeatures * 16);
   for (let n = 0; n < outFeatures; ++n)
-    for (let k = 0; k < inFeatures; ++k)
-      packed[(Math.floor(n / 16) * inFeatures + k) * 16 + (n % 16)] = weight[n * inFeatures + k]!;
+    for (let k = 0; k < inFeatures; ++k) packed[packedIndex(n, k, inFeatures)] = weight[n * inFeatures + k]!;
   return packed;
 }
 
@@ -45,7 +47,6 @@ export function linearPacked(
 ): Float64Array {
   const weight = new Float64Array(outFeatures * inFeatures);
   for (let n = 0; n < outFeatures; ++n)
-    for (let k = 0; k < inFeatures; ++k)
-      weight[n * inFeatures + k] = packed[(Math.floor(n / 16) * inFeatures + k) * 16 + (n % 16)]!;
+    for (let k = 0; k < inFeatures; ++k) weight[n * inFeatures + k] = packed[packedIndex(n, k, inFeatures)]!;
   return linear(x, weight, bias, numTokens, outFeatures, inFeatures, dtype);
 }
