@@ -9,7 +9,16 @@ export * as ops from './ops/index.js';
 export { type ArgSpec, type OpDef, opRegistry } from './ops/registry.js';
 export { Tensor } from './tensor.js';
 export type { HostData, TensorOptions } from './tensor.js';
-export { deviceMemory, memoryStats, numThreads, resetPeakMemory, setNumThreads, synchronize } from './runtime.js';
+export {
+  cudaDeviceIndex,
+  deviceMemory,
+  memoryStats,
+  numThreads,
+  resetPeakMemory,
+  setCudaDeviceIndex,
+  setNumThreads,
+  synchronize,
+} from './runtime.js';
 export { type HostMemory, hostMemory } from './host-memory.js';
 export { ModelFormatError } from './errors.js';
 export { Profiler, type Trace, type TraceEvent } from './profiler.js';

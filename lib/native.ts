@@ -103,7 +103,8 @@ export interface Runtime {
   backends(queryCuda?: boolean): Backends;
   setErrorClass(ctor: new (message: string, code: MiniVllmErrorCode) => Error): void;
   numThreads(): number;
-  setNumThreads(n: number): void;
+  /** ownPool: the calling thread gets a pool of its own (runtime.ts). */
+  setNumThreads(n: number, ownPool?: boolean): void;
   // (function-valued properties: the tensor methods hand these to the profiler unbound; the addon never reads `this`)
   copyFromHost: (dst: NativeTensor, src: Float32Array | Int32Array) => void;
   copyToHost: (src: NativeTensor, dst: Float32Array | Int32Array) => void;

@@ -7,9 +7,29 @@ export function numThreads(): number {
   return native.numThreads();
 }
 
-/** Sets the CPU kernels' thread count (0 = every core). MINI_VLLM_NUM_THREADS sets the starting value. */
-export function setNumThreads(n: number): void {
-  native.setNumThreads(n);
+/**
+ * Sets the CPU kernels' thread count (0 = every core). MINI_VLLM_NUM_THREADS sets the starting value. With
+ * `ownPool`, the calling thread (a worker) gets a pool of its own instead, so its ops run beside other threads' rather
+ * than queued behind them on the shared pool: each data-parallel engine core does this with its share of the cores.
+ */
+export function setNumThreads(n: number, opts: { ownPool?: boolean } = {}): void {
+  native.setNumThreads(n, opts.ownPool === true);
+}
+
+// The CUDA device this JS thread's tensors, synchronisations and graphs use: every worker thread has its own copy of
+// this module, so a data-parallel engine core sets its rank's device once and everything it allocates lands there.
+let currentDevice = 0;
+
+/** The CUDA device index this thread allocates on (default 0). */
+export function cudaDeviceIndex(): number {
+  return currentDevice;
+}
+
+/** Makes `index` the CUDA device this thread's new tensors and synchronize() use. */
+export function setCudaDeviceIndex(index: number): void {
+  if (!Number.isInteger(index) || index < 0 || index >= 64)
+    throw new RangeError(`setCudaDeviceIndex: index must be an integer in [0, 64), got ${index}`);
+  currentDevice = index;
 }
 
 /**
@@ -17,7 +37,7 @@ export function setNumThreads(n: number): void {
  * data found by a kernel (e.g. a position outside the RoPE cache). A no-op for the CPU, whose ops finish on return.
  */
 export function synchronize(device: Device = 'cuda'): void {
-  if (device === 'cuda' && backends().cuda.available) native.synchronize(0);
+  if (device === 'cuda' && backends().cuda.available) native.synchronize(currentDevice);
 }
 
 /** Memory held by live tensors right now, per device (freed by dispose() or, later, by garbage collection). */
@@ -31,6 +51,6 @@ export function resetPeakMemory(): void {
 }
 
 /** Free and total memory of a CUDA device as the driver counts it (all processes), in bytes. */
-export function deviceMemory(deviceIndex = 0): { free: number; total: number } {
+export function deviceMemory(deviceIndex = currentDevice): { free: number; total: number } {
   return native.deviceMemory(deviceIndex);
 }

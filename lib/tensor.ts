@@ -3,6 +3,7 @@ import { type DType, type Device, isDType, isDevice, itemSize } from './dtype.js
 import { checkHostAllocation, HOST_CHECK_BYTES } from './host-memory.js';
 import { type NativeStorage, type NativeTensor, native, requireDevice } from './native.js';
 import { profiled } from './ops/call.js';
+import { cudaDeviceIndex } from './runtime.js';
 
 // Copies and fills are reported to the ops layer's profiler like ops (the addon's own argument names).
 const fromHost = (dst: NativeTensor, src: Float32Array | Int32Array): void =>
@@ -97,7 +98,7 @@ export class Tensor implements NativeTensor {
     if (!Number.isSafeInteger(bytes)) throw new RangeError(`Tensor.empty: shape [${dims.join(', ')}] is too large`);
     requireDevice(device);
     if (device === 'cpu' && bytes >= HOST_CHECK_BYTES) checkHostAllocation(bytes, `Tensor.empty [${dims.join(', ')}]`);
-    const storage = new native.Storage(device, 0, bytes);
+    const storage = new native.Storage(device, device === 'cuda' ? cudaDeviceIndex() : 0, bytes);
     return new Tensor(storage, dtype, dims, contiguousStrides(dims), 0);
   }
 

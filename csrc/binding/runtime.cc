@@ -136,7 +136,10 @@ Napi::Value set_num_threads(const Napi::CallbackInfo& info) {
     const double n = to_number(info[0], "setNumThreads", "n");
     if (!(n >= 0 && n <= 1024) || n != double(int(n)))
       fail(ErrorKind::Range, "setNumThreads: n must be an integer in [0, 1024] (0 = all cores), got ", n);
-    cpu::set_num_threads(int(n));
+    if (info.Length() > 1 && info[1].ToBoolean().Value())
+      cpu::set_own_threads(int(n));
+    else
+      cpu::set_num_threads(int(n));
   });
 }
 

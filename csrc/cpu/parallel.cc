@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -29,6 +30,7 @@ class Pool {
     }
     resize(std::max(1, n));
   }
+  explicit Pool(int n) { resize(std::max(1, n)); }
   ~Pool() { stop_workers(); }
 
   int size() {
@@ -131,16 +133,25 @@ class Pool {
   bool stop_ = false;
 };
 
-Pool& pool() {
+Pool& shared_pool() {
   // Leaked on purpose: joining threads from a static destructor at process exit can deadlock.
   static Pool* p = new Pool();
   return *p;
 }
 
+// A JS thread's own pool (a data-parallel engine core's worker): its ops run on its threads alone, beside the other
+// cores' rather than queued behind them on the shared pool. Joined when that thread exits; never set on the main one.
+thread_local std::unique_ptr<Pool> tl_own;
+
+Pool& pool() { return tl_own ? *tl_own : shared_pool(); }
+
+int all_threads() { return std::max(1, int(std::thread::hardware_concurrency())); }
+
 }  // namespace
 
 int num_threads() { return pool().size(); }
-void set_num_threads(int n) { pool().resize(n > 0 ? n : std::max(1, int(std::thread::hardware_concurrency()))); }
+void set_num_threads(int n) { pool().resize(n > 0 ? n : all_threads()); }
+void set_own_threads(int n) { tl_own = std::make_unique<Pool>(n > 0 ? n : all_threads()); }
 
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;

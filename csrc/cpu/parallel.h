@@ -9,6 +9,9 @@ namespace mvllm::cpu {
 int num_threads();
 // n <= 0 means "all hardware threads"; MINI_VLLM_NUM_THREADS sets the starting value.
 void set_num_threads(int n);
+// Gives the calling thread a pool of its own with n threads (n <= 0: all hardware threads), for the rest of its life;
+// set_num_threads then resizes that one. Other threads keep the shared pool.
+void set_own_threads(int n);
 
 // Calls fn(begin, end) on disjoint ranges covering [0, n). Runs inline when n < 2 * grain or one thread is
 // configured; otherwise each range holds at least `grain` items. The caller's thread takes the first range.

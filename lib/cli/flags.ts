@@ -74,6 +74,11 @@ export function addEngineOptions(cmd: Command): Command {
       ).choices(['q8_0', 'q4_0']),
     )
     .option('--threads <n>', 'CPU threads', num('int'))
+    .option(
+      '--data-parallel-size <n>',
+      'engine cores, each a whole engine: on CUDA one device each, on the CPU a share of the threads each (default 1)',
+      num('int'),
+    )
     .option('--max-num-seqs <n>', 'most sequences in one step (default 256)', num('int'))
     .option(
       '--max-num-batched-tokens <n>',
@@ -107,6 +112,7 @@ export interface EngineFlags {
   dtype: string;
   quantization?: string;
   threads?: number;
+  dataParallelSize?: number;
   maxNumSeqs?: number;
   maxNumBatchedTokens?: number;
   maxModelLen?: number;
@@ -129,6 +135,7 @@ export function engineOptions(f: EngineFlags): EngineOptions {
   const keys = [
     'device',
     'tokenizer',
+    'dataParallelSize',
     'maxNumSeqs',
     'maxNumBatchedTokens',
     'maxModelLen',

@@ -22,6 +22,8 @@ export interface CoreClientOwner {
 
 type Reply = Extract<FromCore, { type: 'reply' }>;
 
+export type CoreState = 'starting' | 'ready' | 'dead' | 'stopped';
+
 export class CoreClient {
   private worker: Worker | null = null;
   private info_: CoreInfo | null = null;
@@ -35,6 +37,8 @@ export class CoreClient {
   constructor(
     private readonly options: ResolvedEngineOptions & { maxModelLen: number },
     private readonly owner: CoreClientOwner,
+    /** This core's rank and CPU threads (WorkerData). */
+    private readonly placement: { rank: number; threads: number | null } = { rank: 0, threads: null },
   ) {}
 
   /** The worker is up with the model loaded: its dtype and load time. */
@@ -45,6 +49,13 @@ export class CoreClient {
   /** Why the worker died, until start() brings it back. */
   get failure(): Error | null {
     return this.failure_;
+  }
+
+  /** Where the worker is: loading the model, serving, dead (until start()), or stopped (or never started). */
+  get state(): CoreState {
+    if (this.failure_) return 'dead';
+    if (this.info_) return 'ready';
+    return this.starting ? 'starting' : 'stopped';
   }
 
   /** stop() is shutting the worker down. */
@@ -58,7 +69,7 @@ export class CoreClient {
     this.starting ??= new Promise<void>((resolve, reject) => {
       this.failure_ = null;
       this.stopping_ = false;
-      const data: WorkerData = { options: this.options };
+      const data: WorkerData = { options: this.options, ...this.placement };
       const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: data });
       this.worker = worker;
       worker.on('message', (m: FromCore) => {
@@ -112,6 +123,11 @@ export class CoreClient {
     } finally {
       await exited;
     }
+  }
+
+  /** Ends the worker as a crash would (the owner hears died()): for fault drills. Nothing to do when it is down. */
+  async terminate(): Promise<void> {
+    await this.worker?.terminate();
   }
 
   /** Sends a message that the core answers, and waits for the answer. */

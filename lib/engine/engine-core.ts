@@ -7,7 +7,7 @@ import { type EnginePlanInput, kvBytesPerSlotFor, planEngine } from '../model/me
 import { disposeKvCache, type KvCache } from '../model/llama.js';
 import type { LoadProgress } from '../model/weights.js';
 import { NULL_STEP_PROFILER, Profiler, type StepProfiler, type Trace } from '../profiler.js';
-import { deviceMemory, memoryStats, resetPeakMemory, synchronize } from '../runtime.js';
+import { cudaDeviceIndex, deviceMemory, memoryStats, resetPeakMemory, synchronize } from '../runtime.js';
 import type { ResolvedSamplingParams } from '../sampling/params.js';
 import { Sampler, type TokenLogprobs } from '../sampling/sampler.js';
 import { Tensor } from '../tensor.js';
@@ -116,7 +116,7 @@ export class EngineCore {
       // Decode graphs on CUDA unless enforceEager; a given backend (tests) records them on any device.
       const backend = options.enforceEager
         ? null
-        : (graphBackend ?? (model.device === 'cuda' ? cudaGraphBackend(0) : null));
+        : (graphBackend ?? (model.device === 'cuda' ? cudaGraphBackend(cudaDeviceIndex()) : null));
       const graphs = backend && {
         backend,
         sizes: options.cudaGraphCaptureSizes ?? cudaGraphCaptureSizes(maxDecodeBatch(options)),
@@ -237,7 +237,7 @@ export class EngineCore {
    */
   startProfile(maxSteps = 5): void {
     if (this.profiler !== null) throw new Error('startProfile: the engine is already profiling (stopProfile first)');
-    const p = new Profiler(this.loaded.model.device, 0, maxSteps);
+    const p = new Profiler(this.loaded.model.device, cudaDeviceIndex(), maxSteps);
     p.start();
     this.profiler = p;
   }
@@ -377,7 +377,7 @@ function kvBlocks(
     what = `kvCacheBytes ${bytes}`;
   } else {
     profileStep(loaded, o);
-    const { free, total } = deviceMemory(0);
+    const { free, total } = deviceMemory();
     bytes = Math.floor(total * o.gpuMemoryUtilization - (total - free));
     what = `gpuMemoryUtilization ${o.gpuMemoryUtilization} leaves ${bytes} bytes after weights and activations`;
   }

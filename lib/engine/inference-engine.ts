@@ -1,16 +1,19 @@
 // The public engine: the request API. The engine core (model, KV cache, scheduler) runs in a worker thread, reached
 // through CoreClient; this side checks and tokenizes prompts, detokenizes as tokens arrive, finds stop strings, and
-// streams, so the caller's event loop never waits on a step.
+// streams, so the caller's event loop never waits on a step. With dataParallelSize N there are N cores, and the
+// Dispatcher picks each request's; a core that dies fails its own requests and the others go on.
 import type { LlamaConfig } from '../model/config.js';
 import { loadTokenizer } from '../model/loader.js';
 import type { LoadProgress } from '../model/weights.js';
 import type { Trace } from '../profiler.js';
 import { type ResolvedSamplingParams, resolveSamplingParams, type SamplingParams } from '../sampling/params.js';
+import { MiniVllmError } from '../errors.js';
 import { describeValue } from '../tensor.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { CoreClient } from './core-client.js';
-import type { EngineStats, RequestOutput } from './engine-core.js';
+import { EngineCores } from './cores.js';
+import type { RequestOutput } from './engine-core.js';
 import {
+  checkDataParallel,
   type EngineOptions,
   finishEngineOptions,
   type ResolvedEngineOptions,
@@ -18,6 +21,7 @@ import {
 } from './options.js';
 import { checkContextLength, type Prompt, promptTokenIds } from './prompt.js';
 import { type GenerationResult, RequestState, type StreamDelta } from './request-state.js';
+import type { CoreReport, EngineStatsTotal } from './stats.js';
 
 export type { Prompt };
 
@@ -36,6 +40,11 @@ export interface GenerationStream extends AsyncIterableIterator<StreamDelta> {
 export interface CreateOptions extends EngineOptions {
   /** Weight loading progress: bytes written to the device so far, and in all. */
   onProgress?: LoadProgress;
+  /**
+   * false: create() returns once the options and the tokenizer are checked, before any model loads; start() loads it
+   * (a server listens first, and says it is not ready meanwhile). Default true.
+   */
+  start?: boolean;
 }
 
 interface Prepared {
@@ -47,6 +56,11 @@ interface Prepared {
 interface InFlight {
   state: RequestState;
   reject: (e: Error) => void;
+  /** The core it runs on. */
+  rank: number;
+  promptTokens: number;
+  /** No token has come yet. */
+  first: boolean;
 }
 
 export class InferenceEngine {
@@ -54,7 +68,7 @@ export class InferenceEngine {
   readonly config: LlamaConfig;
   /** The options in force, maxModelLen filled in. */
   readonly options: ResolvedEngineOptions & { maxModelLen: number };
-  private readonly core: CoreClient;
+  private readonly cores: EngineCores;
   private readonly requests = new Map<string, InFlight>();
   private nextRequest = 0;
 
@@ -67,55 +81,79 @@ export class InferenceEngine {
     this.options = options;
     this.tokenizer = tokenizer;
     this.config = config;
-    this.core = new CoreClient(options, {
+    this.cores = new EngineCores(options, onProgress, (rank) => ({
       outputs: (outputs, now) => this.receive(outputs, now),
       stepFailed: (ids, error) => ids.forEach((id) => this.failRequest(id, error)),
-      died: (error) => [...this.requests.keys()].forEach((id) => this.failRequest(id, error)),
-      busy: () => this.requests.size > 0,
-      onProgress,
-    });
+      died: (error) => this.coreDied(rank, error),
+    }));
   }
 
   /** Checks the options, loads the tokenizer here and the model in the engine's worker thread, and starts it. */
   static async create(options: CreateOptions = {}): Promise<InferenceEngine> {
-    const { onProgress, ...rest } = options ?? {};
+    const { onProgress, start = true, ...rest } = options ?? {};
+    if (typeof start !== 'boolean')
+      throw new TypeError(`InferenceEngine: start must be a boolean, got ${describeValue(start)}`);
     if (onProgress !== undefined && typeof onProgress !== 'function')
       throw new TypeError(`InferenceEngine: onProgress must be a function, got ${describeValue(onProgress)}`);
     const resolved = resolveEngineOptions(rest);
+    checkDataParallel(resolved);
     const { tokenizer, config } = await loadTokenizer(
       resolved.model,
       resolved.tokenizer === null ? {} : { tokenizer: resolved.tokenizer },
     );
     const engine = new InferenceEngine(finishEngineOptions(resolved, config), tokenizer, config, onProgress);
-    await engine.start();
+    if (!start) return engine;
+    try {
+      await engine.start();
+    } catch (e) {
+      await engine.stop().catch(() => undefined); // the cores that did load
+      throw e;
+    }
     return engine;
   }
 
-  /** Whether the worker is up with the model loaded. */
+  /** Whether a worker is up with the model loaded (with several cores: at least one). */
   get started(): boolean {
-    return this.core.info !== null;
+    return this.cores.list.some((c) => c.info !== null);
   }
 
   /** The model's dtype on the device, e.g. 'float32'. */
   get dtype(): string {
-    return this.core.info?.dtype ?? this.options.dtype;
+    return this.cores.list.find((c) => c.info)?.info?.dtype ?? this.options.dtype;
   }
 
-  /** Seconds the worker took to load the model. */
+  /** Seconds the workers took to load the model (the slowest core). */
   get loadSeconds(): number {
-    return this.core.info?.loadSeconds ?? 0;
+    return Math.max(0, ...this.cores.list.map((c) => c.info?.loadSeconds ?? 0));
   }
 
-  /** Starts the worker and loads the model (create() does this; again after stop() to restart). */
-  start(): Promise<void> {
-    return this.core.start();
+  /** Each core's state and load, now (getStats() adds the cores' counters). */
+  coreStates(): Omit<CoreReport, 'stats'>[] {
+    return this.cores.states();
   }
 
-  /** Aborts what is in flight, shuts the worker down and frees its device memory. start() brings it back. */
+  /**
+   * Starts the workers and loads the model (create() does this; again after stop(), or after a core died, to bring
+   * the missing cores back). Rejects if a core fails to load; the others stay up.
+   */
+  async start(): Promise<void> {
+    await Promise.all(this.cores.list.map((c) => c.start()));
+  }
+
+  /** Aborts what is in flight, shuts the workers down and frees their device memory. start() brings them back. */
   async stop(): Promise<void> {
-    await this.core.stop(() =>
-      Promise.all([...this.requests.values()].map(({ state }) => state.enqueue(() => state.abort()))),
-    );
+    let drained: Promise<unknown> | null = null;
+    const drain = () =>
+      (drained ??= Promise.all([...this.requests.values()].map(({ state }) => state.enqueue(() => state.abort()))));
+    await Promise.all(this.cores.list.map((c) => c.stop(drain)));
+  }
+
+  /**
+   * Ends one core's worker as a crash would: its requests fail with ERR_ENGINE_DEAD and the other cores go on;
+   * start() brings it back. For fault drills and their tests.
+   */
+  async killCore(rank: number): Promise<void> {
+    await this.cores.kill(rank);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -220,24 +258,27 @@ export class InferenceEngine {
    * such request is in flight.
    */
   async abort(requestId: string): Promise<boolean> {
-    const r = this.requests.get(requestId)?.state;
-    if (!r || r.finished) return false;
+    const f = this.requests.get(requestId);
+    const r = f?.state;
+    if (!f || !r || r.finished) return false;
     await Promise.all([
-      this.core.call({ type: 'abort', requestIds: [requestId], replyId: 0 }),
+      this.cores.list[f.rank]!.call({ type: 'abort', requestIds: [requestId], replyId: 0 }),
       r.enqueue(() => r.abort()),
     ]);
     return true;
   }
 
-  /** Memory, scheduler, prefix-cache and throughput counters, fresh from the engine core. */
-  async getStats(): Promise<EngineStats> {
-    const m = await this.core.call({ type: 'stats', replyId: 0 });
-    return m.stats!;
+  /**
+   * Memory, scheduler, prefix-cache and throughput counters, fresh from the engine cores: their total, and under
+   * `cores` each core's own with its state and load. Rejects when no core is up.
+   */
+  async getStats(): Promise<EngineStatsTotal> {
+    return this.cores.stats();
   }
 
   /** Starts the peak counters in `getStats().memory` (peakBytes, peakUsedBlocks) again from what is held now. */
   async resetPeaks(): Promise<void> {
-    await this.core.call({ type: 'resetPeaks', replyId: 0 });
+    await this.cores.onLive({ type: 'resetPeaks', replyId: 0 });
   }
 
   /**
@@ -248,13 +289,12 @@ export class InferenceEngine {
     const maxSteps = opts.maxSteps ?? 5;
     if (!Number.isInteger(maxSteps) || maxSteps < 1)
       throw new RangeError(`startProfile: maxSteps must be a positive integer, got ${describeValue(maxSteps)}`);
-    await this.core.call({ type: 'profile', action: 'start', maxSteps, replyId: 0 });
+    await this.cores.onLive({ type: 'profile', action: 'start', maxSteps, replyId: 0 });
   }
 
-  /** Stops profiling; the trace of the steps recorded since startProfile(). */
+  /** Stops profiling; the trace of the steps recorded since startProfile(); with several cores, core r as pid r. */
   async stopProfile(): Promise<Trace> {
-    const m = await this.core.call({ type: 'profile', action: 'stop', replyId: 0 });
-    return m.trace!;
+    return this.cores.stopProfile();
   }
 
   /** Checks the params and the prompt, and tokenizes it: everything about a request that can fail before it is sent. */
@@ -283,8 +323,9 @@ export class InferenceEngine {
     const signal = opts.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal))
       throw new TypeError(`InferenceEngine: signal must be an AbortSignal, got ${describeValue(signal)}`);
-    // No await when the worker is up: the request must be in `requests` before another call checks its id.
-    if (this.core.info === null || this.core.failure !== null) await this.core.ready();
+    // No await when a core is up: the request must be in `requests` before another call checks its id.
+    const rank = this.cores.pick(ids) ?? (await this.cores.waitFor(ids));
+    const core = this.cores.list[rank]!;
     onId?.(requestId);
     return new Promise<GenerationResult>((resolve, reject) => {
       const id = requestId;
@@ -299,19 +340,21 @@ export class InferenceEngine {
           onDelta(d);
           if (d.finishReason !== null) {
             this.requests.delete(id);
+            this.cores.dispatcher.release(id);
             signal?.removeEventListener('abort', onAbort);
-            this.core.idle();
+            core.idle();
             resolve(state.result());
           }
         },
-        () => this.core.abortInCore([id]),
+        () => core.abortInCore([id]),
       ); // a stop string: the core hears of it before anyone sees the last delta
-      if (this.core.stopping) {
+      if (core.stopping) {
         state.abort(); // arrived (or finished tokenizing) while stop() was shutting down: it ends like those in flight
         return;
       }
-      this.requests.set(id, { state, reject });
-      this.core.add({ requestId: id, promptTokenIds: ids, params });
+      this.requests.set(id, { state, reject, rank, promptTokens: ids.length, first: true });
+      this.cores.dispatcher.assign(id, rank, ids, params.maxTokens);
+      core.add({ requestId: id, promptTokenIds: ids, params });
       if (signal?.aborted) onAbort();
       else signal?.addEventListener('abort', onAbort, { once: true });
     });
@@ -320,9 +363,24 @@ export class InferenceEngine {
   /** A step's tokens, each handed to its request after what that request is still decoding. */
   private receive(outputs: RequestOutput[], now: number): void {
     for (const out of outputs) {
-      const r = this.requests.get(out.requestId)?.state;
-      if (r) r.enqueue(() => r.take(out, now)).catch((e: Error) => this.failRequest(r.requestId, e));
+      const f = this.requests.get(out.requestId);
+      if (!f) continue;
+      this.cores.dispatcher.progress(out.requestId, f.promptTokens, f.first);
+      f.first = false;
+      const r = f.state;
+      r.enqueue(() => r.take(out, now)).catch((e: Error) => this.failRequest(r.requestId, e));
     }
+  }
+
+  /** A core's worker died: its requests fail (the others go on), and what it had cached is forgotten. */
+  private coreDied(rank: number, error: Error): void {
+    this.cores.dispatcher.forget(rank);
+    const n = this.cores.list.length;
+    const e = new MiniVllmError(
+      `engine core ${rank} died: ${error.message}` + (n > 1 ? `; the other ${n - 1} core(s) go on serving` : ''),
+      'ERR_ENGINE_DEAD',
+    );
+    for (const [id, f] of this.requests) if (f.rank === rank) this.failRequest(id, e);
   }
 
   /** Ends a request with an error (the core may still be generating it: it is told to stop). */
@@ -330,8 +388,10 @@ export class InferenceEngine {
     const inFlight = this.requests.get(requestId);
     if (!inFlight) return;
     this.requests.delete(requestId);
-    this.core.abortInCore([requestId]);
+    this.cores.dispatcher.release(requestId);
+    const core = this.cores.list[inFlight.rank]!;
+    core.abortInCore([requestId]);
     inFlight.reject(e);
-    this.core.idle();
+    core.idle();
   }
 }

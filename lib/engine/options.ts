@@ -3,7 +3,8 @@ import type { Device, FloatDType } from '../dtype.js';
 import { isDevice, isFloatDType } from '../dtype.js';
 import type { LlamaConfig } from '../model/config.js';
 import { LOAD_QUANTIZATIONS, type LoadQuantization } from '../model/weights.js';
-import { defaultDevice } from '../native.js';
+import { backends, defaultDevice } from '../native.js';
+import { numThreads } from '../runtime.js';
 import { describeValue } from '../tensor.js';
 
 export interface EngineOptions {
@@ -20,6 +21,12 @@ export interface EngineOptions {
    * A quantised GGUF needs none. Default none.
    */
   quantization?: LoadQuantization | null;
+  /**
+   * Engine cores, each a whole engine (model, KV cache, scheduler) in its own worker: on CUDA core i uses device i; on
+   * the CPU each core gets an equal share of the threads. A request goes to the core with the fewest outstanding
+   * tokens, preferring one that holds its prompt's prefix (vLLM's data parallelism). Default 1.
+   */
+  dataParallelSize?: number;
   /** Most sequences in one step. Default 256. */
   maxNumSeqs?: number;
   /** Most tokens in one step, prefill and decode together. Default 2048. */
@@ -57,6 +64,7 @@ export interface ResolvedEngineOptions {
   dtype: FloatDType | 'auto';
   quantization: LoadQuantization | null;
   tokenizer: string | null;
+  dataParallelSize: number;
   maxNumSeqs: number;
   maxNumBatchedTokens: number;
   maxModelLen: number | null;
@@ -139,6 +147,7 @@ export function resolveEngineOptions(options: EngineOptions = {}): ResolvedEngin
     dtype,
     quantization: quantization as LoadQuantization | null,
     tokenizer,
+    dataParallelSize: posInt(o, 'dataParallelSize', 1, 64)!,
     maxNumSeqs: posInt(o, 'maxNumSeqs', 256, 65536)!,
     maxNumBatchedTokens: posInt(o, 'maxNumBatchedTokens', defaultTokenBudget(device, enableChunkedPrefill), 1 << 20)!,
     maxModelLen: posInt(o, 'maxModelLen', null),
@@ -173,6 +182,21 @@ export function resolveEngineOptions(options: EngineOptions = {}): ResolvedEngin
  */
 export function defaultTokenBudget(device: Device, enableChunkedPrefill: boolean): number {
   return device === 'cpu' && enableChunkedPrefill ? 256 : 2048;
+}
+
+/**
+ * Whether this machine has room for dataParallelSize cores: a CUDA device each, or at least one CPU thread each
+ * (numThreads: MINI_VLLM_NUM_THREADS, or every core). RangeError naming the limit otherwise.
+ */
+export function checkDataParallel(r: Pick<ResolvedEngineOptions, 'dataParallelSize' | 'device'>): void {
+  const n = r.dataParallelSize;
+  if (n === 1) return;
+  const have = r.device === 'cuda' ? backends().cuda.devices.length : numThreads();
+  if (n > have)
+    throw new RangeError(
+      `InferenceEngine: dataParallelSize ${n} needs ${n} ${r.device === 'cuda' ? 'CUDA devices' : 'CPU threads'}, ` +
+        `this machine has ${have}`,
+    );
 }
 
 /** The most sequences one decode step can hold: one token each, within both step limits. */

@@ -31,6 +31,10 @@ export type FromCore =
 
 export interface WorkerData {
   options: ResolvedEngineOptions;
+  /** This core's place among the data-parallel cores (0 alone). */
+  rank: number;
+  /** A CPU thread pool of this many threads for this core alone; null: the process's shared pool (one core). */
+  threads: number | null;
 }
 
 export interface SerializedError {

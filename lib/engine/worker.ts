@@ -1,12 +1,13 @@
 // The engine core's thread: loads the model, then steps while there is work, reading messages between steps so an
 // abort or a new request is seen within one step.
 import { parentPort, workerData } from 'node:worker_threads';
+import { setCudaDeviceIndex, setNumThreads } from '../runtime.js';
 import { EngineCore } from './engine-core.js';
 import { type FromCore, serializeError, type ToCore, type WorkerData } from './protocol.js';
 
 const port = parentPort!;
 const post = (m: FromCore) => port.postMessage(m);
-const { options } = workerData as WorkerData;
+const { options, rank, threads } = workerData as WorkerData;
 
 let core: EngineCore | null = null;
 let looping = false;
@@ -87,6 +88,9 @@ port.on('message', (m: ToCore) => {
 });
 
 try {
+  // A data-parallel core: its own share of the CPU threads, and on CUDA the device of its rank.
+  if (threads !== null) setNumThreads(threads, { ownPool: true });
+  if (options.device === 'cuda') setCudaDeviceIndex(rank);
   core = await EngineCore.create(options, (done, total) => post({ type: 'progress', done, total }));
   const { loaded } = core;
   post({ type: 'ready', info: { dtype: loaded.model.dtype, loadSeconds: loaded.loadSeconds } });

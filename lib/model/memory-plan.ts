@@ -80,7 +80,7 @@ export function memoryBudget(device: Device, gpuMemoryUtilization = 0.9): Memory
     };
   }
   if (!backends().cuda.available) return null;
-  const { free, total } = deviceMemory(0);
+  const { free, total } = deviceMemory();
   return {
     available: Math.max(0, Math.floor(total * gpuMemoryUtilization - (total - free))),
     source: `gpuMemoryUtilization ${gpuMemoryUtilization} of ${gib(total)}, less ${gib(total - free)} in use`,

@@ -142,6 +142,16 @@ export class ChoiceRunner {
   private admit(count: number): void {
     if (this.closing)
       throw new ApiError(503, 'the server is shutting down', 'server_unavailable', null, 'shutting_down');
+    if (!this.engine.started) {
+      const loading = this.engine.coreStates().some((c) => c.state === 'starting');
+      throw new ApiError(
+        503,
+        loading ? 'the model is still loading; retry later' : 'no engine core is serving',
+        'server_unavailable',
+        null,
+        loading ? 'model_loading' : 'engine_unavailable',
+      );
+    }
     if (this.pending + count > this.maxPending)
       throw new ApiError(
         503,

@@ -58,6 +58,10 @@ export function toApiError(err: unknown, body?: unknown): ApiError {
     return new ApiError(e.statusCode, e.message, 'invalid_request_error', null, e.code ?? null);
   // Checks inside the engine (sampling params, prompt ids) are the client's errors too.
   if (err instanceof RangeError || err instanceof TypeError) return new ApiError(400, err.message);
+  // An engine core died under the request (or every core is down): it never finished, so another try, on another
+  // core or another replica (a gateway's retry on 503), can serve it.
+  if (err instanceof MiniVllmError && err.code === 'ERR_ENGINE_DEAD')
+    return new ApiError(503, err.message, 'server_unavailable', null, 'engine_unavailable');
   if (err instanceof MiniVllmError && err.code === 'ERR_UNSUPPORTED')
     return new ApiError(400, err.message, 'invalid_request_error', null, 'unsupported');
   return new ApiError(500, `internal error: ${(err as Error)?.message ?? String(err)}`, 'internal_error');

@@ -1,7 +1,8 @@
 // The server's Prometheus metrics (prom-client), named after vLLM's (vllm:* becomes mini_vllm:*), in a registry of
-// the server's own so several servers in one process do not collide.
+// the server's own so several servers in one process do not collide; and, for inference gateways, the few vllm:* names
+// their endpoint pickers read.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { GenerationResult, InferenceEngine } from '../engine/index.js';
+import type { EngineStats, EngineStatsTotal, GenerationResult, InferenceEngine } from '../engine/index.js';
 
 const LATENCY_BUCKETS = [
   0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80,
@@ -81,10 +82,11 @@ export class ServerMetrics {
       registers,
     });
 
-    // Engine state, read fresh from the engine core once per scrape: prom-client collects every metric at once, so
-    // the gauges share one stats request.
-    type Stats = Awaited<ReturnType<InferenceEngine['getStats']>>;
-    let pending: Promise<Stats | null> | null = null;
+    // Engine state, read fresh from the engine cores once per scrape: prom-client collects every metric at once, so
+    // the gauges share one stats request. Ours are per core (label `engine`, vLLM's label for a data-parallel rank);
+    // the vllm:* ones are the pod's total, under the names an inference gateway reads (docs/scaling.md).
+    type Stats = EngineStats;
+    let pending: Promise<EngineStatsTotal | null> | null = null;
     const current = () =>
       (pending ??= engine
         .getStats()
@@ -92,39 +94,93 @@ export class ServerMetrics {
         .finally(() => {
           pending = null;
         }));
-    const gauge = (name: string, help: string, read: (s: Stats) => number) =>
+    const ranks = Array.from({ length: engine.options.dataParallelSize }, (_, r) => String(r));
+    const perCore = (name: string, help: string, read: (s: Stats) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['model_name', 'engine'],
+        registers,
+        async collect() {
+          const all = await current();
+          for (const engineRank of ranks) {
+            const s = all?.cores[Number(engineRank)]?.stats ?? null;
+            this.set({ model_name: model, engine: engineRank }, s ? read(s) : 0); // a stopped or dead core reads 0
+          }
+        },
+      });
+    const total = (name: string, help: string, read: (s: Stats) => number) =>
       new Gauge({
         name,
         help,
         labelNames,
         registers,
         async collect() {
-          const stats = await current();
-          this.set({ model_name: model }, stats ? read(stats) : 0); // a stopped engine reads 0
+          const all = await current();
+          this.set({ model_name: model }, all ? read(all) : 0);
         },
       });
-    gauge('mini_vllm:num_requests_running', 'Sequences in the running batch.', (s) => s.scheduler.running);
-    gauge('mini_vllm:num_requests_waiting', 'Sequences waiting to be scheduled.', (s) => s.scheduler.waiting);
-    gauge('mini_vllm:num_preemptions', 'Preemptions since the engine started.', (s) => s.scheduler.preempted);
-    gauge('mini_vllm:kv_cache_usage_perc', 'Share of KV-cache blocks held by running sequences (0 to 1).', (s) =>
-      s.memory.numBlocks > 0 ? s.memory.usedBlocks / s.memory.numBlocks : 0,
-    );
-    gauge('mini_vllm:kv_cache_blocks', 'KV-cache blocks in the pool.', (s) => s.memory.numBlocks);
-    gauge(
+    const kvUsage = (s: Stats) => (s.memory.numBlocks > 0 ? s.memory.usedBlocks / s.memory.numBlocks : 0);
+    perCore('mini_vllm:num_requests_running', 'Sequences in the running batch.', (s) => s.scheduler.running);
+    perCore('mini_vllm:num_requests_waiting', 'Sequences waiting to be scheduled.', (s) => s.scheduler.waiting);
+    perCore('mini_vllm:num_preemptions', 'Preemptions since the engine started.', (s) => s.scheduler.preempted);
+    perCore('mini_vllm:kv_cache_usage_perc', 'Share of KV-cache blocks held by running sequences (0 to 1).', kvUsage);
+    perCore('mini_vllm:kv_cache_blocks', 'KV-cache blocks in the pool.', (s) => s.memory.numBlocks);
+    perCore(
       'mini_vllm:prefix_cache_hit_rate',
       'Prompt tokens found in the prefix cache / prompt tokens looked up.',
       (s) => s.prefixCache.hitRate,
     );
-    gauge(
+    perCore(
       'mini_vllm:avg_prompt_throughput_toks_per_s',
       'Prompt tokens computed per second over the last 10 s.',
       (s) => s.throughput.promptTokensPerSecond,
     );
-    gauge(
+    perCore(
       'mini_vllm:avg_generation_throughput_toks_per_s',
       'Tokens generated per second over the last 10 s.',
       (s) => s.throughput.generationTokensPerSecond,
     );
+    new Gauge({
+      name: 'mini_vllm:engine_core_up',
+      help: 'Whether the engine core serves (1), or is loading, dead or stopped (0).',
+      labelNames: ['model_name', 'engine'],
+      registers,
+      collect() {
+        for (const c of engine.coreStates())
+          this.set({ model_name: model, engine: String(c.rank) }, c.state === 'ready' ? 1 : 0);
+      },
+    });
+    // What the Gateway API Inference Extension's endpoint picker scrapes from vLLM (its model-server protocol).
+    total(
+      'vllm:num_requests_waiting',
+      'Requests waiting to be scheduled, every engine core.',
+      (s) => s.scheduler.waiting,
+    );
+    total(
+      'vllm:num_requests_running',
+      'Requests in the running batches, every engine core.',
+      (s) => s.scheduler.running,
+    );
+    total('vllm:kv_cache_usage_perc', 'Share of the KV-cache blocks in use, every engine core (0 to 1).', kvUsage);
+    total('vllm:gpu_cache_usage_perc', 'The same as vllm:kv_cache_usage_perc (its name before vLLM 0.10).', kvUsage);
+    total(
+      'vllm:prefix_cache_hit_rate',
+      'Prompt tokens found in the prefix cache / prompt tokens looked up, every engine core.',
+      (s) => s.prefixCache.hitRate,
+    );
+    new Gauge({
+      name: 'vllm:cache_config_info',
+      help: 'The KV cache: block size (tokens) and blocks, every engine core (the value is 1).',
+      labelNames: ['block_size', 'num_gpu_blocks'],
+      registers,
+      async collect() {
+        const all = await current();
+        this.reset();
+        if (all)
+          this.set({ block_size: String(all.memory.blockSize), num_gpu_blocks: String(all.memory.numBlocks) }, 1);
+      },
+    });
   }
 
   /** One finished engine request (one choice). */

@@ -40,7 +40,8 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
     throw new RangeError(`serve: port must be an integer in [0, 65535], got ${port}`);
   if (!(shutdownTimeoutMs >= 0))
     throw new RangeError(`serve: shutdownTimeoutMs must be at least 0, got ${shutdownTimeoutMs}`);
-  const engine = await InferenceEngine.create(engineOptions);
+  // The server listens while the model loads (its probes say so: /ready and /health answer 503 until a core serves).
+  const engine = await InferenceEngine.create({ ...engineOptions, start: false });
   let server: OpenAIServer;
   let addr: { url: string; port: number };
   try {
@@ -84,5 +85,12 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
       }
     })());
   if (handleSignals) process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+  log(`mini-vllm: listening at ${addr.url}; loading the model (/ready answers 503 until it has loaded)`);
+  try {
+    await engine.start();
+  } catch (e) {
+    await shutdown().catch(() => undefined);
+    throw e;
+  }
   return { server, engine, url: addr.url, port: addr.port, shutdown };
 }

@@ -1,6 +1,6 @@
 // The OpenAI-compatible HTTP server (fastify) over an InferenceEngine: the app and its lifecycle. Routes:
 // /v1/completions (completions.ts) and /v1/chat/completions (chat.ts), JSON or Server-Sent Events (choices.ts, sse.ts);
-// /v1/models, /health and /metrics here. Errors answer in OpenAI's shape (errors.ts), with vLLM's extensions.
+// /v1/models, the probes (/health, /ready, /live) and /metrics here. Errors answer in OpenAI's shape (errors.ts), with vLLM's extensions.
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { InferenceEngine } from '../engine/index.js';
@@ -66,6 +66,20 @@ export class OpenAIServer implements ServerContext {
     const addr = this.app.server.address();
     const real = typeof addr === 'object' && addr !== null ? addr.port : port;
     return { host, port: real, url: `http://${host.includes(':') ? `[${host}]` : host}:${real}` };
+  }
+
+  /** The engine cores' states, and the server's in one word: loading, ok, degraded (a core down), draining, down. */
+  health(): {
+    serving: boolean;
+    body: { status: string; cores: { rank: number; state: string; error: string | null }[] };
+  } {
+    const cores = this.engine.coreStates().map(({ rank, state, error }) => ({ rank, state, error }));
+    const serving = cores.some((c) => c.state === 'ready');
+    let status: string;
+    if (serving)
+      status = this.choices.closing ? 'draining' : cores.every((c) => c.state === 'ready') ? 'ok' : 'degraded';
+    else status = cores.some((c) => c.state === 'starting') ? 'loading' : 'down';
+    return { serving, body: { status, cores } };
   }
 
   /** Engine requests (choices) in flight. */
@@ -138,7 +152,21 @@ export class OpenAIServer implements ServerContext {
         .send(errorBody(new ApiError(404, `no route ${req.method} ${req.url}`, 'not_found_error', null, 'not_found')));
     });
 
-    app.get('/health', (_req, reply) => reply.send({}));
+    // Probes. /health: the engine (200 while a core serves, even draining; 503 while loading or when every core is
+    // down), with each core's state. /ready (readiness): a core serves and the server is not draining. /live
+    // (liveness): the process answers and some core is serving or loading; with every core dead only a restart helps.
+    app.get('/health', (_req, reply) => {
+      const h = this.health();
+      return reply.status(h.serving ? 200 : 503).send(h.body);
+    });
+    app.get('/ready', (_req, reply) => {
+      const h = this.health();
+      return reply.status(h.serving && !this.choices.closing ? 200 : 503).send(h.body);
+    });
+    app.get('/live', (_req, reply) => {
+      const h = this.health();
+      return reply.status(h.body.status === 'down' ? 503 : 200).send(h.body);
+    });
     app.get('/metrics', async (_req, reply) => reply.type(this.metrics.contentType).send(await this.metrics.text()));
     app.get('/v1/models', (_req, reply) =>
       reply.send({
