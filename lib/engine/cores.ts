@@ -62,7 +62,7 @@ export class EngineCores {
               (m) => m.stats!,
               () => null,
             )
-          : null,
+          : Promise.resolve(null),
       ),
     );
     const cores = states.map((s, rank) => ({ ...s, stats: stats[rank] ?? null }));

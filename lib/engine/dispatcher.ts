@@ -40,7 +40,7 @@ export class Dispatcher {
     private readonly blockSize: number,
   ) {
     this.load = Array.from({ length: size }, (_, rank) => ({ rank, requests: 0, outstandingTokens: 0 }));
-    this.prefixes = Array.from({ length: size }, () => new Map());
+    this.prefixes = Array.from({ length: size }, () => new Map<number, true>());
   }
 
   /** Every core's load, by rank. */

@@ -1,6 +1,7 @@
 // The OpenAI-compatible HTTP server (fastify) over an InferenceEngine: the app and its lifecycle. Routes:
-// /v1/completions (completions.ts) and /v1/chat/completions (chat.ts), JSON or Server-Sent Events (choices.ts, sse.ts);
-// /v1/models, the probes (/health, /ready, /live) and /metrics here. Errors answer in OpenAI's shape (errors.ts), with vLLM's extensions.
+// /v1/completions (completions.ts) and /v1/chat/completions (chat.ts), JSON or Server-Sent Events (choices.ts,
+// sse.ts); /v1/models, the probes (/health, /ready, /live) and /metrics here. Errors answer in OpenAI's shape
+// (errors.ts), with vLLM's extensions.
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import type { InferenceEngine } from '../engine/index.js';
