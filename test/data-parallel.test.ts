@@ -1,11 +1,14 @@
 // Data parallelism on one node, N = 2 on the CPU: the greedy outputs of two cores equal one core's, both cores take
 // work, the dispatcher's choice (outstanding tokens, cached prefix), a core killed under load failing only its own
 // requests while the other goes on, and the server's probes and metrics through it all.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { expect } from 'chai';
 import { Dispatcher, type GenerationResult, InferenceEngine } from '../lib/engine/index.js';
 import { MiniVllmError } from '../lib/errors.js';
 import { OpenAIServer } from '../lib/server/index.js';
-import { expectReject } from './helpers.js';
+import { backends } from '../lib/native.js';
+import { emulated, expectReject } from './helpers.js';
 
 const MODEL = 'dummy:stories15M';
 const OPTS = { model: MODEL, device: 'cpu', maxModelLen: 256, seed: 3 } as const;
@@ -214,5 +217,39 @@ describe('data parallel: the server probes and metrics', function () {
     expect(r.status).to.equal(503);
     expect(r.headers.get('retry-after')).to.equal('1');
     expect(((await r.json()) as { error: { code: string } }).error.code).to.equal('engine_unavailable');
+  });
+});
+
+// Two CUDA cores need two devices: the emulated addon reports them with MINI_VLLM_EMU_DEVICES=2 (where it checks that
+// every kernel, copy and stream of a core stays on that core's device), a GPU machine needs two.
+const cuda = backends().cuda;
+const twoDevices = cuda.available && (emulated || cuda.devices.length >= 2);
+const cudaTitle = `data parallel: two CUDA engine cores${
+  twoDevices ? '' : ' (skipped: needs two CUDA devices, or the emulated addon)'
+}`;
+describe(cudaTitle, function () {
+  before(function () {
+    if (!twoDevices) this.skip();
+  });
+
+  it('each core on its own device, greedy equal to one core, decode graphs replayed on both', () => {
+    const child = spawnSync(process.execPath, [join(import.meta.dirname, 'dp-cuda-child.js')], {
+      encoding: 'utf8',
+      env: { ...process.env, MINI_VLLM_EMU_DEVICES: '2' },
+      timeout: 600_000,
+    });
+    expect(child.status, child.stderr).to.equal(0);
+    const r = JSON.parse(child.stdout) as {
+      two: number[][];
+      one: number[][];
+      devices: string[];
+      generated: number[];
+      graphs: number[];
+    };
+    expect(r.two).to.deep.equal(r.one);
+    expect(r.devices).to.deep.equal(['cuda:0', 'cuda:1']);
+    expect(r.generated[0]).to.be.greaterThan(0);
+    expect(r.generated[1]).to.be.greaterThan(0);
+    expect(r.graphs[0]! + r.graphs[1]!).to.be.greaterThan(0);
   });
 });

@@ -2,7 +2,6 @@
 // under forced preemption, with chunked prefill, and with prefix-cache hits; then InferenceEngine (the worker
 // thread): streaming, aborts, stats that add up, errors, and a clean shutdown.
 import { join } from 'node:path';
-import type { Worker } from 'node:worker_threads';
 import { expect } from 'chai';
 import { EngineCore, type GenerationResult, generate, InferenceEngine, type StreamDelta } from '../lib/engine/index.js';
 import type { Device } from '../lib/index.js';
@@ -393,7 +392,7 @@ describe('InferenceEngine options, failures and shutdown', function () {
       const s = engine.stream('hello', { maxTokens: 200, ignoreEos: true });
       const first = await s.next();
       expect(first.done).to.equal(false);
-      await (engine as unknown as { core: { worker: Worker } }).core.worker.terminate();
+      await engine.killCore(0);
       await expectReject(s.result, Error, /the engine worker exited \(code 1\)/);
       await expectReject(engine.getStats(), Error, /the engine worker exited/);
       await expectReject(engine.generate('hello'), Error, /the engine worker exited/);
@@ -405,7 +404,7 @@ describe('InferenceEngine options, failures and shutdown', function () {
         const t = engine.stream('hello', { maxTokens: 200, ignoreEos: true });
         await t.next();
         await new Promise((r) => setTimeout(r, rand() * 5));
-        await (engine as unknown as { core: { worker: Worker } }).core.worker.terminate();
+        await engine.killCore(0);
         await expectReject(t.result, Error, /the engine worker exited/);
         await engine.start();
       }

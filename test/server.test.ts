@@ -511,6 +511,7 @@ describe(`OpenAI server (${models ? 'stories260K' : 'dummy:stories15M: ../shared
     expect(res.headers.get('content-type')).to.match(/^text\/plain; version=0\.0\.4/);
     const m = parsePrometheus(await res.text());
     const L = `{model_name="${modelName}"}`;
+    const core0 = `{model_name="${modelName}",engine="0"}`; // the engine gauges are per engine core
     expect(
       m.get(`mini_vllm:prompt_tokens_total${L}`)! - (before.get(`mini_vllm:prompt_tokens_total${L}`) ?? 0),
     ).to.equal(r.usage!.prompt_tokens);
@@ -536,9 +537,12 @@ describe(`OpenAI server (${models ? 'stories260K' : 'dummy:stories15M: ../shared
       'kv_cache_usage_perc',
       'avg_generation_throughput_toks_per_s',
     ])
-      expect(m.has(`mini_vllm:${g}${L}`), g).to.equal(true);
-    expect(m.get(`mini_vllm:num_requests_running${L}`)).to.equal(0);
-    expect(m.get(`mini_vllm:kv_cache_usage_perc${L}`)).to.equal(0);
+      expect(m.has(`mini_vllm:${g}${core0}`), g).to.equal(true);
+    expect(m.get(`mini_vllm:num_requests_running${core0}`)).to.equal(0);
+    expect(m.get(`mini_vllm:kv_cache_usage_perc${core0}`)).to.equal(0);
+    // The pod's totals under vLLM's names, for gateways.
+    expect(m.get(`vllm:num_requests_waiting${L}`)).to.equal(0);
+    expect(m.get(`vllm:kv_cache_usage_perc${L}`)).to.equal(0);
     expect(sum(m, 'mini_vllm:http_requests_total')).to.be.greaterThan(0);
   });
 });

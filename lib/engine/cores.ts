@@ -32,7 +32,7 @@ export class EngineCores {
           options,
           {
             ...owner(rank),
-            busy: () => this.dispatcher.loads()[rank]!.requests > 0,
+            busy: () => this.dispatcher.requestsOn(rank) > 0,
             onProgress: rank === 0 ? onProgress : undefined, // the cores load alike: one bar
           },
           { rank, threads },

@@ -111,6 +111,11 @@ export class Dispatcher {
     l.outstandingTokens -= a.tokens;
   }
 
+  /** Requests in flight on `rank`. */
+  requestsOn(rank: number): number {
+    return this.load[rank]!.requests;
+  }
+
   /** The core that holds `requestId`, if it is in flight. */
   rankOf(requestId: string): number | undefined {
     return this.assigned.get(requestId)?.rank;

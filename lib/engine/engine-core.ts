@@ -45,6 +45,7 @@ export interface RequestOutput {
 
 export interface EngineStats {
   memory: {
+    /** 'cpu', or 'cuda:<index>'. */
     device: string;
     weightsBytes: number;
     /** Bytes of the K and V pools. */
@@ -287,7 +288,7 @@ export class EngineCore {
     const span = this.recent.length > 1 ? (this.recent.at(-1)!.at - this.recent[0]!.at) / 1000 : 0;
     return {
       memory: {
-        device: this.loaded.model.device,
+        device: this.loaded.model.device === 'cuda' ? `cuda:${cudaDeviceIndex()}` : 'cpu',
         weightsBytes: this.loaded.model.weightsBytes,
         kvCacheBytes: bm.numBlocks * bm.blockSize * this.loaded.model.kvBytesPerSlot,
         blockSize: bm.blockSize,

@@ -85,7 +85,6 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
       }
     })());
   if (handleSignals) process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
-  log(`mini-vllm: listening at ${addr.url}; loading the model (/ready answers 503 until it has loaded)`);
   try {
     await engine.start();
   } catch (e) {

@@ -16,7 +16,8 @@ struct Settings {
   int threads = 1;             // MINI_VLLM_EMU_THREADS: CPU threads running blocks (default: all)
   int sms = 132;               // MINI_VLLM_EMU_SMS: the multiprocessors reported (an H100 SXM's, so launches that
                                // size themselves by the SM count take the decisions they take there)
-  size_t memory = 8ull << 30;  // MINI_VLLM_EMU_MEMORY: the device's memory in bytes (suffixes K, M, G)
+  size_t memory = 8ull << 30;  // MINI_VLLM_EMU_MEMORY: each device's memory in bytes (suffixes K, M, G)
+  int devices = 1;             // MINI_VLLM_EMU_DEVICES: devices reported (1 to 8), for data-parallel engine cores
   std::string digest_file;     // MINI_VLLM_EMU_DIGEST: this file holds a digest of every device-to-host copy so far
 };
 const Settings& settings();
@@ -30,6 +31,11 @@ cudaError_t set_error(cudaError_t code, const std::string& what);
 // Device allocations: whether [p, p + bytes) lies inside one live allocation (host-pinned ones included); if not,
 // why not. Checks after a kernel that the guard zones of the allocations it was given are intact.
 bool check_range(const void* p, size_t bytes, std::string* why);
+// Whether device memory at p belongs to the calling thread's current device (cudaSetDevice), as a launch or a copy
+// there needs without peer access; host allocations (cudaMallocHost) belong to every device.
+bool check_device(const void* p, std::string* why);
+// The calling thread's current device.
+int current_device();
 bool check_guards(const KernelCall& call, std::string* why);
 
 // A CUDA thread's cp.async copies not yet done (async.cc), in issue order; the first `committed` belong to groups

@@ -38,12 +38,15 @@ size_t parse_bytes(const char* s, size_t fallback) {
 
 struct Alloc {
   size_t bytes;
-  bool host;  // cudaMallocHost: not counted in the device's memory
+  bool host;   // cudaMallocHost: not counted in the device's memory
+  int device;  // the current device when it was allocated
 };
+
+constexpr int kMaxDevices = 8;
 
 std::mutex g_mem;
 std::map<uintptr_t, Alloc> g_allocs;  // by start of the user range
-size_t g_used = 0;
+size_t g_used[kMaxDevices] = {};
 
 thread_local cudaError_t t_last = cudaSuccess;
 thread_local std::string t_last_what;
@@ -95,6 +98,8 @@ const Settings& settings() {
     if (const char* a = std::getenv("MINI_VLLM_EMU_SMS"); a && std::atoi(a) > 0) r.sms = std::atoi(a);
     r.memory = parse_bytes(std::getenv("MINI_VLLM_EMU_MEMORY"), r.memory);
     if (const char* a = std::getenv("MINI_VLLM_EMU_DIGEST")) r.digest_file = a;
+    if (const char* a = std::getenv("MINI_VLLM_EMU_DEVICES"); a && std::atoi(a) > 0)
+      r.devices = std::min(std::atoi(a), kMaxDevices);
     return r;
   }();
   return s;
@@ -107,6 +112,18 @@ cudaError_t set_error(cudaError_t code, const std::string& what) {
   t_last_what = what;
   return code;
 }
+
+bool check_device(const void* p, std::string* why) {
+  std::lock_guard<std::mutex> lock(g_mem);
+  uintptr_t base = 0;
+  const Alloc* a = find(reinterpret_cast<uintptr_t>(p), &base);
+  if (!a || a->host || a->device == t_device) return true;  // not ours to judge (check_range reports a bad pointer)
+  *why = "is memory of device " + std::to_string(a->device) + ", used on device " + std::to_string(t_device) +
+         " (no peer access)";
+  return false;
+}
+
+int current_device() { return t_device; }
 
 bool check_range(const void* p, size_t bytes, std::string* why) {
   std::lock_guard<std::mutex> lock(g_mem);
@@ -212,10 +229,11 @@ const char* cudaGetErrorString(cudaError_t err) {
 
 cudaError_t cudaRuntimeGetVersion(int* v) { return *v = 13000, ok(); }
 cudaError_t cudaDriverGetVersion(int* v) { return *v = 0, ok(); }
-cudaError_t cudaGetDeviceCount(int* n) { return *n = 1, ok(); }
+cudaError_t cudaGetDeviceCount(int* n) { return *n = settings().devices, ok(); }
 
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
-  if (device != 0) return set_error(cudaErrorInvalidDevice, "device " + std::to_string(device) + " does not exist");
+  if (device < 0 || device >= settings().devices)
+    return set_error(cudaErrorInvalidDevice, "device " + std::to_string(device) + " does not exist");
   std::memset(p, 0, sizeof *p);
   const Settings& s = settings();
   std::snprintf(p->name, sizeof p->name, "mini-vllm emulated CUDA device (sm_%d, %d SMs, on %d CPU threads)", s.arch,
@@ -236,7 +254,8 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
 }
 
 cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) {
-  if (device != 0) return set_error(cudaErrorInvalidDevice, "device " + std::to_string(device) + " does not exist");
+  if (device < 0 || device >= settings().devices)
+    return set_error(cudaErrorInvalidDevice, "device " + std::to_string(device) + " does not exist");
   switch (attr) {
     case cudaDevAttrClockRate: *value = 1980000; break;        // kHz
     case cudaDevAttrMemoryClockRate: *value = 2619000; break;  // kHz (HBM3, double data rate)
@@ -248,7 +267,8 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
 }
 
 cudaError_t cudaSetDevice(int device) {
-  if (device != 0) return set_error(cudaErrorInvalidDevice, "device " + std::to_string(device) + " does not exist");
+  if (device < 0 || device >= settings().devices)
+    return set_error(cudaErrorInvalidDevice, "device " + std::to_string(device) + " does not exist");
   t_device = device;
   return ok();
 }
@@ -259,9 +279,10 @@ namespace mvllm::emu {
 cudaError_t allocate(void** p, size_t bytes, bool host) {
   *p = nullptr;
   std::lock_guard<std::mutex> lock(g_mem);
-  if (!host && bytes > settings().memory - g_used)
+  size_t& used = g_used[t_device];
+  if (!host && bytes > settings().memory - used)
     return set_error(cudaErrorMemoryAllocation, "cudaMalloc of " + std::to_string(bytes) + " bytes with " +
-                                                    std::to_string(settings().memory - g_used) + " of " +
+                                                    std::to_string(settings().memory - used) + " of " +
                                                     std::to_string(settings().memory) +
                                                     " free (MINI_VLLM_EMU_MEMORY sets the size)");
   // aligned_alloc takes a multiple of the alignment: the back guard runs to that multiple (kGuard bytes at least)
@@ -272,8 +293,8 @@ cudaError_t allocate(void** p, size_t bytes, bool host) {
   std::memset(raw + kGuard, 0xff, bytes);  // poison: NaN in every float dtype, -1 in int32
   std::memset(raw + kGuard + bytes, kGuardByte, total - kGuard - bytes);
   *p = raw + kGuard;
-  g_allocs[reinterpret_cast<uintptr_t>(*p)] = Alloc{bytes, host};
-  if (!host) g_used += bytes;
+  g_allocs[reinterpret_cast<uintptr_t>(*p)] = Alloc{bytes, host, t_device};
+  if (!host) used += bytes;
   return cudaSuccess;
 }
 
@@ -285,7 +306,7 @@ cudaError_t deallocate(void* p, bool host) {
     return set_error(cudaErrorInvalidDevicePointer, "free of a pointer that is not the start of a live allocation");
   std::string why;
   const bool intact = guards_intact(it->first, it->second, &why);
-  if (!host) g_used -= it->second.bytes;
+  if (!host) g_used[it->second.device] -= it->second.bytes;
   g_allocs.erase(it);
   std::free(static_cast<unsigned char*>(p) - kGuard);
   if (!intact) return set_error(cudaErrorIllegalAddress, "found when freeing it: " + why);
@@ -294,7 +315,7 @@ cudaError_t deallocate(void* p, bool host) {
 
 size_t used_memory() {
   std::lock_guard<std::mutex> lock(g_mem);
-  return g_used;
+  return g_used[t_device];
 }
 }  // namespace mvllm::emu
 

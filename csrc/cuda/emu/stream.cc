@@ -46,6 +46,7 @@ struct CUstream_st {
   cudaStreamCaptureMode mode = cudaStreamCaptureModeGlobal;
   std::thread::id owner;
   std::vector<mvllm::emu::Node> nodes;
+  int device = -1;  // the current device when it was created (-1: the legacy stream, every device's)
 };
 struct CUgraph_st {
   std::vector<mvllm::emu::Node> nodes;
@@ -123,14 +124,21 @@ cudaError_t execute(const LaunchSpec& s, const KernelCall& call) {
 cudaError_t run_node(const Node& n) {
   std::string why;
   switch (n.kind) {
-    case Node::Kernel: return execute(n.spec, *n.call);
+    case Node::Kernel:
+      for (size_t i = 0; i < n.call->pointers.size(); ++i)
+        if (n.call->pointers[i] && !check_device(n.call->pointers[i], &why))
+          return set_error(cudaErrorIllegalAddress, std::string("kernel ") + n.spec.name + ": pointer argument " +
+                                                        std::to_string(i + 1) + " " + why);
+      return execute(n.spec, *n.call);
     case Node::Copy:
-      if (!check_range(n.dst, n.bytes, &why) || !check_range(n.src, n.bytes, &why))
-        return set_error(cudaErrorInvalidValue, "a replayed device copy " + why);
+      if (!check_range(n.dst, n.bytes, &why) || !check_range(n.src, n.bytes, &why) || !check_device(n.dst, &why) ||
+          !check_device(n.src, &why))
+        return set_error(cudaErrorInvalidValue, "a device copy: a side " + why);
       std::memmove(n.dst, n.src, n.bytes);
       return cudaSuccess;
     case Node::Set:
-      if (!check_range(n.dst, n.bytes, &why)) return set_error(cudaErrorInvalidValue, "a replayed memset " + why);
+      if (!check_range(n.dst, n.bytes, &why) || !check_device(n.dst, &why))
+        return set_error(cudaErrorInvalidValue, "a memset: the destination " + why);
       std::memset(n.dst, n.value, n.bytes);
       return cudaSuccess;
     case Node::Event: {
@@ -148,7 +156,17 @@ cudaError_t run_node(const Node& n) {
 }
 
 // Queues a node on a stream: recorded when the stream is capturing, else run now.
+// A stream runs on the device that was current when it was created, and only while that device is current.
+cudaError_t check_stream_device(cudaStream_t st) {
+  const CUstream_st* s = resolve(st);
+  if (s->device < 0 || s->device == current_device()) return cudaSuccess;
+  return set_error(cudaErrorInvalidResourceHandle, "work queued on a stream of device " + std::to_string(s->device) +
+                                                       " while device " + std::to_string(current_device()) +
+                                                       " is current");
+}
+
 cudaError_t enqueue(cudaStream_t st, Node n) {
+  if (cudaError_t e = check_stream_device(st)) return e;
   CUstream_st* s = resolve(st);
   {
     std::lock_guard<std::mutex> lock(g_streams_m);
@@ -221,6 +239,9 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
   if ((need_dst && !check_range(dst, bytes, &why)) || (need_src && !check_range(src, bytes, &why)))
     return set_error(cudaErrorInvalidValue, "cudaMemcpy of " + std::to_string(bytes) + " bytes: the " +
                                                 (need_dst && !dst_dev ? "destination " : "source ") + why);
+  if ((need_dst && !check_device(dst, &why)) || (need_src && !check_device(src, &why)))
+    return set_error(cudaErrorInvalidValue, "cudaMemcpy of " + std::to_string(bytes) + " bytes: a side " + why);
+  if (cudaError_t e = check_stream_device(st)) return e;
   if (kind == cudaMemcpyDeviceToDevice) {
     Node n;
     n.kind = Node::Copy;
@@ -259,7 +280,11 @@ cudaError_t cudaMemset(void* p, int value, size_t bytes) {
   return cudaMemsetAsync(p, value, bytes, nullptr);
 }
 
-cudaError_t cudaStreamCreate(cudaStream_t* st) { return *st = new CUstream_st, cudaSuccess; }
+cudaError_t cudaStreamCreate(cudaStream_t* st) {
+  *st = new CUstream_st;
+  (*st)->device = current_device();
+  return cudaSuccess;
+}
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* st, unsigned) { return cudaStreamCreate(st); }
 cudaError_t cudaStreamDestroy(cudaStream_t st) {
   if (st && !capturing(st)) delete st;
@@ -331,6 +356,7 @@ cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t st) {
   if (!exec) return set_error(cudaErrorInvalidValue, "cudaGraphLaunch of a null graph");
   if (capturing(st)) return set_error(cudaErrorStreamCaptureUnsupported, "cudaGraphLaunch into a capturing stream");
+  if (cudaError_t e = check_stream_device(st)) return e;
   // The captured arguments as they were: a buffer freed or moved since the capture is caught by the pointer checks.
   for (const Node& n : exec->nodes)
     if (cudaError_t e = run_node(n)) return e;
