@@ -1,6 +1,7 @@
 // Run by data-parallel.test.ts in a process of its own, where MINI_VLLM_EMU_DEVICES=2 gives the emulated addon two
 // devices (a real machine needs two GPUs): two CUDA engine cores against one, greedy, on a tiny budget. Prints JSON.
 import { type CreateOptions, InferenceEngine } from '../lib/engine/index.js';
+import { backends, native } from '../lib/native.js';
 
 const opts = {
   model: 'dummy:stories15M',
@@ -27,6 +28,8 @@ try {
     devices: stats.cores.map((c) => c.stats?.memory.device ?? null),
     generated: stats.cores.map((c) => c.stats?.throughput.generationTokens ?? 0),
     graphs: stats.cores.map((c) => c.stats?.cudaGraphs?.replays ?? 0),
+    // The emulator's own check, that the test above could fail: device 0's memory and stream used on device 1.
+    crossDevice: backends().cuda.emulated ? native.emuProbe('crossDevice', []) : null,
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
 } finally {

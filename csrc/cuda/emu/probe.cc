@@ -299,6 +299,33 @@ std::vector<double> probe(const std::string& name, const std::vector<double>& a)
                  dynamic_smem_kernel)(out.p);
     return check("launch", {out.read()[0]});
   }
+  if (name == "crossDevice") {  // needs 2 devices -> error codes: launch, memset, stream of device 0 on device 1
+    int devices = 0;
+    cudaGetDeviceCount(&devices);
+    if (devices < 2) fail(ErrorKind::Range, "emuProbe crossDevice: needs MINI_VLLM_EMU_DEVICES=2, got ", devices);
+    cudaSetDevice(0);
+    float* p = nullptr;
+    cudaMalloc(&p, 64 * sizeof(float));
+    cudaStream_t st0;
+    cudaStreamCreate(&st0);
+    cudaSetDevice(1);
+    std::vector<double> codes;
+    MVLLM_LAUNCH(1, 64, 0, nullptr, fill_kernel)(p, 1.f);
+    codes.push_back(double(cudaGetLastError()));
+    codes.push_back(double(cudaMemsetAsync(p, 0, 64 * sizeof(float), nullptr)));
+    cudaGetLastError();
+    float* q = nullptr;
+    cudaMalloc(&q, 64 * sizeof(float));
+    MVLLM_LAUNCH(1, 64, 0, st0, fill_kernel)(q, 1.f);
+    codes.push_back(double(cudaGetLastError()));
+    MVLLM_LAUNCH(1, 64, 0, nullptr, fill_kernel)(q, 1.f);  // its own memory on its own device: fine
+    codes.push_back(double(cudaGetLastError()));
+    cudaFree(q);
+    cudaSetDevice(0);
+    cudaStreamDestroy(st0);
+    cudaFree(p);
+    return codes;
+  }
   if (name == "graphFreed") {  // capture a launch, free its buffer, replay
     cudaStream_t st;
     cudaStreamCreate(&st);
