@@ -220,6 +220,34 @@ describe('data parallel: the server probes and metrics', function () {
   });
 });
 
+describe('the server draining', () => {
+  it('says draining in /health while in-flight requests finish after close()', async () => {
+    const engine = await InferenceEngine.create(OPTS);
+    const server = new OpenAIServer(engine);
+    try {
+      const { url } = await server.listen('127.0.0.1', 0);
+      const req = fetch(`${url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: MODEL, prompt: 'Once', max_tokens: 64, ignore_eos: true }),
+      });
+      while (server.inFlight === 0) await new Promise((r) => setTimeout(r, 5));
+      expect(server.health().body.status).to.equal('ok');
+      const closing = server.close(30_000);
+      expect(server.health()).to.deep.include({ serving: true });
+      expect(server.health().body.status).to.equal('draining');
+      const r = await req;
+      expect(r.status).to.equal(200);
+      expect(((await r.json()) as { choices: { finish_reason: string }[] }).choices[0]!.finish_reason).to.equal(
+        'length',
+      );
+      await closing;
+    } finally {
+      await engine.stop();
+    }
+  });
+});
+
 // Two CUDA cores need two devices: the emulated addon reports them with MINI_VLLM_EMU_DEVICES=2 (where it checks that
 // every kernel, copy and stream of a core stays on that core's device), a GPU machine needs two.
 const cuda = backends().cuda;
