@@ -4,8 +4,9 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { Dispatcher, type GenerationResult, InferenceEngine } from '../lib/engine/index.js';
+import { Dispatcher, type GenerationResult, generate, InferenceEngine } from '../lib/engine/index.js';
 import { MiniVllmError } from '../lib/errors.js';
+import { loadModel } from '../lib/model/index.js';
 import { OpenAIServer } from '../lib/server/index.js';
 import { backends } from '../lib/native.js';
 import { emulated, expectReject } from './helpers.js';
@@ -85,6 +86,19 @@ describe('data parallel: two CPU engine cores', function () {
       RangeError,
       /dataParallelSize 64 needs 64 CPU threads, this machine has \d+/,
     );
+  });
+
+  it('offline generate(), which steps one core on this thread, refuses dataParallelSize', async () => {
+    const loaded = await loadModel(MODEL, { device: 'cpu' });
+    try {
+      await expectReject(
+        generate(loaded, 'Once', {}, { dataParallelSize: 2 } as never),
+        TypeError,
+        /generate: dataParallelSize needs engine cores of their own \(InferenceEngine\)/,
+      );
+    } finally {
+      loaded.model.dispose();
+    }
   });
 
   it('gives the same greedy outputs as one core, and uses both cores', async () => {

@@ -9,7 +9,10 @@ import { EngineCore } from './engine-core.js';
 import type { EngineOptions } from './options.js';
 import { type GenerationResult, RequestState, type StreamDelta } from './request-state.js';
 
-export interface GenerateOptions extends Omit<EngineOptions, 'model' | 'device' | 'dtype' | 'tokenizer'> {
+export interface GenerateOptions extends Omit<
+  EngineOptions,
+  'model' | 'device' | 'dtype' | 'tokenizer' | 'dataParallelSize'
+> {
   /** Called with each piece of new text of prompt `index` (never half a character, never part of a stop string). */
   onText?: (index: number, delta: string) => void;
   /** Called after each step with the core, e.g. to look at its scheduler (tests). */
@@ -38,6 +41,10 @@ export async function generate(
   if (Array.isArray(params) && params.length !== list.length)
     throw new RangeError(`generate: params has ${params.length} entries for ${list.length} prompts`);
   const { onText, onStep, ...engineOptions } = opts;
+  if ('dataParallelSize' in engineOptions)
+    throw new TypeError(
+      'generate: dataParallelSize needs engine cores of their own (InferenceEngine); generate() steps one core here',
+    );
   const { config, tokenizer } = loaded;
   const maxLen = engineOptions.maxModelLen ?? config.maxPositionEmbeddings;
   const states: RequestState[] = [];
