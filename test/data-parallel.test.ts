@@ -13,6 +13,13 @@ import { emulated, expectReject } from './helpers.js';
 
 const MODEL = 'dummy:stories15M';
 const OPTS = { model: MODEL, device: 'cpu', maxModelLen: 256, seed: 3 } as const;
+/** POST /v1/completions with this body. */
+const complete = (base: string, body: object) =>
+  fetch(`${base}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
 const PROMPTS = Array.from({ length: 12 }, (_, i) => `Once upon a time ${'there was '.repeat(i % 4)}a cat number ${i}`);
 
 describe('data parallel: the dispatcher', () => {
@@ -21,42 +28,41 @@ describe('data parallel: the dispatcher', () => {
   it('sends a request to the core with the fewest outstanding tokens, then lower rank', () => {
     const d = new Dispatcher(3, 16);
     const alive = () => true;
-    expect(d.pick(ids(10), alive)).to.equal(0);
-    d.assign('a', 0, ids(10), 20); // core 0 owes 30
-    expect(d.pick(ids(10, 500), alive)).to.equal(1);
-    d.assign('b', 1, ids(10, 500), 5); // core 1 owes 15
-    expect(d.pick(ids(10, 900), alive)).to.equal(2);
-    d.assign('c', 2, ids(40, 900), 40); // core 2 owes 80
-    expect(d.pick(ids(3, 2000), alive)).to.equal(1);
-    expect(d.pick(ids(3, 2000), (r) => r !== 1)).to.equal(0);
-    expect(d.pick(ids(3, 2000), () => false)).to.equal(null);
+    expect(d.pick(d.key(ids(10)), alive)).to.equal(0);
+    d.assign('a', 0, d.key(ids(10)), 20); // core 0 owes 30
+    expect(d.pick(d.key(ids(10, 500)), alive)).to.equal(1);
+    d.assign('b', 1, d.key(ids(10, 500)), 5); // core 1 owes 15
+    expect(d.pick(d.key(ids(10, 900)), alive)).to.equal(2);
+    d.assign('c', 2, d.key(ids(40, 900)), 40); // core 2 owes 80
+    expect(d.pick(d.key(ids(3, 2000)), alive)).to.equal(1);
+    expect(d.pick(d.key(ids(3, 2000)), (r) => r !== 1)).to.equal(0);
+    expect(d.pick(d.key(ids(3, 2000)), () => false)).to.equal(null);
     // Tokens come and the request ends: its debt leaves its core.
-    d.progress('a', 10, true); // prompt done + 1 token
-    d.progress('a', 10, false);
+    d.progress('a'); // prompt done + 1 token
+    d.progress('a');
     expect(d.loads()[0]!.outstandingTokens).to.equal(30 - 11 - 1);
     d.release('a');
     expect(d.loads()[0]).to.deep.equal({ rank: 0, requests: 0, outstandingTokens: 0 });
-    expect(d.rankOf('b')).to.equal(1);
-    expect(d.rankOf('a')).to.equal(undefined);
+    expect(d.loads().map((l) => l.requests)).to.deep.equal([0, 1, 1]);
   });
 
   it('prefers the core holding the prompt prefix, unless its queue costs more than the prefix saves', () => {
     const d = new Dispatcher(2, 16);
     const alive = () => true;
     const system = ids(64, 7); // 4 full blocks
-    d.assign('x', 1, [...system, 100, 101], 8); // core 1: owes 74 and holds the 4 blocks
-    d.assign('y', 0, ids(50, 3000), 8); // core 0: owes 58
+    d.assign('x', 1, d.key([...system, 100, 101]), 8); // core 1: owes 74 and holds the 4 blocks
+    d.assign('y', 0, d.key(ids(50, 3000)), 8); // core 0: owes 58
     // 64 cached tokens on core 1: cost 74 + 70 - 64 = 80 against 58 + 70 = 128 on core 0.
-    expect(d.pick([...system, 200, 201, 202, 203, 204, 205], alive)).to.equal(1);
+    expect(d.pick(d.key([...system, 200, 201, 202, 203, 204, 205]), alive)).to.equal(1);
     // A different prefix: the lighter core.
-    expect(d.pick([...ids(64, 5000), 1, 2, 3, 4, 5, 6], alive)).to.equal(0);
+    expect(d.pick(d.key([...ids(64, 5000), 1, 2, 3, 4, 5, 6]), alive)).to.equal(0);
     // Core 1 much busier than the prefix is worth: the other core.
-    d.assign('z', 1, ids(16, 9000), 200);
-    expect(d.pick([...system, 200, 201, 202, 203, 204, 205], alive)).to.equal(0);
+    d.assign('z', 1, d.key(ids(16, 9000)), 200);
+    expect(d.pick(d.key([...system, 200, 201, 202, 203, 204, 205]), alive)).to.equal(0);
     // A dead core's cache is gone.
     d.release('z');
     d.forget(1);
-    expect(d.pick([...system, 200, 201, 202, 203, 204, 205], alive)).to.equal(0);
+    expect(d.pick(d.key([...system, 200, 201, 202, 203, 204, 205]), alive)).to.equal(0);
   });
 });
 
@@ -190,11 +196,7 @@ describe('data parallel: the server probes and metrics', function () {
     const during = await probe('/ready');
     expect([during.status, during.body.status]).to.deep.equal([503, 'loading']);
     expect((await probe('/live')).status).to.equal(200);
-    const early = await fetch(`${base}/v1/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: MODEL, prompt: 'Once', max_tokens: 2 }),
-    });
+    const early = await complete(base, { model: MODEL, prompt: 'Once', max_tokens: 2 });
     expect(early.status).to.equal(503);
     expect(((await early.json()) as { error: { code: string } }).error.code).to.equal('model_loading');
     await loading;
@@ -223,11 +225,7 @@ describe('data parallel: the server probes and metrics', function () {
     expect([down.status, down.body.status]).to.deep.equal([503, 'down']);
     expect((await probe('/ready')).status).to.equal(503);
     expect((await probe('/live')).status).to.equal(503);
-    const r = await fetch(`${base}/v1/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: MODEL, prompt: 'Once', max_tokens: 2 }),
-    });
+    const r = await complete(base, { model: MODEL, prompt: 'Once', max_tokens: 2 });
     expect(r.status).to.equal(503);
     expect(r.headers.get('retry-after')).to.equal('1');
     expect(((await r.json()) as { error: { code: string } }).error.code).to.equal('engine_unavailable');
@@ -240,11 +238,7 @@ describe('the server draining', () => {
     const server = new OpenAIServer(engine);
     try {
       const { url } = await server.listen('127.0.0.1', 0);
-      const req = fetch(`${url}/v1/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ model: MODEL, prompt: 'Once', max_tokens: 64, ignore_eos: true }),
-      });
+      const req = complete(url, { model: MODEL, prompt: 'Once', max_tokens: 64, ignore_eos: true });
       while (server.inFlight === 0) await new Promise((r) => setTimeout(r, 5));
       expect(server.health().body.status).to.equal('ok');
       const closing = server.close(30_000);

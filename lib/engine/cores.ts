@@ -6,7 +6,7 @@ import type { Trace } from '../profiler.js';
 import { numThreads } from '../runtime.js';
 import type { LoadProgress } from '../model/weights.js';
 import { CoreClient, type CoreClientOwner } from './core-client.js';
-import { Dispatcher } from './dispatcher.js';
+import { Dispatcher, type PromptKey } from './dispatcher.js';
 import type { ResolvedEngineOptions } from './options.js';
 import { type CoreReport, type EngineStatsTotal, totalStats } from './stats.js';
 
@@ -103,17 +103,17 @@ export class EngineCores {
   }
 
   /** The core for a prompt among those serving now, or null when none is (one is loading, or every one is down). */
-  pick(ids: readonly number[]): number | null {
-    return this.dispatcher.pick(ids, (rank) => this.list[rank]!.state === 'ready');
+  pick(prompt: PromptKey): number | null {
+    return this.dispatcher.pick(prompt, (rank) => this.list[rank]!.state === 'ready');
   }
 
   /** Waits for a core to be ready (loading, after start()); rejects when none is loading: stopped, or all dead. */
-  async waitFor(ids: readonly number[]): Promise<number> {
+  async waitFor(prompt: PromptKey): Promise<number> {
     if (this.list.some((c) => c.state === 'starting'))
       await Promise.any(this.list.map((c) => c.ready())).catch(() => undefined);
-    const rank = this.pick(ids);
+    const rank = this.pick(prompt);
     if (rank !== null) return rank;
-    if (!this.list.some((c) => c.state === 'dead')) return this.list[0]!.ready().then(() => this.waitFor(ids));
+    if (!this.list.some((c) => c.state === 'dead')) return this.list[0]!.ready().then(() => this.waitFor(prompt));
     throw new MiniVllmError(
       `InferenceEngine: every engine core is down (${this.list
         .map((c, rank) => `core ${rank}: ${c.failure?.message ?? c.state}`)

@@ -15,7 +15,17 @@ export interface CoreLoad {
 
 interface Assigned {
   rank: number;
+  /** What it still owes. */
   tokens: number;
+  /** Its prompt's tokens, owed until the first output token comes. */
+  promptTokens: number;
+  started: boolean;
+}
+
+/** A prompt as the dispatcher sees it: its length and its full blocks' chained hashes, computed once per request. */
+export interface PromptKey {
+  tokens: number;
+  hashes: number[];
 }
 
 /** Prefix blocks remembered per core: enough for a few thousand prompts; the oldest go first. */
@@ -53,8 +63,7 @@ export class Dispatcher {
    * outstanding tokens plus the prompt tokens it would compute (those past the longest prefix it was sent before);
    * ties go to the fewer outstanding tokens, then the lower rank.
    */
-  pick(ids: readonly number[], alive: (rank: number) => boolean): number | null {
-    const hashes = prefixBlockHashes(ids, this.blockSize);
+  pick({ tokens, hashes }: PromptKey, alive: (rank: number) => boolean): number | null {
     let best: number | null = null;
     let bestCost = Infinity;
     for (const l of this.load) {
@@ -62,7 +71,7 @@ export class Dispatcher {
       const seen = this.prefixes[l.rank]!;
       let hit = 0;
       while (hit < hashes.length && seen.has(hashes[hit]!)) ++hit;
-      const cost = l.outstandingTokens + ids.length - hit * this.blockSize;
+      const cost = l.outstandingTokens + tokens - hit * this.blockSize;
       if (
         cost < bestCost ||
         (cost === bestCost && best !== null && l.outstandingTokens < this.load[best]!.outstandingTokens)
@@ -74,15 +83,20 @@ export class Dispatcher {
     return best;
   }
 
-  /** Records that `requestId` went to `rank` and may cost `promptTokens + maxTokens`; remembers its prefix there. */
-  assign(requestId: string, rank: number, ids: readonly number[], maxTokens: number): void {
-    const tokens = ids.length + maxTokens;
-    this.assigned.set(requestId, { rank, tokens });
+  /** A prompt's key for pick() and assign(). */
+  key(ids: readonly number[]): PromptKey {
+    return { tokens: ids.length, hashes: prefixBlockHashes(ids, this.blockSize) };
+  }
+
+  /** Records that `requestId` went to `rank` and may cost its prompt + `maxTokens`; remembers its prefix there. */
+  assign(requestId: string, rank: number, prompt: PromptKey, maxTokens: number): void {
+    const tokens = prompt.tokens + maxTokens;
+    this.assigned.set(requestId, { rank, tokens, promptTokens: prompt.tokens, started: false });
     const l = this.load[rank]!;
     ++l.requests;
     l.outstandingTokens += tokens;
     const seen = this.prefixes[rank]!;
-    for (const h of prefixBlockHashes(ids, this.blockSize)) {
+    for (const h of prompt.hashes) {
       seen.delete(h); // re-inserted: the newest last
       seen.set(h, true);
     }
@@ -93,10 +107,11 @@ export class Dispatcher {
   }
 
   /** A token came for the request: its prompt is computed (the first token) and one fewer token is owed. */
-  progress(requestId: string, promptTokens: number, first: boolean): void {
+  progress(requestId: string): void {
     const a = this.assigned.get(requestId);
     if (!a) return;
-    const done = Math.min(a.tokens, 1 + (first ? promptTokens : 0));
+    const done = Math.min(a.tokens, 1 + (a.started ? 0 : a.promptTokens));
+    a.started = true;
     a.tokens -= done;
     this.load[a.rank]!.outstandingTokens -= done;
   }
@@ -114,11 +129,6 @@ export class Dispatcher {
   /** Requests in flight on `rank`. */
   requestsOn(rank: number): number {
     return this.load[rank]!.requests;
-  }
-
-  /** The core that holds `requestId`, if it is in flight. */
-  rankOf(requestId: string): number | undefined {
-    return this.assigned.get(requestId)?.rank;
   }
 
   /** A core died: nothing it was sent is cached there any more. */

@@ -20,7 +20,7 @@ export {
 } from './inference-engine.js';
 export { generate, type GenerateOptions } from './offline.js';
 export { type CoreState } from './core-client.js';
-export { type CoreLoad, Dispatcher } from './dispatcher.js';
+export { type CoreLoad, Dispatcher, type PromptKey } from './dispatcher.js';
 export type { CoreReport, EngineStatsTotal } from './stats.js';
 export { ModelRunner, type RunnerLimits } from './model-runner.js';
 export { DEFAULT_MODEL, type EngineOptions, type ResolvedEngineOptions, resolveEngineOptions } from './options.js';

@@ -58,9 +58,6 @@ interface InFlight {
   reject: (e: Error) => void;
   /** The core it runs on. */
   rank: number;
-  promptTokens: number;
-  /** No token has come yet. */
-  first: boolean;
 }
 
 export class InferenceEngine {
@@ -324,7 +321,8 @@ export class InferenceEngine {
     if (signal !== undefined && !(signal instanceof AbortSignal))
       throw new TypeError(`InferenceEngine: signal must be an AbortSignal, got ${describeValue(signal)}`);
     // No await when a core is up: the request must be in `requests` before another call checks its id.
-    const rank = this.cores.pick(ids) ?? (await this.cores.waitFor(ids));
+    const prompt = this.cores.dispatcher.key(ids);
+    const rank = this.cores.pick(prompt) ?? (await this.cores.waitFor(prompt));
     const core = this.cores.list[rank]!;
     onId?.(requestId);
     return new Promise<GenerationResult>((resolve, reject) => {
@@ -352,8 +350,8 @@ export class InferenceEngine {
         state.abort(); // arrived (or finished tokenizing) while stop() was shutting down: it ends like those in flight
         return;
       }
-      this.requests.set(id, { state, reject, rank, promptTokens: ids.length, first: true });
-      this.cores.dispatcher.assign(id, rank, ids, params.maxTokens);
+      this.requests.set(id, { state, reject, rank });
+      this.cores.dispatcher.assign(id, rank, prompt, params.maxTokens);
       core.add({ requestId: id, promptTokenIds: ids, params });
       if (signal?.aborted) onAbort();
       else signal?.addEventListener('abort', onAbort, { once: true });
@@ -365,8 +363,7 @@ export class InferenceEngine {
     for (const out of outputs) {
       const f = this.requests.get(out.requestId);
       if (!f) continue;
-      this.cores.dispatcher.progress(out.requestId, f.promptTokens, f.first);
-      f.first = false;
+      this.cores.dispatcher.progress(out.requestId);
       const r = f.state;
       r.enqueue(() => r.take(out, now)).catch((e: Error) => this.failRequest(r.requestId, e));
     }

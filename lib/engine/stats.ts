@@ -22,7 +22,8 @@ export type EngineStatsTotal = EngineStats & { cores: CoreReport[] };
 const sum = (list: EngineStats[], read: (s: EngineStats) => number) => list.reduce((a, s) => a + read(s), 0);
 
 /**
- * Adds the cores' counters. Blocks, requests, tokens and rates add up; memory.peakBytes is the process's (every core
+ * Adds the cores' counters. Blocks, requests, tokens and rates add up (peakUsedBlocks as the sum of the cores' peaks,
+ * which need not have come at once: an upper bound); memory.peakBytes is the process's (every core
  * reads the same process-wide count), so the total takes the largest; the graph counters are the first core's.
  */
 export function totalStats(list: EngineStats[]): EngineStats {
