@@ -1,5 +1,5 @@
 // Test helpers: seeded data, a closeness check that names the worst element, and the device loop.
-import { existsSync } from 'node:fs';
+import { appendFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
@@ -15,6 +15,9 @@ import {
   synchronize,
 } from '../lib/index.js';
 import { disposeKvCache } from '../lib/model/index.js';
+import type { WeightSource } from '../lib/model/weights.js';
+import { dequantizeRows, quantRowBytes } from '../lib/quant/formats.js';
+import { type ReferenceWeights, roundArray } from '../lib/reference/index.js';
 
 /** mulberry32: a small seeded PRNG with uniform output in [0, 1). */
 export function prng(seed: number): () => number {
@@ -63,6 +66,31 @@ export function drawDistinct(rand: () => number, n: number, count: number): numb
   return ids.slice(0, count);
 }
 
+/** A linear layer's seeded operands: x uniform in [-1, 1), w ~ N(0, 1/inF) (outputs O(1)), bias uniform. */
+export function operands(
+  seed: number,
+  tokens: number,
+  inF: number,
+  outF: number,
+): { x: Float32Array; w: Float32Array; bias: Float32Array } {
+  const rand = prng(seed);
+  const x = uniform(rand, tokens * inF, 1);
+  const w = randn(rand, outF * inF, 1 / Math.sqrt(inF));
+  return { x, w, bias: uniform(rand, outF, 1) };
+}
+
+/**
+ * Skips, saying why: in a test, that test; in a before() hook, every test of its suite. The reason goes into the title
+ * ("... (skipped: why)"), which the report and CI's check of required suites read; a bare this.skip() says nothing
+ * (test/repository.test.ts refuses one).
+ */
+export function skipBecause(ctx: Mocha.Context, reason: string): never {
+  const runnable = ctx.test;
+  const target = (runnable as { type?: string } | undefined)?.type === 'hook' ? runnable?.parent : runnable;
+  if (target && !target.title.includes('(skipped: ')) target.title = `${target.title} (skipped: ${reason})`;
+  ctx.skip();
+}
+
 export interface Tolerance {
   atol: number;
   rtol: number;
@@ -108,6 +136,71 @@ export function expectClose(
         `worst at [${worst}]: got ${actual[worst]}, expected ${expected[worst]}`,
     );
   }
+}
+
+/** Unit roundoff (half an ulp at 1) of each storage dtype: 2^-24, 2^-11, 2^-8. */
+export const UNIT_ROUNDOFF: Record<FloatDType, number> = { float32: 2 ** -24, float16: 2 ** -11, bfloat16: 2 ** -8 };
+
+/** Half the spacing of `dtype`'s values around v: the most that storing an exact v in `dtype` can move it. */
+export function halfUlp(dtype: FloatDType, v: number): number {
+  const a = Math.abs(v);
+  const minNormal = { float32: 2 ** -126, float16: 2 ** -14, bfloat16: 2 ** -126 }[dtype];
+  const bits = { float32: 23, float16: 10, bfloat16: 7 }[dtype];
+  const e = a < minNormal ? Math.log2(minNormal) : Math.floor(Math.log2(a));
+  return 2 ** (e - bits - 1);
+}
+
+/**
+ * Fails unless |actual[i] - exact[i]| <= bound[i] everywhere (a bound per element, derived by the caller from the
+ * kernel's arithmetic); NaN fails. Names the worst element and its bound.
+ */
+export function expectWithin(
+  actual: ArrayLike<number>,
+  exact: ArrayLike<number>,
+  bound: ArrayLike<number>,
+  label = 'values',
+): void {
+  expect(actual.length, `${label}: length`).to.equal(exact.length);
+  recordRatio(label, worstRatio(actual, exact, bound));
+  let bad = 0;
+  let worst = -1;
+  let worstSeen = 0;
+  for (let i = 0; i < exact.length; ++i) {
+    const ratio = Math.abs(actual[i]! - exact[i]!) / bound[i]!;
+    const r = Number.isNaN(ratio) ? Infinity : ratio;
+    if (r > 1) {
+      bad++;
+      if (r > worstSeen) [worst, worstSeen] = [i, r];
+    }
+  }
+  if (bad > 0) {
+    expect.fail(
+      `${label}: ${bad} of ${exact.length} elements outside their bound; worst at [${worst}]: got ${actual[worst]}, ` +
+        `exact ${exact[worst]}, bound ${bound[worst]} (${worstSeen.toPrecision(3)}x)`,
+    );
+  }
+}
+
+/** The largest |actual - exact| / bound over the elements: 1 means an element used its whole bound. */
+export function worstRatio(actual: ArrayLike<number>, exact: ArrayLike<number>, bound: ArrayLike<number>): number {
+  let w = 0;
+  for (let i = 0; i < exact.length; ++i) w = Math.max(w, Math.abs(actual[i]! - exact[i]!) / bound[i]!);
+  return w;
+}
+
+/**
+ * With MINI_VLLM_TEST_RATIOS=<file>, each bounded check appends "<test title>\t<label>\t<worst error / bound>" there:
+ * how much of its bound a check uses (bench/scripts/tolerance-audit.mjs tabulates it). Otherwise nothing.
+ */
+if (process.env['MINI_VLLM_TEST_RATIOS'] && typeof beforeEach === 'function')
+  beforeEach(function () {
+    (globalThis as { currentTestTitle?: string }).currentTestTitle = this.currentTest?.fullTitle();
+  });
+export function recordRatio(label: string, ratio: number): void {
+  const file = process.env['MINI_VLLM_TEST_RATIOS'];
+  if (!file) return;
+  const title = (globalThis as { currentTestTitle?: string }).currentTestTitle ?? '';
+  appendFileSync(file, `${title}\t${label}\t${ratio}\n`);
 }
 
 /** Asserts fn throws an instance of `type` whose message matches `pattern`. */
@@ -160,7 +253,7 @@ export function describeDevices(title: string, body: (device: Device) => void): 
     describe(name, function () {
       if (skip) {
         before(function () {
-          this.skip();
+          this.skip(); // the suite's title says why
         });
       }
       body(device);
@@ -177,7 +270,7 @@ export function describeCuda(title: string, body: () => void): void {
   describe(skip ? `${title} (skipped: ${cuda.error ?? 'CUDA not available'})` : title, function () {
     if (skip) {
       before(function () {
-        this.skip();
+        this.skip(); // the suite's title says why
       });
     }
     body();
@@ -204,6 +297,47 @@ export function poisoned(shape: number[], dtype: FloatDType, device: Device): Te
 export function sharedModels(): string | null {
   const dir = process.env['MINI_VLLM_MODELS'] ?? fileURLToPath(new URL('../../../shared/models/', import.meta.url));
   return existsSync(join(dir, 'stories260K', 'golden.json')) ? dir : null;
+}
+
+/**
+ * A model's weights by Hugging Face name as float32 (quantised tensors dequantised by the reference dequantiser), for
+ * the float64 reference forward (lib/reference/llama.ts); `dtype` rounds them as a model of that dtype holds them.
+ */
+export function referenceWeights(source: WeightSource, numLayers: number, dtype?: FloatDType): ReferenceWeights {
+  const layer = ['input_layernorm', 'post_attention_layernorm', 'self_attn.q_proj', 'self_attn.k_proj']
+    .concat(['self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'])
+    .flatMap((n) => Array.from({ length: numLayers }, (_, l) => `model.layers.${l}.${n}.weight`));
+  const weights: ReferenceWeights = new Map();
+  for (const name of ['model.embed_tokens.weight', 'model.norm.weight', 'lm_head.weight', ...layer]) {
+    if (!source.has(name)) continue;
+    const [rows, cols = 1] = source.shape(name);
+    const q = source.quantType?.(name);
+    const w = q ? dequantizeRows(q, source.readRaw!(name, 0, rows!), 0, quantRowBytes(q, cols), rows!, cols) : null;
+    const data = w ?? source.read(name, 0, rows!);
+    weights.set(name, dtype ? Float32Array.from(roundArray(data, dtype)) : data);
+  }
+  return weights;
+}
+
+/** The logits of every position of one sequence fed one token a step through the paged cache (decode steps). */
+export function decodeLogits(model: LlamaModel, tokens: readonly number[]): Float32Array[] {
+  const kv = model.allocateKvCache(Math.ceil(tokens.length / 16), 16);
+  const table = [Array.from({ length: kv.numBlocks }, (_, i) => i)];
+  try {
+    return tokens.map((id, pos) =>
+      forwardLogits(model, kv, {
+        tokenIds: [id],
+        positions: [pos],
+        slotMapping: [pos],
+        logitsIndices: [0],
+        queryStartLoc: [0, 1],
+        seqLens: [pos + 1],
+        blockTables: table,
+      }),
+    );
+  } finally {
+    disposeKvCache(kv);
+  }
 }
 
 /** One step's inputs as host arrays; blockTables has one row of block ids per sequence. */

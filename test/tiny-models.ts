@@ -7,8 +7,10 @@ import { readFloats, type StorageType } from '../lib/model/file.js';
 import { openGguf } from '../lib/model/gguf.js';
 import { configToHf, type LlamaConfig, writeSafetensors } from '../lib/model/index.js';
 import { encodeFloats } from '../lib/model/safetensors.js';
+import { quantizeModel } from '../lib/quant/quantize-model.js';
 import { roundBFloat16 } from '../lib/reference/index.js';
 import type { ReferenceWeights } from '../lib/reference/index.js';
+import { syntheticTokenizer } from '../lib/tokenizer/synthetic.js';
 import { prng, uniform } from './helpers.js';
 
 const {
@@ -247,4 +249,43 @@ export function rewriteGguf(
   } finally {
     g.file.close();
   }
+}
+
+/**
+ * The model behind the llama.cpp fixtures (test/fixtures/llama-cpp): one layer with rows of 256 values, so every K
+ * type applies, GQA, and a 320-token vocabulary so that llama.cpp loads it.
+ */
+export const LLAMA_CPP_TINY_CONFIG: LlamaConfig = {
+  ...TINY_CONFIG,
+  vocabSize: 320,
+  hiddenSize: 256,
+  intermediateSize: 256,
+  numLayers: 1,
+  numHeads: 4,
+  numKvHeads: 2,
+  headDim: 64,
+};
+
+/**
+ * Writes the llama.cpp fixtures' source: the seeded tiny model as an F32 GGUF with a SentencePiece vocabulary (written
+ * through a llama2.c tokenizer file, which quantizeModel embeds), in `dir`. Returns the GGUF's path.
+ */
+export function writeLlamaCppSource(dir: string): string {
+  const c = LLAMA_CPP_TINY_CONFIG;
+  const tok = syntheticTokenizer(c.vocabSize, { bosTokenId: 1, eosTokenIds: [2] }).vocabulary();
+  writeTinyHfModel(join(dir, 'hf'), { config: c, seed: 41, pieces: [...tok.pieces], scores: tok.scores });
+  // llama2.c's tokenizer layout: int32 max_token_length, then per token {float32 score, int32 length, bytes}
+  const pieces = tok.pieces.map((p, i) => Buffer.from(i === 1 ? '\n<s>\n' : i === 2 ? '\n</s>\n' : p));
+  const parts = [Buffer.alloc(4)];
+  parts[0]!.writeInt32LE(Math.max(...pieces.map((p) => p.length)), 0);
+  pieces.forEach((p, i) => {
+    const head = Buffer.alloc(8);
+    head.writeFloatLE(tok.scores[i]!, 0);
+    head.writeInt32LE(p.length, 4);
+    parts.push(head, p);
+  });
+  writeFileSync(join(dir, 'tok320.bin'), Buffer.concat(parts));
+  const out = join(dir, 'tiny-F32.gguf');
+  quantizeModel(join(dir, 'hf'), out, 'f32', { tokenizer: join(dir, 'tok320.bin') });
+  return out;
 }

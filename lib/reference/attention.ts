@@ -12,6 +12,16 @@ export interface ReferenceAttentionMeta {
   scale: number;
 }
 
+/** What a bound on a kernel's error needs, per output element, from the exact computation. */
+export interface AttentionTerms {
+  /** The output before its rounding to dtype. */
+  exact: Float64Array;
+  /** Σ_p softmax_p · |V[p, i]|: what rounding the probabilities (or V) relative to u can move out[t, h, i] by, / u. */
+  absWeighted: Float64Array;
+  /** Per (token, head): max_p scale · Σ_i |q_i · K[p, i]|, what fp32 rounding of a score is relative to. */
+  scoreMagnitude: Float64Array;
+}
+
 /**
  * out[t, h] = Σ_p softmax_p(q[t, h] · K[p] · scale) V[p] over positions p <= pos(t) of t's sequence, K/V of
  * KV head h / (numHeads / numKvHeads), rounded to dtype. Query and caches are flat arrays of what the tensors
@@ -25,6 +35,7 @@ export function pagedAttention(
   numHeads: number,
   shape: CacheShape,
   dtype: FloatDType,
+  terms?: AttentionTerms,
 ): Float64Array {
   const { blockSize, numKvHeads, headSize } = shape;
   const group = numHeads / numKvHeads;
@@ -46,22 +57,41 @@ export function pagedAttention(
         const q = (t * numHeads + h) * headSize;
         const scores = new Float64Array(pos + 1);
         let max = -Infinity;
+        let magnitude = 0;
         for (let p = 0; p <= pos; ++p) {
           let dot = 0;
+          let abs = 0;
           const k = at(p, kh);
-          for (let i = 0; i < headSize; ++i) dot += query[q + i]! * keyCache[k + i]!;
+          for (let i = 0; i < headSize; ++i) {
+            const product = query[q + i]! * keyCache[k + i]!;
+            dot += product;
+            abs += Math.abs(product);
+          }
           scores[p] = dot * meta.scale;
           max = Math.max(max, scores[p]!);
+          magnitude = Math.max(magnitude, abs * Math.abs(meta.scale));
         }
+        if (terms) terms.scoreMagnitude[t * numHeads + h] = magnitude;
         let sum = 0;
         for (let p = 0; p <= pos; ++p) {
           scores[p] = Math.exp(scores[p]! - max);
           sum += scores[p]!;
         }
+        const acc = new Float64Array(headSize);
+        const abs = new Float64Array(headSize);
+        for (let p = 0; p <= pos; ++p) {
+          const v = at(p, kh);
+          for (let i = 0; i < headSize; ++i) {
+            acc[i]! += scores[p]! * valueCache[v + i]!;
+            abs[i]! += scores[p]! * Math.abs(valueCache[v + i]!);
+          }
+        }
         for (let i = 0; i < headSize; ++i) {
-          let acc = 0;
-          for (let p = 0; p <= pos; ++p) acc += scores[p]! * valueCache[at(p, kh) + i]!;
-          out[q + i] = roundTo(acc / sum, dtype);
+          out[q + i] = roundTo(acc[i]! / sum, dtype);
+          if (terms) {
+            terms.exact[q + i] = acc[i]! / sum;
+            terms.absWeighted[q + i] = abs[i]! / sum;
+          }
         }
       }
     }

@@ -12,7 +12,7 @@ function w(weights: ReferenceWeights, name: string): Float32Array {
 }
 
 /** y[o] = sum_i W[o, i] x[i] */
-function matvec(W: Float32Array, x: Float64Array, outF: number): Float64Array {
+function product(W: Float32Array, x: Float64Array, outF: number): Float64Array {
   const inF = x.length;
   const y = new Float64Array(outF);
   for (let o = 0; o < outF; ++o) {
@@ -47,8 +47,24 @@ function rope(v: Float64Array, heads: number, hd: number, pos: number, cosSin: F
   }
 }
 
+export interface ReferenceForwardOptions {
+  /**
+   * What a linear layer's input becomes before its product (e.g. roundActivationsQ8 for the CPU's quantised GEMV),
+   * told the weight's name and the token's position.
+   */
+  linearInput?: (x: Float64Array, weight: string, position: number) => Float64Array;
+}
+
 /** Logits [tokens.length, vocab] of every position of one sequence. */
-export function llamaForward(c: LlamaConfig, weights: ReferenceWeights, tokens: readonly number[]): Float64Array[] {
+export function llamaForward(
+  c: LlamaConfig,
+  weights: ReferenceWeights,
+  tokens: readonly number[],
+  opts: ReferenceForwardOptions = {},
+): Float64Array[] {
+  const input = opts.linearInput ?? ((x: Float64Array) => x);
+  const matvec = (name: string, x: Float64Array, outF: number, t: number) =>
+    product(w(weights, name), input(x, name, t), outF);
   const D = c.hiddenSize,
     hd = c.headDim,
     H = c.numHeads,
@@ -56,7 +72,8 @@ export function llamaForward(c: LlamaConfig, weights: ReferenceWeights, tokens: 
     group = H / KV;
   const cosSin = ropeCosSin(hd, Math.max(tokens.length, 1), c.ropeTheta, c.ropeScaling ?? null);
   const neox = c.ropeStyle === 'neox';
-  const L = (i: number, n: string) => w(weights, `model.layers.${i}.${n}.weight`);
+  const P = (i: number, n: string) => `model.layers.${i}.${n}.weight`;
+  const L = (i: number, n: string) => w(weights, P(i, n));
   // h[t]: the residual stream of token t
   const emb = w(weights, 'model.embed_tokens.weight');
   const h = tokens.map((t) => Float64Array.from(emb.subarray(t * D, (t + 1) * D)));
@@ -66,13 +83,13 @@ export function llamaForward(c: LlamaConfig, weights: ReferenceWeights, tokens: 
       qs: Float64Array[] = [];
     for (let t = 0; t < tokens.length; ++t) {
       const x = rmsNorm(h[t]!, L(l, 'input_layernorm'), c.rmsNormEps);
-      const q = matvec(L(l, 'self_attn.q_proj'), x, H * hd);
-      const k = matvec(L(l, 'self_attn.k_proj'), x, KV * hd);
+      const q = matvec(P(l, 'self_attn.q_proj'), x, H * hd, t);
+      const k = matvec(P(l, 'self_attn.k_proj'), x, KV * hd, t);
       rope(q, H, hd, t, cosSin, neox);
       rope(k, KV, hd, t, cosSin, neox);
       qs.push(q);
       ks.push(k);
-      vs.push(matvec(L(l, 'self_attn.v_proj'), x, KV * hd));
+      vs.push(matvec(P(l, 'self_attn.v_proj'), x, KV * hd, t));
     }
     for (let t = 0; t < tokens.length; ++t) {
       const att = new Float64Array(H * hd);
@@ -90,17 +107,17 @@ export function llamaForward(c: LlamaConfig, weights: ReferenceWeights, tokens: 
         for (let s = 0; s <= t; ++s)
           for (let i = 0; i < hd; ++i) att[head * hd + i]! += (e[s]! / z) * vs[s]![kvh * hd + i]!;
       }
-      const o = matvec(L(l, 'self_attn.o_proj'), att, D);
+      const o = matvec(P(l, 'self_attn.o_proj'), att, D, t);
       const r = h[t]!;
       for (let i = 0; i < D; ++i) r[i]! += o[i]!;
       const x = rmsNorm(r, L(l, 'post_attention_layernorm'), c.rmsNormEps);
-      const gate = matvec(L(l, 'mlp.gate_proj'), x, c.intermediateSize);
-      const up = matvec(L(l, 'mlp.up_proj'), x, c.intermediateSize);
+      const gate = matvec(P(l, 'mlp.gate_proj'), x, c.intermediateSize, t);
+      const up = matvec(P(l, 'mlp.up_proj'), x, c.intermediateSize, t);
       const act = gate.map((g, i) => (g / (1 + Math.exp(-g))) * up[i]!);
-      const down = matvec(L(l, 'mlp.down_proj'), act, D);
+      const down = matvec(P(l, 'mlp.down_proj'), act, D, t);
       for (let i = 0; i < D; ++i) r[i]! += down[i]!;
     }
   }
-  const head = c.tieWordEmbeddings || !weights.has('lm_head.weight') ? emb : w(weights, 'lm_head.weight');
-  return h.map((r) => matvec(head, rmsNorm(r, w(weights, 'model.norm.weight'), c.rmsNormEps), c.vocabSize));
+  const head = c.tieWordEmbeddings || !weights.has('lm_head.weight') ? 'model.embed_tokens.weight' : 'lm_head.weight';
+  return h.map((r, t) => matvec(head, rmsNorm(r, w(weights, 'model.norm.weight'), c.rmsNormEps), c.vocabSize, t));
 }

@@ -27,6 +27,49 @@ export function quantLinear(
   return linear(x, w, bias, numTokens, outFeatures, inFeatures, dtype);
 }
 
+/**
+ * x as the CPU's quantised GEMV sees it (csrc/cpu/quant_dots.h, as llama.cpp's Q8_0): per 32 values, amax = max |x|
+ * in float32, d = amax / 127 and q = round-half-even(x · (127 / amax)) in float32, then x̃ = d · q. Returns x̃ in
+ * float64; `scales` receives each block's d.
+ */
+export function roundActivationsQ8(x: ArrayLike<number>, scales?: Float64Array): Float64Array {
+  const out = new Float64Array(x.length);
+  for (let b = 0; b < x.length / 32; ++b) {
+    let amax = 0;
+    for (let i = 32 * b; i < 32 * b + 32; ++i) amax = Math.max(amax, Math.abs(Math.fround(x[i]!)));
+    const d = Math.fround(amax / 127);
+    const id = amax > 0 ? Math.fround(127 / amax) : 0;
+    if (scales) scales[b] = d;
+    for (let i = 32 * b; i < 32 * b + 32; ++i) out[i] = d * roundHalfEven(Math.fround(Math.fround(x[i]!) * id));
+  }
+  return out;
+}
+
+/**
+ * The indices of the values of x that sit so close to a rounding boundary of roundActivationsQ8 that a computation of
+ * x in fp32 (a few units of 2^-24 off the exact value) may round them to the other neighbouring integer: v =
+ * |x·127/amax| within 8·2^-24·v (plus 2^-20) of a half-integer. Such a value moves a product by a whole step
+ * amax / 127. (Flips were seen at up to 2.9·2^-24·v, none beyond.)
+ */
+export function ambiguousQ8Values(x: ArrayLike<number>): number[] {
+  const found: number[] = [];
+  for (let b = 0; b < x.length / 32; ++b) {
+    let amax = 0;
+    for (let i = 32 * b; i < 32 * b + 32; ++i) amax = Math.max(amax, Math.abs(x[i]!));
+    if (amax === 0) continue;
+    for (let i = 32 * b; i < 32 * b + 32; ++i) {
+      const v = Math.abs((x[i]! * 127) / amax);
+      if (Math.abs(v - Math.floor(v) - 0.5) <= 8 * 2 ** -24 * v + 2 ** -20) found.push(i);
+    }
+  }
+  return found;
+}
+
+function roundHalfEven(v: number): number {
+  const f = Math.floor(v);
+  return v - f > 0.5 || (v - f === 0.5 && f % 2 !== 0) ? f + 1 : f;
+}
+
 /** out[i] = dequant(table[ids[i]]) rounded to dtype. */
 export function quantEmbedding(
   ids: ArrayLike<number>,
