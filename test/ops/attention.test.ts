@@ -5,15 +5,16 @@ import { expect } from 'chai';
 import { type Device, FLOAT_DTYPES, type FloatDType, Tensor, ops } from '../../lib/index.js';
 import * as ref from '../../lib/reference/index.js';
 import {
-  TOL,
-  type Tolerance,
+  UNIT_ROUNDOFF,
   describeDevices,
   onEmulator,
   drawDistinct as drawBlocks,
-  expectClose,
   expectThrow,
+  expectWithin,
+  halfUlp,
   poisoned,
   prng,
+  randn,
   uniform,
 } from '../helpers.js';
 
@@ -36,14 +37,31 @@ interface Batch {
   keyCache: Tensor;
   valueCache: Tensor;
   meta: ops.AttentionMetadata;
-  expected: Float64Array;
+  /** the reference from the inputs as stored, before its rounding to dtype, and the magnitudes behind the bound */
+  terms: ref.AttentionTerms;
+  /** per query token: whether CUDA's tensor-core prefill computes it (P rounded to 16 bits for P·V) */
+  tensorCore: boolean[];
   free: () => void;
+}
+
+/** How q, K and V are drawn. */
+interface Inputs {
+  /**
+   * The standard deviation of q's and K's components: a scaled logit q·k/√headSize then has standard deviation qkStd²
+   * whatever the head size (default √2: logits spread over a few units, so a kernel that gets Q·K wrong is far off).
+   */
+  qkStd?: number;
+  /**
+   * One key per sequence and KV head aligned with a direction that every query of its group shares, 8 units of logit
+   * above the rest, so it takes most of the softmax: the last, middle or first position, by sequence.
+   */
+  dominant?: boolean;
 }
 
 /**
  * Builds a batch: the pool (NaN everywhere), every sequence's K/V written into it with reshapeAndCache through
  * shuffled block tables (padded with ids past the pool, which must never be read), the query, and the
- * reference output.
+ * reference output. V is uniform in [-1, 1).
  */
 function buildBatch(
   seed: number,
@@ -51,11 +69,11 @@ function buildBatch(
   seqs: SeqSpec[],
   dtype: FloatDType,
   device: Device,
-  qBound?: number,
+  inputs: Inputs = {},
 ): Batch {
   const rand = prng(seed);
   const { numHeads, numKvHeads, headSize, blockSize } = g;
-  const bound = 1 / Math.sqrt(headSize);
+  const qkStd = inputs.qkStd ?? Math.SQRT2;
   const blocksPer = seqs.map((s) => Math.ceil(s.seqLen / blockSize));
   const width = Math.max(...blocksPer) + 2;
   const slotElems = numKvHeads * headSize;
@@ -81,14 +99,33 @@ function buildBatch(
     for (let p = 0; p < s.seqLen; ++p)
       slots[t++] = tables[i]![Math.floor(p / blockSize)]! * blockSize + (p % blockSize);
   });
-  const key = Tensor.fromArray(uniform(rand, totalCtx * slotElems, bound), [totalCtx, numKvHeads, headSize], {
-    dtype,
-    device,
-  });
-  const value = Tensor.fromArray(uniform(rand, totalCtx * slotElems, bound), [totalCtx, numKvHeads, headSize], {
-    dtype,
-    device,
-  });
+  const keys = randn(rand, totalCtx * slotElems, qkStd);
+  const values = uniform(rand, totalCtx * slotElems, 1);
+  const qsl = [0];
+  for (const s of seqs) qsl.push(qsl.at(-1)! + s.qLen);
+  const numTokens = qsl.at(-1)!;
+  const queries = randn(rand, numTokens * numHeads * headSize, qkStd);
+  if (inputs.dominant) {
+    // query += a·u for every query head of KV head kh; K[p*] = a·u: a logit of scale · a² = 8 above the others
+    const a = Math.sqrt(8 * Math.sqrt(headSize));
+    let ctx = 0;
+    seqs.forEach((s, i) => {
+      const star = [s.seqLen - 1, s.seqLen >> 1, 0][i % 3]!;
+      for (let kh = 0; kh < numKvHeads; ++kh) {
+        const u = randn(rand, headSize);
+        const norm = Math.hypot(...u);
+        for (let d = 0; d < headSize; ++d) {
+          keys[((ctx + star) * numKvHeads + kh) * headSize + d] = (a * u[d]!) / norm;
+          for (let tok = qsl[i]!; tok < qsl[i + 1]!; ++tok)
+            for (let h = kh * (numHeads / numKvHeads); h < (kh + 1) * (numHeads / numKvHeads); ++h)
+              queries[(tok * numHeads + h) * headSize + d]! += (a * u[d]!) / norm;
+        }
+      }
+      ctx += s.seqLen;
+    });
+  }
+  const key = Tensor.fromArray(keys, [totalCtx, numKvHeads, headSize], { dtype, device });
+  const value = Tensor.fromArray(values, [totalCtx, numKvHeads, headSize], { dtype, device });
   const keyCache = Tensor.full([numBlocks, blockSize, numKvHeads, headSize], NaN, { dtype, device });
   const valueCache = Tensor.full([numBlocks, blockSize, numKvHeads, headSize], NaN, { dtype, device });
   const slotT = Tensor.fromArray(slots, [totalCtx], { dtype: 'int32', device });
@@ -99,17 +136,16 @@ function buildBatch(
   const hostV = new Float32Array(numBlocks * blockSize * slotElems);
   ref.reshapeAndCache(key.toArray(), value.toArray(), hostK, hostV, slots, shape);
 
-  const qsl = [0];
-  for (const s of seqs) qsl.push(qsl.at(-1)! + s.qLen);
-  const numTokens = qsl.at(-1)!;
-  const query = Tensor.fromArray(
-    uniform(rand, numTokens * numHeads * headSize, qBound ?? bound),
-    [numTokens, numHeads, headSize],
-    { dtype, device },
-  );
+  const query = Tensor.fromArray(queries, [numTokens, numHeads, headSize], { dtype, device });
   const scale = 1 / Math.sqrt(headSize);
   const seqLens = seqs.map((s) => s.seqLen);
-  const expected = ref.pagedAttention(
+  const outElems = numTokens * numHeads * headSize;
+  const terms: ref.AttentionTerms = {
+    exact: new Float64Array(outElems),
+    absWeighted: new Float64Array(outElems),
+    scoreMagnitude: new Float64Array(numTokens * numHeads),
+  };
+  ref.pagedAttention(
     query.toArray(),
     hostK,
     hostV,
@@ -117,6 +153,13 @@ function buildBatch(
     numHeads,
     shape,
     dtype,
+    terms,
+  );
+  const maxQueryLen = Math.max(...seqs.map((s) => s.qLen));
+  // csrc/cuda/attention.cu: a batch is a decode batch when maxQueryLen is 1 or every sequence has one token
+  const decodeBatch = maxQueryLen === 1 || numTokens === seqs.length;
+  const tensorCore = seqs.flatMap((s) =>
+    new Array<boolean>(s.qLen).fill(device === 'cuda' && dtype !== 'float32' && !decodeBatch && s.qLen > 1),
   );
   const meta = {
     queryStartLoc: Tensor.fromArray(qsl, [qsl.length], { dtype: 'int32', device }),
@@ -124,11 +167,11 @@ function buildBatch(
     blockTables: Tensor.fromArray(tables.flat(), [seqs.length, width], { dtype: 'int32', device }),
     scale,
     maxSeqLen: Math.max(...seqLens),
-    maxQueryLen: Math.max(...seqs.map((s) => s.qLen)),
+    maxQueryLen,
   };
   const out = poisoned([numTokens, numHeads, headSize], dtype, device);
   const all = [out, query, keyCache, valueCache, key, value, slotT, meta.queryStartLoc, meta.seqLens, meta.blockTables];
-  return { out, query, keyCache, valueCache, meta, expected, free: () => all.forEach((x) => x.dispose()) };
+  return { out, query, keyCache, valueCache, meta, terms, tensorCore, free: () => all.forEach((x) => x.dispose()) };
 }
 
 /** n sequences with random context lengths in [1, maxLen), the last one the longest (maxLen). */
@@ -140,7 +183,6 @@ function randomSeqs(seed: number, n: number, maxLen: number, qLen: (seqLen: numb
   });
 }
 
-const ATTN_TOL: Record<FloatDType, Tolerance> = { ...TOL, float32: { atol: 2e-6, rtol: 1e-4 } };
 const HEADS: [number, number][] = [
   [8, 8],
   [32, 8],
@@ -149,20 +191,51 @@ const HEADS: [number, number][] = [
 ];
 const HEAD_SIZES = [64, 80, 96, 112, 128, 256];
 
+/** fp32 arithmetic, as a multiple of u·W·(1 + S) (see attentionBound). */
+const FP32_SLACK = 4;
+
+/**
+ * How far a kernel's out may be from the exact attention of the inputs as stored, element by element. The kernels
+ * compute in fp32 from the stored q, K and V (the reference uses the same values, so input rounding is not an error):
+ * - fp32 arithmetic: a score's rounding is relative to S = scale · Σ|q·k|, and moves the output by about u·S·W, where
+ *   W = Σ softmax · |V| (what the output is a weighted mean of); the exponentials, the sums and P·V add a few u·W.
+ * - CUDA's tensor-core prefill rounds the probabilities to the 16-bit dtype for the P·V product (the normaliser keeps
+ *   them in fp32): at most u_dtype · W.
+ * - storing out in dtype: half an ulp of the result.
+ * Before: TOL (fp16 1e-3 + 2e-3 relative, bf16 1e-2 + 1.6e-2) on outputs of 6e-4..1.8e-2, which an all-zeros output
+ * passed.
+ */
+function attentionBound(b: Batch, dtype: FloatDType, heads: number, headSize: number): Float64Array {
+  const { exact, absWeighted, scoreMagnitude } = b.terms;
+  const bound = new Float64Array(exact.length);
+  for (let e = 0; e < exact.length; ++e) {
+    const row = Math.floor(e / headSize);
+    const tok = Math.floor(row / heads);
+    const W = absWeighted[e]!;
+    const err =
+      FP32_SLACK * UNIT_ROUNDOFF.float32 * W * (1 + scoreMagnitude[row]!) +
+      (b.tensorCore[tok] ? UNIT_ROUNDOFF[dtype] * W : 0);
+    bound[e] = err + halfUlp(dtype, Math.abs(exact[e]!) + err);
+  }
+  return bound;
+}
+
 function check(b: Batch, dtype: FloatDType): void {
   ops.pagedAttention(b.out, b.query, b.keyCache, b.valueCache, b.meta);
-  expectClose(b.out.toArray(), b.expected, ATTN_TOL[dtype], 'out');
+  const [, heads, headSize] = b.out.shape as [number, number, number];
+  expectWithin(b.out.toArray(), b.terms.exact, attentionBound(b, dtype, heads, headSize), 'out');
   b.free();
 }
 
 describeDevices('pagedAttention', (device) => {
   // decode: one query token per sequence
+  // The dtype rotates so that every head size meets every dtype over the four head counts.
   let i = 0;
-  for (const [numHeads, numKvHeads] of HEADS)
+  HEADS.forEach(([numHeads, numKvHeads], a) => {
     for (const headSize of HEAD_SIZES)
       for (const blockSize of [16, 32]) {
         const seed = i++;
-        const dtype = FLOAT_DTYPES[seed % 3]!;
+        const dtype = FLOAT_DTYPES[(seed + a) % 3]!;
         it(`decode ${dtype} heads ${numHeads}/${numKvHeads} x ${headSize}, block ${blockSize}, 8 seqs`, () => {
           const seqs = randomSeqs(seed, 8, headSize >= 256 ? 150 : 300, () => 1);
           check(
@@ -177,6 +250,7 @@ describeDevices('pagedAttention', (device) => {
           );
         });
       }
+  });
 
   for (const dtype of FLOAT_DTYPES) {
     for (const [numHeads, numKvHeads] of HEADS) {
@@ -223,10 +297,34 @@ describeDevices('pagedAttention', (device) => {
         );
       }
     });
-    it(`large logits ${dtype}: queries of magnitude 4 (a peaked softmax, online rescaling)`, () => {
+    it(`large logits ${dtype}: a spread of 6 units (a peaked softmax, online rescaling)`, () => {
       const g = { numHeads: 8, numKvHeads: 2, headSize: 64, blockSize: 16 };
       const seqs = randomSeqs(9, 4, 200, (len, k) => (k === 3 ? 9 : 1));
-      check(buildBatch(5, g, seqs, dtype, device, 4), dtype);
+      check(buildBatch(5, g, seqs, dtype, device, { qkStd: Math.sqrt(6) }), dtype);
+    });
+    it(`one dominant key ${dtype}: last, middle or first, takes most of the softmax; masked before it`, () => {
+      // decodes, a prefill whose early tokens must not see a later dominant key (the causal mask), and a chunk
+      const g = { numHeads: 32, numKvHeads: 8, headSize: 128, blockSize: 16 };
+      const seqs = [
+        { seqLen: 70, qLen: 1 },
+        { seqLen: 45, qLen: 45 },
+        { seqLen: 90, qLen: 1 },
+        { seqLen: 33, qLen: 33 },
+        { seqLen: 120, qLen: 20 },
+        { seqLen: 17, qLen: 1 },
+      ];
+      check(buildBatch(13, g, seqs, dtype, device, { dominant: true }), dtype);
+      check(
+        buildBatch(
+          14,
+          g,
+          seqs.filter((s) => s.qLen === 1),
+          dtype,
+          device,
+          { dominant: true },
+        ),
+        dtype,
+      );
     });
   }
 
