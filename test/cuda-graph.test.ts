@@ -3,13 +3,13 @@
 import { expect } from 'chai';
 import { backends, CudaGraph, MiniVllmError, ops, Tensor } from '../lib/index.js';
 import { native } from '../lib/native.js';
-import { describeCuda, expectThrow } from './helpers.js';
+import { describeCuda, expectThrow, skipBecause } from './helpers.js';
 
 const cuda = backends().cuda;
 
 describe('CudaGraph without a device, and bad handles', () => {
   it('capture is a clear error where CUDA is not available', function () {
-    if (cuda.available) this.skip();
+    if (cuda.available) skipBecause(this, 'CUDA is available here: this checks the error where it is not');
     expectThrow(
       () => CudaGraph.capture(() => 0),
       MiniVllmError,
@@ -18,7 +18,7 @@ describe('CudaGraph without a device, and bad handles', () => {
   });
 
   it('replay and destroy refuse an object that is not a graph', function () {
-    if (!cuda.compiled) this.skip();
+    if (!cuda.compiled) skipBecause(this, 'this addon was built without the CUDA backend');
     expectThrow(() => native.graphReplay({} as never), TypeError, /graphReplay: expected a graph handle from graphEnd/);
     expectThrow(() => native.graphDestroy(42 as never), TypeError, /graphDestroy: expected a graph handle/);
   });

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { generate, type GenerationResult } from '../lib/engine/index.js';
 import { type LoadedModel, loadModel } from '../lib/model/index.js';
-import { expectReject, sharedModels } from './helpers.js';
+import { expectReject, sharedModels, skipBecause } from './helpers.js';
 
 const run = promisify(execFile);
 const models = sharedModels();
@@ -123,7 +123,7 @@ describe('generate()', function () {
 
 describe('mini-vllm CLI', function () {
   it('generate prints the completion alone on stdout, streaming, and logs on stderr', async function () {
-    if (!stories) this.skip();
+    if (!stories) skipBecause(this, '../shared/models/stories260K is absent');
     const { stdout, stderr } = await run(process.execPath, [
       CLI,
       'generate',

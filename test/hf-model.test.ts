@@ -10,7 +10,7 @@ import { type LlamaConfig, type LoadedModel, loadModel } from '../lib/model/inde
 import { llamaForward, type ReferenceWeights, ropeInvFreq } from '../lib/reference/index.js';
 import { SentencePieceTokenizer } from '../lib/tokenizer/sentencepiece.js';
 import { syntheticTokenizer } from '../lib/tokenizer/synthetic.js';
-import { describeDevices, expectClose, prefillLogits, sharedModels } from './helpers.js';
+import { describeDevices, expectClose, prefillLogits, sharedModels, skipBecause } from './helpers.js';
 import { CHAT_TEMPLATE, TINY_CONFIG, writeTinyHfModel } from './tiny-models.js';
 
 const models = sharedModels();
@@ -195,7 +195,7 @@ describe('a tiny Hugging Face Llama written by the test', function () {
     });
 
     it("drives the llama2.c checkpoint to run.c's output when passed as --tokenizer", async function () {
-      if (!models) this.skip();
+      if (!models) skipBecause(this, '../shared/models/stories260K is absent');
       const l2c = await loadModel(join(models, 'stories260K', 'stories260K.bin'), {
         device: 'cpu',
         tokenizer: join(variants[0]!.dir, 'tokenizer.json'),

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { MiniVllmError } from '../lib/index.js';
 import { configToHf, loadModel, writeSafetensors } from '../lib/model/index.js';
 import { syntheticTokenizer } from '../lib/tokenizer/synthetic.js';
-import { prng, sharedModels } from './helpers.js';
+import { prng, sharedModels, skipBecause } from './helpers.js';
 import { TINY_CONFIG, writeTinyHfModel } from './tiny-models.js';
 
 const models = sharedModels();
@@ -138,7 +138,7 @@ describe('model loaders on broken files', function () {
     }
 
     it('a llama2.c header that does not match the file size, and a GGUF with an unsupported type', async function () {
-      if (!models) this.skip();
+      if (!models) skipBecause(this, '../shared/models/stories260K is absent');
       const bin = readFileSync(join(models, 'stories260K', 'stories260K.bin'));
       const d = join(tmp, 'l2c');
       mkdirSync(d);
@@ -178,7 +178,7 @@ describe('model loaders on broken files', function () {
 
     const fromShared = (file: string, focus: number, companion?: string) =>
       async function (this: Mocha.Context) {
-        if (!models) this.skip();
+        if (!models) skipBecause(this, '../shared/models/stories260K is absent');
         const d = join(tmp, `fuzz-${file}`);
         mkdirSync(d);
         if (companion) copyFileSync(join(models, 'stories260K', companion), join(d, companion));
@@ -193,7 +193,7 @@ describe('model loaders on broken files', function () {
     it(`${N} copies of stories260K.bin`, fromShared('stories260K.bin', 28, 'tok512.bin'));
     it(`${N} copies of stories260K.gguf`, fromShared('stories260K.gguf', 12000));
     it(`${N} copies of tok512.bin (beside an intact stories260K.bin)`, async function () {
-      if (!models) this.skip();
+      if (!models) skipBecause(this, '../shared/models/stories260K is absent');
       const d = join(tmp, 'fuzz-tok');
       const original = readFileSync(join(models, 'stories260K', 'tok512.bin'));
       await run('tok512.bin', original, original.length, (bytes, i) => {

@@ -18,7 +18,7 @@ const NGINX = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/
 const skipWhy = !NGINX
   ? 'skipped: nginx is not installed (.ci/run installs the Debian package)'
   : emulated
-    ? 'skipped on the emulated addon: it runs no CUDA code, and runs in npm test'
+    ? 'skipped: the emulated addon runs no CUDA code here; this runs in npm test'
     : null;
 
 const TOTAL = 240;
@@ -159,7 +159,7 @@ describe(`replicas behind nginx${skipWhy ? ` (${skipWhy})` : ''}`, function () {
   let dir = '';
 
   before(async function () {
-    if (skipWhy) this.skip();
+    if (skipWhy) this.skip(); // the suite's title says why
     replicas.push(...(await Promise.all([startReplica(), startReplica()])));
     dir = mkdtempSync(join(tmpdir(), 'mini-vllm-nginx-'));
   });

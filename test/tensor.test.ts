@@ -2,7 +2,7 @@ import { expect } from 'chai';
 
 import { DTYPES, FLOAT_DTYPES, MiniVllmError, Tensor, backends, memoryStats } from '../lib/index.js';
 import { roundTo } from '../lib/reference/index.js';
-import { describeDevices, expectThrow, prng, randn } from './helpers.js';
+import { describeDevices, expectThrow, prng, randn, skipBecause } from './helpers.js';
 
 // Float32 values that exercise every rounding path: ties, subnormals, overflow, signed zero, NaN.
 const SPECIAL = [
@@ -150,7 +150,7 @@ describeDevices('Tensor', (device) => {
   });
 
   it('memory is returned exactly once, by dispose() or by the finaliser', async function () {
-    if (typeof globalThis.gc !== 'function') this.skip(); // needs node --expose-gc (set in .mocharc.json)
+    if (typeof globalThis.gc !== 'function') skipBecause(this, 'needs node --expose-gc (set in .mocharc.json)');
     const gcAll = async (): Promise<void> => {
       for (let i = 0; i < 3; ++i) {
         globalThis.gc!();
@@ -209,7 +209,7 @@ describe('Tensor argument checks', () => {
   });
 
   it('a CUDA tensor without a usable device is a MiniVllmError, not a crash', function () {
-    if (backends().cuda.available) this.skip(); // only meaningful where CUDA is missing
+    if (backends().cuda.available) skipBecause(this, 'CUDA is available here: this checks the error where it is not');
     expectThrow(() => Tensor.empty([4], { device: 'cuda' }), MiniVllmError, /CUDA is not available/);
   });
 });

@@ -8,7 +8,7 @@ import { IncrementalDetokenizer } from '../lib/tokenizer/detokenizer.js';
 import { SentencePieceTokenizer } from '../lib/tokenizer/sentencepiece.js';
 import { syntheticTokenizer } from '../lib/tokenizer/synthetic.js';
 import type { Tokenizer } from '../lib/tokenizer/tokenizer.js';
-import { expectThrow, sharedModels } from './helpers.js';
+import { expectThrow, sharedModels, skipBecause } from './helpers.js';
 
 const models = sharedModels();
 const TEXTS = [
@@ -39,7 +39,7 @@ describe('SentencePiece BPE tokenizer', function () {
   describe('the Llama 2 vocabulary (32000 tokens, llama2.c format)', function () {
     let tok: SentencePieceTokenizer;
     before(function () {
-      if (!models) this.skip();
+      if (!models) skipBecause(this, '../shared/models/llama2-tokenizer is absent');
       tok = SentencePieceTokenizer.fromLlama2c(join(models, 'llama2-tokenizer', 'tokenizer.bin'), 32000);
     });
 
@@ -65,7 +65,7 @@ describe('SentencePiece BPE tokenizer', function () {
 
   describe('stories260K: tok512.bin and the GGUF vocabulary agree', function () {
     it('gives the same ids for every text', function () {
-      if (!models) this.skip();
+      if (!models) skipBecause(this, '../shared/models/llama2-tokenizer is absent');
       const a = SentencePieceTokenizer.fromLlama2c(join(models, 'stories260K', 'tok512.bin'), 512);
       const g = openGguf(join(models, 'stories260K', 'stories260K.gguf'));
       const b = SentencePieceTokenizer.fromGguf(g);

@@ -15,7 +15,7 @@ function describeEmu(title: string, body: () => void): void {
   describe(emulated ? title : `${title} (skipped: needs the emulated device, npm run build:emu)`, function () {
     if (!emulated) {
       before(function () {
-        this.skip();
+        this.skip(); // the suite's title says why
       });
     }
     body();
