@@ -135,13 +135,15 @@ describe('data parallel: two CPU engine cores', function () {
 
   it('a killed core fails its requests (ERR_ENGINE_DEAD); the other finishes its own and serves on', async () => {
     const long = { temperature: 0, maxTokens: 200, ignoreEos: true };
-    const runs = PROMPTS.slice(0, 8).map((p) =>
-      dp!.generate(p, long).then(
+    const streams = PROMPTS.slice(0, 8).map((p) => dp!.stream(p, long));
+    const runs = streams.map((s) =>
+      s.result.then(
         (r): GenerationResult | Error => r,
         (e: Error) => e,
       ),
     );
-    await new Promise((r) => setTimeout(r, 50));
+    // Every request has its first token: all 8 are running on their cores (an event, where a sleep would guess).
+    await Promise.all(streams.map((s) => s.next()));
     const onCore = dp!.coreStates().map((c) => c.requests);
     expect(onCore[0]! + onCore[1]!).to.equal(8);
     expect(onCore[1], 'requests on core 1 when it was killed').to.be.greaterThan(0);
@@ -192,13 +194,27 @@ describe('data parallel: the server probes and metrics', function () {
       return { status: r.status, body: (await r.json()) as { status: string; cores: { state: string }[] } };
     };
     expect((await probe('/ready')).status).to.equal(503);
+    // The cores are loading from start() until this thread handles their 'ready' messages. A GET through inject()
+    // is answered within this turn of the event loop (no macrotask runs before it resolves, checked), so no 'ready'
+    // can be handled in between: the probes see the loading state however fast the model loads.
+    let turned = false;
+    setImmediate(() => (turned = true));
     const loading = engine.start();
-    const during = await probe('/ready');
-    expect([during.status, during.body.status]).to.deep.equal([503, 'loading']);
-    expect((await probe('/live')).status).to.equal(200);
-    const early = await complete(base, { model: MODEL, prompt: 'Once', max_tokens: 2 });
-    expect(early.status).to.equal(503);
-    expect(((await early.json()) as { error: { code: string } }).error.code).to.equal('model_loading');
+    const during = await server.app.inject({ method: 'GET', url: '/ready' });
+    const live = await server.app.inject({ method: 'GET', url: '/live' });
+    expect(turned, 'a macrotask ran during the probes: the loading state was not held').to.equal(false);
+    expect([during.statusCode, during.json<{ status: string }>().status]).to.deep.equal([503, 'loading']);
+    expect(live.statusCode).to.equal(200);
+    // A POST's body is read over a few turns: the cores still starting after it (a state only moves on) means it was
+    // answered while the model loaded.
+    const early = await server.app.inject({
+      method: 'POST',
+      url: '/v1/completions',
+      payload: { model: MODEL, prompt: [1, 2, 3], max_tokens: 2 },
+    });
+    expect(engine.coreStates().map((c) => c.state)).to.deep.equal(['starting', 'starting']);
+    expect(early.statusCode).to.equal(503);
+    expect(early.json<{ error: { code: string } }>().error.code).to.equal('model_loading');
     await loading;
     for (const path of ['/ready', '/health', '/live']) {
       const p = await probe(path);
@@ -265,7 +281,7 @@ const cudaTitle = `data parallel: two CUDA engine cores${
 }`;
 describe(cudaTitle, function () {
   before(function () {
-    if (!twoDevices) this.skip();
+    if (!twoDevices) this.skip(); // the suite's title says why
   });
 
   it('each core on its own device, greedy equal to one core, decode graphs replayed on both', () => {
