@@ -328,6 +328,19 @@ describeDevices('pagedAttention', (device) => {
     });
   }
 
+  for (const dtype of FLOAT_DTYPES)
+    it(`split contexts ${dtype}: one KV head, 3000 and 700 keys, the parts merged, a dominant key in one`, () => {
+      // 2 sequences x 1 KV head: fewer tasks than 4 per thread on any machine, so the CPU splits each context into
+      // parts of 256 keys or more and merges them (CUDA splits long decodes by its SM count)
+      const g = { numHeads: 8, numKvHeads: 1, headSize: 128, blockSize: 16 };
+      const seqs = [
+        { seqLen: 3000, qLen: 1 },
+        { seqLen: 700, qLen: 1 },
+      ];
+      check(buildBatch(15, g, seqs, dtype, device, { dominant: true }), dtype);
+      check(buildBatch(16, g, seqs, dtype, device), dtype);
+    });
+
   // Every head size of the tensor-core prefill kernel (64-key tiles, 32 at 256), GQA 4: whole prompts across several
   // 64-row tiles and key tiles, a chunk after a cached prefix, decodes beside them, and a one-token prompt.
   for (const headSize of HEAD_SIZES)
