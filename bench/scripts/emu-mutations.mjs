@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // Planted bugs: each mutation of a kernel must make the CUDA suites fail under the emulated device, and the suites
-// must pass again without it. Builds build-emu-mut/ (one .cu recompiles per mutation), runs the suite that should
-// catch it with --bail, and writes a Markdown table and a log.
+// must pass again without it. Builds build-emu-mut/ (one .cu recompiles per mutation), runs the CUDA halves of the
+// suites that should catch it (all of them: the table says how many tests fail), and writes a Markdown table and a log.
 //
-//   node bench/scripts/emu-mutations.mjs OUT_DIR      (after npm run build; about a minute per mutation)
+//   node bench/scripts/emu-mutations.mjs OUT_DIR [--only <regex>]   (after npm run build; 1-2 minutes a mutation)
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -72,6 +72,56 @@ const MUTATIONS = [
     '',
     ['dist/test/ops/attention.test.js'],
   ],
+  // The mistakes the tests of "Tests that catch a wrong kernel" were written against:
+  [
+    'the tensor-core prefill (16-bit) ignores Q·K: every score 0',
+    'csrc/cuda/attention_prefill.cu',
+    'float v = sc[j][e] * scale;',
+    'float v = sc[j][e] * 0.f;',
+    ['dist/test/ops/attention.test.js'],
+  ],
+  [
+    "the tensor-core prefill reads K's dimensions permuted (halves of each 16 swapped)",
+    'csrc/cuda/attention_prefill.cu',
+    'ldmatrix_x4(r, ks + (jp * 16 + (lane & 7) + ((lane >> 4) << 3)) * P + (2 * kd + ((lane >> 3) & 1)) * 8);',
+    'ldmatrix_x4(r, ks + (jp * 16 + (lane & 7) + ((lane >> 4) << 3)) * P + (2 * kd + 1 - ((lane >> 3) & 1)) * 8);',
+    ['dist/test/ops/attention.test.js'],
+  ],
+  [
+    'the decode kernel ignores Q·K: every score 0',
+    'csrc/cuda/attention_decode.cu',
+    'for (int i = 0; i < kLaneElems; ++i) sc += qr[g][i] * kf[i];',
+    'for (int i = 0; i < kLaneElems; ++i) sc += 0.f * kf[i];',
+    ['dist/test/ops/attention.test.js'],
+  ],
+  [
+    "split-KV decode's reduce writes zeros (long contexts only)",
+    'csrc/cuda/attention_decode.cu',
+    'out[t * out_s0 + int64_t(h) * out_s1 + d] = from_f<T>(total > 0.f ? v / total : 0.f);',
+    'out[t * out_s0 + int64_t(h) * out_s1 + d] = from_f<T>(0.f);',
+    ['dist/test/ops/attention.test.js'],
+  ],
+  [
+    "split-K's reduce drops the last split (a dropped term)",
+    'csrc/cuda/linear.cu',
+    'for (int s = 0; s < splits; ++s) sum += partial[(int64_t(s) * tokens + m) * out_f + n + e];',
+    'for (int s = 0; s + 1 < splits; ++s) sum += partial[(int64_t(s) * tokens + m) * out_f + n + e];',
+    ['dist/test/ops/linear.test.js'],
+  ],
+  [
+    'the CUDA-core GEMM (sm_75, float32) leaves out the last k tile (an off-by-one length)',
+    'csrc/cuda/linear.cu',
+    '  for (int64_t k0 = 0; k0 < in_f; k0 += BK) {\n    // each thread loads 4 elements',
+    '  for (int64_t k0 = 0; k0 + BK < in_f; k0 += BK) {\n    // each thread loads 4 elements',
+    ['dist/test/ops/linear.test.js'],
+  ],
+  [
+    "the quantised GEMV leaves out a row's last 32 values (an off-by-one length)",
+    'csrc/cuda/quant.cu',
+    'for (int64_t c = lane; c * 32 < in_f; c += 32) {',
+    'for (int64_t c = lane; (c + 1) * 32 < in_f; c += 32) {',
+    ['dist/test/ops/quant.test.js'],
+  ],
 ];
 
 const build = () =>
@@ -80,7 +130,8 @@ const build = () =>
     env: { ...process.env, MINI_VLLM_BUILD_DIR: 'build-emu-mut' },
     encoding: 'utf8',
   });
-// The CUDA suites of the files only (their CPU twins do not change): --grep "on cuda", the first failure stops.
+// The CUDA suites of the files only (their CPU twins do not change): --grep "on cuda|emulated" (the sm_75 and split-K
+// suites run on the emulated device only), the first failure stops.
 function runTests(files, seed) {
   const args = [
     '--expose-gc',
@@ -90,9 +141,8 @@ function runTests(files, seed) {
     'spec',
     '--timeout',
     '600000',
-    '--bail',
     '--grep',
-    'on cuda',
+    'on cuda|emulated',
     ...files,
   ];
   const env = {
@@ -106,16 +156,31 @@ function runTests(files, seed) {
   const text = `${r.stdout}${r.stderr}`;
   const failing = /^\s+1\) (.+)\n\s+(.+)/m.exec(text.split(/\n\s+\d+ passing/)[1] ?? '');
   const passing = /(\d+) passing/.exec(text)?.[1] ?? '0';
+  const failed = /(\d+) failing/.exec(text)?.[1] ?? '0';
   return {
     status: r.status,
     seconds: (Date.now() - t0) / 1000,
     text,
     caught: failing ? `${failing[1]} › ${failing[2]}` : null,
     passing,
+    failed,
   };
 }
 
 // --only <regex>: the mutations whose name matches it (and the clean run)
+// A mutation must start from the committed code, and an interrupted run must put the file back.
+const dirty = [...new Set(MUTATIONS.map((m) => m[1]))].filter(
+  (f) => spawnSync('git', ['diff', '--quiet', 'HEAD', '--', f], { cwd: root }).status,
+);
+if (dirty.length > 0)
+  throw new Error(`these files differ from HEAD; commit or restore them first: ${dirty.join(', ')}`);
+let restore = () => {};
+for (const signal of ['SIGINT', 'SIGTERM'])
+  process.on(signal, () => {
+    restore();
+    process.exit(130);
+  });
+
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : null;
 const rows = [];
 for (const [name, file, before, after, files] of MUTATIONS.filter((m) => !only || new RegExp(only).test(m[0]))) {
@@ -123,6 +188,7 @@ for (const [name, file, before, after, files] of MUTATIONS.filter((m) => !only |
   const original = readFileSync(path, 'utf8');
   if (!original.includes(before)) throw new Error(`${name}: the code to mutate is not in ${file}`);
   writeFileSync(path, original.replace(before, after));
+  restore = () => writeFileSync(path, original);
   try {
     log(`\n==== ${name} (${file})`);
     const b = build();
@@ -130,9 +196,11 @@ for (const [name, file, before, after, files] of MUTATIONS.filter((m) => !only |
     const r = runTests(files, 0);
     log(r.text);
     const error = /^\s+(MiniVllmError|AssertionError|RangeError|Error)[^\n]*/m.exec(r.text)?.[0]?.trim() ?? '';
-    rows.push({ name, file, tests: files.join(', '), caught: r.status !== 0, by: r.caught, error, seconds: r.seconds });
+    const ran = `${r.failed} of ${Number(r.failed) + Number(r.passing)}`;
+    rows.push({ name, file, caught: r.status !== 0, ran, by: r.caught, error, seconds: r.seconds });
   } finally {
-    writeFileSync(path, original);
+    restore();
+    restore = () => {};
   }
 }
 log('\n==== no mutation: the same suites pass');
@@ -143,11 +211,12 @@ const r = runTests(clean, 0);
 log(r.text);
 
 const md = [
-  '| mutation | file | caught | the first failing CUDA test | its error |',
-  '| --- | --- | --- | --- | --- |',
+  '| mutation | file | caught | CUDA tests failing | the first failing CUDA test | its error |',
+  '| --- | --- | --- | --- | --- | --- |',
   ...rows.map((x) => {
     const error = x.error.slice(0, 160).replaceAll('|', '\\|');
-    return `| ${x.name} | \`${x.file}\` | ${x.caught ? 'yes' : '**no**'} | ${x.by ?? '-'} | ${error} |`;
+    const by = (x.by ?? '-').replaceAll('|', '\\|');
+    return `| ${x.name} | \`${x.file}\` | ${x.caught ? 'yes' : '**no**'} | ${x.ran} | ${by} | ${error} |`;
   }),
   '',
   `Without the mutations: ${r.status === 0 ? 'pass' : '**FAIL**'} (${r.passing} CUDA tests of ${clean.join(', ')}).`,
