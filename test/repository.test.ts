@@ -1,5 +1,5 @@
-// The repository's own rules: the docs quote the code as it is, their links resolve, the README stays a README, and no
-// source file grows past what one reader can hold.
+// The repository's own rules: the docs quote the code as it is, their links resolve, the README stays a README, no
+// source file grows past what one reader can hold, and every skipped test says why.
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -58,5 +58,20 @@ describe('the repository', () => {
       .map((f) => ({ f: relative(ROOT, join(ROOT, f)), lines: read(f).split('\n').length - 1 }))
       .filter((x) => x.lines > 450);
     expect(long).to.deep.equal([]);
+  });
+
+  it('every skip says why: skipBecause(), or this.skip() in a suite whose title says it', () => {
+    // A bare this.skip() reports a skip with no reason; the reporter's JSON and CI's required suites read the reason
+    // from the title (test/required-suites.mjs).
+    const bare = files('test', /\.ts$/)
+      .filter((f) => f !== join('test', 'helpers.ts'))
+      .flatMap((f) =>
+        read(f)
+          .split('\n')
+          .map((line, i) => ({ at: `${f}:${i + 1}`, line }))
+          .filter(({ line }) => /this\.skip\(\);/.test(line) && !/the suite.s title says why/.test(line)),
+      )
+      .map(({ at, line }) => `${at}: ${line.trim()}`);
+    expect(bare).to.deep.equal([]);
   });
 });
