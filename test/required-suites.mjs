@@ -4,7 +4,7 @@
 // any skipped test does not say why (its full title holds "(skipped…)": skipBecause, or a suite title that says it).
 // Prints one line per required suite with its counts.
 //
-//   node test/required-suites.mjs cpu|emu REPORT.json
+//   node test/required-suites.mjs cpu|isa|emu REPORT.json
 import { readFileSync } from 'node:fs';
 
 // Every op family, on each device: the kernels' own suites (test/ops).
@@ -33,6 +33,8 @@ export const REQUIRED = {
     ...OPS.map((op) => [`${op} on cpu`, 'a kernel family']),
     ['sampleRows on cpu', 'the sampler kernel'],
   ],
+  // the other CPU builds (the gyp baseline, the portable AVX2): the suites that reach the kernels (.ci/run isa_tests)
+  isa: [],
   // npm run test:emu: the same suites with CUDA required, on the emulated device
   emu: [
     ...OPS.map((op) => [`${op} on cuda`, 'a kernel family on the emulated device']),
@@ -46,6 +48,9 @@ export const REQUIRED = {
     ['data parallel: two CUDA engine cores', 'two devices'],
   ],
 };
+
+// The builds differ only in their kernels: everything of `cpu` but nginx, the manifests and the tokenizer ids.
+REQUIRED.isa = REQUIRED.cpu.filter(([prefix]) => !/^(replicas|deploy\/|SentencePiece)/.test(prefix));
 
 /** The problems with a report for run `kind`: an empty list when every required suite ran and every skip says why. */
 export function check(kind, report) {
@@ -67,7 +72,7 @@ export function check(kind, report) {
 if (import.meta.url === `file://${process.argv[1]}`) {
   const [kind, file] = process.argv.slice(2);
   if (!REQUIRED[kind] || !file) {
-    console.error('usage: node test/required-suites.mjs cpu|emu REPORT.json');
+    console.error('usage: node test/required-suites.mjs cpu|isa|emu REPORT.json');
     process.exit(2);
   }
   const { problems, lines } = check(kind, JSON.parse(readFileSync(file, 'utf8')));
