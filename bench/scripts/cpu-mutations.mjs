@@ -193,7 +193,7 @@ const MUTATIONS = [
 ];
 
 const run = (cmd, args, env = {}) =>
-  spawnSync(cmd, args, { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 1 << 28 });
+  stopped(spawnSync(cmd, args, { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 1 << 28 }));
 // nvcc off PATH (as .ci/run's CPU-only build): a CPU-only addon, -march=native (what this machine runs)
 const cpuPath = (process.env.PATH ?? '')
   .split(':')
@@ -202,7 +202,9 @@ const cpuPath = (process.env.PATH ?? '')
 const buildNative = () => {
   const env = { ...process.env, MINI_VLLM_BUILD_DIR: 'build-cpu-mut', PATH: cpuPath };
   delete env.CUDACXX;
-  return spawnSync(process.execPath, ['csrc/build.mjs'], { cwd: root, env, encoding: 'utf8', maxBuffer: 1 << 28 });
+  return stopped(
+    spawnSync(process.execPath, ['csrc/build.mjs'], { cwd: root, env, encoding: 'utf8', maxBuffer: 1 << 28 }),
+  );
 };
 const buildTs = () => run('npx', ['tsc', '-p', '.', '--outDir', 'dist-mut']);
 
@@ -223,18 +225,27 @@ function runTests(files, dist) {
   };
 }
 
+// Every mutation's code must be where it says, before anything is built.
+for (const [name, file, before] of MUTATIONS)
+  if (!before || !readFileSync(join(root, file), 'utf8').includes(before))
+    throw new Error(`${name}: the code to mutate is not in ${file}`);
 // A mutation must start from the committed code, and an interrupted run must put the file back.
 const dirty = [...new Set(MUTATIONS.map((m) => m[1]))].filter(
   (f) => spawnSync('git', ['diff', '--quiet', 'HEAD', '--', f], { cwd: root }).status,
 );
 if (dirty.length > 0)
   throw new Error(`these files differ from HEAD; commit or restore them first: ${dirty.join(', ')}`);
+// Ctrl-C: this process ignores it (a handler would never run, the script is synchronous) while the child it reaches
+// (the build or the tests) stops; a child stopped by a signal puts the file back and ends the run. A run killed
+// otherwise leaves its mutation in place, and the next refuses to start until the file is restored.
+process.on('SIGINT', () => {});
 let restore = () => {};
-for (const signal of ['SIGINT', 'SIGTERM'])
-  process.on(signal, () => {
-    restore();
-    process.exit(130);
-  });
+const stopped = (r) => {
+  if (!r.signal) return r;
+  restore();
+  console.error(`stopped by ${r.signal}; the mutated file is restored`);
+  process.exit(130);
+};
 
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : null;
 const rows = [];

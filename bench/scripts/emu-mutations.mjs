@@ -31,17 +31,18 @@ const MUTATIONS = [
   [
     'a swapped fragment register (GEMM: a1 and a2 of the A fragment)',
     'csrc/cuda/linear.cu',
-    '        a[i][1] = *reinterpret_cast<const uint32_t*>(&xs[r + 8][kk + 2 * tq]);\n' +
-      '        a[i][2] = *reinterpret_cast<const uint32_t*>(&xs[r][kk + 8 + 2 * tq]);',
-    '        a[i][2] = *reinterpret_cast<const uint32_t*>(&xs[r + 8][kk + 2 * tq]);\n' +
-      '        a[i][1] = *reinterpret_cast<const uint32_t*>(&xs[r][kk + 8 + 2 * tq]);',
+    '        for (int j = 0; j < 4; ++j) mma16816<T>(acc[i][j], a[i], b[j]);',
+    '        for (int j = 0; j < 4; ++j) {\n' +
+      '          const uint32_t s[4] = {a[i][0], a[i][2], a[i][1], a[i][3]};\n' +
+      '          mma16816<T>(acc[i][j], s, b[j]);\n' +
+      '        }',
     ['dist/test/ops/linear.test.js'],
   ],
   [
     'an off-by-one in a context loop (decode: the last key is left out)',
-    'csrc/cuda/attention.cu',
-    '  const int ctx = pos + 1;',
-    '  const int ctx = pos;',
+    'csrc/cuda/attention_decode.cu',
+    '  const int p0 = part * sp.chunk, p1 = min(ctx, p0 + sp.chunk);',
+    '  const int p0 = part * sp.chunk, p1 = min(ctx - 1, p0 + sp.chunk);',
     ['dist/test/ops/attention.test.js'],
   ],
   [
@@ -125,11 +126,13 @@ const MUTATIONS = [
 ];
 
 const build = () =>
-  spawnSync(process.execPath, ['csrc/build.mjs', '--emu'], {
-    cwd: root,
-    env: { ...process.env, MINI_VLLM_BUILD_DIR: 'build-emu-mut' },
-    encoding: 'utf8',
-  });
+  stopped(
+    spawnSync(process.execPath, ['csrc/build.mjs', '--emu'], {
+      cwd: root,
+      env: { ...process.env, MINI_VLLM_BUILD_DIR: 'build-emu-mut' },
+      encoding: 'utf8',
+    }),
+  );
 // The CUDA suites of the files only (their CPU twins do not change): --grep "on cuda|emulated" (the sm_75 and split-K
 // suites run on the emulated device only), the first failure stops.
 function runTests(files, seed) {
@@ -152,7 +155,7 @@ function runTests(files, seed) {
     MINI_VLLM_EMU_SEED: String(seed),
   };
   const t0 = Date.now();
-  const r = spawnSync(process.execPath, args, { cwd: root, env, encoding: 'utf8', maxBuffer: 1 << 28 });
+  const r = stopped(spawnSync(process.execPath, args, { cwd: root, env, encoding: 'utf8', maxBuffer: 1 << 28 }));
   const text = `${r.stdout}${r.stderr}`;
   const failing = /^\s+1\) (.+)\n\s+(.+)/m.exec(text.split(/\n\s+\d+ passing/)[1] ?? '');
   const passing = /(\d+) passing/.exec(text)?.[1] ?? '0';
@@ -168,18 +171,27 @@ function runTests(files, seed) {
 }
 
 // --only <regex>: the mutations whose name matches it (and the clean run)
+// Every mutation's code must be where it says, before anything is built.
+for (const [name, file, before] of MUTATIONS)
+  if (!before || !readFileSync(join(root, file), 'utf8').includes(before))
+    throw new Error(`${name}: the code to mutate is not in ${file}`);
 // A mutation must start from the committed code, and an interrupted run must put the file back.
 const dirty = [...new Set(MUTATIONS.map((m) => m[1]))].filter(
   (f) => spawnSync('git', ['diff', '--quiet', 'HEAD', '--', f], { cwd: root }).status,
 );
 if (dirty.length > 0)
   throw new Error(`these files differ from HEAD; commit or restore them first: ${dirty.join(', ')}`);
+// Ctrl-C: this process ignores it (a handler would never run, the script is synchronous) while the child it reaches
+// (the build or the tests) stops; a child stopped by a signal puts the file back and ends the run. A run killed
+// otherwise leaves its mutation in place, and the next refuses to start until the file is restored.
+process.on('SIGINT', () => {});
 let restore = () => {};
-for (const signal of ['SIGINT', 'SIGTERM'])
-  process.on(signal, () => {
-    restore();
-    process.exit(130);
-  });
+const stopped = (r) => {
+  if (!r.signal) return r;
+  restore();
+  console.error(`stopped by ${r.signal}; the mutated file is restored`);
+  process.exit(130);
+};
 
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : null;
 const rows = [];
