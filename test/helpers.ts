@@ -161,31 +161,22 @@ export function expectWithin(
   label = 'values',
 ): void {
   expect(actual.length, `${label}: length`).to.equal(exact.length);
-  recordRatio(label, worstRatio(actual, exact, bound));
   let bad = 0;
   let worst = -1;
-  let worstSeen = 0;
+  let worstSeen = 0; // the largest |error| / bound: 1 means an element used its whole bound
   for (let i = 0; i < exact.length; ++i) {
     const ratio = Math.abs(actual[i]! - exact[i]!) / bound[i]!;
     const r = Number.isNaN(ratio) ? Infinity : ratio;
-    if (r > 1) {
-      bad++;
-      if (r > worstSeen) [worst, worstSeen] = [i, r];
-    }
+    if (r > worstSeen) [worst, worstSeen] = [i, r];
+    if (r > 1) bad++;
   }
+  recordRatio(label, worstSeen);
   if (bad > 0) {
     expect.fail(
       `${label}: ${bad} of ${exact.length} elements outside their bound; worst at [${worst}]: got ${actual[worst]}, ` +
         `exact ${exact[worst]}, bound ${bound[worst]} (${worstSeen.toPrecision(3)}x)`,
     );
   }
-}
-
-/** The largest |actual - exact| / bound over the elements: 1 means an element used its whole bound. */
-export function worstRatio(actual: ArrayLike<number>, exact: ArrayLike<number>, bound: ArrayLike<number>): number {
-  let w = 0;
-  for (let i = 0; i < exact.length; ++i) w = Math.max(w, Math.abs(actual[i]! - exact[i]!) / bound[i]!);
-  return w;
 }
 
 /**
