@@ -284,6 +284,16 @@ export function poisoned(shape: number[], dtype: FloatDType, device: Device): Te
   return Tensor.full(shape, NaN, { dtype, device });
 }
 
+/**
+ * The environment for a test's child process: this one's, without MINI_VLLM_EMU_DIGEST (the emulated device's digest of
+ * the suites' device-to-host bytes, test/emu/run.mjs: a child writing its own would stand in for theirs).
+ */
+export function childEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env['MINI_VLLM_EMU_DIGEST'];
+  return env;
+}
+
 /** The shared test models (../shared/models beside the repository, or $MINI_VLLM_MODELS), or null where absent. */
 export function sharedModels(): string | null {
   const dir = process.env['MINI_VLLM_MODELS'] ?? fileURLToPath(new URL('../../../shared/models/', import.meta.url));

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { MiniVllmError, Tensor } from '../../lib/index.js';
 import { native } from '../../lib/native.js';
 import { roundTo } from '../../lib/reference/dtype.js';
-import { emulated, expectThrow, prng } from '../helpers.js';
+import { childEnv, emulated, expectThrow, prng } from '../helpers.js';
 
 const probe = (name: string, args: number[] = []): number[] => native.emuProbe(name, args);
 
@@ -49,7 +49,7 @@ function bf16Value(bits: number): number {
 /** Runs `script` (ES module text) in a child process with `env` added; its stdout. */
 function child(script: string, env: Record<string, string>): string {
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
-    env: { ...process.env, ...env },
+    env: { ...childEnv(), ...env },
     encoding: 'utf8',
   });
   if (r.status !== 0) throw new Error(`child failed: ${r.stderr}`);

@@ -8,6 +8,7 @@ import * as ref from '../../lib/reference/index.js';
 import {
   TOL,
   type Tolerance,
+  childEnv,
   describeCuda,
   describeDevices,
   emulated,
@@ -321,7 +322,7 @@ function linearInChild(
     const cc = backends().cuda.devices[0].computeCapability;
     process.stdout.write(JSON.stringify({ cc, out: [...out.toArray()] }));`;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
-    env: { ...process.env, ...env },
+    env: { ...childEnv(), ...env },
     encoding: 'utf8',
     maxBuffer: 1 << 28,
   });

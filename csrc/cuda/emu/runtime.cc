@@ -157,10 +157,12 @@ void digest(const void* p, size_t bytes) {
   std::lock_guard<std::mutex> lock(g_digest_m);
   const auto* c = static_cast<const unsigned char*>(p);
   for (size_t i = 0; i < bytes; ++i) g_digest = (g_digest ^ c[i]) * 0x100000001b3ull;
-  // The file always holds the digest so far (no exit hook: Node does not run a loaded addon's destructors).
+  // The file always holds the digest so far (no exit hook: Node does not run a loaded addon's destructors), and the
+  // process that wrote it: a child process that inherits the variable writes its own, which test/emu/run.mjs refuses.
   if (g_digest_fd < 0) g_digest_fd = open(settings().digest_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  char text[24];
-  const int n = std::snprintf(text, sizeof text, "%016llx\n", static_cast<unsigned long long>(g_digest));
+  char text[48];
+  const int n = std::snprintf(text, sizeof text, "%016llx %d\n", static_cast<unsigned long long>(g_digest),
+                              static_cast<int>(getpid()));
   if (g_digest_fd >= 0 && pwrite(g_digest_fd, text, size_t(n), 0) != n) close(g_digest_fd), g_digest_fd = -2;
 }
 
