@@ -1,27 +1,15 @@
 #!/usr/bin/env node
 // Planted mistakes in the CPU kernels (csrc/cpu) and in the TypeScript references (lib/reference, lib/quant): each
 // must make the tests that should catch it fail, and those tests must pass again without it. A kernel mistake is built
-// into a CPU-only addon (build-cpu-mut/, one file recompiles); a reference mistake is compiled into dist-mut/ (the
-// tests there import the mutated reference). The suites run whole: the table says how many of their tests fail, and
-// which failed first. Writes a Markdown table and a log; exits 1 unless every mutation was caught and the clean run
-// passed.
+// into a CPU-only addon (build-cpu-mut/, one file recompiles) and tested with dist/; a reference mistake is compiled
+// into dist-mut/ (the tests there import the mutated reference) and tested on the clean addon
+// (bench/scripts/mutations.mjs is the harness).
 //
-//   node bench/scripts/cpu-mutations.mjs OUT_DIR [--only <regex>]     (after npm run build; ~1 minute a mutation)
+//   node bench/scripts/cpu-mutations.mjs OUT_DIR [--only <regex>]     (after npm run build; ~30 s a mutation)
 //   node bench/scripts/emu-mutations.mjs is the same for the CUDA kernels on the emulated device.
-import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const out = resolve(process.argv[2] && !process.argv[2].startsWith('--') ? process.argv[2] : 'cpu-mutations-out');
-mkdirSync(out, { recursive: true });
-const logFile = join(out, 'mutations.log');
-writeFileSync(logFile, '');
-const log = (s) => {
-  appendFileSync(logFile, `${s}\n`);
-  console.error(s);
-};
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { mocha, mutationRun, root, spawn } from './mutations.mjs';
 
 const T = (f) => `test/${f}.test.js`;
 const OPS = (f) => T(`ops/${f}`);
@@ -192,8 +180,6 @@ const MUTATIONS = [
   ],
 ];
 
-const run = (cmd, args, env = {}) =>
-  stopped(spawnSync(cmd, args, { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 1 << 28 }));
 // nvcc off PATH (as .ci/run's CPU-only build): a CPU-only addon, -march=native (what this machine runs)
 const cpuPath = (process.env.PATH ?? '')
   .split(':')
@@ -202,99 +188,41 @@ const cpuPath = (process.env.PATH ?? '')
 const buildNative = () => {
   const env = { ...process.env, MINI_VLLM_BUILD_DIR: 'build-cpu-mut', PATH: cpuPath };
   delete env.CUDACXX;
-  return stopped(
-    spawnSync(process.execPath, ['csrc/build.mjs'], { cwd: root, env, encoding: 'utf8', maxBuffer: 1 << 28 }),
-  );
+  return spawn(process.execPath, ['csrc/build.mjs'], env);
 };
-const buildTs = () => run('npx', ['tsc', '-p', '.', '--outDir', 'dist-mut']);
-
-function runTests(files, dist) {
-  const args = ['--expose-gc', 'node_modules/mocha/bin/mocha.js', '--no-config', '--reporter', 'spec'];
-  args.push('--timeout', '600000', ...files.map((f) => join(dist, f)));
-  const t0 = Date.now();
-  const r = run(process.execPath, args, { MINI_VLLM_ADDON: join(root, 'build-cpu-mut', 'Release', 'mini_vllm.node') });
-  const text = `${r.stdout}${r.stderr}`;
-  const failing = /^\s+1\) (.+)\n\s+(.+)/m.exec(text.split(/\n\s+\d+ passing/)[1] ?? '');
-  return {
-    status: r.status,
-    seconds: (Date.now() - t0) / 1000,
-    text,
-    caught: failing ? `${failing[1]} › ${failing[2]}` : null,
-    passing: /(\d+) passing/.exec(text)?.[1] ?? '0',
-    failed: /(\d+) failing/.exec(text)?.[1] ?? '0',
-  };
-}
-
-// Every mutation's code must be where it says, before anything is built.
-for (const [name, file, before] of MUTATIONS)
-  if (!before || !readFileSync(join(root, file), 'utf8').includes(before))
-    throw new Error(`${name}: the code to mutate is not in ${file}`);
-// A mutation must start from the committed code, and an interrupted run must put the file back.
-const dirty = [...new Set(MUTATIONS.map((m) => m[1]))].filter(
-  (f) => spawnSync('git', ['diff', '--quiet', 'HEAD', '--', f], { cwd: root }).status,
-);
-if (dirty.length > 0)
-  throw new Error(`these files differ from HEAD; commit or restore them first: ${dirty.join(', ')}`);
-// Ctrl-C: this process ignores it (a handler would never run, the script is synchronous) while the child it reaches
-// (the build or the tests) stops; a child stopped by a signal puts the file back and ends the run. A run killed
-// otherwise leaves its mutation in place, and the next refuses to start until the file is restored.
-process.on('SIGINT', () => {});
-let restore = () => {};
-const stopped = (r) => {
-  if (!r.signal) return r;
-  restore();
-  console.error(`stopped by ${r.signal}; the mutated file is restored`);
-  process.exit(130);
-};
-
-const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : null;
-const rows = [];
-log(`==== the clean builds: build-cpu-mut/ (CPU only, native) and dist-mut/`);
-for (const b of [buildNative(), buildTs()])
-  if (b.status !== 0) throw new Error(`build failed:\n${b.stdout}${b.stderr}`);
-for (const [name, file, before, after, files] of MUTATIONS.filter((m) => !only || new RegExp(only).test(m[0]))) {
-  const path = join(root, file);
-  const original = readFileSync(path, 'utf8');
-  if (!before || !original.includes(before)) throw new Error(`${name}: the code to mutate is not in ${file}`);
-  const ts = file.endsWith('.ts');
-  writeFileSync(path, original.replace(before, after));
-  restore = () => writeFileSync(path, original);
-  try {
-    log(`\n==== ${name} (${file})`);
-    const b = ts ? buildTs() : buildNative();
-    if (b.status !== 0) throw new Error(`build failed:\n${b.stdout}${b.stderr}`);
-    const r = runTests(files, ts ? 'dist-mut' : 'dist');
-    log(r.text);
-    const error =
-      /^\s+(MiniVllmError|AssertionError|RangeError|TypeError|Error)[^\n]*/m.exec(r.text)?.[0]?.trim() ?? '';
-    const ran = `${r.failed} of ${Number(r.failed) + Number(r.passing)}`;
-    rows.push({ name, file, caught: r.status !== 0, by: r.caught, error, seconds: r.seconds, ran });
-  } finally {
-    restore();
-    restore = () => {};
+const buildTs = () => spawn('npx', ['tsc', '-p', '.', '--outDir', 'dist-mut']);
+const isTs = (file) => file.endsWith('.ts');
+// A reference mistake is tested on a clean addon: after a kernel mistake, the addon is built again without it first.
+let addonMutated = true;
+const build = (file) => {
+  if (!isTs(file)) {
+    addonMutated = true;
+    return buildNative();
   }
-}
-log('\n==== no mutation: the same suites pass, on the kernels (dist/) and on the references (dist-mut/)');
-for (const b of [buildNative(), buildTs()])
-  if (b.status !== 0) throw new Error(`build failed:\n${b.stdout}${b.stderr}`);
-const clean = [...new Set(MUTATIONS.flatMap((m) => m[4]))];
-const cleanRuns = [runTests(clean, 'dist'), runTests(clean, 'dist-mut')];
-cleanRuns.forEach((r) => log(r.text));
-rmSync(join(root, 'dist-mut'), { recursive: true, force: true });
+  if (addonMutated) {
+    const b = buildNative();
+    if (b.status !== 0) return b;
+    addonMutated = false;
+  }
+  return buildTs();
+};
+const run = (files, dist) =>
+  mocha(
+    files.map((f) => join(dist, f)),
+    { MINI_VLLM_ADDON: join(root, 'build-cpu-mut', 'Release', 'mini_vllm.node') },
+  );
 
-const md = [
-  '| mutation | file | caught | tests failing | the first failing test | its error |',
-  '| --- | --- | --- | --- | --- | --- |',
-  ...rows.map((x) => {
-    const error = x.error.slice(0, 160).replaceAll('|', '\\|');
-    const by = (x.by ?? '-').replaceAll('|', '\\|');
-    return `| ${x.name} | \`${x.file}\` | ${x.caught ? 'yes' : '**no**'} | ${x.ran} | ${by} | ${error} |`;
-  }),
-  '',
-  `Without the mutations: ${cleanRuns.every((r) => r.status === 0) ? 'pass' : '**FAIL**'} (${cleanRuns
-    .map((r) => r.passing)
-    .join(' and ')} tests of ${clean.join(', ')}, on the kernels and on the references).`,
-];
-writeFileSync(join(out, 'mutations.md'), `${md.join('\n')}\n`);
-console.log(md.join('\n'));
-process.exit(rows.every((x) => x.caught) && cleanRuns.every((r) => r.status === 0) ? 0 : 1);
+mutationRun({
+  mutations: MUTATIONS,
+  defaultOut: 'cpu-mutations-out',
+  build,
+  test: (files, file) => run(files, isTs(file) ? 'dist-mut' : 'dist'),
+  clean: (files, built) => {
+    built(buildNative());
+    built(buildTs());
+    const runs = [run(files, 'dist'), run(files, 'dist-mut')];
+    rmSync(join(root, 'dist-mut'), { recursive: true, force: true });
+    return runs;
+  },
+  tests: 'tests',
+});

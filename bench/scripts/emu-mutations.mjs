@@ -1,23 +1,11 @@
 #!/usr/bin/env node
-// Planted bugs: each mutation of a kernel must make the CUDA suites fail under the emulated device, and the suites
-// must pass again without it. Builds build-emu-mut/ (one .cu recompiles per mutation), runs the CUDA halves of the
-// suites that should catch it (all of them: the table says how many tests fail), and writes a Markdown table and a log.
+// Planted bugs in the CUDA kernels: each must make the CUDA suites fail under the emulated device, and the suites
+// must pass again without it. Builds build-emu-mut/ (one .cu recompiles per mutation) and runs the CUDA halves of the
+// suites that should catch it (bench/scripts/mutations.mjs is the harness).
 //
 //   node bench/scripts/emu-mutations.mjs OUT_DIR [--only <regex>]   (after npm run build; 1-2 minutes a mutation)
-import { spawnSync } from 'node:child_process';
-import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const out = resolve(process.argv[2] && !process.argv[2].startsWith('--') ? process.argv[2] : 'emu-mutations-out');
-mkdirSync(out, { recursive: true });
-const logFile = join(out, 'mutations.log');
-writeFileSync(logFile, '');
-const log = (s) => {
-  appendFileSync(logFile, `${s}\n`);
-  console.error(s);
-};
+import { join } from 'node:path';
+import { mocha, mutationRun, root, spawn } from './mutations.mjs';
 
 // [name, file, code before, code after, test file(s)]
 const MUTATIONS = [
@@ -126,113 +114,24 @@ const MUTATIONS = [
 ];
 
 const build = () =>
-  stopped(
-    spawnSync(process.execPath, ['csrc/build.mjs', '--emu'], {
-      cwd: root,
-      env: { ...process.env, MINI_VLLM_BUILD_DIR: 'build-emu-mut' },
-      encoding: 'utf8',
-    }),
+  spawn(process.execPath, ['csrc/build.mjs', '--emu'], { ...process.env, MINI_VLLM_BUILD_DIR: 'build-emu-mut' });
+// The CUDA suites of the files only (their CPU twins do not change); the sm_75 and split-K suites run on the emulated
+// device only, under "(emulated)".
+const cuda = (files) =>
+  mocha(
+    files,
+    { MINI_VLLM_ADDON: join(root, 'build-emu-mut', 'Release', 'mini_vllm.node'), MINI_VLLM_REQUIRE_CUDA: '1' },
+    ['--grep', 'on cuda|emulated'],
   );
-// The CUDA suites of the files only (their CPU twins do not change): --grep "on cuda|emulated" (the sm_75 and split-K
-// suites run on the emulated device only), the first failure stops.
-function runTests(files, seed) {
-  const args = [
-    '--expose-gc',
-    'node_modules/mocha/bin/mocha.js',
-    '--no-config',
-    '--reporter',
-    'spec',
-    '--timeout',
-    '600000',
-    '--grep',
-    'on cuda|emulated',
-    ...files,
-  ];
-  const env = {
-    ...process.env,
-    MINI_VLLM_ADDON: join(root, 'build-emu-mut', 'Release', 'mini_vllm.node'),
-    MINI_VLLM_REQUIRE_CUDA: '1',
-    MINI_VLLM_EMU_SEED: String(seed),
-  };
-  const t0 = Date.now();
-  const r = stopped(spawnSync(process.execPath, args, { cwd: root, env, encoding: 'utf8', maxBuffer: 1 << 28 }));
-  const text = `${r.stdout}${r.stderr}`;
-  const failing = /^\s+1\) (.+)\n\s+(.+)/m.exec(text.split(/\n\s+\d+ passing/)[1] ?? '');
-  const passing = /(\d+) passing/.exec(text)?.[1] ?? '0';
-  const failed = /(\d+) failing/.exec(text)?.[1] ?? '0';
-  return {
-    status: r.status,
-    seconds: (Date.now() - t0) / 1000,
-    text,
-    caught: failing ? `${failing[1]} › ${failing[2]}` : null,
-    passing,
-    failed,
-  };
-}
 
-// --only <regex>: the mutations whose name matches it (and the clean run)
-// Every mutation's code must be where it says, before anything is built.
-for (const [name, file, before] of MUTATIONS)
-  if (!before || !readFileSync(join(root, file), 'utf8').includes(before))
-    throw new Error(`${name}: the code to mutate is not in ${file}`);
-// A mutation must start from the committed code, and an interrupted run must put the file back.
-const dirty = [...new Set(MUTATIONS.map((m) => m[1]))].filter(
-  (f) => spawnSync('git', ['diff', '--quiet', 'HEAD', '--', f], { cwd: root }).status,
-);
-if (dirty.length > 0)
-  throw new Error(`these files differ from HEAD; commit or restore them first: ${dirty.join(', ')}`);
-// Ctrl-C: this process ignores it (a handler would never run, the script is synchronous) while the child it reaches
-// (the build or the tests) stops; a child stopped by a signal puts the file back and ends the run. A run killed
-// otherwise leaves its mutation in place, and the next refuses to start until the file is restored.
-process.on('SIGINT', () => {});
-let restore = () => {};
-const stopped = (r) => {
-  if (!r.signal) return r;
-  restore();
-  console.error(`stopped by ${r.signal}; the mutated file is restored`);
-  process.exit(130);
-};
-
-const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : null;
-const rows = [];
-for (const [name, file, before, after, files] of MUTATIONS.filter((m) => !only || new RegExp(only).test(m[0]))) {
-  const path = join(root, file);
-  const original = readFileSync(path, 'utf8');
-  if (!original.includes(before)) throw new Error(`${name}: the code to mutate is not in ${file}`);
-  writeFileSync(path, original.replace(before, after));
-  restore = () => writeFileSync(path, original);
-  try {
-    log(`\n==== ${name} (${file})`);
-    const b = build();
-    if (b.status !== 0) throw new Error(`build failed:\n${b.stderr}`);
-    const r = runTests(files, 0);
-    log(r.text);
-    const error = /^\s+(MiniVllmError|AssertionError|RangeError|Error)[^\n]*/m.exec(r.text)?.[0]?.trim() ?? '';
-    const ran = `${r.failed} of ${Number(r.failed) + Number(r.passing)}`;
-    rows.push({ name, file, caught: r.status !== 0, ran, by: r.caught, error, seconds: r.seconds });
-  } finally {
-    restore();
-    restore = () => {};
-  }
-}
-log('\n==== no mutation: the same suites pass');
-const b = build();
-if (b.status !== 0) throw new Error(`build failed:\n${b.stderr}`);
-const clean = [...new Set(MUTATIONS.flatMap((m) => m[4]))];
-const r = runTests(clean, 0);
-log(r.text);
-
-const md = [
-  '| mutation | file | caught | CUDA tests failing | the first failing CUDA test | its error |',
-  '| --- | --- | --- | --- | --- | --- |',
-  ...rows.map((x) => {
-    const error = x.error.slice(0, 160).replaceAll('|', '\\|');
-    const by = (x.by ?? '-').replaceAll('|', '\\|');
-    return `| ${x.name} | \`${x.file}\` | ${x.caught ? 'yes' : '**no**'} | ${x.ran} | ${by} | ${error} |`;
-  }),
-  '',
-  `Without the mutations: ${r.status === 0 ? 'pass' : '**FAIL**'} (${r.passing} CUDA tests of ${clean.join(', ')}).`,
-];
-writeFileSync(join(out, 'mutations.md'), `${md.join('\n')}\n`);
-console.log(md.join('\n'));
-process.exit(rows.every((x) => x.caught) && r.status === 0 ? 0 : 1);
+mutationRun({
+  mutations: MUTATIONS,
+  defaultOut: 'emu-mutations-out',
+  build,
+  test: cuda,
+  clean: (files, built) => {
+    built(build());
+    return [cuda(files)];
+  },
+  tests: 'CUDA tests',
+});
