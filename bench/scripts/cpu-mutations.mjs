@@ -190,7 +190,9 @@ const buildNative = () => {
   delete env.CUDACXX;
   return spawn(process.execPath, ['csrc/build.mjs'], env);
 };
-const buildTs = () => spawn('npx', ['tsc', '-p', '.', '--outDir', 'dist-mut']);
+// its own incremental state: sharing dist/'s, tsc can find dist-mut/ up to date and emit nothing
+const buildTs = () =>
+  spawn('npx', ['tsc', '-p', '.', '--outDir', 'dist-mut', '--tsBuildInfoFile', 'dist-mut/.tsbuildinfo']);
 const isTs = (file) => file.endsWith('.ts');
 // A reference mistake is tested on a clean addon: after a kernel mistake, the addon is built again without it first.
 let addonMutated = true;

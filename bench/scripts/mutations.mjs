@@ -84,14 +84,9 @@ export function mutationRun({ mutations, defaultOut, build, test, clean, tests }
       const r = test(files, file);
       log(r.text);
       const error = /^\s+(MiniVllmError|AssertionError|RangeError|TypeError|Error)[^\n]*/m.exec(r.text)?.[0]?.trim();
-      rows.push({
-        name,
-        file,
-        caught: r.status !== 0,
-        ran: `${r.failed} of ${r.failed + r.passing}`,
-        by: r.caught,
-        error,
-      });
+      // caught: a test failed (a run that fails before any test, with no test files say, catches nothing)
+      const ran = r.failed + r.passing > 0 ? `${r.failed} of ${r.failed + r.passing}` : 'no test ran';
+      rows.push({ name, file, caught: r.failed > 0, ran, by: r.caught, error });
     } finally {
       restore();
       restore = () => {};
@@ -101,6 +96,7 @@ export function mutationRun({ mutations, defaultOut, build, test, clean, tests }
   const cleanRuns = clean([...new Set(mutations.flatMap((m) => m[4]))], built);
   cleanRuns.forEach((r) => log(r.text));
 
+  const cleanPass = cleanRuns.every((r) => r.status === 0 && r.passing > 0);
   const cell = (s) => (s ?? '-').slice(0, 160).replaceAll('|', '\\|');
   const md = [
     `| mutation | file | caught | ${tests} failing | the first failing test | its error |`,
@@ -110,11 +106,11 @@ export function mutationRun({ mutations, defaultOut, build, test, clean, tests }
         `| ${x.name} | \`${x.file}\` | ${x.caught ? 'yes' : '**no**'} | ${x.ran} | ${cell(x.by)} | ${cell(x.error)} |`,
     ),
     '',
-    `Without the mutations: ${cleanRuns.every((r) => r.status === 0) ? 'pass' : '**FAIL**'} (${cleanRuns
+    `Without the mutations: ${cleanPass ? 'pass' : '**FAIL**'} (${cleanRuns
       .map((r) => r.passing)
       .join(' and ')} ${tests} passing).`,
   ];
   writeFileSync(join(out, 'mutations.md'), `${md.join('\n')}\n`);
   console.log(md.join('\n'));
-  process.exit(rows.every((x) => x.caught) && cleanRuns.every((r) => r.status === 0) ? 0 : 1);
+  process.exit(rows.every((x) => x.caught) && cleanPass ? 0 : 1);
 }
