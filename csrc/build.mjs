@@ -7,7 +7,8 @@
 //                                (--sanitize: AddressSanitizer and UndefinedBehaviorSanitizer, into build-emu-san/)
 //
 // Environment: MINI_VLLM_CUDA=auto|on|off|emu, MINI_VLLM_CUDA_ARCHS="90-real;90-virtual",
-// MINI_VLLM_CPU_ARCH=native|portable|<march>, MINI_VLLM_BUILD_DIR (cmake-js output dir, default build).
+// MINI_VLLM_CPU_ARCH=default|native|portable|<march> (the baseline; CMakeLists.txt says which levels are built above
+// it), MINI_VLLM_BUILD_DIR (cmake-js output dir, default build).
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -39,7 +40,7 @@ function cmakeBuild({ emu = false, sanitize = false } = {}) {
     `--CDMINI_VLLM_CUDA=${emu ? 'EMU' : env('MINI_VLLM_CUDA', 'AUTO')}`,
     `--CDMINI_VLLM_EMU_SANITIZE=${sanitize ? 'ON' : 'OFF'}`,
     `--CDMINI_VLLM_CUDA_ARCHS=${env('MINI_VLLM_CUDA_ARCHS', '80-real;86-real;89-real;90-real;90-virtual')}`,
-    `--CDMINI_VLLM_CPU_ARCH=${env('MINI_VLLM_CPU_ARCH', 'native')}`,
+    `--CDMINI_VLLM_CPU_ARCH=${env('MINI_VLLM_CPU_ARCH', 'default')}`,
     `--CDNODE_EXECUTABLE=${process.execPath}`,
   ];
   let status = run(process.execPath, configure, root);
@@ -69,8 +70,10 @@ function gypBuild() {
   const prefix = resolve(dirname(process.execPath), '..');
   const args = [nodeGyp, 'rebuild', `-j`, String(availableParallelism())];
   if (existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
-  const cpuArch = env('MINI_VLLM_CPU_ARCH', 'native');
-  args.push('--', `-Dcpu_arch=${cpuArch === 'portable' ? 'x86-64-v3' : cpuArch}`);
+  // One level of CPU kernels (csrc/cpu/level.h), compiled for the baseline: the x86-64 levels above it are CMake's.
+  const cpuArch = env('MINI_VLLM_CPU_ARCH', 'default');
+  const baseline = { portable: 'x86-64-v3', default: process.arch === 'x64' ? 'x86-64' : 'armv8-a' };
+  args.push('--', `-Dcpu_arch=${baseline[cpuArch] ?? cpuArch}`);
   const status = run(process.execPath, args, stage);
   if (status !== 0) {
     console.error(`mini-vllm: node-gyp build failed (exit ${status}); the messages above say why`);

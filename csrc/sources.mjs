@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-// The native build's one source list, for CMakeLists.txt and binding.gyp alike: every .cc of binding/ and cpu/ (the
-// addon), every .cu of cuda/ (the CUDA backend), and every .cc of cuda/emu/ (the emulated device those .cu also build
-// against). A new file in one of those folders is in the build.
+// The native build's one source list, for CMakeLists.txt and binding.gyp alike: every .cc of binding/ and cpu/base/
+// (the addon, compiled once for the baseline), every .cc of cpu/ (the CPU kernels, compiled once per instruction-set
+// level: cpu/level.h), every .cu of cuda/ (the CUDA backend), and every .cc of cuda/emu/ (the emulated device those .cu
+// also build against). A new file in one of those folders is in the build.
 //
-//   node csrc/sources.mjs cpu|cuda|emu [--cmake]   paths from the repository root, one per line (--cmake: a ;-list)
+//   node csrc/sources.mjs cpu|kernels|cuda|emu [--cmake]   paths from the repository root, one per line (--cmake: a
+//                                                          ;-list)
 import { readdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,15 +14,16 @@ const here = dirname(fileURLToPath(import.meta.url));
 const FOLDERS = {
   cpu: [
     ['binding', '.cc'],
-    ['cpu', '.cc'],
+    ['cpu/base', '.cc'],
   ],
+  kernels: [['cpu', '.cc']],
   cuda: [['cuda', '.cu']],
   emu: [['cuda/emu', '.cc']],
 };
 
 const which = process.argv[2];
 if (!(which in FOLDERS)) {
-  console.error('usage: node csrc/sources.mjs cpu|cuda|emu [--cmake]');
+  console.error('usage: node csrc/sources.mjs cpu|kernels|cuda|emu [--cmake]');
   process.exit(2);
 }
 const files = FOLDERS[which].flatMap(([folder, ext]) =>

@@ -15,6 +15,7 @@ export {
   memoryStats,
   numThreads,
   resetPeakMemory,
+  setCpuIsa,
   setCudaDeviceIndex,
   setNumThreads,
   synchronize,

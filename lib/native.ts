@@ -32,9 +32,18 @@ export interface NativeTensor {
 export interface CpuBackend {
   /** Threads the CPU kernels use (MINI_VLLM_NUM_THREADS, or all cores). */
   threads: number;
-  /** Vector ISA the CPU kernels were compiled for: avx512, avx2 or scalar. */
+  /**
+   * The level of the CPU kernels in use: avx512, avx2 or scalar. The best of `isas`, unless MINI_VLLM_CPU_ISA (read at
+   * load) or setCpuIsa() chose another.
+   */
+  isa: string;
+  /** The levels this build holds that this machine runs, best first. */
+  isas: string[];
+  /** Every level this build holds, best first, whether or not this machine runs it. */
+  builtIsas: string[];
+  /** `isa`'s older name. */
   simd: string;
-  /** The -march the CPU code was built for (native, x86-64-v3, ...). */
+  /** The baseline the addon was built for (x86-64, x86-64-v3, native, ...): the lowest level's -march. */
   arch: string;
 }
 
@@ -105,6 +114,8 @@ export interface Runtime {
   numThreads(): number;
   /** ownPool: the calling thread gets a pool of its own (runtime.ts). */
   setNumThreads(n: number, ownPool?: boolean): void;
+  /** The CPU kernels' level from now on, for every thread: one of backends().cpu.isas (RangeError otherwise). */
+  setCpuIsa(isa: string): void;
   // (function-valued properties: the tensor methods hand these to the profiler unbound; the addon never reads `this`)
   copyFromHost: (dst: NativeTensor, src: Float32Array | Int32Array) => void;
   copyToHost: (src: NativeTensor, dst: Float32Array | Int32Array) => void;
@@ -148,6 +159,7 @@ export const RUNTIME_FUNCTIONS = [
   'setErrorClass',
   'numThreads',
   'setNumThreads',
+  'setCpuIsa',
   'copyFromHost',
   'copyToHost',
   'copy',
@@ -202,10 +214,11 @@ export function cudaDisabledByEnv(): boolean {
 
 let cached: Backends | undefined;
 
-/** What this build and this machine can run. Asks the CUDA runtime once, then caches the answer. */
+/** What this build and this machine can run. Asks the CUDA runtime once, then caches its answer. */
 export function backends(): Backends {
   cached ??= native.backends(!cudaDisabledByEnv());
-  return structuredClone(cached);
+  // The CPU part is read afresh: its level and thread count can change (setCpuIsa, setNumThreads).
+  return { ...structuredClone(cached), cpu: native.backends(false).cpu };
 }
 
 /**

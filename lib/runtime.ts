@@ -16,6 +16,14 @@ export function setNumThreads(n: number, opts: { ownPool?: boolean } = {}): void
   native.setNumThreads(n, opts.ownPool === true);
 }
 
+/**
+ * Makes `isa` (one of `backends().cpu.isas`) the level of the CPU kernels from now on, for every thread of the
+ * process: tests and benchmarks compare the levels on one machine with it. MINI_VLLM_CPU_ISA picks one at load.
+ */
+export function setCpuIsa(isa: string): void {
+  native.setCpuIsa(isa);
+}
+
 // The CUDA device this JS thread's tensors, synchronisations and graphs use: every worker thread has its own copy of
 // this module, so a data-parallel engine core sets its rank's device once and everything it allocates lands there.
 let currentDevice = 0;

@@ -12,6 +12,7 @@ import {
   type LlamaModel,
   Tensor,
   backends,
+  setCpuIsa,
   synchronize,
 } from '../lib/index.js';
 import { disposeKvCache } from '../lib/model/index.js';
@@ -238,7 +239,24 @@ const requireCuda = process.env.MINI_VLLM_REQUIRE_CUDA === '1';
  * suite's title says why and every test in it is reported as skipped.
  */
 export function describeDevices(title: string, body: (device: Device) => void): void {
+  describeOn(title, body, false);
+}
+
+/**
+ * describeDevices for a kernel family's suite: the CPU suite runs once per CPU level this machine runs (cpu/level.h),
+ * each against the same reference. The level in use at load keeps the plain title; the others say theirs:
+ * `<title> on cpu [avx2]`.
+ */
+export function describeKernel(title: string, body: (device: Device) => void): void {
+  describeOn(title, body, true);
+}
+
+function describeOn(title: string, body: (device: Device) => void, eachCpuIsa: boolean): void {
   for (const device of ['cpu', 'cuda'] as const) {
+    if (device === 'cpu' && eachCpuIsa) {
+      describeEachCpuIsa(`${title} on cpu`, () => body('cpu'));
+      continue;
+    }
     const skip = device === 'cuda' && !cuda.available && !requireCuda;
     const name = skip ? `${title} on cuda (skipped: ${cuda.error ?? 'CUDA not available'})` : `${title} on ${device}`;
     describe(name, function () {
@@ -248,6 +266,26 @@ export function describeDevices(title: string, body: (device: Device) => void): 
         });
       }
       body(device);
+    });
+  }
+}
+
+/** The CPU level in use at load, and every level this build holds that this machine runs (best first). */
+export const loadCpuIsa = backends().cpu.isa;
+export const cpuIsas = backends().cpu.isas;
+
+/**
+ * Runs `body` once per CPU level in `cpuIsas`, inside describe(title) for the level in use at load and
+ * describe(`${title} [<level>]`) for each other, with that level set around it (setCpuIsa).
+ */
+export function describeEachCpuIsa(title: string, body: (isa: string) => void): void {
+  for (const isa of [loadCpuIsa, ...cpuIsas.filter((i) => i !== loadCpuIsa)]) {
+    describe(isa === loadCpuIsa ? title : `${title} [${isa}]`, function () {
+      if (isa !== loadCpuIsa) {
+        before(() => setCpuIsa(isa));
+        after(() => setCpuIsa(loadCpuIsa));
+      }
+      body(isa);
     });
   }
 }

@@ -2,6 +2,9 @@
 // `ops`. One Addon per environment (the main thread and each worker) holds that environment's handles.
 #include <napi.h>
 
+#include <mutex>
+
+#include "../cpu/isa.h"
 #include "args.h"
 #include "runtime.h"
 #include "storage.h"
@@ -20,6 +23,7 @@ constexpr RuntimeFunction kRuntime[] = {
     {"setErrorClass", set_error_class},
     {"numThreads", num_threads},
     {"setNumThreads", set_num_threads},
+    {"setCpuIsa", set_cpu_isa},
     {"memoryStats", memory_stats},
     {"resetPeakMemory", reset_peak_memory},
     {"deviceMemory", device_memory},
@@ -45,12 +49,24 @@ constexpr RuntimeFunction kRuntime[] = {
     {"emuProbe", emu_probe},
 };
 
+// The CPU kernels' level, once per process (MINI_VLLM_CPU_ISA or the best runnable); a bad MINI_VLLM_CPU_ISA fails
+// the load with the RangeError that lists the runnable levels.
+void init_cpu_isa(Napi::Env env) {
+  static std::once_flag once;
+  try {
+    std::call_once(once, [] { cpu::init_isa(); });
+  } catch (const std::exception& e) {
+    throw Napi::RangeError::New(env, e.what());  // setErrorClass has not run yet: a plain RangeError
+  }
+}
+
 class Addon : public Napi::Addon<Addon> {
  public:
   // Napi::Addon keeps this object as the environment's instance data; addon_data() reads `data` through it.
   AddonData data;
 
   Addon(Napi::Env env, Napi::Object exports) {
+    init_cpu_isa(env);
     data.storage_ctor = Napi::Persistent(Storage::Define(env));
     exports.Set("Storage", data.storage_ctor.Value());
     for (const RuntimeFunction& f : kRuntime) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));

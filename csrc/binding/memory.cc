@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "../core/check.h"
-#include "../cpu/kernels.h"
+#include "../cpu/isa.h"
 #include "args.h"
 #include "runtime.h"
 #include "storage.h"
@@ -65,11 +65,11 @@ void transfer(const TensorView& host, const TensorView& dev, bool to_device) {
   std::vector<char> staged(direct ? 0 : bytes);
   void* buffer = direct ? host.data : staged.data();
   if (to_device) {
-    if (!direct) cpu::copy(host_view(buffer, dev.dtype, dev), host);
+    if (!direct) cpu::kernels().copy(host_view(buffer, dev.dtype, dev), host);
     cuda::memcpy_htod(dev.device_index, dev.data, buffer, bytes);
   } else {
     cuda::memcpy_dtoh(dev.device_index, buffer, dev.data, bytes);
-    if (!direct) cpu::copy(host, host_view(buffer, dev.dtype, dev));
+    if (!direct) cpu::kernels().copy(host, host_view(buffer, dev.dtype, dev));
   }
 }
 #endif
@@ -77,7 +77,7 @@ void transfer(const TensorView& host, const TensorView& dev, bool to_device) {
 void copy_any(const TensorView& dst, const TensorView& src) {
   check_same_shape(dst, src, "copy");
   if (dst.numel() == 0) return;
-  if (dst.device == Device::CPU && src.device == Device::CPU) return cpu::copy(dst, src);
+  if (dst.device == Device::CPU && src.device == Device::CPU) return cpu::kernels().copy(dst, src);
 #ifdef MINI_VLLM_WITH_CUDA
   if (dst.device == Device::CUDA && src.device == Device::CUDA) {
     if (dst.device_index != src.device_index) fail(ErrorKind::Range, "copy: between two CUDA devices is not supported");
@@ -130,7 +130,7 @@ Napi::Value fill(const Napi::CallbackInfo& info) {
     const TensorView t = to_tensor(info[0], "fill", "tensor");
     const double v = to_number(info[1], "fill", "value");
     if (t.device == Device::CPU)
-      cpu::fill(t, v);
+      cpu::kernels().fill(t, v);
     else
       MVLLM_CUDA_ONLY(cuda::fill(t, v));
   });

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "../core/op_checks.h"
+#include "../cpu/isa.h"
 #include "args.h"
 #ifdef MINI_VLLM_WITH_CUDA
 #include "../cuda/api.h"
@@ -108,8 +109,8 @@ struct Op {
   std::array<const char*, sizeof...(A)> arg_names;
   bool has_cuda;  // the op has a CUDA kernel (whether or not this build compiled it)
   void (*check)(A...);
-  void (*cpu)(A...);
-  void (*cuda)(A...);  // null: the op has no CUDA kernel, or this build has no CUDA backend
+  void (*cpu::Kernels::*cpu)(A...);  // its slot in the table of the CPU level in use (cpu/isa.h)
+  void (*cuda)(A...);                // null: the op has no CUDA kernel, or this build has no CUDA backend
 };
 
 // The device an op runs on is its first tensor's; an op of host arrays (sampleRows) runs on the CPU.
@@ -133,7 +134,7 @@ void call(const Op<A...>& op, const Napi::CallbackInfo& info, std::index_sequenc
   std::apply(op.check, args);
   const TensorView* first = first_tensor(std::get<I>(args)...);
   if (first && first->numel() == 0) return;  // every op's first tensor spans its work: nothing to compute
-  if (!first || first->device == Device::CPU) return std::apply(op.cpu, args);
+  if (!first || first->device == Device::CPU) return std::apply(cpu::kernels().*op.cpu, args);
   if (!op.cuda) {
     if (op.has_cuda) no_cuda();
     fail(ErrorKind::Unsupported, op.name, ": runs on the CPU only");
@@ -148,7 +149,7 @@ struct Same {
 
 template <typename... A, size_t N>
 Op<A...> make_op(const char* name, const char* const (&arg_names)[N], bool has_cuda, void (*check)(A...),
-                 void (*cpu)(A...), typename Same<void (*)(A...)>::type cuda) {
+                 typename Same<void (*cpu::Kernels::*)(A...)>::type cpu, typename Same<void (*)(A...)>::type cuda) {
   static_assert(N == sizeof...(A), "an op's argument names must match its check's parameters");
   Op<A...> op{name, {}, has_cuda, check, cpu, cuda};
   for (size_t i = 0; i < N; ++i) op.arg_names[i] = arg_names[i];
@@ -187,12 +188,12 @@ void add_op(Napi::Env env, Napi::Object ops, const Op<A...>& op) {
 Napi::Object make_ops(Napi::Env env) {
   Napi::Object ops = Napi::Object::New(env);
   // One static Op per row: the JS function finds it through its data pointer.
-#define MVLLM_ADD_OP(js_name, name, devices, ...)                                                       \
-  {                                                                                                     \
-    static const char* const names[] = {__VA_ARGS__};                                                   \
-    static const auto op = make_op(#js_name, names, MVLLM_HAS_CUDA_##devices, check_##name, &cpu::name, \
-                                   MVLLM_CUDA_ENTRY_##devices(name));                                   \
-    add_op(env, ops, op);                                                                               \
+#define MVLLM_ADD_OP(js_name, name, devices, ...)                                                                \
+  {                                                                                                              \
+    static const char* const names[] = {__VA_ARGS__};                                                            \
+    static const auto op = make_op(#js_name, names, MVLLM_HAS_CUDA_##devices, check_##name, &cpu::Kernels::name, \
+                                   MVLLM_CUDA_ENTRY_##devices(name));                                            \
+    add_op(env, ops, op);                                                                                        \
   }
   MVLLM_FOR_EACH_OP(MVLLM_ADD_OP)
 #undef MVLLM_ADD_OP

@@ -8,9 +8,8 @@
 #include <string>
 
 #include "../core/check.h"
-#include "../cpu/kernels.h"
+#include "../cpu/isa.h"
 #include "../cpu/parallel.h"
-#include "../cpu/vec.h"
 #include "args.h"
 #ifdef MINI_VLLM_WITH_CUDA
 #include "../cuda/api.h"
@@ -79,7 +78,16 @@ Napi::Value backends(const Napi::CallbackInfo& info) {
   const bool query_cuda = !(info.Length() > 0 && info[0].IsBoolean() && !info[0].As<Napi::Boolean>().Value());
   Napi::Object cpu = Napi::Object::New(env);
   cpu.Set("threads", cpu::num_threads());
-  cpu.Set("simd", cpu::kSimdName);
+  // isa: the level of the CPU kernels in use; isas: the levels this build holds that this machine runs, best first
+  // (cpu/isa.h). simd is isa's older name.
+  cpu.Set("isa", cpu::kernels().isa);
+  cpu.Set("simd", cpu::kernels().isa);
+  Napi::Array isas = Napi::Array::New(env);
+  for (const cpu::Kernels* k : cpu::runnable_levels()) isas.Set(isas.Length(), k->isa);
+  cpu.Set("isas", isas);
+  Napi::Array built = Napi::Array::New(env);
+  for (const char* b : cpu::built_levels()) built.Set(built.Length(), b);
+  cpu.Set("builtIsas", built);
   cpu.Set("arch", MINI_VLLM_CPU_ARCH);
   Napi::Object cuda = Napi::Object::New(env);
   cuda.Set("compiled", kCudaCompiled);
@@ -140,6 +148,15 @@ Napi::Value set_num_threads(const Napi::CallbackInfo& info) {
       cpu::set_own_threads(int(n));
     else
       cpu::set_num_threads(int(n));
+  });
+}
+
+// setCpuIsa(isa): the CPU kernels' level from now on, for every thread (tests and benchmarks compare the levels).
+Napi::Value set_cpu_isa(const Napi::CallbackInfo& info) {
+  return run(info, [&] {
+    expect_args(info, 1, "setCpuIsa");
+    if (!info[0].IsString()) fail(ErrorKind::Type, "setCpuIsa: isa must be a string, got ", js_type(info[0]));
+    cpu::set_isa(info[0].As<Napi::String>().Utf8Value(), "setCpuIsa: isa");
   });
 }
 
@@ -208,7 +225,7 @@ Napi::Value stream_read(const Napi::CallbackInfo& info) {
     if (t.device != Device::CPU) fail(ErrorKind::Type, "streamRead: x must be a CPU tensor");
     Check("streamRead").dtype(t, "x", DType::Float32);
     Check("streamRead").contiguous(t, "x");
-    return cpu::stream_read(t);
+    return cpu::kernels().stream_read(t);
   });
 }
 
@@ -217,7 +234,7 @@ Napi::Value fma_peak(const Napi::CallbackInfo& info) {
   return run(info, [&] {
     const double s = to_number(info[0], "fmaPeak", "seconds");
     if (!(s > 0 && s <= 60)) fail(ErrorKind::Range, "fmaPeak: seconds must be in (0, 60], got ", s);
-    return cpu::fma_peak(s);
+    return cpu::kernels().fma_peak(s);
   });
 }
 

@@ -20,6 +20,7 @@ Napi::Value backends(const Napi::CallbackInfo& info);         // backends(queryC
 Napi::Value set_error_class(const Napi::CallbackInfo& info);  // setErrorClass(MiniVllmError)
 Napi::Value num_threads(const Napi::CallbackInfo& info);
 Napi::Value set_num_threads(const Napi::CallbackInfo& info);
+Napi::Value set_cpu_isa(const Napi::CallbackInfo& info);      // setCpuIsa(isa)
 Napi::Value synchronize(const Napi::CallbackInfo& info);      // synchronize(deviceIndex)
 Napi::Value timer_start(const Napi::CallbackInfo& info);      // timerStart(deviceIndex)
 Napi::Value timer_stop(const Napi::CallbackInfo& info);       // timerStop(deviceIndex) -> ms

@@ -422,15 +422,25 @@ inline void check_sample_rows(const HostArray<const float>& logits, double rows_
   OP(quantEmbedding, quant_embedding, CPU_CUDA, "out", "ids", "table", "type")
 
 // Each backend's entry point of an op takes exactly its check's arguments: declared here from the check's type, so
-// the CPU and CUDA entry points of one op cannot drift apart.
+// the CPU and CUDA entry points of one op cannot drift apart. The CPU's are declared in the level being compiled
+// (cpu/level.h); code outside the levels reaches them through cpu/isa.h's table.
+#ifdef MVLLM_CPU_LEVEL
+#define MVLLM_DECLARE_CPU_ENTRY_POINT(name) \
+  namespace cpu {                           \
+  inline namespace MVLLM_CPU_LEVEL {        \
+  decltype(check_##name) name;              \
+  }                                         \
+  }
+#else
+#define MVLLM_DECLARE_CPU_ENTRY_POINT(name)
+#endif
 #define MVLLM_DECLARE_ENTRY_POINTS(js_name, name, ...) \
-  namespace cpu {                                      \
-  decltype(check_##name) name;                         \
-  }                                                    \
+  MVLLM_DECLARE_CPU_ENTRY_POINT(name)                  \
   namespace cuda {                                     \
   decltype(check_##name) name;                         \
   }
 MVLLM_FOR_EACH_OP(MVLLM_DECLARE_ENTRY_POINTS)
 #undef MVLLM_DECLARE_ENTRY_POINTS
+#undef MVLLM_DECLARE_CPU_ENTRY_POINT
 
 }  // namespace mvllm

@@ -1,10 +1,12 @@
 // SiLU-and-multiply (SwiGLU's gate) on the CPU, fp32 math.
 #include "dispatch.h"
 #include "kernels.h"
+#include "level.h"
 #include "parallel.h"
 #include "vec.h"
 
 namespace mvllm::cpu {
+inline namespace MVLLM_CPU_LEVEL {
 namespace {
 
 // silu(g) = g / (1 + e^-g). The exponent is capped at 88 so 1 + e^-g stays finite for the reciprocal; below
@@ -53,4 +55,5 @@ void silu_and_mul(const TensorView& out, const TensorView& x) {
   MVLLM_CPU_DISPATCH_FLOAT(out.dtype, T, silu_and_mul_impl<T>(out, x));
 }
 
+}  // namespace MVLLM_CPU_LEVEL
 }  // namespace mvllm::cpu

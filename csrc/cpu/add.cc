@@ -2,10 +2,12 @@
 #include "../core/op_checks.h"
 #include "dispatch.h"
 #include "kernels.h"
+#include "level.h"
 #include "parallel.h"
 #include "vec.h"
 
 namespace mvllm::cpu {
+inline namespace MVLLM_CPU_LEVEL {
 namespace {
 
 template <typename T>
@@ -29,4 +31,5 @@ void add(const TensorView& out, const TensorView& a, const TensorView& b) {
   MVLLM_CPU_DISPATCH_FLOAT(a.dtype, T, add_impl<T>(out, a, b));
 }
 
+}  // namespace MVLLM_CPU_LEVEL
 }  // namespace mvllm::cpu

@@ -10,10 +10,12 @@
 #include "dispatch.h"
 #include "dots.h"
 #include "kernels.h"
+#include "level.h"
 #include "parallel.h"
 #include "vec.h"
 
 namespace mvllm::cpu {
+inline namespace MVLLM_CPU_LEVEL {
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
@@ -395,4 +397,5 @@ void paged_attention(const TensorView& out, const TensorView& query, const Tenso
   MVLLM_CPU_DISPATCH_FLOAT(query.dtype, T, paged_attention_impl<T>(out, query, key_cache, value_cache, meta));
 }
 
+}  // namespace MVLLM_CPU_LEVEL
 }  // namespace mvllm::cpu

@@ -2,9 +2,11 @@
 #include <cstring>
 
 #include "kernels.h"
+#include "level.h"
 #include "parallel.h"
 
 namespace mvllm::cpu {
+inline namespace MVLLM_CPU_LEVEL {
 
 void reshape_and_cache(const TensorView& key, const TensorView& value, const TensorView& key_cache,
                        const TensorView& value_cache, const TensorView& slot_mapping) {
@@ -35,4 +37,5 @@ void reshape_and_cache(const TensorView& key, const TensorView& value, const Ten
   });
 }
 
+}  // namespace MVLLM_CPU_LEVEL
 }  // namespace mvllm::cpu

@@ -4,9 +4,11 @@
 
 #include <cstdint>
 
+#include "level.h"
 #include "vec.h"
 
 namespace mvllm::cpu {
+inline namespace MVLLM_CPU_LEVEL {
 
 // out[r * K + j] = a_r · b_j for R rows a_0.. (lda apart, fp32) and K rows b_0.. (ldb apart, any storage type,
 // converted in registers), each n long. R x K independent accumulator chains hide the FMA latency, and each
@@ -45,4 +47,5 @@ inline void dots(const float* a, int64_t lda, const TB* b, int64_t ldb, int64_t 
     }
 }
 
+}  // namespace MVLLM_CPU_LEVEL
 }  // namespace mvllm::cpu

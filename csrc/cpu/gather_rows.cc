@@ -4,9 +4,11 @@
 
 #include "../core/op_checks.h"
 #include "kernels.h"
+#include "level.h"
 #include "parallel.h"
 
 namespace mvllm::cpu {
+inline namespace MVLLM_CPU_LEVEL {
 
 void copy_rows(const char* op, const TensorView& out, const TensorView& indices, const char* index_name,
                const TensorView& table) {
@@ -27,4 +29,5 @@ void gather_rows(const TensorView& out, const TensorView& x, const TensorView& i
   copy_rows("gatherRows", out, indices, "indices", x);
 }
 
+}  // namespace MVLLM_CPU_LEVEL
 }  // namespace mvllm::cpu

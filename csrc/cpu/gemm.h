@@ -9,10 +9,13 @@
 #include <vector>
 
 #include "../core/tensor.h"
+#include "level.h"
 #include "parallel.h"
 #include "vec.h"
 
-namespace mvllm::cpu::gemm_impl {
+namespace mvllm::cpu {
+inline namespace MVLLM_CPU_LEVEL {
+namespace gemm_impl {
 
 constexpr int N = Vec::N;
 
@@ -330,4 +333,6 @@ void linear_frame(const TensorView& out, const TensorView& x, int64_t n_out, con
   gemm<TA>(out, x, n_out, k_len, pack, b);
 }
 
-}  // namespace mvllm::cpu::gemm_impl
+}  // namespace gemm_impl
+}  // namespace MVLLM_CPU_LEVEL
+}  // namespace mvllm::cpu

@@ -4,8 +4,10 @@
 
 #include "../core/op_checks.h"
 #include "../core/tensor.h"
+#include "level.h"
 
 namespace mvllm::cpu {
+inline namespace MVLLM_CPU_LEVEL {
 
 // out[i] = table[indices[i]]: embedding and gatherRows. Throws RangeError (naming `op` and `index_name`) on an index
 // outside the table, before anything is written.
@@ -22,4 +24,5 @@ double stream_read(const TensorView& t);
 // Runs independent FMAs on every thread for about `seconds`; returns GFLOP/s (the benchmarks' compute peak).
 double fma_peak(double seconds);
 
+}  // namespace MVLLM_CPU_LEVEL
 }  // namespace mvllm::cpu

@@ -3,10 +3,12 @@
 
 #include "dispatch.h"
 #include "kernels.h"
+#include "level.h"
 #include "parallel.h"
 #include "vec.h"
 
 namespace mvllm::cpu {
+inline namespace MVLLM_CPU_LEVEL {
 namespace {
 
 // Rows per task: ~64K elements, so a task outweighs waking a thread (a few microseconds).
@@ -109,4 +111,5 @@ void fused_add_rms_norm(const TensorView& x, const TensorView& residual, const T
   MVLLM_CPU_DISPATCH_FLOAT(x.dtype, T, fused_add_rms_norm_impl<T>(x, residual, weight, float(eps)));
 }
 
+}  // namespace MVLLM_CPU_LEVEL
 }  // namespace mvllm::cpu

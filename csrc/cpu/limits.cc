@@ -5,10 +5,12 @@
 #include <vector>
 
 #include "kernels.h"
+#include "level.h"
 #include "parallel.h"
 #include "vec.h"
 
 namespace mvllm::cpu {
+inline namespace MVLLM_CPU_LEVEL {
 
 double stream_read(const TensorView& t) {
   const float* p = t.ptr<float>();
@@ -64,4 +66,5 @@ double fma_peak(double seconds) {
   return total / elapsed / 1e9;
 }
 
+}  // namespace MVLLM_CPU_LEVEL
 }  // namespace mvllm::cpu

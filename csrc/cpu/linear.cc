@@ -12,10 +12,12 @@
 #include "dots.h"
 #include "gemm.h"
 #include "kernels.h"
+#include "level.h"
 #include "parallel.h"
 #include "vec.h"
 
 namespace mvllm::cpu {
+inline namespace MVLLM_CPU_LEVEL {
 namespace {
 
 constexpr int N = Vec::N;
@@ -171,4 +173,5 @@ void linear(const TensorView& out, const TensorView& x, const TensorView& weight
                            MVLLM_CPU_DISPATCH_FLOAT(weight.dtype, TW, linear_impl<TA, TW>(out, x, weight, bias)));
 }
 
+}  // namespace MVLLM_CPU_LEVEL
 }  // namespace mvllm::cpu

@@ -6,10 +6,12 @@
 #include "../core/error.h"
 #include "dispatch.h"
 #include "kernels.h"
+#include "level.h"
 #include "parallel.h"
 #include "vec.h"
 
 namespace mvllm::cpu {
+inline namespace MVLLM_CPU_LEVEL {
 namespace {
 
 template <typename D, typename S>
@@ -90,4 +92,5 @@ void fill(const TensorView& t, double value) {
   copy(t, src);
 }
 
+}  // namespace MVLLM_CPU_LEVEL
 }  // namespace mvllm::cpu

@@ -2,10 +2,12 @@
 #include "../core/error.h"
 #include "dispatch.h"
 #include "kernels.h"
+#include "level.h"
 #include "parallel.h"
 #include "vec.h"
 
 namespace mvllm::cpu {
+inline namespace MVLLM_CPU_LEVEL {
 namespace {
 
 // Rotates the first rot_dim elements of one head. NeoX pairs element i with i + rot_dim/2;
@@ -94,4 +96,5 @@ void rotary_embedding(const TensorView& positions, const TensorView& query, cons
   });
 }
 
+}  // namespace MVLLM_CPU_LEVEL
 }  // namespace mvllm::cpu

@@ -11,11 +11,13 @@
 #include "../core/op_checks.h"
 #include "dispatch.h"
 #include "gemm.h"
+#include "level.h"
 #include "parallel.h"
 #include "quant_dots.h"
 #include "vec.h"
 
 namespace mvllm::cpu {
+inline namespace MVLLM_CPU_LEVEL {
 namespace {
 
 #if defined(__AVX2__)
@@ -215,4 +217,5 @@ void quant_embedding(const TensorView& out, const TensorView& ids, const TensorV
   MVLLM_CPU_DISPATCH_FLOAT(out.dtype, TA, quant_embedding_impl<TA>(out, ids, table, int(type)));
 }
 
+}  // namespace MVLLM_CPU_LEVEL
 }  // namespace mvllm::cpu

@@ -10,9 +10,11 @@
 #include <cstring>
 
 #include "../core/quant.h"
+#include "level.h"
 #include "vec.h"
 
 namespace mvllm::cpu {
+inline namespace MVLLM_CPU_LEVEL {
 
 // 32 values of x: q = round(x / d), d = amax / 127; s0, s1 = d * the sums of q over values 0..15 and 16..31.
 struct QBlock {
@@ -226,4 +228,5 @@ inline void quant_dots(int type, const uint8_t* w, const QBlock* x, int64_t ldx,
 #endif
 }
 
+}  // namespace MVLLM_CPU_LEVEL
 }  // namespace mvllm::cpu

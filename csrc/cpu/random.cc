@@ -3,9 +3,11 @@
 #include "../core/random.h"
 
 #include "../core/op_checks.h"
+#include "level.h"
 #include "parallel.h"
 
 namespace mvllm::cpu {
+inline namespace MVLLM_CPU_LEVEL {
 
 void fill_uniform(const TensorView& t, double low_d, double high_d, double seed_d) {
   const float low = float(low_d), high = float(high_d);
@@ -31,4 +33,5 @@ void fill_uniform(const TensorView& t, double low_d, double high_d, double seed_
   });
 }
 
+}  // namespace MVLLM_CPU_LEVEL
 }  // namespace mvllm::cpu

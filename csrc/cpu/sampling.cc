@@ -6,10 +6,12 @@
 #include <vector>
 
 #include "kernels.h"
+#include "level.h"
 #include "parallel.h"
 #include "vec.h"
 
 namespace mvllm::cpu {
+inline namespace MVLLM_CPU_LEVEL {
 namespace {
 
 // One row's settings, read out of SampleRowsParams (core/op_checks.h).
@@ -225,4 +227,5 @@ void sample_rows(const HostArray<const float>& logits, double rows_d, double voc
   });
 }
 
+}  // namespace MVLLM_CPU_LEVEL
 }  // namespace mvllm::cpu

@@ -7,12 +7,14 @@
 #include <type_traits>
 
 #include "../core/dtype.h"
+#include "level.h"
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__F16C__) && defined(__FMA__))
 #include <immintrin.h>
 #endif
 
 namespace mvllm::cpu {
+inline namespace MVLLM_CPU_LEVEL {
 
 // Scalar conversions, used by tails and by the scalar build.
 inline float to_float(float v) { return v; }
@@ -325,4 +327,5 @@ inline float max_of(const float* x, int64_t n) {
   return m;
 }
 
+}  // namespace MVLLM_CPU_LEVEL
 }  // namespace mvllm::cpu

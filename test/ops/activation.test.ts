@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import { FLOAT_DTYPES, Tensor, ops } from '../../lib/index.js';
 import * as ref from '../../lib/reference/index.js';
-import { TOL, describeDevices, expectClose, poisoned, prng, randn, upload } from '../helpers.js';
+import { TOL, describeKernel, expectClose, poisoned, prng, randn, upload } from '../helpers.js';
 
 const CASES = [
   ...[7, 83].flatMap((tokens) => [8, 768, 769, 5120, 5125, 8192].map((d) => ({ tokens, d }))),
@@ -10,7 +10,7 @@ const CASES = [
   { tokens: 4096, d: 768 },
 ];
 
-describeDevices('siluAndMul', (device) => {
+describeKernel('siluAndMul', (device) => {
   for (const dtype of FLOAT_DTYPES) {
     for (const { tokens, d } of CASES) {
       it(`${dtype} [${tokens}, 2 x ${d}]`, () => {

@@ -3,9 +3,9 @@ import { expect } from 'chai';
 
 import { FLOAT_DTYPES, Tensor, ops } from '../../lib/index.js';
 import * as ref from '../../lib/reference/index.js';
-import { TOL, describeDevices, expectClose, poisoned, prng, randn, upload } from '../helpers.js';
+import { TOL, describeKernel, expectClose, poisoned, prng, randn, upload } from '../helpers.js';
 
-describeDevices('add', (device) => {
+describeKernel('add', (device) => {
   for (const dtype of FLOAT_DTYPES) {
     for (const [tokens, hidden] of [
       [7, 4096],

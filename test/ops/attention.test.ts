@@ -6,7 +6,7 @@ import { type Device, FLOAT_DTYPES, type FloatDType, Tensor, ops } from '../../l
 import * as ref from '../../lib/reference/index.js';
 import {
   UNIT_ROUNDOFF,
-  describeDevices,
+  describeKernel,
   onEmulator,
   drawDistinct as drawBlocks,
   expectThrow,
@@ -227,7 +227,7 @@ function check(b: Batch, dtype: FloatDType): void {
   b.free();
 }
 
-describeDevices('pagedAttention', (device) => {
+describeKernel('pagedAttention', (device) => {
   // decode: one query token per sequence
   // The dtype rotates so that every head size meets every dtype over the four head counts.
   let i = 0;

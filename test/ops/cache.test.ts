@@ -4,9 +4,9 @@ import { expect } from 'chai';
 
 import { FLOAT_DTYPES, Tensor, ops } from '../../lib/index.js';
 import * as ref from '../../lib/reference/index.js';
-import { describeDevices, drawDistinct, expectClose, expectThrow, prng, uniform } from '../helpers.js';
+import { describeKernel, drawDistinct, expectClose, expectThrow, prng, uniform } from '../helpers.js';
 
-describeDevices('reshapeAndCache', (device) => {
+describeKernel('reshapeAndCache', (device) => {
   for (const dtype of FLOAT_DTYPES) {
     it(`${dtype}: strided key/value views of a qkv buffer, padding slots skipped, other slots untouched`, () => {
       const rand = prng(11);

@@ -3,9 +3,9 @@ import { expect } from 'chai';
 
 import { FLOAT_DTYPES, Tensor, ops } from '../../lib/index.js';
 import * as ref from '../../lib/reference/index.js';
-import { describeDevices, expectBadIndex, expectClose, poisoned, prng, randint, randn, upload } from '../helpers.js';
+import { describeKernel, expectBadIndex, expectClose, poisoned, prng, randint, randn, upload } from '../helpers.js';
 
-describeDevices('embedding', (device) => {
+describeKernel('embedding', (device) => {
   for (const dtype of FLOAT_DTYPES) {
     for (const [vocab, hidden, tokens] of [
       [32000, 288, 7],

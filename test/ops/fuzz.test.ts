@@ -7,7 +7,7 @@ import { type DType, Tensor, ops } from '../../lib/index.js';
 import { native } from '../../lib/native.js';
 import { type ArgSpec, type NumberDomain, type OpDef, opRegistry, type TensorDType } from '../../lib/ops/registry.js';
 import * as ref from '../../lib/reference/index.js';
-import { TOL, expectClose, prng } from '../helpers.js';
+import { TOL, expectClose, prng, describeEachCpuIsa } from '../helpers.js';
 
 type Rand = () => number;
 const pick = <T>(rand: Rand, xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
@@ -187,7 +187,7 @@ function mutate(rand: Rand, spec: OpSpec): { args: unknown[]; what: string; clea
   return { args, what, cleanup: [...tensors, ...extra] };
 }
 
-describe('fuzz: 10,000 seeded bad op calls', () => {
+describeEachCpuIsa('fuzz: 10,000 seeded bad op calls', () => {
   it('each throws a TypeError or RangeError naming the op and an argument', () => {
     const rand = prng(20261128);
     const counts: Record<string, number> = {};

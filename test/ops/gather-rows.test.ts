@@ -4,9 +4,9 @@ import { expect } from 'chai';
 
 import { FLOAT_DTYPES, Tensor, ops } from '../../lib/index.js';
 import * as ref from '../../lib/reference/index.js';
-import { describeDevices, expectBadIndex, expectClose, poisoned, prng, randn, upload } from '../helpers.js';
+import { describeKernel, expectBadIndex, expectClose, poisoned, prng, randn, upload } from '../helpers.js';
 
-describeDevices('gatherRows', (device) => {
+describeKernel('gatherRows', (device) => {
   for (const dtype of FLOAT_DTYPES) {
     it(`${dtype}: each sequence's last token from a strided hidden state`, () => {
       const rand = prng(5);

@@ -4,7 +4,7 @@ import { expect } from 'chai';
 
 import { FLOAT_DTYPES, type FloatDType, Tensor, ops } from '../../lib/index.js';
 import * as ref from '../../lib/reference/index.js';
-import { TOL, describeDevices, expectClose, poisoned, prng, randn, upload } from '../helpers.js';
+import { TOL, describeKernel, expectClose, poisoned, prng, randn, upload } from '../helpers.js';
 
 // vLLM's test shapes: token counts and hidden sizes (odd ones take the unaligned path).
 const TOKENS = [7, 83];
@@ -16,7 +16,7 @@ const CASES = [
 ];
 const EPS = 1e-6;
 
-describeDevices('rmsNorm', (device) => {
+describeKernel('rmsNorm', (device) => {
   for (const dtype of FLOAT_DTYPES) {
     for (const { tokens, hidden } of CASES) {
       it(`${dtype} [${tokens}, ${hidden}]`, () => {
@@ -62,7 +62,7 @@ describeDevices('rmsNorm', (device) => {
   });
 });
 
-describeDevices('fusedAddRmsNorm', (device) => {
+describeKernel('fusedAddRmsNorm', (device) => {
   for (const dtype of FLOAT_DTYPES) {
     for (const { tokens, hidden } of CASES) {
       it(`${dtype} [${tokens}, ${hidden}]`, () => {

@@ -10,7 +10,7 @@ import {
   type Tolerance,
   childEnv,
   describeCuda,
-  describeDevices,
+  describeKernel,
   emulated,
   operands,
   skipBecause,
@@ -21,6 +21,7 @@ import {
   prng,
   randn,
   uniform,
+  describeEachCpuIsa,
 } from '../helpers.js';
 
 /** fp32 accumulation over k terms against a float64 sum: the error grows about like sqrt(k). */
@@ -85,7 +86,7 @@ const ODD: [number, number, number][] = [
   [300, 700, 77],
 ];
 
-describeDevices('linear', (device) => {
+describeKernel('linear', (device) => {
   let seed = 1;
   for (const dtype of FLOAT_DTYPES)
     for (const [tokens, inF, outF] of ODD)
@@ -199,7 +200,7 @@ describeDevices('linear', (device) => {
 // The CPU's packed weight: packLinearWeight's layout against the reference (every element written, the padding
 // zero), and linearPacked against the reference and against linear() on the same weight, at token counts around the
 // GEMM's decode-batch switch, odd widths (outFeatures not a multiple of 16) and every dtype pairing.
-describe('linear: packLinearWeight and linearPacked (CPU)', () => {
+describeEachCpuIsa('linear: packLinearWeight and linearPacked (CPU)', () => {
   const device = 'cpu';
   for (const wdtype of FLOAT_DTYPES)
     it(`packLinearWeight ${wdtype}: 37 x 23 and 64 x 8, every element (padding zero)`, () => {

@@ -4,7 +4,17 @@ import { expect } from 'chai';
 
 import { FLOAT_DTYPES, Tensor, ops } from '../../lib/index.js';
 import * as ref from '../../lib/reference/index.js';
-import { TOL, describeDevices, expectClose, expectThrow, prng, randint, randn, upload } from '../helpers.js';
+import {
+  TOL,
+  describeKernel,
+  expectClose,
+  expectThrow,
+  prng,
+  randint,
+  randn,
+  upload,
+  describeEachCpuIsa,
+} from '../helpers.js';
 
 const pick = <T>(rand: () => number, xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
 
@@ -28,7 +38,7 @@ CASES.push({ tokens: 83, heads: 17, kvHeads: 17, headSize: 128, rotaryDim: 64 })
 CASES.push({ tokens: 7, heads: 7, kvHeads: 7, headSize: 80, rotaryDim: 32 });
 CASES.push({ tokens: 7, heads: 7, kvHeads: null, headSize: 64, rotaryDim: 64 }); // query only
 
-describeDevices('rotaryEmbedding', (device) => {
+describeKernel('rotaryEmbedding', (device) => {
   for (const dtype of FLOAT_DTYPES) {
     for (const isNeox of [true, false]) {
       for (const c of CASES) {
@@ -155,7 +165,7 @@ describe('ropeCosSinCache', () => {
   });
 });
 
-describe('rotaryEmbedding on cpu: bad positions', () => {
+describeEachCpuIsa('rotaryEmbedding on cpu: bad positions', () => {
   it('positions out of range on the CPU throw before anything is written', () => {
     const rand = prng(7);
     for (let n = 0; n < 200; ++n) {

@@ -10,7 +10,7 @@ import { QuantizedTensor } from '../../lib/quant/tensor.js';
 import * as ref from '../../lib/reference/index.js';
 import {
   UNIT_ROUNDOFF,
-  describeDevices,
+  describeKernel,
   expectBadIndex,
   expectClose,
   expectWithin,
@@ -175,7 +175,7 @@ function quantLinearExpectation(
   return { exact, bound };
 }
 
-describeDevices('quantLinear', (device) => {
+describeKernel('quantLinear', (device) => {
   for (const [type, K, N] of CASES)
     for (const tokens of [1, 5, 40])
       it(`${type}: ${tokens} x ${K} -> ${N}, every dtype, against dequantise-then-float`, () => {
@@ -216,7 +216,7 @@ describeDevices('quantLinear', (device) => {
   });
 });
 
-describeDevices('quantEmbedding', (device) => {
+describeKernel('quantEmbedding', (device) => {
   for (const type of QUANT_TYPES)
     it(`${type}: rows of a quantised table, every dtype`, () => {
       const rand = prng(4);

@@ -2,9 +2,9 @@
 import { expect } from 'chai';
 import { type Device, ops, Tensor } from '../../lib/index.js';
 import * as ref from '../../lib/reference/index.js';
-import { describeDevices, expectThrow } from '../helpers.js';
+import { describeKernel, expectThrow } from '../helpers.js';
 
-describeDevices('fillUniform', (device: Device) => {
+describeKernel('fillUniform', (device: Device) => {
   for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
     it(`${dtype}: every element is the reference value rounded to the dtype, on a row range of a bigger tensor`, () => {
       using t = Tensor.full([300, 70], 7, { dtype, device });

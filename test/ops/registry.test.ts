@@ -13,7 +13,7 @@ import { type OpDef, opRegistry } from '../../lib/ops/registry.js';
 import { Profiler } from '../../lib/profiler.js';
 import * as ref from '../../lib/reference/index.js';
 import { Tensor } from '../../lib/tensor.js';
-import { describeDevices } from '../helpers.js';
+import { describeKernel } from '../helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const snake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`).replace(/-/g, '_');
@@ -137,7 +137,7 @@ describe('op registry', () => {
   });
 });
 
-describeDevices('op registry examples', (device: Device) => {
+describeKernel('op registry examples', (device: Device) => {
   for (const def of opRegistry()) {
     if (!def.devices.includes(device)) continue;
     it(`${def.name}: its example runs, profiled as one op with the declared argument names`, () => {

@@ -3,9 +3,9 @@
 import { expect } from 'chai';
 import { ops } from '../../lib/index.js';
 import * as ref from '../../lib/reference/index.js';
-import { expectThrow, prng, randn } from '../helpers.js';
+import { expectThrow, prng, randn, describeEachCpuIsa } from '../helpers.js';
 
-describe('sampleRows on cpu', function () {
+describeEachCpuIsa('sampleRows on cpu', function () {
   const V = 1000;
   const logits = randn(prng(7), V, 2);
 

@@ -1,5 +1,5 @@
 // The CPU thread pool: persistent workers that spin briefly between jobs, then sleep.
-#include "parallel.h"
+#include "../parallel.h"
 
 #include <algorithm>
 #include <atomic>
