@@ -207,6 +207,14 @@ function load(): Addon {
 /** The loaded addon, typed. Only this module loads it; the ops reach `native.ops` through lib/ops/registry.ts. */
 export const native: Addon = load();
 
+/** The file the addon was loaded from. */
+export function addonPath(): string {
+  const cache = createRequire(import.meta.url).cache;
+  const path = Object.keys(cache).find((k) => cache[k]?.exports === native);
+  if (!path) throw new Error('mini-vllm: the loaded addon is not in the require cache');
+  return path;
+}
+
 /** True when MINI_VLLM_DEVICE=cpu asks for the CPU only: CUDA is then neither queried nor used. */
 export function cudaDisabledByEnv(): boolean {
   return (process.env.MINI_VLLM_DEVICE ?? '').trim().toLowerCase() === 'cpu';

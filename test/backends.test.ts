@@ -2,7 +2,11 @@ import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-import { backends, defaultDevice, numThreads, setNumThreads } from '../lib/index.js';
+import { arch } from 'node:os';
+
+import { backends, defaultDevice, numThreads, setCpuIsa, setNumThreads } from '../lib/index.js';
+import { addonPath } from '../lib/native.js';
+import { skipBecause } from './helpers.js';
 
 const indexUrl = new URL('../lib/index.js', import.meta.url).href;
 
@@ -12,6 +16,7 @@ function inChild(code: string, env: Record<string, string>): unknown {
     env: { ...process.env, ...env },
     encoding: 'utf8',
     cwd: fileURLToPath(new URL('.', import.meta.url)),
+    stdio: ['ignore', 'pipe', 'pipe'], // a failing child's stderr goes to the error, not to the test output
   });
   return JSON.parse(out);
 }
@@ -21,6 +26,7 @@ describe('backends', () => {
     const b = backends();
     expect(b.cpu.threads).to.be.at.least(1);
     expect(['avx512', 'avx2', 'scalar']).to.include(b.cpu.simd);
+    expect(b.cpu.isa).to.equal(b.cpu.simd);
     expect(b.cuda.compiled).to.be.a('boolean');
     expect(b.cuda.available).to.be.a('boolean');
     expect(b.cuda.devices).to.be.an('array');
@@ -71,5 +77,79 @@ describe('backends', () => {
     setNumThreads(before);
     expect(numThreads()).to.equal(before);
     expect(() => setNumThreads(-1)).to.throw(RangeError, /setNumThreads: n must be an integer/);
+  });
+
+  describe('CPU levels (csrc/cpu/level.h)', () => {
+    it('lists the levels this machine runs, best first, and uses the best one', () => {
+      const { isa, isas, builtIsas } = backends().cpu;
+      const order = ['avx512', 'avx2', 'scalar'];
+      expect(isas.length).to.be.at.least(1);
+      expect(isas).to.deep.equal(
+        order.filter((l) => isas.includes(l)),
+        'best first',
+      );
+      expect(builtIsas).to.include.members(isas);
+      if (!process.env.MINI_VLLM_CPU_ISA) expect(isa).to.equal(isas[0]);
+      // a CMake build for the generic x86-64 baseline holds all three; the gyp build and a native one hold one
+      if (backends().cpu.arch === 'x86-64' && !backends().cuda.emulated && !process.env.MINI_VLLM_ADDON)
+        expect(builtIsas).to.deep.equal(order);
+    });
+
+    it('setCpuIsa switches every kernel to another level, and refuses one this machine cannot run', () => {
+      const { isa, isas } = backends().cpu;
+      try {
+        for (const level of isas) {
+          setCpuIsa(level);
+          expect(backends().cpu.isa).to.equal(level);
+        }
+      } finally {
+        setCpuIsa(isa);
+      }
+      expect(() => setCpuIsa('neon')).to.throw(RangeError, new RegExp(`expected one of ${isas.join(', ')}`));
+      expect(() => setCpuIsa(7 as unknown as string)).to.throw(
+        TypeError,
+        /setCpuIsa: isa must be a string, got number/,
+      );
+      expect(backends().cpu.isa).to.equal(isa);
+    });
+
+    it('MINI_VLLM_CPU_ISA picks the level at load; a level not runnable here fails the load, listing those that are', () => {
+      const { isas } = backends().cpu;
+      const lowest = isas[isas.length - 1]!;
+      const child = inChild(`import { backends } from '${indexUrl}'; console.log(JSON.stringify(backends().cpu));`, {
+        MINI_VLLM_CPU_ISA: lowest,
+      }) as { isa: string; isas: string[] };
+      expect(child.isa).to.equal(lowest);
+      expect(child.isas).to.deep.equal(isas);
+      let message = '';
+      try {
+        inChild(`import { backends } from '${indexUrl}'; console.log(JSON.stringify(backends().cpu));`, {
+          MINI_VLLM_CPU_ISA: 'sve',
+        });
+      } catch (e) {
+        message = String((e as { stderr?: string }).stderr);
+      }
+      expect(message).to.match(/RangeError: MINI_VLLM_CPU_ISA = 'sve' is not a CPU level/);
+      expect(message).to.include(`expected one of ${isas.join(', ')}`);
+    });
+
+    it('no code outside a level needs that level (csrc/check-levels.mjs on this build)', function () {
+      this.timeout(120000);
+      if (arch() !== 'x64') skipBecause(this, `the check reads x86-64 code; this machine is ${arch()}`);
+      if (backends().cuda.emulated)
+        skipBecause(this, 'the emulated-device build is compiled for this machine only (one level, -march=native)');
+      if (backends().cpu.arch !== 'x86-64')
+        skipBecause(this, `built for baseline ${backends().cpu.arch}: the check is for a generic x86-64 baseline`);
+      const script = fileURLToPath(new URL('../../csrc/check-levels.mjs', import.meta.url));
+      let out: string;
+      try {
+        out = execFileSync(process.execPath, [script, addonPath()], { encoding: 'utf8' });
+      } catch (e) {
+        const err = e as { status?: number; stdout?: string; stderr?: string };
+        if (err.status === 2) skipBecause(this, `objdump or nm is not usable here: ${err.stderr}`);
+        throw new Error(`check-levels found code reachable from a lower level:\n${err.stdout}`);
+      }
+      expect(out).to.match(/; 0 reachable from a lower level/);
+    });
   });
 });
