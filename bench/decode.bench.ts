@@ -3,14 +3,16 @@
 // step reads every weight once, so weight bytes / step time is compared with the machine's read bandwidth (a
 // STREAM-like read on all threads), measured right before each run (the VM's bandwidth drifts by tens of percent).
 // (Per-request TTFT / TPOT / ITL under load, and the TPOT floor a model's weights set, come from `mini-vllm bench`.)
-//   npm run bench:decode -- [--model dummy:stories110M] [--batches 1,16] [--tokens 128] [--runs 3] [--out dir]
+// --isa runs it under each CPU level given ("all": every level this machine runs; csrc/cpu/level.h), one row per level.
+//   npm run bench:decode -- [--model dummy:stories110M] [--batches 1,16] [--tokens 128] [--runs 3] [--isa all]
+//                           [--out dir]
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { median, readBandwidth } from '../lib/bench/bandwidth.js';
 import { gitCommit, machineInfo, machineLine } from '../lib/bench/machine.js';
-import { EngineCore, type LlamaConfig, loadModel, resolveSamplingParams } from '../lib/index.js';
+import { EngineCore, type LlamaConfig, backends, loadModel, resolveSamplingParams, setCpuIsa } from '../lib/index.js';
 import { native } from '../lib/native.js';
 
 const { values } = parseArgs({
@@ -20,8 +22,11 @@ const { values } = parseArgs({
     tokens: { type: 'string', default: '128' },
     runs: { type: 'string', default: '3' },
     out: { type: 'string' },
+    isa: { type: 'string' },
   },
 });
+const loadIsa = backends().cpu.isa;
+const isas = !values.isa ? [loadIsa] : values.isa === 'all' ? backends().cpu.isas : values.isa.split(',');
 const CLI = new URL('../lib/cli.js', import.meta.url).pathname;
 
 interface CliJson {
@@ -37,54 +42,60 @@ interface CliJson {
 const readBefore = readBandwidth();
 const rows = [];
 const log: string[] = [];
-for (const batch of values.batches.split(',').map(Number)) {
-  const args = [
-    CLI,
-    'generate',
-    '--json',
-    '-m',
-    values.model,
-    '--device',
-    'cpu',
-    '-t',
-    '0',
-    '--ignore-eos',
-    '-n',
-    values.tokens,
-    '--batch-size',
-    String(batch),
-    '--prompt',
-    'Once upon a time',
-  ];
-  const runs: CliJson[] = [];
-  const bandwidths: number[] = [];
-  for (let r = 0; r < Number(values.runs); ++r) {
-    bandwidths.push(readBandwidth(3));
-    const out = JSON.parse(
-      execFileSync(process.execPath, args, { maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'ignore'] }).toString(),
-    ) as CliJson;
-    runs.push(out);
+for (const isa of isas)
+  for (const batch of values.batches.split(',').map(Number)) {
+    const args = [
+      CLI,
+      'generate',
+      '--json',
+      '-m',
+      values.model,
+      '--device',
+      'cpu',
+      '-t',
+      '0',
+      '--ignore-eos',
+      '-n',
+      values.tokens,
+      '--batch-size',
+      String(batch),
+      '--prompt',
+      'Once upon a time',
+    ];
+    const runs: CliJson[] = [];
+    const bandwidths: number[] = [];
+    for (let r = 0; r < Number(values.runs); ++r) {
+      bandwidths.push(readBandwidth(3));
+      const out = JSON.parse(
+        execFileSync(process.execPath, args, {
+          maxBuffer: 1 << 28,
+          stdio: ['ignore', 'pipe', 'ignore'],
+          env: { ...process.env, MINI_VLLM_CPU_ISA: isa },
+        }).toString(),
+      ) as CliJson;
+      runs.push(out);
+    }
+    const weights = runs[0]!.memory.weightsBytes;
+    // every decode step reads the weights once for the whole batch
+    const weightGBps = runs.map((r) => (weights * r.decodeTokensPerSecond) / batch / 1e9);
+    rows.push({
+      model: values.model,
+      isa,
+      batch,
+      outputTokens: Number(values.tokens),
+      runs: runs.length,
+      dtype: runs[0]!.dtype,
+      decodeTokensPerSecond: median(runs.map((r) => r.decodeTokensPerSecond)),
+      decodeTokensPerSecondAll: runs.map((r) => r.decodeTokensPerSecond),
+      medianTpotMs: median(runs.map((r) => median(r.results.map((x) => x.tpotMs)))),
+      ttftMs: median(runs.map((r) => median(r.results.map((x) => x.ttftMs)))),
+      weightsBytes: weights,
+      weightReadGBps: median(weightGBps),
+      readGBpsBeforeEach: bandwidths,
+      ofReadBandwidth: median(weightGBps.map((g, i) => g / bandwidths[i]!)),
+    });
+    log.push(`MINI_VLLM_CPU_ISA=${isa} mini-vllm ${args.slice(1).join(' ')}  (x${runs.length})`);
   }
-  const weights = runs[0]!.memory.weightsBytes;
-  // every decode step reads the weights once for the whole batch
-  const weightGBps = runs.map((r) => (weights * r.decodeTokensPerSecond) / batch / 1e9);
-  rows.push({
-    model: values.model,
-    batch,
-    outputTokens: Number(values.tokens),
-    runs: runs.length,
-    dtype: runs[0]!.dtype,
-    decodeTokensPerSecond: median(runs.map((r) => r.decodeTokensPerSecond)),
-    decodeTokensPerSecondAll: runs.map((r) => r.decodeTokensPerSecond),
-    medianTpotMs: median(runs.map((r) => median(r.results.map((x) => x.tpotMs)))),
-    ttftMs: median(runs.map((r) => median(r.results.map((x) => x.ttftMs)))),
-    weightsBytes: weights,
-    weightReadGBps: median(weightGBps),
-    readGBpsBeforeEach: bandwidths,
-    ofReadBandwidth: median(weightGBps.map((g, i) => g / bandwidths[i]!)),
-  });
-  log.push(`mini-vllm ${args.slice(1).join(' ')}  (x${runs.length})`);
-}
 /** FLOPs of one decode token through the linear layers (2 per weight: q, k, v, o, gate, up, down, the head). */
 function linearFlopsPerToken(c: LlamaConfig): number {
   const q = c.numHeads * c.headDim,
@@ -98,7 +109,8 @@ function linearFlopsPerToken(c: LlamaConfig): number {
  * pass, as medians over 40 profiled steps after 8 warm-up steps (the profiler's own 'step' and 'forward' spans); and
  * the step's roofline, max(weights / read bandwidth, linear FLOPs / FMA peak), from limits measured beside it.
  */
-async function breakdown(batch: number) {
+async function breakdown(batch: number, isa: string) {
+  setCpuIsa(isa);
   const m = await loadModel(values.model, { device: 'cpu' });
   const core = EngineCore.fromLoaded(m, { maxModelLen: 256 });
   try {
@@ -116,6 +128,7 @@ async function breakdown(batch: number) {
     const flopsMs = (batch * linearFlopsPerToken(m.model.config)) / peakGflops / 1e6;
     const stepMs = median(step);
     return {
+      isa,
       batch,
       stepMs,
       forwardMs: median(forward),
@@ -130,10 +143,12 @@ async function breakdown(batch: number) {
   } finally {
     core.dispose();
     m.model.dispose();
+    setCpuIsa(loadIsa);
   }
 }
 const steps = [];
-for (const batch of values.batches.split(',').map(Number)) steps.push(await breakdown(batch));
+for (const isa of isas)
+  for (const batch of values.batches.split(',').map(Number)) steps.push(await breakdown(batch, isa));
 const readAfter = readBandwidth();
 const machine = machineInfo();
 const commit = gitCommit();
@@ -146,12 +161,12 @@ const lines = [
   '',
   'medians over the runs; "of read bandwidth": the median over runs of weight GB/s / the read GB/s measured just ' +
     'before that run',
-  '| model | batch | decode tok/s | median TPOT ms | TTFT ms | weight read GB/s | read GB/s per run | of read ' +
+  '| model | CPU level | batch | decode tok/s | median TPOT ms | TTFT ms | weight read GB/s | read GB/s per run | of read ' +
     'bandwidth |',
-  '| --- | --- | --- | --- | --- | --- | --- | --- |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ...result.rows.map(
     (r) =>
-      `| ${r.model} (${r.dtype}) | ${r.batch} | ${r.decodeTokensPerSecond.toFixed(1)} | ${r.medianTpotMs.toFixed(2)} ` +
+      `| ${r.model} (${r.dtype}) | ${r.isa} | ${r.batch} | ${r.decodeTokensPerSecond.toFixed(1)} | ${r.medianTpotMs.toFixed(2)} ` +
       `| ${r.ttftMs.toFixed(1)} | ${r.weightReadGBps.toFixed(1)} | ` +
       `${r.readGBpsBeforeEach.map((g) => g.toFixed(1)).join(' ')} | ${(100 * r.ofReadBandwidth).toFixed(0)}% |`,
   ),
@@ -159,12 +174,12 @@ const lines = [
   'in-process EngineCore.step (no worker, no detokenizer), medians of 40 profiled decode steps: the forward pass, ' +
     'and the rest (scheduling, inputs, sampling)',
   '(roofline: max(weights / the read GB/s, linear FLOPs / the FMA peak), both measured right after the steps)',
-  '| batch | step ms | forward ms | rest ms | forward weight read GB/s | read GB/s | FMA GFLOP/s | roofline ms | ' +
+  '| CPU level | batch | step ms | forward ms | rest ms | forward weight read GB/s | read GB/s | FMA GFLOP/s | roofline ms | ' +
     'bound | step / roofline |',
-  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ...steps.map(
     (b) =>
-      `| ${b.batch} | ${b.stepMs.toFixed(2)} | ${b.forwardMs.toFixed(2)} | ${b.restMs.toFixed(2)} | ` +
+      `| ${b.isa} | ${b.batch} | ${b.stepMs.toFixed(2)} | ${b.forwardMs.toFixed(2)} | ${b.restMs.toFixed(2)} | ` +
       `${(b.weightsBytes / b.forwardMs / 1e6).toFixed(1)} | ${b.readGBps.toFixed(1)} | ${b.peakGflops.toFixed(0)} | ` +
       `${b.rooflineMs.toFixed(2)} | ${b.bound} | ${b.overRoofline.toFixed(2)}x |`,
   ),

@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 
 import { memoryBandwidth } from '../lib/bench/bandwidth.js';
 import { type CudaPeaks, cudaPeaks, gitCommit, machineInfo, machineLine } from '../lib/bench/machine.js';
-import { type Device, backends, synchronize } from '../lib/index.js';
+import { type Device, backends, setCpuIsa, synchronize } from '../lib/index.js';
 import { native } from '../lib/native.js';
 import type { CaseList, Limit, OpCase } from './ops/case.js';
 
@@ -21,6 +21,8 @@ const { values: args } = parseArgs({
     device: { type: 'string', default: 'all' },
     filter: { type: 'string' },
     json: { type: 'string' },
+    // CPU levels to run the CPU rows under (csrc/cpu/level.h): "all" (every level this machine runs) or a list
+    isa: { type: 'string' },
   },
 });
 
@@ -29,6 +31,8 @@ const log = (...a: unknown[]): void => console.error(...a); // progress to stder
 
 interface Row {
   device: Device;
+  /** the CPU level the row ran under (null on CUDA) */
+  isa: string | null;
   op: string;
   dtype: string;
   shape: string;
@@ -108,6 +112,8 @@ function timeWithEvents(run: () => void, reps: number): number {
 
 interface DeviceResult {
   device: Device;
+  /** the CPU level of the CPU rows (null on CUDA) */
+  isa: string | null;
   /** the higher of the two measurements is the limit each row is compared with */
   limit: { kind: string; gbPerSecond: number; before: number; after: number };
   /** fp32 FMA peak in GFLOP/s, measured before and after the ops (CPU only; null on CUDA) */
@@ -167,6 +173,7 @@ async function benchDevice(device: Device, quick: boolean): Promise<DeviceResult
     const gflops = c.flops === undefined ? null : c.flops / median / 1e9;
     rows.push({
       device,
+      isa: device === 'cpu' ? backends().cpu.isa : null,
       op: c.op,
       dtype: c.dtype,
       shape: c.shape,
@@ -213,6 +220,7 @@ async function benchDevice(device: Device, quick: boolean): Promise<DeviceResult
   }
   return {
     device,
+    isa: device === 'cpu' ? backends().cpu.isa : null,
     limit: { kind: before.kind, gbPerSecond: limitGbps, before: before.gbPerSecond, after: after.gbPerSecond },
     peak,
     spec,
@@ -224,6 +232,33 @@ const LIMIT_MARK: Record<Limit, string> = { bytes: '', flops: ' FMA', roofline: 
 
 function fmtTime(s: number): string {
   return s >= 1e-3 ? `${(s * 1e3).toFixed(2)} ms` : `${(s * 1e6).toFixed(1)} us`;
+}
+
+/**
+ * The CPU levels side by side, best first: each row's median per level, and each level's speed over the next lower
+ * level's (time lower / time this); rows where a level is more than 5% slower than the one below it are counted.
+ */
+function levelTable(cpu: DeviceResult[]): string[] {
+  const key = (r: Row): string => `${r.op}|${r.dtype}|${r.shape}`;
+  const byLevel = cpu.map((r) => new Map(r.rows.map((row) => [key(row), row])));
+  const ratios = cpu.slice(0, -1).map((r, i) => `${r.isa} / ${cpu[i + 1]!.isa}`);
+  const out = [
+    `CPU levels side by side (median per call; "a / b": b's time over a's, above 1 = a faster)`,
+    `| op | dtype | shape | ${cpu.map((r) => r.isa).join(' | ')} | ${ratios.join(' | ')} |`,
+    `| --- | --- | --- | ${cpu.map(() => '---').join(' | ')} | ${ratios.map(() => '---').join(' | ')} |`,
+  ];
+  let slower = 0;
+  for (const row of cpu[0]!.rows) {
+    const cells = byLevel.map((m) => m.get(key(row))?.medianSeconds ?? NaN);
+    const rs = cells.slice(0, -1).map((t, i) => cells[i + 1]! / t);
+    slower += rs.filter((x) => x < 0.95).length;
+    out.push(
+      `| ${row.op} | ${row.dtype} | ${row.shape} | ${cells.map(fmtTime).join(' | ')} | ` +
+        `${rs.map((x) => x.toFixed(2)).join(' | ')} |`,
+    );
+  }
+  out.push('', `rows where a level is more than 5% slower than the level below it: ${slower}`);
+  return out;
 }
 
 async function main(): Promise<void> {
@@ -239,13 +274,26 @@ async function main(): Promise<void> {
   const machine = { ...machineInfo(), cuda: info.cuda };
   const commit = gitCommit() ?? 'unknown';
   const results: DeviceResult[] = [];
-  for (const device of devices) results.push(await benchDevice(device, args.quick));
+  const loadIsa = info.cpu.isa;
+  const isas = !args.isa ? [loadIsa] : args.isa === 'all' ? info.cpu.isas : args.isa.split(',');
+  for (const device of devices) {
+    if (device !== 'cpu') {
+      results.push(await benchDevice(device, args.quick));
+      continue;
+    }
+    for (const isa of isas) {
+      setCpuIsa(isa);
+      log(`cpu: level ${isa}`);
+      results.push(await benchDevice(device, args.quick));
+    }
+    setCpuIsa(loadIsa);
+  }
 
   const lines: string[] = [];
   lines.push(`mini-vllm op benchmarks, commit ${commit}, ${new Date().toISOString()}`);
   lines.push(`machine: ${machineLine(machine)}`);
   for (const r of results) {
-    const dev = r.device === 'cuda' ? `cuda: ${info.cuda.devices[0]?.name ?? ''}` : 'cpu';
+    const dev = r.device === 'cuda' ? `cuda: ${info.cuda.devices[0]?.name ?? ''}` : `cpu [${r.isa}]`;
     lines.push('');
     const lim = r.limit;
     lines.push(
@@ -295,6 +343,8 @@ async function main(): Promise<void> {
       );
     }
   }
+  const cpu = results.filter((r) => r.device === 'cpu');
+  if (cpu.length > 1) lines.push('', ...levelTable(cpu));
   console.log(lines.join('\n'));
 
   const file =

@@ -117,8 +117,9 @@ inline void transpose16(__m512 (&r)[16]) {
     r[12 + j] = _mm512_shuffle_f32x4(b, d, 0xdd);
   }
 }
-#elif defined(__AVX2__)
-// r[i] = row i (8 values) -> r[c] = column c (the 8 rows' value c).
+#endif
+#if defined(__AVX2__)
+// r[i] = row i (8 values) -> r[c] = column c (the 8 rows' value c). (AVX-512 builds use it too: quant.cc's panels.)
 inline void transpose8(__m256 (&r)[8]) {
   __m256 t[8], u[8];
   for (int i = 0; i < 4; ++i) {
@@ -191,7 +192,20 @@ void copy_packed(float* dst, const TW* packed, int64_t k_len, int64_t n0, int64_
     if constexpr (NR == P) {
       const TW* src = packed + ((n0 / P + p) * k_len + k0) * P;
       for (int64_t i = 0; i < kc * P; i += N) vstore(d + i, vload(src + i));
-    } else {  // AVX-512 (NR 32) and scalar (NR 4) builds
+    } else if constexpr (NR % P == 0) {  // AVX-512 (NR 32): packed panels side by side, each k row two runs of 16
+      // (n0 is a multiple of NR: gemm() splits the features in whole panels)
+      for (int64_t h = 0; h < NR / P; ++h) {
+        const int64_t f0 = p * NR + h * P;  // this run's first feature, from n0
+        if (f0 >= nc) {                     // past the weight: zeros, as the packing's padding
+          for (int64_t k = 0; k < kc; ++k)
+            for (int64_t j = 0; j < P; j += N) vstore(d + k * NR + h * P + j, vset1(0.f));
+          continue;
+        }
+        const TW* src = packed + ((n0 + f0) / P * k_len + k0) * P;
+        for (int64_t k = 0; k < kc; ++k)
+          for (int64_t j = 0; j < P; j += N) vstore(d + k * NR + h * P + j, vload(src + k * P + j));
+      }
+    } else {  // scalar (NR 4) builds
       for (int64_t k = 0; k < kc; ++k)
         for (int64_t j = 0; j < NR; ++j) {
           const int64_t f = n0 + p * NR + j;

@@ -131,21 +131,22 @@ void gemv(const TensorView& out, const float* x, int64_t ldx, const TensorView& 
   });
 }
 
-#if defined(__AVX2__) && !defined(__AVX512F__)
-// A whole GEMM weight panel (NR = 16 rows, gemm.h's layout dst[k][j]) straight from the blocks: 8 rows' 32 values
-// dequantised into 1 KiB that stays in L1, then transposed 8 x 8 in registers.
+#if defined(__AVX2__)
+// A whole GEMM weight panel (NR rows: 16 on AVX2, 32 on AVX-512; gemm.h's layout dst[k][j]) straight from the blocks:
+// 8 rows' 32 values dequantised into 1 KiB that stays in L1, then transposed 8 x 8 in registers.
 inline void pack_panel_dequant(float* dst, const uint8_t* w, int64_t ldw, int type, const QuantFormat& f, int64_t k0,
                                int64_t kc) {
-  static_assert(gemm_impl::NR == 16, "the AVX2 panel is two groups of 8 rows");
+  constexpr int NR = gemm_impl::NR;
+  static_assert(NR % 8 == 0, "a panel is whole groups of 8 rows");
   alignas(32) float y[8][32];
   for (int64_t k = 0; k < kc; k += 32) {
-    for (int v = 0; v < 2; ++v) {
+    for (int v = 0; v < NR / 8; ++v) {
       for (int i = 0; i < 8; ++i) dequant_range(type, f, w + (8 * v + i) * ldw, k0 + k, 32, y[i]);
       for (int o = 0; o < 4; ++o) {
         __m256 r[8];
         for (int i = 0; i < 8; ++i) r[i] = _mm256_load_ps(&y[i][8 * o]);
         gemm_impl::transpose8(r);
-        for (int c = 0; c < 8; ++c) _mm256_storeu_ps(dst + (k + 8 * o + c) * 16 + 8 * v, r[c]);
+        for (int c = 0; c < 8; ++c) _mm256_storeu_ps(dst + (k + 8 * o + c) * NR + 8 * v, r[c]);
       }
     }
   }
@@ -173,7 +174,7 @@ void quant_linear_impl(const TensorView& out, const TensorView& x, const TensorV
         tmp.resize(size_t(gemm_impl::NR * kc));
         for (int64_t p = 0; p * gemm_impl::NR < nc; ++p) {
           const int64_t r0 = p * gemm_impl::NR, rows = std::min<int64_t>(gemm_impl::NR, nc - r0);
-#if defined(__AVX2__) && !defined(__AVX512F__)
+#if defined(__AVX2__)
           if (rows == gemm_impl::NR) {
             pack_panel_dequant(dst + p * kc * gemm_impl::NR, w + (n0 + r0) * ldw, ldw, type, f, k0, kc);
             continue;
