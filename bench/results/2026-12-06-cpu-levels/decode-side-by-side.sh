@@ -1,0 +1,18 @@
+#!/bin/bash
+# side by side: llama.cpp llama-bench vs mini-vllm generate --json, batch-1 decode, 128 tokens; two rounds alternating
+cd /work/main
+export LD_LIBRARY_PATH=/work/llama.cpp/build/bin
+ours() { # addon isa file
+  MINI_VLLM_ADDON=$1 MINI_VLLM_CPU_ISA=$2 node dist/lib/cli.js generate --json -m /tmp/s110/$3.gguf --device cpu -t 0 --ignore-eos -n 128 --prompt "" 2>/dev/null |
+    node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>{const r=JSON.parse(s);console.log(r.decodeTokensPerSecond.toFixed(1))})"
+}
+for round in 1 2; do
+  for f in f32 q8_0 q4_0 q4_k_m; do
+    l=$(/work/llama.cpp/build/bin/llama-bench -m /tmp/s110/$f.gguf -p 0 -n 128 -t 2 -r 3 -o csv 2>/dev/null | tail -1 | awk -F'","' '{print $(NF-1)}')
+    a5=$(ours /work/main/build/Release/mini_vllm.node avx512 $f)
+    a2=$(ours /work/main/build/Release/mini_vllm.node avx2 $f)
+    b5=$(ours /tmp/before/build/Release/mini_vllm.node avx512 $f)
+    b2=$(ours /tmp/before/build/Release/mini_vllm.node avx2 $f)
+    echo "round $round $f llama.cpp $l | after avx512 $a5 avx2 $a2 | before avx512 $b5 avx2 $b2"
+  done
+done
