@@ -105,8 +105,12 @@ template <typename TA>
 void gemv(const TensorView& out, const float* x, int64_t ldx, const TensorView& weight, int type, int64_t k_len,
           const float* bias) {
   const int64_t tokens = out.size(0), n_out = weight.size(0), ldw = weight.stride(0) * 4, nb = k_len / 32;
-  std::vector<QBlock> qx(size_t(tokens * nb));
-  for (int64_t m = 0; m < tokens; ++m) quantize_x(x + m * ldx, k_len, qx.data() + m * nb);
+  // the caller's thread's scratch, grown once: no allocation per call on the decode path
+  // (the pool's threads read it through qb: inside the task, `scratch` would name their own)
+  static thread_local std::vector<QBlock> scratch;
+  if (scratch.size() < size_t(tokens * nb)) scratch.resize(size_t(tokens * nb));
+  QBlock* const qb = scratch.data();
+  for (int64_t m = 0; m < tokens; ++m) quantize_x(x + m * ldx, k_len, qb + m * nb);
   const uint8_t* w = static_cast<const uint8_t*>(weight.data);
   TA* o = out.ptr<TA>();
   const int64_t ldo = out.stride(0);
@@ -117,7 +121,7 @@ void gemv(const TensorView& out, const float* x, int64_t ldx, const TensorView& 
       if (n + 1 < n1) __builtin_prefetch(row + ldw, 0, 3);
       for (int64_t m0 = 0; m0 < tokens; m0 += 4) {
         float s[4];
-        const QBlock* xm = qx.data() + m0 * nb;
+        const QBlock* xm = qb + m0 * nb;
         const int64_t mt = std::min<int64_t>(4, tokens - m0);
         switch (mt) {
           case 1: quant_dots<1>(type, row, xm, nb, nb, s); break;
