@@ -106,11 +106,17 @@ void gemv(const TensorView& out, const float* x, int64_t ldx, const TensorView& 
           const float* bias) {
   const int64_t tokens = out.size(0), n_out = weight.size(0), ldw = weight.stride(0) * 4, nb = k_len / 32;
   // the caller's thread's scratch, grown once: no allocation per call on the decode path
-  // (the pool's threads read it through qb: inside the task, `scratch` would name their own)
+  // (the pool's threads read them through qb and xf: inside the task, `scratch` would name their own)
   static thread_local std::vector<QBlock> scratch;
+  static thread_local std::vector<float> sides;  // quantize_x_sides, 4 nb floats a token
   if (scratch.size() < size_t(tokens * nb)) scratch.resize(size_t(tokens * nb));
+  if (sides.size() < size_t(tokens * 4 * nb)) sides.resize(size_t(tokens * 4 * nb));
   QBlock* const qb = scratch.data();
-  for (int64_t m = 0; m < tokens; ++m) quantize_x(x + m * ldx, k_len, qb + m * nb);
+  float* const xf = sides.data();
+  for (int64_t m = 0; m < tokens; ++m) {
+    quantize_x(x + m * ldx, k_len, qb + m * nb);
+    quantize_x_sides(qb + m * nb, nb, xf + m * 4 * nb);
+  }
   const uint8_t* w = static_cast<const uint8_t*>(weight.data);
   TA* o = out.ptr<TA>();
   const int64_t ldo = out.stride(0);
@@ -124,10 +130,10 @@ void gemv(const TensorView& out, const float* x, int64_t ldx, const TensorView& 
         const QBlock* xm = qb + m0 * nb;
         const int64_t mt = std::min<int64_t>(4, tokens - m0);
         switch (mt) {
-          case 1: quant_dots<1>(type, row, xm, nb, nb, s); break;
-          case 2: quant_dots<2>(type, row, xm, nb, nb, s); break;
-          case 3: quant_dots<3>(type, row, xm, nb, nb, s); break;
-          default: quant_dots<4>(type, row, xm, nb, nb, s); break;
+          case 1: quant_dots<1>(type, row, xm, nb, xf + m0 * 4 * nb, 4 * nb, nb, s); break;
+          case 2: quant_dots<2>(type, row, xm, nb, xf + m0 * 4 * nb, 4 * nb, nb, s); break;
+          case 3: quant_dots<3>(type, row, xm, nb, xf + m0 * 4 * nb, 4 * nb, nb, s); break;
+          default: quant_dots<4>(type, row, xm, nb, xf + m0 * 4 * nb, 4 * nb, nb, s); break;
         }
         for (int64_t m = 0; m < mt; ++m) o[(m0 + m) * ldo + n] = from_float<TA>(s[m] + (bias ? bias[n] : 0.f));
       }

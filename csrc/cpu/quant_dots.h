@@ -61,6 +61,17 @@ inline void quantize_x(const float* x, int64_t k, QBlock* out) {
   }
 }
 
+// What the K types read of x per super-block as vectors, laid out by quantize_x_sides for one token's nb blocks:
+// [0, nb) each block's d, [nb, 2 nb) its s0 + s1, [2 nb, 4 nb) its (s0, s1) pairs.
+inline void quantize_x_sides(const QBlock* q, int64_t nb, float* out) {
+  for (int64_t b = 0; b < nb; ++b) {
+    out[b] = q[b].d;
+    out[nb + b] = q[b].s0 + q[b].s1;
+    out[2 * nb + 2 * b] = q[b].s0;
+    out[2 * nb + 2 * b + 1] = q[b].s1;
+  }
+}
+
 #if defined(__AVX2__)
 // 8 int32 sums of 4 products each, unsigned bytes a times signed bytes b, as fp32. pmaddubsw's int16 pairs stay exact
 // for a <= 128 and |b| <= 127 (x's bytes never reach -128).
@@ -98,12 +109,29 @@ inline float hsum(__m256 v) {
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
   return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
 }
+// A Q4_K / Q5_K super-block's 12 bytes of 6-bit scales and mins (core/quant.h's quant_k_scale_min, all 16 at once): the
+// 8 scales and the 8 mins as fp32 vectors.
+inline void k_scales_mins(const uint8_t* p, __m256* sc, __m256* mn) {
+  uint32_t a, b, c;
+  std::memcpy(&a, p, 4);
+  std::memcpy(&b, p + 4, 4);
+  std::memcpy(&c, p + 8, 4);
+  const uint32_t lo6 = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, two = 0x03030303u;
+  const uint32_t sc03 = a & lo6, mn03 = b & lo6;
+  const uint32_t sc47 = (c & lo4) | (((a >> 6) & two) << 4), mn47 = ((c >> 4) & lo4) | (((b >> 6) & two) << 4);
+  *sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, int(sc47), int(sc03))));
+  *mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, int(mn47), int(mn03))));
+}
+// lane j of v in every lane
+inline __m256 lane(__m256 v, int j) { return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(j)); }
 #endif
 
 // out[m] = Σ w · x_m over a row of `blocks32` chunks of 32 for M tokens (token m's blocks at x + m * ldx): each
 // weight block is unpacked once and multiplied with every token's bytes.
+// xf: quantize_x_sides of each token, ldf floats apart (the K types read their scales' products and offsets from it).
 template <int M>
-inline void quant_dots(int type, const uint8_t* w, const QBlock* x, int64_t ldx, int64_t blocks32, float* out) {
+inline void quant_dots(int type, const uint8_t* w, const QBlock* x, int64_t ldx, const float* xf, int64_t ldf,
+                       int64_t blocks32, float* out) {
 #if defined(__AVX2__)
   __m256 acc[M];
   float off[M];  // the parts that are x's sums times a constant (mins, the -8 / -16 / -32 offsets)
@@ -141,17 +169,22 @@ inline void quant_dots(int type, const uint8_t* w, const QBlock* x, int64_t ldx,
     }
     case kQ4_K:
     case kQ5_K: {
-      // per super-block: its 8 scales and mins decoded once; each 32 bytes of nibbles load once for two sub-blocks
+      // per super-block: its 8 scales and mins decoded at once, times x's 8 scales (and sums) as vectors; each 32
+      // bytes of nibbles load once for two sub-blocks
       const bool five = type == kQ5_K;
       const __m256i low4 = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
+      __m256 offv[M];
+      for (int m = 0; m < M; ++m) offv[m] = _mm256_setzero_ps();
       for (int64_t b = 0; b < blocks32; b += 8, w += five ? 176 : 144) {
-        const float d = half_to_f32(w), dmin = half_to_f32(w + 2);
-        float ds[8], dm[8];
-        for (int j = 0; j < 8; ++j) {
-          int sc, mn;
-          quant_k_scale_min(w + 4, j, &sc, &mn);
-          ds[j] = d * float(sc);
-          dm[j] = dmin * float(mn);
+        __m256 sc, mn;
+        k_scales_mins(w + 4, &sc, &mn);
+        sc = _mm256_mul_ps(sc, _mm256_set1_ps(half_to_f32(w)));
+        mn = _mm256_mul_ps(mn, _mm256_set1_ps(half_to_f32(w + 2)));
+        __m256 dsx[M];  // sub-block j's scale times token m's d, in lane j
+        for (int m = 0; m < M; ++m) {
+          const float* f = xf + m * ldf;
+          dsx[m] = _mm256_mul_ps(sc, _mm256_loadu_ps(f + b));
+          offv[m] = _mm256_fnmadd_ps(mn, _mm256_loadu_ps(f + blocks32 + b), offv[m]);  // - dmin·min·(s0 + s1)
         }
         __m256i qh = five ? load32(w + 16) : _mm256_setzero_si256();
         const uint8_t* qs = w + (five ? 48 : 16);
@@ -165,22 +198,37 @@ inline void quant_dots(int type, const uint8_t* w, const QBlock* x, int64_t ldx,
           }
           for (int h = 0; h < 2; ++h) {
             const int j = 2 * p + h;
-            for (int m = 0; m < M; ++m) {
-              const QBlock& xb = x[m * ldx + b + j];
-              acc[m] = _mm256_fmadd_ps(_mm256_set1_ps(ds[j] * xb.d), mul_sum_us8(q[h], load32(xb.q)), acc[m]);
-              off[m] -= dm[j] * (xb.s0 + xb.s1);
-            }
+            for (int m = 0; m < M; ++m)
+              acc[m] = _mm256_fmadd_ps(lane(dsx[m], j), mul_sum_us8(q[h], load32(x[m * ldx + b + j].q)), acc[m]);
           }
         }
       }
+      for (int m = 0; m < M; ++m) off[m] += hsum(offv[m]);
       break;
     }
     case kQ6_K: {
-      // per half of 128: 64 bytes of low bits and 32 of high bits give four sub-blocks of 32
+      // per half of 128: 64 bytes of low bits and 32 of high bits give four sub-blocks of 32; the 16 scales (one per
+      // 16 values) as two vectors, times x's d (each sub-block's twice) and its (s0, s1) for the -32 offsets
       const __m256i low4 = _mm256_set1_epi8(0xF), two = _mm256_set1_epi8(3);
+      const __m256i pairs = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3),
+                    pairs_hi = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
+      __m256 offv[M];
+      for (int m = 0; m < M; ++m) offv[m] = _mm256_setzero_ps();
       for (int64_t b = 0; b < blocks32; b += 8, w += 210) {
-        const float d = half_to_f32(w + 208);
-        const int8_t* sc = reinterpret_cast<const int8_t*>(w + 192);
+        const __m256 d = _mm256_set1_ps(half_to_f32(w + 208));
+        const __m128i sc16 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + 192));
+        const __m256 sc[2] = {_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc16))),
+                              _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc16, 8))))};
+        alignas(32) float dsx[M][16];  // value-16 group k's scale times its sub-block's x d
+        for (int m = 0; m < M; ++m) {
+          const float* f = xf + m * ldf;
+          const __m256 xd = _mm256_loadu_ps(f + b);
+          _mm256_store_ps(dsx[m], _mm256_mul_ps(sc[0], _mm256_permutevar8x32_ps(xd, pairs)));
+          _mm256_store_ps(dsx[m] + 8, _mm256_mul_ps(sc[1], _mm256_permutevar8x32_ps(xd, pairs_hi)));
+          const float* s01 = f + 2 * blocks32 + 2 * b;
+          offv[m] = _mm256_fnmadd_ps(sc[0], _mm256_loadu_ps(s01), offv[m]);
+          offv[m] = _mm256_fnmadd_ps(sc[1], _mm256_loadu_ps(s01 + 8), offv[m]);
+        }
         for (int half = 0; half < 2; ++half) {
           const __m256i l0 = load32(w + 64 * half), l1 = load32(w + 64 * half + 32), qh = load32(w + 128 + 32 * half);
           const __m256i q[4] = {
@@ -191,19 +239,19 @@ inline void quant_dots(int type, const uint8_t* w, const QBlock* x, int64_t ldx,
                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), two), 4)),
               _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two), 4)),
-          };  // 0..63 each, the -32 below
+          };  // 0..63 each, the -32 above
           for (int quarter = 0; quarter < 4; ++quarter) {
-            const int8_t* s = sc + 8 * half + 2 * quarter;
-            const float d0 = d * float(s[0]), d1 = d * float(s[1]);
+            const int j = 4 * half + quarter;
             for (int m = 0; m < M; ++m) {
-              const QBlock& xb = x[m * ldx + b + 4 * half + quarter];
-              const __m256 scale = _mm256_set_m128(_mm_set1_ps(d1 * xb.d), _mm_set1_ps(d0 * xb.d));
-              acc[m] = _mm256_fmadd_ps(scale, mul_sum_us8(q[quarter], load32(xb.q)), acc[m]);
-              off[m] -= 32.f * (d0 * xb.s0 + d1 * xb.s1);
+              const __m256 scale =
+                  _mm256_set_m128(_mm_broadcast_ss(&dsx[m][2 * j + 1]), _mm_broadcast_ss(&dsx[m][2 * j]));
+              acc[m] = _mm256_fmadd_ps(scale, mul_sum_us8(q[quarter], load32(x[m * ldx + b + j].q)), acc[m]);
             }
           }
         }
       }
+      // the offsets are 32 times the scales' dot product with x's sums
+      for (int m = 0; m < M; ++m) off[m] += 32.f * hsum(offv[m]);
       break;
     }
     default: break;
