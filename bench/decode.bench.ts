@@ -161,21 +161,21 @@ const lines = [
   '',
   'medians over the runs; "of read bandwidth": the median over runs of weight GB/s / the read GB/s measured just ' +
     'before that run',
-  '| model | CPU level | batch | decode tok/s | median TPOT ms | TTFT ms | weight read GB/s | read GB/s per run | of read ' +
-    'bandwidth |',
+  '| model | CPU level | batch | decode tok/s | median TPOT ms | TTFT ms | weight read GB/s | read GB/s per run ' +
+    '| of read bandwidth |',
   '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ...result.rows.map(
     (r) =>
-      `| ${r.model} (${r.dtype}) | ${r.isa} | ${r.batch} | ${r.decodeTokensPerSecond.toFixed(1)} | ${r.medianTpotMs.toFixed(2)} ` +
-      `| ${r.ttftMs.toFixed(1)} | ${r.weightReadGBps.toFixed(1)} | ` +
+      `| ${r.model} (${r.dtype}) | ${r.isa} | ${r.batch} | ${r.decodeTokensPerSecond.toFixed(1)} ` +
+      `| ${r.medianTpotMs.toFixed(2)} | ${r.ttftMs.toFixed(1)} | ${r.weightReadGBps.toFixed(1)} | ` +
       `${r.readGBpsBeforeEach.map((g) => g.toFixed(1)).join(' ')} | ${(100 * r.ofReadBandwidth).toFixed(0)}% |`,
   ),
   '',
   'in-process EngineCore.step (no worker, no detokenizer), medians of 40 profiled decode steps: the forward pass, ' +
     'and the rest (scheduling, inputs, sampling)',
   '(roofline: max(weights / the read GB/s, linear FLOPs / the FMA peak), both measured right after the steps)',
-  '| CPU level | batch | step ms | forward ms | rest ms | forward weight read GB/s | read GB/s | FMA GFLOP/s | roofline ms | ' +
-    'bound | step / roofline |',
+  '| CPU level | batch | step ms | forward ms | rest ms | forward weight read GB/s | read GB/s | FMA GFLOP/s ' +
+    '| roofline ms | bound | step / roofline |',
   '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ...steps.map(
     (b) =>

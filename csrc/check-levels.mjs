@@ -5,9 +5,9 @@
 // EVEX decorations), and a function's level is the highest of its instructions. A function may use a level when its
 // name is in that level's namespace (mvllm::cpu::lvl_avx2, lvl_avx512) or, for a helper with no level in its name (an
 // inline std:: function emitted out of line, a compiler clone), when every function that calls it may. Anything else
-// would run on a machine that cannot run it: the check lists those and exits 1. One name is let through: __tls_init, the
-// function the compiler writes into each object file to set up its thread_locals, which only that file's code calls
-// (through a weak reference, so the call is not a direct one).
+// would run on a machine that cannot run it: the check lists those and exits 1. One name is let through: __tls_init,
+// the function the compiler writes into each object file to set up its thread_locals, which only that file's code
+// calls (through a weak reference, so the call is not a direct one).
 //
 //   node csrc/check-levels.mjs ADDON.node [--verbose]     x86-64 only; needs objdump (binutils)
 import { spawnSync } from 'node:child_process';

@@ -113,7 +113,7 @@ describe('backends', () => {
       expect(backends().cpu.isa).to.equal(isa);
     });
 
-    it('MINI_VLLM_CPU_ISA picks the level at load; a level not runnable here fails the load, listing those that are', () => {
+    it('MINI_VLLM_CPU_ISA picks the level at load; one not runnable here fails the load, listing the others', () => {
       const { isas } = backends().cpu;
       const lowest = isas[isas.length - 1]!;
       const child = inChild(`import { backends } from '${indexUrl}'; console.log(JSON.stringify(backends().cpu));`, {
