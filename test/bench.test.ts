@@ -1,6 +1,8 @@
 // The benchmark suite: vLLM's metric math on hand-computed timestamps, the workload generators, and a
 // short real run whose numbers must agree with each other.
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +18,7 @@ import {
   summarize,
 } from '../lib/bench/metrics.js';
 import { cdf, htmlReport, summaryText } from '../lib/bench/report.js';
+import { timedCompletion } from '../lib/bench/http.js';
 import { runBench } from '../lib/bench/runner.js';
 import type { BenchReport } from '../lib/bench/types.js';
 import { Limiter, parseRate, poissonArrivals, randomPrompts } from '../lib/bench/workload.js';
@@ -496,5 +499,50 @@ describe('bench serve over HTTP (--base-url) against the OpenAI server', functio
       thrown = e;
     }
     expect(thrown).to.be.instanceOf(Error);
+  });
+});
+
+describe('bench serve: the streamed chunks of other servers', () => {
+  /** A server that streams `texts` as completion chunks (the last with `finish`), then a usage chunk of `tokens`. */
+  async function fakeServer(texts: string[], lastFinishAlone: boolean, tokens: number) {
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        const send = (o: unknown): boolean => res.write(`data: ${JSON.stringify(o)}\n\n`);
+        texts.forEach((text, i) =>
+          send({ choices: [{ text, finish_reason: !lastFinishAlone && i === texts.length - 1 ? 'length' : null }] }),
+        );
+        if (lastFinishAlone) send({ choices: [{ text: '', finish_reason: 'length' }] });
+        send({ choices: [], usage: { prompt_tokens: 3, completion_tokens: tokens } });
+        res.end('data: [DONE]\n\n');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    return { server, target: { baseUrl: `http://127.0.0.1:${port}`, model: 'm' } };
+  }
+  const params = { maxTokens: 3, seed: 1, ignoreEos: true };
+
+  it("llama-server's last chunk, no text and only the finish reason, is not counted as a token", async () => {
+    const { server, target } = await fakeServer([' a', ' b', ' c'], true, 3);
+    try {
+      const r = await timedCompletion(target, [1, 2, 3], params);
+      expect(r.outputTokens).to.equal(3);
+      expect(r.tokens).to.have.length(3);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('a server that streams fewer chunks than tokens is still refused, naming both counts', async () => {
+    const { server, target } = await fakeServer([' a b', ' c'], false, 3);
+    try {
+      let message = '';
+      await timedCompletion(target, [1, 2, 3], params).catch((e: Error) => (message = e.message));
+      expect(message).to.match(/streamed 2 chunks for 3 tokens/);
+    } finally {
+      server.close();
+    }
   });
 });

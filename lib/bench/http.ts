@@ -1,6 +1,7 @@
 // The serving benchmark's HTTP client: one streamed /v1/completions request to a running `mini-vllm serve` (or any
 // OpenAI-compatible server that streams one chunk per token step, as vLLM does), timed as vLLM's benchmark times
-// it: arrival when the request is sent, a token at each chunk, the end at the last one.
+// it: arrival when the request is sent, a token at each chunk, the end at the last one. A last chunk with no text
+// and only a finish reason, one more than the tokens the usage counts (llama-server sends one), is not a token.
 import { createParser } from 'eventsource-parser';
 import type { RequestRecord } from './metrics.js';
 
@@ -53,14 +54,22 @@ export async function timedCompletion(
   if (!res.ok || !res.body) throw new Error(`${t.baseUrl}/v1/completions answered ${res.status}: ${await res.text()}`);
   const tokens: number[] = [];
   // Written from the parser's callback (a holder, so the checks below are not narrowed away).
-  const got: { usage: Chunk['usage']; failure: string | null } = { usage: null, failure: null };
+  const got: { usage: Chunk['usage']; failure: string | null; lastEmptyFinish: boolean } = {
+    usage: null,
+    failure: null,
+    lastEmptyFinish: false,
+  };
   const parser = createParser({
     onEvent(e) {
       if (e.data === '[DONE]') return;
       const now = performance.now();
       const c = JSON.parse(e.data) as Chunk;
       if (c.error) got.failure = c.error.message;
-      if (c.choices && c.choices.length > 0) tokens.push(now);
+      if (c.choices && c.choices.length > 0) {
+        tokens.push(now);
+        const choice = c.choices[0]!;
+        got.lastEmptyFinish = !choice.text && choice.finish_reason != null;
+      }
       if (c.usage) got.usage = c.usage;
     },
   });
@@ -70,6 +79,8 @@ export async function timedCompletion(
   if (got.failure !== null) throw new Error(`the server failed the request: ${got.failure}`);
   const u = got.usage;
   if (!u) throw new Error('the stream carried no usage chunk (stream_options.include_usage)');
+  // llama-server ends with a chunk of no text that carries only the finish reason: not a token
+  if (tokens.length === u.completion_tokens + 1 && got.lastEmptyFinish) tokens.pop();
   if (u.completion_tokens !== tokens.length)
     throw new Error(
       `the server streamed ${tokens.length} chunks for ${u.completion_tokens} tokens: it does not stream one chunk ` +
