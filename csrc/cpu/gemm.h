@@ -26,6 +26,8 @@ constexpr int N = Vec::N;
 constexpr int MR = 12, NV = 2;
 #elif defined(__AVX2__)
 constexpr int MR = 6, NV = 2;
+#elif defined(MVLLM_NEON)
+constexpr int MR = 6, NV = 4;  // 24 accumulators of NEON's 32 registers; NR 16, the packing's panel width
 #else
 constexpr int MR = 4, NV = 4;
 #endif
@@ -87,7 +89,8 @@ void pack_x(float* dst, const TA* x, int64_t ldx, int64_t mc, int64_t kc) {
 }
 
 // weight[n0:n0+nc, k0:k0+kc] -> panels of NR features, k-major: dst[p][k][j]; features past nc are zero.
-// A transpose: AVX-512 loads 16 k of 16 rows (AVX2: 8 of 8), converted in registers, and transposes them there.
+// A transpose: AVX-512 loads 16 k of 16 rows (AVX2: 8 of 8, neon: 4 of 4), converted in registers, and transposes them
+// there.
 #if defined(__AVX512F__)
 // r[i] = row i (16 values) -> r[c] = column c (the 16 rows' value c)
 inline void transpose16(__m512 (&r)[16]) {
@@ -164,6 +167,19 @@ void pack_w(float* dst, const TW* w, int64_t ldw, int64_t nc, int64_t kc) {
           for (int i = 0; i < 8; ++i) r[i] = vload(base + (v * 8 + i) * ldw + k).v;
           transpose8(r);
           for (int c = 0; c < 8; ++c) _mm256_storeu_ps(d + (k + c) * NR + v * 8, r[c]);
+        }
+#elif defined(MVLLM_NEON)
+      for (; k + 4 <= kc; k += 4)
+        for (int v = 0; v < NV; ++v) {
+          float32x4_t r[4];
+          for (int i = 0; i < 4; ++i) r[i] = vload(base + (v * 4 + i) * ldw + k).v;
+          // 4 x 4 transpose: pairs of rows interleaved, then 64-bit halves
+          const float64x2_t t0 = vreinterpretq_f64_f32(vtrn1q_f32(r[0], r[1])),
+                            t1 = vreinterpretq_f64_f32(vtrn2q_f32(r[0], r[1])),
+                            t2 = vreinterpretq_f64_f32(vtrn1q_f32(r[2], r[3])),
+                            t3 = vreinterpretq_f64_f32(vtrn2q_f32(r[2], r[3]));
+          const float64x2_t c[4] = {vtrn1q_f64(t0, t2), vtrn1q_f64(t1, t3), vtrn2q_f64(t0, t2), vtrn2q_f64(t1, t3)};
+          for (int j = 0; j < 4; ++j) vst1q_f32(d + (k + j) * NR + v * 4, vreinterpretq_f32_f64(c[j]));
         }
 #endif
     }

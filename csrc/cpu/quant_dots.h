@@ -1,7 +1,7 @@
 // Integer dot products of a quantised weight row with a token's x quantised to 8 bits per 32 values (as llama.cpp's
-// CPU backend does): a block's 32 products are exact in int32 (pmaddubsw, then pmaddwd), so the row costs a few
-// instructions per 32 weights instead of converting each weight to fp32. The error this adds is x's rounding to
-// 8 bits, at most half a step (amax / 254) per value; test/ops/quant.test.ts bounds it.
+// CPU backend does): a block's 32 products are exact in int32 (x86: pmaddubsw, then pmaddwd; neon: sdot), so the row
+// costs a few instructions per 32 weights instead of converting each weight to fp32. The error this adds is x's
+// rounding to 8 bits, at most half a step (amax / 254) per value; test/ops/quant.test.ts bounds it.
 #pragma once
 
 #include <algorithm>
@@ -47,6 +47,21 @@ inline void quantize_x(const float* x, int64_t k, QBlock* out) {
     const __m256i p =
         _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.q), p);
+#elif defined(MVLLM_NEON)
+    float32x4_t a[8];
+    float32x4_t m = vdupq_n_f32(0.f);
+    for (int i = 0; i < 8; ++i) {
+      a[i] = vld1q_f32(v + 4 * i);
+      m = vmaxq_f32(m, vabsq_f32(a[i]));
+    }
+    const float amax = vmaxvq_f32(m);
+    o.d = amax / 127.f;
+    const float id = amax > 0 ? 127.f / amax : 0.f;
+    for (int i = 0; i < 4; ++i) {  // round to nearest even, int32 -> int16 -> int8 (|q| <= 127: no saturation)
+      const int16x8_t h = vcombine_s16(vmovn_s32(vcvtnq_s32_f32(vmulq_n_f32(a[2 * i], id))),
+                                       vmovn_s32(vcvtnq_s32_f32(vmulq_n_f32(a[2 * i + 1], id))));
+      vst1_s8(o.q + 8 * i, vmovn_s16(h));
+    }
 #else
     float amax = 0.f;
     for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(v[i]));
@@ -125,6 +140,16 @@ inline void k_scales_mins(const uint8_t* p, __m256* sc, __m256* mn) {
 // lane j of v in every lane
 inline __m256 lane(__m256 v, int j) { return _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(j)); }
 #endif
+
+}  // namespace MVLLM_CPU_LEVEL
+}  // namespace mvllm::cpu
+
+#if defined(MVLLM_NEON)
+#include "quant_dots_neon.h"
+#endif
+
+namespace mvllm::cpu {
+inline namespace MVLLM_CPU_LEVEL {
 
 // out[m] = Σ w · x_m over a row of `blocks32` chunks of 32 for M tokens (token m's blocks at x + m * ldx): each
 // weight block is unpacked once and multiplied with every token's bytes.
@@ -257,6 +282,8 @@ inline void quant_dots(int type, const uint8_t* w, const QBlock* x, int64_t ldx,
     default: break;
   }
   for (int m = 0; m < M; ++m) out[m] = hsum(acc[m]) + off[m];
+#elif defined(MVLLM_NEON)
+  quant_dots_neon<M>(type, w, x, ldx, xf, ldf, blocks32, out);
 #else
   // Without AVX2: each chunk dequantised, then dotted with x's 8-bit values.
   QuantFormat f{};

@@ -1,5 +1,6 @@
 // A float vector of the widest width the build targets, with loads/stores that convert f16/bf16 in registers.
-// Kernels are written once against Vec and compile to AVX-512, AVX2+F16C+FMA, or scalar code.
+// Kernels are written once against Vec and compile to AVX-512, AVX2+F16C+FMA, NEON (the neon level: Armv8.2-A with
+// fp16 and dotprod), or scalar code.
 #pragma once
 
 #include <cmath>
@@ -11,6 +12,12 @@
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__F16C__) && defined(__FMA__))
 #include <immintrin.h>
+#endif
+// The neon level: what cpu/base/isa.cc checks the machine for (HWCAP asimddp, fphp, asimdhp).
+#if defined(__aarch64__) && defined(__ARM_NEON) && defined(__ARM_FEATURE_DOTPROD) && \
+    defined(__ARM_FEATURE_FP16_VECTOR_ARITHMETIC)
+#define MVLLM_NEON 1
+#include <arm_neon.h>
 #endif
 
 namespace mvllm::cpu {
@@ -209,6 +216,70 @@ inline void vinterleave(Vec even, Vec odd, Vec& a, Vec& b) {
   b = {_mm256_permute2f128_ps(lo, hi, 0x31)};
 }
 
+#elif defined(MVLLM_NEON)
+constexpr const char* kSimdName = "neon";
+struct Vec {
+  static constexpr int N = 4;
+  float32x4_t v;
+};
+inline Vec vset1(float x) { return {vdupq_n_f32(x)}; }
+inline Vec vload(const float* p) { return {vld1q_f32(p)}; }
+inline Vec vload(const f16* p) { return {vcvt_f32_f16(vld1_f16(reinterpret_cast<const float16_t*>(p)))}; }
+inline Vec vload(const bf16* p) {
+  return {vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(reinterpret_cast<const uint16_t*>(p)), 16))};
+}
+// float -> bf16, round to nearest even, NaN kept quiet: the integer path of the x86 levels' bf16_pack.
+inline uint16x4_t bf16_pack(float32x4_t x) {
+  const uint32x4_t u = vreinterpretq_u32_f32(x), hi = vshrq_n_u32(u, 16);
+  const uint32x4_t r = vshrq_n_u32(vaddq_u32(u, vaddq_u32(vandq_u32(hi, vdupq_n_u32(1)), vdupq_n_u32(0x7fff))), 16);
+  const uint32x4_t nan = vmvnq_u32(vceqq_f32(x, x));
+  return vmovn_u32(vbslq_u32(nan, vorrq_u32(hi, vdupq_n_u32(0x40)), r));
+}
+inline void vstore(float* p, Vec a) { vst1q_f32(p, a.v); }
+inline void vstore(f16* p, Vec a) { vst1_f16(reinterpret_cast<float16_t*>(p), vcvt_f16_f32(a.v)); }
+inline void vstore(bf16* p, Vec a) { vst1_u16(reinterpret_cast<uint16_t*>(p), bf16_pack(a.v)); }
+// No non-temporal vector store worth having here: plain stores.
+template <typename T>
+inline void vstream(T* p, Vec a) {
+  vstore(p, a);
+}
+inline Vec vround_f16(Vec a) { return {vcvt_f32_f16(vcvt_f16_f32(a.v))}; }
+inline Vec vround_bf16(Vec a) { return {vreinterpretq_f32_u32(vshll_n_u16(bf16_pack(a.v), 16))}; }
+// 1/a: 8-bit estimate and two Newton steps (~1 ulp). a must be finite and nonzero.
+inline Vec vrcp(Vec a) {
+  float32x4_t r = vrecpeq_f32(a.v);
+  r = vmulq_f32(r, vrecpsq_f32(a.v, r));
+  return {vmulq_f32(r, vrecpsq_f32(a.v, r))};
+}
+inline Vec operator+(Vec a, Vec b) { return {vaddq_f32(a.v, b.v)}; }
+inline Vec operator-(Vec a, Vec b) { return {vsubq_f32(a.v, b.v)}; }
+inline Vec operator*(Vec a, Vec b) { return {vmulq_f32(a.v, b.v)}; }
+inline Vec operator/(Vec a, Vec b) { return {vdivq_f32(a.v, b.v)}; }
+inline Vec vfma(Vec a, Vec b, Vec c) { return {vfmaq_f32(c.v, a.v, b.v)}; }
+// (NEON's min and max return NaN when either input is NaN: vexp's clamp keeps NaN, as on x86.)
+inline Vec vmin(Vec a, Vec b) { return {vminq_f32(a.v, b.v)}; }
+inline Vec vmax(Vec a, Vec b) { return {vmaxq_f32(a.v, b.v)}; }
+inline Vec vround_int(Vec a) { return {vrndnq_f32(a.v)}; }
+inline Vec vexp2_int(Vec n) {
+  return {vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtnq_s32_f32(n.v), vdupq_n_s32(127)), 23))};
+}
+// (a0 + a1) + (a2 + a3), the order vsum8 sums in.
+inline float vsum(Vec a) { return vaddvq_f32(a.v); }
+inline void vsum8(const Vec* a, float* out) {
+  for (int h = 0; h < 2; ++h) {
+    const Vec* b = a + 4 * h;
+    vst1q_f32(out + 4 * h, vpaddq_f32(vpaddq_f32(b[0].v, b[1].v), vpaddq_f32(b[2].v, b[3].v)));
+  }
+}
+inline void vdeinterleave(Vec a, Vec b, Vec& even, Vec& odd) {
+  even = {vuzp1q_f32(a.v, b.v)};
+  odd = {vuzp2q_f32(a.v, b.v)};
+}
+inline void vinterleave(Vec even, Vec odd, Vec& a, Vec& b) {
+  a = {vzip1q_f32(even.v, odd.v)};
+  b = {vzip2q_f32(even.v, odd.v)};
+}
+
 #else
 constexpr const char* kSimdName = "scalar";
 struct Vec {
@@ -307,6 +378,8 @@ inline Vec vexp(Vec x) {
   const Vec inf = vset1(INFINITY);
 #if defined(__AVX2__) && defined(__F16C__) && defined(__FMA__)
   return {_mm256_blendv_ps(res.v, inf.v, _mm256_cmp_ps(x.v, hi.v, _CMP_GT_OQ))};
+#elif defined(MVLLM_NEON)
+  return {vbslq_f32(vcgtq_f32(x.v, hi.v), inf.v, res.v)};
 #else
   return {x.v > hi.v ? inf.v : res.v};
 #endif

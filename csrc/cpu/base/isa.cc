@@ -5,6 +5,12 @@
 #include <cstdlib>
 #include <string>
 
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#elif defined(__aarch64__) && defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
+
 #include "../../core/error.h"
 
 namespace mvllm::cpu {
@@ -20,6 +26,11 @@ const Kernels* level_table();
 #endif
 #ifdef MVLLM_CPU_HAS_AVX512
 inline namespace lvl_avx512 {
+const Kernels* level_table();
+}
+#endif
+#ifdef MVLLM_CPU_HAS_NEON
+inline namespace lvl_neon {
 const Kernels* level_table();
 }
 #endif
@@ -40,6 +51,27 @@ struct Level {
 bool runs_x86_64_v3() { return __builtin_cpu_supports("x86-64-v3"); }
 bool runs_x86_64_v4() { return __builtin_cpu_supports("x86-64-v4"); }
 #endif
+// The neon level is compiled -march=armv8.2-a+fp16+dotprod: it needs half-precision arithmetic (FEAT_FP16, scalar and
+// vector) and the int8 dot product (FEAT_DotProd).
+#if defined(MVLLM_CPU_HAS_NEON) && defined(__linux__)
+bool runs_neon() {
+  // the bits of <asm/hwcap.h>, spelled out so that an older libc's headers do not matter
+  constexpr unsigned long kFphp = 1ul << 9, kAsimdhp = 1ul << 10, kAsimddp = 1ul << 20;
+  const unsigned long hw = getauxval(AT_HWCAP);
+  return (hw & kFphp) && (hw & kAsimdhp) && (hw & kAsimddp);
+}
+#elif defined(MVLLM_CPU_HAS_NEON) && defined(__APPLE__)
+bool runs_neon() {
+  auto has = [](const char* name) {
+    int v = 0;
+    size_t size = sizeof(v);
+    return sysctlbyname(name, &v, &size, nullptr, 0) == 0 && v != 0;
+  };
+  return has("hw.optional.arm.FEAT_FP16") && has("hw.optional.arm.FEAT_DotProd");
+}
+#elif defined(MVLLM_CPU_HAS_NEON)
+bool runs_neon() { return false; }  // no way known to ask this OS: the baseline only
+#endif
 
 // Lowest first.
 std::vector<Level> all_levels() {
@@ -49,6 +81,9 @@ std::vector<Level> all_levels() {
 #endif
 #ifdef MVLLM_CPU_HAS_AVX512
   levels.push_back({cpu::lvl_avx512::level_table(), runs_x86_64_v4()});
+#endif
+#ifdef MVLLM_CPU_HAS_NEON
+  levels.push_back({cpu::lvl_neon::level_table(), runs_neon()});
 #endif
   return levels;
 }
