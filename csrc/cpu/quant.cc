@@ -101,6 +101,10 @@ inline void dequant_range(int type, const QuantFormat& f, const uint8_t* row, in
 
 // x (fp32, rows ldx apart) quantised to 8 bits per 32 values, once per call; then every weight row is dotted with
 // every token's blocks in integers (quant_dots.h). A row is read from memory once: the other tokens find it in L1.
+// How far ahead of the row being read gemv asks for the rows to come: the kernel does a few instructions per cache
+// line, so the out-of-order window holds only a few lines in flight and the hardware prefetcher alone left a Q4_0 GEMV
+// latency-bound on weights from L3 or DRAM (2304 x 768 on one thread: 188 us without, 96 us with 2 KiB ahead).
+constexpr int64_t kPrefetchBytes = 2048;
 template <typename TA>
 void gemv(const TensorView& out, const float* x, int64_t ldx, const TensorView& weight, int type, int64_t k_len,
           const float* bias) {
@@ -122,9 +126,12 @@ void gemv(const TensorView& out, const float* x, int64_t ldx, const TensorView& 
   const int64_t ldo = out.stride(0);
   // ~64 KiB of weight per task at least, so waking a thread pays off
   parallel_for(n_out, std::max<int64_t>(1, (64 << 10) / std::max<int64_t>(1, ldw)), [&](int64_t n0, int64_t n1) {
+    const int64_t ahead = std::max<int64_t>(1, kPrefetchBytes / ldw);
+    for (int64_t b = 0; b < std::min(ahead, n1 - n0) * ldw; b += 64) __builtin_prefetch(w + n0 * ldw + b, 0, 3);
     for (int64_t n = n0; n < n1; ++n) {
       const uint8_t* row = w + n * ldw;
-      if (n + 1 < n1) __builtin_prefetch(row + ldw, 0, 3);
+      if (n + ahead < n1)
+        for (int64_t b = 0; b < ldw; b += 64) __builtin_prefetch(row + ahead * ldw + b, 0, 3);
       for (int64_t m0 = 0; m0 < tokens; m0 += 4) {
         float s[4];
         const QBlock* xm = qb + m0 * nb;
