@@ -99,12 +99,13 @@ inline void dequant_range(int type, const QuantFormat& f, const uint8_t* row, in
   }
 }
 
-// x (fp32, rows ldx apart) quantised to 8 bits per 32 values, once per call; then every weight row is dotted with
-// every token's blocks in integers (quant_dots.h). A row is read from memory once: the other tokens find it in L1.
 // How far ahead of the row being read gemv asks for the rows to come: the kernel does a few instructions per cache
 // line, so the out-of-order window holds only a few lines in flight and the hardware prefetcher alone left a Q4_0 GEMV
 // latency-bound on weights from L3 or DRAM (2304 x 768 on one thread: 188 us without, 96 us with 2 KiB ahead).
 constexpr int64_t kPrefetchBytes = 2048;
+
+// x (fp32, rows ldx apart) quantised to 8 bits per 32 values, once per call; then every weight row is dotted with
+// every token's blocks in integers (quant_dots.h). A row is read from memory once: the other tokens find it in L1.
 template <typename TA>
 void gemv(const TensorView& out, const float* x, int64_t ldx, const TensorView& weight, int type, int64_t k_len,
           const float* bias) {
