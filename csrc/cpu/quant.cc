@@ -118,9 +118,10 @@ void gemv(const TensorView& out, const float* x, int64_t ldx, const TensorView& 
   if (sides.size() < size_t(tokens * 4 * nb)) sides.resize(size_t(tokens * 4 * nb));
   QBlock* const qb = scratch.data();
   float* const xf = sides.data();
+  const bool k_type = type == kQ4_K || type == kQ5_K || type == kQ6_K;  // the types that read xf
   for (int64_t m = 0; m < tokens; ++m) {
     quantize_x(x + m * ldx, k_len, qb + m * nb);
-    quantize_x_sides(qb + m * nb, nb, xf + m * 4 * nb);
+    if (k_type) quantize_x_sides(qb + m * nb, nb, xf + m * 4 * nb);
   }
   const uint8_t* w = static_cast<const uint8_t*>(weight.data);
   TA* o = out.ptr<TA>();
