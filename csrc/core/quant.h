@@ -141,3 +141,5 @@ MVLLM_HD void dequant_chunk(int type, const uint8_t* b, int chunk, float* y) {
 }
 
 }  // namespace mvllm
+
+#undef MVLLM_HD  // core/quant.h and core/random.h each define it for their own functions

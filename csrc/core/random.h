@@ -30,3 +30,5 @@ MVLLM_HD inline float uniform_at(uint32_t seed, uint64_t i, float low, float hig
 }
 
 }  // namespace mvllm
+
+#undef MVLLM_HD  // core/quant.h and core/random.h each define it for their own functions
