@@ -9,13 +9,17 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { median, readBandwidth } from '../lib/bench/bandwidth.js';
 import { gitCommit, machineInfo, machineLine } from '../lib/bench/machine.js';
 import { EngineCore, type LlamaConfig, backends, loadModel, resolveSamplingParams, setCpuIsa } from '../lib/index.js';
 import { native } from '../lib/native.js';
+import { benchArgs } from './args.js';
 
-const { values } = parseArgs({
+const USAGE = `usage: npm run bench:decode -- [--model dummy:stories110M] [--batches 1,16] [--tokens 128] [--runs 3]
+                              [--isa all|<level>,...] [--out dir]
+  decode speed through \`mini-vllm generate --json\`, and the in-process step beside the read-bandwidth roofline`;
+
+const { values } = benchArgs(USAGE, {
   options: {
     model: { type: 'string', default: 'dummy:stories110M' },
     batches: { type: 'string', default: '1,16' },

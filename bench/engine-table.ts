@@ -2,10 +2,13 @@
 // and decode path, the vLLM headline numbers, the TPOT bandwidth floor and the fraction of it reached, memory.
 //   node dist/bench/engine-table.js REPORT.json... [--md OUT.md]
 import { readFileSync, writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import type { BenchReport } from '../lib/bench/index.js';
+import { benchArgs } from './args.js';
 
-const { values, positionals } = parseArgs({ options: { md: { type: 'string' } }, allowPositionals: true });
+const USAGE = `usage: node dist/bench/engine-table.js REPORT.json... [--md OUT.md]
+  the short table of a set of \`mini-vllm bench --json\` reports`;
+
+const { values, positionals } = benchArgs(USAGE, { options: { md: { type: 'string' } }, allowPositionals: true });
 const fmt = (v: number | null | undefined, digits = 1) =>
   v === null || v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(digits);
 

@@ -7,15 +7,19 @@ import b from 'benny';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 
 import { memoryBandwidth } from '../lib/bench/bandwidth.js';
 import { type CudaPeaks, cudaPeaks, gitCommit, machineInfo, machineLine } from '../lib/bench/machine.js';
 import { type Device, backends, setCpuIsa, synchronize } from '../lib/index.js';
 import { native } from '../lib/native.js';
 import type { CaseList, Limit, OpCase } from './ops/case.js';
+import { benchArgs } from './args.js';
 
-const { values: args } = parseArgs({
+const USAGE = `usage: npm run bench -- [--quick] [--device cpu|cuda|all] [--filter <regex>] [--json <file>]
+                       [--isa all|<level>,...]
+  op microbenchmarks: median time and GB/s or FLOP/s of every op beside the machine's measured limits`;
+
+const { values: args } = benchArgs(USAGE, {
   options: {
     quick: { type: 'boolean', default: false },
     device: { type: 'string', default: 'all' },

@@ -6,14 +6,17 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { median, readBandwidth } from '../lib/bench/bandwidth.js';
 import { gitCommit, machineInfo, machineLine } from '../lib/bench/machine.js';
 import { EngineCore, loadModel, resolveSamplingParams } from '../lib/index.js';
 import type { LoadOptions } from '../lib/model/index.js';
 import { quantizeModel } from '../lib/quant/quantize-model.js';
+import { benchArgs } from './args.js';
 
-const { values } = parseArgs({
+const USAGE = `usage: node dist/bench/quant.bench.js [--model dummy:stories110M] [--steps 40] [--out dir]
+  a model in float32, Q8_0, Q4_0 and Q4_K_M: prefill and batch-1 decode steps, weight GB/s beside the read bandwidth`;
+
+const { values } = benchArgs(USAGE, {
   options: {
     model: { type: 'string', default: 'dummy:stories110M' },
     steps: { type: 'string', default: '40' },

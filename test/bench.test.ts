@@ -546,3 +546,28 @@ describe('bench serve: the streamed chunks of other servers', () => {
     }
   });
 });
+
+describe('the benchmark scripts: --help and bad options', function () {
+  this.timeout(60_000);
+  const benchDir = new URL('../bench/', import.meta.url).pathname;
+  const scripts = ['ops.bench.js', 'decode.bench.js', 'quant.bench.js', 'engine-table.js'];
+  const runScript = (script: string, arg: string) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, [join(benchDir, script), arg], (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
+      );
+    });
+  for (const script of scripts) {
+    it(`${script}: --help prints the usage (exit 0); an unknown option, the error and the usage (exit 2)`, async () => {
+      const help = await runScript(script, '--help');
+      expect(help.code).to.equal(0);
+      expect(help.stdout).to.match(/^usage: /);
+      const bad = await runScript(script, '--no-such-option');
+      expect(bad.code).to.equal(2);
+      expect(bad.stderr).to.include("Unknown option '--no-such-option'");
+      expect(bad.stderr).to.include('usage: ');
+      expect(bad.stderr).to.not.match(/\n\s+at /); // no stack trace
+      expect(bad.stdout).to.equal('');
+    });
+  }
+});
