@@ -1,5 +1,5 @@
-// The repository's own rules: the docs quote the code as it is, their links resolve, the README stays a README, no
-// source file grows past what one reader can hold, and every skipped test says why.
+// The repository's own rules: the docs quote the code as it is, their links and the paths they name resolve, the
+// README stays a README, no source file grows past what one reader can hold, and every skipped test says why.
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,6 +50,16 @@ describe('the repository', () => {
         expect(existsSync(join(ROOT, dirname(doc), target)), `${doc} links to ${target}`).to.equal(true);
       }
     }
+  });
+
+  it('every repository path the README and docs/ name in code spans exists', () => {
+    const missing: string[] = [];
+    for (const doc of ['README.md', 'DEVELOPERS.md', ...files('docs', /\.md$/)].filter((d) =>
+      existsSync(join(ROOT, d)),
+    ))
+      for (const m of read(doc).matchAll(/`((?:lib|csrc|test|bench|docs|deploy|\.ci)\/[\w./-]+)`/g))
+        if (!existsSync(join(ROOT, m[1]!))) missing.push(`${doc}: ${m[1]}`);
+    expect(missing).to.deep.equal([]);
   });
 
   it('the README is at most 12 KB; no source file under lib/ or csrc/ is over 450 lines', () => {
