@@ -8,7 +8,7 @@
 //
 // Environment: MINI_VLLM_CUDA=auto|on|off|emu, MINI_VLLM_CUDA_ARCHS="90-real;90-virtual",
 // MINI_VLLM_CPU_ARCH=default|native|portable|<march> (the baseline; CMakeLists.txt says which levels are built above
-// it), MINI_VLLM_BUILD_DIR (cmake-js output dir, default build).
+// it), MINI_VLLM_WERROR=on (our C++ warnings are errors), MINI_VLLM_BUILD_DIR (cmake-js output dir, default build).
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -41,6 +41,7 @@ function cmakeBuild({ emu = false, sanitize = false } = {}) {
     `--CDMINI_VLLM_EMU_SANITIZE=${sanitize ? 'ON' : 'OFF'}`,
     `--CDMINI_VLLM_CUDA_ARCHS=${env('MINI_VLLM_CUDA_ARCHS', '80-real;86-real;89-real;90-real;90-virtual')}`,
     `--CDMINI_VLLM_CPU_ARCH=${env('MINI_VLLM_CPU_ARCH', 'default')}`,
+    `--CDMINI_VLLM_WERROR=${env('MINI_VLLM_WERROR', 'OFF')}`,
     `--CDNODE_EXECUTABLE=${process.execPath}`,
   ];
   let status = run(process.execPath, configure, root);
