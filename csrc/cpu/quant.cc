@@ -101,7 +101,8 @@ inline void dequant_range(int type, const QuantFormat& f, const uint8_t* row, in
 
 // How far ahead of the row being read gemv asks for the rows to come: the kernel does a few instructions per cache
 // line, so the out-of-order window holds only a few lines in flight and the hardware prefetcher alone left a Q4_0 GEMV
-// latency-bound on weights from L3 or DRAM (2304 x 768 on one thread: 188 us without, 96 us with 2 KiB ahead).
+// latency-bound on weights from L3 or DRAM (2304 x 768 on one thread: 198 us without, 98 us with 2 KiB ahead;
+// bench/results/2026-12-06-cpu-round2/gemv-harness.log).
 constexpr int64_t kPrefetchBytes = 2048;
 
 // x (fp32, rows ldx apart) quantised to 8 bits per 32 values, once per call; then every weight row is dotted with
@@ -118,7 +119,9 @@ void gemv(const TensorView& out, const float* x, int64_t ldx, const TensorView& 
   if (sides.size() < size_t(tokens * 4 * nb)) sides.resize(size_t(tokens * 4 * nb));
   QBlock* const qb = scratch.data();
   float* const xf = sides.data();
-  const bool k_type = type == kQ4_K || type == kQ5_K || type == kQ6_K;  // the types that read xf
+  QuantFormat f{};
+  quant_format(type, &f);
+  const bool k_type = f.block == 256;  // the K types: the only ones that read xf
   for (int64_t m = 0; m < tokens; ++m) {
     quantize_x(x + m * ldx, k_len, qb + m * nb);
     if (k_type) quantize_x_sides(qb + m * nb, nb, xf + m * 4 * nb);
