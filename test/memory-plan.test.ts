@@ -8,12 +8,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { EngineCore, InferenceEngine } from '../lib/engine/index.js';
-import { resolveEngineOptions } from '../lib/engine/options.js';
+import { finishEngineOptions, resolveEngineOptions } from '../lib/engine/options.js';
 import { MiniVllmError } from '../lib/errors.js';
 import { cgroupLimit, hostMemory, parseBytes } from '../lib/host-memory.js';
 import { presetConfig } from '../lib/model/config.js';
 import { loadModel } from '../lib/model/loader.js';
-import { planEngine, weightsBytesFor, workspaceBytesFor } from '../lib/model/memory-plan.js';
+import { planMemory } from '../lib/engine/kv-budget.js';
+import { weightsBytesFor, workspaceBytesFor } from '../lib/model/memory-plan.js';
 import { Tensor } from '../lib/tensor.js';
 import { expectReject } from './helpers.js';
 
@@ -132,38 +133,37 @@ describe('memory planning', function () {
 
   it('plans dummy:llama-2-7b in bfloat16 within the same limit, the KV cache from what is left', async () => {
     const config = presetConfig('llama-2-7b');
-    const opts = { ...resolveEngineOptions({ device: 'cpu' }), maxModelLen: 4096 };
-    const input = {
-      config,
+    const opts = finishEngineOptions(resolveEngineOptions({ device: 'cpu', blockSize: 16 }), config);
+    expect(opts.maxModelLen).to.equal(4096);
+    const layout = {
       dtype: 'bfloat16' as const,
       device: 'cpu' as const,
       tied: false,
-      loadsWeights: true,
-      maxModelLen: 4096,
-      maxNumSeqs: opts.maxNumSeqs,
-      maxNumBatchedTokens: opts.maxNumBatchedTokens,
-      blockSize: 16,
-      kvCacheBytes: null,
-      gpuMemoryUtilization: 0.9,
-      cpuKvCacheCap: 4 * GIB,
+      bytes: weightsBytesFor(config, 'bfloat16', false),
     };
-    const kv = await withMemory({ available: '23G', limit: '24G' }, () => planEngine('x', input));
+    const plan = () => planMemory('x', opts, config, layout, true);
+    const kv = await withMemory({ available: '23G', limit: '24G' }, plan);
     expect(kv).to.equal(4 * GIB);
     // With less room the default cache shrinks to what is left, in whole blocks, and never below one sequence.
     const weights = weightsBytesFor(config, 'bfloat16', false);
     const ws = workspaceBytesFor(config, 'bfloat16', 'cpu', opts.maxNumBatchedTokens, opts.maxNumSeqs);
-    const small = (await withMemory({ available: '17G' }, () => planEngine('x', input)))!;
+    const small = (await withMemory({ available: '17G' }, plan))!;
     expect(small)
       .to.be.below(4 * GIB)
       .and.at.least(2 * GIB);
     expect(small % (16 * 2 * 32 * 4096 * 2)).to.equal(0);
     expect(weights + ws + small).to.be.at.most(17 * GIB);
-    await withMemory({ available: '14G' }, () => oom(Promise.resolve().then(() => planEngine('x', input))));
+    await withMemory({ available: '14G' }, () => oom(Promise.resolve().then(plan)));
   });
 
   it('sizes the CPU default KV cache from what is left after the weights', async () => {
     const engine = await withMemory({ available: '1G' }, () =>
-      EngineCore.create(resolveEngineOptions({ model: 'dummy:stories15M', device: 'cpu', maxNumSeqs: 256 })),
+      EngineCore.create(
+        finishEngineOptions(
+          resolveEngineOptions({ model: 'dummy:stories15M', device: 'cpu', maxNumSeqs: 256 }),
+          presetConfig('stories15M'),
+        ),
+      ),
     );
     try {
       const { kvCacheBytes, weightsBytes } = engine.stats().memory;

@@ -4,7 +4,7 @@
 import { Worker } from 'node:worker_threads';
 import type { LoadProgress } from '../model/weights.js';
 import type { EngineRequest, RequestOutput } from './engine-core.js';
-import type { ResolvedEngineOptions } from './options.js';
+import type { EngineConfig } from './options.js';
 import { type CoreInfo, deserializeError, type FromCore, type ToCore, type WorkerData } from './protocol.js';
 
 /** What the client hands its owner. */
@@ -35,7 +35,7 @@ export class CoreClient {
   private readonly adds: EngineRequest[] = [];
 
   constructor(
-    private readonly options: ResolvedEngineOptions & { maxModelLen: number },
+    private readonly options: EngineConfig,
     private readonly owner: CoreClientOwner,
     /** This core's rank and CPU threads (WorkerData). */
     private readonly placement: { rank: number; threads: number | null } = { rank: 0, threads: null },

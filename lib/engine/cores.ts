@@ -7,7 +7,7 @@ import { numThreads } from '../runtime.js';
 import type { LoadProgress } from '../model/weights.js';
 import { CoreClient, type CoreClientOwner } from './core-client.js';
 import { Dispatcher, type PromptKey } from './dispatcher.js';
-import type { ResolvedEngineOptions } from './options.js';
+import type { EngineConfig } from './options.js';
 import { type CoreReport, type EngineStatsTotal, totalStats } from './stats.js';
 
 type Call = Parameters<CoreClient['call']>[0];
@@ -17,7 +17,7 @@ export class EngineCores {
   readonly dispatcher: Dispatcher;
 
   constructor(
-    options: ResolvedEngineOptions & { maxModelLen: number },
+    options: EngineConfig,
     onProgress: LoadProgress | undefined,
     owner: (rank: number) => Pick<CoreClientOwner, 'outputs' | 'stepFailed' | 'died'>,
   ) {

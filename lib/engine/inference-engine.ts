@@ -3,7 +3,7 @@
 // streams, so the caller's event loop never waits on a step. With dataParallelSize N there are N cores, and the
 // Dispatcher picks each request's; a core that dies fails its own requests and the others go on.
 import type { LlamaConfig } from '../model/config.js';
-import { loadTokenizer } from '../model/loader.js';
+import { loadTokenizer } from '../model/open.js';
 import type { LoadProgress } from '../model/weights.js';
 import type { Trace } from '../profiler.js';
 import { type ResolvedSamplingParams, resolveSamplingParams, type SamplingParams } from '../sampling/params.js';
@@ -16,7 +16,7 @@ import {
   checkDataParallel,
   type EngineOptions,
   finishEngineOptions,
-  type ResolvedEngineOptions,
+  type EngineConfig,
   resolveEngineOptions,
 } from './options.js';
 import { checkContextLength, type Prompt, promptTokenIds } from './prompt.js';
@@ -64,13 +64,13 @@ export class InferenceEngine {
   readonly tokenizer: Tokenizer;
   readonly config: LlamaConfig;
   /** The options in force, maxModelLen filled in. */
-  readonly options: ResolvedEngineOptions & { maxModelLen: number };
+  readonly options: EngineConfig;
   private readonly cores: EngineCores;
   private readonly requests = new Map<string, InFlight>();
   private nextRequest = 0;
 
   private constructor(
-    options: ResolvedEngineOptions & { maxModelLen: number },
+    options: EngineConfig,
     tokenizer: Tokenizer,
     config: LlamaConfig,
     onProgress: LoadProgress | undefined,

@@ -39,7 +39,7 @@ export interface EngineOptions {
   gpuMemoryUtilization?: number;
   /**
    * Bytes of KV cache. CPU default: what maxNumSeqs sequences of maxModelLen need, at most 4 GiB and at most what the
-   * host's memory leaves after the weights and workspace (lib/model/memory-plan.ts). On CUDA it replaces
+   * host's memory leaves after the weights and workspace (lib/engine/kv-budget.ts). On CUDA it replaces
    * the gpuMemoryUtilization sizing when given.
    */
   kvCacheBytes?: number;
@@ -77,6 +77,15 @@ export interface ResolvedEngineOptions {
   enforceEager: boolean;
   /** null: the default ladder for maxNumSeqs. */
   cudaGraphCaptureSizes: number[] | null;
+}
+
+/**
+ * The options once the model's config is known (finishEngineOptions, called once: InferenceEngine.create on the
+ * caller's thread, or EngineCore.fromLoaded): every field decided, maxModelLen included. What the engine core, its
+ * worker, the KV budget, the scheduler and the runner read.
+ */
+export interface EngineConfig extends ResolvedEngineOptions {
+  maxModelLen: number;
 }
 
 export const DEFAULT_MODEL = 'dummy:stories15M';
@@ -205,10 +214,7 @@ export function maxDecodeBatch(r: Pick<ResolvedEngineOptions, 'maxNumSeqs' | 'ma
 }
 
 /** The options once the model's config is known: maxModelLen filled in and checked against the model and the budget. */
-export function finishEngineOptions(
-  r: ResolvedEngineOptions,
-  config: LlamaConfig,
-): ResolvedEngineOptions & { maxModelLen: number } {
+export function finishEngineOptions(r: ResolvedEngineOptions, config: LlamaConfig): EngineConfig {
   const maxModelLen = r.maxModelLen ?? config.maxPositionEmbeddings;
   if (maxModelLen > config.maxPositionEmbeddings)
     throw new RangeError(

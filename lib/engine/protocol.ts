@@ -2,7 +2,7 @@
 import { MiniVllmError, type MiniVllmErrorCode, ModelFormatError } from '../errors.js';
 import type { Trace } from '../profiler.js';
 import type { EngineRequest, EngineStats, RequestOutput } from './engine-core.js';
-import type { ResolvedEngineOptions } from './options.js';
+import type { EngineConfig } from './options.js';
 
 export type ToCore =
   /** Requests that arrived together (one generate() call): the core admits them before its next step. */
@@ -30,7 +30,7 @@ export type FromCore =
   | { type: 'reply'; replyId: number; stats?: EngineStats; trace?: Trace; error?: SerializedError };
 
 export interface WorkerData {
-  options: ResolvedEngineOptions;
+  options: EngineConfig;
   /** This core's place among the data-parallel cores (0 alone). */
   rank: number;
   /** A CPU thread pool of this many threads for this core alone; null: the process's shared pool (one core). */

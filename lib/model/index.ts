@@ -8,13 +8,7 @@ export {
   type RopeStyle,
 } from './config.js';
 export { type ForwardInput, type KvCache, disposeKvCache, LlamaModel } from './llama.js';
-export {
-  type LoadedModel,
-  loadModel,
-  type LoadOptions,
-  loadTokenizer,
-  type ModelFormat,
-  modelFormat,
-} from './loader.js';
+export { buildModel, type LoadedModel, loadModel, type LoadOptions } from './loader.js';
+export { loadTokenizer, type ModelFormat, modelFormat, openModel, type OpenedModel, type OpenOptions } from './open.js';
 export { type SafetensorsEntry, writeSafetensors } from './safetensors.js';
 export type { LayerWeights, LlamaWeights, LoadProgress } from './weights.js';

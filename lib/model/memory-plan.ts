@@ -117,7 +117,7 @@ export function dtypeHint(
   return fits(half) ? [`--dtype bfloat16 (dtype: 'bfloat16'; weights ${gib(half)})`] : [];
 }
 
-/** loadModel's plan: the weights alone (an engine plans its KV cache and workspace with them; see planEngine). */
+/** loadModel's plan: the weights alone (an engine plans its KV cache and workspace with them: engine/kv-budget.ts). */
 export function planWeights(
   what: string,
   config: LlamaConfig,
@@ -137,82 +137,4 @@ export function planWeights(
     budget,
     dtypeHint(config, dtype, tied, (w) => w <= budget.available),
   );
-}
-
-export interface EnginePlanInput {
-  config: LlamaConfig;
-  dtype: FloatDType;
-  device: Device;
-  /** Whether the classifier shares the embedding (weightsBytesFor). */
-  tied: boolean;
-  /** false when the model is already loaded (its weights are in use already, not still to allocate). */
-  loadsWeights: boolean;
-  /** The weights' bytes as they will load (quantised ones at their block size); default: all at dtype. */
-  weightsBytes?: number;
-  maxModelLen: number;
-  maxNumSeqs: number;
-  maxNumBatchedTokens: number;
-  blockSize: number;
-  kvCacheBytes: number | null;
-  gpuMemoryUtilization: number;
-  /** The default CPU KV budget before the plan bounds it by the memory left. */
-  cpuKvCacheCap: number;
-}
-
-/**
- * The engine's plan, before the model is loaded (or, for a loaded model, before its KV cache): weights, the KV cache
- * and the workspace against the budget. Returns the CPU's KV-cache bytes when the caller gave none (what is left
- * after the weights and workspace, bounded by cpuKvCacheCap, as vLLM sizes a GPU's); otherwise the given bytes, or
- * null on CUDA, whose cache is sized after a profiling step as before (the plan counts one full-length sequence).
- */
-export function planEngine(what: string, p: EnginePlanInput): number | null {
-  const budget = memoryBudget(p.device, p.gpuMemoryUtilization);
-  const perSlot = kvBytesPerSlotFor(p.config, p.dtype);
-  const blockBytes = p.blockSize * perSlot;
-  const minKv = Math.ceil(p.maxModelLen / p.blockSize) * blockBytes;
-  const weights = p.loadsWeights ? (p.weightsBytes ?? weightsBytesFor(p.config, p.dtype, p.tied)) : 0;
-  const workspace = workspaceBytesFor(p.config, p.dtype, p.device, p.maxNumBatchedTokens, p.maxNumSeqs);
-  if (!budget) return p.kvCacheBytes;
-  const left = budget.available - weights - workspace;
-  let kv: number;
-  let kvDetail: string;
-  if (p.kvCacheBytes !== null) {
-    kv = p.kvCacheBytes;
-    kvDetail = 'kvCacheBytes';
-  } else if (p.device === 'cpu') {
-    const fromLeft = Math.floor(Math.max(0, left) / blockBytes) * blockBytes;
-    kv = Math.max(minKv, Math.min(p.cpuKvCacheCap, fromLeft));
-    kvDetail = kv === minKv ? `one sequence of maxModelLen ${p.maxModelLen}` : 'the default budget';
-  } else {
-    kv = minKv;
-    kvDetail = `at least one sequence of maxModelLen ${p.maxModelLen}`;
-  }
-  const parts: MemoryPart[] = [
-    ...(p.loadsWeights ? [{ name: 'weights' as const, bytes: weights, detail: p.dtype }] : []),
-    { name: 'KV cache', bytes: kv, detail: kvDetail },
-    {
-      name: 'workspace',
-      bytes: workspace,
-      detail: `steps of ${p.maxNumBatchedTokens} tokens, ${p.maxNumSeqs} sequences`,
-    },
-  ];
-  const hints: string[] = [];
-  if (p.loadsWeights) {
-    // The whole plan again at 16 bits: the KV cache (at least one sequence, or the given bytes) and the workspace
-    // shrink with the weights.
-    const kv16 =
-      p.kvCacheBytes ?? Math.ceil(p.maxModelLen / p.blockSize) * p.blockSize * kvBytesPerSlotFor(p.config, 'bfloat16');
-    const ws16 = workspaceBytesFor(p.config, 'bfloat16', p.device, p.maxNumBatchedTokens, p.maxNumSeqs);
-    hints.push(...dtypeHint(p.config, p.dtype, p.tied, (w) => w + kv16 + ws16 <= budget.available));
-  }
-  if (left > 0) {
-    const slots = Math.floor(left / blockBytes) * p.blockSize;
-    if (slots >= 2 * p.blockSize && slots < p.maxModelLen)
-      hints.push(
-        `--max-model-len ${slots} or less (maxModelLen; the KV cache takes ${(perSlot / MIB).toFixed(2)} MiB a token)`,
-      );
-    if (p.kvCacheBytes !== null && left >= minKv) hints.push(`--kv-cache-bytes ${left} or less (kvCacheBytes)`);
-  }
-  checkPlan(what, p.device, parts, budget, hints);
-  return p.device === 'cpu' || p.kvCacheBytes !== null ? kv : null;
 }

@@ -1,12 +1,12 @@
 // Llama weights on a device: every loader exposes its file as a WeightSource under Hugging Face tensor names, and
 // buildWeights() copies them, chunk by chunk, into fused device tensors of the requested dtype.
-import type { Device, FloatDType } from '../dtype.js';
 import { ModelFormatError } from '../errors.js';
 import { type QuantType, quantRowWords } from '../quant/formats.js';
 import { quantizeRows } from '../quant/quantize.js';
 import { disposeWeight, type LinearWeight, PackedWeight, QuantizedTensor, weightBytes } from '../quant/tensor.js';
 import { Tensor } from '../tensor.js';
 import type { LlamaConfig } from './config.js';
+import type { WeightLayout, WeightPart } from './open.js';
 
 /** A model file's tensors under Hugging Face names (`model.layers.0.self_attn.q_proj.weight`, ...). */
 export interface WeightSource {
@@ -54,13 +54,6 @@ export interface LoadProgress {
   (done: number, total: number): void;
 }
 
-export interface BuildOptions {
-  dtype: FloatDType;
-  device: Device;
-  onProgress?: LoadProgress | undefined;
-  quantization?: LoadQuantization | null | undefined;
-}
-
 const ROWS_PER_CHUNK_ELEMENTS = 1 << 22;
 
 export const hfName = {
@@ -70,120 +63,23 @@ export const hfName = {
   layer: (i: number, what: string) => `model.layers.${i}.${what}.weight`,
 };
 
-function expectShape(src: WeightSource, name: string, shape: readonly number[]): void {
-  if (!src.has(name)) throw new ModelFormatError(src.file, `tensor "${name}" is missing`);
-  const got = src.shape(name);
-  if (got.length !== shape.length || got.some((d, i) => d !== shape[i]))
-    throw new ModelFormatError(
-      src.file,
-      `tensor "${name}" has shape [${got.join(', ')}], the config needs [${shape.join(', ')}]`,
-    );
-}
-
-type Part = { name: string; shape: number[]; type: QuantType | null };
-/** One device tensor and the source tensors stacked into it, in row order. */
-export interface WeightPlanEntry {
-  key: string;
-  shape: number[];
-  parts: Part[];
-}
-
-/** The quantised type a float matrix takes at load: llama.cpp's choices for its Q8_0 / Q4_0 files. */
-function loadType(q: LoadQuantization, name: string, cols: number, tied: boolean): QuantType | null {
-  if (cols % 32 !== 0) return null;
-  const head = name === hfName.lmHead || (tied && name === hfName.embedding);
-  if (q === 'q4_0' && head) return cols % 256 === 0 ? 'Q6_K' : 'Q8_0';
-  return q === 'q8_0' ? 'Q8_0' : 'Q4_0';
-}
-
-/**
- * What buildWeights will make of `src`: every device tensor, its parts, each part's quantised type (the file's, the
- * load quantisation's, or null for float), after checking every shape; and the bytes they take.
- */
-export function planWeightLayout(
+/** Reads every tensor of the layout (lib/model/open.ts: planWeightLayout) from `src` into device tensors. */
+export function buildWeights(
   config: LlamaConfig,
   src: WeightSource,
-  opts: Pick<BuildOptions, 'dtype' | 'quantization'> & { device?: Device },
-): { entries: WeightPlanEntry[]; bytes: number; tied: boolean } {
-  const { hiddenSize: d, intermediateSize: ff, headDim: hd, numHeads: nh, numKvHeads: nkv, vocabSize: v } = config;
-  const tied = config.tieWordEmbeddings || !src.has(hfName.lmHead);
-  const entries: WeightPlanEntry[] = [];
-  const add = (key: string, parts: { name: string; shape: number[] }[]) => {
-    const rows = parts.reduce((s, p) => s + p.shape[0]!, 0);
-    const typed = parts.map((p) => {
-      expectShape(src, p.name, p.shape);
-      const fileType = src.quantType?.(p.name);
-      if (fileType !== undefined && p.shape.length === 1)
-        throw new ModelFormatError(
-          src.file,
-          `tensor "${p.name}" is a vector stored as ${fileType}: norms must be float`,
-        );
-      const type =
-        fileType ??
-        (p.shape.length === 2 && opts.quantization ? loadType(opts.quantization, p.name, p.shape[1]!, tied) : null);
-      return { ...p, type };
-    });
-    entries.push({ key, shape: parts[0]!.shape.length === 1 ? [rows] : [rows, parts[0]!.shape[1]!], parts: typed });
-  };
-  add('embedding', [{ name: hfName.embedding, shape: [v, d] }]);
-  for (let i = 0; i < config.numLayers; ++i) {
-    const L = (w: string) => hfName.layer(i, w);
-    add(`${i}.inputNorm`, [{ name: L('input_layernorm'), shape: [d] }]);
-    add(`${i}.qkv`, [
-      { name: L('self_attn.q_proj'), shape: [nh * hd, d] },
-      { name: L('self_attn.k_proj'), shape: [nkv * hd, d] },
-      { name: L('self_attn.v_proj'), shape: [nkv * hd, d] },
-    ]);
-    add(`${i}.o`, [{ name: L('self_attn.o_proj'), shape: [d, nh * hd] }]);
-    add(`${i}.postNorm`, [{ name: L('post_attention_layernorm'), shape: [d] }]);
-    add(`${i}.gateUp`, [
-      { name: L('mlp.gate_proj'), shape: [ff, d] },
-      { name: L('mlp.up_proj'), shape: [ff, d] },
-    ]);
-    add(`${i}.down`, [{ name: L('mlp.down_proj'), shape: [d, ff] }]);
-  }
-  add('norm', [{ name: hfName.norm, shape: [d] }]);
-  if (!tied) add('lmHead', [{ name: hfName.lmHead, shape: [v, d] }]);
-  const itemBytes = opts.dtype === 'float32' ? 4 : 2;
-  let bytes = 0;
-  for (const e of entries) {
-    for (const p of e.parts) {
-      const cols = p.shape[1] ?? 1;
-      bytes += p.type ? p.shape[0]! * quantRowWords(p.type, cols) * 4 : p.shape[0]! * cols * itemBytes;
-    }
-    if (packsOn(opts.device) && packs(e)) bytes += packPadding(e) * itemBytes;
-  }
-  return { entries, bytes, tied };
-}
-
-/** Whether buildWeights packs on this device: the CPU, unless MINI_VLLM_CPU_PACK=0 (an A/B switch, pack-ab.mjs). */
-function packsOn(device: Device | undefined): boolean {
-  return device === 'cpu' && process.env['MINI_VLLM_CPU_PACK'] !== '0';
-}
-
-/** Whether buildWeights packs this entry on the CPU: a float matrix only linear layers read. */
-function packs(e: WeightPlanEntry): boolean {
-  return e.shape.length === 2 && e.key !== 'embedding' && e.parts.every((p) => !p.type);
-}
-
-/** The elements packing adds: the rows up to a whole panel of 16. */
-function packPadding(e: WeightPlanEntry): number {
-  return (Math.ceil(e.shape[0]! / 16) * 16 - e.shape[0]!) * e.shape[1]!;
-}
-
-/** Reads every tensor the config needs from `src` (checking each shape) into device tensors. */
-export function buildWeights(config: LlamaConfig, src: WeightSource, opts: BuildOptions): LlamaWeights {
-  const { entries, bytes: total, tied } = planWeightLayout(config, src, opts);
-  const pack = packsOn(opts.device);
-  const itemBytes = opts.dtype === 'float32' ? 4 : 2;
+  layout: WeightLayout,
+  onProgress?: LoadProgress,
+): LlamaWeights {
+  const { entries, bytes: total, tied, dtype, device } = layout;
+  const itemBytes = dtype === 'float32' ? 4 : 2;
   let done = 0;
   const made = new Map<string, LinearWeight>();
   const progress = (n: number) => {
     done += n;
-    opts.onProgress?.(done, total);
+    onProgress?.(done, total);
   };
   // A float part: rows into `dst` (converted by write), or the source's own fill.
-  const fillFloat = (p: Part, dst: Tensor) => {
+  const fillFloat = (p: WeightPart, dst: Tensor) => {
     const rows = p.shape[0]!;
     const width = p.shape.length === 1 ? 1 : p.shape[1]!;
     if (src.fill) {
@@ -198,7 +94,7 @@ export function buildWeights(config: LlamaConfig, src: WeightSource, opts: Build
     }
   };
   // A quantised part: the file's blocks as they are, or float rows quantised here.
-  const fillQuant = (p: Part, dst: QuantizedTensor) => {
+  const fillQuant = (p: WeightPart, dst: QuantizedTensor) => {
     const [rows, cols] = p.shape as [number, number];
     const type = p.type!;
     const chunk = Math.max(1, Math.floor(ROWS_PER_CHUNK_ELEMENTS / cols));
@@ -215,21 +111,21 @@ export function buildWeights(config: LlamaConfig, src: WeightSource, opts: Build
     for (const e of entries) {
       const types = new Set(e.parts.map((p) => p.type));
       if (types.size === 1 && !e.parts[0]!.type) {
-        const dst = Tensor.empty(e.shape, { dtype: opts.dtype, device: opts.device });
+        const dst = Tensor.empty(e.shape, { dtype, device });
         made.set(e.key, dst);
         let row = 0;
         for (const p of e.parts) {
           fillFloat(p, dst.narrow(0, row, p.shape[0]!));
           row += p.shape[0]!;
         }
-        if (pack && packs(e)) {
+        if (e.pack) {
           made.set(e.key, PackedWeight.pack(dst));
           dst.dispose();
-          if (packPadding(e) > 0) progress(packPadding(e) * itemBytes);
+          if (e.pack.padding > 0) progress(e.pack.padding * itemBytes);
         }
       } else if (types.size === 1) {
         const type = e.parts[0]!.type!;
-        const dst = QuantizedTensor.empty(type, e.shape[0]!, e.shape[1]!, opts.device);
+        const dst = QuantizedTensor.empty(type, e.shape[0]!, e.shape[1]!, device);
         made.set(e.key, dst);
         let row = 0;
         for (const p of e.parts) {
@@ -241,11 +137,11 @@ export function buildWeights(config: LlamaConfig, src: WeightSource, opts: Build
         made.set(e.key, { parts });
         for (const p of e.parts) {
           if (p.type) {
-            const dst = QuantizedTensor.empty(p.type, p.shape[0]!, p.shape[1]!, opts.device);
+            const dst = QuantizedTensor.empty(p.type, p.shape[0]!, p.shape[1]!, device);
             parts.push(dst);
             fillQuant(p, dst);
           } else {
-            const dst = Tensor.empty(p.shape, { dtype: opts.dtype, device: opts.device });
+            const dst = Tensor.empty(p.shape, { dtype, device });
             parts.push(dst);
             fillFloat(p, dst);
           }

@@ -4,7 +4,7 @@
 // Q5_K elsewhere; a row length that is not a multiple of 256 falls back to Q5_0 / Q5_1 / Q8_0, as llama.cpp does).
 // F32 writes every tensor unquantised (a quantised file's dequantised values).
 import { ggufModel, openGguf } from '../model/gguf.js';
-import { modelFormat, openModel } from '../model/loader.js';
+import { modelFormat, openModel } from '../model/open.js';
 import { hfName, type WeightSource } from '../model/weights.js';
 import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
 import { dequantizeRows, QUANT_FORMATS, type QuantType, quantRowBytes } from './formats.js';
