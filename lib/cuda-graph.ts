@@ -1,6 +1,6 @@
 // CUDA graphs: the kernels one function queues on a device's stream, recorded once and replayed as a single launch.
 import { native, type NativeGraph } from './native.js';
-import { NULL_PROFILER, withProfiler } from './ops/call.js';
+import { NULL_PROFILER, withProfiler } from './calls.js';
 
 export class CudaGraph {
   readonly deviceIndex: number;

@@ -2,10 +2,10 @@
 // chrome://tracing), with op names and argument shapes. CPU ops are timed on the host (they run synchronously); on
 // CUDA each op is also bracketed by CUDA events, which give its time on the device's stream in a second track, and by
 // NVTX ranges, so Nsight Systems shows the same names. The ops layer reports to the profiler it is given
-// (lib/ops/call.ts); nothing is patched, and the profiler keeps no state outside its own object.
+// (lib/calls.ts); nothing is patched, and the profiler keeps no state outside its own object.
 import type { Device } from './dtype.js';
 import { native, type NativeTensor } from './native.js';
-import { currentProfiler, NULL_PROFILER, type OpProfiler, useProfiler } from './ops/call.js';
+import { currentProfiler, NULL_PROFILER, type OpProfiler, useProfiler } from './calls.js';
 
 /** One Chrome trace event ('X' complete, 'M' metadata); ts and dur in microseconds. */
 export interface TraceEvent {

@@ -2,7 +2,7 @@
 import { type DType, type Device, isDType, isDevice, itemSize } from './dtype.js';
 import { checkHostAllocation, HOST_CHECK_BYTES } from './host-memory.js';
 import { type NativeStorage, type NativeTensor, native, requireDevice } from './native.js';
-import { profiled } from './ops/call.js';
+import { profiled } from './calls.js';
 import { cudaDeviceIndex } from './runtime.js';
 
 // Copies and fills are reported to the ops layer's profiler like ops (the addon's own argument names).

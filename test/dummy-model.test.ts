@@ -1,7 +1,7 @@
 // Dummy models (dummy:<preset>): seeded random weights of a real shape, made on the device by ops.fillUniform.
 import { expect } from 'chai';
 import { loadModel } from '../lib/model/index.js';
-import { PackedWeight } from '../lib/quant/tensor.js';
+import { PackedWeight } from '../lib/model/linear-weight.js';
 import { Tensor } from '../lib/tensor.js';
 
 describe('dummy models', function () {

@@ -16,7 +16,7 @@ import {
   synchronize,
 } from '../lib/index.js';
 import { disposeKvCache } from '../lib/model/index.js';
-import type { WeightSource } from '../lib/model/weights.js';
+import type { WeightSource } from '../lib/formats/file.js';
 import { dequantizeRows, quantRowBytes } from '../lib/quant/formats.js';
 import { type ReferenceWeights, roundArray } from '../lib/reference/index.js';
 

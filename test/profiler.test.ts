@@ -2,7 +2,7 @@
 // profiler it installs and gives back, and the summary of a trace.
 import { expect } from 'chai';
 import { type Device, ops, Tensor } from '../lib/index.js';
-import { currentProfiler, NULL_PROFILER, withProfiler } from '../lib/ops/call.js';
+import { currentProfiler, NULL_PROFILER, withProfiler } from '../lib/calls.js';
 import { rmsNorm, siluAndMul } from '../lib/ops/index.js';
 import { Profiler, summarizeTrace, type Trace, type TraceEvent } from '../lib/profiler.js';
 import { describeDevices, expectThrow } from './helpers.js';

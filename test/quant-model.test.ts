@@ -7,10 +7,11 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { MiniVllmError } from '../lib/index.js';
 import { generate } from '../lib/engine/index.js';
-import { ggufModel, openGguf } from '../lib/model/gguf.js';
+import { openGguf } from '../lib/formats/gguf.js';
+import { ggufModel } from '../lib/model/gguf-model.js';
 import { loadModel } from '../lib/model/index.js';
 import { isQuantType, quantRowWords } from '../lib/quant/formats.js';
-import { quantizeModel, targetType, useMoreBits } from '../lib/quant/quantize-model.js';
+import { quantizeModel, targetType, useMoreBits } from '../lib/model/quantize-model.js';
 import { QuantizedTensor } from '../lib/quant/tensor.js';
 import { syntheticTokenizer } from '../lib/tokenizer/synthetic.js';
 import {

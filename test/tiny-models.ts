@@ -3,11 +3,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import tokenizers from 'tokenizers';
-import { readFloats, type StorageType } from '../lib/model/file.js';
-import { openGguf } from '../lib/model/gguf.js';
+import { readFloats, type StorageType } from '../lib/formats/file.js';
+import { openGguf } from '../lib/formats/gguf.js';
 import { configToHf, type LlamaConfig, writeSafetensors } from '../lib/model/index.js';
-import { encodeFloats } from '../lib/model/safetensors.js';
-import { quantizeModel } from '../lib/quant/quantize-model.js';
+import { encodeFloats } from '../lib/formats/safetensors.js';
+import { quantizeModel } from '../lib/model/quantize-model.js';
 import { roundBFloat16 } from '../lib/reference/index.js';
 import type { ReferenceWeights } from '../lib/reference/index.js';
 import { syntheticTokenizer } from '../lib/tokenizer/synthetic.js';

@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { MiniVllmError } from '../lib/index.js';
-import { openGguf } from '../lib/model/gguf.js';
+import { openGguf } from '../lib/formats/gguf.js';
 import { IncrementalDetokenizer } from '../lib/tokenizer/detokenizer.js';
 import { SentencePieceTokenizer } from '../lib/tokenizer/sentencepiece.js';
 import { syntheticTokenizer } from '../lib/tokenizer/synthetic.js';

@@ -1,9 +1,9 @@
 // `mini-vllm quantize -m <model> -o <out.gguf> --type q8_0|q4_0|q4_k_m`: writes a quantised GGUF of any model the
-// loader reads (lib/quant/quantize-model.ts); the tensors' types to stderr, a JSON summary to stdout.
+// loader reads (lib/model/quantize-model.ts); the tensors' types to stderr, a JSON summary to stdout.
 import { statSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { DEFAULT_MODEL } from '../engine/options.js';
-import { QUANTIZE_TARGETS, type QuantizeTarget, quantizeModel } from '../quant/quantize-model.js';
+import { QUANTIZE_TARGETS, type QuantizeTarget, quantizeModel } from '../model/quantize-model.js';
 import { log } from './flags.js';
 
 interface QuantizeFlags {

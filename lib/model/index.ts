@@ -10,5 +10,5 @@ export {
 export { type ForwardInput, type KvCache, disposeKvCache, LlamaModel } from './llama.js';
 export { buildModel, type LoadedModel, loadModel, type LoadOptions } from './loader.js';
 export { loadTokenizer, type ModelFormat, modelFormat, openModel, type OpenedModel, type OpenOptions } from './open.js';
-export { type SafetensorsEntry, writeSafetensors } from './safetensors.js';
+export { type SafetensorsEntry, writeSafetensors } from '../formats/safetensors.js';
 export type { LayerWeights, LlamaWeights, LoadProgress } from './weights.js';

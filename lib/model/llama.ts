@@ -6,7 +6,7 @@ import type { AttentionMetadata } from '../ops/index.js';
 import { Tensor } from '../tensor.js';
 import type { LlamaConfig } from './config.js';
 import { kvBytesPerSlotFor } from './memory-plan.js';
-import { embeddingAny, linearAny } from '../quant/tensor.js';
+import { embeddingAny, linearAny } from './linear-weight.js';
 import { disposeWeights, type LlamaWeights, weightsBytes } from './weights.js';
 
 /** Per layer, the K and V pools: [numBlocks, blockSize, numKvHeads, headDim] each. */

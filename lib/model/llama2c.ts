@@ -3,8 +3,9 @@
 // (GPT-J style) and ends a story at BOS.
 import { MiniVllmError, ModelFormatError } from '../errors.js';
 import { type LlamaConfig, validateConfig } from './config.js';
-import { BinaryFile, parseFile, spanSource, type TensorSpan } from './file.js';
-import { hfName, type WeightSource } from './weights.js';
+import { BinaryFile, parseFile, spanSource, type TensorSpan } from '../formats/file.js';
+import type { WeightSource } from '../formats/file.js';
+import { hfName } from './weights.js';
 
 const MAGIC = 0x616b3432; // "ak42"
 

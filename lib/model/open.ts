@@ -14,11 +14,13 @@ import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
 import { syntheticTokenizer } from '../tokenizer/synthetic.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { configFromHf, type LlamaConfig, presetConfig } from './config.js';
-import { BinaryFile } from './file.js';
-import { ggufModel, openGguf } from './gguf.js';
+import { BinaryFile } from '../formats/file.js';
+import type { WeightSource } from '../formats/file.js';
+import { openGguf } from '../formats/gguf.js';
+import { ggufModel } from './gguf-model.js';
 import { openLlama2c } from './llama2c.js';
-import { openSafetensors, safetensorsFiles } from './safetensors.js';
-import { hfName, LOAD_QUANTIZATIONS, type LoadQuantization, type WeightSource } from './weights.js';
+import { openSafetensors, safetensorsFiles } from '../formats/safetensors.js';
+import { hfName, LOAD_QUANTIZATIONS, type LoadQuantization } from './weights.js';
 
 export type ModelFormat = 'hf' | 'llama2c' | 'gguf' | 'dummy';
 

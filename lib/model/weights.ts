@@ -1,32 +1,16 @@
 // Llama weights on a device: every loader exposes its file as a WeightSource under Hugging Face tensor names, and
 // buildWeights() copies them, chunk by chunk, into fused device tensors of the requested dtype.
 import { ModelFormatError } from '../errors.js';
-import { type QuantType, quantRowWords } from '../quant/formats.js';
+import type { WeightSource } from '../formats/file.js';
+import { quantRowWords } from '../quant/formats.js';
 import { quantizeRows } from '../quant/quantize.js';
-import { disposeWeight, type LinearWeight, PackedWeight, QuantizedTensor, weightBytes } from '../quant/tensor.js';
+import { QuantizedTensor } from '../quant/tensor.js';
 import { Tensor } from '../tensor.js';
 import type { LlamaConfig } from './config.js';
+import { disposeWeight, type LinearWeight, PackedWeight, weightBytes } from './linear-weight.js';
 import type { WeightLayout, WeightPart } from './open.js';
 
-/** A model file's tensors under Hugging Face names (`model.layers.0.self_attn.q_proj.weight`, ...). */
-export interface WeightSource {
-  /** What errors name: the file (or directory) the tensors come from. */
-  readonly file: string;
-  has(name: string): boolean;
-  /** Row-major shape, outermost first (a GGUF's ne[] reversed). */
-  shape(name: string): readonly number[];
-  /** Rows [row, row + rows) of the tensor (viewed as [shape[0], rest]) as float32. */
-  read(name: string, row: number, rows: number): Float32Array;
-  /** Writes the whole tensor straight into `dst` on its device instead (generated weights), if the source can. */
-  fill?(name: string, dst: Tensor): void;
-  /** The tensor's quantised block type, if it is stored quantised (a GGUF's); `read` does not read those. */
-  quantType?(name: string): QuantType | undefined;
-  /** Rows [row, row + rows) of a quantised tensor: its ggml blocks, row after row. */
-  readRaw?(name: string, row: number, rows: number): Uint8Array;
-  close?(): void;
-}
-
-// The matrices are float tensors or quantised ones (lib/quant/tensor.ts); a fused projection whose source tensors
+// The matrices are float tensors or quantised ones (linear-weight.ts); a fused projection whose source tensors
 // have different quantised types (a K-quant mix) is a stack of its parts. On the CPU the float matrices that only
 // linear layers read (not the embedding) are packed for its GEMM (PackedWeight), their rows padded to 16.
 export interface LayerWeights {

@@ -7,7 +7,7 @@ import type { Device } from '../dtype.js';
 import { MiniVllmError } from '../errors.js';
 import { native } from '../native.js';
 import { Tensor, describeValue } from '../tensor.js';
-import { profiled } from './call.js';
+import { profiled } from '../calls.js';
 
 /** Which dtypes a tensor argument takes: the op's one float dtype, any float dtype, or int32. */
 export type TensorDType = 'float' | 'anyFloat' | 'int32';

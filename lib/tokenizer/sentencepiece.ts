@@ -3,8 +3,8 @@
 // highest score is merged until none is left, as llama2.c's run.c does. Decoding drops the leading space of the
 // first piece (the "dummy prefix"), as run.c does after BOS.
 import { ModelFormatError } from '../errors.js';
-import { BinaryFile } from '../model/file.js';
-import type { GgufFile } from '../model/gguf.js';
+import { BinaryFile } from '../formats/file.js';
+import type { GgufFile } from '../formats/gguf.js';
 import { renderChatTemplate } from './chat-template.js';
 import type { ChatMessage, Tokenizer } from './tokenizer.js';
 

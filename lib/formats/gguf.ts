@@ -1,11 +1,10 @@
-// GGUF (versions 2 and 3): metadata, the embedded vocabulary, and the tensors of a `llama` model: F32 / F16 / BF16, and
-// the quantised block types Q8_0, Q4_0/1, Q5_0/1, Q4_K, Q5_K, Q6_K (kept quantised: lib/quant).
-// Every count, length and offset is checked against the file size before anything is allocated.
+// GGUF (versions 2 and 3): the header, metadata (the embedded vocabulary among it) and tensor infos, with F32 / F16 /
+// BF16 tensors and the quantised block types Q8_0, Q4_0/1, Q5_0/1, Q4_K, Q5_K, Q6_K (kept quantised: lib/quant).
+// Every count, length and offset is checked against the file size before anything is allocated. What a `llama` file
+// means as a model (its config, its tensor names) is lib/model/gguf-model.ts.
 import { MiniVllmError, ModelFormatError } from '../errors.js';
-import { type LlamaConfig, validateConfig } from './config.js';
-import { BinaryFile, parseFile, spanSource, STORAGE_BYTES, type StorageType, type TensorSpan } from './file.js';
-import { hfName, type WeightSource } from './weights.js';
 import { QUANT_FORMATS, type QuantType, quantRowBytes, quantTypeOfId } from '../quant/formats.js';
+import { BinaryFile, parseFile, STORAGE_BYTES, type StorageType } from './file.js';
 
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
 
@@ -212,79 +211,4 @@ function parse(file: BinaryFile): GgufFile {
       );
   }
   return { path: file.path, version, tensorInfoStart, metadata, metadataTypes, tensors, file };
-}
-
-const GGUF_NAMES: [RegExp, (m: RegExpMatchArray) => string][] = [
-  [/^token_embd\.weight$/, () => hfName.embedding],
-  [/^output_norm\.weight$/, () => hfName.norm],
-  [/^output\.weight$/, () => hfName.lmHead],
-  [/^blk\.(\d+)\.attn_norm\.weight$/, (m) => hfName.layer(+m[1]!, 'input_layernorm')],
-  [/^blk\.(\d+)\.attn_q\.weight$/, (m) => hfName.layer(+m[1]!, 'self_attn.q_proj')],
-  [/^blk\.(\d+)\.attn_k\.weight$/, (m) => hfName.layer(+m[1]!, 'self_attn.k_proj')],
-  [/^blk\.(\d+)\.attn_v\.weight$/, (m) => hfName.layer(+m[1]!, 'self_attn.v_proj')],
-  [/^blk\.(\d+)\.attn_output\.weight$/, (m) => hfName.layer(+m[1]!, 'self_attn.o_proj')],
-  [/^blk\.(\d+)\.ffn_norm\.weight$/, (m) => hfName.layer(+m[1]!, 'post_attention_layernorm')],
-  [/^blk\.(\d+)\.ffn_gate\.weight$/, (m) => hfName.layer(+m[1]!, 'mlp.gate_proj')],
-  [/^blk\.(\d+)\.ffn_up\.weight$/, (m) => hfName.layer(+m[1]!, 'mlp.up_proj')],
-  [/^blk\.(\d+)\.ffn_down\.weight$/, (m) => hfName.layer(+m[1]!, 'mlp.down_proj')],
-];
-
-function metaNumber(g: GgufFile, key: string, fallback?: number): number {
-  const v = g.metadata.get(key) ?? fallback;
-  const n = typeof v === 'bigint' ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isFinite(n))
-    throw new ModelFormatError(g.path, `metadata "${key}" is missing or not a number`);
-  return n;
-}
-
-/** The Llama config and weights of a GGUF file whose architecture is `llama`. */
-export function ggufModel(g: GgufFile): { config: LlamaConfig; source: WeightSource } {
-  const arch = g.metadata.get('general.architecture');
-  if (arch !== 'llama')
-    throw new MiniVllmError(
-      `${g.path}: architecture ${JSON.stringify(arch)} is not supported (llama)`,
-      'ERR_UNSUPPORTED',
-    );
-  const a = (k: string) => `llama.${k}`;
-  const hidden = metaNumber(g, a('embedding_length'));
-  const heads = metaNumber(g, a('attention.head_count'));
-  const tokens = g.metadata.get('tokenizer.ggml.tokens');
-  const embd = g.tensors.get('token_embd.weight');
-  const vocab = metaNumber(g, a('vocab_size'), Array.isArray(tokens) ? tokens.length : embd?.shape[0]);
-  const headDim = metaNumber(g, a('rope.dimension_count'), hidden / heads);
-  if (headDim !== hidden / heads)
-    throw new MiniVllmError(
-      `${g.path}: partial rotary (rope.dimension_count ${headDim}) is not supported`,
-      'ERR_UNSUPPORTED',
-    );
-  const bos = g.metadata.get('tokenizer.ggml.bos_token_id');
-  const eos = g.metadata.get('tokenizer.ggml.eos_token_id');
-  const config = validateConfig(
-    {
-      vocabSize: vocab,
-      hiddenSize: hidden,
-      intermediateSize: metaNumber(g, a('feed_forward_length')),
-      numLayers: metaNumber(g, a('block_count')),
-      numHeads: heads,
-      numKvHeads: metaNumber(g, a('attention.head_count_kv'), heads),
-      headDim,
-      maxPositionEmbeddings: metaNumber(g, a('context_length')),
-      rmsNormEps: metaNumber(g, a('attention.layer_norm_rms_epsilon'), 1e-5),
-      ropeTheta: metaNumber(g, a('rope.freq_base'), 10000),
-      ropeStyle: 'gptj', // llama.cpp's converters permute q/k so that GGUF Llamas rotate adjacent pairs
-      tieWordEmbeddings: !g.tensors.has('output.weight'),
-      bosTokenId: typeof bos === 'number' ? bos : null,
-      eosTokenIds: typeof eos === 'number' ? [eos] : [],
-    },
-    g.path,
-  );
-  const byHf = new Map<string, TensorSpan>();
-  for (const t of g.tensors.values()) {
-    for (const [re, to] of GGUF_NAMES) {
-      const m = t.name.match(re);
-      if (m) byHf.set(to(m), { file: g.file, offset: t.offset, shape: t.shape, type: t.type });
-    }
-  }
-  const source = spanSource(g.path, byHf, () => g.file.close());
-  return { config, source };
 }

@@ -1,6 +1,7 @@
-// How the ops layer reports to a profiler. Every op and every tensor copy goes through `profiled`, which hands the
-// call to the profiler the ops layer was given: the null one (it just calls) unless a caller installed another for a
-// while (EngineCore for the steps it profiles, Profiler.start(), or a CUDA graph capture installing the null one).
+// How every native call reports to a profiler: the ops (lib/ops/registry.ts) and the tensors' copies and fills
+// (lib/tensor.ts) go through `profiled`, which hands the call to the profiler installed now: the null one (it just
+// calls) unless a caller installed another for a while (EngineCore for the steps it profiles, Profiler.start(), or a
+// CUDA graph capture installing the null one). It sits below lib/tensor.ts so that tensors need not import the ops.
 
 /** What the ops layer needs of a profiler: run one call, timing it if it records. */
 export interface OpProfiler {

@@ -1,7 +1,7 @@
 // Writes GGUF v3 files: metadata, tensor infos, then each tensor's data at an aligned offset, streamed one tensor at a
 // time (a 7B model is never whole in memory). What `mini-vllm quantize` writes and the tests build files with.
 import { closeSync, openSync, writeSync } from 'node:fs';
-import type { GgufValue } from '../model/gguf.js';
+import type { GgufValue } from './gguf.js';
 
 /** GGUF value types. */
 export const GGUF = { U8: 0, I8: 1, U16: 2, I16: 3, U32: 4, I32: 5, F32: 6, BOOL: 7, STRING: 8, ARRAY: 9 } as const;

@@ -3,8 +3,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelFormatError } from '../errors.js';
-import { BinaryFile, spanSource, STORAGE_BYTES, type StorageType, type TensorSpan } from './file.js';
-import type { WeightSource } from './weights.js';
+import { BinaryFile, spanSource, STORAGE_BYTES, type StorageType, type TensorSpan, type WeightSource } from './file.js';
 
 const MAX_HEADER = 100 << 20;
 

@@ -3,7 +3,26 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { MiniVllmError, ModelFormatError } from '../errors.js';
 import { badScale, isQuantType, quantRowBytes } from '../quant/formats.js';
-import type { WeightSource } from './weights.js';
+import type { QuantType } from '../quant/formats.js';
+import type { Tensor } from '../tensor.js';
+
+/** A model file's tensors under Hugging Face names (`model.layers.0.self_attn.q_proj.weight`, ...). */
+export interface WeightSource {
+  /** What errors name: the file (or directory) the tensors come from. */
+  readonly file: string;
+  has(name: string): boolean;
+  /** Row-major shape, outermost first (a GGUF's ne[] reversed). */
+  shape(name: string): readonly number[];
+  /** Rows [row, row + rows) of the tensor (viewed as [shape[0], rest]) as float32. */
+  read(name: string, row: number, rows: number): Float32Array;
+  /** Writes the whole tensor straight into `dst` on its device instead (generated weights), if the source can. */
+  fill?(name: string, dst: Tensor): void;
+  /** The tensor's quantised block type, if it is stored quantised (a GGUF's); `read` does not read those. */
+  quantType?(name: string): QuantType | undefined;
+  /** Rows [row, row + rows) of a quantised tensor: its ggml blocks, row after row. */
+  readRaw?(name: string, row: number, rows: number): Uint8Array;
+  close?(): void;
+}
 
 export class BinaryFile {
   readonly path: string;

@@ -3,13 +3,15 @@
 // per-tensor types (attn_v and ffn_down in Q6_K on the layers use_more_bits picks, the output head in Q6_K, Q4_K or
 // Q5_K elsewhere; a row length that is not a multiple of 256 falls back to Q5_0 / Q5_1 / Q8_0, as llama.cpp does).
 // F32 writes every tensor unquantised (a quantised file's dequantised values).
-import { ggufModel, openGguf } from '../model/gguf.js';
-import { modelFormat, openModel } from '../model/open.js';
-import { hfName, type WeightSource } from '../model/weights.js';
+import type { WeightSource } from '../formats/file.js';
+import { openGguf } from '../formats/gguf.js';
+import { ggufModel } from './gguf-model.js';
+import { modelFormat, openModel } from './open.js';
+import { hfName } from './weights.js';
 import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
-import { dequantizeRows, QUANT_FORMATS, type QuantType, quantRowBytes } from './formats.js';
-import { GGUF, GGUF_ALIGNMENT, type GgufMetaEntry, type GgufTensorOut, writeGguf } from './gguf-writer.js';
-import { quantizeRows } from './quantize.js';
+import { dequantizeRows, QUANT_FORMATS, type QuantType, quantRowBytes } from '../quant/formats.js';
+import { GGUF, GGUF_ALIGNMENT, type GgufMetaEntry, type GgufTensorOut, writeGguf } from '../formats/gguf-writer.js';
+import { quantizeRows } from '../quant/quantize.js';
 
 /** What `quantize` writes: the three llama.cpp types people pick most, Q5_K_M, and F32 (a quantised file undone). */
 export type QuantizeTarget = 'q8_0' | 'q4_0' | 'q4_k_m' | 'q5_k_m' | 'f32';

@@ -1,0 +1,82 @@
+// The forms a model's weight takes: a float Tensor, a QuantizedTensor (lib/quant), a float weight packed for the CPU
+// GEMM (PackedWeight), or a stack of them (a fused projection whose parts a K-quant mix typed apart); and the linear
+// layer and embedding over any form.
+import { embedding } from '../ops/embedding.js';
+import { linear, linearPacked, packLinearWeight } from '../ops/linear.js';
+import { quantEmbedding, quantLinear } from '../ops/quant.js';
+import { QUANT_FORMATS } from '../quant/formats.js';
+import { QuantizedTensor } from '../quant/tensor.js';
+import { Tensor } from '../tensor.js';
+
+/**
+ * A float weight packed once for the CPU GEMM (packLinearWeight: panels of 16 output features, k-major), so that
+ * every call streams it in order instead of transposing it.
+ */
+export class PackedWeight {
+  /** [ceil(rows / 16), cols, 16], the weight's dtype. */
+  readonly data: Tensor;
+  /** [rows, cols]: the logical shape. */
+  readonly shape: readonly [number, number];
+
+  private constructor(data: Tensor, rows: number) {
+    this.data = data;
+    this.shape = [rows, data.shape[1]!];
+  }
+
+  /** Packs a CPU weight [rows, cols] (the caller may dispose it after). */
+  static pack(weight: Tensor): PackedWeight {
+    const [rows, cols] = weight.shape as [number, number];
+    const data = Tensor.empty([Math.ceil(rows / 16), cols, 16], { dtype: weight.dtype, device: weight.device });
+    try {
+      packLinearWeight(data, weight);
+    } catch (e) {
+      data.dispose();
+      throw e;
+    }
+    return new PackedWeight(data, rows);
+  }
+
+  /** Bytes in memory (the weight's, plus its rows padded to whole panels of 16). */
+  get byteLength(): number {
+    return this.data.byteLength;
+  }
+
+  dispose(): void {
+    this.data.dispose();
+  }
+}
+
+/** A fused projection whose parts have different types: each part fills its rows of the output. */
+export interface StackedWeight {
+  parts: readonly (Tensor | QuantizedTensor)[];
+}
+
+export type LinearWeight = Tensor | QuantizedTensor | PackedWeight | StackedWeight;
+
+/** out = x · Wᵀ for any weight form. */
+export function linearAny(out: Tensor, x: Tensor, w: LinearWeight): void {
+  if (w instanceof Tensor) return linear(out, x, w);
+  if (w instanceof QuantizedTensor) return quantLinear(out, x, w.data, QUANT_FORMATS[w.type].id);
+  if (w instanceof PackedWeight) return linearPacked(out, x, w.data);
+  let col = 0;
+  for (const p of w.parts) {
+    const rows = p.shape[0];
+    linearAny(out.narrow(1, col, rows), x, p);
+    col += rows;
+  }
+}
+
+/** out[i] = table[ids[i]] for a float or quantised table. */
+export function embeddingAny(out: Tensor, ids: Tensor, table: Tensor | QuantizedTensor): void {
+  if (table instanceof Tensor) embedding(out, ids, table);
+  else quantEmbedding(out, ids, table.data, QUANT_FORMATS[table.type].id);
+}
+
+export function disposeWeight(w: LinearWeight): void {
+  if ('parts' in w) w.parts.forEach((p) => p.dispose());
+  else w.dispose();
+}
+
+export function weightBytes(w: LinearWeight): number {
+  return 'parts' in w ? w.parts.reduce((s, p) => s + p.byteLength, 0) : w.byteLength;
+}
