@@ -70,6 +70,17 @@ describe('the repository', () => {
     expect(long).to.deep.equal([]);
   });
 
+  it('bench/results/ keeps its raw bulk gzipped: no text file there is over 1,500 lines', () => {
+    const all = files('bench/results', /./);
+    expect(all.filter((f) => f.endsWith('.gz')).length).to.be.above(10);
+    const long = all
+      .filter((f) => !f.endsWith('.gz'))
+      .map((f) => ({ f, lines: read(f).split('\n').length - 1 }))
+      .filter((x) => x.lines > 1500)
+      .map((x) => `${x.f} (${x.lines} lines: gzip -9n it and name the .gz in the run's README)`);
+    expect(long).to.deep.equal([]);
+  });
+
   it('every skip says why: skipBecause(), or this.skip() in a suite whose title says it', () => {
     // A bare this.skip() reports a skip with no reason; the reporter's JSON and CI's required suites read the reason
     // from the title (test/required-suites.mjs).
