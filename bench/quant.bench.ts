@@ -10,7 +10,7 @@ import { median, readBandwidth } from '../lib/bench/bandwidth.js';
 import { gitCommit, machineInfo, machineLine } from '../lib/bench/machine.js';
 import { EngineCore, loadModel, resolveSamplingParams } from '../lib/index.js';
 import type { LoadOptions } from '../lib/model/index.js';
-import { quantizeModel } from '../lib/quant/quantize-model.js';
+import { quantizeModel } from '../lib/model/quantize-model.js';
 import { benchArgs } from './args.js';
 
 const USAGE = `usage: node dist/bench/quant.bench.js [--model dummy:stories110M] [--steps 40] [--out dir]
