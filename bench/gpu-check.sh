@@ -9,6 +9,12 @@
 #   GPU_DRY_RUN=emu GPU_CHECK_TESTS="dist/test/ops/add.test.js" GPU_CHECK_BENCH="^add .*\[7, " \
 #     GPU_CHECK_MODELS=stories15M GPU_CHECK_OUTPUT_LEN=4 GPU_CHECK_ENGINE_ARGS="--max-num-seqs 2 ..." \
 #     MINI_VLLM_EMU_MEMORY=4G bash bench/gpu-check.sh OUT
+usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0" | sed '/^[^ ]*=\|^set \|^cd /d'; }
+case "${1:-}" in
+  -h | --help) usage; exit 0 ;;
+  -*) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+esac
+[ $# -le 1 ] || { echo "too many arguments ($#)" >&2; usage >&2; exit 2; }
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-${OUT:-gpu-check-out}}

@@ -4,6 +4,12 @@
 # on and off (--enforce-eager), latency runs profiled; then the suite's CUDA tests in the time left; a table last.
 #
 #   bash bench/gpu-engine.sh OUT_DIR      (needs .device/ from bench/gpu-pack.sh; about 8 minutes)
+usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0" | sed '/^[^ ]*=\|^set \|^cd /d'; }
+case "${1:-}" in
+  -h | --help) usage; exit 0 ;;
+  -*) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+esac
+[ $# -le 1 ] || { echo "too many arguments ($#)" >&2; usage >&2; exit 2; }
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-${OUT:-gpu-engine-out}}

@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Prepares .device/ (git-ignored) for bench/gpu-check.sh on a GPU machine without Node.js (bench/gpu-check.md):
 # a CUDA build with a portable CPU target, the compiled JS, Node itself, and only the packages the run needs.
+usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0" | sed '/^[^ ]*=\|^set \|^cd /d'; }
+case "${1:-}" in
+  -h | --help) usage; exit 0 ;;
+  -*) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+esac
+[ $# -le 0 ] || { echo "too many arguments ($#)" >&2; usage >&2; exit 2; }
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=${MINI_VLLM_SHARED:-../shared}

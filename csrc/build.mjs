@@ -10,6 +10,7 @@
 // MINI_VLLM_CPU_ARCH=default|native|portable|<march> (the baseline; CMakeLists.txt says which levels are built above
 // it), MINI_VLLM_WERROR=on (our C++ warnings are errors), MINI_VLLM_BUILD_DIR (cmake-js output dir, default build).
 import { spawnSync } from 'node:child_process';
+import { parseArgs } from 'node:util';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
@@ -83,5 +84,30 @@ function gypBuild() {
   console.log('mini-vllm native build (node-gyp): backends cpu only -> build-gyp/build/Release/mini_vllm.node');
 }
 
-if (process.argv.includes('--gyp')) gypBuild();
-else cmakeBuild({ emu: process.argv.includes('--emu'), sanitize: process.argv.includes('--sanitize') });
+const USAGE = `usage: node csrc/build.mjs [--gyp | --emu [--sanitize]]
+  (no option)  cmake-js build into build/ (CUDA when nvcc is found)
+  --gyp        CPU-only node-gyp build of binding.gyp into build-gyp/build/Release
+  --emu        the CUDA sources built for the emulated device (no GPU, no nvcc) into build-emu/
+  --sanitize   with --emu: AddressSanitizer and UndefinedBehaviorSanitizer, into build-emu-san/
+Environment: MINI_VLLM_CUDA, MINI_VLLM_CUDA_ARCHS, MINI_VLLM_CPU_ARCH, MINI_VLLM_WERROR, MINI_VLLM_BUILD_DIR (this
+file's header says what each does).`;
+let flags;
+try {
+  flags = parseArgs({
+    options: {
+      gyp: { type: 'boolean', default: false },
+      emu: { type: 'boolean', default: false },
+      sanitize: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  }).values;
+} catch (e) {
+  console.error(`${e.message}\n\n${USAGE}`);
+  process.exit(2);
+}
+if (flags.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+if (flags.gyp) gypBuild();
+else cmakeBuild({ emu: flags.emu, sanitize: flags.sanitize });

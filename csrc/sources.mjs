@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The native build's one source list, for CMakeLists.txt and binding.gyp alike: every .cc of binding/ and cpu/base/
 // (the addon, compiled once for the baseline), every .cc of cpu/ (the CPU kernels, compiled once per instruction-set
-// level: cpu/level.h), every .cu of cuda/ (the CUDA backend), and every .cc of cuda/emu/ (the emulated device those .cu
+// level: cpu/level.h), every .cu of cuda/ (the CUDA backend), and every .cc of emu/ (the emulated device those .cu
 // also build against). A new file in one of those folders is in the build.
 //
 //   node csrc/sources.mjs cpu|kernels|cuda|emu [--cmake]   paths from the repository root, one per line (--cmake: a
@@ -18,12 +18,17 @@ const FOLDERS = {
   ],
   kernels: [['cpu', '.cc']],
   cuda: [['cuda', '.cu']],
-  emu: [['cuda/emu', '.cc']],
+  emu: [['emu', '.cc']],
 };
 
+const USAGE = 'usage: node csrc/sources.mjs cpu|kernels|cuda|emu [--cmake]';
 const which = process.argv[2];
+if (which === '--help' || which === '-h') {
+  console.log(USAGE);
+  process.exit(0);
+}
 if (!(which in FOLDERS)) {
-  console.error('usage: node csrc/sources.mjs cpu|kernels|cuda|emu [--cmake]');
+  console.error(`${which === undefined ? 'no list named' : `unknown list ${JSON.stringify(which)}`}\n${USAGE}`);
   process.exit(2);
 }
 const files = FOLDERS[which].flatMap(([folder, ext]) =>

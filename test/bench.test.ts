@@ -3,7 +3,7 @@
 import { execFile } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -570,4 +570,41 @@ describe('the benchmark scripts: --help and bad options', function () {
       expect(bad.stdout).to.equal('');
     });
   }
+
+  // The repository's other scripts a user may run, from the source tree (they read dist/ where they need it).
+  const root = new URL('../../', import.meta.url).pathname;
+  const others = readdirSync(join(root, 'bench/scripts'))
+    .filter((f) => f.endsWith('.mjs') && f !== 'args.mjs' && f !== 'mutations.mjs')
+    .map((f) => `bench/scripts/${f}`);
+  const runFile = (file: string, arg: string) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const sh = file.endsWith('.sh');
+      execFile(sh ? 'bash' : process.execPath, [join(root, file), arg], (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
+      );
+    });
+  it('every script a user may run answers --help; the strict ones refuse an unknown option (exit 2)', async () => {
+    expect(others.length).to.be.at.least(10);
+    // test:emu and test:arm64 pass every other argument on to mocha or the check program: --help only.
+    const passThrough = ['test/emu/run.mjs', 'test/cpu-levels/arm64.mjs'];
+    const strict = [
+      ...others,
+      'csrc/build.mjs',
+      'csrc/sources.mjs',
+      'bench/gpu-check.sh',
+      'bench/gpu-engine.sh',
+      'bench/gpu-pack.sh',
+    ];
+    for (const file of [...strict, ...passThrough]) {
+      const help = await runFile(file, '--help');
+      expect(help.code, `${file} --help: ${help.stderr}`).to.equal(0);
+      expect(help.stdout.trim().length, `${file} --help printed nothing`).to.be.above(40);
+    }
+    for (const file of strict) {
+      const bad = await runFile(file, '--no-such-option');
+      expect(bad.code, `${file} --no-such-option`).to.equal(2);
+      expect(bad.stderr, file).to.match(/no-such-option/);
+      expect(bad.stderr, file).to.not.match(/\n\s+at /);
+    }
+  });
 });

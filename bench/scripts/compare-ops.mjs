@@ -5,10 +5,13 @@
 //   node bench/scripts/compare-ops.mjs before.json after.json > table.md
 //   node bench/scripts/compare-ops.mjs b1.json,b2.json,b3.json a1.json,a2.json,a3.json
 import { readFileSync } from 'node:fs';
+import { scriptArgs } from './args.mjs';
 
-const [beforeFile, afterFile] = process.argv.slice(2);
-if (!beforeFile || !afterFile) {
-  console.error('usage: node bench/scripts/compare-ops.mjs before.json after.json');
+const USAGE = `usage: node bench/scripts/compare-ops.mjs BEFORE.json[,...] AFTER.json[,...] > table.md
+  Compares op-benchmark JSON files (npm run bench -- --json FILE) row by row; several runs a side: the median.`;
+const [beforeFile, afterFile, ...extra] = scriptArgs(USAGE, { allowPositionals: true }).positionals;
+if (!beforeFile || !afterFile || extra.length > 0) {
+  console.error(USAGE);
   process.exit(2);
 }
 const middle = (xs) => [...xs].sort((x, y) => x - y)[xs.length >> 1];

@@ -217,6 +217,7 @@ const run = (files, dist) =>
 mutationRun({
   mutations: MUTATIONS,
   defaultOut: 'cpu-mutations-out',
+  script: 'cpu-mutations.mjs',
   build,
   test: (files, file) => run(files, isTs(file) ? 'dist-mut' : 'dist'),
   clean: (files, built) => {

@@ -7,6 +7,13 @@
 //   MINI_VLLM_ADDON=build-emu/Release/mini_vllm.node node bench/scripts/decode-scratch.mjs [kvHeads]
 import { performance } from 'node:perf_hooks';
 import { Tensor, backends, deviceMemory, ops, synchronize } from '../../dist/lib/index.js';
+import { scriptArgs } from './args.mjs';
+
+const ARGS = scriptArgs(
+  `usage: MINI_VLLM_ADDON=build-emu/Release/mini_vllm.node node bench/scripts/decode-scratch.mjs [KV_HEADS]
+  The split-KV scratch of a decode step at maxModelLen 131072, batch 256, 32 query heads over KV_HEADS (default 32).`,
+  { allowPositionals: true },
+);
 
 const cuda = backends().cuda;
 if (!cuda.available) {
@@ -15,7 +22,7 @@ if (!cuda.available) {
 }
 const batch = 256,
   heads = 32,
-  kvHeads = Number(process.argv[2] ?? 32),
+  kvHeads = Number(ARGS.positionals[0] ?? 32),
   headSize = 128,
   blockSize = 16;
 const maxModelLen = 131072,

@@ -127,6 +127,7 @@ const cuda = (files) =>
 mutationRun({
   mutations: MUTATIONS,
   defaultOut: 'emu-mutations-out',
+  script: 'emu-mutations.mjs',
   build,
   test: cuda,
   clean: (files, built) => {

@@ -1,6 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import { loadModel, EngineCore, resolveSamplingParams, Tensor, ops } from '../../dist/lib/index.js';
 import { native } from '../../dist/lib/native.js';
+import { scriptArgs } from './args.mjs';
+
+scriptArgs(`usage: node bench/scripts/gemv-ab.mjs   (after npm run build)
+  The quantised GEMV before and after (A/B), interleaved, beside a STREAM-like read of this machine.`);
 const med = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
 function bw() {
   const n = (1 << 30) / 4;

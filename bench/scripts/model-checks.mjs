@@ -2,6 +2,10 @@
 // stories260K logits vs run.c per dtype, greedy agreement with run.c over 200 steps, dummy load times.
 import { readFileSync } from 'node:fs';
 import { generate, loadModel, Tensor } from '../../dist/lib/index.js';
+import { scriptArgs } from './args.mjs';
+
+scriptArgs(`usage: node bench/scripts/model-checks.mjs   (after npm run build)
+  stories260K logits vs run.c per dtype, greedy agreement with run.c over 200 steps, dummy load times.`);
 
 const dir = '../shared/models/stories260K/';
 const g = JSON.parse(readFileSync(dir + 'golden.json', 'utf8'));

@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { scriptArgs } from './args.mjs';
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -48,10 +49,20 @@ export function mocha(files, env, extra = []) {
  * runs the suites against that build (mocha()), `clean()` runs them all without a mutation (a list of mocha()
  * results); `tests` names what the table counts ("tests", "CUDA tests").
  */
-export function mutationRun({ mutations, defaultOut, build, test, clean, tests }) {
-  const argv = process.argv.slice(2);
-  const out = resolve(argv[0] && !argv[0].startsWith('--') ? argv[0] : defaultOut);
-  const only = argv.includes('--only') ? new RegExp(argv[argv.indexOf('--only') + 1]) : null;
+export function mutationRun({ mutations, defaultOut, build, test, clean, tests, script }) {
+  const usage = `usage: node bench/scripts/${script} [OUT_DIR] [--only REGEX]   (after npm run build)
+  Plants each mistake in turn and runs the ${tests} that should catch it; writes mutations.md and mutations.log to
+  OUT_DIR (default ${defaultOut}). --only: just the mutations whose name matches REGEX.`;
+  const { values, positionals } = scriptArgs(usage, {
+    allowPositionals: true,
+    options: { only: { type: 'string' } },
+  });
+  if (positionals.length > 1) {
+    process.stderr.write(`${usage}\n`);
+    process.exit(2);
+  }
+  const out = resolve(positionals[0] ?? defaultOut);
+  const only = values.only === undefined ? null : new RegExp(values.only);
   mkdirSync(out, { recursive: true });
   const logFile = join(out, 'mutations.log');
   writeFileSync(logFile, '');

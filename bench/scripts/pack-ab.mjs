@@ -3,12 +3,16 @@
 // dummy:stories110M, runs 8 warm-up decode steps and times 30 (EngineCore.step, in-process); medians over rounds.
 //   node bench/scripts/pack-ab.mjs [--batches 1,16,64] [--rounds 3]   (after npm run build)
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { EngineCore, loadModel, resolveSamplingParams } from '../../dist/lib/index.js';
+import { scriptArgs } from './args.mjs';
 
-const { values } = parseArgs({
-  options: { batches: { type: 'string', default: '1,16,64' }, rounds: { type: 'string', default: '3' } },
-});
+const { values } = scriptArgs(
+  `usage: node bench/scripts/pack-ab.mjs [--batches 1,16,64] [--rounds 3]   (after npm run build)
+  Decode step time, packed CPU weights vs the Hugging Face layout (MINI_VLLM_CPU_PACK=0), interleaved rounds.`,
+  {
+    options: { batches: { type: 'string', default: '1,16,64' }, rounds: { type: 'string', default: '3' } },
+  },
+);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function stepMs(batch, pack) {

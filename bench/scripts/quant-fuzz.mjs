@@ -12,6 +12,10 @@ import { openGguf } from '../../dist/lib/formats/gguf.js';
 import { quantizeModel } from '../../dist/lib/model/quantize-model.js';
 import { syntheticTokenizer } from '../../dist/lib/tokenizer/synthetic.js';
 import { QUANT_TINY_CONFIG, writeTinyHfModel } from '../../dist/test/tiny-models.js';
+import { scriptArgs } from './args.mjs';
+
+scriptArgs(`usage: node bench/scripts/quant-fuzz.mjs   (after npm run build)
+  1000 truncated or bit-flipped copies each of a Q4_K_M, Q8_0 and Q4_0 GGUF, and how each load ended.`);
 const tmp = mkdtempSync(join(tmpdir(), 'qfuzz-'));
 const src = fileURLToPath(import.meta.resolve('../../../shared/models/stories260K/stories260K.bin'));
 let seed = 20;

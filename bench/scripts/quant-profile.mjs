@@ -1,12 +1,16 @@
 // Where a decode step of dummy:stories110M goes, by op, float32 and quantised at load: the step profiler's spans,
 // milliseconds per step, averaged over 40 steps after 8 warm-up steps (the linear ops also split by weight shape).
 //   node bench/scripts/quant-profile.mjs [--batch 1] [--types float32,q8_0,q4_0]   (after npm run build)
-import { parseArgs } from 'node:util';
 import { EngineCore, loadModel, resolveSamplingParams } from '../../dist/lib/index.js';
+import { scriptArgs } from './args.mjs';
 
-const { values } = parseArgs({
-  options: { batch: { type: 'string', default: '1' }, types: { type: 'string', default: 'float32,q8_0,q4_0' } },
-});
+const { values } = scriptArgs(
+  `usage: node bench/scripts/quant-profile.mjs [--batch 1] [--types float32,q8_0,q4_0]   (after npm run build)
+  Where a decode step of dummy:stories110M goes, by op, float32 and quantised at load.`,
+  {
+    options: { batch: { type: 'string', default: '1' }, types: { type: 'string', default: 'float32,q8_0,q4_0' } },
+  },
+);
 for (const type of values.types.split(',')) {
   const q = type === 'float32' ? null : type;
   const m = await loadModel('dummy:stories110M', { device: 'cpu', ...(q ? { quantization: q } : {}) });

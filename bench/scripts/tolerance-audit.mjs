@@ -10,10 +10,17 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { scriptArgs } from './args.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const out = resolve(process.argv[2] && !process.argv[2].startsWith('--') ? process.argv[2] : 'tolerance-audit-out');
-const emu = process.argv.includes('--emu');
+const ARGS = scriptArgs(
+  `usage: node bench/scripts/tolerance-audit.mjs [OUT_DIR] [--emu]   (after npm run build)
+  How much of its bound each bounded check uses, per suite, device and dtype: ratios.tsv and tolerance-audit.md in
+  OUT_DIR (default tolerance-audit-out). --emu: the CUDA halves too, on the emulated device (build-emu/).`,
+  { allowPositionals: true, options: { emu: { type: 'boolean', default: false } } },
+);
+const out = resolve(ARGS.positionals[0] ?? 'tolerance-audit-out');
+const emu = ARGS.values.emu;
 mkdirSync(out, { recursive: true });
 const ratios = join(out, 'ratios.tsv');
 rmSync(ratios, { force: true });

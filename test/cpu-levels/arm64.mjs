@@ -9,7 +9,16 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { scriptArgs } from '../../bench/scripts/args.mjs';
 
+const ARGS = scriptArgs(
+  `usage: npm run test:arm64 [-- --only <substring>] [--verbose]
+  Cross-builds the CPU kernels for aarch64 (build-arm64/) and runs test/cpu-levels/check.cc under qemu-aarch64: every
+  neon kernel against the scalar one. Installs g++-aarch64-linux-gnu and qemu-user where missing. Arguments go to
+  the check program.`,
+  {},
+  { passThrough: true },
+).positionals;
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const build = join(root, 'build-arm64');
 const CXX = 'aarch64-linux-gnu-g++';
@@ -52,10 +61,9 @@ run('cmake', ['--build', build, '--target', 'mvllm_cpu_check', '-j', String(avai
 
 // qemu's default CPU for aarch64 ("max") has fp16 and dotprod, so the neon level runs; --require makes its absence a
 // failure rather than a check of nothing.
-const check = spawnSync(
-  QEMU,
-  ['-L', SYSROOT, join(build, 'mvllm_cpu_check'), '--require', 'neon', ...process.argv.slice(2)],
-  { stdio: 'inherit', cwd: root },
-);
+const check = spawnSync(QEMU, ['-L', SYSROOT, join(build, 'mvllm_cpu_check'), '--require', 'neon', ...ARGS], {
+  stdio: 'inherit',
+  cwd: root,
+});
 if (check.error) throw check.error;
 process.exit(check.status ?? 1);

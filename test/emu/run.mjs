@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run test:emu: the whole mocha suite against the emulated CUDA device (csrc/cuda/emu), CUDA required, so every
+// npm run test:emu: the whole mocha suite against the emulated CUDA device (csrc/emu), CUDA required, so every
 // test that runs on `cuda` where a GPU is present runs here on the CPU. Ends with mocha's "N passed, N failed,
 // N skipped" line. docs/testing.md explains what emulation can and cannot tell.
 //
@@ -16,9 +16,19 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { scriptArgs } from '../../bench/scripts/args.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const args = process.argv.slice(2);
+const args = scriptArgs(
+  `usage: npm run test:emu [-- --orders 1,2 | --sanitize | mocha args...]
+  (none)            build (TypeScript, and the emulated addon when missing), run the whole suite, CUDA required
+  --orders 1,2      the kernel suites under two seeded thread orders: same bits or exit 1
+  --sanitize        the CUDA kernel suites and the argument fuzz, ASan + UBSan build
+  mocha args        e.g. a file list or --grep; they go to mocha
+Environment: MINI_VLLM_EMU_SEED, MINI_VLLM_EMU_THREADS, MINI_VLLM_EMU_MEMORY (default here 4G).`,
+  {},
+  { passThrough: true },
+).positionals;
 const take = (flag) => {
   const i = args.indexOf(flag);
   if (i < 0) return null;
