@@ -10,12 +10,12 @@ import {
   cudaGraphCaptureSizes,
   EngineCore,
   type GraphBackend,
-  GraphInputs,
   graphSizeFor,
   isUniformDecode,
   resolveEngineOptions,
   type ScheduledSequence,
   Sequence,
+  StepInputs,
 } from '../lib/engine/index.js';
 import { type FloatDType, Tensor } from '../lib/index.js';
 import { type LoadedModel, loadModel } from '../lib/model/index.js';
@@ -112,7 +112,7 @@ describe('decode graph batch sizes', () => {
   });
 });
 
-describe('decode graph inputs: one static buffer, padded rows', () => {
+describe('the step inputs: one static buffer for eager steps and decode graphs, padded rows', () => {
   const bs = 4,
     width = 5,
     M = 8;
@@ -130,10 +130,10 @@ describe('decode graph inputs: one static buffer, padded rows', () => {
   };
 
   it("stages each sequence's token, position, slot, context and table, and pads up to the graph size", () => {
-    const inputs = new GraphInputs(M, width, 'cpu');
+    const inputs = new StepInputs({ maxTokens: M, maxSeqs: M, width }, 'cpu');
     try {
       const seqs = [decoding(6, [7, 3]), decoding(1, [9]), decoding(13, [0, 1, 2, 4])];
-      const n = inputs.stage(seqs, 4, bs);
+      const n = inputs.stageDecode(seqs, 4, bs);
       expect(n, 'ints the graph of 4 reads').to.equal(6 * M + 1 + 4 * width);
       expect([...inputs.field('tokenIds', 4)]).to.deep.equal([15, 10, 22, 0]);
       expect([...inputs.field('positions', 4)]).to.deep.equal([5, 0, 12, 0]);
@@ -153,7 +153,7 @@ describe('decode graph inputs: one static buffer, padded rows', () => {
       expect([...inputs.device.toArray().subarray(0, n)]).to.deep.equal([...inputs.host.subarray(0, n)]);
 
       // a smaller batch next: the row that held a sequence is padding again
-      inputs.stage([decoding(2, [5])], 2, bs);
+      inputs.stageDecode([decoding(2, [5])], 2, bs);
       expect([...inputs.field('slotMapping', 2)]).to.deep.equal([5 * bs + 1, -1]);
       expect([...inputs.field('seqLens', 2)]).to.deep.equal([2, 1]);
       expect([...inputs.field('tokenIds', 2)]).to.deep.equal([11, 0]);
@@ -163,9 +163,9 @@ describe('decode graph inputs: one static buffer, padded rows', () => {
   });
 
   it('the forward inputs of a graph are views of the one buffer, sized for the graph and the longest context', () => {
-    const inputs = new GraphInputs(M, width, 'cpu');
+    const inputs = new StepInputs({ maxTokens: M, maxSeqs: M, width }, 'cpu');
     try {
-      const f = inputs.forwardInput(4, bs, 0.25);
+      const f = inputs.decodeInput(4, bs, 0.25);
       for (const t of [f.tokenIds, f.positions, f.slotMapping, f.logitsIndices, f.attention.seqLens])
         expect(t.shape).to.deep.equal([4]);
       expect(f.attention.queryStartLoc.shape).to.deep.equal([5]);
@@ -178,22 +178,58 @@ describe('decode graph inputs: one static buffer, padded rows', () => {
     }
   });
 
+  it('an eager step packs prefill and decode into the same buffer; the next graph step restores its rows', () => {
+    const inputs = new StepInputs({ maxTokens: M, maxSeqs: M, width }, 'cpu');
+    try {
+      // a prefill chunk of 3 tokens (positions 0-2 of a 5-token prompt, not sampled), and a decode at position 5
+      const prompt = new Sequence('p', [20, 21, 22, 23, 24], params, 100);
+      prompt.blockTable = [6, 2];
+      const chunk: ScheduledSequence = { seq: prompt, start: 0, numTokens: 3, sample: false };
+      const f = inputs.stageStep([chunk, decoding(6, [7, 3])], bs, 0.5);
+      expect([...f.tokenIds.toArray()]).to.deep.equal([20, 21, 22, 15]);
+      expect([...f.positions.toArray()]).to.deep.equal([0, 1, 2, 5]);
+      expect([...f.slotMapping.toArray()]).to.deep.equal([6 * bs, 6 * bs + 1, 6 * bs + 2, 3 * bs + 1]);
+      expect([...f.attention.queryStartLoc.toArray()]).to.deep.equal([0, 3, 4]);
+      expect([...f.attention.seqLens.toArray()]).to.deep.equal([3, 6]);
+      expect([...f.logitsIndices.toArray()], 'only the decode samples').to.deep.equal([3]);
+      expect(f.attention.blockTables.shape, "the step's widest table").to.deep.equal([2, 2]);
+      expect([...f.attention.blockTables.toArray()]).to.deep.equal([6, 2, 7, 3]);
+      expect([f.attention.maxSeqLen, f.attention.maxQueryLen]).to.deep.equal([6, 3]);
+      for (const t of [f.tokenIds, f.attention.blockTables]) expect(t.storage).to.equal(inputs.device.storage);
+      // a step of prefill chunks only: one row of logits, dropped by the runner
+      expect([...inputs.stageStep([chunk], bs, 0.5).logitsIndices.toArray()]).to.deep.equal([2]);
+
+      // the graph's rows again: queryStartLoc and logitsIndices are one row per sequence
+      inputs.upload(inputs.stageDecode([decoding(2, [5])], 2, bs));
+      const g = inputs.decodeInput(2, bs, 0.5);
+      expect([...g.attention.queryStartLoc.toArray()]).to.deep.equal([0, 1, 2]);
+      expect([...g.logitsIndices.toArray()]).to.deep.equal([0, 1]);
+      expect([...g.slotMapping.toArray()]).to.deep.equal([5 * bs + 1, -1]);
+      expect(() => inputs.stageStep([chunk, chunk, chunk], bs, 1), 'nine tokens in a buffer of 8').to.throw(
+        RangeError,
+        /9 tokens, the buffer holds 8/,
+      );
+    } finally {
+      inputs.dispose();
+    }
+  });
+
   it('refuses what a decode graph cannot run', () => {
-    const inputs = new GraphInputs(M, width, 'cpu');
+    const inputs = new StepInputs({ maxTokens: M, maxSeqs: M, width }, 'cpu');
     try {
       expectThrow(
-        () => inputs.stage([decoding(3, [1]), decoding(3, [2])], 1, bs),
+        () => inputs.stageDecode([decoding(3, [1]), decoding(3, [2])], 1, bs),
         RangeError,
         /2 sequences do not fit a graph of 1/,
       );
-      expectThrow(() => inputs.stage([decoding(3, [1])], 16, bs), RangeError, /graph of 16 \(largest 8\)/);
+      expectThrow(() => inputs.stageDecode([decoding(3, [1])], 16, bs), RangeError, /graph of 16 \(largest 8\)/);
       expectThrow(
-        () => inputs.stage([{ ...decoding(3, [1]), numTokens: 2 }], 1, bs),
+        () => inputs.stageDecode([{ ...decoding(3, [1]), numTokens: 2 }], 1, bs),
         RangeError,
         /runs 2 tokens; a decode graph runs one each/,
       );
       expectThrow(
-        () => inputs.stage([decoding(3, [1, 2, 3, 4, 5, 6])], 1, bs),
+        () => inputs.stageDecode([decoding(3, [1, 2, 3, 4, 5, 6])], 1, bs),
         RangeError,
         /has 6 blocks, the tables hold 5/,
       );

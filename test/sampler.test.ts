@@ -175,7 +175,7 @@ describe('Sampler', function () {
     expectThrow(() => resolveSamplingParams({ logprobs: 21 }), RangeError, /logprobs must be an integer in \[0, 20\]/);
     expectThrow(() => s.sample(new Float32Array(V + 1), {}), RangeError, /not a multiple of vocabSize 1000/);
     expectThrow(() => s.sample([1, 2] as never, {}), TypeError, /logits must be a Tensor or a Float32Array/);
-    expectThrow(() => s.sample(new Float32Array(2 * V), [{}]), RangeError, /params has 1 entries for 2 rows/);
+    expectThrow(() => s.sample(new Float32Array(2 * V), [{}]), RangeError, /rows has 1 entries for 2 rows of logits/);
     const bad = Float32Array.from(logits);
     bad[7] = NaN;
     expectThrow(() => s.sample(bad, {}), RangeError, /logits\[0, 7\] = nan/i);

@@ -6,7 +6,6 @@ export {
   cudaGraphCaptureSizes,
   DecodeGraphs,
   type GraphBackend,
-  GraphInputs,
   graphSizeFor,
   isUniformDecode,
 } from './decode-graphs.js';
@@ -23,6 +22,7 @@ export { type CoreState } from './core-client.js';
 export { type CoreLoad, Dispatcher, type PromptKey } from './dispatcher.js';
 export type { CoreReport, EngineStatsTotal } from './stats.js';
 export { ModelRunner, type RunnerLimits } from './model-runner.js';
+export { type StepLimits, StepInputs } from './step-inputs.js';
 export { DEFAULT_MODEL, type EngineOptions, type ResolvedEngineOptions, resolveEngineOptions } from './options.js';
 export type { GenerationResult, RequestTimings, StreamDelta } from './request-state.js';
 export {

@@ -61,53 +61,48 @@ export class Sampler {
   }
 
   /**
-   * One token id per row of `logits` ([batch, vocab], a tensor or a row-major Float32Array). `params` is one set
-   * for every row or one per row; `states` (one per row) carry each sequence's history for penalties and its
-   * seeded generator; the caller appends the sampled ids to them. Without a state, a seeded row starts its seed's
-   * sequence afresh on every call.
+   * One token id per row of `logits` ([batch, vocab], a tensor or a row-major Float32Array). `rows` is one
+   * SamplingParams for every row, or one entry per row: a SamplingState (a sequence: its params, the history its
+   * penalties read, its seeded generator; the caller appends the sampled ids to it) or plain SamplingParams (no
+   * history: a seeded row starts its seed's sequence afresh on every call).
    */
   sample(
     logits: Tensor | Float32Array,
-    params: SamplingParams | readonly (SamplingParams | SamplingState)[],
-    states?: readonly SamplingState[],
+    rows: SamplingParams | readonly (SamplingParams | SamplingState)[],
   ): Int32Array {
-    return this.sampleWithLogprobs(logits, params, states).tokens;
+    return this.sampleWithLogprobs(logits, rows).tokens;
   }
 
+  /** sample(), and each row's logprobs where its params ask for them. */
   sampleWithLogprobs(
     logits: Tensor | Float32Array,
-    params: SamplingParams | readonly (SamplingParams | SamplingState)[],
-    states?: readonly SamplingState[],
+    rows: SamplingParams | readonly (SamplingParams | SamplingState)[],
   ): SampleResult {
     const V = this.vocabSize;
     let data: Float32Array;
-    let rows: number;
+    let numRows: number;
     if (logits instanceof Tensor) {
       if (logits.dtype === 'int32' || logits.ndim !== 2 || logits.shape[1] !== V)
         throw new RangeError(`Sampler.sample: logits must be a float tensor [batch, ${V}], got ${logits.toString()}`);
       data = logits.toArray() as Float32Array;
-      rows = logits.shape[0]!;
+      numRows = logits.shape[0]!;
     } else if (logits instanceof Float32Array) {
       if (logits.length % V !== 0)
         throw new RangeError(`Sampler.sample: logits has ${logits.length} values, not a multiple of vocabSize ${V}`);
-      rows = logits.length / V;
+      numRows = logits.length / V;
       data = logits;
     } else {
       throw new TypeError(`Sampler.sample: logits must be a Tensor or a Float32Array, got ${describeValue(logits)}`);
     }
-    if (states !== undefined && states.length !== rows)
-      throw new RangeError(
-        `Sampler.sample: states must have one entry per row (${rows}), got ${describeValue(states)}`,
-      );
-    const list = isList(params) ? params : null;
-    if (list && list.length !== rows)
-      throw new RangeError(`Sampler.sample: params has ${list.length} entries for ${rows} rows`);
-    const shared = list ? null : resolveSamplingParams(params as SamplingParams, V);
+    const list = isList(rows) ? rows : null;
+    if (list && list.length !== numRows)
+      throw new RangeError(`Sampler.sample: rows has ${list.length} entries for ${numRows} rows of logits`);
+    const shared = list ? null : resolveSamplingParams(rows as SamplingParams, V);
     const resolved: ResolvedSamplingParams[] = [];
     const rowStates: (SamplingState | undefined)[] = [];
-    for (let r = 0; r < rows; ++r) {
+    for (let r = 0; r < numRows; ++r) {
       const p = list ? list[r]! : null;
-      const state = states?.[r] ?? (p instanceof SamplingState ? p : undefined);
+      const state = p instanceof SamplingState ? p : undefined;
       rowStates.push(state);
       resolved.push(
         state?.params ?? (p === null || p instanceof SamplingState ? shared! : resolveSamplingParams(p, V)),
@@ -116,7 +111,7 @@ export class Sampler {
 
     // Logprobs come from the raw logits, before penalties and temperature.
     const raw = data;
-    const logZ = new Float64Array(rows);
+    const logZ = new Float64Array(numRows);
     const logprobs: (TokenLogprobs | null)[] = resolved.map((p, r) => {
       if (p.logprobs === null) return null;
       const row = raw.subarray(r * V, (r + 1) * V);
@@ -128,28 +123,28 @@ export class Sampler {
       p.repetitionPenalty !== 1 || p.presencePenalty !== 0 || p.frequencyPenalty !== 0;
     if (rowStates.some((s) => s !== undefined && hasPenalty(s.params))) {
       data = Float32Array.from(data);
-      for (let r = 0; r < rows; ++r) {
+      for (let r = 0; r < numRows; ++r) {
         const state = rowStates[r];
         if (state && hasPenalty(state.params)) applyPenalties(data.subarray(r * V, (r + 1) * V), state);
       }
     }
-    const temperature = new Float32Array(rows);
-    const topK = new Int32Array(rows);
-    const topP = new Float32Array(rows);
-    const minP = new Float32Array(rows);
-    const uniform = new Float64Array(rows);
-    for (let r = 0; r < rows; ++r) {
+    const temperature = new Float32Array(numRows);
+    const topK = new Int32Array(numRows);
+    const topP = new Float32Array(numRows);
+    const minP = new Float32Array(numRows);
+    const uniform = new Float64Array(numRows);
+    for (let r = 0; r < numRows; ++r) {
       const p = resolved[r]!;
       temperature[r] = p.temperature;
       topK[r] = p.topK;
       topP[r] = p.topP;
       minP[r] = p.minP;
       const state = rowStates[r];
-      // Greedy rows draw nothing, so a seeded sequence's draws do not depend on its neighbours.
+      // Greedy numRows draw nothing, so a seeded sequence's draws do not depend on its neighbours.
       if (p.temperature > 0) uniform[r] = (state?.rng ?? (p.seed !== null ? new Rng(p.seed) : this.rng)).next();
     }
-    const tokens = sampleRows(data, rows, V, { temperature, topK, topP, minP, uniform });
-    for (let r = 0; r < rows; ++r) {
+    const tokens = sampleRows(data, numRows, V, { temperature, topK, topP, minP, uniform });
+    for (let r = 0; r < numRows; ++r) {
       const lp = logprobs[r];
       if (lp) {
         lp.token = tokens[r]!;
