@@ -17,7 +17,7 @@
 #ifdef MINI_VLLM_CUDA_EMULATED
 #include <vector>
 namespace mvllm::emu {
-std::vector<double> probe(const std::string& name, const std::vector<double>& args);  // csrc/cuda/emu/probe.cc
+std::vector<double> probe(const std::string& name, const std::vector<double>& args);  // csrc/emu/probe.cc
 }
 #endif
 
@@ -92,7 +92,7 @@ Napi::Value backends(const Napi::CallbackInfo& info) {
   Napi::Object cuda = Napi::Object::New(env);
   cuda.Set("compiled", kCudaCompiled);
 #ifdef MINI_VLLM_CUDA_EMULATED
-  cuda.Set("emulated", true);  // csrc/cuda/emu: the CUDA kernels run on the CPU
+  cuda.Set("emulated", true);  // csrc/emu: the CUDA kernels run on the CPU
 #else
   cuda.Set("emulated", false);
 #endif
@@ -238,7 +238,7 @@ Napi::Value fma_peak(const Napi::CallbackInfo& info) {
   });
 }
 
-// emuProbe(name, args: number[]) -> number[]: one of the emulated device's probes (csrc/cuda/emu/probe.cc), for its
+// emuProbe(name, args: number[]) -> number[]: one of the emulated device's probes (csrc/emu/probe.cc), for its
 // own tests. Other builds have no emulated device: Unsupported.
 Napi::Value emu_probe(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {

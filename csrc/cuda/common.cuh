@@ -9,7 +9,7 @@
 #include "../core/tensor.h"
 
 // A kernel launch, `MVLLM_LAUNCH(grid, block, smem, stream, kernel)(args...)`, and a kernel's dynamic shared memory,
-// `MVLLM_DYNAMIC_SHARED(float, smem);`: the same sources build with nvcc and for the emulated device (csrc/cuda/emu).
+// `MVLLM_DYNAMIC_SHARED(float, smem);`: the same sources build with nvcc and for the emulated device (csrc/emu).
 #ifdef MINI_VLLM_CUDA_EMULATED
 #define MVLLM_LAUNCH(grid, block, smem, stream, ...) MVLLM_EMU_LAUNCH(grid, block, smem, stream, __VA_ARGS__)
 #define MVLLM_DYNAMIC_SHARED(T, name) T* name = reinterpret_cast<T*>(::mvllm::emu::vars().dynamic_smem)

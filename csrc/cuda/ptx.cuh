@@ -1,5 +1,5 @@
 // The inline PTX the kernels use, one wrapper per instruction (mma.sync, cp.async and its group waits, ldmatrix). The
-// emulated build (MINI_VLLM_CUDA_EMULATED) gives each its twin in csrc/cuda/emu, which computes the same instruction
+// emulated build (MINI_VLLM_CUDA_EMULATED) gives each its twin in csrc/emu, which computes the same instruction
 // on the CPU.
 #pragma once
 

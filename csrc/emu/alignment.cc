@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <string>
 
-#include "../../core/error.h"
+#include "../core/error.h"
 #include "internal.h"
 
 namespace {

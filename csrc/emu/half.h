@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "../../core/dtype.h"
+#include "../core/dtype.h"
 
 struct __half {
   uint16_t __x;

@@ -4,9 +4,9 @@
 #include <string>
 #include <vector>
 
-#include "../../core/error.h"
-#include "../common.cuh"
-#include "../ptx.cuh"
+#include "../core/error.h"
+#include "../cuda/common.cuh"
+#include "../cuda/ptx.cuh"
 #include "internal.h"
 
 namespace mvllm::emu {

@@ -47,8 +47,10 @@ struct Level {
 // What the machine can run. The x86-64 levels are the psABI's microarchitecture levels, which is what the compiler
 // was told each level may use (-march=x86-64-v3 also emits BMI2, LZCNT and MOVBE); libgcc checks that the OS saves
 // the vector registers too.
-#if defined(__x86_64__)
+#ifdef MVLLM_CPU_HAS_AVX2
 bool runs_x86_64_v3() { return __builtin_cpu_supports("x86-64-v3"); }
+#endif
+#ifdef MVLLM_CPU_HAS_AVX512
 bool runs_x86_64_v4() { return __builtin_cpu_supports("x86-64-v4"); }
 #endif
 // The neon level is compiled -march=armv8.2-a+fp16+dotprod: it needs half-precision arithmetic (FEAT_FP16, scalar and

@@ -1,3 +1,3 @@
-// Emulated CUDA: cuda_bf16.h (see csrc/cuda/emu/half.h).
+// Emulated CUDA: cuda_bf16.h (see csrc/emu/half.h).
 #pragma once
 #include "../half.h"
