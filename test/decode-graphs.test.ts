@@ -141,8 +141,9 @@ describe('the step inputs: one static buffer for eager steps and decode graphs, 
       // -1
       expect([...inputs.field('slotMapping', 4)]).to.deep.equal([3 * bs + 1, 9 * bs, 4 * bs, -1]);
       expect([...inputs.field('seqLens', 4)]).to.deep.equal([6, 1, 13, 1]);
-      expect([...inputs.field('queryStartLoc', M + 1)]).to.deep.equal([0, 1, 2, 3, 4, 5, 6, 7, 8]);
-      expect([...inputs.field('logitsIndices', M)]).to.deep.equal([0, 1, 2, 3, 4, 5, 6, 7]);
+      // what the graph of 4 reads of these two: one row per sequence
+      expect([...inputs.field('queryStartLoc', 5)]).to.deep.equal([0, 1, 2, 3, 4]);
+      expect([...inputs.field('logitsIndices', 4)]).to.deep.equal([0, 1, 2, 3]);
       const tables = inputs.field('blockTables', 4 * width);
       expect([...tables.subarray(0, 2)]).to.deep.equal([7, 3]);
       expect(tables[width]).to.equal(9);
