@@ -58,7 +58,7 @@ fi
 section "op benchmarks (ours, CUDA)"
 filter=()
 [ -n "$bench_filter" ] && filter=(--quick --filter "$bench_filter")
-timeout 150 node dist/bench/ops.bench.js --device cuda "${filter[@]}" --json "$out/ops-cuda.json"
+timeout 150 node dist/lib/bench/ops.bench.js --device cuda "${filter[@]}" --json "$out/ops-cuda.json"
 
 section "whole-model decode on CUDA (dummy weights generated on the device)"
 for model in $models; do

@@ -62,4 +62,4 @@ tests_summary=$(tail -n 1 "$out/tests.log")
 section "summary"
 echo "graph tests: $graphs_summary"
 echo "tests: $tests_summary"
-node dist/bench/engine-table.js --md "$out/summary.md" "$out"/*-latency-*.json "$out"/*-memory-*.json
+node dist/lib/bench/engine-table.js --md "$out/summary.md" "$out"/*-latency-*.json "$out"/*-memory-*.json

@@ -549,7 +549,7 @@ describe('bench serve: the streamed chunks of other servers', () => {
 
 describe('the benchmark scripts: --help and bad options', function () {
   this.timeout(60_000);
-  const benchDir = new URL('../bench/', import.meta.url).pathname;
+  const benchDir = new URL('../lib/bench/', import.meta.url).pathname;
   const scripts = ['ops.bench.js', 'decode.bench.js', 'quant.bench.js', 'engine-table.js'];
   const runScript = (script: string, arg: string) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {

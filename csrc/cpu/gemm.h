@@ -325,7 +325,7 @@ void gemm(const TensorView& out, const TensorView& x, int64_t n_out, int64_t k_l
   }
 }
 
-// Up to this many tokens the GEMV path wins (measured in bench/ops.bench.ts): float weights switch to the GEMM past
+// Up to this many tokens the GEMV path wins (measured in lib/bench/ops.bench.ts): float weights switch to the GEMM past
 // 4 tokens (its packed panels and broadcast micro-kernel beat the dot products' loads), quantised ones past 16 (their
 // integer dots stay cheaper than dequantising panels).
 constexpr int64_t kFloatGemvMaxTokens = 4, kQuantGemvMaxTokens = 16;

@@ -1,4 +1,4 @@
-// The emulated CUDA device's own tests (csrc/cuda/emu), against documented semantics: each warp primitive as the CUDA
+// The emulated CUDA device's own tests (csrc/emu), against documented semantics: each warp primitive as the CUDA
 // Programming Guide defines it, mma.sync against a plain matrix product, conversions against the TS reference, and
 // each fault the emulator must report as a JS error naming the kernel. Only the emulated build runs them.
 import { expect } from 'chai';

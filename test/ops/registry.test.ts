@@ -26,7 +26,7 @@ export function familyFiles(family: string): Record<string, string> {
     cpu: `csrc/cpu/${snake(family)}.cc`,
     cuda: `csrc/cuda/${snake(family)}.cu`,
     test: `test/ops/${family}.test.ts`,
-    bench: `bench/ops/${family}.bench.ts`,
+    bench: `lib/bench/ops/${family}.bench.ts`,
   };
 }
 

@@ -9,10 +9,14 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { median, readBandwidth } from '../lib/bench/bandwidth.js';
-import { gitCommit, machineInfo, machineLine } from '../lib/bench/machine.js';
-import { EngineCore, type LlamaConfig, backends, loadModel, resolveSamplingParams, setCpuIsa } from '../lib/index.js';
-import { native } from '../lib/native.js';
+import { median, readBandwidth } from './bandwidth.js';
+import { gitCommit, machineInfo, machineLine } from './machine.js';
+import { EngineCore } from '../engine/index.js';
+import { type LlamaConfig, loadModel } from '../model/index.js';
+import { backends } from '../native.js';
+import { setCpuIsa } from '../runtime.js';
+import { resolveSamplingParams } from '../sampling/params.js';
+import { native } from '../native.js';
 import { benchArgs } from './args.js';
 
 const USAGE = `usage: npm run bench:decode -- [--model dummy:stories110M] [--batches 1,16] [--tokens 128] [--runs 3]
@@ -31,7 +35,7 @@ const { values } = benchArgs(USAGE, {
 });
 const loadIsa = backends().cpu.isa;
 const isas = !values.isa ? [loadIsa] : values.isa === 'all' ? backends().cpu.isas : values.isa.split(',');
-const CLI = new URL('../lib/cli.js', import.meta.url).pathname;
+const CLI = new URL('../cli.js', import.meta.url).pathname;
 
 interface CliJson {
   device: string;

@@ -1,11 +1,11 @@
 // The short table of a set of `mini-vllm bench --json` reports (bench/gpu-engine.sh prints it last): per model, mode
 // and decode path, the vLLM headline numbers, the TPOT bandwidth floor and the fraction of it reached, memory.
-//   node dist/bench/engine-table.js REPORT.json... [--md OUT.md]
+//   node dist/lib/bench/engine-table.js REPORT.json... [--md OUT.md]
 import { readFileSync, writeFileSync } from 'node:fs';
-import type { BenchReport } from '../lib/bench/index.js';
+import type { BenchReport } from './index.js';
 import { benchArgs } from './args.js';
 
-const USAGE = `usage: node dist/bench/engine-table.js REPORT.json... [--md OUT.md]
+const USAGE = `usage: node dist/lib/bench/engine-table.js REPORT.json... [--md OUT.md]
   the short table of a set of \`mini-vllm bench --json\` reports`;
 
 const { values, positionals } = benchArgs(USAGE, { options: { md: { type: 'string' } }, allowPositionals: true });

@@ -1,6 +1,8 @@
 // reshapeAndCache at Llama-3-8B KV shapes: a decode step's keys and values (one per sequence) and a prefill chunk's,
 // into shuffled slots of the pool.
-import { type FloatDType, Tensor, itemSize, ops } from '../../lib/index.js';
+import { type FloatDType, itemSize } from '../../dtype.js';
+import * as ops from '../../ops/index.js';
+import { Tensor } from '../../tensor.js';
 import { type CaseList, type OpCase } from './case.js';
 import { ATTN, kvPool, shuffledBlocks } from './kv-pool.js';
 

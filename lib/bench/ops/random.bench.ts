@@ -1,6 +1,8 @@
 // fillUniform, the dummy-weight generator: one 11008 x 4096 matrix per call, write-only (counted against the read
 // limit).
-import { type FloatDType, Tensor, itemSize, ops } from '../../lib/index.js';
+import { type FloatDType, itemSize } from '../../dtype.js';
+import * as ops from '../../ops/index.js';
+import { Tensor } from '../../tensor.js';
 import { type CaseList, type OpCase, dtypesFor } from './case.js';
 
 function fillUniformCase(dtype: FloatDType): OpCase {

@@ -1,5 +1,7 @@
 // siluAndMul at a decode batch and a prefill chunk of Llama-2-7B's intermediate size.
-import { type FloatDType, Tensor, itemSize, ops } from '../../lib/index.js';
+import { type FloatDType, itemSize } from '../../dtype.js';
+import * as ops from '../../ops/index.js';
+import { Tensor } from '../../tensor.js';
 import { type CaseList, type OpCase, dtypesFor } from './case.js';
 
 function siluAndMulCase(tokens: number, d: number, dtype: FloatDType): OpCase {

@@ -1,7 +1,8 @@
 // A paged KV pool filled as the attention and cache benchmarks need it: Llama-3-8B attention (32 query heads, 8 KV
 // heads, head size 128, block size 16), each sequence's blocks shuffled over the pool so none reads consecutive
 // memory.
-import { type Device, type FloatDType, Tensor } from '../../lib/index.js';
+import type { Device, FloatDType } from '../../dtype.js';
+import { Tensor } from '../../tensor.js';
 
 export const ATTN = { heads: 32, kvHeads: 8, headSize: 128, blockSize: 16 };
 

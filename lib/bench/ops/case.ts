@@ -1,6 +1,6 @@
-// One benchmark case of an op: what bench/ops.bench.ts times. Each bench/ops/<family>.bench.ts exports the cases of
-// its family's ops as `cases(quick, device)`.
-import type { Device } from '../../lib/index.js';
+// One benchmark case of an op: what lib/bench/ops.bench.ts times. Each lib/bench/ops/<family>.bench.ts exports the
+// cases of its family's ops as `cases(quick, device)`.
+import type { Device } from '../../dtype.js';
 
 /**
  * Which physical limit a case is compared with: the read bandwidth, the FMA peak, or the roofline (the slower of the

@@ -1,6 +1,6 @@
 // Op microbenchmarks (benny): median time and effective bandwidth (or FLOP/s) of every op, beside the machine's
 // own limits measured in the same run: a STREAM-like read and the fp32 FMA peak on the CPU, a device-to-device
-// copy on CUDA. Each family's cases live in bench/ops/<family>.bench.ts; this file times them and writes the table.
+// copy on CUDA. Each family's cases live in lib/bench/ops/<family>.bench.ts; this file times them and writes the table.
 //
 //   npm run bench [-- --quick] [--device cpu|cuda|all] [--filter <regex>] [--json <file>]
 import b from 'benny';
@@ -8,10 +8,12 @@ import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { memoryBandwidth } from '../lib/bench/bandwidth.js';
-import { type CudaPeaks, cudaPeaks, gitCommit, machineInfo, machineLine } from '../lib/bench/machine.js';
-import { type Device, backends, setCpuIsa, synchronize } from '../lib/index.js';
-import { native } from '../lib/native.js';
+import { memoryBandwidth } from './bandwidth.js';
+import { type CudaPeaks, cudaPeaks, gitCommit, machineInfo, machineLine } from './machine.js';
+import type { Device } from '../dtype.js';
+import { backends } from '../native.js';
+import { setCpuIsa, synchronize } from '../runtime.js';
+import { native } from '../native.js';
 import type { CaseList, Limit, OpCase } from './ops/case.js';
 import { benchArgs } from './args.js';
 
@@ -30,7 +32,7 @@ const { values: args } = benchArgs(USAGE, {
   },
 });
 
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const log = (...a: unknown[]): void => console.error(...a); // progress to stderr; the table is the output
 
 interface Row {
@@ -129,7 +131,7 @@ interface DeviceResult {
 
 const PEAK_KIND = 'fp32 FMA peak (independent vector FMA chains on every thread, 1 s)';
 
-/** Every family's cases, from bench/ops/<family>.bench.js, in file order. */
+/** Every family's cases, from lib/bench/ops/<family>.bench.js, in file order. */
 async function allCases(quick: boolean, device: Device): Promise<OpCase[]> {
   const dir = join(dirname(fileURLToPath(import.meta.url)), 'ops');
   const files = readdirSync(dir)

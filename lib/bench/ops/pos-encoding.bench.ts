@@ -1,5 +1,7 @@
 // rotaryEmbedding at Llama-3-8B attention shapes: 32 query heads, 8 KV heads, head size 128, NeoX style.
-import { type FloatDType, Tensor, itemSize, ops } from '../../lib/index.js';
+import { type FloatDType, itemSize } from '../../dtype.js';
+import * as ops from '../../ops/index.js';
+import { Tensor } from '../../tensor.js';
 import { type CaseList, type OpCase, dtypesFor } from './case.js';
 
 function rotaryCase(tokens: number, dtype: FloatDType): OpCase {

@@ -1,5 +1,7 @@
 // pagedAttention at Llama-3-8B shapes: decode as K/V bandwidth over a batch x context sweep, prefill as FLOP/s.
-import { type Device, type FloatDType, Tensor, itemSize, ops } from '../../lib/index.js';
+import { type Device, type FloatDType, itemSize } from '../../dtype.js';
+import * as ops from '../../ops/index.js';
+import { Tensor } from '../../tensor.js';
 import { type CaseList, type OpCase } from './case.js';
 import { ATTN, kvPool, shuffledBlocks } from './kv-pool.js';
 

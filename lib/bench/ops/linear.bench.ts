@@ -1,7 +1,9 @@
 // linear at Llama-2-7B layer shapes ([outFeatures, inFeatures] of q/k/v/o, 4096 x 4096, and gate/up, 11008 x 4096),
 // and stories110M's at decode batches: GEMV against the read bandwidth, batches against the roofline, GEMM against
 // the FMA peak.
-import { type FloatDType, Tensor, itemSize, ops } from '../../lib/index.js';
+import { type FloatDType, itemSize } from '../../dtype.js';
+import * as ops from '../../ops/index.js';
+import { Tensor } from '../../tensor.js';
 import { type CaseList, type OpCase, dtypesFor } from './case.js';
 
 // op: 'linear GEMV' (few tokens, against the bandwidth), 'linear batch' (a decode batch, against the roofline) or

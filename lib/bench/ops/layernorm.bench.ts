@@ -1,6 +1,8 @@
 // rmsNorm and fusedAddRmsNorm at a decode batch and a prefill chunk of Llama-2-7B's hidden size; [1, 8] times the fixed
 // cost of one op call (argument unpacking and dispatch).
-import { type FloatDType, Tensor, itemSize, ops } from '../../lib/index.js';
+import { type FloatDType, itemSize } from '../../dtype.js';
+import * as ops from '../../ops/index.js';
+import { Tensor } from '../../tensor.js';
 import { type CaseList, type OpCase, dtypesFor } from './case.js';
 
 /** rmsNorm reads x and writes out; fusedAddRmsNorm reads x and the residual and writes both. */

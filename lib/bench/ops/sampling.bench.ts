@@ -1,6 +1,6 @@
 // sampleRows over the Llama 2 vocabulary (32000) on the CPU threads: greedy rows, and rows with temperature, top-k and
 // top-p, at a small and a large decode batch. The logits are read once per row.
-import { ops } from '../../lib/index.js';
+import * as ops from '../../ops/index.js';
 import { type CaseList, type OpCase } from './case.js';
 
 // The settings a row can carry: greedy; temperature alone (the single-pass draw); top-p alone; the usual mix.

@@ -2,18 +2,20 @@
 // worker): a 128-token prefill and batch-1 decode steps of one model in float32 and quantised at load (q8_0, q4_0)
 // or from a GGUF the quantize command wrote (Q4_K_M). Each decode step reads every weight once (the embedding only
 // its rows), so the weights' bytes / step time is compared with the read bandwidth measured in the same run.
-//   node dist/bench/quant.bench.js [--model dummy:stories110M] [--steps 40] [--out dir]
+//   node dist/lib/bench/quant.bench.js [--model dummy:stories110M] [--steps 40] [--out dir]
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { median, readBandwidth } from '../lib/bench/bandwidth.js';
-import { gitCommit, machineInfo, machineLine } from '../lib/bench/machine.js';
-import { EngineCore, loadModel, resolveSamplingParams } from '../lib/index.js';
-import type { LoadOptions } from '../lib/model/index.js';
-import { quantizeModel } from '../lib/model/quantize-model.js';
+import { median, readBandwidth } from './bandwidth.js';
+import { gitCommit, machineInfo, machineLine } from './machine.js';
+import { EngineCore } from '../engine/index.js';
+import { loadModel } from '../model/index.js';
+import { resolveSamplingParams } from '../sampling/params.js';
+import type { LoadOptions } from '../model/index.js';
+import { quantizeModel } from '../model/quantize-model.js';
 import { benchArgs } from './args.js';
 
-const USAGE = `usage: node dist/bench/quant.bench.js [--model dummy:stories110M] [--steps 40] [--out dir]
+const USAGE = `usage: node dist/lib/bench/quant.bench.js [--model dummy:stories110M] [--steps 40] [--out dir]
   a model in float32, Q8_0, Q4_0 and Q4_K_M: prefill and batch-1 decode steps, weight GB/s beside the read bandwidth`;
 
 const { values } = benchArgs(USAGE, {

@@ -1,5 +1,7 @@
 // embedding from a Llama-2-7B-sized table (32000 x 4096) at a decode batch and a prefill chunk.
-import { type FloatDType, Tensor, itemSize, ops } from '../../lib/index.js';
+import { type FloatDType, itemSize } from '../../dtype.js';
+import * as ops from '../../ops/index.js';
+import { Tensor } from '../../tensor.js';
 import { type CaseList, type OpCase, dtypesFor } from './case.js';
 
 function embeddingCase(tokens: number, dtype: FloatDType): OpCase {

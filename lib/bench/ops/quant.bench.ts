@@ -1,10 +1,12 @@
 // The quantised ops at Llama-2-7B layer shapes (4096 x 4096 and 11008 x 4096): quantLinear's GEMV at decode batch
 // sizes against the read bandwidth (bytes: the quantised weight, read once), its GEMM against the FMA peak, for every
 // type; quantEmbedding's row gather.
-import { type FloatDType, Tensor, ops } from '../../lib/index.js';
-import { QUANT_FORMATS, QUANT_TYPES, type QuantType, quantRowWords } from '../../lib/quant/formats.js';
-import { quantizeRows } from '../../lib/quant/quantize.js';
-import { QuantizedTensor } from '../../lib/quant/tensor.js';
+import type { FloatDType } from '../../dtype.js';
+import * as ops from '../../ops/index.js';
+import { Tensor } from '../../tensor.js';
+import { QUANT_FORMATS, QUANT_TYPES, type QuantType, quantRowWords } from '../../quant/formats.js';
+import { quantizeRows } from '../../quant/quantize.js';
+import { QuantizedTensor } from '../../quant/tensor.js';
 import { type CaseList, type OpCase } from './case.js';
 
 // One quantised weight per type and shape, made once (quantising 45M values in TypeScript takes a while).

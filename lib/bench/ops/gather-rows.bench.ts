@@ -1,5 +1,7 @@
 // gatherRows as the engine runs it: each sequence's last token out of a prefill step's hidden states.
-import { type FloatDType, Tensor, itemSize, ops } from '../../lib/index.js';
+import { type FloatDType, itemSize } from '../../dtype.js';
+import * as ops from '../../ops/index.js';
+import { Tensor } from '../../tensor.js';
 import { type CaseList, type OpCase, dtypesFor } from './case.js';
 
 function gatherRowsCase(seqs: number, tokens: number, dtype: FloatDType): OpCase {
