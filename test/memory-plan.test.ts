@@ -156,6 +156,14 @@ describe('memory planning', function () {
     await withMemory({ available: '14G' }, () => oom(Promise.resolve().then(plan)));
   });
 
+  it('EngineCore.create takes final options only: resolved ones without maxModelLen are a TypeError', async () => {
+    await expectReject(
+      EngineCore.create(resolveEngineOptions({ model: 'dummy:stories15M', device: 'cpu' }) as never),
+      TypeError,
+      /options must be final .*got maxModelLen null/,
+    );
+  });
+
   it('sizes the CPU default KV cache from what is left after the weights', async () => {
     const engine = await withMemory({ available: '1G' }, () =>
       EngineCore.create(

@@ -25,7 +25,7 @@ import {
 import { openModel } from '../model/open.js';
 import type { LoadProgress } from '../model/weights.js';
 import { deviceMemory, synchronize } from '../runtime.js';
-import { Tensor } from '../tensor.js';
+import { describeValue, Tensor } from '../tensor.js';
 import { DEFAULT_CPU_KV_CACHE_BYTES, type EngineConfig } from './options.js';
 
 const MIB = 2 ** 20;
@@ -38,6 +38,11 @@ export interface KvBudget {
 
 /** Opens the model, plans weights + KV cache + workspace, builds the weights, and counts the KV blocks. */
 export function loadWithKvBudget(c: EngineConfig, onProgress?: LoadProgress): KvBudget {
+  if (typeof c?.maxModelLen !== 'number')
+    throw new TypeError(
+      'EngineCore.create: options must be final (finishEngineOptions with the model config), got maxModelLen ' +
+        `${describeValue(c?.maxModelLen)}; InferenceEngine.create and EngineCore.fromLoaded finish them`,
+    );
   const opened = openModel(c.model, loadOptions(c), 'InferenceEngine');
   let kvBytes: number | null;
   try {
