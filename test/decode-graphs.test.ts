@@ -130,7 +130,7 @@ describe('the step inputs: one static buffer for eager steps and decode graphs, 
   };
 
   it("stages each sequence's token, position, slot, context and table, and pads up to the graph size", () => {
-    const inputs = new StepInputs({ maxTokens: M, maxSeqs: M, width }, 'cpu');
+    const inputs = new StepInputs({ maxNumBatchedTokens: M, maxNumSeqs: M, maxBlocksPerSeq: width }, 'cpu');
     try {
       const seqs = [decoding(6, [7, 3]), decoding(1, [9]), decoding(13, [0, 1, 2, 4])];
       const n = inputs.stageDecode(seqs, 4, bs);
@@ -164,7 +164,7 @@ describe('the step inputs: one static buffer for eager steps and decode graphs, 
   });
 
   it('the forward inputs of a graph are views of the one buffer, sized for the graph and the longest context', () => {
-    const inputs = new StepInputs({ maxTokens: M, maxSeqs: M, width }, 'cpu');
+    const inputs = new StepInputs({ maxNumBatchedTokens: M, maxNumSeqs: M, maxBlocksPerSeq: width }, 'cpu');
     try {
       const f = inputs.decodeInput(4, bs, 0.25);
       for (const t of [f.tokenIds, f.positions, f.slotMapping, f.logitsIndices, f.attention.seqLens])
@@ -180,7 +180,7 @@ describe('the step inputs: one static buffer for eager steps and decode graphs, 
   });
 
   it('an eager step packs prefill and decode into the same buffer; the next graph step restores its rows', () => {
-    const inputs = new StepInputs({ maxTokens: M, maxSeqs: M, width }, 'cpu');
+    const inputs = new StepInputs({ maxNumBatchedTokens: M, maxNumSeqs: M, maxBlocksPerSeq: width }, 'cpu');
     try {
       // a prefill chunk of 3 tokens (positions 0-2 of a 5-token prompt, not sampled), and a decode at position 5
       const prompt = new Sequence('p', [20, 21, 22, 23, 24], params, 100);
@@ -216,7 +216,7 @@ describe('the step inputs: one static buffer for eager steps and decode graphs, 
   });
 
   it('refuses what a decode graph cannot run', () => {
-    const inputs = new StepInputs({ maxTokens: M, maxSeqs: M, width }, 'cpu');
+    const inputs = new StepInputs({ maxNumBatchedTokens: M, maxNumSeqs: M, maxBlocksPerSeq: width }, 'cpu');
     try {
       expectThrow(
         () => inputs.stageDecode([decoding(3, [1]), decoding(3, [2])], 1, bs),

@@ -8,14 +8,10 @@ import type { SampleResult, Sampler } from '../sampling/sampler.js';
 import type { Tensor } from '../tensor.js';
 import { type CudaGraphStats, DecodeGraphs, type GraphBackend, isUniformDecode } from './decode-graphs.js';
 import type { SchedulerOutput } from './scheduler.js';
-import { StepInputs } from './step-inputs.js';
+import { StepInputs, type StepLimits } from './step-inputs.js';
 
-export interface RunnerLimits {
-  maxNumBatchedTokens: number;
-  maxNumSeqs: number;
-  /** Block-table width: blocks of the longest sequence (maxModelLen / blockSize, rounded up). */
-  maxBlocksPerSeq: number;
-}
+/** The largest step the runner is built for (its input buffer's size). */
+export type RunnerLimits = StepLimits;
 
 export class ModelRunner {
   readonly model: LlamaModel;
@@ -37,8 +33,8 @@ export class ModelRunner {
     this.kv = kv;
     this.sampler = sampler;
     this.limits = limits;
-    const { maxNumBatchedTokens: T, maxNumSeqs: S, maxBlocksPerSeq: B } = limits;
-    this.inputs = new StepInputs({ maxTokens: T, maxSeqs: S, width: B }, model.device);
+    const { maxNumBatchedTokens: T, maxNumSeqs: S } = limits;
+    this.inputs = new StepInputs(limits, model.device);
     if (graphs) {
       try {
         // the graphs point into the activation buffers: give them their final size before capturing

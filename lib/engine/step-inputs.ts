@@ -12,13 +12,12 @@ import type { ForwardInput, LlamaModel } from '../model/llama.js';
 import { Tensor } from '../tensor.js';
 import type { ScheduledSequence } from './scheduler.js';
 
+/** The largest step the buffer holds (what the model runner is built for). */
 export interface StepLimits {
-  /** Tokens in one step (maxNumBatchedTokens). */
-  maxTokens: number;
-  /** Sequences in one step (maxNumSeqs). */
-  maxSeqs: number;
-  /** Block-table entries per sequence: blocks of the longest sequence (maxModelLen / blockSize, rounded up). */
-  width: number;
+  maxNumBatchedTokens: number;
+  maxNumSeqs: number;
+  /** Block-table width: blocks of the longest sequence (maxModelLen / blockSize, rounded up). */
+  maxBlocksPerSeq: number;
 }
 
 type Field = 'tokenIds' | 'positions' | 'slotMapping' | 'seqLens' | 'logitsIndices' | 'queryStartLoc' | 'blockTables';
@@ -30,7 +29,7 @@ export class StepInputs {
   private readonly at: Record<Field, number>;
 
   constructor(limits: StepLimits, device: LlamaModel['device']) {
-    const { maxTokens: T, maxSeqs: S, width } = limits;
+    const { maxNumBatchedTokens: T, maxNumSeqs: S, maxBlocksPerSeq: width } = limits;
     for (const [k, v] of Object.entries(limits))
       if (!Number.isInteger(v) || v < 1) throw new RangeError(`StepInputs: ${k} must be a positive integer, got ${v}`);
     this.limits = { ...limits };
@@ -64,7 +63,7 @@ export class StepInputs {
    */
   stageStep(seqs: readonly ScheduledSequence[], blockSize: number, scale: number): ForwardInput {
     const S = seqs.length;
-    const { maxTokens, maxSeqs } = this.limits;
+    const { maxNumBatchedTokens: maxTokens, maxNumSeqs: maxSeqs, maxBlocksPerSeq } = this.limits;
     if (S < 1 || S > maxSeqs) throw new RangeError(`StepInputs.stageStep: ${S} sequences, the buffer holds ${maxSeqs}`);
     let width = 1,
       T = 0;
@@ -73,8 +72,8 @@ export class StepInputs {
       T += s.numTokens;
     }
     if (T > maxTokens) throw new RangeError(`StepInputs.stageStep: ${T} tokens, the buffer holds ${maxTokens}`);
-    if (width > this.limits.width)
-      throw new RangeError(`StepInputs.stageStep: a table of ${width} blocks, the buffer holds ${this.limits.width}`);
+    if (width > maxBlocksPerSeq)
+      throw new RangeError(`StepInputs.stageStep: a table of ${width} blocks, the buffer holds ${maxBlocksPerSeq}`);
     const tok = this.field('tokenIds', T),
       pos = this.field('positions', T),
       slot = this.field('slotMapping', T);
@@ -105,21 +104,7 @@ export class StepInputs {
     const rows = Math.max(numOutputs, 1);
     if (numOutputs === 0) li[0] = t - 1;
     this.upload(this.at.blockTables + S * width);
-    const v = (name: Field, n: number) => this.device.narrow(0, this.at[name], n);
-    return {
-      tokenIds: v('tokenIds', T),
-      positions: v('positions', T),
-      slotMapping: v('slotMapping', T),
-      logitsIndices: v('logitsIndices', rows),
-      attention: {
-        queryStartLoc: v('queryStartLoc', S + 1),
-        seqLens: v('seqLens', S),
-        blockTables: v('blockTables', S * width).view([S, width]),
-        scale,
-        maxSeqLen,
-        maxQueryLen,
-      },
-    };
+    return this.views(T, rows, S, width, { scale, maxSeqLen, maxQueryLen });
   }
 
   /**
@@ -129,10 +114,10 @@ export class StepInputs {
    */
   stageDecode(seqs: readonly ScheduledSequence[], size: number, blockSize: number): number {
     const S = seqs.length;
-    const largest = Math.min(this.limits.maxSeqs, this.limits.maxTokens);
+    const largest = Math.min(this.limits.maxNumSeqs, this.limits.maxNumBatchedTokens);
     if (S > size || size < 1 || size > largest)
       throw new RangeError(`StepInputs.stageDecode: ${S} sequences do not fit a graph of ${size} (largest ${largest})`);
-    const { width } = this.limits;
+    const width = this.limits.maxBlocksPerSeq;
     const tok = this.field('tokenIds', size),
       pos = this.field('positions', size),
       slot = this.field('slotMapping', size);
@@ -175,20 +160,29 @@ export class StepInputs {
 
   /** The forward inputs of a decode graph of `size` rows: views of the device buffer, fixed for the graph's life. */
   decodeInput(size: number, blockSize: number, scale: number): ForwardInput {
-    const { width } = this.limits;
+    const width = this.limits.maxBlocksPerSeq;
+    return this.views(size, size, size, width, { scale, maxSeqLen: width * blockSize, maxQueryLen: 1 });
+  }
+
+  /** The forward input over the buffer: T tokens, `rows` logits rows, S sequences, tables S x width. */
+  private views(
+    T: number,
+    rows: number,
+    S: number,
+    width: number,
+    attention: { scale: number; maxSeqLen: number; maxQueryLen: number },
+  ): ForwardInput {
     const v = (name: Field, n: number) => this.device.narrow(0, this.at[name], n);
     return {
-      tokenIds: v('tokenIds', size),
-      positions: v('positions', size),
-      slotMapping: v('slotMapping', size),
-      logitsIndices: v('logitsIndices', size),
+      tokenIds: v('tokenIds', T),
+      positions: v('positions', T),
+      slotMapping: v('slotMapping', T),
+      logitsIndices: v('logitsIndices', rows),
       attention: {
-        queryStartLoc: v('queryStartLoc', size + 1),
-        seqLens: v('seqLens', size),
-        blockTables: v('blockTables', size * width).view([size, width]),
-        scale,
-        maxSeqLen: width * blockSize,
-        maxQueryLen: 1,
+        queryStartLoc: v('queryStartLoc', S + 1),
+        seqLens: v('seqLens', S),
+        blockTables: v('blockTables', S * width).view([S, width]),
+        ...attention,
       },
     };
   }
