@@ -25,9 +25,11 @@ export { ModelFormatError } from './errors.js';
 export { Profiler, type Trace, type TraceEvent } from './profiler.js';
 export { CudaGraph } from './cuda-graph.js';
 export {
+  allocateKvCache,
   BlockManager,
   type CreateOptions,
   type CudaGraphStats,
+  disposeKvCache,
   EngineCore,
   type EngineOptions,
   type EngineStats,

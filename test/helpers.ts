@@ -15,7 +15,7 @@ import {
   setCpuIsa,
   synchronize,
 } from '../lib/index.js';
-import { disposeKvCache } from '../lib/model/index.js';
+import { allocateKvCache, disposeKvCache } from '../lib/engine/kv-budget.js';
 import type { WeightSource } from '../lib/formats/file.js';
 import { dequantizeRows, quantRowBytes } from '../lib/quant/formats.js';
 import { type ReferenceWeights, roundArray } from '../lib/reference/index.js';
@@ -360,7 +360,7 @@ export function referenceWeights(source: WeightSource, numLayers: number, dtype?
 
 /** The logits of every position of one sequence fed one token a step through the paged cache (decode steps). */
 export function decodeLogits(model: LlamaModel, tokens: readonly number[]): Float32Array[] {
-  const kv = model.allocateKvCache(Math.ceil(tokens.length / 16), 16);
+  const kv = allocateKvCache(model, Math.ceil(tokens.length / 16), 16);
   const table = [Array.from({ length: kv.numBlocks }, (_, i) => i)];
   try {
     return tokens.map((id, pos) =>
@@ -450,7 +450,7 @@ export function prefillLogits(
 ): Float32Array[] {
   const bs = 16;
   const blocksPer = Math.max(...seqs.map((s) => Math.ceil(s.length / bs)));
-  const kv = m.model.allocateKvCache(blocksPer * seqs.length, bs);
+  const kv = allocateKvCache(m.model, blocksPer * seqs.length, bs);
   const qsl = [0];
   for (const s of seqs) qsl.push(qsl.at(-1)! + s.length);
   try {

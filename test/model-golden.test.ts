@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import type { Device, FloatDType } from '../lib/index.js';
 import { generate } from '../lib/engine/offline.js';
-import { disposeKvCache, type LoadedModel, loadModel } from '../lib/model/index.js';
+import { allocateKvCache, disposeKvCache } from '../lib/engine/kv-budget.js';
+import { type LoadedModel, loadModel } from '../lib/model/index.js';
 import { openLlama2c } from '../lib/model/llama2c.js';
 import { llamaForward } from '../lib/reference/index.js';
 import {
@@ -90,7 +91,7 @@ function stepByStep(
   onLogits: (l: Float32Array) => void,
 ): void {
   const { model } = m;
-  const kv = model.allocateKvCache(Math.ceil(steps / 16), 16);
+  const kv = allocateKvCache(model, Math.ceil(steps / 16), 16);
   const table = [Array.from({ length: kv.numBlocks }, (_, i) => i)];
   let logits: Float32Array | null = null;
   try {

@@ -1,7 +1,7 @@
 // The engine core: owns the model, the KV cache, the scheduler and the runner, and runs the loop
 // schedule -> run -> update one step at a time. It runs in a worker thread under InferenceEngine, or in-process.
 // Start-up (loading the model and sizing the KV cache) is lib/engine/kv-budget.ts.
-import { disposeKvCache, type KvCache } from '../model/llama.js';
+import type { KvCache } from '../model/llama.js';
 import type { LoadedModel } from '../model/loader.js';
 import type { LoadProgress } from '../model/weights.js';
 import { NULL_STEP_PROFILER, Profiler, type StepProfiler, type Trace } from '../profiler.js';
@@ -10,7 +10,7 @@ import type { ResolvedSamplingParams } from '../sampling/params.js';
 import { Sampler, type TokenLogprobs } from '../sampling/sampler.js';
 import { BlockManager } from './block-manager.js';
 import { cudaGraphBackend, cudaGraphCaptureSizes, type GraphBackend } from './decode-graphs.js';
-import { kvBlocksForLoaded, loadWithKvBudget } from './kv-budget.js';
+import { disposeKvCache, kvCacheForLoaded, loadWithKvBudget } from './kv-budget.js';
 import { ModelRunner } from './model-runner.js';
 import {
   type EngineConfig,
@@ -57,7 +57,7 @@ export class EngineCore {
   private constructor(
     loaded: LoadedModel,
     options: EngineConfig,
-    numBlocks: number,
+    kv: KvCache,
     private readonly ownsModel: boolean,
     graphBackend: GraphBackend | null = null,
   ) {
@@ -65,7 +65,7 @@ export class EngineCore {
     this.options = options;
     const { model, config } = loaded;
     const bs = options.blockSize;
-    this.kv = model.allocateKvCache(numBlocks, bs);
+    this.kv = kv;
     try {
       const sampler = new Sampler(config.vocabSize, options.seed === null ? {} : { seed: options.seed });
       // Decode graphs on CUDA unless enforceEager; a given backend (tests) records them on any device.
@@ -92,7 +92,7 @@ export class EngineCore {
       throw e;
     }
     const eos = new Set([...config.eosTokenIds, ...loaded.tokenizer.eosTokenIds]);
-    this.scheduler = new Scheduler(options, new BlockManager(numBlocks, bs, options.enablePrefixCaching), eos);
+    this.scheduler = new Scheduler(options, new BlockManager(kv.numBlocks, bs, options.enablePrefixCaching), eos);
   }
 
   /**
@@ -102,9 +102,9 @@ export class EngineCore {
   static create(options: EngineConfig, onProgress?: LoadProgress): Promise<EngineCore> {
     return new Promise((resolve) => {
       resetPeakMemory();
-      const { loaded, numBlocks } = loadWithKvBudget(options, onProgress);
+      const { loaded, kv } = loadWithKvBudget(options, onProgress);
       try {
-        resolve(new EngineCore(loaded, options, numBlocks, true));
+        resolve(new EngineCore(loaded, options, kv, true));
       } catch (e) {
         loaded.model.dispose();
         throw e;
@@ -129,7 +129,7 @@ export class EngineCore {
       dtype: loaded.model.dtype,
     });
     const c = finishEngineOptions(resolved, loaded.config);
-    return new EngineCore(loaded, c, kvBlocksForLoaded(loaded, c), false, graphBackend);
+    return new EngineCore(loaded, c, kvCacheForLoaded(loaded, c), false, graphBackend);
   }
 
   get hasUnfinished(): boolean {

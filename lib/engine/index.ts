@@ -17,6 +17,7 @@ export {
   type Prompt,
   type RequestOptions,
 } from './inference-engine.js';
+export { allocateKvCache, disposeKvCache, type KvBudget, loadWithKvBudget } from './kv-budget.js';
 export { generate, type GenerateOptions } from './offline.js';
 export { type CoreState } from './core-client.js';
 export { type CoreLoad, Dispatcher, type PromptKey } from './dispatcher.js';

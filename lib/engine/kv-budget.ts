@@ -3,25 +3,20 @@
 // 1. The model is opened (lib/model/open.ts): its config, tokenizer, and the bytes its weights will take on the device
 //    (quantised tensors at their block size, the CPU's packed panels with their padding). Nothing is allocated yet.
 // 2. The plan: weights + KV cache + workspace (the largest step's activations) against the memory the process can get
-//    (lib/model/memory-plan.ts sizes each part). A plan that cannot fit is one ERR_OUT_OF_MEMORY naming each part and
-//    what would make it fit, before the first weight is allocated.
+//    (lib/model/memory-plan.ts: modelMemory gives each part's size and the budget in one call). A plan that cannot fit
+//    is one ERR_OUT_OF_MEMORY naming each part and what would make it fit, before the first weight is allocated.
 // 3. The weights are built (lib/model/loader.ts: buildModel).
 // 4. The KV cache's bytes: kvCacheBytes where given (vLLM's kv_cache_memory_bytes, either device); on the CPU by
 //    default what the plan left after the weights and workspace, at most 4 GiB and at most what maxNumSeqs sequences
 //    of maxModelLen need; on CUDA by default gpuMemoryUtilization of the device less what is in use after a profiling
 //    step of the largest shapes, as vLLM sizes it. Blocks = bytes / (blockSize x the model's KV bytes per token), at
 //    least one sequence of maxModelLen.
+// 5. The KV cache is allocated here, as vLLM's runner allocates it: per layer, K and V pools of
+//    [numBlocks, blockSize, numKvHeads, headDim] in the model's dtype on its device.
 import type { LlamaConfig } from '../model/config.js';
-import { disposeKvCache, type LlamaModel } from '../model/llama.js';
+import type { KvCache, LlamaModel } from '../model/llama.js';
 import { buildModel, type LoadedModel } from '../model/loader.js';
-import {
-  checkPlan,
-  dtypeHint,
-  kvBytesPerSlotFor,
-  type MemoryPart,
-  memoryBudget,
-  workspaceBytesFor,
-} from '../model/memory-plan.js';
+import { type MemoryPart, memoryError, modelMemory } from '../model/memory-plan.js';
 import { openModel } from '../model/open.js';
 import type { LoadProgress } from '../model/weights.js';
 import { deviceMemory, synchronize } from '../runtime.js';
@@ -30,13 +25,13 @@ import { DEFAULT_CPU_KV_CACHE_BYTES, type EngineConfig } from './options.js';
 
 const MIB = 2 ** 20;
 
-/** The model on its device and the KV-cache blocks the budget leaves. */
+/** The model on its device and the KV cache the budget leaves it. */
 export interface KvBudget {
   loaded: LoadedModel;
-  numBlocks: number;
+  kv: KvCache;
 }
 
-/** Opens the model, plans weights + KV cache + workspace, builds the weights, and counts the KV blocks. */
+/** Opens the model, plans weights + KV cache + workspace, builds the weights, and allocates the KV cache. */
 export function loadWithKvBudget(c: EngineConfig, onProgress?: LoadProgress): KvBudget {
   if (typeof c?.maxModelLen !== 'number')
     throw new TypeError(
@@ -54,18 +49,49 @@ export function loadWithKvBudget(c: EngineConfig, onProgress?: LoadProgress): Kv
   }
   const loaded = buildModel(opened, onProgress);
   try {
-    return { loaded, numBlocks: kvBlocks(loaded.model, c, kvBytes) };
+    return { loaded, kv: allocateKvCache(loaded.model, kvBlocks(loaded.model, c, kvBytes), c.blockSize) };
   } catch (e) {
     loaded.model.dispose();
     throw e;
   }
 }
 
-/** The KV blocks for a model already loaded (its weights are in use already, not still to allocate). */
-export function kvBlocksForLoaded(loaded: LoadedModel, c: EngineConfig): number {
+/** The KV cache for a model already loaded (its weights are in use already, not still to allocate). */
+export function kvCacheForLoaded(loaded: LoadedModel, c: EngineConfig): KvCache {
   const { model } = loaded;
   const layout = { dtype: model.dtype, device: model.device, tied: true, bytes: 0 };
-  return kvBlocks(model, c, planMemory(loaded.source, c, loaded.config, layout, false));
+  const blocks = kvBlocks(model, c, planMemory(loaded.source, c, loaded.config, layout, false));
+  return allocateKvCache(model, blocks, c.blockSize);
+}
+
+/**
+ * The paged K/V pools for `model`: per layer, K and V of [numBlocks, blockSize, numKvHeads, headDim] in the model's
+ * dtype on its device (what LlamaModel.forward reads and reshapeAndCache writes).
+ */
+export function allocateKvCache(model: LlamaModel, numBlocks: number, blockSize = 16): KvCache {
+  if (!Number.isInteger(numBlocks) || numBlocks < 1)
+    throw new RangeError(`allocateKvCache: numBlocks must be a positive integer, got ${describeValue(numBlocks)}`);
+  if (!Number.isInteger(blockSize) || blockSize < 1)
+    throw new RangeError(`allocateKvCache: blockSize must be a positive integer, got ${describeValue(blockSize)}`);
+  const c = model.config;
+  const shape = [numBlocks, blockSize, c.numKvHeads, c.headDim];
+  const opts = { dtype: model.dtype, device: model.device };
+  const key: Tensor[] = [];
+  const value: Tensor[] = [];
+  try {
+    for (let i = 0; i < c.numLayers; ++i) {
+      key.push(Tensor.empty(shape, opts));
+      value.push(Tensor.empty(shape, opts));
+    }
+  } catch (e) {
+    [...key, ...value].forEach((t) => t.dispose());
+    throw e;
+  }
+  return { key, value, numBlocks, blockSize };
+}
+
+export function disposeKvCache(kv: KvCache): void {
+  for (const t of [...kv.key, ...kv.value]) t.dispose();
 }
 
 function loadOptions(c: EngineConfig) {
@@ -90,16 +116,15 @@ export function planMemory(
   layout: { dtype: LlamaModel['dtype']; device: LlamaModel['device']; tied: boolean; bytes: number },
   loadsWeights: boolean,
 ): number | null {
-  const { dtype, device, tied } = layout;
-  const budget = memoryBudget(device, c.gpuMemoryUtilization);
+  const { device } = layout;
+  const m = modelMemory(config, layout, { tokens: c.maxNumBatchedTokens, seqs: c.maxNumSeqs }, c.gpuMemoryUtilization);
+  const { budget } = m;
   if (!budget) return c.kvCacheBytes;
-  const perSlot = kvBytesPerSlotFor(config, dtype);
-  const blockBytes = c.blockSize * perSlot;
+  const blockBytes = c.blockSize * m.kvBytesPerSlot;
   const seqBlocks = Math.ceil(c.maxModelLen / c.blockSize);
   const minKv = seqBlocks * blockBytes;
-  const weights = loadsWeights ? layout.bytes : 0;
-  const workspace = workspaceBytesFor(config, dtype, device, c.maxNumBatchedTokens, c.maxNumSeqs);
-  const left = budget.available - weights - workspace;
+  const weights = loadsWeights ? m.weights : 0;
+  const left = budget.available - weights - m.workspace;
   let kv: number;
   let kvDetail: string;
   if (c.kvCacheBytes !== null) {
@@ -115,33 +140,35 @@ export function planMemory(
     kv = minKv;
     kvDetail = `at least one sequence of maxModelLen ${c.maxModelLen}`;
   }
+  const planned = device === 'cpu' || c.kvCacheBytes !== null ? kv : null;
+  if (weights + kv + m.workspace <= budget.available) return planned;
   const parts: MemoryPart[] = [
-    ...(loadsWeights ? [{ name: 'weights' as const, bytes: weights, detail: dtype }] : []),
+    ...(loadsWeights ? [{ name: 'weights' as const, bytes: weights, detail: layout.dtype }] : []),
     { name: 'KV cache', bytes: kv, detail: kvDetail },
     {
       name: 'workspace',
-      bytes: workspace,
+      bytes: m.workspace,
       detail: `steps of ${c.maxNumBatchedTokens} tokens, ${c.maxNumSeqs} sequences`,
     },
   ];
   const hints: string[] = [];
-  if (loadsWeights) {
-    // The whole plan again at 16 bits: the KV cache (at least one sequence, or the given bytes) and the workspace
-    // shrink with the weights.
-    const kv16 = c.kvCacheBytes ?? seqBlocks * c.blockSize * kvBytesPerSlotFor(config, 'bfloat16');
-    const ws16 = workspaceBytesFor(config, 'bfloat16', device, c.maxNumBatchedTokens, c.maxNumSeqs);
-    hints.push(...dtypeHint(config, dtype, tied, (w) => w + kv16 + ws16 <= budget.available));
-  }
   if (left > 0) {
     const slots = Math.floor(left / blockBytes) * c.blockSize;
     if (slots >= 2 * c.blockSize && slots < c.maxModelLen)
       hints.push(
-        `--max-model-len ${slots} or less (maxModelLen; the KV cache takes ${(perSlot / MIB).toFixed(2)} MiB a token)`,
+        `--max-model-len ${slots} or less (maxModelLen; the KV cache takes ${(m.kvBytesPerSlot / MIB).toFixed(2)} ` +
+          'MiB a token)',
       );
     if (c.kvCacheBytes !== null && left >= minKv) hints.push(`--kv-cache-bytes ${left} or less (kvCacheBytes)`);
   }
-  checkPlan(what, device, parts, budget, hints);
-  return device === 'cpu' || c.kvCacheBytes !== null ? kv : null;
+  // The whole plan again at 16 bits: the KV cache (at least one sequence, or the given bytes) and the workspace
+  // shrink with the weights.
+  const h = loadsWeights ? m.at16 : null;
+  const at16 = h && {
+    weights: h.weights,
+    total: h.weights + (c.kvCacheBytes ?? seqBlocks * c.blockSize * h.kvBytesPerSlot) + h.workspace,
+  };
+  throw memoryError(what, device, parts, budget, hints, at16);
 }
 
 /** The blocks `planned` bytes hold, or on CUDA by default what gpuMemoryUtilization leaves after a profiling step. */
@@ -175,7 +202,7 @@ function kvBlocks(model: LlamaModel, c: EngineConfig, planned: number | null): n
  */
 function profileStep(model: LlamaModel, c: EngineConfig): void {
   const { device, config } = model;
-  const kv = model.allocateKvCache(1, c.blockSize);
+  const kv = allocateKvCache(model, 1, c.blockSize);
   const ints = (a: ArrayLike<number>, shape = [a.length]) =>
     Tensor.fromArray(Int32Array.from(a), shape, { dtype: 'int32', device });
   const run = (numSeqs: number, queryLen: number, seqLen: number) => {

@@ -17,7 +17,7 @@ export interface EngineOptions {
   /** A tokenizer file to use instead of the model's. */
   tokenizer?: string;
   /**
-   * Quantise the float weights as they load: 'q8_0' or 'q4_0' (vLLM's online quantisation; lib/model/weights.ts).
+   * Quantise the float weights as they load: 'q8_0' or 'q4_0' (vLLM's online quantisation; lib/model/open.ts).
    * A quantised GGUF needs none. Default none.
    */
   quantization?: LoadQuantization | null;

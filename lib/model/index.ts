@@ -7,8 +7,8 @@ export {
   presetConfig,
   type RopeStyle,
 } from './config.js';
-export { type ForwardInput, type KvCache, disposeKvCache, LlamaModel } from './llama.js';
+export { type ForwardInput, type KvCache, type LayerWeights, LlamaModel, type LlamaWeights } from './llama.js';
 export { buildModel, type LoadedModel, loadModel, type LoadOptions } from './loader.js';
 export { loadTokenizer, type ModelFormat, modelFormat, openModel, type OpenedModel, type OpenOptions } from './open.js';
 export { type SafetensorsEntry, writeSafetensors } from '../formats/safetensors.js';
-export type { LayerWeights, LlamaWeights, LoadProgress } from './weights.js';
+export type { LoadProgress } from './weights.js';

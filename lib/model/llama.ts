@@ -6,8 +6,27 @@ import type { AttentionMetadata } from '../ops/index.js';
 import { Tensor } from '../tensor.js';
 import type { LlamaConfig } from './config.js';
 import { kvBytesPerSlotFor } from './memory-plan.js';
-import { embeddingAny, linearAny } from './linear-weight.js';
-import { disposeWeights, type LlamaWeights, weightsBytes } from './weights.js';
+import { disposeWeight, embeddingAny, type LinearWeight, linearAny, weightBytes } from './linear-weight.js';
+import type { QuantizedTensor } from '../quant/tensor.js';
+
+// The matrices are float tensors or quantised ones (linear-weight.ts); a fused projection whose source tensors
+// have different quantised types (a K-quant mix) is a stack of its parts. On the CPU the float matrices that only
+// linear layers read (not the embedding) are packed for its GEMM (PackedWeight), their rows padded to 16.
+export interface LayerWeights {
+  inputNorm: Tensor; //       [hidden]
+  qkv: LinearWeight; //       [(numHeads + 2 numKvHeads) headDim, hidden]: q, k, v projections stacked
+  o: LinearWeight; //         [hidden, numHeads headDim]
+  postNorm: Tensor; //        [hidden]
+  gateUp: LinearWeight; //    [2 intermediate, hidden]: gate then up, as siluAndMul reads them
+  down: LinearWeight; //      [hidden, intermediate]
+}
+
+export interface LlamaWeights {
+  embedding: Tensor | QuantizedTensor; //  [vocab, hidden]
+  layers: LayerWeights[];
+  norm: Tensor; //                          [hidden]
+  lmHead: LinearWeight; //                 [vocab, hidden]: the embedding itself when tied
+}
 
 /** Per layer, the K and V pools: [numBlocks, blockSize, numKvHeads, headDim] each. */
 export interface KvCache {
@@ -133,28 +152,6 @@ export class LlamaModel {
     return kvBytesPerSlotFor(this.config, this.dtype);
   }
 
-  allocateKvCache(numBlocks: number, blockSize = 16): KvCache {
-    if (!Number.isInteger(numBlocks) || numBlocks < 1)
-      throw new RangeError(`allocateKvCache: numBlocks must be a positive integer, got ${numBlocks}`);
-    if (!Number.isInteger(blockSize) || blockSize < 1)
-      throw new RangeError(`allocateKvCache: blockSize must be a positive integer, got ${blockSize}`);
-    const c = this.config;
-    const shape = [numBlocks, blockSize, c.numKvHeads, c.headDim];
-    const opts = { dtype: this.dtype, device: this.device };
-    const key: Tensor[] = [];
-    const value: Tensor[] = [];
-    try {
-      for (let i = 0; i < c.numLayers; ++i) {
-        key.push(Tensor.empty(shape, opts));
-        value.push(Tensor.empty(shape, opts));
-      }
-    } catch (e) {
-      [...key, ...value].forEach((t) => t.dispose());
-      throw e;
-    }
-    return { key, value, numBlocks, blockSize };
-  }
-
   /**
    * Runs one step and returns the logits of the rows in `logitsIndices`: [numOutputs, vocab] in the model dtype.
    * The returned tensor is a view of a buffer the next call overwrites.
@@ -229,6 +226,20 @@ export class LlamaModel {
   }
 }
 
-export function disposeKvCache(kv: KvCache): void {
-  for (const t of [...kv.key, ...kv.value]) t.dispose();
+export function disposeWeights(w: LlamaWeights): void {
+  w.embedding.dispose();
+  if (w.lmHead !== w.embedding) disposeWeight(w.lmHead);
+  w.norm.dispose();
+  for (const l of w.layers) layerWeights(l).forEach(disposeWeight);
+}
+
+export function weightsBytes(w: LlamaWeights): number {
+  const all = new Set<LinearWeight>([w.embedding, w.lmHead, w.norm, ...w.layers.flatMap(layerWeights)]);
+  let n = 0;
+  for (const t of all) n += weightBytes(t);
+  return n;
+}
+
+function layerWeights(l: LayerWeights): LinearWeight[] {
+  return [l.inputNorm, l.qkv, l.o, l.postNorm, l.gateUp, l.down];
 }

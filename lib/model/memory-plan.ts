@@ -45,32 +45,33 @@ export function kvBytesPerSlotFor(config: LlamaConfig, dtype: FloatDType): numbe
 }
 
 /**
- * The most the forward pass's activation buffers reach (they grow to at most twice a step's rows, capped as the
- * Workspace in llama.ts grows them), the logits rows, the sampler's float32 copies on the CPU, and a fixed slack.
+ * The most the forward pass's activation buffers reach for steps of at most `tokens` tokens and `seqs` sequences
+ * (they grow to at most twice a step's rows, capped as the Workspace in llama.ts grows them), the logits rows, the
+ * sampler's float32 copies on the CPU, and a fixed slack.
  */
 export function workspaceBytesFor(
   config: LlamaConfig,
   dtype: FloatDType,
   device: Device,
-  maxNumBatchedTokens: number,
-  maxNumSeqs: number,
+  tokens: number,
+  seqs: number,
 ): number {
   const { hiddenSize: d, intermediateSize: ff, vocabSize: v } = config;
   const q = config.numHeads * config.headDim;
   const kv = config.numKvHeads * config.headDim;
-  const tokens = Math.min(2 * maxNumBatchedTokens, Math.max(maxNumBatchedTokens, 8192));
-  const outputs = 2 * Math.min(maxNumSeqs, maxNumBatchedTokens);
-  const activations = tokens * (2 * d + 2 * q + 2 * kv + 3 * ff) + outputs * (d + v);
+  const rows = Math.min(2 * tokens, Math.max(tokens, 8192));
+  const outputs = 2 * Math.min(seqs, tokens);
+  const activations = rows * (2 * d + 2 * q + 2 * kv + 3 * ff) + outputs * (d + v);
   const sampler = device === 'cpu' ? outputs * v * 4 * 2 : 0;
   return activations * itemBytes(dtype) + sampler + WORKSPACE_SLACK;
 }
 
 /**
  * What the process can allocate on `device` now. CPU: the host's available memory (the container's limit included)
- * less a safety margin. CUDA: the device's share under gpuMemoryUtilization less what is already in use, as the
- * engine sizes its KV cache. null where there is no CUDA device to ask (allocating then fails with its own error).
+ * less a safety margin. CUDA: `deviceShare` of the device (an engine's gpuMemoryUtilization) less what is already in
+ * use. null where there is no CUDA device to ask (allocating then fails with its own error).
  */
-export function memoryBudget(device: Device, gpuMemoryUtilization = 0.9): MemoryBudget | null {
+export function memoryBudget(device: Device, deviceShare = 0.9): MemoryBudget | null {
   if (device === 'cpu') {
     const host = hostMemory();
     const margin = Math.min(HOST_MARGIN_MAX, Math.max(HOST_MARGIN_MIN, host.available * HOST_MARGIN_SHARE));
@@ -82,59 +83,82 @@ export function memoryBudget(device: Device, gpuMemoryUtilization = 0.9): Memory
   if (!backends().cuda.available) return null;
   const { free, total } = deviceMemory();
   return {
-    available: Math.max(0, Math.floor(total * gpuMemoryUtilization - (total - free))),
-    source: `gpuMemoryUtilization ${gpuMemoryUtilization} of ${gib(total)}, less ${gib(total - free)} in use`,
+    available: Math.max(0, Math.floor(total * deviceShare - (total - free))),
+    source: `gpuMemoryUtilization ${deviceShare} of ${gib(total)}, less ${gib(total - free)} in use`,
   };
 }
 
-/** Throws ERR_OUT_OF_MEMORY when the parts do not fit the budget, naming each part and the ways to make them fit. */
-export function checkPlan(
+/** What one model's parts take on its device, and the memory there is: the numbers a plan is made of. */
+export interface ModelMemory {
+  /** What the process can get (memoryBudget), or null where there is no device to ask. */
+  budget: MemoryBudget | null;
+  /** The weights as their layout says (quantised blocks, packing's padding). */
+  weights: number;
+  /** K and V of one cache slot over all layers. */
+  kvBytesPerSlot: number;
+  /** The activations of the largest step asked for (workspaceBytesFor). */
+  workspace: number;
+  /** The same three at 16 bits, for a float32 model (what bfloat16 would take); null otherwise. */
+  at16: { weights: number; kvBytesPerSlot: number; workspace: number } | null;
+}
+
+/**
+ * The sizes a memory plan needs, in one call: the model's parts at its layout's dtype for steps of at most `tokens`
+ * tokens and `seqs` sequences, their 16-bit alternative, and the budget (`deviceShare` of a CUDA device).
+ */
+export function modelMemory(
+  config: LlamaConfig,
+  layout: { dtype: FloatDType; device: Device; tied: boolean; bytes: number },
+  step: { tokens: number; seqs: number },
+  deviceShare: number,
+): ModelMemory {
+  const { dtype, device, tied } = layout;
+  const sized = (dt: FloatDType) => ({
+    kvBytesPerSlot: kvBytesPerSlotFor(config, dt),
+    workspace: workspaceBytesFor(config, dt, device, step.tokens, step.seqs),
+  });
+  return {
+    budget: memoryBudget(device, deviceShare),
+    weights: layout.bytes,
+    ...sized(dtype),
+    at16: dtype === 'float32' ? { weights: weightsBytesFor(config, 'bfloat16', tied), ...sized('bfloat16') } : null,
+  };
+}
+
+/**
+ * The ERR_OUT_OF_MEMORY for parts that do not fit the budget: each part, what is available, and the ways to make
+ * them fit (`at16`: what the weights and the whole plan take at bfloat16, hinted where that fits).
+ */
+export function memoryError(
   what: string,
   device: Device,
   parts: readonly MemoryPart[],
   budget: MemoryBudget,
   hints: readonly string[],
-): void {
+  at16: { weights: number; total: number } | null,
+): MiniVllmError {
   const needed = parts.reduce((s, p) => s + p.bytes, 0);
-  if (needed <= budget.available) return;
   const list = parts.map((p) => `${p.name} ${gib(p.bytes)} (${p.detail})`).join(', ');
-  throw new MiniVllmError(
+  const all = [...hints];
+  if (at16 && at16.total <= budget.available)
+    all.unshift(`--dtype bfloat16 (dtype: 'bfloat16'; weights ${gib(at16.weights)})`);
+  return new MiniVllmError(
     `${what} does not fit in ${device} memory: it needs ${gib(needed)}: ${list}; ${gib(budget.available)} is ` +
-      `available (${budget.source}). To fit: ${[...hints, 'a smaller model'].join('; ')}`,
+      `available (${budget.source}). To fit: ${[...all, 'a smaller model'].join('; ')}`,
     'ERR_OUT_OF_MEMORY',
   );
-}
-
-/** The hint for a float32 model whose 16-bit weights would fit where its float32 ones do not. */
-export function dtypeHint(
-  config: LlamaConfig,
-  dtype: FloatDType,
-  tied: boolean,
-  fits: (weights: number) => boolean,
-): string[] {
-  if (dtype !== 'float32') return [];
-  const half = weightsBytesFor(config, 'bfloat16', tied);
-  return fits(half) ? [`--dtype bfloat16 (dtype: 'bfloat16'; weights ${gib(half)})`] : [];
 }
 
 /** loadModel's plan: the weights alone (an engine plans its KV cache and workspace with them: engine/kv-budget.ts). */
 export function planWeights(
   what: string,
   config: LlamaConfig,
-  dtype: FloatDType,
-  device: Device,
-  tied: boolean,
-  weightsBytes?: number,
+  layout: { dtype: FloatDType; device: Device; tied: boolean; bytes: number },
 ): void {
+  const { dtype, device, tied, bytes } = layout;
   const budget = memoryBudget(device);
-  if (!budget) return;
-  const weights = weightsBytes ?? weightsBytesFor(config, dtype, tied);
-  const parts: MemoryPart[] = [{ name: 'weights', bytes: weights, detail: dtype }];
-  checkPlan(
-    what,
-    device,
-    parts,
-    budget,
-    dtypeHint(config, dtype, tied, (w) => w <= budget.available),
-  );
+  if (!budget || bytes <= budget.available) return;
+  const half = dtype === 'float32' ? weightsBytesFor(config, 'bfloat16', tied) : null;
+  const parts: MemoryPart[] = [{ name: 'weights', bytes, detail: dtype }];
+  throw memoryError(what, device, parts, budget, [], half === null ? null : { weights: half, total: half });
 }
