@@ -1,6 +1,5 @@
 // CUDA graphs: the kernels one function queues on a device's stream, recorded once and replayed as a single launch.
 import { native, type NativeGraph } from './native.js';
-import { NULL_PROFILER, withProfiler } from './calls.js';
 
 export class CudaGraph {
   readonly deviceIndex: number;
@@ -14,14 +13,14 @@ export class CudaGraph {
   /**
    * Records what `fn` queues on cuda:deviceIndex; the kernels do not run now. `fn` must only launch ops on buffers
    * that outlive the graph: allocating, freeing, copying from the host or synchronizing fails the capture, which is
-   * then dropped and the error rethrown. Returns the graph and what `fn` returned (views of the buffers it writes).
+   * then dropped and the error rethrown; so must a profiler's events, so `fn` is given none. Returns the graph and
+   * what `fn` returned (views of the buffers it writes).
    */
   static capture<T>(fn: () => T, deviceIndex = 0): { graph: CudaGraph; result: T } {
     native.graphBegin(deviceIndex);
     let result: T;
     try {
-      // the profiler's events must not be recorded into the graph
-      result = withProfiler(NULL_PROFILER, fn);
+      result = fn();
     } catch (e) {
       native.graphAbort(deviceIndex);
       throw e;

@@ -6,6 +6,8 @@ export type { MiniVllmErrorCode } from './errors.js';
 export { backends, defaultDevice } from './native.js';
 export type { Backends, CpuBackend, CudaBackend, CudaDevice, MemoryCount } from './native.js';
 export * as ops from './ops/index.js';
+export { type Ops, opsWith } from './ops/profiled.js';
+export { NULL_PROFILER, type OpProfiler } from './calls.js';
 export { type ArgSpec, type OpDef, opRegistry } from './ops/registry.js';
 export { Tensor } from './tensor.js';
 export type { HostData, TensorOptions } from './tensor.js';

@@ -1,11 +1,13 @@
 // The step profiler: every op of a few engine steps as a Chrome / Perfetto trace (open it at ui.perfetto.dev or
 // chrome://tracing), with op names and argument shapes. CPU ops are timed on the host (they run synchronously); on
 // CUDA each op is also bracketed by CUDA events, which give its time on the device's stream in a second track, and by
-// NVTX ranges, so Nsight Systems shows the same names. The ops layer reports to the profiler it is given
-// (lib/calls.ts); nothing is patched, and the profiler keeps no state outside its own object.
+// NVTX ranges, so Nsight Systems shows the same names. It is passed down, never installed: EngineCore hands its
+// Profiler to the runner, which hands it to the forward pass and the sampler; they call their ops through opsWith(p)
+// (lib/ops/profiled.ts) and their copies with it (lib/calls.ts). The profiler keeps no state outside its own object.
+// A CUDA graph capture is given none, so its events are never recorded into a graph.
 import type { Device } from './dtype.js';
 import { native, type NativeTensor } from './native.js';
-import { currentProfiler, NULL_PROFILER, type OpProfiler, useProfiler } from './calls.js';
+import { NULL_PROFILER, type OpProfiler } from './calls.js';
 
 /** One Chrome trace event ('X' complete, 'M' metadata); ts and dur in microseconds. */
 export interface TraceEvent {
@@ -60,9 +62,8 @@ export const NULL_STEP_PROFILER: StepProfiler = {
 };
 
 /**
- * Records the ops of the next `maxSteps` steps (a step is whatever `step()` brackets: EngineCore.step does), and of
- * anything between `start()` and `stop()` while steps remain: start() gives the profiler to the ops layer, stop()
- * takes it back. One profiler records on a thread at a time.
+ * Records the ops it is given (opsWith(p), a tensor copy given p, LlamaModel.forward(input, kv, p)) between `start()`
+ * and `stop()`, until `maxSteps` steps have been recorded (a step is whatever `step()` brackets: EngineCore.step does).
  */
 export class Profiler implements StepProfiler {
   readonly device: Device;
@@ -81,7 +82,7 @@ export class Profiler implements StepProfiler {
   private steps = 0;
   private inStep = false;
   private startedAt = '';
-  private restore: (() => void) | null = null;
+  private started = false;
 
   constructor(device: Device, deviceIndex = 0, maxSteps = 5) {
     if (!Number.isInteger(maxSteps) || maxSteps < 1)
@@ -97,13 +98,11 @@ export class Profiler implements StepProfiler {
 
   /** Started, not stopped, and steps left to record. */
   get recording(): boolean {
-    return this.restore !== null && this.steps < this.maxSteps;
+    return this.started && this.steps < this.maxSteps;
   }
 
   start(): void {
-    if (this.restore !== null) throw new Error('Profiler: already recording (stop() first)');
-    if (currentProfiler() !== NULL_PROFILER)
-      throw new Error('Profiler: another profiler is already recording on this thread');
+    if (this.started) throw new Error('Profiler: already recording (stop() first)');
     this.startedAt = new Date().toISOString();
     if (this.device === 'cuda') {
       native.synchronize(this.deviceIndex);
@@ -111,7 +110,7 @@ export class Profiler implements StepProfiler {
       this.anchorEvent = native.profileEvent(this.deviceIndex);
     }
     this.t0 = performance.now();
-    this.restore = useProfiler(this);
+    this.started = true;
   }
 
   op<A extends unknown[], R>(name: string, argNames: readonly string[], fn: (...args: A) => R, args: A): R {
@@ -154,8 +153,7 @@ export class Profiler implements StepProfiler {
 
   /** Stops recording and returns the trace (device times are read here, after the device has finished). */
   stop(): Trace {
-    this.restore?.();
-    this.restore = null;
+    this.started = false;
     const pid = 1;
     const events: TraceEvent[] = [
       { name: 'process_name', ph: 'M', pid, tid: HOST_TID, args: { name: `mini-vllm (${this.device})` } },

@@ -2,18 +2,18 @@
 import { type DType, type Device, isDType, isDevice, itemSize } from './dtype.js';
 import { checkHostAllocation, HOST_CHECK_BYTES } from './host-memory.js';
 import { type NativeStorage, type NativeTensor, native, requireDevice } from './native.js';
-import { profiled } from './calls.js';
+import { NULL_PROFILER, type OpProfiler } from './calls.js';
 import { cudaDeviceIndex } from './runtime.js';
 
-// Copies and fills are reported to the ops layer's profiler like ops (the addon's own argument names).
-const fromHost = (dst: NativeTensor, src: Float32Array | Int32Array): void =>
-  profiled('copyFromHost', ['dst', 'src'], native.copyFromHost, [dst, src]);
-const toHost = (src: NativeTensor, dst: Float32Array | Int32Array): void =>
-  profiled('copyToHost', ['src', 'dst'], native.copyToHost, [src, dst]);
-const copyTensor = (dst: NativeTensor, src: NativeTensor): void =>
-  profiled('copy', ['dst', 'src'], native.copy, [dst, src]);
-const fillTensor = (t: NativeTensor, value: number): void =>
-  profiled('fill', ['tensor', 'value'], native.fill, [t, value]);
+// Copies and fills report to the profiler they are given like ops (the addon's own argument names); none by default.
+const fromHost = (dst: NativeTensor, src: Float32Array | Int32Array, p: OpProfiler = NULL_PROFILER): void =>
+  p.op('copyFromHost', ['dst', 'src'], native.copyFromHost, [dst, src]);
+const toHost = (src: NativeTensor, dst: Float32Array | Int32Array, p: OpProfiler = NULL_PROFILER): void =>
+  p.op('copyToHost', ['src', 'dst'], native.copyToHost, [src, dst]);
+const copyTensor = (dst: NativeTensor, src: NativeTensor, p: OpProfiler = NULL_PROFILER): void =>
+  p.op('copy', ['dst', 'src'], native.copy, [dst, src]);
+const fillTensor = (t: NativeTensor, value: number, p: OpProfiler = NULL_PROFILER): void =>
+  p.op('fill', ['tensor', 'value'], native.fill, [t, value]);
 
 export interface TensorOptions {
   /** Storage type; default float32. */
@@ -175,24 +175,27 @@ export class Tensor implements NativeTensor {
     return this.shape.every((d, i) => d === 1 || this.strides[i] === expect[i]);
   }
 
-  /** Copies the elements to the host: Float32Array for float dtypes, Int32Array for int32. Waits for the device. */
-  toArray(): Float32Array | Int32Array {
+  /**
+   * Copies the elements to the host: Float32Array for float dtypes, Int32Array for int32. Waits for the device.
+   * `profiler` times the copy (lib/calls.ts).
+   */
+  toArray(profiler?: OpProfiler): Float32Array | Int32Array {
     this.assertLive('toArray');
     const out = this.dtype === 'int32' ? new Int32Array(this.numel) : new Float32Array(this.numel);
     if (this.device === 'cuda' && !this.isContiguous) {
       using dense = this.clone();
-      toHost(dense, out);
+      toHost(dense, out, profiler);
     } else {
-      toHost(this, out);
+      toHost(this, out, profiler);
     }
     return out;
   }
 
   /**
    * Copies host data (row-major, `numel` elements) into this tensor, which may be a view; float data is rounded to
-   * the dtype. Float32Array for float dtypes, Int32Array for int32.
+   * the dtype. Float32Array for float dtypes, Int32Array for int32. `profiler` times the copy (lib/calls.ts).
    */
-  write(data: Float32Array | Int32Array): this {
+  write(data: Float32Array | Int32Array, profiler?: OpProfiler): this {
     this.assertLive('write');
     const want = this.dtype === 'int32' ? Int32Array : Float32Array;
     if (!(data instanceof want))
@@ -201,10 +204,10 @@ export class Tensor implements NativeTensor {
       throw new RangeError(`Tensor.write: data has ${data.length} elements, the tensor holds ${this.numel}`);
     if (this.device === 'cuda' && !this.isContiguous) {
       using dense = Tensor.empty(this.shape, { dtype: this.dtype, device: this.device });
-      fromHost(dense, data);
-      copyTensor(this, dense);
+      fromHost(dense, data, profiler);
+      copyTensor(this, dense, profiler);
     } else {
-      fromHost(this, data);
+      fromHost(this, data, profiler);
     }
     return this;
   }
@@ -220,17 +223,17 @@ export class Tensor implements NativeTensor {
     return this.copyInto('clone', opts?.dtype ?? this.dtype, this.device);
   }
 
-  /** Copies `src` (same shape, any device, float dtypes convert) into this tensor. */
-  copyFrom(src: Tensor): this {
+  /** Copies `src` (same shape, any device, float dtypes convert) into this tensor; `profiler` times it. */
+  copyFrom(src: Tensor, profiler?: OpProfiler): this {
     if (!(src instanceof Tensor))
       throw new TypeError(`Tensor.copyFrom: src must be a Tensor, got ${describeValue(src)}`);
-    copyTensor(this, src);
+    copyTensor(this, src, profiler);
     return this;
   }
 
-  /** Sets every element to `value` (rounded to the dtype). */
-  fill(value: number): this {
-    fillTensor(this, value);
+  /** Sets every element to `value` (rounded to the dtype); `profiler` times it. */
+  fill(value: number, profiler?: OpProfiler): this {
+    fillTensor(this, value, profiler);
     return this;
   }
 

@@ -319,6 +319,8 @@ describe('bench: a short real run on dummy:stories15M', function () {
       'reshapeAndCache',
       'pagedAttention',
       'siluAndMul',
+      'sampleRows',
+      'copyFromHost',
       'schedule',
       'forward',
       'sample',

@@ -1,9 +1,9 @@
-// The step profiler: what it records (ops with their shapes, inside steps, for maxSteps steps), the ops layer's
-// profiler it installs and gives back, and the summary of a trace.
+// The step profiler: what it records (the ops it is given, with their shapes, inside steps, for maxSteps steps), that
+// nothing else is recorded (it is passed down, never installed), and the summary of a trace.
 import { expect } from 'chai';
 import { type Device, ops, Tensor } from '../lib/index.js';
-import { currentProfiler, NULL_PROFILER, withProfiler } from '../lib/calls.js';
-import { rmsNorm, siluAndMul } from '../lib/ops/index.js';
+import { NULL_PROFILER } from '../lib/calls.js';
+import { opsWith } from '../lib/ops/profiled.js';
 import { Profiler, summarizeTrace, type Trace, type TraceEvent } from '../lib/profiler.js';
 import { describeDevices, expectThrow } from './helpers.js';
 
@@ -15,24 +15,23 @@ describeDevices('Profiler', (device: Device) => {
     using gu = Tensor.full([4, 128], 1, { device });
     using act = Tensor.empty([4, 64], { device });
     const p = new Profiler(device, 0, 2);
+    const o = opsWith(p);
     let trace: Trace;
     p.start();
     try {
-      expect(currentProfiler()).to.equal(p);
-      expectThrow(() => new Profiler(device).start(), Error, /already recording/);
+      expectThrow(() => p.start(), Error, /already recording/);
       for (let s = 0; s < 3; ++s) {
         p.step(
           () => ({ batch: 4 }),
           () => {
-            rmsNorm(out, x, w, 1e-5);
-            p.range('mlp', () => siluAndMul(act, gu));
+            o.rmsNorm(out, x, w, 1e-5);
+            p.range('mlp', () => o.siluAndMul(act, gu));
           },
         );
       }
     } finally {
       trace = p.stop();
     }
-    expect(currentProfiler(), 'stop() gives the ops layer back its null profiler').to.equal(NULL_PROFILER);
     expect(p.stepsRecorded).to.equal(2);
     const host = trace.traceEvents.filter((e) => e.ph === 'X' && e.tid === 1);
     const steps = host.filter((e) => e.name === 'step');
@@ -85,8 +84,9 @@ describeDevices('Profiler', (device: Device) => {
       p.step(
         () => ({}),
         () => {
-          t.fill(2);
-          t.toArray();
+          t.fill(2, p);
+          t.toArray(p);
+          t.toArray(); // given no profiler: not recorded
         },
       );
     } finally {
@@ -99,26 +99,32 @@ describeDevices('Profiler', (device: Device) => {
     ]);
   });
 
-  it(
-    'withProfiler(NULL_PROFILER, fn): what runs inside is not recorded (how a CUDA graph capture runs its ' +
-      'function)',
-    () => {
-      using a = Tensor.fromArray([1, 2], [1, 2], { device });
-      using out = Tensor.zeros([1, 2], { device });
-      const p = new Profiler(device, 0, 5);
-      let trace: Trace;
-      p.start();
-      try {
-        withProfiler(NULL_PROFILER, () => ops.add(out, a, a));
-        expect(currentProfiler(), 'the profiler is back after the pause').to.equal(p);
-        ops.add(out, out, a);
-      } finally {
-        trace = p.stop();
-      }
-      // the host track (tid 1); on CUDA the device track has the same op once more
-      expect(trace.traceEvents.filter((e) => e.name === 'add' && e.tid === 1)).to.have.length(1);
-    },
-  );
+  it('records only the calls it is given: plain ops are not recorded; two profilers record side by side', () => {
+    using a = Tensor.fromArray([1, 2], [1, 2], { device });
+    using out = Tensor.zeros([1, 2], { device });
+    const p = new Profiler(device, 0, 5);
+    const q = new Profiler(device, 0, 5);
+    expect(opsWith(null), 'no profiler: the plain ops').to.equal(ops);
+    expect(opsWith(NULL_PROFILER)).to.equal(ops);
+    expect(opsWith(p), 'made once per profiler').to.equal(opsWith(p));
+    const traces: Trace[] = [];
+    p.start();
+    q.start();
+    try {
+      ops.add(out, a, a); // what a CUDA graph capture runs: no profiler given
+      opsWith(p).add(out, out, a);
+      opsWith(q).add(out, out, a);
+      opsWith(q).add(out, out, a);
+    } finally {
+      traces.push(p.stop(), q.stop());
+    }
+    opsWith(p).add(out, out, a); // after stop(): runs, not recorded
+    expect(Array.from(out.toArray()), 'every call ran: 2a, then a added four times').to.deep.equal([6, 12]);
+    // the host track (tid 1); on CUDA the device track has the same ops once more
+    const adds = (t: Trace) => t.traceEvents.filter((e) => e.name === 'add' && e.tid === 1);
+    expect(adds(traces[0]!)).to.have.length(1);
+    expect(adds(traces[1]!)).to.have.length(2);
+  });
 
   it('maxSteps must be a positive integer', () => {
     expectThrow(() => new Profiler(device, 0, 0), RangeError, /maxSteps must be a positive integer, got 0/);

@@ -126,7 +126,7 @@ export class DecodeGraphs {
     const size = graphSizeFor(this.sizes, seqs.length);
     if (size === null) return null;
     const n = this.inputs.stageDecode(seqs, size, this.kv.blockSize);
-    this.inputs.upload(n);
+    this.inputs.upload(n, profiler);
     let entry = this.graphs.get(size)!;
     if (entry.workspace !== this.model.workspaceGeneration) entry = this.capture(size);
     const replay = () => {

@@ -168,7 +168,8 @@ export class EngineCore {
 
   /**
    * Profiles the next `maxSteps` steps: every op, with its shapes, as a Chrome / Perfetto trace that stopProfile()
-   * returns. The profiler records what runs on this thread until then.
+   * returns. Each step passes the profiler down: the runner gives it to the input upload, the forward pass and the
+   * sampler.
    */
   startProfile(maxSteps = 5): void {
     if (this.profiler !== null) throw new Error('startProfile: the engine is already profiling (stopProfile first)');

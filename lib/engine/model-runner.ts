@@ -56,16 +56,17 @@ export class ModelRunner {
   run(out: SchedulerOutput, profiler: StepProfiler = NULL_STEP_PROFILER): SampleResult {
     const seqs = out.scheduled;
     const graphs = isUniformDecode(seqs) ? this.graphs : null;
-    const logits = profiler.range('forward', () => graphs?.run(seqs, profiler) ?? this.forward(out));
+    const logits = profiler.range('forward', () => graphs?.run(seqs, profiler) ?? this.forward(out, profiler));
     if (!seqs.some((s) => s.sample)) return { tokens: new Int32Array(0), logprobs: [] };
     const states = seqs.filter((s) => s.sample).map((s) => s.seq.state);
-    return profiler.range('sample', () => this.sampler.sampleWithLogprobs(logits, states));
+    return profiler.range('sample', () => this.sampler.sampleWithLogprobs(logits, states, profiler));
   }
 
   /** The eager forward pass of any step; logits of the sampling sequences in order (one dropped row if none). */
-  private forward(out: SchedulerOutput): Tensor {
+  private forward(out: SchedulerOutput, profiler: StepProfiler): Tensor {
     const scale = 1 / Math.sqrt(this.model.config.headDim);
-    return this.model.forward(this.inputs.stageStep(out.scheduled, this.kv.blockSize, scale), this.kv);
+    const input = this.inputs.stageStep(out.scheduled, this.kv.blockSize, scale, profiler);
+    return this.model.forward(input, this.kv, profiler);
   }
 
   dispose(): void {

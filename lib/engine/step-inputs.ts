@@ -8,6 +8,7 @@
 //
 // T = maxNumBatchedTokens, S = maxNumSeqs, width = the longest sequence's blocks. An eager step packs its block tables
 // as [numSeqs, its widest table]; a graph reads them as [size, width].
+import type { OpProfiler } from '../calls.js';
 import type { ForwardInput, LlamaModel } from '../model/llama.js';
 import { Tensor } from '../tensor.js';
 import type { ScheduledSequence } from './scheduler.js';
@@ -51,9 +52,9 @@ export class StepInputs {
     return this.host.subarray(this.at[name], this.at[name] + n);
   }
 
-  /** Copies the first n staged ints to the device in one transfer. */
-  upload(n: number): void {
-    this.device.narrow(0, 0, n).write(this.host.subarray(0, n));
+  /** Copies the first n staged ints to the device in one transfer (`profiler` times it). */
+  upload(n: number, profiler?: OpProfiler): void {
+    this.device.narrow(0, 0, n).write(this.host.subarray(0, n), profiler);
   }
 
   /**
@@ -61,7 +62,7 @@ export class StepInputs {
    * (views of the device buffer). The logits rows are the sampling sequences' last tokens in order; a step of prefill
    * chunks only samples nothing, and the lm-head still runs on one row, whose logits are dropped.
    */
-  stageStep(seqs: readonly ScheduledSequence[], blockSize: number, scale: number): ForwardInput {
+  stageStep(seqs: readonly ScheduledSequence[], blockSize: number, scale: number, profiler?: OpProfiler): ForwardInput {
     const S = seqs.length;
     const { maxNumBatchedTokens: maxTokens, maxNumSeqs: maxSeqs, maxBlocksPerSeq } = this.limits;
     if (S < 1 || S > maxSeqs) throw new RangeError(`StepInputs.stageStep: ${S} sequences, the buffer holds ${maxSeqs}`);
@@ -103,7 +104,7 @@ export class StepInputs {
     }
     const rows = Math.max(numOutputs, 1);
     if (numOutputs === 0) li[0] = t - 1;
-    this.upload(this.at.blockTables + S * width);
+    this.upload(this.at.blockTables + S * width, profiler);
     return this.views(T, rows, S, width, { scale, maxSeqLen, maxQueryLen });
   }
 

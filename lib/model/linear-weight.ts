@@ -1,9 +1,9 @@
 // The forms a model's weight takes: a float Tensor, a QuantizedTensor (lib/quant), a float weight packed for the CPU
 // GEMM (PackedWeight), or a stack of them (a fused projection whose parts a K-quant mix typed apart); and the linear
 // layer and embedding over any form.
-import { embedding } from '../ops/embedding.js';
-import { linear, linearPacked, packLinearWeight } from '../ops/linear.js';
-import { quantEmbedding, quantLinear } from '../ops/quant.js';
+import * as plainOps from '../ops/index.js';
+import { packLinearWeight } from '../ops/linear.js';
+import type { Ops } from '../ops/profiled.js';
 import { QUANT_FORMATS } from '../quant/formats.js';
 import { QuantizedTensor } from '../quant/tensor.js';
 import { Tensor } from '../tensor.js';
@@ -53,23 +53,23 @@ export interface StackedWeight {
 
 export type LinearWeight = Tensor | QuantizedTensor | PackedWeight | StackedWeight;
 
-/** out = x · Wᵀ for any weight form. */
-export function linearAny(out: Tensor, x: Tensor, w: LinearWeight): void {
-  if (w instanceof Tensor) return linear(out, x, w);
-  if (w instanceof QuantizedTensor) return quantLinear(out, x, w.data, QUANT_FORMATS[w.type].id);
-  if (w instanceof PackedWeight) return linearPacked(out, x, w.data);
+/** out = x · Wᵀ for any weight form, through `ops` (opsWith(profiler) to time it). */
+export function linearAny(out: Tensor, x: Tensor, w: LinearWeight, ops: Ops = plainOps): void {
+  if (w instanceof Tensor) return ops.linear(out, x, w);
+  if (w instanceof QuantizedTensor) return ops.quantLinear(out, x, w.data, QUANT_FORMATS[w.type].id);
+  if (w instanceof PackedWeight) return ops.linearPacked(out, x, w.data);
   let col = 0;
   for (const p of w.parts) {
     const rows = p.shape[0];
-    linearAny(out.narrow(1, col, rows), x, p);
+    linearAny(out.narrow(1, col, rows), x, p, ops);
     col += rows;
   }
 }
 
-/** out[i] = table[ids[i]] for a float or quantised table. */
-export function embeddingAny(out: Tensor, ids: Tensor, table: Tensor | QuantizedTensor): void {
-  if (table instanceof Tensor) embedding(out, ids, table);
-  else quantEmbedding(out, ids, table.data, QUANT_FORMATS[table.type].id);
+/** out[i] = table[ids[i]] for a float or quantised table, through `ops`. */
+export function embeddingAny(out: Tensor, ids: Tensor, table: Tensor | QuantizedTensor, ops: Ops = plainOps): void {
+  if (table instanceof Tensor) ops.embedding(out, ids, table);
+  else ops.quantEmbedding(out, ids, table.data, QUANT_FORMATS[table.type].id);
 }
 
 export function disposeWeight(w: LinearWeight): void {

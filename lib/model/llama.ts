@@ -1,7 +1,9 @@
 // The Llama forward pass, written from ops.* alone. One call runs one step over a flat batch of tokens (any mix of
 // prefill and decode); K/V go through the paged cache, and logits come back only for the rows asked for.
 import type { Device, FloatDType } from '../dtype.js';
-import * as ops from '../ops/index.js';
+import { ropeCosSinCache } from '../ops/pos-encoding.js';
+import { opsWith } from '../ops/profiled.js';
+import type { OpProfiler } from '../calls.js';
 import type { AttentionMetadata } from '../ops/index.js';
 import { Tensor } from '../tensor.js';
 import type { LlamaConfig } from './config.js';
@@ -121,7 +123,7 @@ export class LlamaModel {
     this.weights = weights;
     this.dtype = opts.dtype;
     this.device = opts.device;
-    this.cosSin = ops.ropeCosSinCache(config.headDim, config.maxPositionEmbeddings, config.ropeTheta, {
+    this.cosSin = ropeCosSinCache(config.headDim, config.maxPositionEmbeddings, config.ropeTheta, {
       dtype: 'float32',
       device: opts.device,
       scaling: config.ropeScaling ?? null,
@@ -154,9 +156,9 @@ export class LlamaModel {
 
   /**
    * Runs one step and returns the logits of the rows in `logitsIndices`: [numOutputs, vocab] in the model dtype.
-   * The returned tensor is a view of a buffer the next call overwrites.
+   * The returned tensor is a view of a buffer the next call overwrites. `profiler` times every op (lib/calls.ts).
    */
-  forward(input: ForwardInput, kv: KvCache): Tensor {
+  forward(input: ForwardInput, kv: KvCache, profiler?: OpProfiler): Tensor {
     if (this.disposed) throw new Error('LlamaModel: the model was disposed');
     const c = this.config;
     const T = input.tokenIds.shape[0]!;
@@ -187,29 +189,30 @@ export class LlamaModel {
     const attn3 = attn.view([T, H, hd]);
     const isNeox = c.ropeStyle === 'neox';
     const w = this.weights;
+    const ops = opsWith(profiler);
 
-    embeddingAny(residual, input.tokenIds, w.embedding);
+    embeddingAny(residual, input.tokenIds, w.embedding, ops);
     for (let i = 0; i < c.numLayers; ++i) {
       const l = w.layers[i]!;
       // x = norm(residual); from the second layer on, residual += the previous block's output first
       if (i === 0) ops.rmsNorm(hidden, residual, l.inputNorm, eps);
       else ops.fusedAddRmsNorm(hidden, residual, l.inputNorm, eps);
-      linearAny(qkv, hidden, l.qkv);
+      linearAny(qkv, hidden, l.qkv, ops);
       ops.rotaryEmbedding(input.positions, q2, k2, hd, this.cosSin, isNeox);
       ops.reshapeAndCache(k, v, kv.key[i]!, kv.value[i]!, input.slotMapping);
       ops.pagedAttention(attn3, q, kv.key[i]!, kv.value[i]!, input.attention);
-      linearAny(hidden, attn, l.o);
+      linearAny(hidden, attn, l.o, ops);
       ops.fusedAddRmsNorm(hidden, residual, l.postNorm, eps);
-      linearAny(gateUp, hidden, l.gateUp);
+      linearAny(gateUp, hidden, l.gateUp, ops);
       ops.siluAndMul(act, gateUp);
-      linearAny(hidden, act, l.down);
+      linearAny(hidden, act, l.down, ops);
     }
     ops.fusedAddRmsNorm(hidden, residual, w.norm, eps);
     const out = this.ws.out!;
     const last = out.last.narrow(0, 0, S);
     const logits = out.logits.narrow(0, 0, S);
     ops.gatherRows(last, hidden, input.logitsIndices);
-    linearAny(logits, last, w.lmHead);
+    linearAny(logits, last, w.lmHead, ops);
     return logits;
   }
 

@@ -7,7 +7,6 @@ import type { Device } from '../dtype.js';
 import { MiniVllmError } from '../errors.js';
 import { native } from '../native.js';
 import { Tensor, describeValue } from '../tensor.js';
-import { profiled } from '../calls.js';
 
 /** Which dtypes a tensor argument takes: the op's one float dtype, any float dtype, or int32. */
 export type TensorDType = 'float' | 'anyFloat' | 'int32';
@@ -149,7 +148,7 @@ export function opRegistry(): OpDef[] {
 
 /**
  * Runs an op: checks that its tensor arguments are Tensors (the addon checks shapes, dtypes, devices and values), then
- * calls the addon through the ops layer's profiler. A maybe-tensor given as undefined is passed as null.
+ * calls the addon (opsWith(p) in profiled.ts times the call). A maybe-tensor given as undefined is passed as null.
  */
 export function runOp(op: RegisteredOp, args: unknown[]): unknown {
   for (const { index, maybe } of op.tensors) {
@@ -158,5 +157,5 @@ export function runOp(op: RegisteredOp, args: unknown[]): unknown {
     else if (!(v instanceof Tensor))
       throw new TypeError(`${op.name}: ${op.argNames[index]} must be a Tensor, got ${describeValue(v)}`);
   }
-  return profiled(op.name, op.argNames, op.fn, args);
+  return op.fn(...args);
 }

@@ -1,7 +1,8 @@
 // The sampler: penalties (sparse, over the ids a sequence has seen) in TypeScript, then the native row sampler for
 // temperature / top-k / top-p / min-p over the whole vocabulary, and logprobs of the raw model output.
 import { randomInt } from 'node:crypto';
-import { sampleRows } from '../ops/sampling.js';
+import type { OpProfiler } from '../calls.js';
+import { opsWith } from '../ops/profiled.js';
 import { describeValue, Tensor } from '../tensor.js';
 import { type ResolvedSamplingParams, resolveSamplingParams, type SamplingParams } from './params.js';
 import { Rng } from './rng.js';
@@ -73,10 +74,11 @@ export class Sampler {
     return this.sampleWithLogprobs(logits, rows).tokens;
   }
 
-  /** sample(), and each row's logprobs where its params ask for them. */
+  /** sample(), and each row's logprobs where its params ask for them; `profiler` times the copy and the kernel. */
   sampleWithLogprobs(
     logits: Tensor | Float32Array,
     rows: SamplingParams | readonly (SamplingParams | SamplingState)[],
+    profiler?: OpProfiler,
   ): SampleResult {
     const V = this.vocabSize;
     let data: Float32Array;
@@ -84,7 +86,7 @@ export class Sampler {
     if (logits instanceof Tensor) {
       if (logits.dtype === 'int32' || logits.ndim !== 2 || logits.shape[1] !== V)
         throw new RangeError(`Sampler.sample: logits must be a float tensor [batch, ${V}], got ${logits.toString()}`);
-      data = logits.toArray() as Float32Array;
+      data = logits.toArray(profiler) as Float32Array;
       numRows = logits.shape[0]!;
     } else if (logits instanceof Float32Array) {
       if (logits.length % V !== 0)
@@ -143,7 +145,7 @@ export class Sampler {
       // Greedy numRows draw nothing, so a seeded sequence's draws do not depend on its neighbours.
       if (p.temperature > 0) uniform[r] = (state?.rng ?? (p.seed !== null ? new Rng(p.seed) : this.rng)).next();
     }
-    const tokens = sampleRows(data, numRows, V, { temperature, topK, topP, minP, uniform });
+    const tokens = opsWith(profiler).sampleRows(data, numRows, V, { temperature, topK, topP, minP, uniform });
     for (let r = 0; r < numRows; ++r) {
       const lp = logprobs[r];
       if (lp) {

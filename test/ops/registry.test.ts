@@ -10,6 +10,7 @@ import { expect } from 'chai';
 import { type Device, ops } from '../../lib/index.js';
 import { type NativeOp, RUNTIME_FUNCTIONS, native } from '../../lib/native.js';
 import { type OpDef, opRegistry } from '../../lib/ops/registry.js';
+import { opsWith } from '../../lib/ops/profiled.js';
 import { Profiler } from '../../lib/profiler.js';
 import * as ref from '../../lib/reference/index.js';
 import { Tensor } from '../../lib/tensor.js';
@@ -148,7 +149,7 @@ describeKernel('op registry examples', (device: Device) => {
       try {
         p.step(
           () => ({}),
-          () => (ops as unknown as Record<string, (...a: unknown[]) => unknown>)[def.name]!(...args),
+          () => (opsWith(p) as unknown as Record<string, (...a: unknown[]) => unknown>)[def.name]!(...args),
         );
       } finally {
         trace = p.stop();
