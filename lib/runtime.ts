@@ -1,5 +1,6 @@
-// Process-wide controls: CPU threads and device synchronisation.
+// Process-wide controls: CPU threads, device synchronisation, memory counters, and what memory the process can get.
 import type { Device } from './dtype.js';
+import { gib, hostMemory } from './host-memory.js';
 import { type MemoryCount, backends, native } from './native.js';
 
 /** Threads the CPU kernels use. */
@@ -61,4 +62,39 @@ export function resetPeakMemory(): void {
 /** Free and total memory of a CUDA device as the driver counts it (all processes), in bytes. */
 export function deviceMemory(deviceIndex = currentDevice): { free: number; total: number } {
   return native.deviceMemory(deviceIndex);
+}
+
+const MIB = 2 ** 20;
+/** Left by memoryBudget for what the plan does not count (Node's heap, the tokenizer, the thread pool, page tables). */
+const HOST_MARGIN_MIN = 256 * MIB;
+const HOST_MARGIN_MAX = 2048 * MIB;
+const HOST_MARGIN_SHARE = 0.05;
+/** What the process may allocate now, and where that number came from (for a message). */
+export interface MemoryBudget {
+  /** Bytes the plan may use. */
+  available: number;
+  /** Where that came from, for the message. */
+  source: string;
+}
+
+/**
+ * What the process can allocate on `device` now. CPU: the host's available memory (the container's limit included)
+ * less a safety margin. CUDA: `deviceShare` of the device (an engine's gpuMemoryUtilization) less what is already in
+ * use. null where there is no CUDA device to ask (allocating then fails with its own error).
+ */
+export function memoryBudget(device: Device, deviceShare = 0.9): MemoryBudget | null {
+  if (device === 'cpu') {
+    const host = hostMemory();
+    const margin = Math.min(HOST_MARGIN_MAX, Math.max(HOST_MARGIN_MIN, host.available * HOST_MARGIN_SHARE));
+    return {
+      available: Math.max(0, host.available - margin),
+      source: `${host.source}, less a ${gib(margin)} safety margin`,
+    };
+  }
+  if (!backends().cuda.available) return null;
+  const { free, total } = deviceMemory();
+  return {
+    available: Math.max(0, Math.floor(total * deviceShare - (total - free))),
+    source: `gpuMemoryUtilization ${deviceShare} of ${gib(total)}, less ${gib(total - free)} in use`,
+  };
 }

@@ -3,8 +3,9 @@
 // 1. The model is opened (lib/model/open.ts): its config, tokenizer, and the bytes its weights will take on the device
 //    (quantised tensors at their block size, the CPU's packed panels with their padding). Nothing is allocated yet.
 // 2. The plan: weights + KV cache + workspace (the largest step's activations) against the memory the process can get
-//    (lib/model/memory-plan.ts: modelMemory gives each part's size and the budget in one call). A plan that cannot fit
-//    is one ERR_OUT_OF_MEMORY naming each part and what would make it fit, before the first weight is allocated.
+//    (lib/runtime.ts: memoryBudget; lib/model/memory-plan.ts: modelMemory gives each part's size in one call). A plan
+//    that cannot fit is one ERR_OUT_OF_MEMORY naming each part and what would make it fit, before the first weight is
+//    allocated.
 // 3. The weights are built (lib/model/loader.ts: buildModel).
 // 4. The KV cache's bytes: kvCacheBytes where given (vLLM's kv_cache_memory_bytes, either device); on the CPU by
 //    default what the plan left after the weights and workspace, at most 4 GiB and at most what maxNumSeqs sequences
@@ -19,7 +20,7 @@ import { buildModel, type LoadedModel } from '../model/loader.js';
 import { type MemoryPart, memoryError, modelMemory } from '../model/memory-plan.js';
 import { openModel } from '../model/open.js';
 import type { LoadProgress } from '../model/weights.js';
-import { deviceMemory, synchronize } from '../runtime.js';
+import { deviceMemory, memoryBudget, synchronize } from '../runtime.js';
 import { describeValue, Tensor } from '../tensor.js';
 import { DEFAULT_CPU_KV_CACHE_BYTES, type EngineConfig } from './options.js';
 
@@ -117,9 +118,9 @@ export function planMemory(
   loadsWeights: boolean,
 ): number | null {
   const { device } = layout;
-  const m = modelMemory(config, layout, { tokens: c.maxNumBatchedTokens, seqs: c.maxNumSeqs }, c.gpuMemoryUtilization);
-  const { budget } = m;
+  const budget = memoryBudget(device, c.gpuMemoryUtilization);
   if (!budget) return c.kvCacheBytes;
+  const m = modelMemory(config, layout, { tokens: c.maxNumBatchedTokens, seqs: c.maxNumSeqs });
   const blockBytes = c.blockSize * m.kvBytesPerSlot;
   const seqBlocks = Math.ceil(c.maxModelLen / c.blockSize);
   const minKv = seqBlocks * blockBytes;

@@ -1,18 +1,14 @@
-// Memory planning: what a model will allocate (weights at their dtype, the KV cache, the largest step's workspace)
-// against what the process can get, worked out before the first byte is allocated. A model that cannot fit is an
-// ERR_OUT_OF_MEMORY naming each part and what would make it fit, instead of the kernel's out-of-memory killer.
+// What a model's parts take in memory (weights at their dtype, the KV cache per slot, the largest step's workspace),
+// worked out before the first byte is allocated and set against what the process can get (memoryBudget, in
+// lib/runtime.ts). A model that cannot fit is an ERR_OUT_OF_MEMORY naming each part and what would make it fit,
+// instead of the kernel's out-of-memory killer. The engine's plan is lib/engine/kv-budget.ts; loadModel's, planWeights.
 import type { Device, FloatDType } from '../dtype.js';
 import { MiniVllmError } from '../errors.js';
-import { gib, hostMemory } from '../host-memory.js';
-import { backends } from '../native.js';
-import { deviceMemory } from '../runtime.js';
+import { gib } from '../host-memory.js';
+import { type MemoryBudget, memoryBudget } from '../runtime.js';
 import { type LlamaConfig, parameterCount } from './config.js';
 
 const MIB = 2 ** 20;
-/** Left for what the plan does not count (Node's heap, the tokenizer, the thread pool, page tables). */
-const HOST_MARGIN_MIN = 256 * MIB;
-const HOST_MARGIN_MAX = 2048 * MIB;
-const HOST_MARGIN_SHARE = 0.05;
 /** Scratch the plan does not itemise: attention partials, decode-graph inputs, the CUDA context's own pools. */
 const WORKSPACE_SLACK = 64 * MIB;
 
@@ -21,13 +17,6 @@ export interface MemoryPart {
   bytes: number;
   /** What the number is made of, for the message. */
   detail: string;
-}
-
-export interface MemoryBudget {
-  /** Bytes the plan may use. */
-  available: number;
-  /** Where that came from, for the message. */
-  source: string;
 }
 
 function itemBytes(dtype: FloatDType): number {
@@ -66,32 +55,8 @@ export function workspaceBytesFor(
   return activations * itemBytes(dtype) + sampler + WORKSPACE_SLACK;
 }
 
-/**
- * What the process can allocate on `device` now. CPU: the host's available memory (the container's limit included)
- * less a safety margin. CUDA: `deviceShare` of the device (an engine's gpuMemoryUtilization) less what is already in
- * use. null where there is no CUDA device to ask (allocating then fails with its own error).
- */
-export function memoryBudget(device: Device, deviceShare = 0.9): MemoryBudget | null {
-  if (device === 'cpu') {
-    const host = hostMemory();
-    const margin = Math.min(HOST_MARGIN_MAX, Math.max(HOST_MARGIN_MIN, host.available * HOST_MARGIN_SHARE));
-    return {
-      available: Math.max(0, host.available - margin),
-      source: `${host.source}, less a ${gib(margin)} safety margin`,
-    };
-  }
-  if (!backends().cuda.available) return null;
-  const { free, total } = deviceMemory();
-  return {
-    available: Math.max(0, Math.floor(total * deviceShare - (total - free))),
-    source: `gpuMemoryUtilization ${deviceShare} of ${gib(total)}, less ${gib(total - free)} in use`,
-  };
-}
-
-/** What one model's parts take on its device, and the memory there is: the numbers a plan is made of. */
+/** What one model's parts take on its device: the numbers a plan is made of. */
 export interface ModelMemory {
-  /** What the process can get (memoryBudget), or null where there is no device to ask. */
-  budget: MemoryBudget | null;
   /** The weights as their layout says (quantised blocks, packing's padding). */
   weights: number;
   /** K and V of one cache slot over all layers. */
@@ -104,13 +69,12 @@ export interface ModelMemory {
 
 /**
  * The sizes a memory plan needs, in one call: the model's parts at its layout's dtype for steps of at most `tokens`
- * tokens and `seqs` sequences, their 16-bit alternative, and the budget (`deviceShare` of a CUDA device).
+ * tokens and `seqs` sequences, and their 16-bit alternative.
  */
 export function modelMemory(
   config: LlamaConfig,
   layout: { dtype: FloatDType; device: Device; tied: boolean; bytes: number },
   step: { tokens: number; seqs: number },
-  deviceShare: number,
 ): ModelMemory {
   const { dtype, device, tied } = layout;
   const sized = (dt: FloatDType) => ({
@@ -118,7 +82,6 @@ export function modelMemory(
     workspace: workspaceBytesFor(config, dt, device, step.tokens, step.seqs),
   });
   return {
-    budget: memoryBudget(device, deviceShare),
     weights: layout.bytes,
     ...sized(dtype),
     at16: dtype === 'float32' ? { weights: weightsBytesFor(config, 'bfloat16', tied), ...sized('bfloat16') } : null,
