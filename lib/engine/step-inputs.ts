@@ -23,6 +23,11 @@ export interface StepLimits {
 
 type Field = 'tokenIds' | 'positions' | 'slotMapping' | 'seqLens' | 'logitsIndices' | 'queryStartLoc' | 'blockTables';
 
+/** The KV-cache slot of position `p` of a sequence whose blocks are `table`: row p % blockSize of its block. */
+function slotOf(table: readonly number[], p: number, blockSize: number): number {
+  return table[Math.floor(p / blockSize)]! * blockSize + (p % blockSize);
+}
+
 export class StepInputs {
   readonly limits: StepLimits;
   readonly host: Int32Array;
@@ -93,7 +98,7 @@ export class StepInputs {
       for (let p = start; p < start + numTokens; ++p, ++t) {
         tok[t] = seq.tokenAt(p);
         pos[t] = p;
-        slot[t] = table[Math.floor(p / blockSize)]! * blockSize + (p % blockSize);
+        slot[t] = slotOf(table, p, blockSize);
       }
       qsl[i + 1] = t;
       lens[i] = start + numTokens;
@@ -139,7 +144,7 @@ export class StepInputs {
         );
       tok[i] = seq.tokenAt(p);
       pos[i] = p;
-      slot[i] = table[Math.floor(p / blockSize)]! * blockSize + (p % blockSize);
+      slot[i] = slotOf(table, p, blockSize);
       lens[i] = p + 1;
       // entries past the table are never read (attention stops at seqLens), so stale ones may stay
       tables.set(table, i * width);
