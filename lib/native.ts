@@ -27,6 +27,11 @@ export interface NativeTensor {
   readonly shape: readonly number[];
   readonly strides: readonly number[];
   readonly offset: number;
+  /**
+   * The same layout in one array the addon reads at once: [dtype code, ndim, offset, ...shape, ...strides]. A Tensor
+   * makes it once, non-enumerable (a spread copy has none, and the addon then reads the fields above).
+   */
+  readonly nativeLayout?: Float64Array;
 }
 
 export interface CpuBackend {

@@ -25,13 +25,17 @@ const char* js_type(const Napi::Value& v) {
 
 namespace {
 
-// A non-negative integer below `limit`, read from a JS number.
-int64_t to_index(const Napi::Value& v, int64_t limit, const char* op, const char* what) {
-  if (!v.IsNumber()) fail(ErrorKind::Type, op, ": ", what, " must be a number, got ", js_type(v));
-  double d = v.As<Napi::Number>().DoubleValue();
+// A non-negative integer below `limit`.
+int64_t to_index(double d, int64_t limit, const char* op, const char* what) {
   if (!(d >= 0 && d < double(limit)) || d != std::floor(d))
     fail(ErrorKind::Range, op, ": ", what, " must be an integer in [0, ", limit, "), got ", d);
   return int64_t(d);
+}
+
+// The same, read from a JS number.
+int64_t to_index(const Napi::Value& v, int64_t limit, const char* op, const char* what) {
+  if (!v.IsNumber()) fail(ErrorKind::Type, op, ": ", what, " must be a number, got ", js_type(v));
+  return to_index(v.As<Napi::Number>().DoubleValue(), limit, op, what);
 }
 
 }  // namespace
@@ -52,28 +56,50 @@ TensorView to_tensor(const Napi::Value& v, const char* op, const char* name) {
   TensorView t;
   t.device = s->device();
   t.device_index = s->device_index();
-  Napi::Value dv = o.Get("dtype");
-  if (!dv.IsString() || !parse_dtype(dv.As<Napi::String>().Utf8Value(), &t.dtype))
-    fail(ErrorKind::Type, op, ": ", name, " has an unknown dtype");
-
-  Napi::Value shv = o.Get("shape"), stv = o.Get("strides");
-  if (!shv.IsArray() || !stv.IsArray()) fail(ErrorKind::Type, op, ": ", name, " must have shape and strides arrays");
-  Napi::Array sh = shv.As<Napi::Array>(), st = stv.As<Napi::Array>();
-  if (sh.Length() > uint32_t(kMaxDims) || st.Length() != sh.Length())
-    fail(ErrorKind::Range, op, ": ", name, " must have at most ", kMaxDims, " dims and one stride per dim");
-  t.ndim = int(sh.Length());
+  // A Tensor's layout in one array (lib/tensor.ts: nativeLayout), read at once: [dtype, ndim, offset, shape, strides].
+  // Anything else that claims to be a tensor (a spread copy, a hand-made object) is read field by field.
+  int64_t offset = 0;
+  Napi::Value lv = o.Get("nativeLayout");
+  if (lv.IsTypedArray() && lv.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array) {
+    Napi::Float64Array arr = lv.As<Napi::Float64Array>();
+    const double* d = arr.Data();
+    const size_t len = arr.ElementLength();
+    const double code = len >= 3 ? d[0] : -1, ndim = len >= 3 ? d[1] : -1;
+    if (!(code >= 0 && code <= 3) || code != std::floor(code) || !(ndim >= 0 && ndim <= kMaxDims) ||
+        ndim != std::floor(ndim) || len != size_t(3 + 2 * ndim))
+      fail(ErrorKind::Type, op, ": ", name, " has a malformed nativeLayout");
+    t.dtype = DType(int(code));
+    t.ndim = int(ndim);
+    for (int i = 0; i < t.ndim; ++i) {
+      t.shape[i] = to_index(d[3 + i], int64_t(1) << 31, op, "a tensor dim");
+      t.strides[i] = to_index(d[3 + t.ndim + i], int64_t(1) << 40, op, "a tensor stride");
+    }
+    offset = to_index(d[2], int64_t(1) << 50, op, "a tensor offset");
+  } else {
+    Napi::Value dv = o.Get("dtype");
+    if (!dv.IsString() || !parse_dtype(dv.As<Napi::String>().Utf8Value(), &t.dtype))
+      fail(ErrorKind::Type, op, ": ", name, " has an unknown dtype");
+    Napi::Value shv = o.Get("shape"), stv = o.Get("strides");
+    if (!shv.IsArray() || !stv.IsArray()) fail(ErrorKind::Type, op, ": ", name, " must have shape and strides arrays");
+    Napi::Array sh = shv.As<Napi::Array>(), st = stv.As<Napi::Array>();
+    if (sh.Length() > uint32_t(kMaxDims) || st.Length() != sh.Length())
+      fail(ErrorKind::Range, op, ": ", name, " must have at most ", kMaxDims, " dims and one stride per dim");
+    t.ndim = int(sh.Length());
+    for (int i = 0; i < t.ndim; ++i) {
+      t.shape[i] = to_index(sh.Get(uint32_t(i)), int64_t(1) << 31, op, "a tensor dim");
+      t.strides[i] = to_index(st.Get(uint32_t(i)), int64_t(1) << 40, op, "a tensor stride");
+    }
+    offset = to_index(o.Get("offset"), int64_t(1) << 50, op, "a tensor offset");
+  }
   // Bounds in 128-bit arithmetic so no shape/stride combination can overflow the check itself.
   unsigned __int128 last = 0;
   bool empty = false;
   for (int i = 0; i < t.ndim; ++i) {
-    t.shape[i] = to_index(sh.Get(uint32_t(i)), int64_t(1) << 31, op, "a tensor dim");
-    t.strides[i] = to_index(st.Get(uint32_t(i)), int64_t(1) << 40, op, "a tensor stride");
     if (t.shape[i] == 0)
       empty = true;
     else
       last += (unsigned __int128)(t.shape[i] - 1) * (unsigned __int128)t.strides[i];
   }
-  const int64_t offset = to_index(o.Get("offset"), int64_t(1) << 50, op, "a tensor offset");
   const size_t item = dtype_size(t.dtype);
   if (!empty && (offset + last + 1) * item > s->byte_length())
     fail(ErrorKind::Range, op, ": ", name, " view ", t.shape_str(), " at offset ", offset,

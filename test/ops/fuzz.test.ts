@@ -242,6 +242,17 @@ describeEachCpuIsa('fuzz: 10,000 seeded bad op calls', () => {
       { ...good, storage: {} },
       { ...good, storage: null },
       { ...good, storage: Object.create(native.Storage.prototype as object) as object },
+      // the one-array layout a Tensor carries (lib/tensor.ts: nativeLayout), forged
+      { ...good, nativeLayout: Float64Array.of(0, 2, 0, 3, 8, 8, 1) }, // past the end
+      { ...good, nativeLayout: Float64Array.of(0, 2, 1, 2, 8, 8, 1) }, // past the end by one element
+      { ...good, nativeLayout: Float64Array.of(0, 2, 0, 2, 8, 2 ** 40, 1) },
+      { ...good, nativeLayout: Float64Array.of(0, 2, -4, 2, 8, 8, 1) },
+      { ...good, nativeLayout: Float64Array.of(0, 2, 0, NaN, 8, 8, 1) },
+      { ...good, nativeLayout: Float64Array.of(7, 2, 0, 2, 8, 8, 1) }, // no such dtype
+      { ...good, nativeLayout: Float64Array.of(0, 3, 0, 2, 8, 8, 1) }, // ndim says more than it holds
+      { ...good, nativeLayout: Float64Array.of(0, 9, 0, ...new Array<number>(18).fill(1)) },
+      { ...good, nativeLayout: Float64Array.of(0.5, 2, 0, 2, 8, 8, 1) },
+      { ...good, nativeLayout: Float64Array.of(0, 2) },
     ];
     for (let n = 0; n < 500; ++n) {
       const bad = pick(rand, forged);
@@ -266,6 +277,18 @@ describeEachCpuIsa('fuzz: 10,000 seeded bad op calls', () => {
       ).to.equal(true);
     }
     storage.free();
+  });
+
+  it("a Tensor's one-array layout is its own fields, cannot drift from them, and is not copied by a spread", () => {
+    const t = Tensor.zeros([4, 6], { dtype: 'bfloat16' }).narrow(1, 2, 3);
+    expect(Array.from(t.nativeLayout)).to.deep.equal([2, 2, 2, 4, 3, 6, 1]);
+    expect(Object.isFrozen(t), 'a tensor is frozen: its offset cannot change under its layout').to.equal(true);
+    expect(Object.keys(t)).to.not.include('nativeLayout');
+    // a spread copy has no layout array, so the addon reads its (here out-of-bounds) fields
+    const copy = { ...t, offset: 24 };
+    expect(() => native.fill(copy, 1)).to.throw(RangeError, /reaches past its storage/);
+    t.fill(1);
+    t.dispose();
   });
 
   it('the process still computes correctly afterwards', () => {
