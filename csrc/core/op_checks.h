@@ -419,6 +419,8 @@ inline void check_sample_rows(const HostArray<const float>& logits, double rows_
   OP(fillUniform, fill_uniform, CPU_CUDA, "out", "low", "high", "seed")                                             \
   OP(sampleRows, sample_rows, CPU, "logits", "rows", "vocab", "params", "out")                                      \
   OP(quantLinear, quant_linear, CPU_CUDA, "out", "x", "weight", "type", "bias")                                     \
+  OP(packQuantWeight, pack_quant_weight, CPU, "packed", "weight", "type")                                           \
+  OP(quantLinearPacked, quant_linear_packed, CPU, "out", "x", "packed", "type", "bias")                             \
   OP(quantEmbedding, quant_embedding, CPU_CUDA, "out", "ids", "table", "type")
 
 // Each backend's entry point of an op takes exactly its check's arguments: declared here from the check's type, so

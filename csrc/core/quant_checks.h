@@ -37,6 +37,51 @@ inline void check_quant_linear(const TensorView& out, const TensorView& x, const
   c.distinct(out, "out", x, "x");
 }
 
+// The CPU's interleaved layout of a quantised weight (cpu/quant_x8.h): the types it has one for (Q4_0 only), rows in
+// groups of 8, the tensor dense. Returns the type's format.
+inline QuantFormat check_interleaved(const Check& c, const char* op, const TensorView& w, const char* name,
+                                     double type) {
+  if (type != double(kQ4_0))
+    fail(ErrorKind::Range, op, ": type must be a type the CPU interleaves (Q4_0 2), got ", type);
+  QuantFormat f{};
+  quant_format(kQ4_0, &f);
+  if (w.size(0) % 8 != 0)
+    fail(ErrorKind::Range, op, ": ", name, " has ", w.size(0),
+         " rows, not a multiple of 8 (rows are interleaved by 8)");
+  c.contiguous(w, name);
+  return f;
+}
+
+// packed = weight's Q4_0 rows interleaved by 8 (cpu/quant_x8.h): both int32 [rows, rowWords], rows a multiple of 8.
+inline void check_pack_quant_weight(const TensorView& packed, const TensorView& weight, double type) {
+  const Check c("packQuantWeight");
+  c.dtype(weight, "weight", DType::Int32);
+  c.ndim(weight, "weight", 2, "[rows, rowWords]");
+  const QuantFormat f = check_interleaved(c, "packQuantWeight", weight, "weight", type);
+  const int64_t blocks = weight.size(1) * 4 / f.bytes;  // the words' whole blocks (a row pads at most 3 bytes)
+  c.dim(weight, "weight", 1, quant_row_words(f, blocks * f.block), "words of a padded row of quantised blocks");
+  c.dtype(packed, "packed", DType::Int32);
+  c.same_device(packed, "packed", weight, "weight");
+  c.ndim(packed, "packed", 2, "[rows, rowWords]");
+  c.dim(packed, "packed", 0, weight.size(0), "rows of weight");
+  c.dim(packed, "packed", 1, weight.size(1), "rowWords of weight");
+  c.contiguous(packed, "packed");
+  c.distinct(packed, "packed", weight, "weight");
+}
+
+// quantLinear over a weight packQuantWeight interleaved: the same contract, the weight's rows a multiple of 8.
+inline void check_quant_linear_packed(const TensorView& out, const TensorView& x, const TensorView& packed, double type,
+                                      const MaybeTensor& bias) {
+  const Check c("quantLinearPacked");
+  c.linear_x_out(out, x);
+  c.same_device(packed, "packed", x, "x");
+  check_quant_weight(c, "quantLinearPacked", packed, "packed", type, x.size(1), "inFeatures");
+  check_interleaved(c, "quantLinearPacked", packed, "packed", type);
+  c.dim(out, "out", 1, packed.size(0), "outFeatures of packed");
+  c.linear_bias(bias, out, x, packed.size(0));
+  c.distinct(out, "out", x, "x");
+}
+
 // out[i] = dequant(table[ids[i]]): out [numTokens, hidden] float, ids int32 [numTokens], table a quantised
 // [vocab, rowWords] of rows of `hidden` values. An id outside the table is a RangeError (on CUDA at the next
 // synchronize, the row zero-filled).

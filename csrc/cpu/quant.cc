@@ -14,6 +14,7 @@
 #include "level.h"
 #include "parallel.h"
 #include "quant_dots.h"
+#include "quant_x8.h"
 #include "vec.h"
 
 namespace mvllm::cpu {
@@ -105,27 +106,37 @@ inline void dequant_range(int type, const QuantFormat& f, const uint8_t* row, in
 // bench/results/2026-12-06-cpu-round2/gemv-harness.log).
 constexpr int64_t kPrefetchBytes = 2048;
 
-// x (fp32, rows ldx apart) quantised to 8 bits per 32 values, once per call; then every weight row is dotted with
-// every token's blocks in integers (quant_dots.h). A row is read from memory once: the other tokens find it in L1.
+// Each token's x (fp32, rows ldx apart) quantised to 8 bits per 32 values into the calling thread's scratch, grown
+// once: no allocation per call on the decode path. The K types also read quantize_x_sides (xf, 4 nb floats a token).
+// (The pool's threads read the scratch through the returned pointers: inside a task, thread_local names their own.)
+struct QuantizedX {
+  const QBlock* qb;
+  const float* xf;
+};
+inline QuantizedX quantize_tokens(const float* x, int64_t ldx, int64_t tokens, int64_t k_len, bool sides) {
+  const int64_t nb = k_len / 32;
+  static thread_local std::vector<QBlock> scratch;
+  static thread_local std::vector<float> side_scratch;
+  if (scratch.size() < size_t(tokens * nb)) scratch.resize(size_t(tokens * nb));
+  if (sides && side_scratch.size() < size_t(tokens * 4 * nb)) side_scratch.resize(size_t(tokens * 4 * nb));
+  for (int64_t m = 0; m < tokens; ++m) {
+    quantize_x(x + m * ldx, k_len, scratch.data() + m * nb);
+    if (sides) quantize_x_sides(scratch.data() + m * nb, nb, side_scratch.data() + m * 4 * nb);
+  }
+  return {scratch.data(), side_scratch.data()};
+}
+
+// x quantised once per call; then every weight row is dotted with every token's blocks in integers (quant_dots.h). A
+// row is read from memory once: the other tokens find it in L1.
 template <typename TA>
 void gemv(const TensorView& out, const float* x, int64_t ldx, const TensorView& weight, int type, int64_t k_len,
           const float* bias) {
   const int64_t tokens = out.size(0), n_out = weight.size(0), ldw = weight.stride(0) * 4, nb = k_len / 32;
-  // the caller's thread's scratch, grown once: no allocation per call on the decode path
-  // (the pool's threads read them through qb and xf: inside the task, `scratch` would name their own)
-  static thread_local std::vector<QBlock> scratch;
-  static thread_local std::vector<float> sides;  // quantize_x_sides, 4 nb floats a token
-  if (scratch.size() < size_t(tokens * nb)) scratch.resize(size_t(tokens * nb));
-  if (sides.size() < size_t(tokens * 4 * nb)) sides.resize(size_t(tokens * 4 * nb));
-  QBlock* const qb = scratch.data();
-  float* const xf = sides.data();
   QuantFormat f{};
   quant_format(type, &f);
-  const bool k_type = f.block == 256;  // the K types: the only ones that read xf
-  for (int64_t m = 0; m < tokens; ++m) {
-    quantize_x(x + m * ldx, k_len, qb + m * nb);
-    if (k_type) quantize_x_sides(qb + m * nb, nb, xf + m * 4 * nb);
-  }
+  const QuantizedX qx = quantize_tokens(x, ldx, tokens, k_len, f.block == 256);  // the K types read xf
+  const QBlock* const qb = qx.qb;
+  const float* const xf = qx.xf;
   const uint8_t* w = static_cast<const uint8_t*>(weight.data);
   TA* o = out.ptr<TA>();
   const int64_t ldo = out.stride(0);
@@ -153,60 +164,124 @@ void gemv(const TensorView& out, const float* x, int64_t ldx, const TensorView& 
   });
 }
 
-#if defined(__AVX2__)
-// A whole GEMM weight panel (NR rows: 16 on AVX2, 32 on AVX-512; gemm.h's layout dst[k][j]) straight from the blocks:
-// 8 rows' 32 values dequantised into 1 KiB that stays in L1, then transposed 8 x 8 in registers.
-inline void pack_panel_dequant(float* dst, const uint8_t* w, int64_t ldw, int type, const QuantFormat& f, int64_t k0,
-                               int64_t kc) {
-  constexpr int NR = gemm_impl::NR;
-  static_assert(NR % 8 == 0, "a panel is whole groups of 8 rows");
-  alignas(32) float y[8][32];
-  for (int64_t k = 0; k < kc; k += 32) {
-    for (int v = 0; v < NR / 8; ++v) {
-      for (int i = 0; i < 8; ++i) dequant_range(type, f, w + (8 * v + i) * ldw, k0 + k, 32, y[i]);
-      for (int o = 0; o < 4; ++o) {
-        __m256 r[8];
-        for (int i = 0; i < 8; ++i) r[i] = _mm256_load_ps(&y[i][8 * o]);
-        gemm_impl::transpose8(r);
-        for (int c = 0; c < 8; ++c) _mm256_storeu_ps(dst + (k + 8 * o + c) * NR + 8 * v, r[c]);
+// gemv over Q4_0 interleaved by 8 rows (quant_x8.h): a group of 8 rows at a time, each read once, as one stream.
+template <typename TA>
+void gemv_x8(const TensorView& out, const float* x, int64_t ldx, const TensorView& packed, int64_t k_len,
+             const float* bias) {
+  const int64_t tokens = out.size(0), groups = packed.size(0) / kX8Rows, ldg = packed.stride(0) * 4 * kX8Rows;
+  const int64_t nb = k_len / 32;
+  const QBlock* const qb = quantize_tokens(x, ldx, tokens, k_len, false).qb;
+  const uint8_t* w = static_cast<const uint8_t*>(packed.data);
+  TA* o = out.ptr<TA>();
+  const int64_t ldo = out.stride(0);
+  parallel_for(groups, std::max<int64_t>(1, (64 << 10) / std::max<int64_t>(1, ldg)), [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; ++g)
+      for (int64_t m0 = 0; m0 < tokens; m0 += 4) {
+        float s[4 * kX8Rows];
+        const uint8_t* gp = w + g * ldg;
+        const QBlock* xm = qb + m0 * nb;
+        const int64_t mt = std::min<int64_t>(4, tokens - m0);
+        switch (mt) {
+          case 1: x8_dots<1>(gp, xm, nb, nb, s); break;
+          case 2: x8_dots<2>(gp, xm, nb, nb, s); break;
+          case 3: x8_dots<3>(gp, xm, nb, nb, s); break;
+          default: x8_dots<4>(gp, xm, nb, nb, s); break;
+        }
+        for (int64_t m = 0; m < mt; ++m)
+          for (int r = 0; r < kX8Rows; ++r) {
+            const int64_t n = kX8Rows * g + r;
+            o[(m0 + m) * ldo + n] = from_float<TA>(s[kX8Rows * m + r] + (bias ? bias[n] : 0.f));
+          }
       }
-    }
-  }
+  });
 }
-#endif
 
+// What the dequantising GEMM reads of a quantised weight: `chunk(n, c, y)` writes values [32 c, 32 c + 32) of row n
+// (plain rows: dequant32 of the row's block; interleaved: the row's block unpacked from its group first).
+struct PlainRows {
+  const uint8_t* w;
+  int64_t ldw;
+  int type;
+  int per, bytes;  // a block's chunks of 32 and bytes
+  void chunk(int64_t n, int64_t c, float* y) const {
+    dequant32(type, w + n * ldw + (c / per) * bytes, int(c % per), y);
+  }
+};
+struct X8Rows {
+  const uint8_t* w;
+  int64_t ldg;  // bytes of a group of 8 rows
+  void chunk(int64_t n, int64_t c, float* y) const {
+    uint8_t blk[18];
+    x8_unpack_block(w + (n / kX8Rows) * ldg + c * kX8BlockBytes, int(n % kX8Rows), blk);
+    dequant32(kQ4_0, blk, 0, y);
+  }
+};
+
+// The GEMM's weight panels (NR rows: 16 on AVX2, 32 on AVX-512; gemm.h's layout dst[k][j]) of rows [n0, n0 + nc),
+// values [k0, k0 + kc) (multiples of 32), straight from the blocks, panel by panel so that the dequantised rows are in
+// L1 when packed. On AVX2 a whole panel goes 8 rows' 32 values at a time into 1 KiB, transposed 8 x 8 in registers.
 struct DequantScratch {
   std::vector<float> rows;
 };
 thread_local DequantScratch tl_dequant;
+
+template <typename Rows>
+gemm_impl::Panels dequant_panels(const Rows& src, float* dst, int64_t n0, int64_t k0, int64_t nc, int64_t kc) {
+  constexpr int NR = gemm_impl::NR;
+  std::vector<float>& tmp = tl_dequant.rows;
+  tmp.resize(size_t(NR * kc));
+  for (int64_t p = 0; p * NR < nc; ++p) {
+    const int64_t r0 = n0 + p * NR, rows = std::min<int64_t>(NR, nc - p * NR);
+    float* panel = dst + p * kc * NR;
+#if defined(__AVX2__)
+    static_assert(NR % 8 == 0, "a panel is whole groups of 8 rows");
+    if (rows == NR) {
+      alignas(32) float y[8][32];
+      for (int64_t k = 0; k < kc; k += 32)
+        for (int v = 0; v < NR / 8; ++v) {
+          for (int i = 0; i < 8; ++i) src.chunk(r0 + 8 * v + i, (k0 + k) / 32, y[i]);
+          for (int o = 0; o < 4; ++o) {
+            __m256 r[8];
+            for (int i = 0; i < 8; ++i) r[i] = _mm256_load_ps(&y[i][8 * o]);
+            gemm_impl::transpose8(r);
+            for (int c = 0; c < 8; ++c) _mm256_storeu_ps(panel + (k + 8 * o + c) * NR + 8 * v, r[c]);
+          }
+        }
+      continue;
+    }
+#endif
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t k = 0; k < kc; k += 32) src.chunk(r0 + r, (k0 + k) / 32, tmp.data() + r * kc + k);
+    gemm_impl::pack_w(panel, tmp.data(), kc, rows, kc);
+  }
+  return gemm_impl::Panels{dst, kc * NR};
+}
 
 template <typename TA>
 void quant_linear_impl(const TensorView& out, const TensorView& x, const TensorView& weight, int type,
                        const MaybeTensor& bias) {
   QuantFormat f{};
   quant_format(type, &f);
-  const uint8_t* w = static_cast<const uint8_t*>(weight.data);
-  const int64_t ldw = weight.stride(0) * 4, k_len = x.size(1);
+  const PlainRows src{static_cast<const uint8_t*>(weight.data), weight.stride(0) * 4, type, f.block / 32, f.bytes};
+  const int64_t k_len = x.size(1);
   gemm_impl::linear_frame<TA>(
       out, x, weight.size(0), bias, gemm_impl::kQuantGemvMaxTokens,
       [&](const float* xf, int64_t ldx, const float* b) { gemv<TA>(out, xf, ldx, weight, type, k_len, b); },
       [&](float* dst, int64_t n0, int64_t k0, int64_t nc, int64_t kc) {
-        // panel by panel, so that the dequantised rows (NR x kc fp32, 16 KiB on AVX2) are in L1 when packed
-        std::vector<float>& tmp = tl_dequant.rows;
-        tmp.resize(size_t(gemm_impl::NR * kc));
-        for (int64_t p = 0; p * gemm_impl::NR < nc; ++p) {
-          const int64_t r0 = p * gemm_impl::NR, rows = std::min<int64_t>(gemm_impl::NR, nc - r0);
-#if defined(__AVX2__)
-          if (rows == gemm_impl::NR) {
-            pack_panel_dequant(dst + p * kc * gemm_impl::NR, w + (n0 + r0) * ldw, ldw, type, f, k0, kc);
-            continue;
-          }
-#endif
-          for (int64_t r = 0; r < rows; ++r)
-            dequant_range(type, f, w + (n0 + r0 + r) * ldw, k0, kc, tmp.data() + r * kc);
-          gemm_impl::pack_w(dst + p * kc * gemm_impl::NR, tmp.data(), kc, rows, kc);
-        }
-        return gemm_impl::Panels{dst, kc * gemm_impl::NR};
+        return dequant_panels(src, dst, n0, k0, nc, kc);
+      });
+}
+
+template <typename TA>
+void quant_linear_packed_impl(const TensorView& out, const TensorView& x, const TensorView& packed,
+                              const MaybeTensor& bias) {
+  const X8Rows src{static_cast<const uint8_t*>(packed.data), packed.stride(0) * 4 * kX8Rows};
+  const int64_t k_len = x.size(1);
+  gemm_impl::linear_frame<TA>(
+      out, x, packed.size(0), bias, gemm_impl::kQuantGemvMaxTokens,
+      [&](const float* xf, int64_t ldx, const float* b) { gemv_x8<TA>(out, xf, ldx, packed, k_len, b); },
+      [&](float* dst, int64_t n0, int64_t k0, int64_t nc, int64_t kc) {
+        return dequant_panels(src, dst, n0, k0, nc, kc);
       });
 }
 
@@ -234,6 +309,22 @@ void quant_embedding_impl(const TensorView& out, const TensorView& ids, const Te
 void quant_linear(const TensorView& out, const TensorView& x, const TensorView& weight, double type,
                   const MaybeTensor& bias) {
   MVLLM_CPU_DISPATCH_FLOAT(x.dtype, TA, quant_linear_impl<TA>(out, x, weight, int(type), bias));
+}
+
+void pack_quant_weight(const TensorView& packed, const TensorView& weight, double) {
+  // a row's blocks: its bytes over 18, the padding to whole words (at most 3 bytes) aside
+  const int64_t ldw = weight.stride(0) * 4, ldg = packed.stride(0) * 4 * kX8Rows, nb = ldw / 18;
+  const uint8_t* w = static_cast<const uint8_t*>(weight.data);
+  uint8_t* p = static_cast<uint8_t*>(packed.data);
+  parallel_for(packed.size(0) / kX8Rows, std::max<int64_t>(1, (64 << 10) / std::max<int64_t>(1, ldg)),
+               [&](int64_t g0, int64_t g1) {
+                 for (int64_t g = g0; g < g1; ++g) x8_pack_group(w + g * kX8Rows * ldw, ldw, nb, p + g * ldg, ldg);
+               });
+}
+
+void quant_linear_packed(const TensorView& out, const TensorView& x, const TensorView& packed, double,
+                         const MaybeTensor& bias) {
+  MVLLM_CPU_DISPATCH_FLOAT(x.dtype, TA, quant_linear_packed_impl<TA>(out, x, packed, bias));
 }
 
 void quant_embedding(const TensorView& out, const TensorView& ids, const TensorView& table, double type) {

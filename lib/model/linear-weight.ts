@@ -1,10 +1,11 @@
 // The forms a model's weight takes: a float Tensor, a QuantizedTensor (lib/quant), a float weight packed for the CPU
-// GEMM (PackedWeight), or a stack of them (a fused projection whose parts a K-quant mix typed apart); and the linear
-// layer and embedding over any form.
+// GEMM (PackedWeight), a Q4_0 weight interleaved for the CPU's GEMV (PackedQuantWeight), or a stack of them (a fused
+// projection whose parts a K-quant mix typed apart); and the linear layer and embedding over any form.
 import * as plainOps from '../ops/index.js';
 import { packLinearWeight } from '../ops/linear.js';
+import { packQuantWeight } from '../ops/quant.js';
 import type { Ops } from '../ops/profiled.js';
-import { QUANT_FORMATS } from '../quant/formats.js';
+import { QUANT_FORMATS, type QuantType } from '../quant/formats.js';
 import { QuantizedTensor } from '../quant/tensor.js';
 import { Tensor } from '../tensor.js';
 
@@ -46,18 +47,62 @@ export class PackedWeight {
   }
 }
 
+/**
+ * A quantised weight interleaved once for the CPU's integer GEMV (packQuantWeight: 8 rows a stream), for the types
+ * that have such a layout (Q4_0) and row counts that are whole groups of 8.
+ */
+export class PackedQuantWeight {
+  /** int32 [rows, rowWords]: the weight's bytes, reordered within each group of 8 rows. */
+  readonly data: Tensor;
+  readonly type: QuantType;
+  readonly shape: readonly [number, number];
+
+  private constructor(data: Tensor, type: QuantType, cols: number) {
+    this.data = data;
+    this.type = type;
+    this.shape = [data.shape[0]!, cols];
+  }
+
+  /** Whether a CPU weight of `type` with `rows` rows can be interleaved. */
+  static packs(type: QuantType, rows: number): boolean {
+    return type === 'Q4_0' && rows % 8 === 0;
+  }
+
+  /** Interleaves a CPU weight (the caller may dispose it after). */
+  static pack(weight: QuantizedTensor): PackedQuantWeight {
+    const data = Tensor.empty(weight.data.shape, { dtype: 'int32', device: weight.device });
+    try {
+      packQuantWeight(data, weight.data, QUANT_FORMATS[weight.type].id);
+    } catch (e) {
+      data.dispose();
+      throw e;
+    }
+    return new PackedQuantWeight(data, weight.type, weight.shape[1]);
+  }
+
+  /** Bytes in memory: the QuantizedTensor's. */
+  get byteLength(): number {
+    return this.data.byteLength;
+  }
+
+  dispose(): void {
+    this.data.dispose();
+  }
+}
+
 /** A fused projection whose parts have different types: each part fills its rows of the output. */
 export interface StackedWeight {
   parts: readonly (Tensor | QuantizedTensor)[];
 }
 
-export type LinearWeight = Tensor | QuantizedTensor | PackedWeight | StackedWeight;
+export type LinearWeight = Tensor | QuantizedTensor | PackedWeight | PackedQuantWeight | StackedWeight;
 
 /** out = x · Wᵀ for any weight form, through `ops` (opsWith(profiler) to time it). */
 export function linearAny(out: Tensor, x: Tensor, w: LinearWeight, ops: Ops = plainOps): void {
   if (w instanceof Tensor) return ops.linear(out, x, w);
   if (w instanceof QuantizedTensor) return ops.quantLinear(out, x, w.data, QUANT_FORMATS[w.type].id);
   if (w instanceof PackedWeight) return ops.linearPacked(out, x, w.data);
+  if (w instanceof PackedQuantWeight) return ops.quantLinearPacked(out, x, w.data, QUANT_FORMATS[w.type].id);
   let col = 0;
   for (const p of w.parts) {
     const rows = p.shape[0];

@@ -13,7 +13,8 @@ import type { QuantizedTensor } from '../quant/tensor.js';
 
 // The matrices are float tensors or quantised ones (linear-weight.ts); a fused projection whose source tensors
 // have different quantised types (a K-quant mix) is a stack of its parts. On the CPU the float matrices that only
-// linear layers read (not the embedding) are packed for its GEMM (PackedWeight), their rows padded to 16.
+// linear layers read (not the embedding) are packed for its GEMM (PackedWeight), their rows padded to 16, and the Q4_0
+// ones interleaved by 8 rows for its GEMV (PackedQuantWeight).
 export interface LayerWeights {
   inputNorm: Tensor; //       [hidden]
   qkv: LinearWeight; //       [(numHeads + 2 numKvHeads) headDim, hidden]: q, k, v projections stacked

@@ -11,7 +11,7 @@ import { QuantizedTensor } from '../quant/tensor.js';
 import { Tensor } from '../tensor.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { LlamaConfig } from './config.js';
-import { disposeWeight, type LinearWeight, PackedWeight } from './linear-weight.js';
+import { disposeWeight, type LinearWeight, PackedQuantWeight, PackedWeight } from './linear-weight.js';
 import { disposeWeights, LlamaModel, type LlamaWeights } from './llama.js';
 import { planWeights } from './memory-plan.js';
 import {
@@ -151,6 +151,10 @@ export function buildWeights(
         for (const p of e.parts) {
           fillQuant(p, dst.narrow(row, p.shape[0]!));
           row += p.shape[0]!;
+        }
+        if (e.pack) {
+          made.set(e.key, PackedQuantWeight.pack(dst));
+          dst.dispose();
         }
       } else {
         const parts: (Tensor | QuantizedTensor)[] = [];

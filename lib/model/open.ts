@@ -18,6 +18,7 @@ import { BinaryFile } from '../formats/file.js';
 import type { WeightSource } from '../formats/file.js';
 import { openGguf } from '../formats/gguf.js';
 import { ggufModel } from './gguf-model.js';
+import { PackedQuantWeight } from './linear-weight.js';
 import { openLlama2c } from './llama2c.js';
 import { openSafetensors, safetensorsFiles } from '../formats/safetensors.js';
 import { hfName, LOAD_QUANTIZATIONS, type LoadQuantization } from './weights.js';
@@ -292,7 +293,10 @@ export interface WeightPlanEntry {
   key: string;
   shape: number[];
   parts: WeightPart[];
-  /** Packed for the CPU's GEMM (PackedWeight), its rows padded to whole panels of 16: the elements that adds. */
+  /**
+   * Packed for the CPU: a float matrix for its GEMM (PackedWeight), its rows padded to whole panels of 16 (the elements
+   * that adds); a Q4_0 one interleaved for its GEMV (PackedQuantWeight, no padding).
+   */
   pack: { padding: number } | null;
 }
 
@@ -327,8 +331,8 @@ export function planWeightLayout(
 ): WeightLayout {
   const { hiddenSize: d, intermediateSize: ff, headDim: hd, numHeads: nh, numKvHeads: nkv, vocabSize: v } = config;
   const tied = config.tieWordEmbeddings || !src.has(hfName.lmHead);
-  // The CPU packs the float matrices only linear layers read (not the embedding), unless MINI_VLLM_CPU_PACK=0 (an A/B
-  // switch, pack-ab.mjs).
+  // The CPU packs the matrices only linear layers read (not the embedding): float ones for its GEMM, Q4_0 ones for its
+  // GEMV; unless MINI_VLLM_CPU_PACK=0 (an A/B switch, pack-ab.mjs).
   const packing = opts.device === 'cpu' && process.env['MINI_VLLM_CPU_PACK'] !== '0';
   const entries: WeightPlanEntry[] = [];
   const add = (key: string, parts: { name: string; shape: number[] }[]) => {
@@ -347,12 +351,16 @@ export function planWeightLayout(
       return { ...p, type };
     });
     const cols = parts[0]!.shape[1];
-    const packs = packing && cols !== undefined && key !== 'embedding' && typed.every((p) => !p.type);
+    const linear = packing && cols !== undefined && key !== 'embedding';
+    const type = typed[0]!.type;
+    const packs = linear && typed.every((p) => !p.type);
+    // a quantised matrix of one type is interleaved where the CPU has a layout for it (no padding)
+    const interleaves = linear && !!type && typed.every((p) => p.type === type) && PackedQuantWeight.packs(type, rows);
     entries.push({
       key,
       shape: cols === undefined ? [rows] : [rows, cols],
       parts: typed,
-      pack: packs ? { padding: (Math.ceil(rows / 16) * 16 - rows) * cols } : null,
+      pack: packs ? { padding: (Math.ceil(rows / 16) * 16 - rows) * cols } : interleaves ? { padding: 0 } : null,
     });
   };
   add('embedding', [{ name: hfName.embedding, shape: [v, d] }]);

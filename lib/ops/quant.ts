@@ -1,6 +1,7 @@
 // Quantised weights (GGUF's block types): the linear layer and the embedding, dequantising as they read. The weight
 // is an int32 tensor [rows, rowWords] holding each row's ggml blocks padded to whole words (lib/quant/tensor.ts
-// builds it); `type` is ggml's type id (lib/quant/formats.ts).
+// builds it); `type` is ggml's type id (lib/quant/formats.ts). On the CPU, a Q4_0 weight may be interleaved once
+// (packQuantWeight) for the decode GEMV, and read by quantLinearPacked.
 import { Tensor } from '../tensor.js';
 import { defineOps, runOp, zeros } from './registry.js';
 
@@ -45,4 +46,57 @@ export function quantLinear(out: Tensor, x: Tensor, weight: Tensor, type: number
  */
 export function quantEmbedding(out: Tensor, ids: Tensor, table: Tensor, type: number): void {
   runOp(OPS.quantEmbedding, [out, ids, table, type]);
+}
+
+const PACKED = defineOps(
+  'quant',
+  {
+    packQuantWeight: [
+      'packed: int32[rows, rowWords], weight: int32[rows, rowWords], type: positiveInteger',
+      (device) => [
+        Tensor.zeros([8, 9], { dtype: 'int32', device }),
+        Tensor.zeros([8, 9], { dtype: 'int32', device }),
+        2,
+      ],
+    ],
+    quantLinearPacked: [
+      'out: float[numTokens, outFeatures], x: float[numTokens, inFeatures], packed: int32[outFeatures, rowWords], ' +
+        'type: positiveInteger, bias?: float[outFeatures]',
+      (device) => [...zeros(device, [3, 8], [3, 64]), Tensor.zeros([8, 9], { dtype: 'int32', device }), 2, null],
+    ],
+  },
+  ['cpu'],
+);
+
+/**
+ * Interleaves a Q4_0 weight's rows by 8 for {@link quantLinearPacked} (CPU): per block, the 8 rows' scales, then
+ * 4 bytes of each row's nibbles at a time, so that the decode GEMV reads 8 rows as one stream and serves them with one
+ * vector (csrc/cpu/quant_x8.h gives the layout byte by byte).
+ *
+ * @param packed int32 [rows, rowWords], dense, written: the same bytes as weight, reordered within each group of 8 rows
+ * @param weight int32 [rows, rowWords], dense: Q4_0 rows as quantLinear reads them; rows a multiple of 8
+ * @param type   ggml's type id: Q4_0 (2), the one type interleaved
+ */
+export function packQuantWeight(packed: Tensor, weight: Tensor, type: number): void {
+  runOp(PACKED.packQuantWeight, [packed, weight, type]);
+}
+
+/**
+ * {@link quantLinear} over a weight interleaved by {@link packQuantWeight} (CPU): the same result within the same
+ * bounds.
+ *
+ * @param out    [numTokens, outFeatures], x's dtype, written (rows may be strided)
+ * @param x      [numTokens, inFeatures] (rows may be strided); inFeatures a multiple of 32
+ * @param packed int32 [outFeatures, rowWords], dense, from packQuantWeight; outFeatures a multiple of 8
+ * @param type   Q4_0 (2)
+ * @param bias   [outFeatures] in out's dtype, or null
+ */
+export function quantLinearPacked(
+  out: Tensor,
+  x: Tensor,
+  packed: Tensor,
+  type: number,
+  bias: Tensor | null = null,
+): void {
+  runOp(PACKED.quantLinearPacked, [out, x, packed, type, bias]);
 }

@@ -85,3 +85,55 @@ export function quantEmbedding(
     for (let k = 0; k < hidden; ++k) out[i * hidden + k] = roundTo(t[ids[i]! * hidden + k]!, dtype);
   return out;
 }
+
+/** quantLinear over a weight packQuantWeight interleaved: its rows put back in order (unpackQuantWeight), then that. */
+export function quantLinearPacked(
+  x: ArrayLike<number>,
+  packed: Int32Array,
+  typeId: number,
+  bias: ArrayLike<number> | null,
+  numTokens: number,
+  outFeatures: number,
+  inFeatures: number,
+  dtype: FloatDType,
+): Float64Array {
+  const w = unpackQuantWeight(packed, outFeatures);
+  return quantLinear(x, w, typeId, bias, numTokens, outFeatures, inFeatures, dtype);
+}
+
+/** Where packQuantWeight puts byte i of row r's block b (of nb): [row's source offset, packed offset] per byte. */
+function interleavedBytes(rows: number, rowBytes: number, visit: (src: number, dst: number) => void): void {
+  const nb = Math.floor(rowBytes / 18);
+  for (let g = 0; g < rows / 8; ++g)
+    for (let b = 0; b < nb; ++b) {
+      const o = g * 8 * rowBytes + b * 144;
+      for (let r = 0; r < 8; ++r) {
+        const s = (8 * g + r) * rowBytes + b * 18;
+        visit(s, o + 2 * r);
+        visit(s + 1, o + 2 * r + 1);
+        for (let c = 0; c < 4; ++c) for (let i = 0; i < 4; ++i) visit(s + 2 + 4 * c + i, o + 16 + 32 * c + 4 * r + i);
+      }
+    }
+}
+
+/** The rows of a weight packQuantWeight interleaved, in ggml's order again (the padding of each row zero). */
+export function unpackQuantWeight(packed: Int32Array, rows: number): Int32Array {
+  const src = new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength);
+  const out = new Int32Array(packed.length);
+  const dst = new Uint8Array(out.buffer);
+  interleavedBytes(rows, (packed.length / Math.max(1, rows)) * 4, (s, p) => (dst[s] = src[p]!));
+  return out;
+}
+
+/**
+ * The CPU's interleaved Q4_0 (packQuantWeight), from its description in csrc/cpu/quant_x8.h: rows in groups of 8, each
+ * group's bytes holding per block b, at 144 b, the 8 rows' fp16 scales (row r at 2r), then 4 chunks of 32 bytes with
+ * row r's nibble bytes [4c, 4c + 4) at 32c + 4r; zero after the blocks.
+ */
+export function packQuantWeight(words: Int32Array, rows: number): Int32Array {
+  const src = new Uint8Array(words.buffer, words.byteOffset, words.byteLength);
+  const out = new Int32Array(words.length);
+  const dst = new Uint8Array(out.buffer);
+  interleavedBytes(rows, (words.length / Math.max(1, rows)) * 4, (s, p) => (dst[p] = src[s]!));
+  return out;
+}

@@ -10,6 +10,7 @@ import { QuantizedTensor } from '../../lib/quant/tensor.js';
 import * as ref from '../../lib/reference/index.js';
 import {
   UNIT_ROUNDOFF,
+  describeEachCpuIsa,
   describeKernel,
   expectBadIndex,
   expectClose,
@@ -212,6 +213,73 @@ describeKernel('quantLinear', (device) => {
     expect(() => ops.quantLinear(out, x, Tensor.zeros([4, 17], { device }), 8)).to.throw(
       TypeError,
       /quantLinear: weight must have dtype int32/,
+    );
+  });
+});
+
+// The CPU's interleaved Q4_0: packQuantWeight bit for bit against the reference layout, and quantLinearPacked
+// against the same expectation as quantLinear (the integer GEMV up to 16 tokens, the dequantising GEMM above), at
+// row counts of 8 and more groups and odd block counts (padded rows).
+describeEachCpuIsa('quantLinearPacked: Q4_0 interleaved by 8 (CPU)', () => {
+  const device = 'cpu';
+  for (const [K, N] of [
+    [32, 8],
+    [96, 40],
+    [256, 64],
+  ] as const)
+    for (const tokens of [1, 3, 4, 7, 16, 40])
+      it(`${tokens} x ${K} -> ${N}, every dtype`, () => {
+        const rand = prng(31 + tokens + K);
+        const w = QuantizedTensor.empty('Q4_0', N, K, device);
+        w.writeRows(0, N, quantizeRows('Q4_0', randn(rand, N * K), N, K));
+        const words = w.data.toArray() as Int32Array;
+        const packed = Tensor.zeros(w.data.shape, { dtype: 'int32', device });
+        ops.packQuantWeight(packed, w.data, 2);
+        expect(packed.toArray()).to.deep.equal(ref.packQuantWeight(words, N));
+        const wf = ref.dequantizeWords(words, N, K, 2);
+        for (const dtype of FLOAT_DTYPES) {
+          const [wide, xs] = upload(randn(rand, tokens * (K + 8)), [tokens, K + 8], dtype, device);
+          const x = wide.narrow(1, 0, K);
+          const xd = new Float32Array(tokens * K);
+          for (let m = 0; m < tokens; ++m) xd.set(xs.subarray(m * (K + 8), m * (K + 8) + K), m * K);
+          const [bias, bs] = upload(randn(rand, N), [N], dtype, device);
+          const out = poisoned([tokens, N], dtype, device);
+          ops.quantLinearPacked(out, x, packed, 2, bias);
+          const { exact, bound } = quantLinearExpectation(device, dtype, xd, wf, bs, tokens, N, K);
+          expectWithin(out.toArray(), exact, bound, `${dtype} out`);
+        }
+      });
+
+  it('bad arguments throw naming them', () => {
+    const int32 = (shape: number[]) => Tensor.zeros(shape, { dtype: 'int32', device });
+    const w = int32([8, 9]); // Q4_0: 2 blocks of 18 bytes = 9 words
+    expect(() => ops.packQuantWeight(int32([8, 9]), w, 8)).to.throw(
+      RangeError,
+      /packQuantWeight: type must be a type the CPU interleaves \(Q4_0 2\), got 8/,
+    );
+    expect(() => ops.packQuantWeight(int32([12, 9]), int32([12, 9]), 2)).to.throw(
+      RangeError,
+      /packQuantWeight: weight has 12 rows, not a multiple of 8/,
+    );
+    expect(() => ops.packQuantWeight(int32([8, 9]), int32([8, 10]), 2)).to.throw(
+      RangeError,
+      /packQuantWeight: weight shape \[8, 10\] has dim 1 = 10, expected 9/,
+    );
+    expect(() => ops.packQuantWeight(int32([8, 8]), w, 2)).to.throw(RangeError, /packed .*has dim 1 = 8, expected 9/);
+    expect(() => ops.packQuantWeight(w, w, 2)).to.throw(RangeError, /packQuantWeight: .*packed.*weight/);
+    const x = Tensor.zeros([2, 64], { device });
+    const out = Tensor.zeros([2, 8], { device });
+    expect(() => ops.quantLinearPacked(out, x, w, 8)).to.throw(
+      RangeError,
+      /quantLinearPacked: .*expected 17|interleaves/,
+    );
+    expect(() => ops.quantLinearPacked(Tensor.zeros([2, 4], { device }), x, int32([4, 9]), 2)).to.throw(
+      RangeError,
+      /quantLinearPacked: packed has 4 rows, not a multiple of 8/,
+    );
+    expect(() => ops.quantLinearPacked(out, Tensor.zeros([2, 32], { device }), w, 2)).to.throw(
+      RangeError,
+      /quantLinearPacked: packed .*has dim 1 = 9, expected 5/,
     );
   });
 });

@@ -1,6 +1,7 @@
 // The quantised ops at Llama-2-7B layer shapes (4096 x 4096 and 11008 x 4096): quantLinear's GEMV at decode batch
 // sizes against the read bandwidth (bytes: the quantised weight, read once), its GEMM against the FMA peak, for every
-// type; quantEmbedding's row gather.
+// type; on the CPU the same for Q4_0 interleaved by packQuantWeight (quantLinearPacked, what the CPU model runs);
+// quantEmbedding's row gather.
 import type { FloatDType } from '../../dtype.js';
 import * as ops from '../../ops/index.js';
 import { Tensor } from '../../tensor.js';
@@ -23,11 +24,18 @@ function blocks(type: QuantType, rows: number, cols: number): Uint8Array {
   return b;
 }
 
-function quantCase(type: QuantType, tokens: number, outF: number, inF: number, dtype: FloatDType): OpCase {
+function quantCase(
+  type: QuantType,
+  tokens: number,
+  outF: number,
+  inF: number,
+  dtype: FloatDType,
+  packed = false,
+): OpCase {
   const gemm = tokens > 16;
   const itemBytes = dtype === 'float32' ? 4 : 2;
   return {
-    op: gemm ? 'quantLinear GEMM' : 'quantLinear GEMV',
+    op: `${packed ? 'quantLinearPacked' : 'quantLinear'} ${gemm ? 'GEMM' : 'GEMV'}`,
     dtype: `${dtype}/w ${type}`,
     shape: `${tokens} x ${inF} -> ${outF}`,
     bytes: outF * quantRowWords(type, inF) * 4 + tokens * (inF + outF) * itemBytes,
@@ -39,6 +47,12 @@ function quantCase(type: QuantType, tokens: number, outF: number, inF: number, d
       w.writeRows(0, outF, blocks(type, outF, inF));
       const out = Tensor.empty([tokens, outF], { dtype, device });
       const id = QUANT_FORMATS[type].id;
+      if (packed) {
+        const p = Tensor.empty(w.data.shape, { dtype: 'int32', device });
+        ops.packQuantWeight(p, w.data, id);
+        w.dispose();
+        return { run: () => ops.quantLinearPacked(out, x, p, id), free: () => [x, p, out].forEach((t) => t.dispose()) };
+      }
       return { run: () => ops.quantLinear(out, x, w.data, id), free: () => [x, w, out].forEach((t) => t.dispose()) };
     },
   };
@@ -72,15 +86,18 @@ function embeddingCase(type: QuantType): OpCase {
 export const cases: CaseList = (quick, device) => {
   const out: OpCase[] = [];
   const dtype: FloatDType = device === 'cuda' ? 'bfloat16' : 'float32';
-  for (const type of quick ? (['Q8_0', 'Q4_K'] as const) : QUANT_TYPES) {
+  for (const type of quick ? (['Q8_0', 'Q4_0', 'Q4_K'] as const) : QUANT_TYPES) {
     for (const [outF, inF] of quick
       ? [[4096, 4096]]
       : [
           [4096, 4096],
           [11008, 4096],
         ])
-      for (const tokens of quick ? [1] : [1, 4, 16]) out.push(quantCase(type, tokens, outF!, inF!, dtype));
-    out.push(quantCase(type, quick ? 128 : 512, 4096, 4096, dtype));
+      for (const tokens of quick ? [1] : [1, 4, 16])
+        for (const packed of device === 'cpu' && type === 'Q4_0' ? [false, true] : [false])
+          out.push(quantCase(type, tokens, outF!, inF!, dtype, packed));
+    for (const packed of device === 'cpu' && type === 'Q4_0' ? [false, true] : [false])
+      out.push(quantCase(type, quick ? 128 : 512, 4096, 4096, dtype, packed));
     if (!quick) out.push(embeddingCase(type));
   }
   return out;
