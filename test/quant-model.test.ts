@@ -148,6 +148,48 @@ describeDevices('quantised GGUF files', (device) => {
   });
 });
 
+describe("the CPU's interleaved Q4_0 / Q6_K weights (packQuantWeight)", () => {
+  // a tied model: q4_0 makes its embedding, which is also the classifier, Q6_K (llama.cpp's choice)
+  const tiedHf = join(tmp, 'hf-tied');
+  writeTinyHfModel(tiedHf, {
+    config: { ...CONFIG, tieWordEmbeddings: true },
+    seed: 9,
+    pieces: [...tok.pieces],
+    scores: tok.scores,
+  });
+  const tied = join(tmp, 'tied-q4_0.gguf');
+  quantizeModel(tiedHf, tied, 'q4_0');
+  const plainLoad = async () => {
+    process.env['MINI_VLLM_CPU_PACK'] = '0';
+    try {
+      return await load(tied, { device: 'cpu', dtype: 'float32' });
+    } finally {
+      delete process.env['MINI_VLLM_CPU_PACK'];
+    }
+  };
+
+  it('a tied Q6_K embedding and the Q4_0 layers interleaved give the plain layout’s logits', async () => {
+    const [p, q] = [await load(tied, { device: 'cpu', dtype: 'float32' }), await plainLoad()];
+    try {
+      const w = p.model.weights;
+      expect(w.embedding).to.be.instanceOf(PackedQuantWeight).and.include({ type: 'Q6_K' });
+      expect(w.lmHead).to.equal(w.embedding);
+      expect(w.layers[0]!.qkv).to.be.instanceOf(PackedQuantWeight).and.include({ type: 'Q4_0' });
+      expect(q.model.weights.embedding).to.be.instanceOf(QuantizedTensor);
+      expect(p.model.weightsBytes).to.equal(q.model.weightsBytes);
+      // 24 tokens: the embedding rows and the GEMM's dequantised panels are the same values: the same logits, exactly
+      const [lp, lq] = [prefillLogits(p, SEQS, true), prefillLogits(q, SEQS, true)];
+      for (let i = 0; i < lp.length; ++i) expectClose(lp[i]!, lq[i]!, { atol: 0, rtol: 0 }, `GEMM row ${i}`);
+      // 4 tokens: the integer GEMVs, summed in another order
+      const [gp, gq] = [prefillLogits(p, [SEQS[1]!], true), prefillLogits(q, [SEQS[1]!], true)];
+      gp.forEach((l, i) => expectClose(l, gq[i]!, { atol: 1e-4, rtol: 1e-4 }, `GEMV row ${i}`));
+    } finally {
+      p.model.dispose();
+      q.model.dispose();
+    }
+  });
+});
+
 describe('quantised real models', function () {
   const models = sharedModels();
   it('stories260K in Q8_0 and Q4_K_M (rows of 64: Q5_0 / Q8_0): the float forward of its values', async function () {

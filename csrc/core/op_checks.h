@@ -421,7 +421,8 @@ inline void check_sample_rows(const HostArray<const float>& logits, double rows_
   OP(quantLinear, quant_linear, CPU_CUDA, "out", "x", "weight", "type", "bias")                                     \
   OP(packQuantWeight, pack_quant_weight, CPU, "packed", "weight", "type")                                           \
   OP(quantLinearPacked, quant_linear_packed, CPU, "out", "x", "packed", "type", "bias")                             \
-  OP(quantEmbedding, quant_embedding, CPU_CUDA, "out", "ids", "table", "type")
+  OP(quantEmbedding, quant_embedding, CPU_CUDA, "out", "ids", "table", "type")                                      \
+  OP(quantEmbeddingPacked, quant_embedding_packed, CPU, "out", "ids", "table", "type")
 
 // Each backend's entry point of an op takes exactly its check's arguments: declared here from the check's type, so
 // the CPU and CUDA entry points of one op cannot drift apart. The CPU's are declared in the level being compiled

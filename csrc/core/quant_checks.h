@@ -37,14 +37,14 @@ inline void check_quant_linear(const TensorView& out, const TensorView& x, const
   c.distinct(out, "out", x, "x");
 }
 
-// The CPU's interleaved layout of a quantised weight (cpu/quant_x8.h): the types it has one for (Q4_0 only), rows in
+// The CPU's interleaved layout of a quantised weight (cpu/quant_x8.h): the types it has one for (Q4_0, Q6_K), rows in
 // groups of 8, the tensor dense. Returns the type's format.
 inline QuantFormat check_interleaved(const Check& c, const char* op, const TensorView& w, const char* name,
                                      double type) {
-  if (type != double(kQ4_0))
-    fail(ErrorKind::Range, op, ": type must be a type the CPU interleaves (Q4_0 2), got ", type);
+  if (type != double(kQ4_0) && type != double(kQ6_K))
+    fail(ErrorKind::Range, op, ": type must be a type the CPU interleaves (Q4_0 2, Q6_K 14), got ", type);
   QuantFormat f{};
-  quant_format(kQ4_0, &f);
+  quant_format(int64_t(type), &f);
   if (w.size(0) % 8 != 0)
     fail(ErrorKind::Range, op, ": ", name, " has ", w.size(0),
          " rows, not a multiple of 8 (rows are interleaved by 8)");
@@ -52,7 +52,7 @@ inline QuantFormat check_interleaved(const Check& c, const char* op, const Tenso
   return f;
 }
 
-// packed = weight's Q4_0 rows interleaved by 8 (cpu/quant_x8.h): both int32 [rows, rowWords], rows a multiple of 8.
+// packed = weight's rows interleaved by 8 (cpu/quant_x8.h): both int32 [rows, rowWords], rows a multiple of 8.
 inline void check_pack_quant_weight(const TensorView& packed, const TensorView& weight, double type) {
   const Check c("packQuantWeight");
   c.dtype(weight, "weight", DType::Int32);
@@ -85,8 +85,9 @@ inline void check_quant_linear_packed(const TensorView& out, const TensorView& x
 // out[i] = dequant(table[ids[i]]): out [numTokens, hidden] float, ids int32 [numTokens], table a quantised
 // [vocab, rowWords] of rows of `hidden` values. An id outside the table is a RangeError (on CUDA at the next
 // synchronize, the row zero-filled).
-inline void check_quant_embedding(const TensorView& out, const TensorView& ids, const TensorView& table, double type) {
-  const Check c("quantEmbedding");
+inline void check_quant_embedding_as(const char* op, const TensorView& out, const TensorView& ids,
+                                     const TensorView& table, double type) {
+  const Check c(op);
   c.float_dtype(out, "out");
   c.same_device(ids, "ids", out, "out");
   c.same_device(table, "table", out, "out");
@@ -96,7 +97,17 @@ inline void check_quant_embedding(const TensorView& out, const TensorView& ids, 
   c.ndim(out, "out", 2, "[numTokens, hidden]");
   c.dim(out, "out", 0, ids.size(0), "one row per id");
   c.rows_dense(out, "out");
-  check_quant_weight(c, "quantEmbedding", table, "table", type, out.size(1), "hidden");
+  check_quant_weight(c, op, table, "table", type, out.size(1), "hidden");
+}
+inline void check_quant_embedding(const TensorView& out, const TensorView& ids, const TensorView& table, double type) {
+  check_quant_embedding_as("quantEmbedding", out, ids, table, type);
+}
+
+// quantEmbedding over a table packQuantWeight interleaved: the same contract, the table's rows a multiple of 8.
+inline void check_quant_embedding_packed(const TensorView& out, const TensorView& ids, const TensorView& table,
+                                         double type) {
+  check_quant_embedding_as("quantEmbeddingPacked", out, ids, table, type);
+  check_interleaved(Check("quantEmbeddingPacked"), "quantEmbeddingPacked", table, "table", type);
 }
 
 }  // namespace mvllm

@@ -164,9 +164,9 @@ void gemv(const TensorView& out, const float* x, int64_t ldx, const TensorView& 
   });
 }
 
-// gemv over Q4_0 interleaved by 8 rows (quant_x8.h): a group of 8 rows at a time, each read once, as one stream.
+// gemv over a weight interleaved by 8 rows (quant_x8.h): a group of 8 rows at a time, each read once, as one stream.
 template <typename TA>
-void gemv_x8(const TensorView& out, const float* x, int64_t ldx, const TensorView& packed, int64_t k_len,
+void gemv_x8(const TensorView& out, const float* x, int64_t ldx, const TensorView& packed, int type, int64_t k_len,
              const float* bias) {
   const int64_t tokens = out.size(0), groups = packed.size(0) / kX8Rows, ldg = packed.stride(0) * 4 * kX8Rows;
   const int64_t nb = k_len / 32;
@@ -182,10 +182,10 @@ void gemv_x8(const TensorView& out, const float* x, int64_t ldx, const TensorVie
         const QBlock* xm = qb + m0 * nb;
         const int64_t mt = std::min<int64_t>(4, tokens - m0);
         switch (mt) {
-          case 1: x8_dots<1>(gp, xm, nb, nb, s); break;
-          case 2: x8_dots<2>(gp, xm, nb, nb, s); break;
-          case 3: x8_dots<3>(gp, xm, nb, nb, s); break;
-          default: x8_dots<4>(gp, xm, nb, nb, s); break;
+          case 1: x8_dots<1>(type, gp, xm, nb, nb, s); break;
+          case 2: x8_dots<2>(type, gp, xm, nb, nb, s); break;
+          case 3: x8_dots<3>(type, gp, xm, nb, nb, s); break;
+          default: x8_dots<4>(type, gp, xm, nb, nb, s); break;
         }
         for (int64_t m = 0; m < mt; ++m)
           for (int r = 0; r < kX8Rows; ++r) {
@@ -210,10 +210,9 @@ struct PlainRows {
 struct X8Rows {
   const uint8_t* w;
   int64_t ldg;  // bytes of a group of 8 rows
+  int type;
   void chunk(int64_t n, int64_t c, float* y) const {
-    uint8_t blk[18];
-    x8_unpack_block(w + (n / kX8Rows) * ldg + c * kX8BlockBytes, int(n % kX8Rows), blk);
-    dequant32(kQ4_0, blk, 0, y);
+    x8_dequant32(type, w + (n / kX8Rows) * ldg, int(n % kX8Rows), c, y);
   }
 };
 
@@ -273,31 +272,30 @@ void quant_linear_impl(const TensorView& out, const TensorView& x, const TensorV
 }
 
 template <typename TA>
-void quant_linear_packed_impl(const TensorView& out, const TensorView& x, const TensorView& packed,
+void quant_linear_packed_impl(const TensorView& out, const TensorView& x, const TensorView& packed, int type,
                               const MaybeTensor& bias) {
-  const X8Rows src{static_cast<const uint8_t*>(packed.data), packed.stride(0) * 4 * kX8Rows};
+  const X8Rows src{static_cast<const uint8_t*>(packed.data), packed.stride(0) * 4 * kX8Rows, type};
   const int64_t k_len = x.size(1);
   gemm_impl::linear_frame<TA>(
       out, x, packed.size(0), bias, gemm_impl::kQuantGemvMaxTokens,
-      [&](const float* xf, int64_t ldx, const float* b) { gemv_x8<TA>(out, xf, ldx, packed, k_len, b); },
+      [&](const float* xf, int64_t ldx, const float* b) { gemv_x8<TA>(out, xf, ldx, packed, type, k_len, b); },
       [&](float* dst, int64_t n0, int64_t k0, int64_t nc, int64_t kc) {
         return dequant_panels(src, dst, n0, k0, nc, kc);
       });
 }
 
-template <typename TA>
-void quant_embedding_impl(const TensorView& out, const TensorView& ids, const TensorView& table, int type) {
-  QuantFormat f{};
-  quant_format(type, &f);
-  const int64_t n = ids.size(0), rows = table.size(0), hidden = out.size(1), ldt = table.stride(0) * 4;
+// out[i] = row ids[i] of a quantised table (PlainRows or X8Rows), dequantised.
+template <typename TA, typename Rows>
+void quant_embedding_impl(const char* op, const TensorView& out, const TensorView& ids, int64_t rows, const Rows& src) {
+  const int64_t n = ids.size(0), hidden = out.size(1);
   const int32_t* idx = ids.ptr<int32_t>();
   for (int64_t i = 0; i < n; ++i)
     if (idx[i] < 0 || idx[i] >= rows)
-      fail(ErrorKind::Range, "quantEmbedding: ids[", i, "] = ", idx[i], " is outside [0, ", rows, ")");
+      fail(ErrorKind::Range, op, ": ids[", i, "] = ", idx[i], " is outside [0, ", rows, ")");
   parallel_for(n, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, hidden)), [&](int64_t i0, int64_t i1) {
     std::vector<float> row(static_cast<size_t>(hidden));
     for (int64_t i = i0; i < i1; ++i) {
-      dequant_range(type, f, static_cast<const uint8_t*>(table.data) + idx[i] * ldt, 0, hidden, row.data());
+      for (int64_t c = 0; c < hidden / 32; ++c) src.chunk(idx[i], c, row.data() + 32 * c);
       TA* o = out.ptr<TA>() + i * out.stride(0);
       for (int64_t k = 0; k < hidden; ++k) o[k] = from_float<TA>(row[size_t(k)]);
     }
@@ -311,24 +309,34 @@ void quant_linear(const TensorView& out, const TensorView& x, const TensorView& 
   MVLLM_CPU_DISPATCH_FLOAT(x.dtype, TA, quant_linear_impl<TA>(out, x, weight, int(type), bias));
 }
 
-void pack_quant_weight(const TensorView& packed, const TensorView& weight, double) {
-  // a row's blocks: its bytes over 18, the padding to whole words (at most 3 bytes) aside
-  const int64_t ldw = weight.stride(0) * 4, ldg = packed.stride(0) * 4 * kX8Rows, nb = ldw / 18;
+void pack_quant_weight(const TensorView& packed, const TensorView& weight, double type) {
+  const int t = int(type);
+  // a row's blocks: its bytes over the block's, the padding to whole words (at most 3 bytes) aside
+  const int64_t ldw = weight.stride(0) * 4, ldg = packed.stride(0) * 4 * kX8Rows, nb = ldw / (x8_block_bytes(t) / 8);
   const uint8_t* w = static_cast<const uint8_t*>(weight.data);
   uint8_t* p = static_cast<uint8_t*>(packed.data);
   parallel_for(packed.size(0) / kX8Rows, std::max<int64_t>(1, (64 << 10) / std::max<int64_t>(1, ldg)),
                [&](int64_t g0, int64_t g1) {
-                 for (int64_t g = g0; g < g1; ++g) x8_pack_group(w + g * kX8Rows * ldw, ldw, nb, p + g * ldg, ldg);
+                 for (int64_t g = g0; g < g1; ++g) x8_pack_group(t, w + g * kX8Rows * ldw, ldw, nb, p + g * ldg, ldg);
                });
 }
 
-void quant_linear_packed(const TensorView& out, const TensorView& x, const TensorView& packed, double,
+void quant_linear_packed(const TensorView& out, const TensorView& x, const TensorView& packed, double type,
                          const MaybeTensor& bias) {
-  MVLLM_CPU_DISPATCH_FLOAT(x.dtype, TA, quant_linear_packed_impl<TA>(out, x, packed, bias));
+  MVLLM_CPU_DISPATCH_FLOAT(x.dtype, TA, quant_linear_packed_impl<TA>(out, x, packed, int(type), bias));
 }
 
 void quant_embedding(const TensorView& out, const TensorView& ids, const TensorView& table, double type) {
-  MVLLM_CPU_DISPATCH_FLOAT(out.dtype, TA, quant_embedding_impl<TA>(out, ids, table, int(type)));
+  QuantFormat f{};
+  quant_format(int64_t(type), &f);
+  const PlainRows src{static_cast<const uint8_t*>(table.data), table.stride(0) * 4, int(type), f.block / 32, f.bytes};
+  MVLLM_CPU_DISPATCH_FLOAT(out.dtype, TA, quant_embedding_impl<TA>("quantEmbedding", out, ids, table.size(0), src));
+}
+
+void quant_embedding_packed(const TensorView& out, const TensorView& ids, const TensorView& table, double type) {
+  const X8Rows src{static_cast<const uint8_t*>(table.data), table.stride(0) * 4 * kX8Rows, int(type)};
+  MVLLM_CPU_DISPATCH_FLOAT(out.dtype, TA,
+                           quant_embedding_impl<TA>("quantEmbeddingPacked", out, ids, table.size(0), src));
 }
 
 }  // namespace MVLLM_CPU_LEVEL

@@ -16,11 +16,11 @@
 namespace mvllm::cpu {
 inline namespace MVLLM_CPU_LEVEL {
 
-// 32 values of x: q = round(x / d), d = amax / 127; s0, s1 = d * the sums of q over values 0..15 and 16..31; sum =
-// the sum of all 32 q, exact (quant_x8.h takes Q4_0's -8 offset off in integers).
+// 32 values of x: q = round(x / d), d = amax / 127; s0, s1 = d * the sums of q over values 0..15 and 16..31; sum0,
+// sum1 = those sums exact (quant_x8.h takes the types' offsets off in integers).
 struct QBlock {
   float d, s0, s1;
-  int32_t sum;
+  int16_t sum0, sum1;
   int8_t q[32];
 };
 
@@ -75,7 +75,8 @@ inline void quantize_x(const float* x, int64_t k, QBlock* out) {
     for (int i = 0; i < 16; ++i) s0 += o.q[i], s1 += o.q[16 + i];
     o.s0 = o.d * float(s0);
     o.s1 = o.d * float(s1);
-    o.sum = s0 + s1;
+    o.sum0 = int16_t(s0);
+    o.sum1 = int16_t(s1);
   }
 }
 

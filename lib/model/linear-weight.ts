@@ -1,6 +1,6 @@
 // The forms a model's weight takes: a float Tensor, a QuantizedTensor (lib/quant), a float weight packed for the CPU
-// GEMM (PackedWeight), a Q4_0 weight interleaved for the CPU's GEMV (PackedQuantWeight), or a stack of them (a fused
-// projection whose parts a K-quant mix typed apart); and the linear layer and embedding over any form.
+// GEMM (PackedWeight), a Q4_0 / Q6_K weight interleaved for the CPU's GEMV (PackedQuantWeight), or a stack of them (a
+// fused projection whose parts a K-quant mix typed apart); and the linear layer and embedding over any form.
 import * as plainOps from '../ops/index.js';
 import { packLinearWeight } from '../ops/linear.js';
 import { packQuantWeight } from '../ops/quant.js';
@@ -49,7 +49,8 @@ export class PackedWeight {
 
 /**
  * A quantised weight interleaved once for the CPU's integer GEMV (packQuantWeight: 8 rows a stream), for the types
- * that have such a layout (Q4_0) and row counts that are whole groups of 8.
+ * that have such a layout (Q4_0, Q6_K) and row counts that are whole groups of 8. A tied embedding is read through it
+ * too (quantEmbeddingPacked).
  */
 export class PackedQuantWeight {
   /** int32 [rows, rowWords]: the weight's bytes, reordered within each group of 8 rows. */
@@ -65,7 +66,7 @@ export class PackedQuantWeight {
 
   /** Whether a CPU weight of `type` with `rows` rows can be interleaved. */
   static packs(type: QuantType, rows: number): boolean {
-    return type === 'Q4_0' && rows % 8 === 0;
+    return (type === 'Q4_0' || type === 'Q6_K') && rows % 8 === 0;
   }
 
   /** Interleaves a CPU weight (the caller may dispose it after). */
@@ -92,7 +93,7 @@ export class PackedQuantWeight {
 
 /** A fused projection whose parts have different types: each part fills its rows of the output. */
 export interface StackedWeight {
-  parts: readonly (Tensor | QuantizedTensor)[];
+  parts: readonly (Tensor | QuantizedTensor | PackedQuantWeight)[];
 }
 
 export type LinearWeight = Tensor | QuantizedTensor | PackedWeight | PackedQuantWeight | StackedWeight;
@@ -111,9 +112,14 @@ export function linearAny(out: Tensor, x: Tensor, w: LinearWeight, ops: Ops = pl
   }
 }
 
-/** out[i] = table[ids[i]] for a float or quantised table, through `ops`. */
-export function embeddingAny(out: Tensor, ids: Tensor, table: Tensor | QuantizedTensor, ops: Ops = plainOps): void {
+/** A table an embedding reads: float, quantised, or quantised and interleaved. */
+export type EmbeddingTable = Tensor | QuantizedTensor | PackedQuantWeight;
+
+/** out[i] = table[ids[i]] for any table, through `ops`. */
+export function embeddingAny(out: Tensor, ids: Tensor, table: EmbeddingTable, ops: Ops = plainOps): void {
   if (table instanceof Tensor) ops.embedding(out, ids, table);
+  else if (table instanceof PackedQuantWeight)
+    ops.quantEmbeddingPacked(out, ids, table.data, QUANT_FORMATS[table.type].id);
   else ops.quantEmbedding(out, ids, table.data, QUANT_FORMATS[table.type].id);
 }
 

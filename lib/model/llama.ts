@@ -8,13 +8,19 @@ import type { AttentionMetadata } from '../ops/index.js';
 import { Tensor } from '../tensor.js';
 import type { LlamaConfig } from './config.js';
 import { kvBytesPerSlotFor } from './memory-plan.js';
-import { disposeWeight, embeddingAny, type LinearWeight, linearAny, weightBytes } from './linear-weight.js';
-import type { QuantizedTensor } from '../quant/tensor.js';
+import {
+  disposeWeight,
+  embeddingAny,
+  type EmbeddingTable,
+  type LinearWeight,
+  linearAny,
+  weightBytes,
+} from './linear-weight.js';
 
 // The matrices are float tensors or quantised ones (linear-weight.ts); a fused projection whose source tensors
 // have different quantised types (a K-quant mix) is a stack of its parts. On the CPU the float matrices that only
 // linear layers read (not the embedding) are packed for its GEMM (PackedWeight), their rows padded to 16, and the Q4_0
-// ones interleaved by 8 rows for its GEMV (PackedQuantWeight).
+// and Q6_K ones, a tied embedding included, interleaved by 8 rows for its GEMV (PackedQuantWeight).
 export interface LayerWeights {
   inputNorm: Tensor; //       [hidden]
   qkv: LinearWeight; //       [(numHeads + 2 numKvHeads) headDim, hidden]: q, k, v projections stacked
@@ -25,7 +31,7 @@ export interface LayerWeights {
 }
 
 export interface LlamaWeights {
-  embedding: Tensor | QuantizedTensor; //  [vocab, hidden]
+  embedding: EmbeddingTable; //           [vocab, hidden]
   layers: LayerWeights[];
   norm: Tensor; //                          [hidden]
   lmHead: LinearWeight; //                 [vocab, hidden]: the embedding itself when tied

@@ -157,13 +157,17 @@ export function buildWeights(
           dst.dispose();
         }
       } else {
-        const parts: (Tensor | QuantizedTensor)[] = [];
+        const parts: (Tensor | QuantizedTensor | PackedQuantWeight)[] = [];
         made.set(e.key, { parts });
         for (const p of e.parts) {
           if (p.type) {
             const dst = QuantizedTensor.empty(p.type, p.shape[0]!, p.shape[1]!, device);
             parts.push(dst);
             fillQuant(p, dst);
+            if (e.pack && PackedQuantWeight.packs(p.type, p.shape[0]!)) {
+              parts[parts.length - 1] = PackedQuantWeight.pack(dst);
+              dst.dispose();
+            }
           } else {
             const dst = Tensor.empty(p.shape, { dtype, device });
             parts.push(dst);
@@ -179,7 +183,7 @@ export function buildWeights(
   const get = (k: string) => made.get(k)!;
   const table = (k: string) => {
     const t = get(k);
-    if (!(t instanceof Tensor || t instanceof QuantizedTensor))
+    if (!(t instanceof Tensor || t instanceof QuantizedTensor || t instanceof PackedQuantWeight))
       throw new ModelFormatError(src.file, `${k} must be one float or quantised table`);
     return t;
   };

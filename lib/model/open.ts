@@ -295,7 +295,7 @@ export interface WeightPlanEntry {
   parts: WeightPart[];
   /**
    * Packed for the CPU: a float matrix for its GEMM (PackedWeight), its rows padded to whole panels of 16 (the elements
-   * that adds); a Q4_0 one interleaved for its GEMV (PackedQuantWeight, no padding).
+   * that adds); a Q4_0 or Q6_K one, or such parts of a stack, interleaved for its GEMV (PackedQuantWeight, no padding).
    */
   pack: { padding: number } | null;
 }
@@ -331,8 +331,8 @@ export function planWeightLayout(
 ): WeightLayout {
   const { hiddenSize: d, intermediateSize: ff, headDim: hd, numHeads: nh, numKvHeads: nkv, vocabSize: v } = config;
   const tied = config.tieWordEmbeddings || !src.has(hfName.lmHead);
-  // The CPU packs the matrices only linear layers read (not the embedding): float ones for its GEMM, Q4_0 ones for its
-  // GEMV; unless MINI_VLLM_CPU_PACK=0 (an A/B switch, pack-ab.mjs).
+  // The CPU packs the matrices linear layers read: float ones for its GEMM (not the embedding), Q4_0 and Q6_K ones
+  // for its GEMV (a tied embedding too); unless MINI_VLLM_CPU_PACK=0 (an A/B switch, pack-ab.mjs).
   const packing = opts.device === 'cpu' && process.env['MINI_VLLM_CPU_PACK'] !== '0';
   const entries: WeightPlanEntry[] = [];
   const add = (key: string, parts: { name: string; shape: number[] }[]) => {
@@ -354,8 +354,12 @@ export function planWeightLayout(
     const linear = packing && cols !== undefined && key !== 'embedding';
     const type = typed[0]!.type;
     const packs = linear && typed.every((p) => !p.type);
-    // a quantised matrix of one type is interleaved where the CPU has a layout for it (no padding)
-    const interleaves = linear && !!type && typed.every((p) => p.type === type) && PackedQuantWeight.packs(type, rows);
+    // a quantised matrix of one type is interleaved where the CPU has a layout for it (no padding); the embedding too
+    // where it is also the classifier (tied), which reads it as a linear layer; a stack of types, part by part
+    const oneType = !!type && typed.every((p) => p.type === type);
+    const interleaves = oneType
+      ? packing && (linear || (key === 'embedding' && tied)) && PackedQuantWeight.packs(type, rows)
+      : linear && typed.some((p) => p.type && PackedQuantWeight.packs(p.type, p.shape[0]!));
     entries.push({
       key,
       shape: cols === undefined ? [rows] : [rows, cols],

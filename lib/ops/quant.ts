@@ -1,7 +1,7 @@
 // Quantised weights (GGUF's block types): the linear layer and the embedding, dequantising as they read. The weight
 // is an int32 tensor [rows, rowWords] holding each row's ggml blocks padded to whole words (lib/quant/tensor.ts
-// builds it); `type` is ggml's type id (lib/quant/formats.ts). On the CPU, a Q4_0 weight may be interleaved once
-// (packQuantWeight) for the decode GEMV, and read by quantLinearPacked.
+// builds it); `type` is ggml's type id (lib/quant/formats.ts). On the CPU, a Q4_0 or Q6_K weight may be interleaved
+// once (packQuantWeight) for the decode GEMV, and read by quantLinearPacked and quantEmbeddingPacked.
 import { Tensor } from '../tensor.js';
 import { defineOps, runOp, zeros } from './registry.js';
 
@@ -64,18 +64,27 @@ const PACKED = defineOps(
         'type: positiveInteger, bias?: float[outFeatures]',
       (device) => [...zeros(device, [3, 8], [3, 64]), Tensor.zeros([8, 9], { dtype: 'int32', device }), 2, null],
     ],
+    quantEmbeddingPacked: [
+      'out: anyFloat[numTokens, hidden], ids: int32[numTokens], table: int32[vocab, rowWords], type: positiveInteger',
+      (device) => [
+        ...zeros(device, [2, 32]),
+        Tensor.zeros([2], { dtype: 'int32', device }),
+        Tensor.zeros([8, 5], { dtype: 'int32', device }),
+        2,
+      ],
+    ],
   },
   ['cpu'],
 );
 
 /**
- * Interleaves a Q4_0 weight's rows by 8 for {@link quantLinearPacked} (CPU): per block, the 8 rows' scales, then
- * 4 bytes of each row's nibbles at a time, so that the decode GEMV reads 8 rows as one stream and serves them with one
- * vector (csrc/cpu/quant_x8.h gives the layout byte by byte).
+ * Interleaves a Q4_0 or Q6_K weight's rows by 8 for {@link quantLinearPacked} (CPU): per block, the 8 rows' scales,
+ * then 4 bytes of each row's values at a time, so that the decode GEMV reads 8 rows as one stream and serves them with
+ * one vector (csrc/cpu/quant_x8.h gives the layout bit by bit).
  *
- * @param packed int32 [rows, rowWords], dense, written: the same bytes as weight, reordered within each group of 8 rows
- * @param weight int32 [rows, rowWords], dense: Q4_0 rows as quantLinear reads them; rows a multiple of 8
- * @param type   ggml's type id: Q4_0 (2), the one type interleaved
+ * @param packed int32 [rows, rowWords], dense, written: weight's bits, reordered within each group of 8 rows
+ * @param weight int32 [rows, rowWords], dense: rows as quantLinear reads them; rows a multiple of 8
+ * @param type   ggml's type id: Q4_0 (2) or Q6_K (14), the types interleaved
  */
 export function packQuantWeight(packed: Tensor, weight: Tensor, type: number): void {
   runOp(PACKED.packQuantWeight, [packed, weight, type]);
@@ -86,9 +95,9 @@ export function packQuantWeight(packed: Tensor, weight: Tensor, type: number): v
  * bounds.
  *
  * @param out    [numTokens, outFeatures], x's dtype, written (rows may be strided)
- * @param x      [numTokens, inFeatures] (rows may be strided); inFeatures a multiple of 32
+ * @param x      [numTokens, inFeatures] (rows may be strided); inFeatures a multiple of the type's block
  * @param packed int32 [outFeatures, rowWords], dense, from packQuantWeight; outFeatures a multiple of 8
- * @param type   Q4_0 (2)
+ * @param type   Q4_0 (2) or Q6_K (14)
  * @param bias   [outFeatures] in out's dtype, or null
  */
 export function quantLinearPacked(
@@ -99,4 +108,17 @@ export function quantLinearPacked(
   bias: Tensor | null = null,
 ): void {
   runOp(PACKED.quantLinearPacked, [out, x, packed, type, bias]);
+}
+
+/**
+ * {@link quantEmbedding} over a table interleaved by {@link packQuantWeight} (CPU): the same rows, bit for bit (a
+ * tied embedding interleaved for the classifier's GEMV).
+ *
+ * @param out   [numTokens, hidden], any float dtype, written
+ * @param ids   int32 [numTokens], each in [0, vocab)
+ * @param table int32 [vocab, rowWords], dense, from packQuantWeight; vocab a multiple of 8
+ * @param type  Q4_0 (2) or Q6_K (14)
+ */
+export function quantEmbeddingPacked(out: Tensor, ids: Tensor, table: Tensor, type: number): void {
+  runOp(PACKED.quantEmbeddingPacked, [out, ids, table, type]);
 }

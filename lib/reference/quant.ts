@@ -86,6 +86,18 @@ export function quantEmbedding(
   return out;
 }
 
+/** quantEmbedding over a table packQuantWeight interleaved: its rows put back in order, then that. */
+export function quantEmbeddingPacked(
+  ids: ArrayLike<number>,
+  table: Int32Array,
+  typeId: number,
+  vocab: number,
+  hidden: number,
+  dtype: FloatDType,
+): Float64Array {
+  return quantEmbedding(ids, unpackQuantWeight(table, vocab, typeId), typeId, vocab, hidden, dtype);
+}
+
 /** quantLinear over a weight packQuantWeight interleaved: its rows put back in order (unpackQuantWeight), then that. */
 export function quantLinearPacked(
   x: ArrayLike<number>,
@@ -97,43 +109,91 @@ export function quantLinearPacked(
   inFeatures: number,
   dtype: FloatDType,
 ): Float64Array {
-  const w = unpackQuantWeight(packed, outFeatures);
+  const w = unpackQuantWeight(packed, outFeatures, typeId);
   return quantLinear(x, w, typeId, bias, numTokens, outFeatures, inFeatures, dtype);
 }
 
-/** Where packQuantWeight puts byte i of row r's block b (of nb): [row's source offset, packed offset] per byte. */
-function interleavedBytes(rows: number, rowBytes: number, visit: (src: number, dst: number) => void): void {
-  const nb = Math.floor(rowBytes / 18);
-  for (let g = 0; g < rows / 8; ++g)
-    for (let b = 0; b < nb; ++b) {
-      const o = g * 8 * rowBytes + b * 144;
-      for (let r = 0; r < 8; ++r) {
-        const s = (8 * g + r) * rowBytes + b * 18;
-        visit(s, o + 2 * r);
-        visit(s + 1, o + 2 * r + 1);
-        for (let c = 0; c < 4; ++c) for (let i = 0; i < 4; ++i) visit(s + 2 + 4 * c + i, o + 16 + 32 * c + 4 * r + i);
-      }
-    }
-}
+const bytesOf = (w: Int32Array) => new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
 
-/** The rows of a weight packQuantWeight interleaved, in ggml's order again (the padding of each row zero). */
-export function unpackQuantWeight(packed: Int32Array, rows: number): Int32Array {
-  const src = new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength);
-  const out = new Int32Array(packed.length);
-  const dst = new Uint8Array(out.buffer);
-  interleavedBytes(rows, (packed.length / Math.max(1, rows)) * 4, (s, p) => (dst[s] = src[p]!));
+/**
+ * The CPU's interleaved layout (packQuantWeight) of Q4_0 (typeId 2) or Q6_K (14), written from its description in
+ * csrc/cpu/quant_x8.h. Rows in groups of 8; "nibble bytes" of 32 values: byte t holds value t (low nibble) and t + 16
+ * (high); chunk c holds row r's nibble bytes [4c, 4c + 4) at 32c + 4r.
+ * - Q4_0, per block at 144 b: the 8 fp16 scales (row r at 2r), then the 4 chunks.
+ * - Q6_K, per super-block at 1680 sb: the 8 fp16 d; scale k of row r at 16 + 8k + r; then 8 units of 32 values, 192
+ *   bytes each at 144 + 192u: the low 4 bits as 4 chunks, then H0 (chunks 0, 1) and H1 (chunks 2, 3), row r's 4 bytes
+ *   at 4r, byte i holding at bits 2m..2m+1 (m = 0..3) the high 2 bits of value 4c + i (+16 if m is odd), c = 2k + m/2.
+ * The bytes after a group's blocks are zero.
+ */
+export function packQuantWeight(words: Int32Array, rows: number, typeId = 2): Int32Array {
+  const rowBytes = (words.length / Math.max(1, rows)) * 4;
+  const src = bytesOf(words);
+  const out = new Int32Array(words.length);
+  const dst = bytesOf(out);
+  const q6 = typeId === 14;
+  const bb = q6 ? 210 : 18;
+  for (let g = 0; g < rows / 8; ++g)
+    for (let b = 0; b < Math.floor(rowBytes / bb); ++b)
+      for (let r = 0; r < 8; ++r) {
+        const s = (8 * g + r) * rowBytes + b * bb;
+        const o = g * 8 * rowBytes + b * 8 * bb;
+        if (!q6) {
+          dst.set(src.subarray(s, s + 2), o + 2 * r);
+          for (let c = 0; c < 4; ++c) dst.set(src.subarray(s + 2 + 4 * c, s + 6 + 4 * c), o + 16 + 32 * c + 4 * r);
+          continue;
+        }
+        dst.set(src.subarray(s + 208, s + 210), o + 2 * r);
+        for (let k = 0; k < 16; ++k) dst[o + 16 + 8 * k + r] = src[s + 192 + k]!;
+        for (let u = 0; u < 8; ++u)
+          for (let t = 0; t < 16; ++t) {
+            const [lo, hi] = [q6kValue(src, s, u, t), q6kValue(src, s, u, t + 16)];
+            const [c, i, unit] = [t >> 2, t & 3, o + 144 + 192 * u];
+            dst[unit + 32 * c + 4 * r + i] = (lo & 15) | ((hi & 15) << 4);
+            dst[unit + 128 + 32 * (c >> 1) + 4 * r + i]! |=
+              ((lo >> 4) << (4 * (c & 1))) | ((hi >> 4) << (4 * (c & 1) + 2));
+          }
+      }
   return out;
 }
 
-/**
- * The CPU's interleaved Q4_0 (packQuantWeight), from its description in csrc/cpu/quant_x8.h: rows in groups of 8, each
- * group's bytes holding per block b, at 144 b, the 8 rows' fp16 scales (row r at 2r), then 4 chunks of 32 bytes with
- * row r's nibble bytes [4c, 4c + 4) at 32c + 4r; zero after the blocks.
- */
-export function packQuantWeight(words: Int32Array, rows: number): Int32Array {
-  const src = new Uint8Array(words.buffer, words.byteOffset, words.byteLength);
-  const out = new Int32Array(words.length);
-  const dst = new Uint8Array(out.buffer);
-  interleavedBytes(rows, (words.length / Math.max(1, rows)) * 4, (s, p) => (dst[p] = src[s]!));
+/** Q6_K's 6-bit value 32u + j (before its -32) of the ggml super-block at byte o of b. */
+function q6kValue(b: Uint8Array, o: number, u: number, j: number): number {
+  const [half, quarter] = [u >> 2, u & 3];
+  const low = (b[o + 64 * half + (quarter & 1) * 32 + j]! >> (4 * (quarter >> 1))) & 15;
+  return low | (((b[o + 128 + 32 * half + j]! >> (2 * quarter)) & 3) << 4);
+}
+
+/** The rows of a weight packQuantWeight interleaved, as ggml lays them out again (each row's padding zero). */
+export function unpackQuantWeight(packed: Int32Array, rows: number, typeId = 2): Int32Array {
+  const rowBytes = (packed.length / Math.max(1, rows)) * 4;
+  const src = bytesOf(packed);
+  const out = new Int32Array(packed.length);
+  const dst = bytesOf(out);
+  const q6 = typeId === 14;
+  const bb = q6 ? 210 : 18;
+  for (let g = 0; g < rows / 8; ++g)
+    for (let b = 0; b < Math.floor(rowBytes / bb); ++b)
+      for (let r = 0; r < 8; ++r) {
+        const s = (8 * g + r) * rowBytes + b * bb;
+        const o = g * 8 * rowBytes + b * 8 * bb;
+        if (!q6) {
+          dst.set(src.subarray(o + 2 * r, o + 2 * r + 2), s);
+          for (let c = 0; c < 4; ++c)
+            dst.set(src.subarray(o + 16 + 32 * c + 4 * r, o + 20 + 32 * c + 4 * r), s + 2 + 4 * c);
+          continue;
+        }
+        dst.set(src.subarray(o + 2 * r, o + 2 * r + 2), s + 208);
+        for (let k = 0; k < 16; ++k) dst[s + 192 + k] = src[o + 16 + 8 * k + r]!;
+        for (let u = 0; u < 8; ++u)
+          for (let j = 0; j < 32; ++j) {
+            const [t, unit] = [j & 15, o + 144 + 192 * u];
+            const [c, i] = [t >> 2, t & 3];
+            const nib = (src[unit + 32 * c + 4 * r + i]! >> (j < 16 ? 0 : 4)) & 15;
+            const high = (src[unit + 128 + 32 * (c >> 1) + 4 * r + i]! >> (4 * (c & 1) + (j < 16 ? 0 : 2))) & 3;
+            const [half, quarter] = [u >> 2, u & 3];
+            dst[s + 64 * half + (quarter & 1) * 32 + j]! |= nib << (4 * (quarter >> 1));
+            dst[s + 128 + 32 * half + j]! |= high << (2 * quarter);
+          }
+      }
   return out;
 }

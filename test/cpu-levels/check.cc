@@ -448,25 +448,33 @@ void quant_cases() {
               return Outputs{{"out", std::move(out)}};
             });
       }
-  // Q4_0 interleaved by 8 (packQuantWeight, quantLinearPacked): the packed bytes and the GEMV / GEMM over them
+  // Q4_0 and Q6_K interleaved by 8 (packQuantWeight, quantLinearPacked, quantEmbeddingPacked): the packed bits, the
+  // GEMV / GEMM over them and rows of the table
   const std::vector<Shape> x8_shapes = {{1, 1, 8}, {2, 3, 16}, {4, 2, 24}, {7, 5, 8}, {16, 1, 40}, {40, 3, 16}};
-  for (DType dt : kFloats)
-    for (size_t si = 0; si < x8_shapes.size(); ++si) {
-      const Shape s = x8_shapes[si];
-      const int64_t in = 32 * s.blocks;
-      add(str("packQuantWeight, quantLinearPacked Q4_0 x ", dn(dt), " [", s.tokens, ", ", in, "] -> ", s.out),
-          [=](const Kernels& k) {
-            Rng r{uint64_t(7000 + si * 10 + int(dt))};
-            T x = random(r, dt, {s.tokens, in}), w = random_quant(r, kQ4_0, s.out, in), b = random(r, dt, {s.out});
-            T packed(DType::Int32, {s.out, w.v.size(1)}), out(dt, {s.tokens, s.out});
-            const MaybeTensor bm = maybe(si % 2 ? &b : nullptr);
-            check_pack_quant_weight(packed.v, w.v, double(kQ4_0));
-            k.pack_quant_weight(packed.v, w.v, double(kQ4_0));
-            check_quant_linear_packed(out.v, x.v, packed.v, double(kQ4_0), bm);
-            k.quant_linear_packed(out.v, x.v, packed.v, double(kQ4_0), bm);
-            return Outputs{{"packed", std::move(packed)}, {"out", std::move(out)}};
-          });
-    }
+  for (int type : {kQ4_0, kQ6_K})
+    for (DType dt : kFloats)
+      for (size_t si = 0; si < x8_shapes.size(); ++si) {
+        const Shape s = x8_shapes[si];
+        QuantFormat f{};
+        quant_format(type, &f);
+        const int64_t in = f.block * s.blocks;
+        add(str("packQuantWeight, quantLinearPacked, quantEmbeddingPacked ", f.name, " x ", dn(dt), " [", s.tokens,
+                ", ", in, "] -> ", s.out),
+            [=](const Kernels& k) {
+              Rng r{uint64_t(7000 + type * 100 + si * 10 + int(dt))};
+              T x = random(r, dt, {s.tokens, in}), w = random_quant(r, type, s.out, in), b = random(r, dt, {s.out});
+              T packed(DType::Int32, {s.out, w.v.size(1)}), out(dt, {s.tokens, s.out}), rows(dt, {3, in});
+              T ids = ints({int32_t(s.out - 1), 0, int32_t(s.out / 2)});
+              const MaybeTensor bm = maybe(si % 2 ? &b : nullptr);
+              check_pack_quant_weight(packed.v, w.v, double(type));
+              k.pack_quant_weight(packed.v, w.v, double(type));
+              check_quant_linear_packed(out.v, x.v, packed.v, double(type), bm);
+              k.quant_linear_packed(out.v, x.v, packed.v, double(type), bm);
+              check_quant_embedding_packed(rows.v, ids.v, packed.v, double(type));
+              k.quant_embedding_packed(rows.v, ids.v, packed.v, double(type));
+              return Outputs{{"packed", std::move(packed)}, {"out", std::move(out)}, {"rows", std::move(rows)}};
+            });
+      }
   for (int type : types)
     for (DType dt : kFloats)
       add(str("quantEmbedding ", dn(dt), " ",

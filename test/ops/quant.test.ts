@@ -220,69 +220,108 @@ describeKernel('quantLinear', (device) => {
 // The CPU's interleaved Q4_0: packQuantWeight bit for bit against the reference layout, and quantLinearPacked
 // against the same expectation as quantLinear (the integer GEMV up to 16 tokens, the dequantising GEMM above), at
 // row counts of 8 and more groups and odd block counts (padded rows).
-describeEachCpuIsa('quantLinearPacked: Q4_0 interleaved by 8 (CPU)', () => {
-  const device = 'cpu';
-  for (const [K, N] of [
-    [32, 8],
-    [96, 40],
-    [256, 64],
-  ] as const)
-    for (const tokens of [1, 3, 4, 7, 16, 40])
-      it(`${tokens} x ${K} -> ${N}, every dtype`, () => {
-        const rand = prng(31 + tokens + K);
-        const w = QuantizedTensor.empty('Q4_0', N, K, device);
-        w.writeRows(0, N, quantizeRows('Q4_0', randn(rand, N * K), N, K));
-        const words = w.data.toArray() as Int32Array;
-        const packed = Tensor.zeros(w.data.shape, { dtype: 'int32', device });
-        ops.packQuantWeight(packed, w.data, 2);
-        expect(packed.toArray()).to.deep.equal(ref.packQuantWeight(words, N));
-        const wf = ref.dequantizeWords(words, N, K, 2);
+describeEachCpuIsa(
+  'packQuantWeight, quantLinearPacked, quantEmbeddingPacked: Q4_0 and Q6_K interleaved by 8 (CPU)',
+  () => {
+    const device = 'cpu';
+    const packedOf = (type: 'Q4_0' | 'Q6_K', N: number, K: number, rand: () => number) => {
+      const w = QuantizedTensor.empty(type, N, K, device);
+      w.writeRows(0, N, quantizeRows(type, randn(rand, N * K), N, K));
+      const words = w.data.toArray() as Int32Array;
+      const packed = Tensor.zeros(w.data.shape, { dtype: 'int32', device });
+      ops.packQuantWeight(packed, w.data, QUANT_FORMATS[type].id);
+      return { words, packed };
+    };
+    for (const [type, K, N] of [
+      ['Q4_0', 32, 8],
+      ['Q4_0', 96, 40],
+      ['Q4_0', 256, 64],
+      ['Q6_K', 256, 8],
+      ['Q6_K', 768, 24],
+    ] as const)
+      for (const tokens of [1, 3, 4, 7, 16, 40])
+        it(`${type} ${tokens} x ${K} -> ${N}, every dtype`, () => {
+          const rand = prng(31 + tokens + K);
+          const id = QUANT_FORMATS[type].id;
+          const { words, packed } = packedOf(type, N, K, rand);
+          const got = packed.toArray() as Int32Array;
+          if (tokens === 1) {
+            // the layout, bit for bit, both ways
+            expect(got).to.deep.equal(ref.packQuantWeight(words, N, id));
+            expect(ref.unpackQuantWeight(got, N, id)).to.deep.equal(words);
+          }
+          const wf = ref.dequantizeWords(words, N, K, id);
+          for (const dtype of FLOAT_DTYPES) {
+            const [wide, xs] = upload(randn(rand, tokens * (K + 8)), [tokens, K + 8], dtype, device);
+            const x = wide.narrow(1, 0, K);
+            const xd = new Float32Array(tokens * K);
+            for (let m = 0; m < tokens; ++m) xd.set(xs.subarray(m * (K + 8), m * (K + 8) + K), m * K);
+            const [bias, bs] = upload(randn(rand, N), [N], dtype, device);
+            const out = poisoned([tokens, N], dtype, device);
+            ops.quantLinearPacked(out, x, packed, id, bias);
+            const { exact, bound } = quantLinearExpectation(device, dtype, xd, wf, bs, tokens, N, K);
+            expectWithin(out.toArray(), exact, bound, `${dtype} out`);
+          }
+        });
+
+    for (const [type, hidden] of [
+      ['Q4_0', 64],
+      ['Q6_K', 512],
+    ] as const)
+      it(`quantEmbeddingPacked ${type}: the rows quantEmbedding gives, bit for bit, every dtype`, () => {
+        const { words, packed } = packedOf(type, 16, hidden, prng(5));
+        const id = QUANT_FORMATS[type].id;
+        const ids = [3, 0, 15, 8, 3];
         for (const dtype of FLOAT_DTYPES) {
-          const [wide, xs] = upload(randn(rand, tokens * (K + 8)), [tokens, K + 8], dtype, device);
-          const x = wide.narrow(1, 0, K);
-          const xd = new Float32Array(tokens * K);
-          for (let m = 0; m < tokens; ++m) xd.set(xs.subarray(m * (K + 8), m * (K + 8) + K), m * K);
-          const [bias, bs] = upload(randn(rand, N), [N], dtype, device);
-          const out = poisoned([tokens, N], dtype, device);
-          ops.quantLinearPacked(out, x, packed, 2, bias);
-          const { exact, bound } = quantLinearExpectation(device, dtype, xd, wf, bs, tokens, N, K);
-          expectWithin(out.toArray(), exact, bound, `${dtype} out`);
+          const out = poisoned([5, hidden], dtype, device);
+          ops.quantEmbeddingPacked(out, Tensor.fromArray(ids, [5], { dtype: 'int32', device }), packed, id);
+          const want = ref.quantEmbedding(ids, words, id, 16, hidden, dtype);
+          expectClose(out.toArray(), want, { atol: 0, rtol: 0 }, `${dtype} out`);
         }
+        const out = Tensor.zeros([2, hidden], { device });
+        const eight = packedOf(type, 8, hidden, prng(6)).packed; // expectBadIndex tries ids 10 and -1
+        expectBadIndex(
+          device,
+          (bad) => ops.quantEmbeddingPacked(out, bad, eight, id),
+          (bad) => new RegExp(`quantEmbeddingPacked: ids\\[1\\] = ${bad} is outside \\[0, 8\\)`),
+          /outside/,
+        );
       });
 
-  it('bad arguments throw naming them', () => {
-    const int32 = (shape: number[]) => Tensor.zeros(shape, { dtype: 'int32', device });
-    const w = int32([8, 9]); // Q4_0: 2 blocks of 18 bytes = 9 words
-    expect(() => ops.packQuantWeight(int32([8, 9]), w, 8)).to.throw(
-      RangeError,
-      /packQuantWeight: type must be a type the CPU interleaves \(Q4_0 2\), got 8/,
-    );
-    expect(() => ops.packQuantWeight(int32([12, 9]), int32([12, 9]), 2)).to.throw(
-      RangeError,
-      /packQuantWeight: weight has 12 rows, not a multiple of 8/,
-    );
-    expect(() => ops.packQuantWeight(int32([8, 9]), int32([8, 10]), 2)).to.throw(
-      RangeError,
-      /packQuantWeight: weight shape \[8, 10\] has dim 1 = 10, expected 9/,
-    );
-    expect(() => ops.packQuantWeight(int32([8, 8]), w, 2)).to.throw(RangeError, /packed .*has dim 1 = 8, expected 9/);
-    expect(() => ops.packQuantWeight(w, w, 2)).to.throw(RangeError, /packQuantWeight: .*packed.*weight/);
-    const x = Tensor.zeros([2, 64], { device });
-    const out = Tensor.zeros([2, 8], { device });
-    expect(() => ops.quantLinearPacked(out, x, w, 8)).to.throw(
-      RangeError,
-      /quantLinearPacked: .*expected 17|interleaves/,
-    );
-    expect(() => ops.quantLinearPacked(Tensor.zeros([2, 4], { device }), x, int32([4, 9]), 2)).to.throw(
-      RangeError,
-      /quantLinearPacked: packed has 4 rows, not a multiple of 8/,
-    );
-    expect(() => ops.quantLinearPacked(out, Tensor.zeros([2, 32], { device }), w, 2)).to.throw(
-      RangeError,
-      /quantLinearPacked: packed .*has dim 1 = 9, expected 5/,
-    );
-  });
-});
+    it('bad arguments throw naming them', () => {
+      const int32 = (shape: number[]) => Tensor.zeros(shape, { dtype: 'int32', device });
+      const w = int32([8, 9]); // Q4_0: 2 blocks of 18 bytes = 9 words
+      expect(() => ops.packQuantWeight(int32([8, 9]), w, 8)).to.throw(
+        RangeError,
+        /packQuantWeight: type must be a type the CPU interleaves \(Q4_0 2, Q6_K 14\), got 8/,
+      );
+      expect(() => ops.packQuantWeight(int32([12, 9]), int32([12, 9]), 2)).to.throw(
+        RangeError,
+        /packQuantWeight: weight has 12 rows, not a multiple of 8/,
+      );
+      expect(() => ops.packQuantWeight(int32([8, 9]), int32([8, 10]), 2)).to.throw(
+        RangeError,
+        /packQuantWeight: weight shape \[8, 10\] has dim 1 = 10, expected 9/,
+      );
+      expect(() => ops.packQuantWeight(int32([8, 8]), w, 2)).to.throw(RangeError, /packed .*has dim 1 = 8, expected 9/);
+      expect(() => ops.packQuantWeight(w, w, 2)).to.throw(RangeError, /packQuantWeight: .*packed.*weight/);
+      const x = Tensor.zeros([2, 64], { device });
+      const out = Tensor.zeros([2, 8], { device });
+      expect(() => ops.quantLinearPacked(out, x, w, 8)).to.throw(
+        RangeError,
+        /quantLinearPacked: .*expected 17|interleaves/,
+      );
+      expect(() => ops.quantLinearPacked(Tensor.zeros([2, 4], { device }), x, int32([4, 9]), 2)).to.throw(
+        RangeError,
+        /quantLinearPacked: packed has 4 rows, not a multiple of 8/,
+      );
+      expect(() => ops.quantLinearPacked(out, Tensor.zeros([2, 32], { device }), w, 2)).to.throw(
+        RangeError,
+        /quantLinearPacked: packed .*has dim 1 = 9, expected 5/,
+      );
+    });
+  },
+);
 
 describeKernel('quantEmbedding', (device) => {
   for (const type of QUANT_TYPES)

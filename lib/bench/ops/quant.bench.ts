@@ -1,7 +1,7 @@
 // The quantised ops at Llama-2-7B layer shapes (4096 x 4096 and 11008 x 4096): quantLinear's GEMV at decode batch
 // sizes against the read bandwidth (bytes: the quantised weight, read once), its GEMM against the FMA peak, for every
-// type; on the CPU the same for Q4_0 interleaved by packQuantWeight (quantLinearPacked, what the CPU model runs);
-// quantEmbedding's row gather.
+// type; on the CPU the same for Q4_0 and Q6_K interleaved by packQuantWeight (quantLinearPacked, what the CPU model
+// runs); quantEmbedding's row gather (and quantEmbeddingPacked's).
 import type { FloatDType } from '../../dtype.js';
 import * as ops from '../../ops/index.js';
 import { Tensor } from '../../tensor.js';
@@ -58,10 +58,10 @@ function quantCase(
   };
 }
 
-function embeddingCase(type: QuantType): OpCase {
+function embeddingCase(type: QuantType, packed = false): OpCase {
   const [vocab, hidden, n] = [32000, 4096, 512];
   return {
-    op: 'quantEmbedding',
+    op: packed ? 'quantEmbeddingPacked' : 'quantEmbedding',
     dtype: `float32/w ${type}`,
     shape: `${n} ids of ${vocab} x ${hidden}`,
     bytes: n * (quantRowWords(type, hidden) * 4 + hidden * 4),
@@ -75,6 +75,15 @@ function embeddingCase(type: QuantType): OpCase {
       );
       const out = Tensor.empty([n, hidden], { device });
       const id = QUANT_FORMATS[type].id;
+      if (packed) {
+        const p = Tensor.empty(table.data.shape, { dtype: 'int32', device });
+        ops.packQuantWeight(p, table.data, id);
+        table.dispose();
+        return {
+          run: () => ops.quantEmbeddingPacked(out, ids, p, id),
+          free: () => [p, ids, out].forEach((t) => t.dispose()),
+        };
+      }
       return {
         run: () => ops.quantEmbedding(out, ids, table.data, id),
         free: () => [table, ids, out].forEach((t) => t.dispose()),
@@ -87,6 +96,7 @@ export const cases: CaseList = (quick, device) => {
   const out: OpCase[] = [];
   const dtype: FloatDType = device === 'cuda' ? 'bfloat16' : 'float32';
   for (const type of quick ? (['Q8_0', 'Q4_0', 'Q4_K'] as const) : QUANT_TYPES) {
+    const packings = device === 'cpu' && (type === 'Q4_0' || type === 'Q6_K') ? [false, true] : [false];
     for (const [outF, inF] of quick
       ? [[4096, 4096]]
       : [
@@ -94,11 +104,9 @@ export const cases: CaseList = (quick, device) => {
           [11008, 4096],
         ])
       for (const tokens of quick ? [1] : [1, 4, 16])
-        for (const packed of device === 'cpu' && type === 'Q4_0' ? [false, true] : [false])
-          out.push(quantCase(type, tokens, outF!, inF!, dtype, packed));
-    for (const packed of device === 'cpu' && type === 'Q4_0' ? [false, true] : [false])
-      out.push(quantCase(type, quick ? 128 : 512, 4096, 4096, dtype, packed));
-    if (!quick) out.push(embeddingCase(type));
+        for (const packed of packings) out.push(quantCase(type, tokens, outF!, inF!, dtype, packed));
+    for (const packed of packings) out.push(quantCase(type, quick ? 128 : 512, 4096, 4096, dtype, packed));
+    if (!quick) for (const packed of packings) out.push(embeddingCase(type, packed));
   }
   return out;
 };
