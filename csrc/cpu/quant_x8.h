@@ -10,6 +10,10 @@
 // (high nibble), ggml's Q4_0 order; chunk c (0..3) of a unit holds row r's nibble bytes [4c, 4c + 4) at 4r.
 //
 // Q4_0, per block b (32 values) at b * 144: the 8 rows' fp16 scales (row r at 2r), then the unit's 4 chunks.
+// Q4_K, per super-block (256 values) at sb * 1152: the 8 rows' fp16 d, then their fp16 dmin (16 bytes each); the 12
+// bytes of 6-bit scales and mins as three 32-byte words, byte k of row r at 32 + 32 (k / 4) + 4r + k % 4 (so word w
+// holds each row's bytes [4w, 4w + 4) in its lane, and quant.h's unpacking runs on 8 rows at once); then sub-blocks
+// j = 0..7 (values 32j..32j+31) as 4 chunks of nibble bytes each, at 128 + 128j.
 // Q6_K, per super-block (256 values) at sb * 1680: the 8 rows' fp16 d (16 bytes); the 16 int8 scales, scale k of row r
 // at 16 + 8k + r (128 bytes); then units u = 0..7 (values 32u..32u+31) of 192 bytes each: the low 4 bits of the
 // values as 4 chunks of nibble bytes, then two 32-byte words of the high 2 bits, H0 for chunks 0, 1 and H1 for chunks
@@ -30,8 +34,15 @@ inline namespace MVLLM_CPU_LEVEL {
 constexpr int kX8Rows = 8;
 
 // Bytes of one (super-)block of a group, and values per (super-)block.
-inline int x8_block_bytes(int type) { return type == kQ6_K ? 8 * 210 : 8 * 18; }
-inline int x8_block_values(int type) { return type == kQ6_K ? 256 : 32; }
+inline int x8_block_bytes(int type) { return type == kQ6_K ? 8 * 210 : type == kQ4_K ? 8 * 144 : 8 * 18; }
+inline int x8_block_values(int type) { return type == kQ4_0 ? 32 : 256; }
+
+// Q4_K value 32j + l (0..15) of the ggml super-block at b.
+inline int q4k_value(const uint8_t* b, int j, int l) { return (b[16 + 32 * (j / 2) + l] >> (4 * (j & 1))) & 0xF; }
+// Row r's 12 bytes of Q4_K scales and mins from an interleaved super-block at g.
+inline void q4k_scale_bytes(const uint8_t* g, int r, uint8_t* out) {
+  for (int w = 0; w < 3; ++w) std::memcpy(out + 4 * w, g + 32 + 32 * w + 4 * r, 4);
+}
 
 // Q6_K value 32u + j (0..63, before the -32) of the ggml super-block at b, and its scale.
 inline int q6k_value(const uint8_t* b, int u, int j) {
@@ -52,6 +63,17 @@ inline void x8_pack_group(int type, const uint8_t* rows, int64_t ldw, int64_t nb
         const uint8_t* s = rows + r * ldw + b * 18;
         std::memcpy(o + 2 * r, s, 2);
         for (int c = 0; c < 4; ++c) std::memcpy(o + 16 + 32 * c + 4 * r, s + 2 + 4 * c, 4);
+        continue;
+      }
+      if (type == kQ4_K) {
+        const uint8_t* s = rows + r * ldw + b * 144;
+        std::memcpy(o + 2 * r, s, 2);
+        std::memcpy(o + 16 + 2 * r, s + 2, 2);
+        for (int w = 0; w < 3; ++w) std::memcpy(o + 32 + 32 * w + 4 * r, s + 4 + 4 * w, 4);
+        for (int j = 0; j < 8; ++j)
+          for (int t = 0; t < 16; ++t)
+            o[128 + 128 * j + 32 * (t / 4) + 4 * r + t % 4] =
+                uint8_t(q4k_value(s, j, t) | (q4k_value(s, j, t + 16) << 4));
         continue;
       }
       const uint8_t* s = rows + r * ldw + b * 210;
@@ -80,6 +102,21 @@ inline void x8_dequant32(int type, const uint8_t* g, int r, int64_t c, float* y)
       const uint8_t v = b[16 + 32 * (t / 4) + 4 * r + t % 4];
       y[t] = d * float((v & 0xF) - 8);
       y[t + 16] = d * float((v >> 4) - 8);
+    }
+    return;
+  }
+  if (type == kQ4_K) {
+    const uint8_t* b = g + (c / 8) * 1152;
+    const int j = int(c % 8);
+    uint8_t scales[12];
+    q4k_scale_bytes(b, r, scales);
+    int sc, mn;
+    quant_k_scale_min(scales, j, &sc, &mn);
+    const float a = quant_half(b + 2 * r) * float(sc), m = quant_half(b + 16 + 2 * r) * float(mn);
+    for (int t = 0; t < 16; ++t) {
+      const uint8_t v = b[128 + 128 * j + 32 * (t / 4) + 4 * r + t % 4];
+      y[t] = a * float(v & 0xF) - m;
+      y[t + 16] = a * float(v >> 4) - m;
     }
     return;
   }
@@ -140,6 +177,49 @@ inline void x8_dots(int type, const uint8_t* g, const QBlock* x, int64_t ldx, in
         acc[m] = _mm256_fmadd_ps(d8, _mm256_mul_ps(_mm256_cvtepi32_ps(exact), _mm256_set1_ps(xb.d)), acc[m]);
       }
     }
+  } else if (type == kQ4_K) {
+    // per super-block: Σ_j x.d_j · sc_j · Σ q · x and Σ_j x.d_j · min_j · Σ x (integers within a sub-block), then
+    // d and dmin once
+    const __m256i lo6 = _mm256_set1_epi32(0x3f3f3f3f), lo4 = _mm256_set1_epi32(0x0f0f0f0f);
+    const __m256i two32 = _mm256_set1_epi32(0x03030303), byte = _mm256_set1_epi32(0xFF);
+    for (int64_t b = 0; b < blocks32; b += 8, g += 1152) {
+      const __m256i a = load32(g + 32), bw = load32(g + 64), cw = load32(g + 96);
+      const __m256i scm[4] = {
+          _mm256_and_si256(a, lo6),  // scales 0..3, a byte each
+          _mm256_or_si256(_mm256_and_si256(cw, lo4),
+                          _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(a, 6), two32), 4)),  // scales 4..7
+          _mm256_and_si256(bw, lo6),                                                                // mins 0..3
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(cw, 4), lo4),
+                          _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(bw, 6), two32), 4)),  // mins 4..7
+      };
+      __m256 sd[M], sm[M];
+      for (int m = 0; m < M; ++m) sd[m] = sm[m] = _mm256_setzero_ps();
+      for (int j = 0; j < 8; ++j) {
+        const uint8_t* unit = g + 128 + 128 * j;
+        __builtin_prefetch(unit + 1024, 0, 3);
+        __builtin_prefetch(unit + 1024 + 64, 0, 3);
+        __m256i lo[4], hi[4];
+        for (int c = 0; c < 4; ++c) {
+          const __m256i v = load32(unit + 32 * c);
+          lo[c] = _mm256_and_si256(v, low4);
+          hi[c] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+        }
+        const __m128i shift = _mm_cvtsi32_si128(8 * (j % 4));
+        const __m256i sc = _mm256_and_si256(_mm256_srl_epi32(scm[j / 4], shift), byte);
+        const __m256i mn = _mm256_and_si256(_mm256_srl_epi32(scm[2 + j / 4], shift), byte);
+        for (int m = 0; m < M; ++m) {
+          const QBlock& xb = x[m * ldx + b + j];
+          const __m256 xd = _mm256_set1_ps(xb.d);
+          const __m256i dot = _mm256_add_epi32(unit_dot(lo, xb, 0), unit_dot(hi, xb, 1));
+          sd[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_mullo_epi32(sc, dot)), xd, sd[m]);
+          sm[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_mullo_epi32(mn, _mm256_set1_epi32(xb.sum0 + xb.sum1))), xd,
+                                  sm[m]);
+        }
+      }
+      const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
+      const __m256 m8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16)));
+      for (int m = 0; m < M; ++m) acc[m] = _mm256_fnmadd_ps(m8, sm[m], _mm256_fmadd_ps(d8, sd[m], acc[m]));
+    }
   } else {
     for (int64_t b = 0; b < blocks32; b += 8, g += 1680) {
       const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
@@ -184,12 +264,26 @@ inline void x8_dots(int type, const uint8_t* g, const QBlock* x, int64_t ldx, in
       s = vdotq_s32(s, v[2 * c + j], vreinterpretq_s8_s32(vdupq_n_s32(x_word(xb, 4 * half + c))));
     return s;
   };
-  const int step = type == kQ4_0 ? 1 : 8;
-  for (int64_t b = 0; b < blocks32; b += step) {
+  const int step = type == kQ4_0 ? 1 : 8, bytes = x8_block_bytes(type);
+  for (int64_t b = 0; b < blocks32; b += step, g += bytes) {
     const float16x8_t dh = vreinterpretq_f16_u8(vld1q_u8(g));
     const float32x4_t d8[2] = {vcvt_f32_f16(vget_low_f16(dh)), vcvt_high_f32_f16(dh)};
+    uint32x4_t scm[4][2];  // Q4_K: scales 0..3, scales 4..7, mins 0..3, mins 4..7 (a byte each), rows 4j..4j+3
+    float32x4_t sd[M][2], sm[M][2];
+    if (type == kQ4_K)
+      for (int j = 0; j < 2; ++j) {
+        const uint32x4_t a = vld1q_u32(reinterpret_cast<const uint32_t*>(g + 32 + 16 * j));
+        const uint32x4_t bw = vld1q_u32(reinterpret_cast<const uint32_t*>(g + 64 + 16 * j));
+        const uint32x4_t cw = vld1q_u32(reinterpret_cast<const uint32_t*>(g + 96 + 16 * j));
+        const uint32x4_t lo6 = vdupq_n_u32(0x3f3f3f3f), lo4 = vdupq_n_u32(0x0f0f0f0f), t2 = vdupq_n_u32(0x03030303);
+        scm[0][j] = vandq_u32(a, lo6);
+        scm[1][j] = vorrq_u32(vandq_u32(cw, lo4), vshlq_n_u32(vandq_u32(vshrq_n_u32(a, 6), t2), 4));
+        scm[2][j] = vandq_u32(bw, lo6);
+        scm[3][j] = vorrq_u32(vandq_u32(vshrq_n_u32(cw, 4), lo4), vshlq_n_u32(vandq_u32(vshrq_n_u32(bw, 6), t2), 4));
+        for (int m = 0; m < M; ++m) sd[m][j] = sm[m][j] = vdupq_n_f32(0.f);
+      }
     for (int u = 0; u < step; ++u) {
-      const uint8_t* unit = type == kQ4_0 ? g + 16 : g + 144 + 192 * u;
+      const uint8_t* unit = type == kQ4_0 ? g + 16 : type == kQ4_K ? g + 128 + 128 * u : g + 144 + 192 * u;
       __builtin_prefetch(unit + 1024, 0, 3);
       int8x16_t lo[8], hi[8];
       for (int i = 0; i < 8; ++i) {
@@ -206,6 +300,16 @@ inline void x8_dots(int type, const uint8_t* g, const QBlock* x, int64_t ldx, in
       for (int m = 0; m < M; ++m) {
         const QBlock& xb = x[m * ldx + b + u];
         for (int j = 0; j < 2; ++j) {
+          if (type == kQ4_K) {
+            const int32x4_t shift = vdupq_n_s32(-8 * (u % 4));
+            const int32x4_t sc = vreinterpretq_s32_u32(vandq_u32(vshlq_u32(scm[u / 4][j], shift), vdupq_n_u32(0xFF)));
+            const int32x4_t mn =
+                vreinterpretq_s32_u32(vandq_u32(vshlq_u32(scm[2 + u / 4][j], shift), vdupq_n_u32(0xFF)));
+            const int32x4_t dot = vaddq_s32(unit_dot(lo, xb, 0, j), unit_dot(hi, xb, 1, j));
+            sd[m][j] = vfmaq_n_f32(sd[m][j], vcvtq_f32_s32(vmulq_s32(sc, dot)), xb.d);
+            sm[m][j] = vfmaq_n_f32(sm[m][j], vcvtq_f32_s32(vmulq_s32(mn, vdupq_n_s32(xb.sum0 + xb.sum1))), xb.d);
+            continue;
+          }
           int32x4_t t;
           if (type == kQ4_0) {
             t = vsubq_s32(vaddq_s32(unit_dot(lo, xb, 0, j), unit_dot(hi, xb, 1, j)),
@@ -221,13 +325,32 @@ inline void x8_dots(int type, const uint8_t* g, const QBlock* x, int64_t ldx, in
         }
       }
     }
-    g += type == kQ4_0 ? 144 : 1680;
+    if (type == kQ4_K) {
+      const float16x8_t mh = vreinterpretq_f16_u8(vld1q_u8(g + 16));
+      const float32x4_t m8[2] = {vcvt_f32_f16(vget_low_f16(mh)), vcvt_high_f32_f16(mh)};
+      for (int m = 0; m < M; ++m)
+        for (int j = 0; j < 2; ++j) acc[m][j] = vfmsq_f32(vfmaq_f32(acc[m][j], d8[j], sd[m][j]), m8[j], sm[m][j]);
+    }
   }
   for (int m = 0; m < M; ++m) vst1q_f32(out + 8 * m, acc[m][0]), vst1q_f32(out + 8 * m + 4, acc[m][1]);
 #else
-  // Without vectors: the same integer sums, row by row.
+  // Without vectors: the same integer sums, row by row (Q4_K: each chunk dequantised, then dotted with x's bytes).
   const int bytes = x8_block_bytes(type), per = x8_block_values(type) / 32;
   for (int i = 0; i < 8 * M; ++i) out[i] = 0.f;
+  if (type == kQ4_K) {
+    for (int64_t c = 0; c < blocks32; ++c)
+      for (int r = 0; r < kX8Rows; ++r) {
+        float y[32];
+        x8_dequant32(type, g, r, c, y);
+        for (int m = 0; m < M; ++m) {
+          const QBlock& xb = x[m * ldx + c];
+          float s = 0.f;
+          for (int t = 0; t < 32; ++t) s += y[t] * float(xb.q[t]);
+          out[8 * m + r] += s * xb.d;
+        }
+      }
+    return;
+  }
   for (int64_t c = 0; c < blocks32; ++c) {
     const uint8_t* blk = g + (c / per) * bytes;
     const int u = int(c % per);

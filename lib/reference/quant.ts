@@ -116,10 +116,12 @@ export function quantLinearPacked(
 const bytesOf = (w: Int32Array) => new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
 
 /**
- * The CPU's interleaved layout (packQuantWeight) of Q4_0 (typeId 2) or Q6_K (14), written from its description in
- * csrc/cpu/quant_x8.h. Rows in groups of 8; "nibble bytes" of 32 values: byte t holds value t (low nibble) and t + 16
- * (high); chunk c holds row r's nibble bytes [4c, 4c + 4) at 32c + 4r.
+ * The CPU's interleaved layout (packQuantWeight) of Q4_0 (typeId 2), Q4_K (12) or Q6_K (14), written from its
+ * description in csrc/cpu/quant_x8.h. Rows in groups of 8; "nibble bytes" of 32 values: byte t holds value t (low
+ * nibble) and t + 16 (high); chunk c holds row r's nibble bytes [4c, 4c + 4) at 32c + 4r.
  * - Q4_0, per block at 144 b: the 8 fp16 scales (row r at 2r), then the 4 chunks.
+ * - Q4_K, per super-block at 1152 sb: the 8 fp16 d, the 8 fp16 dmin; scale byte k of row r at
+ *   32 + 32 (k / 4) + 4r + k % 4; then sub-block j's 4 chunks at 128 + 128j.
  * - Q6_K, per super-block at 1680 sb: the 8 fp16 d; scale k of row r at 16 + 8k + r; then 8 units of 32 values, 192
  *   bytes each at 144 + 192u: the low 4 bits as 4 chunks, then H0 (chunks 0, 1) and H1 (chunks 2, 3), row r's 4 bytes
  *   at 4r, byte i holding at bits 2m..2m+1 (m = 0..3) the high 2 bits of value 4c + i (+16 if m is odd), c = 2k + m/2.
@@ -130,13 +132,23 @@ export function packQuantWeight(words: Int32Array, rows: number, typeId = 2): In
   const src = bytesOf(words);
   const out = new Int32Array(words.length);
   const dst = bytesOf(out);
-  const q6 = typeId === 14;
-  const bb = q6 ? 210 : 18;
+  const [q4k, q6] = [typeId === 12, typeId === 14];
+  const bb = q6 ? 210 : q4k ? 144 : 18;
   for (let g = 0; g < rows / 8; ++g)
     for (let b = 0; b < Math.floor(rowBytes / bb); ++b)
       for (let r = 0; r < 8; ++r) {
         const s = (8 * g + r) * rowBytes + b * bb;
         const o = g * 8 * rowBytes + b * 8 * bb;
+        if (q4k) {
+          dst.set(src.subarray(s, s + 2), o + 2 * r);
+          dst.set(src.subarray(s + 2, s + 4), o + 16 + 2 * r);
+          for (let k = 0; k < 12; ++k) dst[o + 32 + 32 * (k >> 2) + 4 * r + (k & 3)] = src[s + 4 + k]!;
+          for (let j = 0; j < 8; ++j)
+            for (let t = 0; t < 16; ++t)
+              dst[o + 128 + 128 * j + 32 * (t >> 2) + 4 * r + (t & 3)] =
+                q4kValue(src, s, j, t) | (q4kValue(src, s, j, t + 16) << 4);
+          continue;
+        }
         if (!q6) {
           dst.set(src.subarray(s, s + 2), o + 2 * r);
           for (let c = 0; c < 4; ++c) dst.set(src.subarray(s + 2 + 4 * c, s + 6 + 4 * c), o + 16 + 32 * c + 4 * r);
@@ -156,6 +168,11 @@ export function packQuantWeight(words: Int32Array, rows: number, typeId = 2): In
   return out;
 }
 
+/** Q4_K's 4-bit value 32j + l of the ggml super-block at byte o of b. */
+function q4kValue(b: Uint8Array, o: number, j: number, l: number): number {
+  return (b[o + 16 + 32 * (j >> 1) + l]! >> (4 * (j & 1))) & 15;
+}
+
 /** Q6_K's 6-bit value 32u + j (before its -32) of the ggml super-block at byte o of b. */
 function q6kValue(b: Uint8Array, o: number, u: number, j: number): number {
   const [half, quarter] = [u >> 2, u & 3];
@@ -169,13 +186,25 @@ export function unpackQuantWeight(packed: Int32Array, rows: number, typeId = 2):
   const src = bytesOf(packed);
   const out = new Int32Array(packed.length);
   const dst = bytesOf(out);
-  const q6 = typeId === 14;
-  const bb = q6 ? 210 : 18;
+  const [q4k, q6] = [typeId === 12, typeId === 14];
+  const bb = q6 ? 210 : q4k ? 144 : 18;
   for (let g = 0; g < rows / 8; ++g)
     for (let b = 0; b < Math.floor(rowBytes / bb); ++b)
       for (let r = 0; r < 8; ++r) {
         const s = (8 * g + r) * rowBytes + b * bb;
         const o = g * 8 * rowBytes + b * 8 * bb;
+        if (q4k) {
+          dst.set(src.subarray(o + 2 * r, o + 2 * r + 2), s);
+          dst.set(src.subarray(o + 16 + 2 * r, o + 18 + 2 * r), s + 2);
+          for (let k = 0; k < 12; ++k) dst[s + 4 + k] = src[o + 32 + 32 * (k >> 2) + 4 * r + (k & 3)]!;
+          for (let j = 0; j < 8; ++j)
+            for (let l = 0; l < 32; ++l) {
+              const t = l & 15;
+              const v = (src[o + 128 + 128 * j + 32 * (t >> 2) + 4 * r + (t & 3)]! >> (l < 16 ? 0 : 4)) & 15;
+              dst[s + 16 + 32 * (j >> 1) + l]! |= v << (4 * (j & 1));
+            }
+          continue;
+        }
         if (!q6) {
           dst.set(src.subarray(o + 2 * r, o + 2 * r + 2), s);
           for (let c = 0; c < 4; ++c)
