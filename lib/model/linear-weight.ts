@@ -49,8 +49,8 @@ export class PackedWeight {
 
 /**
  * A quantised weight interleaved once for the CPU's integer GEMV (packQuantWeight: 8 rows a stream), for the types
- * that have such a layout (Q4_0, Q4_K, Q6_K) and row counts that are whole groups of 8. A tied embedding is read through it
- * too (quantEmbeddingPacked).
+ * that have such a layout (Q4_0, Q4_K, Q6_K) and row counts that are whole groups of 8. A tied embedding is read
+ * through it too (quantEmbeddingPacked).
  */
 export class PackedQuantWeight {
   /** int32 [rows, rowWords]: the weight's bytes, reordered within each group of 8 rows. */
