@@ -94,10 +94,10 @@ describeDevices('quantised GGUF files', (device) => {
   for (const t of ['q8_0', 'q4_0', 'q4_k_m', 'q5_k_m'] as const)
     it(`${t}: stays quantised; its logits are those of its dequantised weights; it generates`, async () => {
       const q = await load(files[t]!, { device, dtype: 'float32' });
-      // on the CPU the Q4_0, Q4_K and Q6_K matrices are interleaved by 8 rows for the GEMV (the same bytes), the
-      // others stay as they are (blk.1.attn_output is Q4_K in the K-quant mixes, Q5_K in q5_k_m)
+      // on the CPU the Q4_0, Q8_0, Q4_K and Q6_K matrices are interleaved by 8 rows for the GEMV (the same bytes), the
+      // others stay as they are (blk.1.attn_output is Q4_K in q4_k_m, Q5_K in q5_k_m)
       const o = q.model.weights.layers[1]!.o;
-      const packed = { q4_0: 'Q4_0', q4_k_m: 'Q4_K' }[t as string];
+      const packed = { q8_0: 'Q8_0', q4_0: 'Q4_0', q4_k_m: 'Q4_K' }[t as string];
       if (packed && device === 'cpu') expect(o).to.be.instanceOf(PackedQuantWeight).and.include({ type: packed });
       else expect(o).to.be.instanceOf(QuantizedTensor);
       // weightsBytes: the blocks (rows padded to 4 bytes) plus the float norms
@@ -150,7 +150,7 @@ describeDevices('quantised GGUF files', (device) => {
   });
 });
 
-describe("the CPU's interleaved Q4_0 / Q6_K weights (packQuantWeight)", () => {
+describe('the CPU’s interleaved quantised weights (packQuantWeight)', () => {
   // a tied model: q4_0 makes its embedding, which is also the classifier, Q6_K (llama.cpp's choice)
   const tiedHf = join(tmp, 'hf-tied');
   writeTinyHfModel(tiedHf, {

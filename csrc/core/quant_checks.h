@@ -37,12 +37,13 @@ inline void check_quant_linear(const TensorView& out, const TensorView& x, const
   c.distinct(out, "out", x, "x");
 }
 
-// The CPU's interleaved layout of a quantised weight (cpu/quant_x8.h): the types it has one for (Q4_0, Q4_K, Q6_K),
-// rows in groups of 8, the tensor dense. Returns the type's format.
+// The CPU's interleaved layout of a quantised weight (cpu/quant_x8_layout.h): the types it has one for (Q4_0, Q8_0,
+// Q4_K, Q6_K), rows in groups of 8, the tensor dense. Returns the type's format.
 inline QuantFormat check_interleaved(const Check& c, const char* op, const TensorView& w, const char* name,
                                      double type) {
-  if (type != double(kQ4_0) && type != double(kQ4_K) && type != double(kQ6_K))
-    fail(ErrorKind::Range, op, ": type must be a type the CPU interleaves (Q4_0 2, Q4_K 12, Q6_K 14), got ", type);
+  if (type != double(kQ4_0) && type != double(kQ8_0) && type != double(kQ4_K) && type != double(kQ6_K))
+    fail(ErrorKind::Range, op, ": type must be a type the CPU interleaves (Q4_0 2, Q8_0 8, Q4_K 12, Q6_K 14), got ",
+         type);
   QuantFormat f{};
   quant_format(int64_t(type), &f);
   if (w.size(0) % 8 != 0)
@@ -52,7 +53,7 @@ inline QuantFormat check_interleaved(const Check& c, const char* op, const Tenso
   return f;
 }
 
-// packed = weight's rows interleaved by 8 (cpu/quant_x8.h): both int32 [rows, rowWords], rows a multiple of 8.
+// packed = weight's rows interleaved by 8 (cpu/quant_x8_layout.h): both int32 [rows, rowWords], rows a multiple of 8.
 inline void check_pack_quant_weight(const TensorView& packed, const TensorView& weight, double type) {
   const Check c("packQuantWeight");
   c.dtype(weight, "weight", DType::Int32);

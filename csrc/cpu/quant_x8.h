@@ -1,24 +1,8 @@
-// Quantised weights with their rows interleaved by 8 (packQuantWeight: the CPU's decode layout for Q4_0 and Q6_K): one
-// 32-byte load holds 4 bytes of each of 8 rows, lane r being row r, so a block's unpacking, x's bytes and the scale
-// arithmetic serve 8 rows at once, the 8 rows come from one stream instead of eight, and the 8 sums land in the lanes
-// of one vector with no horizontal add. One token's Q4_0 GEMV reads about twice as many bytes per second as the
-// row-by-row kernel (quant_dots.h) on one thread from DRAM, 3x from L2
-// (bench/results/2026-12-06-q4-interleaved/q4x8proto.log).
-//
-// A group of 8 rows takes the same bytes as its rows did (8 * rowWords * 4); the bytes past its blocks are zero.
-// Within a unit of 32 values, "nibble bytes" are 16 bytes whose byte t holds value t (low nibble) and value t + 16
-// (high nibble), ggml's Q4_0 order; chunk c (0..3) of a unit holds row r's nibble bytes [4c, 4c + 4) at 4r.
-//
-// Q4_0, per block b (32 values) at b * 144: the 8 rows' fp16 scales (row r at 2r), then the unit's 4 chunks.
-// Q4_K, per super-block (256 values) at sb * 1152: the 8 rows' fp16 d, then their fp16 dmin (16 bytes each); the 12
-// bytes of 6-bit scales and mins as three 32-byte words, byte k of row r at 32 + 32 (k / 4) + 4r + k % 4 (so word w
-// holds each row's bytes [4w, 4w + 4) in its lane, and quant.h's unpacking runs on 8 rows at once); then sub-blocks
-// j = 0..7 (values 32j..32j+31) as 4 chunks of nibble bytes each, at 128 + 128j.
-// Q6_K, per super-block (256 values) at sb * 1680: the 8 rows' fp16 d (16 bytes); the 16 int8 scales, scale k of row r
-// at 16 + 8k + r (128 bytes); then units u = 0..7 (values 32u..32u+31) of 192 bytes each: the low 4 bits of the
-// values as 4 chunks of nibble bytes, then two 32-byte words of the high 2 bits, H0 for chunks 0, 1 and H1 for chunks
-// 2, 3: in row r's 4 bytes at 4r, byte i holds at bits [2m, 2m + 2) (m = 0..3) the high bits of value
-// 4c + i + (m & 1 ? 16 : 0) of chunk c = 2k + (m >> 1).
+// The integer GEMV over quantised weights with their rows interleaved by 8 (quant_x8_layout.h): one 32-byte load holds
+// 4 bytes of each of 8 rows, lane r being row r, so a block's unpacking, x's bytes and the scale arithmetic serve 8
+// rows at once, the 8 rows come from one stream instead of eight, and the 8 sums land in the lanes of one vector with
+// no horizontal add. One token's Q4_0 GEMV reads about twice as many bytes per second as the row-by-row kernel
+// (quant_dots.h) on one thread from DRAM, 3x from L2 (bench/results/2026-12-06-q4-interleaved/q4x8proto.log).
 #pragma once
 
 #include <cstdint>
@@ -27,112 +11,10 @@
 #include "../core/quant.h"
 #include "level.h"
 #include "quant_dots.h"
+#include "quant_x8_layout.h"
 
 namespace mvllm::cpu {
 inline namespace MVLLM_CPU_LEVEL {
-
-constexpr int kX8Rows = 8;
-
-// Bytes of one (super-)block of a group, and values per (super-)block.
-inline int x8_block_bytes(int type) { return type == kQ6_K ? 8 * 210 : type == kQ4_K ? 8 * 144 : 8 * 18; }
-inline int x8_block_values(int type) { return type == kQ4_0 ? 32 : 256; }
-
-// Q4_K value 32j + l (0..15) of the ggml super-block at b.
-inline int q4k_value(const uint8_t* b, int j, int l) { return (b[16 + 32 * (j / 2) + l] >> (4 * (j & 1))) & 0xF; }
-// Row r's 12 bytes of Q4_K scales and mins from an interleaved super-block at g.
-inline void q4k_scale_bytes(const uint8_t* g, int r, uint8_t* out) {
-  for (int w = 0; w < 3; ++w) std::memcpy(out + 4 * w, g + 32 + 32 * w + 4 * r, 4);
-}
-
-// Q6_K value 32u + j (0..63, before the -32) of the ggml super-block at b, and its scale.
-inline int q6k_value(const uint8_t* b, int u, int j) {
-  const int half = u / 4, quarter = u % 4;
-  const int low = (b[64 * half + (quarter & 1) * 32 + j] >> ((quarter >> 1) * 4)) & 0xF;
-  return low | (((b[128 + 32 * half + j] >> (2 * quarter)) & 3) << 4);
-}
-
-// Writes a group's blocks from its 8 rows of ggml blocks (rows ldw bytes apart), nb blocks a row, and zeroes the rest
-// of the group's `group_bytes`.
-inline void x8_pack_group(int type, const uint8_t* rows, int64_t ldw, int64_t nb, uint8_t* dst, int64_t group_bytes) {
-  const int bytes = x8_block_bytes(type);
-  std::memset(dst, 0, size_t(group_bytes));
-  for (int64_t b = 0; b < nb; ++b) {
-    uint8_t* o = dst + b * bytes;
-    for (int r = 0; r < kX8Rows; ++r) {
-      if (type == kQ4_0) {
-        const uint8_t* s = rows + r * ldw + b * 18;
-        std::memcpy(o + 2 * r, s, 2);
-        for (int c = 0; c < 4; ++c) std::memcpy(o + 16 + 32 * c + 4 * r, s + 2 + 4 * c, 4);
-        continue;
-      }
-      if (type == kQ4_K) {
-        const uint8_t* s = rows + r * ldw + b * 144;
-        std::memcpy(o + 2 * r, s, 2);
-        std::memcpy(o + 16 + 2 * r, s + 2, 2);
-        for (int w = 0; w < 3; ++w) std::memcpy(o + 32 + 32 * w + 4 * r, s + 4 + 4 * w, 4);
-        for (int j = 0; j < 8; ++j)
-          for (int t = 0; t < 16; ++t)
-            o[128 + 128 * j + 32 * (t / 4) + 4 * r + t % 4] =
-                uint8_t(q4k_value(s, j, t) | (q4k_value(s, j, t + 16) << 4));
-        continue;
-      }
-      const uint8_t* s = rows + r * ldw + b * 210;
-      std::memcpy(o + 2 * r, s + 208, 2);
-      for (int k = 0; k < 16; ++k) o[16 + 8 * k + r] = s[192 + k];
-      for (int u = 0; u < 8; ++u) {
-        uint8_t* unit = o + 144 + 192 * u;
-        for (int t = 0; t < 16; ++t) {
-          const int lo = q6k_value(s, u, t), hi = q6k_value(s, u, t + 16);
-          const int c = t / 4, i = t % 4;
-          unit[32 * c + 4 * r + i] = uint8_t((lo & 0xF) | ((hi & 0xF) << 4));
-          uint8_t& h = unit[128 + 32 * (c / 2) + 4 * r + i];
-          h = uint8_t(h | ((lo >> 4) << (4 * (c & 1))) | ((hi >> 4) << (4 * (c & 1) + 2)));
-        }
-      }
-    }
-  }
-}
-
-// Values [32 c, 32 c + 32) of row r (0..7) of a group at g, dequantised.
-inline void x8_dequant32(int type, const uint8_t* g, int r, int64_t c, float* y) {
-  if (type == kQ4_0) {
-    const uint8_t* b = g + c * 144;
-    const float d = quant_half(b + 2 * r);
-    for (int t = 0; t < 16; ++t) {
-      const uint8_t v = b[16 + 32 * (t / 4) + 4 * r + t % 4];
-      y[t] = d * float((v & 0xF) - 8);
-      y[t + 16] = d * float((v >> 4) - 8);
-    }
-    return;
-  }
-  if (type == kQ4_K) {
-    const uint8_t* b = g + (c / 8) * 1152;
-    const int j = int(c % 8);
-    uint8_t scales[12];
-    q4k_scale_bytes(b, r, scales);
-    int sc, mn;
-    quant_k_scale_min(scales, j, &sc, &mn);
-    const float a = quant_half(b + 2 * r) * float(sc), m = quant_half(b + 16 + 2 * r) * float(mn);
-    for (int t = 0; t < 16; ++t) {
-      const uint8_t v = b[128 + 128 * j + 32 * (t / 4) + 4 * r + t % 4];
-      y[t] = a * float(v & 0xF) - m;
-      y[t + 16] = a * float(v >> 4) - m;
-    }
-    return;
-  }
-  const uint8_t* b = g + (c / 8) * 1680;
-  const int u = int(c % 8);
-  const uint8_t* unit = b + 144 + 192 * u;
-  const float d = quant_half(b + 2 * r);
-  const float sc[2] = {d * float(int8_t(b[16 + 8 * (2 * u) + r])), d * float(int8_t(b[16 + 8 * (2 * u + 1) + r]))};
-  for (int t = 0; t < 16; ++t) {
-    const int ci = t / 4, i = t % 4;
-    const uint8_t v = unit[32 * ci + 4 * r + i], h = unit[128 + 32 * (ci / 2) + 4 * r + i];
-    const int sh = 4 * (ci & 1);
-    y[t] = sc[0] * float(((v & 0xF) | (((h >> sh) & 3) << 4)) - 32);
-    y[t + 16] = sc[1] * float(((v >> 4) | (((h >> (sh + 2)) & 3) << 4)) - 32);
-  }
-}
 
 inline int32_t x_word(const QBlock& xb, int i) {  // x's bytes [4i, 4i + 4) as one int32
   int32_t v;
@@ -175,6 +57,27 @@ inline void x8_dots(int type, const uint8_t* g, const QBlock* x, int64_t ldx, in
         const __m256i exact = _mm256_sub_epi32(_mm256_add_epi32(unit_dot(lo, xb, 0), unit_dot(hi, xb, 1)),
                                                _mm256_set1_epi32(8 * (xb.sum0 + xb.sum1)));
         acc[m] = _mm256_fmadd_ps(d8, _mm256_mul_ps(_mm256_cvtepi32_ps(exact), _mm256_set1_ps(xb.d)), acc[m]);
+      }
+    }
+  } else if (type == kQ8_0) {
+    // signed weights times signed x: |w| times x with w's sign (pmaddubsw pairs at most 2 · 128 · 127), to int32 at
+    // once
+    for (int64_t b = 0; b < blocks32; ++b, g += 272) {
+      __builtin_prefetch(g + 1024, 0, 3);
+      __builtin_prefetch(g + 1024 + 64, 0, 3);
+      __builtin_prefetch(g + 1024 + 128, 0, 3);
+      __builtin_prefetch(g + 1024 + 192, 0, 3);
+      __m256i w[8], aw[8];
+      for (int c = 0; c < 8; ++c) w[c] = load32(g + 16 + 32 * c), aw[c] = _mm256_sign_epi8(w[c], w[c]);
+      const __m256 d8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
+      for (int m = 0; m < M; ++m) {
+        const QBlock& xb = x[m * ldx + b];
+        __m256i s = _mm256_setzero_si256();
+        for (int c = 0; c < 8; ++c)
+          s = _mm256_add_epi32(
+              s, _mm256_madd_epi16(
+                     _mm256_maddubs_epi16(aw[c], _mm256_sign_epi8(_mm256_set1_epi32(x_word(xb, c)), w[c])), ones));
+        acc[m] = _mm256_fmadd_ps(d8, _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(xb.d)), acc[m]);
       }
     }
   } else if (type == kQ4_K) {
@@ -264,8 +167,23 @@ inline void x8_dots(int type, const uint8_t* g, const QBlock* x, int64_t ldx, in
       s = vdotq_s32(s, v[2 * c + j], vreinterpretq_s8_s32(vdupq_n_s32(x_word(xb, 4 * half + c))));
     return s;
   };
-  const int step = type == kQ4_0 ? 1 : 8, bytes = x8_block_bytes(type);
-  for (int64_t b = 0; b < blocks32; b += step, g += bytes) {
+  const int step = type == kQ4_0 || type == kQ8_0 ? 1 : 8, bytes = x8_block_bytes(type);
+  for (int64_t b = 0; b < blocks32 && type == kQ8_0; ++b, g += 272) {  // signed weights: sdot directly
+    __builtin_prefetch(g + 1024, 0, 3);
+    const float16x8_t dh = vreinterpretq_f16_u8(vld1q_u8(g));
+    const float32x4_t d8[2] = {vcvt_f32_f16(vget_low_f16(dh)), vcvt_high_f32_f16(dh)};
+    int8x16_t w[16];
+    for (int i = 0; i < 16; ++i) w[i] = vld1q_s8(reinterpret_cast<const int8_t*>(g + 16 + 16 * i));
+    for (int m = 0; m < M; ++m) {
+      const QBlock& xb = x[m * ldx + b];
+      for (int j = 0; j < 2; ++j) {
+        int32x4_t t = vdupq_n_s32(0);
+        for (int c = 0; c < 8; ++c) t = vdotq_s32(t, w[2 * c + j], vreinterpretq_s8_s32(vdupq_n_s32(x_word(xb, c))));
+        acc[m][j] = vfmaq_f32(acc[m][j], d8[j], vmulq_n_f32(vcvtq_f32_s32(t), xb.d));
+      }
+    }
+  }
+  for (int64_t b = 0; b < blocks32 && type != kQ8_0; b += step, g += bytes) {
     const float16x8_t dh = vreinterpretq_f16_u8(vld1q_u8(g));
     const float32x4_t d8[2] = {vcvt_f32_f16(vget_low_f16(dh)), vcvt_high_f32_f16(dh)};
     uint32x4_t scm[4][2];  // Q4_K: scales 0..3, scales 4..7, mins 0..3, mins 4..7 (a byte each), rows 4j..4j+3
@@ -337,6 +255,19 @@ inline void x8_dots(int type, const uint8_t* g, const QBlock* x, int64_t ldx, in
   // Without vectors: the same integer sums, row by row (Q4_K: each chunk dequantised, then dotted with x's bytes).
   const int bytes = x8_block_bytes(type), per = x8_block_values(type) / 32;
   for (int i = 0; i < 8 * M; ++i) out[i] = 0.f;
+  if (type == kQ8_0) {
+    for (int64_t c = 0; c < blocks32; ++c, g += 272)
+      for (int r = 0; r < kX8Rows; ++r) {
+        const float d = quant_half(g + 2 * r);
+        for (int m = 0; m < M; ++m) {
+          const QBlock& xb = x[m * ldx + c];
+          int32_t sum = 0;
+          for (int t = 0; t < 32; ++t) sum += int8_t(g[16 + 32 * (t / 4) + 4 * r + t % 4]) * xb.q[t];
+          out[8 * m + r] += d * (float(sum) * xb.d);
+        }
+      }
+    return;
+  }
   if (type == kQ4_K) {
     for (int64_t c = 0; c < blocks32; ++c)
       for (int r = 0; r < kX8Rows; ++r) {

@@ -1,5 +1,6 @@
 // The forms a model's weight takes: a float Tensor, a QuantizedTensor (lib/quant), a float weight packed for the CPU
-// GEMM (PackedWeight), a Q4_0 / Q4_K / Q6_K weight interleaved for the CPU's GEMV (PackedQuantWeight), or a stack of
+// GEMM (PackedWeight), a Q4_0 / Q8_0 / Q4_K / Q6_K weight
+// interleaved for the CPU's GEMV (PackedQuantWeight), or a stack of
 // them (a fused projection whose parts a K-quant mix typed apart); and the linear layer and embedding over any form.
 import * as plainOps from '../ops/index.js';
 import { packLinearWeight } from '../ops/linear.js';
@@ -49,7 +50,7 @@ export class PackedWeight {
 
 /**
  * A quantised weight interleaved once for the CPU's integer GEMV (packQuantWeight: 8 rows a stream), for the types
- * that have such a layout (Q4_0, Q4_K, Q6_K) and row counts that are whole groups of 8. A tied embedding is read
+ * that have such a layout (Q4_0, Q8_0, Q4_K, Q6_K) and row counts that are whole groups of 8. A tied embedding is read
  * through it too (quantEmbeddingPacked).
  */
 export class PackedQuantWeight {
@@ -66,7 +67,7 @@ export class PackedQuantWeight {
 
   /** Whether a CPU weight of `type` with `rows` rows can be interleaved. */
   static packs(type: QuantType, rows: number): boolean {
-    return (type === 'Q4_0' || type === 'Q4_K' || type === 'Q6_K') && rows % 8 === 0;
+    return (type === 'Q4_0' || type === 'Q8_0' || type === 'Q4_K' || type === 'Q6_K') && rows % 8 === 0;
   }
 
   /** Interleaves a CPU weight (the caller may dispose it after). */

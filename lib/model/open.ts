@@ -295,7 +295,8 @@ export interface WeightPlanEntry {
   parts: WeightPart[];
   /**
    * Packed for the CPU: a float matrix for its GEMM (PackedWeight), its rows padded to whole panels of 16 (the elements
-   * that adds); a Q4_0 or Q6_K one, or such parts of a stack, interleaved for its GEMV (PackedQuantWeight, no padding).
+   * that adds); a Q4_0 / Q8_0 / Q4_K / Q6_K one, or such parts of a stack, interleaved for its GEMV
+   * (PackedQuantWeight, no padding).
    */
   pack: { padding: number } | null;
 }

@@ -1,7 +1,7 @@
 // Quantised weights (GGUF's block types): the linear layer and the embedding, dequantising as they read. The weight
 // is an int32 tensor [rows, rowWords] holding each row's ggml blocks padded to whole words (lib/quant/tensor.ts
-// builds it); `type` is ggml's type id (lib/quant/formats.ts). On the CPU, a Q4_0 or Q6_K weight may be interleaved
-// once (packQuantWeight) for the decode GEMV, and read by quantLinearPacked and quantEmbeddingPacked.
+// builds it); `type` is ggml's type id (lib/quant/formats.ts). On the CPU, a Q4_0, Q8_0, Q4_K or Q6_K weight may be
+// interleaved once (packQuantWeight) for the decode GEMV, and read by quantLinearPacked and quantEmbeddingPacked.
 import { Tensor } from '../tensor.js';
 import { defineOps, runOp, zeros } from './registry.js';
 
@@ -78,13 +78,13 @@ const PACKED = defineOps(
 );
 
 /**
- * Interleaves a Q4_0 or Q6_K weight's rows by 8 for {@link quantLinearPacked} (CPU): per block, the 8 rows' scales,
- * then 4 bytes of each row's values at a time, so that the decode GEMV reads 8 rows as one stream and serves them with
- * one vector (csrc/cpu/quant_x8.h gives the layout bit by bit).
+ * Interleaves a Q4_0, Q8_0, Q4_K or Q6_K weight's rows by 8 for {@link quantLinearPacked} (CPU): per block, the 8
+ * rows' scales, then 4 bytes of each row's values at a time, so that the decode GEMV reads 8 rows as one stream and
+ * serves them with one vector (csrc/cpu/quant_x8_layout.h gives the layout bit by bit).
  *
  * @param packed int32 [rows, rowWords], dense, written: weight's bits, reordered within each group of 8 rows
  * @param weight int32 [rows, rowWords], dense: rows as quantLinear reads them; rows a multiple of 8
- * @param type   ggml's type id: Q4_0 (2) or Q6_K (14), the types interleaved
+ * @param type   ggml's type id: Q4_0 (2), Q8_0 (8), Q4_K (12) or Q6_K (14), the types interleaved
  */
 export function packQuantWeight(packed: Tensor, weight: Tensor, type: number): void {
   runOp(PACKED.packQuantWeight, [packed, weight, type]);
@@ -97,7 +97,7 @@ export function packQuantWeight(packed: Tensor, weight: Tensor, type: number): v
  * @param out    [numTokens, outFeatures], x's dtype, written (rows may be strided)
  * @param x      [numTokens, inFeatures] (rows may be strided); inFeatures a multiple of the type's block
  * @param packed int32 [outFeatures, rowWords], dense, from packQuantWeight; outFeatures a multiple of 8
- * @param type   Q4_0 (2) or Q6_K (14)
+ * @param type   Q4_0 (2), Q8_0 (8), Q4_K (12) or Q6_K (14)
  * @param bias   [outFeatures] in out's dtype, or null
  */
 export function quantLinearPacked(
@@ -117,7 +117,7 @@ export function quantLinearPacked(
  * @param out   [numTokens, hidden], any float dtype, written
  * @param ids   int32 [numTokens], each in [0, vocab)
  * @param table int32 [vocab, rowWords], dense, from packQuantWeight; vocab a multiple of 8
- * @param type  Q4_0 (2) or Q6_K (14)
+ * @param type  Q4_0 (2), Q8_0 (8), Q4_K (12) or Q6_K (14)
  */
 export function quantEmbeddingPacked(out: Tensor, ids: Tensor, table: Tensor, type: number): void {
   runOp(PACKED.quantEmbeddingPacked, [out, ids, table, type]);

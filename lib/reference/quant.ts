@@ -116,10 +116,11 @@ export function quantLinearPacked(
 const bytesOf = (w: Int32Array) => new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
 
 /**
- * The CPU's interleaved layout (packQuantWeight) of Q4_0 (typeId 2), Q4_K (12) or Q6_K (14), written from its
- * description in csrc/cpu/quant_x8.h. Rows in groups of 8; "nibble bytes" of 32 values: byte t holds value t (low
- * nibble) and t + 16 (high); chunk c holds row r's nibble bytes [4c, 4c + 4) at 32c + 4r.
+ * The CPU's interleaved layout (packQuantWeight) of Q4_0 (typeId 2), Q8_0 (8), Q4_K (12) or Q6_K (14), written from
+ * its description in csrc/cpu/quant_x8_layout.h. Rows in groups of 8; "nibble bytes" of 32 values: byte t holds value
+ * t (low nibble) and t + 16 (high); chunk c holds row r's nibble bytes [4c, 4c + 4) at 32c + 4r.
  * - Q4_0, per block at 144 b: the 8 fp16 scales (row r at 2r), then the 4 chunks.
+ * - Q8_0, per block at 272 b: the 8 fp16 scales, then 8 chunks of row r's bytes [4c, 4c + 4) at 32c + 4r.
  * - Q4_K, per super-block at 1152 sb: the 8 fp16 d, the 8 fp16 dmin; scale byte k of row r at
  *   32 + 32 (k / 4) + 4r + k % 4; then sub-block j's 4 chunks at 128 + 128j.
  * - Q6_K, per super-block at 1680 sb: the 8 fp16 d; scale k of row r at 16 + 8k + r; then 8 units of 32 values, 192
@@ -132,8 +133,9 @@ export function packQuantWeight(words: Int32Array, rows: number, typeId = 2): In
   const src = bytesOf(words);
   const out = new Int32Array(words.length);
   const dst = bytesOf(out);
-  const [q4k, q6] = [typeId === 12, typeId === 14];
-  const bb = q6 ? 210 : q4k ? 144 : 18;
+  const [q8, q4k, q6] = [typeId === 8, typeId === 12, typeId === 14];
+  const bb = q6 ? 210 : q4k ? 144 : q8 ? 34 : 18;
+  const chunks = q8 ? 8 : 4;
   for (let g = 0; g < rows / 8; ++g)
     for (let b = 0; b < Math.floor(rowBytes / bb); ++b)
       for (let r = 0; r < 8; ++r) {
@@ -151,7 +153,7 @@ export function packQuantWeight(words: Int32Array, rows: number, typeId = 2): In
         }
         if (!q6) {
           dst.set(src.subarray(s, s + 2), o + 2 * r);
-          for (let c = 0; c < 4; ++c) dst.set(src.subarray(s + 2 + 4 * c, s + 6 + 4 * c), o + 16 + 32 * c + 4 * r);
+          for (let c = 0; c < chunks; ++c) dst.set(src.subarray(s + 2 + 4 * c, s + 6 + 4 * c), o + 16 + 32 * c + 4 * r);
           continue;
         }
         dst.set(src.subarray(s + 208, s + 210), o + 2 * r);
@@ -186,8 +188,9 @@ export function unpackQuantWeight(packed: Int32Array, rows: number, typeId = 2):
   const src = bytesOf(packed);
   const out = new Int32Array(packed.length);
   const dst = bytesOf(out);
-  const [q4k, q6] = [typeId === 12, typeId === 14];
-  const bb = q6 ? 210 : q4k ? 144 : 18;
+  const [q8, q4k, q6] = [typeId === 8, typeId === 12, typeId === 14];
+  const bb = q6 ? 210 : q4k ? 144 : q8 ? 34 : 18;
+  const chunks = q8 ? 8 : 4;
   for (let g = 0; g < rows / 8; ++g)
     for (let b = 0; b < Math.floor(rowBytes / bb); ++b)
       for (let r = 0; r < 8; ++r) {
@@ -207,7 +210,7 @@ export function unpackQuantWeight(packed: Int32Array, rows: number, typeId = 2):
         }
         if (!q6) {
           dst.set(src.subarray(o + 2 * r, o + 2 * r + 2), s);
-          for (let c = 0; c < 4; ++c)
+          for (let c = 0; c < chunks; ++c)
             dst.set(src.subarray(o + 16 + 32 * c + 4 * r, o + 20 + 32 * c + 4 * r), s + 2 + 4 * c);
           continue;
         }

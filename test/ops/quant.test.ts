@@ -224,7 +224,7 @@ describeEachCpuIsa(
   'packQuantWeight, quantLinearPacked, quantEmbeddingPacked: Q4_0 and Q6_K interleaved by 8 (CPU)',
   () => {
     const device = 'cpu';
-    const packedOf = (type: 'Q4_0' | 'Q4_K' | 'Q6_K', N: number, K: number, rand: () => number) => {
+    const packedOf = (type: 'Q4_0' | 'Q8_0' | 'Q4_K' | 'Q6_K', N: number, K: number, rand: () => number) => {
       const w = QuantizedTensor.empty(type, N, K, device);
       w.writeRows(0, N, quantizeRows(type, randn(rand, N * K), N, K));
       const words = w.data.toArray() as Int32Array;
@@ -291,9 +291,9 @@ describeEachCpuIsa(
     it('bad arguments throw naming them', () => {
       const int32 = (shape: number[]) => Tensor.zeros(shape, { dtype: 'int32', device });
       const w = int32([8, 9]); // Q4_0: 2 blocks of 18 bytes = 9 words
-      expect(() => ops.packQuantWeight(int32([8, 9]), w, 8)).to.throw(
+      expect(() => ops.packQuantWeight(int32([8, 9]), w, 3)).to.throw(
         RangeError,
-        /packQuantWeight: type must be a type the CPU interleaves \(Q4_0 2, Q4_K 12, Q6_K 14\), got 8/,
+        /packQuantWeight: type must be a type the CPU interleaves \(Q4_0 2, Q8_0 8, Q4_K 12, Q6_K 14\), got 3/,
       );
       expect(() => ops.packQuantWeight(int32([12, 9]), int32([12, 9]), 2)).to.throw(
         RangeError,

@@ -1,7 +1,7 @@
 // The quantised ops at Llama-2-7B layer shapes (4096 x 4096 and 11008 x 4096): quantLinear's GEMV at decode batch
 // sizes against the read bandwidth (bytes: the quantised weight, read once), its GEMM against the FMA peak, for every
-// type; on the CPU the same for Q4_0, Q4_K and Q6_K interleaved by packQuantWeight (quantLinearPacked, what the CPU
-// model runs); quantEmbedding's row gather (and quantEmbeddingPacked's).
+// type; on the CPU the same for Q4_0, Q8_0, Q4_K and Q6_K interleaved by packQuantWeight (quantLinearPacked, what the
+// CPU model runs); quantEmbedding's row gather (and quantEmbeddingPacked's).
 import type { FloatDType } from '../../dtype.js';
 import * as ops from '../../ops/index.js';
 import { Tensor } from '../../tensor.js';
@@ -96,7 +96,7 @@ export const cases: CaseList = (quick, device) => {
   const out: OpCase[] = [];
   const dtype: FloatDType = device === 'cuda' ? 'bfloat16' : 'float32';
   for (const type of quick ? (['Q8_0', 'Q4_0', 'Q4_K'] as const) : QUANT_TYPES) {
-    const packings = device === 'cpu' && ['Q4_0', 'Q4_K', 'Q6_K'].includes(type) ? [false, true] : [false];
+    const packings = device === 'cpu' && ['Q4_0', 'Q8_0', 'Q4_K', 'Q6_K'].includes(type) ? [false, true] : [false];
     for (const [outF, inF] of quick
       ? [[4096, 4096]]
       : [
