@@ -6,6 +6,7 @@
 // quantised size, for a few instructions per 32 weights. Many tokens (prefill): the float GEMM (gemm.h), whose weight
 // panels are dequantised instead of converted, block by block, paid once per 288 tokens; x stays fp32 there.
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "../core/op_checks.h"
@@ -234,6 +235,14 @@ gemm_impl::Panels dequant_panels(const Rows& src, float* dst, int64_t n0, int64_
     float* panel = dst + p * kc * NR;
 #if defined(__AVX2__)
     static_assert(NR % 8 == 0, "a panel is whole groups of 8 rows");
+    if constexpr (std::is_same_v<Rows, X8Rows>) {
+      if (rows == NR) {  // whole groups of 8 rows, each value's 8 rows straight into the panel
+        for (int64_t k = 0; k < kc; k += 32)
+          for (int v = 0; v < NR / 8; ++v)
+            x8_dequant8(src.type, src.w + (r0 / kX8Rows + v) * src.ldg, (k0 + k) / 32, panel + k * NR + 8 * v, NR);
+        continue;
+      }
+    }
     if (rows == NR) {
       alignas(32) float y[8][32];
       for (int64_t k = 0; k < kc; k += 32)

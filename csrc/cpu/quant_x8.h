@@ -22,6 +22,88 @@ inline int32_t x_word(const QBlock& xb, int i) {  // x's bytes [4i, 4i + 4) as o
   return v;
 }
 
+// Values [32 c, 32 c + 32) of a group's 8 rows, dequantised into dst[t * ld + r] (the GEMM's panel layout: the 8 rows
+// of a value side by side). On AVX2 each 32-byte chunk already holds the 8 rows in its lanes, so byte i of every lane
+// is one value of all 8 rows: shifted out, converted and scaled as one vector, with no transpose.
+inline void x8_dequant8(int type, const uint8_t* g, int64_t c, float* dst, int64_t ld) {
+#if defined(__AVX2__)
+  const __m256i low4 = _mm256_set1_epi8(0xF), two = _mm256_set1_epi8(3), byte = _mm256_set1_epi32(0xFF);
+  const auto lane_byte = [&](__m256i v, int i) {
+    return _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(v, 8 * i), byte));
+  };
+  const auto half8 = [](const uint8_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  };
+  if (type == kQ8_0) {
+    const uint8_t* b = g + c * 272;
+    const __m256 d8 = half8(b);
+    for (int cc = 0; cc < 8; ++cc) {
+      const __m256i v = load32(b + 16 + 32 * cc);
+      for (int i = 0; i < 4; ++i)  // byte i of each lane, sign-extended
+        _mm256_storeu_ps(
+            dst + (4 * cc + i) * ld,
+            _mm256_mul_ps(d8, _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(v, 24 - 8 * i), 24))));
+    }
+    return;
+  }
+  // the 4-bit types and Q6_K: values a · q + o per row, q from nibble chunks (plus Q6_K's high bits)
+  const uint8_t* chunks;
+  __m256 a[2], o[2];  // for values 0..15 and 16..31 of the 32
+  const uint8_t* high = nullptr;
+  if (type == kQ4_0) {
+    const uint8_t* b = g + c * 144;
+    a[0] = a[1] = half8(b);
+    o[0] = o[1] = _mm256_mul_ps(a[0], _mm256_set1_ps(-8.f));
+    chunks = b + 16;
+  } else if (type == kQ4_K) {
+    const uint8_t* b = g + (c / 8) * 1152;
+    const int j = int(c % 8);
+    const __m256i a6 = load32(b + 32), b6 = load32(b + 64), w = load32(b + 96);  // quant.h's words a, b, c
+    const __m256i lo6 = _mm256_set1_epi32(0x3f3f3f3f), lo4w = _mm256_set1_epi32(0x0f0f0f0f);
+    const __m256i t2 = _mm256_set1_epi32(0x03030303);
+    const __m256i sc = j < 4 ? _mm256_and_si256(a6, lo6)
+                             : _mm256_or_si256(_mm256_and_si256(w, lo4w),
+                                               _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(a6, 6), t2), 4));
+    const __m256i mn = j < 4 ? _mm256_and_si256(b6, lo6)
+                             : _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(w, 4), lo4w),
+                                               _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(b6, 6), t2), 4));
+    a[0] = a[1] = _mm256_mul_ps(half8(b), lane_byte(sc, j % 4));
+    o[0] = o[1] = _mm256_mul_ps(half8(b + 16), _mm256_sub_ps(_mm256_setzero_ps(), lane_byte(mn, j % 4)));
+    chunks = b + 128 + 128 * j;
+  } else {  // Q6_K
+    const uint8_t* b = g + (c / 8) * 1680;
+    const int u = int(c % 8);
+    const __m256 d8 = half8(b);
+    for (int h = 0; h < 2; ++h) {
+      a[h] = _mm256_mul_ps(d8, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+                                   _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + 16 + 16 * u + 8 * h)))));
+      o[h] = _mm256_mul_ps(a[h], _mm256_set1_ps(-32.f));
+    }
+    chunks = b + 144 + 192 * u;
+    high = chunks + 128;
+  }
+  for (int cc = 0; cc < 4; ++cc) {
+    const __m256i v = load32(chunks + 32 * cc);
+    __m256i q[2] = {_mm256_and_si256(v, low4), _mm256_and_si256(_mm256_srli_epi16(v, 4), low4)};
+    if (high) {
+      const __m256i hb = load32(high + 32 * (cc / 2));
+      for (int h = 0; h < 2; ++h)
+        q[h] = _mm256_or_si256(
+            q[h], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4 * (cc & 1) + 2 * h), two), 4));
+    }
+    for (int h = 0; h < 2; ++h)
+      for (int i = 0; i < 4; ++i)
+        _mm256_storeu_ps(dst + (16 * h + 4 * cc + i) * ld, _mm256_fmadd_ps(lane_byte(q[h], i), a[h], o[h]));
+  }
+#else
+  float y[32];
+  for (int r = 0; r < kX8Rows; ++r) {
+    x8_dequant32(type, g, r, c, y);
+    for (int t = 0; t < 32; ++t) dst[t * ld + r] = y[t];
+  }
+#endif
+}
+
 // out[8 m + r] = Σ w_r · x_m over one group's blocks32 values / 32, for M tokens (token m's blocks at x + m * ldx).
 // Per unit of 32 values and row: Σ v · q exactly in integers, the offset (Q4_0's 8, Q6_K's 32) taken off there too
 // through x's exact sums, and for Q6_K the two scales applied in integers (|Σ| < 2^24: the fp32 conversion is exact);

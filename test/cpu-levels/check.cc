@@ -450,7 +450,8 @@ void quant_cases() {
       }
   // Q4_0, Q8_0, Q4_K and Q6_K interleaved by 8 (packQuantWeight, quantLinearPacked, quantEmbeddingPacked): the packed
   // bits, the GEMV / GEMM over them and rows of the table
-  const std::vector<Shape> x8_shapes = {{1, 1, 8}, {2, 3, 16}, {4, 2, 24}, {7, 5, 8}, {16, 1, 40}, {40, 3, 16}};
+  const std::vector<Shape> x8_shapes = {{1, 1, 8},   {2, 3, 16},  {4, 2, 24}, {7, 5, 8},
+                                        {16, 1, 40}, {40, 3, 16}, {33, 2, 72}};
   for (int type : {kQ4_0, kQ8_0, kQ4_K, kQ6_K})
     for (DType dt : kFloats)
       for (size_t si = 0; si < x8_shapes.size(); ++si) {
