@@ -332,8 +332,8 @@ export function planWeightLayout(
 ): WeightLayout {
   const { hiddenSize: d, intermediateSize: ff, headDim: hd, numHeads: nh, numKvHeads: nkv, vocabSize: v } = config;
   const tied = config.tieWordEmbeddings || !src.has(hfName.lmHead);
-  // The CPU packs the matrices linear layers read: float ones for its GEMM (not the embedding), Q4_0 and Q6_K ones
-  // for its GEMV (a tied embedding too); unless MINI_VLLM_CPU_PACK=0 (an A/B switch, pack-ab.mjs).
+  // The CPU packs the matrices linear layers read: float ones for its GEMM (not the embedding), Q4_0, Q8_0, Q4_K and
+  // Q6_K ones for its GEMV (a tied embedding too); unless MINI_VLLM_CPU_PACK=0 (an A/B switch, pack-ab.mjs).
   const packing = opts.device === 'cpu' && process.env['MINI_VLLM_CPU_PACK'] !== '0';
   const entries: WeightPlanEntry[] = [];
   const add = (key: string, parts: { name: string; shape: number[] }[]) => {

@@ -221,7 +221,7 @@ describeKernel('quantLinear', (device) => {
 // against the same expectation as quantLinear (the integer GEMV up to 16 tokens, the dequantising GEMM above), at
 // row counts of 8 and more groups and odd block counts (padded rows).
 describeEachCpuIsa(
-  'packQuantWeight, quantLinearPacked, quantEmbeddingPacked: Q4_0 and Q6_K interleaved by 8 (CPU)',
+  'packQuantWeight, quantLinearPacked, quantEmbeddingPacked: Q4_0, Q8_0, Q4_K, Q6_K interleaved by 8 (CPU)',
   () => {
     const device = 'cpu';
     const packedOf = (type: 'Q4_0' | 'Q8_0' | 'Q4_K' | 'Q6_K', N: number, K: number, rand: () => number) => {
@@ -236,6 +236,10 @@ describeEachCpuIsa(
       ['Q4_0', 32, 8],
       ['Q4_0', 96, 40],
       ['Q4_0', 256, 64],
+      ['Q8_0', 32, 8],
+      ['Q8_0', 96, 64],
+      ['Q4_K', 256, 64],
+      ['Q4_K', 768, 24],
       ['Q6_K', 256, 64],
       ['Q6_K', 768, 24],
     ] as const)
@@ -266,6 +270,8 @@ describeEachCpuIsa(
 
     for (const [type, hidden] of [
       ['Q4_0', 64],
+      ['Q8_0', 64],
+      ['Q4_K', 512],
       ['Q6_K', 512],
     ] as const)
       it(`quantEmbeddingPacked ${type}: the rows quantEmbedding gives, bit for bit, every dtype`, () => {
