@@ -5,6 +5,7 @@
 // (quant_dots.h) on one thread from DRAM, 3x from L2 (bench/results/2026-12-06-q4-interleaved/q4x8proto.log).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -345,7 +346,7 @@ inline void x8_dots(int type, const uint8_t* g, const QBlock* x, int64_t ldx, in
           const QBlock& xb = x[m * ldx + c];
           int32_t sum = 0;
           for (int t = 0; t < 32; ++t) sum += int8_t(g[16 + 32 * (t / 4) + 4 * r + t % 4]) * xb.q[t];
-          out[8 * m + r] += d * (float(sum) * xb.d);
+          out[8 * m + r] = std::fma(d, float(sum) * xb.d, out[8 * m + r]);  // as the vector levels round
         }
       }
     return;
@@ -389,7 +390,7 @@ inline void x8_dots(int type, const uint8_t* g, const QBlock* x, int64_t ldx, in
         const int32_t t = type == kQ4_0
                               ? s[0] + s[1]
                               : int8_t(blk[16 + 8 * (2 * u) + r]) * s[0] + int8_t(blk[16 + 8 * (2 * u + 1) + r]) * s[1];
-        out[8 * m + r] += d * (float(t) * xb.d);
+        out[8 * m + r] = std::fma(d, float(t) * xb.d, out[8 * m + r]);
       }
     }
   }
