@@ -176,6 +176,32 @@ function quantLinearExpectation(
   return { exact, bound };
 }
 
+/**
+ * Runs `run(out, x, bias)` for every dtype on random x (rows strided: a view of a wider tensor) and bias, and holds
+ * out to quantLinearExpectation of the dequantised weight wf [N, K].
+ */
+function expectQuantLinear(
+  device: 'cpu' | 'cuda',
+  rand: () => number,
+  wf: Float32Array,
+  tokens: number,
+  N: number,
+  K: number,
+  run: (out: Tensor, x: Tensor, bias: Tensor) => void,
+): void {
+  for (const dtype of FLOAT_DTYPES) {
+    const [wide, xs] = upload(randn(rand, tokens * (K + 8)), [tokens, K + 8], dtype, device);
+    const x = wide.narrow(1, 0, K);
+    const xd = new Float32Array(tokens * K);
+    for (let m = 0; m < tokens; ++m) xd.set(xs.subarray(m * (K + 8), m * (K + 8) + K), m * K);
+    const [bias, bs] = upload(randn(rand, N), [N], dtype, device);
+    const out = poisoned([tokens, N], dtype, device);
+    run(out, x, bias);
+    const { exact, bound } = quantLinearExpectation(device, dtype, xd, wf, bs, tokens, N, K);
+    expectWithin(out.toArray(), exact, bound, `${dtype} out`);
+  }
+}
+
 describeKernel('quantLinear', (device) => {
   for (const [type, K, N] of CASES)
     for (const tokens of [1, 5, 40])
@@ -184,17 +210,9 @@ describeKernel('quantLinear', (device) => {
         const w = QuantizedTensor.empty(type, N, K, device);
         w.writeRows(0, N, quantizeRows(type, randn(rand, N * K), N, K));
         const wf = ref.dequantizeWords(w.data.toArray() as Int32Array, N, K, QUANT_FORMATS[type].id);
-        for (const dtype of FLOAT_DTYPES) {
-          const [wide, xs] = upload(randn(rand, tokens * (K + 8)), [tokens, K + 8], dtype, device);
-          const x = wide.narrow(1, 0, K);
-          const xd = new Float32Array(tokens * K);
-          for (let m = 0; m < tokens; ++m) xd.set(xs.subarray(m * (K + 8), m * (K + 8) + K), m * K);
-          const [bias, bs] = upload(randn(rand, N), [N], dtype, device);
-          const out = poisoned([tokens, N], dtype, device);
-          ops.quantLinear(out, x, w.data, QUANT_FORMATS[type].id, bias);
-          const { exact, bound } = quantLinearExpectation(device, dtype, xd, wf, bs, tokens, N, K);
-          expectWithin(out.toArray(), exact, bound, `${dtype} out`);
-        }
+        expectQuantLinear(device, rand, wf, tokens, N, K, (out, x, bias) =>
+          ops.quantLinear(out, x, w.data, QUANT_FORMATS[type].id, bias),
+        );
       });
 
   it('bad arguments throw naming them', () => {
@@ -255,17 +273,9 @@ describeEachCpuIsa(
             expect(ref.unpackQuantWeight(got, N, id)).to.deep.equal(words);
           }
           const wf = ref.dequantizeWords(words, N, K, id);
-          for (const dtype of FLOAT_DTYPES) {
-            const [wide, xs] = upload(randn(rand, tokens * (K + 8)), [tokens, K + 8], dtype, device);
-            const x = wide.narrow(1, 0, K);
-            const xd = new Float32Array(tokens * K);
-            for (let m = 0; m < tokens; ++m) xd.set(xs.subarray(m * (K + 8), m * (K + 8) + K), m * K);
-            const [bias, bs] = upload(randn(rand, N), [N], dtype, device);
-            const out = poisoned([tokens, N], dtype, device);
-            ops.quantLinearPacked(out, x, packed, id, bias);
-            const { exact, bound } = quantLinearExpectation(device, dtype, xd, wf, bs, tokens, N, K);
-            expectWithin(out.toArray(), exact, bound, `${dtype} out`);
-          }
+          expectQuantLinear(device, rand, wf, tokens, N, K, (out, x, bias) =>
+            ops.quantLinearPacked(out, x, packed, id, bias),
+          );
         });
 
     for (const [type, hidden] of [
