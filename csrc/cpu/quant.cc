@@ -92,15 +92,6 @@ inline void dequant32(int type, const uint8_t* b, int chunk, float* y) {
   dequant_chunk(type, b, chunk, y);
 }
 
-// out[0..kc) = values [k0, k0 + kc) of a quantised row (k0 and kc multiples of 32, inside whole blocks' chunks).
-inline void dequant_range(int type, const QuantFormat& f, const uint8_t* row, int64_t k0, int64_t kc, float* out) {
-  const int per = f.block / 32;
-  for (int64_t k = 0; k < kc; k += 32) {
-    const int64_t c = (k0 + k) / 32;
-    dequant32(type, row + (c / per) * f.bytes, int(c % per), out + k);
-  }
-}
-
 // How far ahead of the row being read gemv asks for the rows to come: the kernel does a few instructions per cache
 // line, so the out-of-order window holds only a few lines in flight and the hardware prefetcher alone left a Q4_0 GEMV
 // latency-bound on weights from L3 or DRAM (2304 x 768 on one thread: 198 us without, 98 us with 2 KiB ahead;
