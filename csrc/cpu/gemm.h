@@ -142,35 +142,36 @@ inline void transpose8(__m256 (&r)[8]) {
 }
 #endif
 
-template <typename TW>
+// PW: the panels' width, NR for the micro-kernel, 16 for linear.cc's decode batches (a multiple of 16).
+template <int PW = NR, typename TW>
 void pack_w(float* dst, const TW* w, int64_t ldw, int64_t nc, int64_t kc) {
-  for (int64_t p = 0; p * NR < nc; ++p) {
-    float* d = dst + p * kc * NR;
-    const TW* base = w + p * NR * ldw;
+  for (int64_t p = 0; p * PW < nc; ++p) {
+    float* d = dst + p * kc * PW;
+    const TW* base = w + p * PW * ldw;
     int64_t k = 0;
-    if ((p + 1) * NR <= nc) {  // whole panels take the vector path
+    if ((p + 1) * PW <= nc) {  // whole panels take the vector path
 #if defined(__AVX512F__)
       for (; k + 16 <= kc; k += 16)
-        for (int v = 0; v < NV; ++v) {
+        for (int v = 0; v < PW / 16; ++v) {
           __m512 r[16];
           for (int i = 0; i < 16; ++i) r[i] = vload(base + (v * 16 + i) * ldw + k).v;
           transpose16(r);
-          for (int c = 0; c < 16; ++c) _mm512_storeu_ps(d + (k + c) * NR + v * 16, r[c]);
+          for (int c = 0; c < 16; ++c) _mm512_storeu_ps(d + (k + c) * PW + v * 16, r[c]);
         }
 #elif defined(__AVX2__)
       for (; k + 8 <= kc; k += 8)
-        for (int v = 0; v < NV; ++v) {
+        for (int v = 0; v < PW / 8; ++v) {
           __m256 r[8];
           // the same rows' next k-block, into L2, so that it streams in while this one is multiplied
           if ((k * sizeof(TW)) % 64 == 0)
             for (int i = 0; i < 8; ++i) __builtin_prefetch(base + (v * 8 + i) * ldw + k + kc, 0, 1);
           for (int i = 0; i < 8; ++i) r[i] = vload(base + (v * 8 + i) * ldw + k).v;
           transpose8(r);
-          for (int c = 0; c < 8; ++c) _mm256_storeu_ps(d + (k + c) * NR + v * 8, r[c]);
+          for (int c = 0; c < 8; ++c) _mm256_storeu_ps(d + (k + c) * PW + v * 8, r[c]);
         }
 #elif defined(MVLLM_NEON)
       for (; k + 4 <= kc; k += 4)
-        for (int v = 0; v < NV; ++v) {
+        for (int v = 0; v < PW / 4; ++v) {
           float32x4_t r[4];
           for (int i = 0; i < 4; ++i) r[i] = vload(base + (v * 4 + i) * ldw + k).v;
           // 4 x 4 transpose: pairs of rows interleaved, then 64-bit halves
@@ -179,14 +180,14 @@ void pack_w(float* dst, const TW* w, int64_t ldw, int64_t nc, int64_t kc) {
                             t2 = vreinterpretq_f64_f32(vtrn1q_f32(r[2], r[3])),
                             t3 = vreinterpretq_f64_f32(vtrn2q_f32(r[2], r[3]));
           const float64x2_t c[4] = {vtrn1q_f64(t0, t2), vtrn1q_f64(t1, t3), vtrn2q_f64(t0, t2), vtrn2q_f64(t1, t3)};
-          for (int j = 0; j < 4; ++j) vst1q_f32(d + (k + j) * NR + v * 4, vreinterpretq_f32_f64(c[j]));
+          for (int j = 0; j < 4; ++j) vst1q_f32(d + (k + j) * PW + v * 4, vreinterpretq_f32_f64(c[j]));
         }
 #endif
     }
     // what the vector path did not cover: a partial panel, a k tail, or a build without it
-    for (int j = 0; j < NR; ++j) {
-      const int64_t n = p * NR + j;
-      for (int64_t kk = k; kk < kc; ++kk) d[kk * NR + j] = n < nc ? to_float(base[j * ldw + kk]) : 0.f;
+    for (int j = 0; j < PW; ++j) {
+      const int64_t n = p * PW + j;
+      for (int64_t kk = k; kk < kc; ++kk) d[kk * PW + j] = n < nc ? to_float(base[j * ldw + kk]) : 0.f;
     }
   }
 }
@@ -325,9 +326,9 @@ void gemm(const TensorView& out, const TensorView& x, int64_t n_out, int64_t k_l
   }
 }
 
-// Up to this many tokens the GEMV path wins (measured in lib/bench/ops.bench.ts): float weights switch to the GEMM past
-// 4 tokens (its packed panels and broadcast micro-kernel beat the dot products' loads), quantised ones past 16 (their
-// integer dots stay cheaper than dequantising panels).
+// Up to this many tokens the GEMV path wins (measured in lib/bench/ops.bench.ts): float weights switch to linear.cc's
+// panel batch past 4 tokens (its panels and broadcast x beat the dot products' loads), quantised ones to the GEMM past
+// 16 (their integer dots stay cheaper than dequantising panels).
 constexpr int64_t kFloatGemvMaxTokens = 4, kQuantGemvMaxTokens = 16;
 
 // What every linear layer does around its kernels: the bias in fp32, the empty sum (inFeatures 0: out = bias or 0),

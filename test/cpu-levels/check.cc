@@ -394,8 +394,9 @@ void linear_cases() {
   struct Shape {
     int64_t tokens, in, out;
   };
-  const std::vector<Shape> shapes = {{1, 1, 1},    {1, 31, 7},    {2, 64, 33},  {3, 300, 100}, {4, 256, 64},
-                                     {5, 17, 129}, {16, 128, 48}, {70, 96, 40}, {1, 1024, 96}, {300, 300, 35}};
+  const std::vector<Shape> shapes = {{1, 1, 1},     {1, 31, 7},     {2, 64, 33},   {3, 300, 100},
+                                     {4, 256, 64},  {5, 17, 129},   {16, 128, 48}, {70, 96, 40},
+                                     {1, 1024, 96}, {300, 300, 35}, {37, 200, 50}};
   for (DType xt : kFloats)
     for (DType wt : kFloats)
       for (size_t si = 0; si < shapes.size(); ++si) {

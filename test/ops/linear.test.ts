@@ -76,12 +76,14 @@ const ODD: [number, number, number][] = [
   [1, 1000, 33],
   [3, 64, 17],
   [4, 333, 129], // the CPU's last GEMV size
-  [5, 333, 129], // the CPU's first GEMM size
+  [5, 333, 129], // the CPU's first panel-batch size
   [16, 333, 129], // CUDA's last GEMV size
   [17, 333, 129], // CUDA's first GEMM size
   [13, 257, 95],
   [16, 1024, 160],
-  [37, 513, 200],
+  [37, 513, 200], // the CPU's panel batch in passes of 16 (AVX-512) or 6 tokens, the last one short
+  [64, 200, 40], // the CPU's last panel-batch size
+  [65, 200, 40], // the CPU's first GEMM size
   [128, 96, 300],
   [300, 700, 77],
 ];
@@ -199,7 +201,7 @@ describeKernel('linear', (device) => {
 
 // The CPU's packed weight: packLinearWeight's layout against the reference (every element written, the padding
 // zero), and linearPacked against the reference and against linear() on the same weight, at token counts around the
-// GEMM's decode-batch switch, odd widths (outFeatures not a multiple of 16) and every dtype pairing.
+// panel batch's switches, odd widths (outFeatures not a multiple of 16) and every dtype pairing.
 describeEachCpuIsa('linear: packLinearWeight and linearPacked (CPU)', () => {
   const device = 'cpu';
   for (const wdtype of FLOAT_DTYPES)
@@ -228,6 +230,8 @@ describeEachCpuIsa('linear: packLinearWeight and linearPacked (CPU)', () => {
       [4, 64, 16, true],
       [5, 333, 129, false],
       [16, 1030, 200, true],
+      [17, 2048, 35, false], // rows of x 8 KiB apart (they share an L1 set) and two passes on AVX-512
+      [37, 130, 50, true],
       [64, 96, 48, false],
       [65, 257, 33, true],
       [130, 700, 77, false],
