@@ -310,11 +310,12 @@ describe('bench: a short real run on dummy:stories15M', function () {
     expect(steps[0]!.args).to.include({ numSeqs: 2, numTokens: 64, numDecodes: 0 });
     expect(steps[1]!.args).to.include({ numSeqs: 2, numTokens: 2, numDecodes: 2 });
     const names = new Set(host.map((e) => e.name));
+    const cpu = r.backend.device === 'cpu';
     for (const op of [
-      'embedding',
+      cpu ? 'embeddingPacked' : 'embedding',
       'rmsNorm',
       'fusedAddRmsNorm',
-      'linear',
+      cpu ? 'linearPacked' : 'linear',
       'rotaryEmbedding',
       'reshapeAndCache',
       'pagedAttention',
@@ -327,19 +328,18 @@ describe('bench: a short real run on dummy:stories15M', function () {
       'update',
     ])
       expect(names.has(op), op).to.equal(true);
-    // Per decode step: 6 layers × (qkv, o, gate-up, down) + the lm-head. On the CPU the layers' matrices are packed
-    // for its GEMM (linearPacked); the head, the tied embedding, is not.
+    // Per decode step: 6 layers × (qkv, o, gate-up, down) + the lm-head. On the CPU every matrix is packed for its
+    // GEMM (linearPacked), the head (the tied embedding) too.
     const decode = steps[1]!;
     const inDecode = (name: string) =>
       host.filter((e) => e.name === name && e.ts! >= decode.ts! && e.ts! <= decode.ts! + decode.dur!);
-    const cpu = r.backend.device === 'cpu';
-    const linears = inDecode('linear');
-    expect(linears).to.have.length(cpu ? 1 : 6 * 4 + 1);
-    if (cpu) expect(inDecode('linearPacked')).to.have.length(6 * 4);
+    const linears = inDecode(cpu ? 'linearPacked' : 'linear');
+    expect(linears).to.have.length(6 * 4 + 1);
+    if (cpu) expect(inDecode('linear')).to.have.length(0);
     expect(linears.at(-1)!.args).to.deep.include({
       out: 'float32[2, 32000]',
       x: 'float32[2, 288]',
-      weight: 'float32[32000, 288]',
+      ...(cpu ? { packed: 'float32[2000, 288, 16]' } : { weight: 'float32[32000, 288]' }),
     });
     // The summary: the two decode steps, slowest op first, the linear layers called 25 times a step.
     const sum = r.profile!.summary;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "check.h"
+#include "packed_checks.h"
 #include "quant_checks.h"
 
 namespace mvllm {
@@ -214,39 +215,6 @@ inline void check_linear(const TensorView& out, const TensorView& x, const Tenso
   c.distinct(out, "out", x, "x");
 }
 
-// The CPU's packed linear weight, streamed in order with no transpose per call: dense [numPanels, inFeatures, 16],
-// packed[p][k][j] = weight[16p + j][k], zero past outFeatures; any float dtype.
-inline void check_pack_linear_weight(const TensorView& packed, const TensorView& weight) {
-  const Check c("packLinearWeight");
-  c.float_dtype(weight, "weight");
-  c.same_dtype(packed, "packed", weight, "weight");
-  c.same_device(packed, "packed", weight, "weight");
-  c.ndim(weight, "weight", 2, "[outFeatures, inFeatures]");
-  c.ndim(packed, "packed", 3, "[numPanels, inFeatures, 16]");
-  c.dim(packed, "packed", 0, (weight.size(0) + 15) / 16, "numPanels = ceil(outFeatures / 16)");
-  c.dim(packed, "packed", 1, weight.size(1), "inFeatures of weight");
-  c.dim(packed, "packed", 2, 16, "the panel's 16 features");
-  c.contiguous(weight, "weight");
-  c.contiguous(packed, "packed");
-  c.distinct(packed, "packed", weight, "weight");
-}
-
-// out = x · weightᵀ (+ bias) with the weight packed (check_pack_linear_weight); as check_linear otherwise.
-inline void check_linear_packed(const TensorView& out, const TensorView& x, const TensorView& packed,
-                                const MaybeTensor& bias) {
-  const Check c("linearPacked");
-  c.linear_x_out(out, x);
-  c.float_dtype(packed, "packed");
-  c.same_device(packed, "packed", x, "x");
-  c.ndim(packed, "packed", 3, "[numPanels, inFeatures, 16]");
-  c.dim(packed, "packed", 1, x.size(1), "inFeatures of x");
-  c.dim(packed, "packed", 2, 16, "the panel's 16 features");
-  c.dim(packed, "packed", 0, (out.size(1) + 15) / 16, "numPanels = ceil(outFeatures of out / 16)");
-  c.contiguous(packed, "packed");
-  c.linear_bias(bias, out, x, out.size(1));
-  c.distinct(out, "out", x, "x");
-}
-
 // out[i] = table[indices[i]]: out [n, hidden], table [rows, hidden] (rows may be strided), indices int32 [n].
 // The names are what the op calls its index and table tensors (embedding: ids, table; gatherRows: indices, x).
 inline void check_row_gather(const Check& c, const TensorView& out, const TensorView& indices, const char* index_name,
@@ -414,6 +382,7 @@ inline void check_sample_rows(const HostArray<const float>& logits, double rows_
   OP(packLinearWeight, pack_linear_weight, CPU, "packed", "weight")                                                 \
   OP(linearPacked, linear_packed, CPU, "out", "x", "packed", "bias")                                                \
   OP(embedding, embedding, CPU_CUDA, "out", "ids", "table")                                                         \
+  OP(embeddingPacked, embedding_packed, CPU, "out", "ids", "table", "vocabSize")                                    \
   OP(gatherRows, gather_rows, CPU_CUDA, "out", "x", "indices")                                                      \
   OP(add, add, CPU_CUDA, "out", "a", "b")                                                                           \
   OP(fillUniform, fill_uniform, CPU_CUDA, "out", "low", "high", "seed")                                             \

@@ -12,7 +12,7 @@ import { Tensor } from '../tensor.js';
 
 /**
  * A float weight packed once for the CPU GEMM (packLinearWeight: panels of 16 output features, k-major), so that
- * every call streams it in order instead of transposing it.
+ * every call streams it in order instead of transposing it. A tied embedding is read through it too (embeddingPacked).
  */
 export class PackedWeight {
   /** [ceil(rows / 16), cols, 16], the weight's dtype. */
@@ -113,12 +113,13 @@ export function linearAny(out: Tensor, x: Tensor, w: LinearWeight, ops: Ops = pl
   }
 }
 
-/** A table an embedding reads: float, quantised, or quantised and interleaved. */
-export type EmbeddingTable = Tensor | QuantizedTensor | PackedQuantWeight;
+/** A table an embedding reads: float, quantised, or packed as the classifier's weight (a tied embedding, CPU). */
+export type EmbeddingTable = Tensor | QuantizedTensor | PackedWeight | PackedQuantWeight;
 
 /** out[i] = table[ids[i]] for any table, through `ops`. */
 export function embeddingAny(out: Tensor, ids: Tensor, table: EmbeddingTable, ops: Ops = plainOps): void {
   if (table instanceof Tensor) ops.embedding(out, ids, table);
+  else if (table instanceof PackedWeight) ops.embeddingPacked(out, ids, table.data, table.shape[0]);
   else if (table instanceof PackedQuantWeight)
     ops.quantEmbeddingPacked(out, ids, table.data, QUANT_FORMATS[table.type].id);
   else ops.quantEmbedding(out, ids, table.data, QUANT_FORMATS[table.type].id);

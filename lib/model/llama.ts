@@ -18,9 +18,9 @@ import {
 } from './linear-weight.js';
 
 // The matrices are float tensors or quantised ones (linear-weight.ts); a fused projection whose source tensors
-// have different quantised types (a K-quant mix) is a stack of its parts. On the CPU the float matrices that only
-// linear layers read (not the embedding) are packed for its GEMM (PackedWeight), their rows padded to 16, and the Q4_0
-// and Q6_K ones, a tied embedding included, interleaved by 8 rows for its GEMV (PackedQuantWeight).
+// have different quantised types (a K-quant mix) is a stack of its parts. On the CPU the matrices linear layers read,
+// a tied embedding included, are packed: float ones into panels of 16 (PackedWeight, rows padded to 16), Q4_0, Q8_0,
+// Q4_K and Q6_K ones interleaved by 8 rows for its GEMV (PackedQuantWeight).
 export interface LayerWeights {
   inputNorm: Tensor; //       [hidden]
   qkv: LinearWeight; //       [(numHeads + 2 numKvHeads) headDim, hidden]: q, k, v projections stacked

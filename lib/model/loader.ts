@@ -183,7 +183,12 @@ export function buildWeights(
   const get = (k: string) => made.get(k)!;
   const table = (k: string) => {
     const t = get(k);
-    if (!(t instanceof Tensor || t instanceof QuantizedTensor || t instanceof PackedQuantWeight))
+    if (!(
+      t instanceof Tensor ||
+      t instanceof QuantizedTensor ||
+      t instanceof PackedWeight ||
+      t instanceof PackedQuantWeight
+    ))
       throw new ModelFormatError(src.file, `${k} must be one float or quantised table`);
     return t;
   };

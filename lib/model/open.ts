@@ -332,8 +332,9 @@ export function planWeightLayout(
 ): WeightLayout {
   const { hiddenSize: d, intermediateSize: ff, headDim: hd, numHeads: nh, numKvHeads: nkv, vocabSize: v } = config;
   const tied = config.tieWordEmbeddings || !src.has(hfName.lmHead);
-  // The CPU packs the matrices linear layers read: float ones for its GEMM (not the embedding), Q4_0, Q8_0, Q4_K and
-  // Q6_K ones for its GEMV (a tied embedding too); unless MINI_VLLM_CPU_PACK=0 (an A/B switch, pack-ab.mjs).
+  // The CPU packs the matrices linear layers read, a tied embedding (the classifier) too: float ones into panels of 16
+  // (PackedWeight), Q4_0, Q8_0, Q4_K and Q6_K ones interleaved by 8 rows for its GEMV; unless MINI_VLLM_CPU_PACK=0 (an
+  // A/B switch, pack-ab.mjs).
   const packing = opts.device === 'cpu' && process.env['MINI_VLLM_CPU_PACK'] !== '0';
   const entries: WeightPlanEntry[] = [];
   const add = (key: string, parts: { name: string; shape: number[] }[]) => {
@@ -352,14 +353,14 @@ export function planWeightLayout(
       return { ...p, type };
     });
     const cols = parts[0]!.shape[1];
-    const linear = packing && cols !== undefined && key !== 'embedding';
+    const linear = packing && cols !== undefined && (key !== 'embedding' || tied);
     const type = typed[0]!.type;
     const packs = linear && typed.every((p) => !p.type);
-    // a quantised matrix of one type is interleaved where the CPU has a layout for it (no padding); the embedding too
-    // where it is also the classifier (tied), which reads it as a linear layer; a stack of types, part by part
+    // a quantised matrix of one type is interleaved where the CPU has a layout for it (no padding); a stack of types,
+    // part by part
     const oneType = !!type && typed.every((p) => p.type === type);
     const interleaves = oneType
-      ? packing && (linear || (key === 'embedding' && tied)) && PackedQuantWeight.packs(type, rows)
+      ? linear && PackedQuantWeight.packs(type, rows)
       : linear && typed.some((p) => p.type && PackedQuantWeight.packs(p.type, p.shape[0]!));
     entries.push({
       key,

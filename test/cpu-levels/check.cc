@@ -403,8 +403,8 @@ void linear_cases() {
         const Shape s = shapes[si];
         if (xt != wt && si % 2 == 1) continue;  // mixed dtypes on half the shapes
         const bool bias = si % 3 != 0;
-        add(str("linear, packLinearWeight, linearPacked x ", dn(xt), " weight ", dn(wt), " [", s.tokens, ", ", s.in,
-                "] -> ", s.out, bias ? " + bias" : ""),
+        add(str("linear, packLinearWeight, linearPacked, embeddingPacked x ", dn(xt), " weight ", dn(wt), " [",
+                s.tokens, ", ", s.in, "] -> ", s.out, bias ? " + bias" : ""),
             [=](const Kernels& k) {
               Rng r{uint64_t(si * 10 + int(xt) * 3 + int(wt))};
               T x = random(r, xt, {s.tokens, s.in}), w = random(r, wt, {s.out, s.in}), b = random(r, xt, {s.out});
@@ -416,8 +416,15 @@ void linear_cases() {
               k.pack_linear_weight(packed.v, w.v);
               check_linear_packed(out2.v, x.v, packed.v, bm);
               k.linear_packed(out2.v, x.v, packed.v, bm);
-              return Outputs{
-                  {"linear", std::move(out)}, {"packed", std::move(packed)}, {"linearPacked", std::move(out2)}};
+              // the packed weight as a tied embedding: every row, the last first
+              T ids(DType::Int32, {s.out}), rows(wt, {s.out, s.in});
+              for (int64_t i = 0; i < s.out; ++i) ids.i32()[i] = int32_t(s.out - 1 - i);
+              check_embedding_packed(rows.v, ids.v, packed.v, double(s.out));
+              k.embedding_packed(rows.v, ids.v, packed.v, double(s.out));
+              return Outputs{{"linear", std::move(out)},
+                             {"packed", std::move(packed)},
+                             {"linearPacked", std::move(out2)},
+                             {"embeddingPacked", std::move(rows)}};
             });
       }
 }
