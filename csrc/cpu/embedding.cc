@@ -16,6 +16,13 @@ void embedding(const TensorView& out, const TensorView& ids, const TensorView& t
 }
 
 namespace {
+// dst[k] = src[16 k]: one item of each cache line (fp32). Kept scalar: the AVX-512 build's auto-vectorised form (whole
+// lines loaded, then permuted) ran 4-6% slower than the AVX2 build's on the op benchmark.
+template <typename T>
+__attribute__((noinline, optimize("no-tree-vectorize"))) void copy_strided(T* dst, const T* src, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) dst[k] = src[k * 16];
+}
+
 // Row `id` of the packed table: element k at table[id / 16][k][id % 16], 16 items apart. T: the item's bits.
 template <typename T>
 void packed_rows(const TensorView& out, const int32_t* idx, const TensorView& table) {
@@ -25,7 +32,7 @@ void packed_rows(const TensorView& out, const int32_t* idx, const TensorView& ta
     for (int64_t i = i0; i < i1; ++i) {
       const T* src = t + (int64_t(idx[i]) / 16) * hidden * 16 + idx[i] % 16;
       T* dst = static_cast<T*>(out.data) + i * out.stride(0);
-      for (int64_t k = 0; k < hidden; ++k) dst[k] = src[k * 16];
+      copy_strided(dst, src, hidden);
     }
   });
 }
