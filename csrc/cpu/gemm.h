@@ -246,6 +246,7 @@ Panels packed_panels(float* dst, const TW* packed, int64_t k_len, int64_t n0, in
 
 struct GemmScratch {
   std::vector<float> x, b, c;  // packed x of a token block (caller's thread), packed weight block, fp32 tile
+  std::vector<float> xf;       // linear_frame's fp32 copy of 16-bit x (caller's thread)
 };
 inline thread_local GemmScratch tl_gemm;
 
@@ -354,7 +355,9 @@ void linear_frame(const TensorView& out, const TensorView& x, int64_t n_out, con
     if constexpr (std::is_same_v<TA, float>) {
       gemv(x.ptr<float>(), x.stride(0), b);
     } else {
-      std::vector<float> xf(size_t(tokens * k_len));
+      // up to 64 tokens (linear.cc's panel batch): per-thread scratch, not an allocation a call
+      std::vector<float>& xf = tl_gemm.xf;
+      xf.resize(size_t(tokens * k_len));
       for (int64_t m = 0; m < tokens; ++m)
         for (int64_t k = 0; k < k_len; ++k) xf[size_t(m * k_len + k)] = to_float(x.ptr<TA>()[m * x.stride(0) + k]);
       gemv(xf.data(), k_len, b);
