@@ -65,6 +65,17 @@ class Check {
              ")");
   }
 
+  // An embedding's ids and output: ids int32 [numTokens], dense; out [numTokens, hidden], one row per id, each row
+  // dense (rows may be strided). The op checks out's dtype and width against its table.
+  void ids_out(const TensorView& ids, const TensorView& out) const {
+    dtype(ids, "ids", DType::Int32);
+    ndim(ids, "ids", 1, "[numTokens]");
+    contiguous(ids, "ids");
+    ndim(out, "out", 2, "[numTokens, hidden]");
+    dim(out, "out", 0, ids.size(0), "one row per id");
+    rows_dense(out, "out");
+  }
+
   // A linear layer's optional bias (data == null: none): [outFeatures] of out's dtype, dense, on x's device.
   // A linear layer's activations, whatever its weight: x [numTokens, inFeatures] and out [numTokens, outFeatures]
   // (rows may be strided), x a float dtype, out x's dtype and device. The op checks its weight, then out's width.

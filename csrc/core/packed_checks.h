@@ -51,17 +51,12 @@ inline void check_embedding_packed(const TensorView& out, const TensorView& ids,
   c.same_dtype(out, "out", table, "table");
   c.same_device(out, "out", table, "table");
   c.same_device(ids, "ids", table, "table");
-  c.dtype(ids, "ids", DType::Int32);
-  c.ndim(ids, "ids", 1, "[numTokens]");
-  c.contiguous(ids, "ids");
+  c.ids_out(ids, out);
   c.ndim(table, "table", 3, "[numPanels, hidden, 16]");
   c.dim(table, "table", 0, (int64_t(vocab_size) + 15) / 16, "numPanels = ceil(vocabSize / 16)");
   c.dim(table, "table", 2, 16, "the panel's 16 rows");
   c.contiguous(table, "table");
-  c.ndim(out, "out", 2, "[numTokens, hidden]");
-  c.dim(out, "out", 0, ids.size(0), "one row per id");
   c.dim(out, "out", 1, table.size(1), "hidden of table");
-  c.rows_dense(out, "out");
   c.distinct(out, "out", table, "table");
 }
 

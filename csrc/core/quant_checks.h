@@ -92,12 +92,7 @@ inline void check_quant_embedding_as(const char* op, const TensorView& out, cons
   c.float_dtype(out, "out");
   c.same_device(ids, "ids", out, "out");
   c.same_device(table, "table", out, "out");
-  c.dtype(ids, "ids", DType::Int32);
-  c.ndim(ids, "ids", 1, "[numTokens]");
-  c.contiguous(ids, "ids");
-  c.ndim(out, "out", 2, "[numTokens, hidden]");
-  c.dim(out, "out", 0, ids.size(0), "one row per id");
-  c.rows_dense(out, "out");
+  c.ids_out(ids, out);
   check_quant_weight(c, op, table, "table", type, out.size(1), "hidden");
 }
 inline void check_quant_embedding(const TensorView& out, const TensorView& ids, const TensorView& table, double type) {
