@@ -359,8 +359,11 @@ inline void check_sample_rows(const HostArray<const float>& logits, double rows_
       fail(ErrorKind::Range, "sampleRows: params.minP[", r, "] = ", min_p, " must be in [0, 1]");
     if (!(u >= 0 && u < 1)) fail(ErrorKind::Range, "sampleRows: params.uniform[", r, "] = ", u, " must be in [0, 1)");
   }
-  for (int64_t i = 0; i < rows * vocab; ++i)
-    if (std::isnan(logits.data[i]) || logits.data[i] == INFINITY)
+  // !(v < +inf) is NaN or +inf: one branch-free pass the compiler vectorises, then the first such logit is found
+  int bad = 0;
+  for (int64_t i = 0; i < rows * vocab; ++i) bad |= !(logits.data[i] < INFINITY);
+  for (int64_t i = 0; bad && i < rows * vocab; ++i)
+    if (!(logits.data[i] < INFINITY))
       fail(ErrorKind::Range, "sampleRows: logits[", i / vocab, ", ", i % vocab, "] = ", logits.data[i],
            " (NaN or +Infinity)");
 }

@@ -31,11 +31,18 @@ struct Cand {
 // Higher logit first, then the lower id: a total order, so the result never depends on the sort algorithm.
 inline bool before(const Cand& a, const Cand& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); }
 
-// The first index of the largest logit.
+// The first index of the largest logit: the maxima of spans of 256 first (vectorised), then the first span holding
+// the largest, element by element.
 int32_t argmax(const float* l, int64_t vocab) {
-  const float m = max_of(l, vocab);
-  int64_t i = 0;
-  while (i + 1 < vocab && l[i] != m) ++i;
+  constexpr int64_t kSpan = 256;
+  float best = -INFINITY;
+  int64_t span = 0;
+  for (int64_t i = 0; i < vocab; i += kSpan) {
+    const float m = max_of(l + i, std::min(kSpan, vocab - i));
+    if (m > best) best = m, span = i;
+  }
+  int64_t i = span;
+  while (i + 1 < vocab && l[i] != best) ++i;
   return int32_t(i);
 }
 

@@ -56,6 +56,54 @@ describeEachCpuIsa('sampleRows on cpu', function () {
     expect([...ops.sampleRows(data, rows, V, params)]).to.deep.equal([...ref.sampleRows(data, rows, V, params)]);
   });
 
+  it('greedy rows take the first largest logit wherever it lies, as the reference does', () => {
+    // the native argmax finds the span of 256 holding the maximum first: ties within a span and across spans, the
+    // maximum in the last (short) span, and a row of -Infinity
+    const greedy = (rows: number) => ({
+      temperature: new Float32Array(rows),
+      topK: new Int32Array(rows),
+      topP: new Float32Array(rows).fill(1),
+      minP: new Float32Array(rows),
+      uniform: new Float64Array(rows),
+    });
+    const n = 1000;
+    const rows: Float32Array[] = [];
+    for (const at of [[0], [255, 256], [300, 299], [700, 20], [999], [511, 512, 513]]) {
+      const row = randn(prng(40 + at[0]!), n, 1);
+      for (const i of at) row[i] = 9;
+      rows.push(row);
+    }
+    rows.push(new Float32Array(n).fill(-Infinity));
+    const data = new Float32Array(rows.length * n);
+    rows.forEach((r, i) => data.set(r, i * n));
+    const got = [...ops.sampleRows(data, rows.length, n, greedy(rows.length))];
+    expect(got).to.deep.equal([0, 255, 299, 20, 999, 511, 0]);
+    expect(got).to.deep.equal([...ref.sampleRows(data, rows.length, n, greedy(rows.length))]);
+  });
+
+  it('names the first NaN or +Infinity logit, wherever it lies', () => {
+    const greedy = {
+      temperature: Float32Array.of(0),
+      topK: Int32Array.of(0),
+      topP: Float32Array.of(1),
+      minP: Float32Array.of(0),
+      uniform: Float64Array.of(0),
+    };
+    for (const [i, v, shown] of [
+      [0, NaN, 'nan'],
+      [517, Infinity, 'inf'],
+      [V - 1, NaN, 'nan'],
+    ] as const) {
+      const row = Float32Array.from(logits);
+      row[i] = v;
+      if (i > 0) row[i - 1] = -Infinity; // allowed, and not the one named
+      expectThrow(() => ops.sampleRows(row, 1, V, greedy), RangeError, new RegExp(`logits\\[0, ${i}\\] = ${shown} `));
+    }
+    const ok = Float32Array.from(logits);
+    ok[3] = -Infinity;
+    expect(() => ops.sampleRows(ok, 1, V, greedy)).not.to.throw();
+  });
+
   it('rejects bad arrays, params and logits with errors that name them', () => {
     const one = {
       temperature: Float32Array.of(1),
