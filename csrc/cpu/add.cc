@@ -19,7 +19,7 @@ void add_impl(const TensorView& out, const TensorView& a, const TensorView& b) {
       const T* br = b.ptr<T>() + r * b.stride(0);
       T* o = out.ptr<T>() + r * out.stride(0);
       int64_t i = 0;
-      for (; i + Vec::N <= d; i += Vec::N) vstore(o + i, vload(ar + i) + vload(br + i));
+      for (; i + Vec::N <= d; i += Vec::N) vstore(o + i, vload_stream(ar + i) + vload_stream(br + i));
       for (; i < d; ++i) o[i] = from_float<T>(to_float(ar[i]) + to_float(br[i]));
     }
   });

@@ -14,13 +14,14 @@ namespace {
 // Rows per task: ~64K elements, so a task outweighs waking a thread (a few microseconds).
 int64_t row_grain(int64_t hidden) { return std::max<int64_t>(1, 65536 / std::max<int64_t>(1, hidden)); }
 
+// Σ x² of a row, read once from memory (vload_stream)
 template <typename T>
 float sum_squares(const T* x, int64_t n) {
   constexpr int N = Vec::N;
   Vec a0 = vset1(0.f), a1 = vset1(0.f);
   int64_t i = 0;
   for (; i + 2 * N <= n; i += 2 * N) {
-    Vec v0 = vload(x + i), v1 = vload(x + i + N);
+    Vec v0 = vload_stream(x + i), v1 = vload_stream(x + i + N);
     a0 = vfma(v0, v0, a0);
     a1 = vfma(v1, v1, a1);
   }
@@ -81,7 +82,7 @@ void fused_add_rms_norm_impl(const TensorView& x, const TensorView& residual, co
       Vec a = vset1(0.f);
       int64_t i = 0;
       for (; i + N <= hidden; i += N) {
-        Vec z = vround_to<T>(vload(xr + i) + vload(rr + i));
+        Vec z = vround_to<T>(vload_stream(xr + i) + vload_stream(rr + i));
         vstore(rr + i, z);
         a = vfma(z, z, a);
       }

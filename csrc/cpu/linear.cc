@@ -98,7 +98,7 @@ void panel_tokens(const TensorView& out, const float* xk, const TW* w, int64_t k
     for (int v = 0; v < V; ++v) acc[m][v] = vset1(0.f);
   for (int64_t k = 0; k < k_len; ++k) {
     Vec wv[V];
-    for (int v = 0; v < V; ++v) wv[v] = vload(w + k * 16 + v * N);
+    for (int v = 0; v < V; ++v) wv[v] = vload_stream(w + k * 16 + v * N);
     for (int m = 0; m < T; ++m) {
       const Vec xv = vset1(xk[k * T + m]);
       for (int v = 0; v < V; ++v) acc[m][v] = vfma(xv, wv[v], acc[m][v]);

@@ -349,6 +349,21 @@ inline void stream_fence() {
 #endif
 }
 
+// A load of data that streams from DRAM (a pass over a tensor too large for the caches). On AVX-512 an fp32 one is two
+// 256-bit loads into the same lanes: a Zen 4 core reads DRAM 5-10% faster through them than through 512-bit loads
+// (bench/results/2026-12-07-cpu-round6/zen4-loads.md). Elsewhere, and for 16-bit types (already narrower loads), vload.
+inline Vec vload_stream(const float* p) {
+#if defined(__AVX512F__)
+  return {_mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(p)), _mm256_loadu_ps(p + 8), 1)};
+#else
+  return vload(p);
+#endif
+}
+template <typename T>
+inline Vec vload_stream(const T* p) {
+  return vload(p);
+}
+
 // exp(x) in fp32: Cephes' range reduction and degree-6 polynomial (~2 ulp). Overflows to +inf, underflows to 0
 // (or ~1.2e-38 without AVX-512, which no caller here can tell from 0). NaN stays NaN.
 inline Vec vexp(Vec x) {
