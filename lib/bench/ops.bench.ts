@@ -143,95 +143,117 @@ async function allCases(quick: boolean, device: Device): Promise<OpCase[]> {
   return lists.flat();
 }
 
-async function benchDevice(device: Device, quick: boolean): Promise<DeviceResult> {
+/**
+ * Every case on `device`; on the CPU under each of `isas`, row by row: a row is timed under every level before the next
+ * row starts (the levels' order alternating from row to row), on the same tensors, so that the levels' figures for a
+ * row come from the same minutes of a machine whose speed drifts. One result per level.
+ */
+async function benchDevice(device: Device, quick: boolean, isas: readonly (string | null)[]): Promise<DeviceResult[]> {
+  const onLevel = (isa: string | null) => {
+    if (isa !== null) setCpuIsa(isa);
+  };
   // Measured before and after the ops; the higher is the limit, so a noisy moment cannot flatter the ops.
-  const before = memoryBandwidth(device);
-  log(`${device}: ${before.kind}: ${before.gbPerSecond.toFixed(1)} GB/s`);
-  const peakBefore = device === 'cpu' ? native.fmaPeak(1) : NaN;
-  if (device === 'cpu') log(`cpu: ${PEAK_KIND}: ${peakBefore.toFixed(1)} GFLOP/s`);
-  const rows: Row[] = [];
+  const limits = (when: string) =>
+    isas.map((isa) => {
+      onLevel(isa);
+      const bw = memoryBandwidth(device);
+      const at = isa === null ? device : `cpu [${isa}]`;
+      log(`${at}: ${bw.kind}${when}: ${bw.gbPerSecond.toFixed(1)} GB/s`);
+      const peak = device === 'cpu' ? native.fmaPeak(1) : NaN;
+      if (device === 'cpu') log(`${at}: ${PEAK_KIND}${when}: ${peak.toFixed(1)} GFLOP/s`);
+      return { bw, peak };
+    });
+  const before = limits('');
+  const rows: Row[][] = isas.map(() => []);
   const filter = args.filter ? new RegExp(args.filter) : null;
+  let caseIndex = 0;
   for (const c of await allCases(quick, device)) {
     const label = `${c.op} ${c.dtype} ${c.shape}`;
     if (filter && !filter.test(label)) continue;
     const sets = Array.from({ length: copiesFor(c.bytes, device) }, () => c.setup(device));
     let next = 0;
     const run = (): void => sets[next++ % sets.length]!.run();
-    const free = (): void => sets.forEach((set) => set.free());
-    let median: number;
-    let samples: number;
-    if (device === 'cpu') {
-      ({ median, samples } = await timeWithBenny(label, run, quick));
-    } else {
-      const wall = await timeWithBenny(
-        label,
-        () => {
-          run();
-          synchronize('cuda');
-        },
-        quick,
+    const order = isas.map((_, i) => i);
+    if (caseIndex++ % 2 === 1) order.reverse();
+    for (const li of order) {
+      const isa = isas[li]!;
+      onLevel(isa);
+      let median: number;
+      let samples: number;
+      if (device === 'cpu') {
+        ({ median, samples } = await timeWithBenny(isa === null ? label : `${label} [${isa}]`, run, quick));
+      } else {
+        const wall = await timeWithBenny(
+          label,
+          () => {
+            run();
+            synchronize('cuda');
+          },
+          quick,
+        );
+        samples = wall.samples;
+        median = timeWithEvents(run, 20); // kernel time without the per-call synchronize
+      }
+      const gbps = c.bytes / median / 1e9;
+      const gflops = c.flops === undefined ? null : c.flops / median / 1e9;
+      rows[li]!.push({
+        device,
+        isa,
+        op: c.op,
+        dtype: c.dtype,
+        shape: c.shape,
+        bytes: c.bytes,
+        copies: sets.length,
+        medianSeconds: median,
+        samples,
+        gbPerSecond: gbps,
+        gflopsPerSecond: gflops,
+        limitKind: c.limit ?? 'bytes',
+        fractionOfLimit: null,
+        fractionOfSpec: null,
+      });
+      log(
+        `  ${label}${isa === null ? '' : ` [${isa}]`}: ${(median * 1e3).toFixed(3)} ms, ${gbps.toFixed(1)} ` +
+          `GB/s${gflops === null ? '' : `, ${gflops.toFixed(1)} GFLOP/s`}`,
       );
-      samples = wall.samples;
-      median = timeWithEvents(run, 20); // kernel time without the per-call synchronize
     }
-    free();
-    const gbps = c.bytes / median / 1e9;
-    const gflops = c.flops === undefined ? null : c.flops / median / 1e9;
-    rows.push({
-      device,
-      isa: device === 'cpu' ? backends().cpu.isa : null,
-      op: c.op,
-      dtype: c.dtype,
-      shape: c.shape,
-      bytes: c.bytes,
-      copies: sets.length,
-      medianSeconds: median,
-      samples,
-      gbPerSecond: gbps,
-      gflopsPerSecond: gflops,
-      limitKind: c.limit ?? 'bytes',
-      fractionOfLimit: null,
-      fractionOfSpec: null,
-    });
-    log(
-      `  ${label}: ${(median * 1e3).toFixed(3)} ms, ${gbps.toFixed(1)} ` +
-        `GB/s${gflops === null ? '' : `, ${gflops.toFixed(1)} GFLOP/s`}`,
-    );
+    sets.forEach((set) => set.free());
   }
-  const after = memoryBandwidth(device);
-  log(`${device}: ${after.kind} again: ${after.gbPerSecond.toFixed(1)} GB/s`);
-  const peakAfter = device === 'cpu' ? native.fmaPeak(1) : NaN;
-  if (device === 'cpu') log(`cpu: ${PEAK_KIND} again: ${peakAfter.toFixed(1)} GFLOP/s`);
-  const limitGbps = Math.max(before.gbPerSecond, after.gbPerSecond);
-  const peak =
-    device === 'cpu'
-      ? { kind: PEAK_KIND, gflopsPerSecond: Math.max(peakBefore, peakAfter), before: peakBefore, after: peakAfter }
-      : null;
+  const after = limits(' again');
   const dev = backends().cuda.devices[0];
   const spec = device === 'cuda' && dev ? cudaPeaks(dev) : null;
-  for (const row of rows) {
-    const ofBytes = row.gbPerSecond / limitGbps;
-    const ofFlops = peak && row.gflopsPerSecond !== null ? row.gflopsPerSecond / peak.gflopsPerSecond : null;
-    // the roofline's time is the larger of the two limits' times, so its share is the larger share
-    if (row.limitKind === 'bytes') row.fractionOfLimit = ofBytes;
-    else if (row.limitKind === 'flops') row.fractionOfLimit = ofFlops;
-    else row.fractionOfLimit = ofFlops === null ? ofBytes : Math.max(ofBytes, ofFlops);
-    if (spec) {
-      const tensor = row.dtype.startsWith('float16') || row.dtype.startsWith('bfloat16');
-      if (row.limitKind === 'bytes')
-        row.fractionOfSpec = spec.bandwidthGBs ? row.gbPerSecond / spec.bandwidthGBs : null;
-      else if (tensor && spec.tensorGflops && row.gflopsPerSecond !== null)
-        row.fractionOfSpec = row.gflopsPerSecond / spec.tensorGflops;
+  return isas.map((isa, li) => {
+    const b = before[li]!,
+      a = after[li]!;
+    const limitGbps = Math.max(b.bw.gbPerSecond, a.bw.gbPerSecond);
+    const peak =
+      device === 'cpu'
+        ? { kind: PEAK_KIND, gflopsPerSecond: Math.max(b.peak, a.peak), before: b.peak, after: a.peak }
+        : null;
+    for (const row of rows[li]!) {
+      const ofBytes = row.gbPerSecond / limitGbps;
+      const ofFlops = peak && row.gflopsPerSecond !== null ? row.gflopsPerSecond / peak.gflopsPerSecond : null;
+      // the roofline's time is the larger of the two limits' times, so its share is the larger share
+      if (row.limitKind === 'bytes') row.fractionOfLimit = ofBytes;
+      else if (row.limitKind === 'flops') row.fractionOfLimit = ofFlops;
+      else row.fractionOfLimit = ofFlops === null ? ofBytes : Math.max(ofBytes, ofFlops);
+      if (spec) {
+        const tensor = row.dtype.startsWith('float16') || row.dtype.startsWith('bfloat16');
+        if (row.limitKind === 'bytes')
+          row.fractionOfSpec = spec.bandwidthGBs ? row.gbPerSecond / spec.bandwidthGBs : null;
+        else if (tensor && spec.tensorGflops && row.gflopsPerSecond !== null)
+          row.fractionOfSpec = row.gflopsPerSecond / spec.tensorGflops;
+      }
     }
-  }
-  return {
-    device,
-    isa: device === 'cpu' ? backends().cpu.isa : null,
-    limit: { kind: before.kind, gbPerSecond: limitGbps, before: before.gbPerSecond, after: after.gbPerSecond },
-    peak,
-    spec,
-    rows,
-  };
+    return {
+      device,
+      isa,
+      limit: { kind: b.bw.kind, gbPerSecond: limitGbps, before: b.bw.gbPerSecond, after: a.bw.gbPerSecond },
+      peak,
+      spec,
+      rows: rows[li]!,
+    };
+  });
 }
 
 const LIMIT_MARK: Record<Limit, string> = { bytes: '', flops: ' FMA', roofline: ' roof' };
@@ -284,14 +306,11 @@ async function main(): Promise<void> {
   const isas = !args.isa ? [loadIsa] : args.isa === 'all' ? info.cpu.isas : args.isa.split(',');
   for (const device of devices) {
     if (device !== 'cpu') {
-      results.push(await benchDevice(device, args.quick));
+      results.push(...(await benchDevice(device, args.quick, [null])));
       continue;
     }
-    for (const isa of isas) {
-      setCpuIsa(isa);
-      log(`cpu: level ${isa}`);
-      results.push(await benchDevice(device, args.quick));
-    }
+    log(`cpu: levels ${isas.join(', ')}, each row under each in turn`);
+    results.push(...(await benchDevice(device, args.quick, isas)));
     setCpuIsa(loadIsa);
   }
 
