@@ -8,6 +8,14 @@ import { expectThrow, prng, randn, describeEachCpuIsa } from '../helpers.js';
 describeEachCpuIsa('sampleRows on cpu', function () {
   const V = 1000;
   const logits = randn(prng(7), V, 2);
+  /** Settings for `rows` greedy rows (temperature 0). */
+  const greedy = (rows: number) => ({
+    temperature: new Float32Array(rows),
+    topK: new Int32Array(rows),
+    topP: new Float32Array(rows).fill(1),
+    minP: new Float32Array(rows),
+    uniform: new Float64Array(rows),
+  });
 
   it('picks the same token as the reference for 2400 (params, draw) pairs', () => {
     const cases = [
@@ -59,13 +67,6 @@ describeEachCpuIsa('sampleRows on cpu', function () {
   it('greedy rows take the first largest logit wherever it lies, as the reference does', () => {
     // the native argmax finds the span of 256 holding the maximum first: ties within a span and across spans, the
     // maximum in the last (short) span, and a row of -Infinity
-    const greedy = (rows: number) => ({
-      temperature: new Float32Array(rows),
-      topK: new Int32Array(rows),
-      topP: new Float32Array(rows).fill(1),
-      minP: new Float32Array(rows),
-      uniform: new Float64Array(rows),
-    });
     const n = 1000;
     const rows: Float32Array[] = [];
     for (const at of [[0], [255, 256], [300, 299], [700, 20], [999], [511, 512, 513]]) {
@@ -82,13 +83,6 @@ describeEachCpuIsa('sampleRows on cpu', function () {
   });
 
   it('names the first NaN or +Infinity logit, wherever it lies', () => {
-    const greedy = {
-      temperature: Float32Array.of(0),
-      topK: Int32Array.of(0),
-      topP: Float32Array.of(1),
-      minP: Float32Array.of(0),
-      uniform: Float64Array.of(0),
-    };
     for (const [i, v, shown] of [
       [0, NaN, 'nan'],
       [517, Infinity, 'inf'],
@@ -97,11 +91,15 @@ describeEachCpuIsa('sampleRows on cpu', function () {
       const row = Float32Array.from(logits);
       row[i] = v;
       if (i > 0) row[i - 1] = -Infinity; // allowed, and not the one named
-      expectThrow(() => ops.sampleRows(row, 1, V, greedy), RangeError, new RegExp(`logits\\[0, ${i}\\] = ${shown} `));
+      expectThrow(
+        () => ops.sampleRows(row, 1, V, greedy(1)),
+        RangeError,
+        new RegExp(`logits\\[0, ${i}\\] = ${shown} `),
+      );
     }
     const ok = Float32Array.from(logits);
     ok[3] = -Infinity;
-    expect(() => ops.sampleRows(ok, 1, V, greedy)).not.to.throw();
+    expect(() => ops.sampleRows(ok, 1, V, greedy(1))).not.to.throw();
   });
 
   it('rejects bad arrays, params and logits with errors that name them', () => {
