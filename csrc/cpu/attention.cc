@@ -1,14 +1,16 @@
 // Paged attention on the CPU: causal softmax(q·kᵀ·scale)·v over K/V gathered through each sequence's block
 // table, with an online (streaming) softmax in fp32. One task per (sequence, KV head, chunk of query tokens);
 // the query heads that share a KV head (GQA) are done together, so each K/V tile is converted once and used by
-// every row of the chunk (tokens x the group's heads, ~64 rows).
+// every row of the chunk (tokens x the group's heads, ~64 rows). Prefill holds a block's keys transposed, so its
+// scores are broadcast FMAs with the keys along the lanes and need no horizontal sums; decode reads the cache in
+// place (the tiles are in attention_tiles.h).
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include "attention_tiles.h"
 #include "dispatch.h"
-#include "dots.h"
 #include "kernels.h"
 #include "level.h"
 #include "parallel.h"
@@ -17,6 +19,8 @@
 namespace mvllm::cpu {
 inline namespace MVLLM_CPU_LEVEL {
 namespace {
+
+using namespace attn;
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
@@ -27,57 +31,10 @@ struct Task {
   int64_t partial_offset;  // where this task's (max, sum, acc) rows go when parts > 1
 };
 
-// acc_r = acc_r * corr_r + Σ_{t < nk} p_r[t] · v_t for R rows over V vectors of headSize (p rows pld apart,
-// v rows vld apart, acc rows ald apart): R x V independent chains, each v vector loaded once for all R rows.
-template <int R, int V, typename TV>
-inline void pv_tile(float* acc, int64_t ald, const float* p, int64_t pld, const float* corr, const TV* v, int64_t vld,
-                    int64_t nk) {
-  constexpr int N = Vec::N;
-  Vec a[R][V];
-  for (int r = 0; r < R; ++r)
-    for (int x = 0; x < V; ++x) a[r][x] = vload(acc + r * ald + x * N) * vset1(corr[r]);
-  for (int64_t t = 0; t < nk; ++t) {
-    Vec vv[V];
-    for (int x = 0; x < V; ++x) vv[x] = vload(v + t * vld + x * N);
-    for (int r = 0; r < R; ++r) {
-      const Vec pr = vset1(p[r * pld + t]);
-      for (int x = 0; x < V; ++x) a[r][x] = vfma(pr, vv[x], a[r][x]);
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int x = 0; x < V; ++x) vstore(acc + r * ald + x * N, a[r][x]);
-}
-
-// p[t] = e^(p[t] - shift) for t < n, vectorised; returns their sum.
-inline float exp_shift_sum(float* p, int64_t n, float shift) {
-  constexpr int N = Vec::N;
-  const Vec vs = vset1(shift);
-  Vec acc = vset1(0.f);
-  int64_t t = 0;
-  for (; t + N <= n; t += N) {
-    const Vec e = vexp(vload(p + t) - vs);
-    vstore(p + t, e);
-    acc = acc + e;
-  }
-  float sum = vsum(acc);
-  for (; t < n; ++t) {
-    p[t] = std::exp(p[t] - shift);
-    sum += p[t];
-  }
-  return sum;
-}
-
-template <typename T>
-inline void load_row(float* dst, const T* src, int64_t n) {
-  constexpr int N = Vec::N;
-  int64_t i = 0;
-  for (; i + N <= n; i += N) vstore(dst + i, vload(src + i));
-  for (; i < n; ++i) dst[i] = to_float(src[i]);
-}
-
 // Per-thread scratch, reused across calls.
 struct Scratch {
-  std::vector<float> q, acc, m, l, k, v, p;
+  std::vector<float> q, acc, m, l, k, v, p, corr, row;
+  int64_t kpad = 0;  // prefill: s.k's row length, the block size rounded up to the vector width
 };
 thread_local Scratch tl_scratch;
 
@@ -88,88 +45,6 @@ struct Shape {
   int64_t block_size, kv_heads, heads, group, d;
   float scale;
 };
-
-// The rows of one KV block's bs keys, a slot apart, prefetched (the next block's, while this one is used: short runs
-// a slot apart in another block, which the hardware prefetchers do not foresee).
-template <typename T>
-inline void prefetch_rows(const T* rows, int64_t n, int64_t slot, int64_t d) {
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t b = 0; b < d * int64_t(sizeof(T)); b += 64)
-      __builtin_prefetch(reinterpret_cast<const char*>(rows + t * slot) + b, 0, 3);
-}
-
-// acc[r] = acc[r] * corr[r] + Σ_{t < nk} p[r][t] · v_t for the group's rows (corr null: 1; p rows pld apart, v rows
-// vld apart, any storage type), in register tiles of 2 rows x 4 vectors; meanwhile the next_n rows at `next` (vld
-// apart) are prefetched, a few between each two tiles.
-template <typename TV>
-void pv_rows(float* acc, const float* p, int64_t pld, const float* corr, const TV* v, int64_t vld, int64_t nk,
-             int64_t group, int64_t d, const TV* next, int64_t next_n) {
-  constexpr int N = Vec::N;
-  const float one[2] = {1.f, 1.f};
-  int64_t fetched = 0;
-  auto fetch = [&](int64_t rows) {
-    for (; rows > 0 && fetched < next_n; --rows, ++fetched) prefetch_rows(next + fetched * vld, 1, vld, d);
-  };
-  const int64_t tiles = ((group + 1) / 2) * std::max<int64_t>(1, d / (4 * N));
-  const int64_t per_tile = (next_n + tiles - 1) / tiles;
-  for (int64_t g = 0; g < group; g += 2) {
-    const bool two = g + 1 < group;
-    float* a = acc + g * d;
-    const float* pg = p + g * pld;
-    const float* cg = corr ? corr + g : one;
-    int64_t c = 0;
-    for (; c + 4 * N <= d; c += 4 * N) {
-      fetch(per_tile);
-      if (two)
-        pv_tile<2, 4>(a + c, d, pg, pld, cg, v + c, vld, nk);
-      else
-        pv_tile<1, 4>(a + c, d, pg, pld, cg, v + c, vld, nk);
-    }
-    for (; c + N <= d; c += N) {
-      if (two)
-        pv_tile<2, 1>(a + c, d, pg, pld, cg, v + c, vld, nk);
-      else
-        pv_tile<1, 1>(a + c, d, pg, pld, cg, v + c, vld, nk);
-    }
-    for (int64_t rr = 0; rr < (two ? 2 : 1); ++rr)
-      for (int64_t i = c; i < d; ++i) {
-        float x = a[rr * d + i] * cg[rr];
-        for (int64_t t = 0; t < nk; ++t) x += pg[rr * pld + t] * to_float(v[t * vld + i]);
-        a[rr * d + i] = x;
-      }
-  }
-  fetch(next_n);
-}
-
-// p[r][t] = q_r · k_t for the group's rows (q rows d apart, fp32) and nk keys (ldk apart, any storage type), 4 rows
-// x 2 keys at a time; p rows pld apart. Meanwhile the next_n key rows at `next` (ldk apart) are prefetched.
-template <typename TK>
-void group_scores(float* p, int64_t pld, const float* q, const TK* k, int64_t ldk, int64_t nk, int64_t group, int64_t d,
-                  const TK* next, int64_t next_n) {
-  for (int64_t g = 0; g < group; g += 4) {
-    const int64_t rn = std::min<int64_t>(4, group - g);
-    const float* qg = q + g * d;
-    float tmp[8];
-    for (int64_t t = 0; t < nk; t += 2) {
-      const bool pair = t + 1 < nk;
-      const TK* kt = k + t * ldk;
-      if (g == 0 && t < next_n) prefetch_rows(next + t * ldk, std::min<int64_t>(2, next_n - t), ldk, d);
-      switch (rn * 2 + (pair ? 1 : 0)) {
-        case 9: dots<4, 2>(qg, d, kt, ldk, d, tmp); break;
-        case 8: dots<4, 1>(qg, d, kt, ldk, d, tmp); break;
-        case 7: dots<3, 2>(qg, d, kt, ldk, d, tmp); break;
-        case 6: dots<3, 1>(qg, d, kt, ldk, d, tmp); break;
-        case 5: dots<2, 2>(qg, d, kt, ldk, d, tmp); break;
-        case 4: dots<2, 1>(qg, d, kt, ldk, d, tmp); break;
-        case 3: dots<1, 2>(qg, d, kt, ldk, d, tmp); break;
-        default: dots<1, 1>(qg, d, kt, ldk, d, tmp); break;
-      }
-      const int kn = pair ? 2 : 1;
-      for (int64_t i = 0; i < rn; ++i)
-        for (int j = 0; j < kn; ++j) p[(g + i) * pld + t + j] = tmp[i * kn + j];
-    }
-  }
-}
 
 // One query token (a decode step) over keys [k_begin, key_end): the group's scores for every key straight from the
 // cache (no fp32 copy), one softmax, then Σ p·v, into s.m, s.l and s.acc (rows = the group, q already in s.q).
@@ -201,6 +76,59 @@ void decode_rows(Scratch& s, const T* kc, const T* vc, const int32_t* tables, in
   }
 }
 
+// A cache block's bs keys of one KV head into s.k transposed ([headSize][kpad], kpad = bs rounded up to the vector
+// width, the padding zero) and its values into s.v ([bs][headSize]), both fp32 and dense, so they stay in L1 (in the
+// cache the rows are a slot apart, 4 KiB for Llama-3-8B in fp32, which would pile into one L1 set). Meanwhile the
+// next block's next_n rows are prefetched.
+template <typename T>
+void load_block(Scratch& s, const T* k, const T* v, int64_t slot, int64_t nk, const Shape& sh, const T* next_k,
+                const T* next_v, int64_t next_n) {
+  const int64_t d = sh.d, kpad = s.kpad;
+  s.row.resize(size_t(d));
+  float* row = s.row.data();
+  for (int64_t t = 0; t < sh.block_size; ++t) {
+    if (t < next_n) {
+      prefetch_rows(next_k + t * slot, 1, slot, d);
+      prefetch_rows(next_v + t * slot, 1, slot, d);
+    }
+    if (t < nk) {
+      load_row(row, k + t * slot, d);
+      load_row(s.v.data() + t * d, v + t * slot, d);
+    } else {
+      std::fill_n(row, d, 0.f);
+      std::fill_n(s.v.data() + t * d, d, 0.f);
+    }
+    for (int64_t i = 0; i < d; ++i) s.k[size_t(i * kpad + t)] = row[i];
+  }
+}
+
+// One block of nk keys at k0 (in s.k / s.v) for `tokens` query tokens at positions pos0.. (rows token x group, q in
+// s.q): the scores of every token that sees a key of the block at once, the online softmax per row, then Σ p·v, at
+// once for the tokens that see the whole block and token by token on the diagonal (a key a token must not see is
+// never multiplied, so a non-finite later value cannot reach it).
+inline void prefill_block(Scratch& s, int64_t pos0, int64_t tokens, int64_t k0, int64_t nk, const Shape& sh) {
+  const int64_t group = sh.group, d = sh.d, kpad = s.kpad;
+  const int64_t j_lo = std::max<int64_t>(0, k0 - pos0);  // first token that sees key k0
+  if (j_lo >= tokens) return;
+  const int64_t j_full = std::min(tokens, std::max(j_lo, k0 + nk - 1 - pos0));  // first token that sees all nk
+  float* p = s.p.data();
+  block_scores(p + j_lo * group * kpad, s.q.data() + j_lo * group * d, (tokens - j_lo) * group, d, s.k.data(), kpad);
+  for (int64_t r = j_lo * group; r < tokens * group; ++r) {
+    const int64_t visible = std::min(nk, pos0 + r / group + 1 - k0);
+    float* pr = p + r * kpad;
+    const float mx = std::max(s.m[size_t(r)], max_of(pr, visible));
+    s.corr[size_t(r)] = std::exp(s.m[size_t(r)] - mx);  // exp(-inf) = 0 on the first block
+    s.m[size_t(r)] = mx;
+    s.l[size_t(r)] = s.l[size_t(r)] * s.corr[size_t(r)] + exp_shift_sum(pr, visible, mx);
+  }
+  for (int64_t j = j_lo; j < j_full; ++j)
+    pv_rows(s.acc.data() + j * group * d, p + j * group * kpad, kpad, s.corr.data() + j * group, s.v.data(), d,
+            std::min(nk, pos0 + j + 1 - k0), group, d, s.v.data(), int64_t(0));
+  if (j_full < tokens)
+    pv_rows(s.acc.data() + j_full * group * d, p + j_full * group * kpad, kpad, s.corr.data() + j_full * group,
+            s.v.data(), d, nk, (tokens - j_full) * group, d, s.v.data(), int64_t(0));
+}
+
 // One task: rows r = (token j, group head g) -> r = j * group + g, query head kvh * group + g. Each cache block of the
 // range has this KV head's K and V rows converted to fp32 once and used by every row.
 template <typename T>
@@ -219,9 +147,11 @@ void attention_task(const Task& task, const TensorView& out, const TensorView& q
   s.acc.assign(size_t(rows * d), 0.f);
   s.m.assign(size_t(rows), kNegInf);
   s.l.assign(size_t(rows), 0.f);
-  s.k.resize(size_t(bs * d));
+  s.kpad = (bs + Vec::N - 1) / Vec::N * Vec::N;
+  s.k.resize(size_t(s.kpad * d));
   s.v.resize(size_t(bs * d));
-  s.p.resize(size_t(rows * bs));
+  s.p.resize(size_t(rows * s.kpad));
+  s.corr.resize(size_t(rows));
   for (int64_t j = 0; j < tokens; ++j)
     for (int64_t g = 0; g < group; ++g) {
       const T* qr =
@@ -237,42 +167,12 @@ void attention_task(const Task& task, const TensorView& out, const TensorView& q
   if (tokens == 1) decode_rows(s, kc, vc, tables, task.k_begin, key_end, kvh, sh);
   for (int64_t k0 = task.k_begin; tokens > 1 && k0 < key_end; k0 += bs) {
     const int64_t nk = std::min(bs, key_end - k0);
-    const int64_t base = int64_t(tables[k0 / bs]) * bs * slot;
-    const int64_t next_n = k0 + bs < key_end ? std::min(bs, key_end - k0 - bs) : 0;
-    const int64_t next = next_n ? int64_t(tables[(k0 + bs) / bs]) * bs * slot + kvh * d : 0;
-    {
-      // this head's rows to a dense fp32 [bs][headSize] buffer that stays in L1 (in the cache they are a slot
-      // apart, 4 KiB for Llama-3-8B in fp32, which would pile into one L1 set)
-      for (int64_t t = 0; t < nk; ++t) {
-        if (t < next_n) {
-          prefetch_rows(kc + next + t * slot, 1, slot, d);
-          prefetch_rows(vc + next + t * slot, 1, slot, d);
-        }
-        load_row(s.k.data() + t * d, kc + base + t * slot + kvh * d, d);
-        load_row(s.v.data() + t * d, vc + base + t * slot + kvh * d, d);
-      }
-      const float* kb = s.k.data();
-      const float* vb = s.v.data();
-      for (int64_t j = 0; j < tokens; ++j) {
-        const int64_t pos = first_pos + task.q0 + j;
-        const int64_t visible = std::min(nk, pos + 1 - k0);  // keys of this block at positions <= pos
-        if (visible <= 0) continue;
-        const int64_t r0 = j * group;  // the token's rows, consecutive
-        group_scores(s.p.data() + r0 * bs, bs, s.q.data() + r0 * d, kb, d, visible, group, d, kb, int64_t(0));
-        // online softmax per row ...
-        float corr[kMaxGroupRows];
-        for (int64_t r = r0; r < r0 + sh.group; ++r) {
-          float* p = s.p.data() + r * bs;
-          float mx = s.m[size_t(r)];
-          for (int64_t t = 0; t < visible; ++t) mx = std::max(mx, p[t]);
-          corr[r - r0] = std::exp(s.m[size_t(r)] - mx);  // exp(-inf) = 0 on the first block
-          s.m[size_t(r)] = mx;
-          s.l[size_t(r)] = s.l[size_t(r)] * corr[r - r0] + exp_shift_sum(p, visible, mx);
-        }
-        // ... then acc = acc * corr + Σ_t p_t v_t
-        pv_rows(s.acc.data() + r0 * d, s.p.data() + r0 * bs, bs, corr, vb, d, visible, group, d, vb, int64_t(0));
-      }
-    }
+    const T* next = k0 + bs < key_end ? kc + int64_t(tables[(k0 + bs) / bs]) * bs * slot + kvh * d : nullptr;
+    const int64_t next_n = next ? std::min(bs, key_end - k0 - bs) : 0;
+    load_block(s, kc + int64_t(tables[k0 / bs]) * bs * slot + kvh * d,
+               vc + int64_t(tables[k0 / bs]) * bs * slot + kvh * d, slot, nk, sh, next, next ? vc + (next - kc) : next,
+               next_n);
+    prefill_block(s, first_pos + task.q0, tokens, k0, nk, sh);
   }
 
   if (task.parts > 1) {  // (max, sum, unnormalised acc) per row, merged by merge_partials
