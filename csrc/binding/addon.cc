@@ -68,6 +68,7 @@ class Addon : public Napi::Addon<Addon> {
   Addon(Napi::Env env, Napi::Object exports) {
     init_cpu_isa(env);
     data.storage_ctor = Napi::Persistent(Storage::Define(env));
+    data.init_keys(env);
     exports.Set("Storage", data.storage_ctor.Value());
     for (const RuntimeFunction& f : kRuntime) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
     exports.Set("ops", make_ops(env));

@@ -40,15 +40,29 @@ int64_t to_index(const Napi::Value& v, int64_t limit, const char* op, const char
 
 }  // namespace
 
+void AddonData::init_keys(Napi::Env env) {
+  static const char* const names[] = {"storage",     "nativeLayout", "queryStartLoc", "seqLens",
+                                      "blockTables", "scale",        "maxSeqLen",     "maxQueryLen"};
+  static_assert(sizeof(names) / sizeof(names[0]) == size_t(Key::count), "one name per Key");
+  Napi::Array a = Napi::Array::New(env, size_t(Key::count));
+  for (uint32_t i = 0; i < uint32_t(Key::count); ++i) a.Set(i, Napi::String::New(env, names[i]));
+  keys = Napi::Persistent(Napi::Object(a));
+}
+
+Napi::Value get(const Napi::Object& o, Key k) { return o.Get(addon_data(o.Env()).keys.Value().Get(uint32_t(k))); }
+
 TensorView to_tensor(const Napi::Value& v, const char* op, const char* name) {
   if (!v.IsObject()) fail(ErrorKind::Type, op, ": ", name, " must be a Tensor, got ", js_type(v));
   Napi::Object o = v.As<Napi::Object>();
-  Napi::Value sv = o.Get("storage");
-  if (!sv.IsObject() || !sv.As<Napi::Object>().InstanceOf(addon_data(v.Env()).storage_ctor.Value()))
+  const napi_env env = v.Env();
+  Napi::Value sv = get(o, Key::storage);
+  // Storage objects carry a type tag (storage.cc); instanceof alone would admit Object.create(Storage.prototype),
+  // which wraps nothing, and an object another addon wrapped would unwrap to a pointer that is not a Storage.
+  bool tagged = false;
+  if (!sv.IsObject() || napi_check_object_type_tag(env, sv, &kStorageTag, &tagged) != napi_ok || !tagged)
     fail(ErrorKind::Type, op, ": ", name, " must be a Tensor (no native storage found)");
-  // instanceof alone admits Object.create(Storage.prototype), which wraps nothing: ask N-API directly.
   void* wrapped = nullptr;
-  if (napi_unwrap(v.Env(), sv, &wrapped) != napi_ok || !wrapped)
+  if (napi_unwrap(env, sv, &wrapped) != napi_ok || !wrapped)
     fail(ErrorKind::Type, op, ": ", name, " must be a Tensor (its storage was never constructed)");
   Storage* s = static_cast<Storage*>(wrapped);  // ObjectWrap wraps the T* itself
   if (!s->data()) fail(ErrorKind::Type, op, ": ", name, " is a disposed tensor");
@@ -59,11 +73,13 @@ TensorView to_tensor(const Napi::Value& v, const char* op, const char* name) {
   // A Tensor's layout in one array (lib/tensor.ts: nativeLayout), read at once: [dtype, ndim, offset, shape, strides].
   // Anything else that claims to be a tensor (a spread copy, a hand-made object) is read field by field.
   int64_t offset = 0;
-  Napi::Value lv = o.Get("nativeLayout");
-  if (lv.IsTypedArray() && lv.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array) {
-    Napi::Float64Array arr = lv.As<Napi::Float64Array>();
-    const double* d = arr.Data();
-    const size_t len = arr.ElementLength();
+  Napi::Value lv = get(o, Key::nativeLayout);
+  napi_typedarray_type lt = napi_int8_array;
+  size_t len = 0;
+  void* ld = nullptr;
+  if (lv.IsTypedArray() && napi_get_typedarray_info(env, lv, &lt, &len, &ld, nullptr, nullptr) == napi_ok &&
+      lt == napi_float64_array) {
+    const double* d = static_cast<const double*>(ld);
     const double code = len >= 3 ? d[0] : -1, ndim = len >= 3 ? d[1] : -1;
     if (!(code >= 0 && code <= 3) || code != std::floor(code) || !(ndim >= 0 && ndim <= kMaxDims) ||
         ndim != std::floor(ndim) || len != size_t(3 + 2 * ndim))

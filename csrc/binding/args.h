@@ -11,11 +11,20 @@
 
 namespace mvllm::binding {
 
+// The property names read on every call, made JS strings once per environment (a name given as a C string is
+// converted and looked up in V8's string table on each read: a tenth of a small op's call).
+enum class Key { storage, nativeLayout, queryStartLoc, seqLens, blockTables, scale, maxSeqLen, maxQueryLen, count };
+
 // Per-environment (main thread or worker) handles kept by the addon.
 struct AddonData {
   Napi::FunctionReference storage_ctor;
   Napi::FunctionReference error_ctor;  // MiniVllmError, registered by lib/native.ts
+  Napi::ObjectReference keys;          // an array of the Key names in order (N-API 8 cannot reference a string itself)
+  void init_keys(Napi::Env env);
 };
+
+// o[k], by the environment's cached name.
+Napi::Value get(const Napi::Object& o, Key k);
 
 AddonData& addon_data(Napi::Env env);  // defined beside the Addon class that holds it
 

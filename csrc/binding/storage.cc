@@ -68,6 +68,8 @@ void* alloc_host(size_t bytes) {
 Storage::Storage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Storage>(info) {
   guarded(info, [&]() -> Napi::Value {
     expect_args(info, 3, "Storage");
+    if (napi_type_tag_object(info.Env(), info.This(), &kStorageTag) != napi_ok)
+      fail(ErrorKind::Type, "Storage: the new object could not be tagged (construct it with new Storage(...))");
     if (!info[0].IsString()) fail(ErrorKind::Type, "Storage: device must be 'cpu' or 'cuda'");
     std::string dev = info[0].As<Napi::String>().Utf8Value();
     double index = to_number(info[1], "Storage", "deviceIndex");

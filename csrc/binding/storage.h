@@ -16,6 +16,9 @@ struct MemoryCounters {
 MemoryCounters memory_counters(Device device);
 void reset_peak(Device device);
 
+// Every constructed Storage carries this tag, so an argument is known to wrap a Storage before it is unwrapped.
+inline constexpr napi_type_tag kStorageTag = {0x6d696e692d766c6cULL, 0x6d2d73746f726167ULL};
+
 class Storage : public Napi::ObjectWrap<Storage> {
  public:
   static Napi::Function Define(Napi::Env env);
