@@ -115,7 +115,8 @@ void pv_rows(float* acc, const float* p, int64_t pld, const float* corr, const T
 }
 
 // p[r][t] = q_r · k_t for the group's rows (q rows d apart, fp32) and nk keys (ldk apart, any storage type), 4 rows
-// x 2 keys at a time; p rows pld apart. Meanwhile the next_n key rows at `next` (ldk apart) are prefetched.
+// x 2 keys at a time (1 x 8 or 2 x 4 for small groups); p rows pld apart. Meanwhile the next_n key rows at `next` (ldk
+// apart) are prefetched.
 template <typename TK>
 void group_scores(float* p, int64_t pld, const float* q, const TK* k, int64_t ldk, int64_t nk, int64_t group, int64_t d,
                   const TK* next, int64_t next_n) {
@@ -123,23 +124,26 @@ void group_scores(float* p, int64_t pld, const float* q, const TK* k, int64_t ld
     const int64_t rn = std::min<int64_t>(4, group - g);
     const float* qg = q + g * d;
     float tmp[8];
-    for (int64_t t = 0; t < nk; t += 2) {
-      const bool pair = t + 1 < nk;
+    for (int64_t t = 0; t < nk;) {
+      // 8 accumulators where the rows allow (one row x 8 keys, two x 4: one reduction tree for all eight), else pairs
+      const int kn = rn == 1 && t + 8 <= nk ? 8 : rn == 2 && t + 4 <= nk ? 4 : t + 1 < nk ? 2 : 1;
       const TK* kt = k + t * ldk;
-      if (g == 0 && t < next_n) prefetch_rows(next + t * ldk, std::min<int64_t>(2, next_n - t), ldk, d);
-      switch (rn * 2 + (pair ? 1 : 0)) {
-        case 9: dots<4, 2>(qg, d, kt, ldk, d, tmp); break;
-        case 8: dots<4, 1>(qg, d, kt, ldk, d, tmp); break;
-        case 7: dots<3, 2>(qg, d, kt, ldk, d, tmp); break;
-        case 6: dots<3, 1>(qg, d, kt, ldk, d, tmp); break;
-        case 5: dots<2, 2>(qg, d, kt, ldk, d, tmp); break;
-        case 4: dots<2, 1>(qg, d, kt, ldk, d, tmp); break;
-        case 3: dots<1, 2>(qg, d, kt, ldk, d, tmp); break;
+      if (g == 0 && t < next_n) prefetch_rows(next + t * ldk, std::min<int64_t>(kn, next_n - t), ldk, d);
+      switch (rn * 16 + kn) {
+        case 4 * 16 + 2: dots<4, 2>(qg, d, kt, ldk, d, tmp); break;
+        case 4 * 16 + 1: dots<4, 1>(qg, d, kt, ldk, d, tmp); break;
+        case 3 * 16 + 2: dots<3, 2>(qg, d, kt, ldk, d, tmp); break;
+        case 3 * 16 + 1: dots<3, 1>(qg, d, kt, ldk, d, tmp); break;
+        case 2 * 16 + 4: dots<2, 4>(qg, d, kt, ldk, d, tmp); break;
+        case 2 * 16 + 2: dots<2, 2>(qg, d, kt, ldk, d, tmp); break;
+        case 2 * 16 + 1: dots<2, 1>(qg, d, kt, ldk, d, tmp); break;
+        case 1 * 16 + 8: dots<1, 8>(qg, d, kt, ldk, d, tmp); break;
+        case 1 * 16 + 2: dots<1, 2>(qg, d, kt, ldk, d, tmp); break;
         default: dots<1, 1>(qg, d, kt, ldk, d, tmp); break;
       }
-      const int kn = pair ? 2 : 1;
       for (int64_t i = 0; i < rn; ++i)
         for (int j = 0; j < kn; ++j) p[(g + i) * pld + t + j] = tmp[i * kn + j];
+      t += kn;
     }
   }
 }
