@@ -49,13 +49,14 @@ void AddonData::init_keys(Napi::Env env) {
   keys = Napi::Persistent(Napi::Object(a));
 }
 
-Napi::Value get(const Napi::Object& o, Key k) { return o.Get(addon_data(o.Env()).keys.Value().Get(uint32_t(k))); }
+Napi::Object property_keys(Napi::Env env) { return addon_data(env).keys.Value(); }
 
 TensorView to_tensor(const Napi::Value& v, const char* op, const char* name) {
   if (!v.IsObject()) fail(ErrorKind::Type, op, ": ", name, " must be a Tensor, got ", js_type(v));
   Napi::Object o = v.As<Napi::Object>();
   const napi_env env = v.Env();
-  Napi::Value sv = get(o, Key::storage);
+  const Napi::Object keys = property_keys(env);
+  Napi::Value sv = get(o, keys, Key::storage);
   // Storage objects carry a type tag (storage.cc); instanceof alone would admit Object.create(Storage.prototype),
   // which wraps nothing, and an object another addon wrapped would unwrap to a pointer that is not a Storage.
   bool tagged = false;
@@ -73,7 +74,7 @@ TensorView to_tensor(const Napi::Value& v, const char* op, const char* name) {
   // A Tensor's layout in one array (lib/tensor.ts: nativeLayout), read at once: [dtype, ndim, offset, shape, strides].
   // Anything else that claims to be a tensor (a spread copy, a hand-made object) is read field by field.
   int64_t offset = 0;
-  Napi::Value lv = get(o, Key::nativeLayout);
+  Napi::Value lv = get(o, keys, Key::nativeLayout);
   napi_typedarray_type lt = napi_int8_array;
   size_t len = 0;
   void* ld = nullptr;

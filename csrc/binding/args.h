@@ -23,8 +23,9 @@ struct AddonData {
   void init_keys(Napi::Env env);
 };
 
-// o[k], by the environment's cached name.
-Napi::Value get(const Napi::Object& o, Key k);
+// The environment's array of Key names (fetch it once per call), and o[k] by it.
+Napi::Object property_keys(Napi::Env env);
+inline Napi::Value get(const Napi::Object& o, const Napi::Object& keys, Key k) { return o.Get(keys.Get(uint32_t(k))); }
 
 AddonData& addon_data(Napi::Env env);  // defined beside the Addon class that holds it
 

@@ -55,13 +55,14 @@ template <>
 struct Arg<AttentionMeta> {
   static AttentionMeta read(const Napi::Value& v, const char* op, const char* name) {
     const Napi::Object o = to_object(v, op, name);
+    const Napi::Object keys = property_keys(v.Env());
     AttentionMeta m;
-    m.query_start_loc = to_tensor(get(o, Key::queryStartLoc), op, "meta.queryStartLoc");
-    m.seq_lens = to_tensor(get(o, Key::seqLens), op, "meta.seqLens");
-    m.block_tables = to_tensor(get(o, Key::blockTables), op, "meta.blockTables");
-    m.scale = to_number(get(o, Key::scale), op, "meta.scale");
-    m.max_seq_len = to_hint(get(o, Key::maxSeqLen), op, "meta.maxSeqLen");
-    m.max_query_len = to_hint(get(o, Key::maxQueryLen), op, "meta.maxQueryLen");
+    m.query_start_loc = to_tensor(get(o, keys, Key::queryStartLoc), op, "meta.queryStartLoc");
+    m.seq_lens = to_tensor(get(o, keys, Key::seqLens), op, "meta.seqLens");
+    m.block_tables = to_tensor(get(o, keys, Key::blockTables), op, "meta.blockTables");
+    m.scale = to_number(get(o, keys, Key::scale), op, "meta.scale");
+    m.max_seq_len = to_hint(get(o, keys, Key::maxSeqLen), op, "meta.maxSeqLen");
+    m.max_query_len = to_hint(get(o, keys, Key::maxQueryLen), op, "meta.maxQueryLen");
     return m;
   }
 };

@@ -34,7 +34,6 @@ struct Task {
 // Per-thread scratch, reused across calls.
 struct Scratch {
   std::vector<float> q, acc, m, l, k, v, p, corr, row;
-  int64_t kpad = 0;  // prefill: s.k's row length, the block size rounded up to the vector width
 };
 thread_local Scratch tl_scratch;
 
@@ -43,6 +42,7 @@ constexpr int64_t kMaxGroupRows = 256;
 
 struct Shape {
   int64_t block_size, kv_heads, heads, group, d;
+  int64_t kpad;  // prefill: a transposed key block's row length, the block size rounded up to the vector width
   float scale;
 };
 
@@ -83,7 +83,7 @@ void decode_rows(Scratch& s, const T* kc, const T* vc, const int32_t* tables, in
 template <typename T>
 void load_block(Scratch& s, const T* k, const T* v, int64_t slot, int64_t nk, const Shape& sh, const T* next_k,
                 const T* next_v, int64_t next_n) {
-  const int64_t d = sh.d, kpad = s.kpad;
+  const int64_t d = sh.d, kpad = sh.kpad;
   s.row.resize(size_t(d));
   float* row = s.row.data();
   for (int64_t t = 0; t < sh.block_size; ++t) {
@@ -107,7 +107,7 @@ void load_block(Scratch& s, const T* k, const T* v, int64_t slot, int64_t nk, co
 // once for the tokens that see the whole block and token by token on the diagonal (a key a token must not see is
 // never multiplied, so a non-finite later value cannot reach it).
 inline void prefill_block(Scratch& s, int64_t pos0, int64_t tokens, int64_t k0, int64_t nk, const Shape& sh) {
-  const int64_t group = sh.group, d = sh.d, kpad = s.kpad;
+  const int64_t group = sh.group, d = sh.d, kpad = sh.kpad;
   const int64_t j_lo = std::max<int64_t>(0, k0 - pos0);  // first token that sees key k0
   if (j_lo >= tokens) return;
   const int64_t j_full = std::min(tokens, std::max(j_lo, k0 + nk - 1 - pos0));  // first token that sees all nk
@@ -147,11 +147,6 @@ void attention_task(const Task& task, const TensorView& out, const TensorView& q
   s.acc.assign(size_t(rows * d), 0.f);
   s.m.assign(size_t(rows), kNegInf);
   s.l.assign(size_t(rows), 0.f);
-  s.kpad = (bs + Vec::N - 1) / Vec::N * Vec::N;
-  s.k.resize(size_t(s.kpad * d));
-  s.v.resize(size_t(bs * d));
-  s.p.resize(size_t(rows * s.kpad));
-  s.corr.resize(size_t(rows));
   for (int64_t j = 0; j < tokens; ++j)
     for (int64_t g = 0; g < group; ++g) {
       const T* qr =
@@ -164,15 +159,22 @@ void attention_task(const Task& task, const TensorView& out, const TensorView& q
   // keys k_begin .. min(k_end, last token's position + 1); earlier tokens are masked causally.
   // NOTE: nothing at or past seqLen is read, so stale cache slots (which may hold NaN) never take part.
   const int64_t key_end = std::min<int64_t>(task.k_end, first_pos + task.q1);
-  if (tokens == 1) decode_rows(s, kc, vc, tables, task.k_begin, key_end, kvh, sh);
-  for (int64_t k0 = task.k_begin; tokens > 1 && k0 < key_end; k0 += bs) {
-    const int64_t nk = std::min(bs, key_end - k0);
-    const T* next = k0 + bs < key_end ? kc + int64_t(tables[(k0 + bs) / bs]) * bs * slot + kvh * d : nullptr;
-    const int64_t next_n = next ? std::min(bs, key_end - k0 - bs) : 0;
-    load_block(s, kc + int64_t(tables[k0 / bs]) * bs * slot + kvh * d,
-               vc + int64_t(tables[k0 / bs]) * bs * slot + kvh * d, slot, nk, sh, next, next ? vc + (next - kc) : next,
-               next_n);
-    prefill_block(s, first_pos + task.q0, tokens, k0, nk, sh);
+  if (tokens == 1) {
+    decode_rows(s, kc, vc, tables, task.k_begin, key_end, kvh, sh);
+  } else {
+    s.k.resize(size_t(sh.kpad * d));
+    s.v.resize(size_t(bs * d));
+    s.p.resize(size_t(rows * sh.kpad));
+    s.corr.resize(size_t(rows));
+    for (int64_t k0 = task.k_begin; k0 < key_end; k0 += bs) {
+      const int64_t nk = std::min(bs, key_end - k0);
+      const T* next = k0 + bs < key_end ? kc + int64_t(tables[(k0 + bs) / bs]) * bs * slot + kvh * d : nullptr;
+      const int64_t next_n = next ? std::min(bs, key_end - k0 - bs) : 0;
+      load_block(s, kc + int64_t(tables[k0 / bs]) * bs * slot + kvh * d,
+                 vc + int64_t(tables[k0 / bs]) * bs * slot + kvh * d, slot, nk, sh, next,
+                 next ? vc + (next - kc) : next, next_n);
+      prefill_block(s, first_pos + task.q0, tokens, k0, nk, sh);
+    }
   }
 
   if (task.parts > 1) {  // (max, sum, unnormalised acc) per row, merged by merge_partials
@@ -228,6 +230,7 @@ void paged_attention_impl(const TensorView& out, const TensorView& query, const 
   sh.d = key_cache.size(3);
   sh.heads = query.size(1);
   sh.group = sh.heads / sh.kv_heads;
+  sh.kpad = (sh.block_size + Vec::N - 1) / Vec::N * Vec::N;
   if (sh.group > kMaxGroupRows)
     fail(ErrorKind::Range, "pagedAttention: numHeads / numKvHeads above ", kMaxGroupRows,
          " is not supported on the CPU");

@@ -47,6 +47,24 @@ inline float round_to(float v) {
   return to_float(from_float<T>(v));
 }
 
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__F16C__) && defined(__FMA__))
+// The 8 lanes' sum as ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)), and eight such sums at once in the same order
+// (one hadd tree instead of eight reductions), so a dot product has the same bits whether it is reduced alone or with
+// seven others: the avx2 level's vsum/vsum8, and the avx512 level's on its two halves added.
+inline float hsum256(__m256 a) {
+  const __m256 h = _mm256_hadd_ps(a, a), q = _mm256_hadd_ps(h, h);
+  return _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(q), _mm256_extractf128_ps(q, 1)));
+}
+inline void hsum256x8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5, __m256 a6, __m256 a7,
+                      float* out) {
+  const __m256 h0 = _mm256_hadd_ps(a0, a1), h1 = _mm256_hadd_ps(a2, a3);
+  const __m256 h2 = _mm256_hadd_ps(a4, a5), h3 = _mm256_hadd_ps(a6, a7);
+  // per 128-bit lane L: q01 = [Σ_L a0, Σ_L a1, Σ_L a2, Σ_L a3], q23 the same of a4..a7
+  const __m256 q01 = _mm256_hadd_ps(h0, h1), q23 = _mm256_hadd_ps(h2, h3);
+  _mm256_storeu_ps(out, _mm256_add_ps(_mm256_permute2f128_ps(q01, q23, 0x20), _mm256_permute2f128_ps(q01, q23, 0x31)));
+}
+#endif
+
 #if defined(__AVX512F__)
 constexpr const char* kSimdName = "avx512";
 struct Vec {
@@ -116,19 +134,12 @@ inline Vec vexp2_int(Vec n) {
   __m512i i = _mm512_cvtps_epi32(n.v);
   return {_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(i, _mm512_set1_epi32(127)), 23))};
 }
-// The 256-bit halves added, then summed as the avx2 level does: vsum8 sums in the same order, so a dot product has
-// the same bits whether it is reduced alone or with seven others.
+// The two 256-bit halves added, then hsum256 / hsum256x8.
 inline __m256 fold256(Vec a) { return _mm256_add_ps(_mm512_castps512_ps256(a.v), _mm512_extractf32x8_ps(a.v, 1)); }
-inline float vsum(Vec a) {
-  const __m256 f = fold256(a), h = _mm256_hadd_ps(f, f), q = _mm256_hadd_ps(h, h);
-  return _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(q), _mm256_extractf128_ps(q, 1)));
-}
-// out[i] = vsum(a[i]) for 8 vectors at once: one hadd tree on the folded halves instead of eight reductions.
+inline float vsum(Vec a) { return hsum256(fold256(a)); }
 inline void vsum8(const Vec* a, float* out) {
-  const __m256 h0 = _mm256_hadd_ps(fold256(a[0]), fold256(a[1])), h1 = _mm256_hadd_ps(fold256(a[2]), fold256(a[3]));
-  const __m256 h2 = _mm256_hadd_ps(fold256(a[4]), fold256(a[5])), h3 = _mm256_hadd_ps(fold256(a[6]), fold256(a[7]));
-  const __m256 q01 = _mm256_hadd_ps(h0, h1), q23 = _mm256_hadd_ps(h2, h3);
-  _mm256_storeu_ps(out, _mm256_add_ps(_mm256_permute2f128_ps(q01, q23, 0x20), _mm256_permute2f128_ps(q01, q23, 0x31)));
+  hsum256x8(fold256(a[0]), fold256(a[1]), fold256(a[2]), fold256(a[3]), fold256(a[4]), fold256(a[5]), fold256(a[6]),
+            fold256(a[7]), out);
 }
 // (a, b) hold 2N interleaved pairs x0 y0 x1 y1 ...: split into xs and ys, and back.
 inline void vdeinterleave(Vec a, Vec b, Vec& even, Vec& odd) {
@@ -201,19 +212,9 @@ inline Vec vexp2_int(Vec n) {
   __m256i i = _mm256_cvtps_epi32(n.v);
   return {_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(i, _mm256_set1_epi32(127)), 23))};
 }
-// The lanes' sum as ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)): the order vsum8 sums in, so a dot product
-// has the same bits whether it is reduced alone or with seven others.
-inline float vsum(Vec a) {
-  const __m256 h = _mm256_hadd_ps(a.v, a.v), q = _mm256_hadd_ps(h, h);
-  return _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(q), _mm256_extractf128_ps(q, 1)));
-}
-// out[i] = vsum(a[i]) for 8 vectors at once: one hadd tree instead of eight reductions.
+inline float vsum(Vec a) { return hsum256(a.v); }
 inline void vsum8(const Vec* a, float* out) {
-  const __m256 h0 = _mm256_hadd_ps(a[0].v, a[1].v), h1 = _mm256_hadd_ps(a[2].v, a[3].v);
-  const __m256 h2 = _mm256_hadd_ps(a[4].v, a[5].v), h3 = _mm256_hadd_ps(a[6].v, a[7].v);
-  // per 128-bit lane L: q01 = [Σ_L a0, Σ_L a1, Σ_L a2, Σ_L a3], q23 the same of a4..a7
-  const __m256 q01 = _mm256_hadd_ps(h0, h1), q23 = _mm256_hadd_ps(h2, h3);
-  _mm256_storeu_ps(out, _mm256_add_ps(_mm256_permute2f128_ps(q01, q23, 0x20), _mm256_permute2f128_ps(q01, q23, 0x31)));
+  hsum256x8(a[0].v, a[1].v, a[2].v, a[3].v, a[4].v, a[5].v, a[6].v, a[7].v, out);
 }
 inline void vdeinterleave(Vec a, Vec b, Vec& even, Vec& odd) {
   // per 128-bit lane: [a0 a2 b0 b2 | a4 a6 b4 b6], then reorder the 64-bit chunks 0 2 1 3

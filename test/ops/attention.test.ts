@@ -274,6 +274,19 @@ describeKernel('pagedAttention', (device) => {
         },
       );
     }
+    it(`prefill ${dtype}, blocks of 8 and 24 keys (not a multiple of 16): whole prompts, a chunk, a decode`, () => {
+      // the CPU prefill holds a block's keys transposed, its rows padded to the vector width (16 lanes at avx512)
+      for (const blockSize of [8, 24]) {
+        const g = { numHeads: 8, numKvHeads: 2, headSize: 64, blockSize };
+        const seqs = [
+          { seqLen: 37, qLen: 37 },
+          { seqLen: 50, qLen: 21 },
+          { seqLen: 9, qLen: 9 },
+          { seqLen: 30, qLen: 1 },
+        ];
+        check(buildBatch(30 + blockSize, g, seqs, dtype, device), dtype);
+      }
+    });
     it(`chunked prefill ${dtype}: one 100-token prompt in chunks of 40, 37 and 23 tokens, beside a decode`, () => {
       const g = { numHeads: 32, numKvHeads: 8, headSize: 80, blockSize: 32 };
       // each chunk's queries attend to everything cached before them plus their own causal prefix
