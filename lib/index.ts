@@ -25,6 +25,7 @@ export {
 export { type HostMemory, hostMemory } from './host-memory.js';
 export { ModelFormatError } from './errors.js';
 export { Profiler, type Trace, type TraceEvent } from './profiler.js';
+export { CpuGraph } from './cpu-graph.js';
 export { CudaGraph } from './cuda-graph.js';
 export {
   allocateKvCache,

@@ -20,6 +20,11 @@ export interface NativeGraph {
   readonly __nativeGraph: unique symbol;
 }
 
+/** A recorded CPU graph (opaque); freed by cpuGraphDestroy or when collected. */
+export interface NativeCpuGraph {
+  readonly __nativeCpuGraph: unique symbol;
+}
+
 /** What the addon reads from a tensor argument. */
 export interface NativeTensor {
   readonly storage: NativeStorage;
@@ -147,6 +152,18 @@ export interface Runtime {
   /** Launches the graph; false (nothing launched) when the attention scratch moved since the capture. */
   graphReplay(graph: NativeGraph): boolean;
   graphDestroy(graph: NativeGraph): void;
+  /**
+   * CPU graphs: from here, this thread's ops on CPU tensors are checked and recorded instead of run; allocating,
+   * copying, filling, host-array ops and CUDA ops throw.
+   */
+  cpuGraphBegin(): void;
+  /** Ends the recording; the graph holds the ops and keeps the storages they read alive. */
+  cpuGraphEnd(): NativeCpuGraph;
+  /** Drops a recording that failed. */
+  cpuGraphAbort(): void;
+  /** Runs the recorded ops in order; returns how many. Throws if a storage they read was disposed. */
+  cpuGraphReplay(graph: NativeCpuGraph): number;
+  cpuGraphDestroy(graph: NativeCpuGraph): void;
   streamRead(x: NativeTensor): number;
   /** GFLOP/s of fp32 FMAs on every CPU thread for about `seconds` */
   fmaPeak(seconds: number): number;
@@ -182,6 +199,11 @@ export const RUNTIME_FUNCTIONS = [
   'graphAbort',
   'graphReplay',
   'graphDestroy',
+  'cpuGraphBegin',
+  'cpuGraphEnd',
+  'cpuGraphAbort',
+  'cpuGraphReplay',
+  'cpuGraphDestroy',
   'streamRead',
   'fmaPeak',
   'emuProbe',

@@ -207,7 +207,9 @@ describe('bench: a short real run on dummy:stories15M', function () {
   before(async () => {
     r = await runBench({
       mode: 'all',
-      engine: { model: 'dummy:stories15M', device: 'cpu' },
+      // eager: the profile below checks each op of a decode step (with CPU graphs a decode step is one
+      // cpuGraphReplay op, checked in cpu-graph.test.ts)
+      engine: { model: 'dummy:stories15M', device: 'cpu', enforceEager: true },
       numPrompts: 8,
       inputLen: 32,
       outputLen: 8,

@@ -330,9 +330,9 @@ describe(`decode graphs replay what eager execution computes (cpu, recording bac
     m = await loadModel(MODEL, { device: 'cpu', dtype: 'float32' });
     // Contexts stay under 256 tokens, where the CPU attention does not split by batch size: bit-equal runs expected.
     opts = { maxNumSeqs: 8, maxModelLen: 128, kvCacheBytes: 128 * 16 * m.model.kvBytesPerSlot };
-    const core = EngineCore.fromLoaded(m, opts);
+    const core = EngineCore.fromLoaded(m, { ...opts, enforceEager: true });
     try {
-      expect(core.stats().cudaGraphs, 'no backend on the CPU: eager').to.equal(null);
+      expect(core.stats().cudaGraphs, 'enforceEager: no graphs').to.equal(null);
       zeroKv(core);
       eager = runAll(core, prompts, params);
       eagerKv = kvArrays(core);

@@ -12,7 +12,7 @@ export const LAYERS: ReadonlyArray<{ name: string; members: readonly string[] }>
   { name: 'shared', members: ['dtype.ts', 'errors.ts', 'version.ts', 'host-memory.ts'] },
   { name: 'addon', members: ['native.ts'] },
   { name: 'tensors', members: ['runtime.ts', 'calls.ts', 'tensor.ts', 'rope.ts'] },
-  { name: 'ops', members: ['ops/', 'profiler.ts', 'cuda-graph.ts'] },
+  { name: 'ops', members: ['ops/', 'profiler.ts', 'cuda-graph.ts', 'cpu-graph.ts'] },
   { name: 'quant', members: ['quant/'] },
   { name: 'formats', members: ['formats/'] },
   { name: 'tokenizer, sampling', members: ['tokenizer/', 'sampling/'] },

@@ -6,6 +6,7 @@
 
 #include "../cpu/isa.h"
 #include "args.h"
+#include "cpu_graph.h"
 #include "runtime.h"
 #include "storage.h"
 
@@ -44,6 +45,11 @@ constexpr RuntimeFunction kRuntime[] = {
     {"graphAbort", graph_abort},
     {"graphReplay", graph_replay},
     {"graphDestroy", graph_destroy},
+    {"cpuGraphBegin", cpu_graph_begin},
+    {"cpuGraphEnd", cpu_graph_end},
+    {"cpuGraphAbort", cpu_graph_abort},
+    {"cpuGraphReplay", cpu_graph_replay},
+    {"cpuGraphDestroy", cpu_graph_destroy},
     {"streamRead", stream_read},
     {"fmaPeak", fma_peak},
     {"emuProbe", emu_probe},

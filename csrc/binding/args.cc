@@ -3,6 +3,7 @@
 #include <cmath>
 #include <new>
 
+#include "cpu_graph.h"
 #include "storage.h"
 
 namespace mvllm::binding {
@@ -67,6 +68,7 @@ TensorView to_tensor(const Napi::Value& v, const char* op, const char* name) {
     fail(ErrorKind::Type, op, ": ", name, " must be a Tensor (its storage was never constructed)");
   Storage* s = static_cast<Storage*>(wrapped);  // ObjectWrap wraps the T* itself
   if (!s->data()) fail(ErrorKind::Type, op, ": ", name, " is a disposed tensor");
+  if (CpuGraph* graph = cpu_graph_recording()) graph->pin(env, sv, s);  // the graph keeps what it reads alive
 
   TensorView t;
   t.device = s->device();

@@ -7,6 +7,7 @@
 #include "../core/check.h"
 #include "../cpu/isa.h"
 #include "args.h"
+#include "cpu_graph.h"
 #include "runtime.h"
 #include "storage.h"
 #ifdef MINI_VLLM_WITH_CUDA
@@ -98,6 +99,7 @@ DType host_dtype(const TensorView& t) { return t.dtype == DType::Int32 ? DType::
 // copyFromHost(dst: Tensor, src: Float32Array | Int32Array)
 Napi::Value copy_from_host(const Napi::CallbackInfo& info) {
   return run(info, [&] {
+    refuse_while_recording("copyFromHost");
     expect_args(info, 2, "copyFromHost");
     const TensorView dst = to_tensor(info[0], "copyFromHost", "dst");
     void* src = host_array(info[1], dst, "copyFromHost");
@@ -108,6 +110,7 @@ Napi::Value copy_from_host(const Napi::CallbackInfo& info) {
 // copyToHost(src: Tensor, dst: Float32Array | Int32Array)
 Napi::Value copy_to_host(const Napi::CallbackInfo& info) {
   return run(info, [&] {
+    refuse_while_recording("copyToHost");
     expect_args(info, 2, "copyToHost");
     const TensorView src = to_tensor(info[0], "copyToHost", "src");
     void* dst = host_array(info[1], src, "copyToHost");
@@ -118,6 +121,7 @@ Napi::Value copy_to_host(const Napi::CallbackInfo& info) {
 // copy(dst: Tensor, src: Tensor): any devices, float dtypes converted
 Napi::Value copy(const Napi::CallbackInfo& info) {
   return run(info, [&] {
+    refuse_while_recording("copy");
     expect_args(info, 2, "copy");
     copy_any(to_tensor(info[0], "copy", "dst"), to_tensor(info[1], "copy", "src"));
   });
@@ -126,6 +130,7 @@ Napi::Value copy(const Napi::CallbackInfo& info) {
 // fill(tensor: Tensor, value: number)
 Napi::Value fill(const Napi::CallbackInfo& info) {
   return run(info, [&] {
+    refuse_while_recording("fill");
     expect_args(info, 2, "fill");
     const TensorView t = to_tensor(info[0], "fill", "tensor");
     const double v = to_number(info[1], "fill", "value");

@@ -11,6 +11,7 @@
 #include "../core/op_checks.h"
 #include "../cpu/isa.h"
 #include "args.h"
+#include "cpu_graph.h"
 #ifdef MINI_VLLM_WITH_CUDA
 #include "../cuda/api.h"
 #endif
@@ -127,6 +128,24 @@ const TensorView* first_tensor(const T&... args) {
   return found;
 }
 
+// Arguments that point into JS typed arrays, which a CPU graph cannot keep: their ops are refused while recording.
+template <typename T>
+constexpr bool kHostMemory = false;
+template <typename T>
+constexpr bool kHostMemory<HostArray<T>> = true;
+template <>
+constexpr bool kHostMemory<SampleRowsParams> = true;
+
+// While this thread records a CPU graph: the op, checked, is kept to run at each replay instead of now.
+template <typename... A, typename Args>
+void record(CpuGraph& graph, const Op<A...>& op, Args&& args) {
+  if constexpr ((kHostMemory<std::decay_t<A>> || ...)) {
+    fail(ErrorKind::Unsupported, op.name, ": reads host arrays, which a CPU graph cannot record");
+  } else {
+    graph.add([kernel = cpu::kernels().*op.cpu, args = std::forward<Args>(args)] { std::apply(kernel, args); });
+  }
+}
+
 template <typename... A, size_t... I>
 void call(const Op<A...>& op, const Napi::CallbackInfo& info, std::index_sequence<I...>) {
   expect_args(info, sizeof...(A), op.name);
@@ -135,7 +154,11 @@ void call(const Op<A...>& op, const Napi::CallbackInfo& info, std::index_sequenc
   std::apply(op.check, args);
   const TensorView* first = first_tensor(std::get<I>(args)...);
   if (first && first->numel() == 0) return;  // every op's first tensor spans its work: nothing to compute
-  if (!first || first->device == Device::CPU) return std::apply(cpu::kernels().*op.cpu, args);
+  if (!first || first->device == Device::CPU) {
+    if (CpuGraph* graph = cpu_graph_recording()) return record(*graph, op, std::move(args));
+    return std::apply(cpu::kernels().*op.cpu, args);
+  }
+  refuse_while_recording(op.name);
   if (!op.cuda) {
     if (op.has_cuda) no_cuda();
     fail(ErrorKind::Unsupported, op.name, ": runs on the CPU only");

@@ -10,6 +10,7 @@
 
 #include "../core/error.h"
 #include "args.h"
+#include "cpu_graph.h"
 #ifdef MINI_VLLM_WITH_CUDA
 #include "../cuda/api.h"
 #endif
@@ -67,6 +68,7 @@ void* alloc_host(size_t bytes) {
 // new Storage(device: 'cpu' | 'cuda', deviceIndex: number, byteLength: number)
 Storage::Storage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Storage>(info) {
   guarded(info, [&]() -> Napi::Value {
+    refuse_while_recording("Storage (allocating)");
     expect_args(info, 3, "Storage");
     if (napi_type_tag_object(info.Env(), info.This(), &kStorageTag) != napi_ok)
       fail(ErrorKind::Type, "Storage: the new object could not be tagged (construct it with new Storage(...))");

@@ -49,10 +49,11 @@ export function metricsTable(title: string, m: Metrics, extra: string[] = []): s
 }
 
 function decodeLine(g: CudaGraphStats | null): string {
-  if (g === null) return 'decode: eager (no CUDA graphs)';
+  if (g === null) return 'decode: eager (no graphs)';
   const sizes = g.sizes.length > 6 ? `${g.sizes.slice(0, 5).join(', ')}, ..., ${g.sizes.at(-1)}` : g.sizes.join(', ');
+  const kind = g.kind === 'cpu' ? 'CPU' : 'CUDA'; // (reports written before CPU graphs have no kind: CUDA)
   return (
-    `decode: CUDA graphs for batch ${sizes} (${g.sizes.length} sizes, ${g.captures} captures in ` +
+    `decode: ${kind} graphs for batch ${sizes} (${g.sizes.length} sizes, ${g.captures} captures in ` +
     `${(g.captureMs / 1000).toFixed(2)} s), ${g.replays} steps replayed`
   );
 }

@@ -97,10 +97,11 @@ export function addEngineOptions(cmd: Command): Command {
     .option('--gpu-memory-utilization <f>', 'CUDA: share of device memory to use (default 0.9)', num('float'))
     .option('--no-enable-prefix-caching', 'do not reuse the KV of shared prompt prefixes')
     .option('--no-enable-chunked-prefill', 'prefill each prompt in one step')
-    .option('--enforce-eager', 'CUDA: run every step eagerly, without the captured decode graphs')
+    .option('--enforce-eager', 'run every step eagerly, without the recorded decode graphs (CUDA or CPU graphs)')
     .option(
       '--cuda-graph-sizes <list>',
-      'CUDA: decode batch sizes to capture, comma separated (default 1,2,4,8, then every 16 up to max-num-seqs)',
+      'decode batch sizes to record as graphs, comma separated (default on CUDA 1,2,4,8, then every 16 up to ' +
+        'max-num-seqs; on the CPU every size)',
       intList,
     );
 }

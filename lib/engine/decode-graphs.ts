@@ -4,6 +4,10 @@
 // the graph of the next size up; the rows past n are padding: slot -1 (nothing is cached), a one-token context, and
 // their logits are dropped.
 //
+// On the CPU the graphs are CPU graphs (lib/cpu-graph.ts): the ops' arguments are read and checked once, and a replay
+// runs the kernels without a call from JS each; they record without running, so each size is recorded on its first
+// use, for the exact batch (padding costs a CPU compute, where a GPU has it for free), with no warm-up run.
+//
 // A graph bakes in every pointer, shape and grid, so:
 //  - the step's inputs live in the runner's one static int32 buffer (step-inputs.ts), rewritten (host side) and
 //    uploaded in one copy per step;
@@ -13,6 +17,7 @@
 //    eagerly before it is captured, so no buffer grows inside a capture;
 //  - a buffer that moves anyway (the model's workspace, or the CUDA attention scratch) makes the graphs stale, and
 //    each is captured again on its next use.
+import { CpuGraph } from '../cpu-graph.js';
 import { CudaGraph } from '../cuda-graph.js';
 import type { KvCache, LlamaModel } from '../model/llama.js';
 import { NULL_STEP_PROFILER, type StepProfiler } from '../profiler.js';
@@ -27,14 +32,36 @@ export interface CapturedGraph {
   dispose(): void;
 }
 
-/** How graphs are recorded: CUDA stream capture in the engine (cudaGraphBackend); tests may substitute their own. */
+/**
+ * How graphs are recorded: CUDA stream capture (cudaGraphBackend) or CPU graphs (cpuGraphBackend) in the engine; tests
+ * may substitute their own.
+ */
 export interface GraphBackend {
+  /** 'cuda' or 'cpu', for the stats; a test's own backend leaves it out ('cuda' is reported). */
+  readonly kind?: 'cuda' | 'cpu';
+  /**
+   * Capture records without running and needs no buffer sized beforehand by a warm-up run: each size is recorded when
+   * first used (the activation buffers grown to it just before), and nothing is reserved up front.
+   */
+  readonly lazy?: boolean;
   capture<T>(fn: () => T): { graph: CapturedGraph; result: T };
 }
 
-/** Stream capture on cuda:deviceIndex (the engine's backend). */
+/** Stream capture on cuda:deviceIndex (the engine's backend on CUDA). */
 export function cudaGraphBackend(deviceIndex = 0): GraphBackend {
-  return { capture: (fn) => CudaGraph.capture(fn, deviceIndex) };
+  return { kind: 'cuda', capture: (fn) => CudaGraph.capture(fn, deviceIndex) };
+}
+
+/** CPU graphs on this thread (the engine's backend on the CPU). */
+export function cpuGraphBackend(): GraphBackend {
+  return { kind: 'cpu', lazy: true, capture: (fn) => CpuGraph.capture(fn) };
+}
+
+/** The CPU's batch sizes: every size up to maxBatch, each recorded on first use, so no batch runs padding rows. */
+export function cpuGraphCaptureSizes(maxBatch: number): number[] {
+  if (!Number.isInteger(maxBatch) || maxBatch < 1)
+    throw new RangeError(`cpuGraphCaptureSizes: maxBatch must be a positive integer, got ${maxBatch}`);
+  return Array.from({ length: maxBatch }, (_, i) => i + 1);
 }
 
 /** The batch sizes captured by default: 1, 2, 4, 8, then every 16 up to maxBatch, and maxBatch itself. */
@@ -59,6 +86,8 @@ export function isUniformDecode(seqs: readonly ScheduledSequence[]): boolean {
 }
 
 export interface CudaGraphStats {
+  /** CUDA graphs, or CPU graphs (lib/cpu-graph.ts) on the CPU. */
+  kind: 'cuda' | 'cpu';
   /** Batch sizes with a graph, ascending. */
   sizes: number[];
   /** Wall time of the captures (warm-up runs included), ms. */
@@ -99,6 +128,7 @@ export class DecodeGraphs {
     this.kv = kv;
     this.backend = backend;
     this.inputs = inputs;
+    if (backend.lazy) return;
     try {
       // the warm-up runs read all padding: nothing is cached, every context one token
       inputs.upload(inputs.stageDecode([], sorted.at(-1)!, kv.blockSize));
@@ -115,7 +145,13 @@ export class DecodeGraphs {
   }
 
   stats(): CudaGraphStats {
-    return { sizes: [...this.sizes], captureMs: this.captureMs, captures: this.captures, replays: this.replays };
+    return {
+      kind: this.backend.kind ?? 'cuda',
+      sizes: [...this.sizes],
+      captureMs: this.captureMs,
+      captures: this.captures,
+      replays: this.replays,
+    };
   }
 
   /**
@@ -127,8 +163,8 @@ export class DecodeGraphs {
     if (size === null) return null;
     const n = this.inputs.stageDecode(seqs, size, this.kv.blockSize);
     this.inputs.upload(n, profiler);
-    let entry = this.graphs.get(size)!;
-    if (entry.workspace !== this.model.workspaceGeneration) entry = this.capture(size);
+    const found = this.graphs.get(size);
+    let entry = found?.workspace === this.model.workspaceGeneration ? found : this.capture(size);
     const replay = () => {
       if (!entry.graph.replay()) {
         entry = this.capture(size);
@@ -136,7 +172,11 @@ export class DecodeGraphs {
           throw new Error(`DecodeGraphs: the graph of batch ${size} went stale right after its capture`);
       }
     };
-    profiler.event('cudaGraphReplay', { batch: size, numSeqs: seqs.length }, replay);
+    profiler.event(
+      this.backend.kind === 'cpu' ? 'cpuGraphReplay' : 'cudaGraphReplay',
+      { batch: size, numSeqs: seqs.length },
+      replay,
+    );
     ++this.replays;
     return entry.logits.narrow(0, 0, seqs.length);
   }
@@ -151,12 +191,16 @@ export class DecodeGraphs {
     synchronize(this.model.device);
   }
 
-  /** Runs the size once eagerly (buffers reach their size, kernels load) unless just done, then records it. */
+  /**
+   * Runs the size once eagerly (buffers reach their size, kernels load) unless just done, then records it. A lazy
+   * backend runs nothing: the activation buffers are grown to the size, then it records.
+   */
   private capture(size: number, warm = true): Entry {
     const t0 = performance.now();
     this.graphs.get(size)?.graph.dispose();
     this.graphs.delete(size);
-    if (warm) this.runEagerly(size);
+    if (this.backend.lazy) this.model.reserve(size, size);
+    else if (warm) this.runEagerly(size);
     const input = this.inputs.decodeInput(size, this.kv.blockSize, 1 / Math.sqrt(this.model.config.headDim));
     const workspace = this.model.workspaceGeneration;
     const { graph, result: logits } = this.backend.capture(() => this.model.forward(input, this.kv));

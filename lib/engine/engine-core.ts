@@ -9,7 +9,13 @@ import { cudaDeviceIndex, memoryStats, resetPeakMemory } from '../runtime.js';
 import type { ResolvedSamplingParams } from '../sampling/params.js';
 import { Sampler, type TokenLogprobs } from '../sampling/sampler.js';
 import { BlockManager } from './block-manager.js';
-import { cudaGraphBackend, cudaGraphCaptureSizes, type GraphBackend } from './decode-graphs.js';
+import {
+  cpuGraphBackend,
+  cpuGraphCaptureSizes,
+  cudaGraphBackend,
+  cudaGraphCaptureSizes,
+  type GraphBackend,
+} from './decode-graphs.js';
 import { disposeKvCache, kvCacheForLoaded, loadWithKvBudget } from './kv-budget.js';
 import { ModelRunner } from './model-runner.js';
 import {
@@ -68,13 +74,15 @@ export class EngineCore {
     this.kv = kv;
     try {
       const sampler = new Sampler(config.vocabSize, options.seed === null ? {} : { seed: options.seed });
-      // Decode graphs on CUDA unless enforceEager; a given backend (tests) records them on any device.
+      // Decode graphs unless enforceEager: CUDA graphs on CUDA, CPU graphs on the CPU; a given backend (tests) is used
+      // on any device.
       const backend = options.enforceEager
         ? null
-        : (graphBackend ?? (model.device === 'cuda' ? cudaGraphBackend(cudaDeviceIndex()) : null));
+        : (graphBackend ?? (model.device === 'cuda' ? cudaGraphBackend(cudaDeviceIndex()) : cpuGraphBackend()));
+      const ladder = backend?.lazy ? cpuGraphCaptureSizes : cudaGraphCaptureSizes;
       const graphs = backend && {
         backend,
-        sizes: options.cudaGraphCaptureSizes ?? cudaGraphCaptureSizes(maxDecodeBatch(options)),
+        sizes: options.cudaGraphCaptureSizes ?? ladder(maxDecodeBatch(options)),
       };
       this.runner = new ModelRunner(
         model,

@@ -2,6 +2,8 @@ export { BlockManager, hashBlock, type PrefixCacheStats } from './block-manager.
 export {
   type CapturedGraph,
   type CudaGraphStats,
+  cpuGraphBackend,
+  cpuGraphCaptureSizes,
   cudaGraphBackend,
   cudaGraphCaptureSizes,
   DecodeGraphs,

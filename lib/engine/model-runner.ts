@@ -1,7 +1,7 @@
 // The model runner: turns a scheduled step into the forward pass's flat inputs, runs the model, and samples each
 // sequence that reached its last token with that sequence's own params. The inputs live in one buffer (host and
 // device) sized once for the largest step (step-inputs.ts). With decode graphs, a step of one-token sequences replays
-// a CUDA graph that reads the same buffer (decode-graphs.ts); every other step runs eagerly.
+// a CUDA or CPU graph that reads the same buffer (decode-graphs.ts); every other step runs eagerly.
 import type { KvCache, LlamaModel } from '../model/llama.js';
 import { NULL_STEP_PROFILER, type StepProfiler } from '../profiler.js';
 import type { SampleResult, Sampler } from '../sampling/sampler.js';
@@ -37,8 +37,9 @@ export class ModelRunner {
     this.inputs = new StepInputs(limits, model.device);
     if (graphs) {
       try {
-        // the graphs point into the activation buffers: give them their final size before capturing
-        model.reserve(T, S);
+        // the graphs point into the activation buffers: give them their final size before capturing (a lazy
+        // backend's graphs are recorded as they are needed, and again when the buffers grow)
+        if (!graphs.backend.lazy) model.reserve(T, S);
         this.graphs = new DecodeGraphs(model, kv, graphs.backend, graphs.sizes, this.inputs);
       } catch (e) {
         this.dispose();

@@ -49,11 +49,14 @@ export interface EngineOptions {
   enableChunkedPrefill?: boolean;
   /** Seeds the draws of requests without their own seed (default: random), and a dummy model's weights (default 0). */
   seed?: number;
-  /** CUDA: run every step eagerly instead of replaying captured decode graphs (vLLM's enforce_eager). Default false. */
+  /**
+   * Run every step eagerly instead of replaying recorded decode graphs (CUDA graphs, or CPU graphs on the CPU; vLLM's
+   * enforce_eager). Default false.
+   */
   enforceEager?: boolean;
   /**
-   * CUDA: the decode batch sizes to capture as graphs (a larger batch runs eagerly). Default 1, 2, 4, 8, then every
-   * 16 up to maxNumSeqs, and maxNumSeqs itself.
+   * The decode batch sizes to record as graphs (a larger batch runs eagerly). Default on CUDA 1, 2, 4, 8, then every
+   * 16 up to maxNumSeqs, and maxNumSeqs itself; on the CPU every size up to maxNumSeqs, each recorded when first used.
    */
   cudaGraphCaptureSizes?: number[];
 }
