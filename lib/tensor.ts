@@ -197,11 +197,12 @@ export class Tensor implements NativeTensor {
 
   /**
    * Copies the elements to the host: Float32Array for float dtypes, Int32Array for int32. Waits for the device.
-   * `profiler` times the copy (lib/calls.ts).
+   * `profiler` times the copy (lib/calls.ts). `into`: an array of that type and `numel` elements to fill and return
+   * instead of a new one (a caller that reads logits every step keeps one).
    */
-  toArray(profiler?: OpProfiler): Float32Array | Int32Array {
+  toArray(profiler?: OpProfiler, into?: Float32Array | Int32Array): Float32Array | Int32Array {
     this.assertLive('toArray');
-    const out = this.dtype === 'int32' ? new Int32Array(this.numel) : new Float32Array(this.numel);
+    const out = into ?? (this.dtype === 'int32' ? new Int32Array(this.numel) : new Float32Array(this.numel));
     if (this.device === 'cuda' && !this.isContiguous) {
       using dense = this.clone();
       toHost(dense, out, profiler);

@@ -63,6 +63,17 @@ describeDevices('Tensor', (device) => {
     expect(Array.from(back)).to.deep.equal(Array.from(data));
   });
 
+  it("toArray into the caller's array: filled and returned; a wrong type or length is refused", () => {
+    const t = Tensor.fromArray([1, 2, 3, 4, 5, 6], [2, 3], { device });
+    const buf = new Float32Array(8).fill(-1);
+    const into = buf.subarray(1, 7);
+    expect(t.toArray(undefined, into)).to.equal(into);
+    expect(Array.from(buf)).to.deep.equal([-1, 1, 2, 3, 4, 5, 6, -1]);
+    expectThrow(() => t.toArray(undefined, new Float32Array(5)), RangeError, /array has 5 elements, tensor \[2, 3\]/);
+    expectThrow(() => t.toArray(undefined, new Int32Array(6)), TypeError, /needs a Float32Array/);
+    t.dispose();
+  });
+
   it('shape, dtype, device, numel, strides', () => {
     for (const dtype of DTYPES) {
       const t = Tensor.empty([2, 3, 4], { dtype, device });

@@ -52,6 +52,7 @@ export interface SampleResult {
 export class Sampler {
   readonly vocabSize: number;
   private readonly rng: Rng;
+  private hostLogits = new Float32Array(0); // the logits copied to the host, reused each call
 
   /** `seed` seeds the draws of unseeded requests (default: random). */
   constructor(vocabSize: number, opts: { seed?: number } = {}) {
@@ -86,8 +87,10 @@ export class Sampler {
     if (logits instanceof Tensor) {
       if (logits.dtype === 'int32' || logits.ndim !== 2 || logits.shape[1] !== V)
         throw new RangeError(`Sampler.sample: logits must be a float tensor [batch, ${V}], got ${logits.toString()}`);
-      data = logits.toArray(profiler) as Float32Array;
       numRows = logits.shape[0]!;
+      // one host buffer reused step after step: a fresh 128 KB+ array costs more than the copy into it
+      if (this.hostLogits.length < numRows * V) this.hostLogits = new Float32Array(numRows * V);
+      data = logits.toArray(profiler, this.hostLogits.subarray(0, numRows * V)) as Float32Array;
     } else if (logits instanceof Float32Array) {
       if (logits.length % V !== 0)
         throw new RangeError(`Sampler.sample: logits has ${logits.length} values, not a multiple of vocabSize ${V}`);
