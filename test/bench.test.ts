@@ -508,8 +508,15 @@ describe('bench serve over HTTP (--base-url) against the OpenAI server', functio
 
 describe('bench serve: the streamed chunks of other servers', () => {
   /** A server that streams `texts` as completion chunks (the last with `finish`), then a usage chunk of `tokens`. */
-  async function fakeServer(texts: string[], lastFinishAlone: boolean, tokens: number) {
+  async function fakeServer(texts: string[], lastFinishAlone: boolean, tokens: number, dropFirst = 0) {
+    let dropped = 0;
     const server = createServer((req, res) => {
+      // a kept-alive connection the server closes as a request arrives: no response at all
+      if (dropped < dropFirst) {
+        ++dropped;
+        req.socket.destroy();
+        return;
+      }
       req.resume();
       req.on('end', () => {
         res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -536,6 +543,24 @@ describe('bench serve: the streamed chunks of other servers', () => {
       expect(r.tokens).to.have.length(3);
     } finally {
       server.close();
+    }
+  });
+
+  it('a connection the server closes before answering is tried once more; twice is an error naming why', async () => {
+    const once = await fakeServer([' a', ' b', ' c'], false, 3, 1);
+    try {
+      const r = await timedCompletion(once.target, [1, 2, 3], params);
+      expect(r.outputTokens).to.equal(3);
+    } finally {
+      once.server.close();
+    }
+    const twice = await fakeServer([' a', ' b', ' c'], false, 3, 2);
+    try {
+      let message = '';
+      await timedCompletion(twice.target, [1, 2, 3], params).catch((e: Error) => (message = e.message));
+      expect(message).to.match(/^POST http:\/\/127\.0\.0\.1:\d+\/v1\/completions: fetch failed \(UND_ERR_SOCKET: /);
+    } finally {
+      twice.server.close();
     }
   });
 

@@ -29,6 +29,25 @@ export async function describeServer(
   return { model: m.id, maxModelLen: m.max_model_len ?? null };
 }
 
+/**
+ * fetch(), whose bare "fetch failed" gets the reason (a reset connection, a refused one) and the URL added. A request
+ * sent on a kept-alive connection the server closed at that moment (llama-server closes idle ones after 5 s) fails
+ * with "other side closed" before any response: it is sent once more on a new connection, its arrival kept from the
+ * first try, so the time lost counts in its latency.
+ */
+async function fetchWithCause(url: string, init: RequestInit): Promise<Response> {
+  for (let attempt = 1; ; ++attempt) {
+    try {
+      return await fetch(url, init);
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      if (attempt === 1 && cause?.code === 'UND_ERR_SOCKET') continue;
+      const why = cause ? ` (${[cause.code, cause.message].filter(Boolean).join(': ')})` : '';
+      throw new Error(`POST ${url}: ${(e as Error).message}${why}`, { cause: e });
+    }
+  }
+}
+
 /** Sends one streamed completion of `prompt` (token ids) and times its tokens (performance.now() ms). */
 export async function timedCompletion(
   t: HttpTarget,
@@ -36,7 +55,7 @@ export async function timedCompletion(
   params: { maxTokens: number; seed: number; ignoreEos: boolean },
 ): Promise<RequestRecord> {
   const arrival = performance.now();
-  const res = await fetch(`${t.baseUrl}/v1/completions`, {
+  const res = await fetchWithCause(`${t.baseUrl}/v1/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(t.apiKey ? { authorization: `Bearer ${t.apiKey}` } : {}) },
     body: JSON.stringify({
