@@ -161,8 +161,8 @@ export interface Runtime {
   cpuGraphEnd(): NativeCpuGraph;
   /** Drops a recording that failed. */
   cpuGraphAbort(): void;
-  /** Runs the recorded ops in order; returns how many. Throws if a storage they read was disposed. */
-  cpuGraphReplay(graph: NativeCpuGraph): number;
+  /** Runs the recorded ops in order. Throws if a storage they read was disposed. */
+  cpuGraphReplay(graph: NativeCpuGraph): void;
   cpuGraphDestroy(graph: NativeCpuGraph): void;
   streamRead(x: NativeTensor): number;
   /** GFLOP/s of fp32 FMAs on every CPU thread for about `seconds` */

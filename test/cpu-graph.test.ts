@@ -3,13 +3,13 @@
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { cpuGraphCaptureSizes, EngineCore } from '../lib/engine/index.js';
-import { CpuGraph, MiniVllmError, ops, Tensor } from '../lib/index.js';
+import { backends, CpuGraph, MiniVllmError, ops, Tensor } from '../lib/index.js';
 import { type LoadedModel, loadModel } from '../lib/model/index.js';
 import { native } from '../lib/native.js';
 import type { Trace } from '../lib/profiler.js';
 import { sampleRows } from '../lib/ops/sampling.js';
 import { resolveSamplingParams, type SamplingParams } from '../lib/sampling/params.js';
-import { expectThrow, prng, sharedModels } from './helpers.js';
+import { expectThrow, prng, sharedModels, skipBecause } from './helpers.js';
 
 const values = (t: Tensor) => [...t.toArray()];
 
@@ -121,6 +121,24 @@ describe('CpuGraph: record CPU ops once, replay them', () => {
       expectThrow(() => graph.replay(), TypeError, /a tensor the graph reads was disposed; capture it again/);
       graph.dispose();
     } finally {
+      out.dispose();
+    }
+  });
+
+  it('an op on a CUDA tensor is refused while recording, and the recording dropped', function () {
+    if (!backends().cuda.available) skipBecause(this, 'no CUDA device (real or emulated) to make a CUDA tensor on');
+    const g = Tensor.fromArray([1, 2, 3, 4], [1, 4], { device: 'cuda' });
+    const out = Tensor.zeros([1, 4], { device: 'cuda' });
+    try {
+      expectThrow(
+        () => CpuGraph.capture(() => ops.add(out, g, g)),
+        MiniVllmError,
+        /add: not allowed while a CPU graph/,
+      );
+      ops.add(out, g, g);
+      expect(values(out), 'the op runs on the device after the refusal').to.deep.equal([2, 4, 6, 8]);
+    } finally {
+      g.dispose();
       out.dispose();
     }
   });

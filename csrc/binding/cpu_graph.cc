@@ -26,12 +26,11 @@ CpuGraph* to_cpu_graph(const Napi::CallbackInfo& info, const char* op) {
 void CpuGraph::pin(napi_env env, napi_value object, const Storage* s) {
   if (!pinned_.insert(s).second) return;
   pins_.push_back(Napi::Persistent(Napi::Object(env, object)));
-  storages_.push_back(s);
 }
 
 void CpuGraph::replay() const {
   if (destroyed_) fail(ErrorKind::Type, "cpuGraphReplay: the graph was destroyed");
-  for (const Storage* s : storages_)
+  for (const Storage* s : pinned_)
     if (!s->data()) fail(ErrorKind::Type, "cpuGraphReplay: a tensor the graph reads was disposed; capture it again");
   for (const auto& step : steps_) step();
 }
@@ -40,7 +39,6 @@ void CpuGraph::destroy() {
   destroyed_ = true;
   steps_.clear();
   pins_.clear();
-  storages_.clear();
   pinned_.clear();
 }
 
@@ -76,9 +74,7 @@ Napi::Value cpu_graph_abort(const Napi::CallbackInfo& info) {
 Napi::Value cpu_graph_replay(const Napi::CallbackInfo& info) {
   return run(info, [&] {
     refuse_while_recording("cpuGraphReplay");
-    const CpuGraph* g = to_cpu_graph(info, "cpuGraphReplay");
-    g->replay();
-    return double(g->size());
+    to_cpu_graph(info, "cpuGraphReplay")->replay();
   });
 }
 

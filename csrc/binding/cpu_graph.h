@@ -27,13 +27,11 @@ class CpuGraph {
   void replay() const;
   // Drops the ops and the references (graphDestroy); replaying afterwards throws.
   void destroy();
-  size_t size() const { return steps_.size(); }
 
  private:
   std::vector<std::function<void()>> steps_;
-  std::vector<Napi::ObjectReference> pins_;
-  std::vector<const Storage*> storages_;
-  std::unordered_set<const Storage*> pinned_;
+  std::vector<Napi::ObjectReference> pins_;    // one per storage in pinned_
+  std::unordered_set<const Storage*> pinned_;  // the storages the ops read, each once
   bool destroyed_ = false;
 };
 
@@ -45,7 +43,7 @@ void refuse_while_recording(const char* what);
 Napi::Value cpu_graph_begin(const Napi::CallbackInfo& info);    // cpuGraphBegin()
 Napi::Value cpu_graph_end(const Napi::CallbackInfo& info);      // cpuGraphEnd() -> handle
 Napi::Value cpu_graph_abort(const Napi::CallbackInfo& info);    // cpuGraphAbort()
-Napi::Value cpu_graph_replay(const Napi::CallbackInfo& info);   // cpuGraphReplay(handle) -> ops run
+Napi::Value cpu_graph_replay(const Napi::CallbackInfo& info);   // cpuGraphReplay(handle)
 Napi::Value cpu_graph_destroy(const Napi::CallbackInfo& info);  // cpuGraphDestroy(handle)
 
 }  // namespace mvllm::binding
