@@ -7,7 +7,8 @@
 // inline std:: function emitted out of line, a compiler clone), when every function that calls it may. Anything else
 // would run on a machine that cannot run it: the check lists those and exits 1. One name is let through: __tls_init,
 // the function the compiler writes into each object file to set up its thread_locals, which only that file's code
-// calls (through a weak reference, so the call is not a direct one).
+// calls (through a weak reference, so the call is not a direct one). It also lists the avx2 functions that avx512
+// code calls: where the avx512 level has no kernel of its own it runs the level below's (csrc/cpu/level.h).
 //
 //   node csrc/check-levels.mjs ADDON.node [--verbose]     x86-64 only; needs objdump (binutils)
 import { spawnSync } from 'node:child_process';
@@ -124,6 +125,14 @@ console.log(
   `check-levels: ${fns.size} functions in ${addon}: ${counts[0]} scalar, ${counts[1]} need avx2, ${counts[2]} need ` +
     `avx512; ${bad.length} reachable from a lower level`,
 );
+// Where avx512 code runs avx2's (csrc/cpu/level.h's MVLLM_CPU_LEVEL_BELOW): each avx2 function it calls, by name.
+const down = new Set();
+for (const [addr, fn] of fns) {
+  const name = /::lvl_avx2::([\w:]+)\(/.exec(fn.name);
+  if (name && namedLevel(addr, fn.name) === 1 && [...fn.callers].some((c) => namedLevel(c, fns.get(c).name) === 2))
+    down.add(name[1]);
+}
+console.log(`check-levels: avx512 code calls avx2's: ${[...down].sort().join(', ') || 'none'}`);
 for (const b of bad.slice(0, process.argv.includes('--verbose') ? bad.length : 20))
   console.log(
     `  ${b.name.slice(0, 200)}\n    needs ${LEVELS[b.need]} (${b.example}) but may run at ${LEVELS[b.allowed]}` +

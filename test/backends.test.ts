@@ -133,23 +133,42 @@ describe('backends', () => {
       expect(message).to.include(`expected one of ${isas.join(', ')}`);
     });
 
-    it('no code outside a level needs that level (csrc/check-levels.mjs on this build)', function () {
-      this.timeout(120000);
-      if (arch() !== 'x64') skipBecause(this, `the check reads x86-64 code; this machine is ${arch()}`);
+    // csrc/check-levels.mjs on this build, once for the tests below (it disassembles the whole addon).
+    let checkLevels: string | undefined;
+    function runCheckLevels(ctx: Mocha.Context): string {
+      ctx.timeout(120000);
+      if (arch() !== 'x64') skipBecause(ctx, `the check reads x86-64 code; this machine is ${arch()}`);
       if (backends().cuda.emulated)
-        skipBecause(this, 'the emulated-device build is compiled for this machine only (one level, -march=native)');
+        skipBecause(ctx, 'the emulated-device build is compiled for this machine only (one level, -march=native)');
       if (backends().cpu.arch !== 'x86-64')
-        skipBecause(this, `built for baseline ${backends().cpu.arch}: the check is for a generic x86-64 baseline`);
+        skipBecause(ctx, `built for baseline ${backends().cpu.arch}: the check is for a generic x86-64 baseline`);
+      if (checkLevels !== undefined) return checkLevels;
       const script = fileURLToPath(new URL('../../csrc/check-levels.mjs', import.meta.url));
-      let out: string;
       try {
-        out = execFileSync(process.execPath, [script, addonPath()], { encoding: 'utf8' });
+        checkLevels = execFileSync(process.execPath, [script, addonPath()], { encoding: 'utf8' });
       } catch (e) {
         const err = e as { status?: number; stdout?: string; stderr?: string };
-        if (err.status === 2) skipBecause(this, `objdump or nm is not usable here: ${err.stderr}`);
+        if (err.status === 2) skipBecause(ctx, `objdump or nm is not usable here: ${err.stderr}`);
         throw new Error(`check-levels found code reachable from a lower level:\n${err.stdout}`);
       }
-      expect(out).to.match(/; 0 reachable from a lower level/);
+      return checkLevels;
+    }
+
+    it('no code outside a level needs that level (csrc/check-levels.mjs on this build)', function () {
+      expect(runCheckLevels(this)).to.match(/; 0 reachable from a lower level/);
+    });
+
+    it('avx512 runs avx2’s quantised GEMVs and embeddings (it has no integer dot products of its own)', function () {
+      // csrc/cpu/quant.cc: the entry points of the avx512 level call the avx2 level's for these paths, rather than
+      // run the same AVX2 source recompiled for x86-64-v4
+      const line = /avx512 code calls avx2's: (.*)/.exec(runCheckLevels(this));
+      expect(line, 'check-levels printed no line of avx2 functions that avx512 code calls').to.not.equal(null);
+      expect(line![1]!.split(', ')).to.include.members([
+        'quant_embedding',
+        'quant_embedding_packed',
+        'quant_linear',
+        'quant_linear_packed',
+      ]);
     });
   });
 });

@@ -9,3 +9,9 @@
 #ifndef MVLLM_CPU_LEVEL
 #error "csrc/cpu is compiled once per level: the build defines MVLLM_CPU_LEVEL (CMakeLists.txt, binding.gyp)"
 #endif
+
+// A level above the baseline is also given MVLLM_CPU_LEVEL_BELOW, the namespace of the level compiled below it (on
+// x86-64: avx2 for avx512, or the baseline where that is x86-64-v3 itself). Where a level has no kernel of its own for
+// some work, its entry point calls the level below's for that work (quant.cc: avx512's integer dot products are
+// avx2's), so the level runs the machine code the level below runs, never the same source recompiled with other
+// flags and measured slower.

@@ -18,6 +18,19 @@
 #include "quant_x8.h"
 #include "vec.h"
 
+// The integer dot products (quant_dots.h, quant_x8.h) and the dequantisers here are written for AVX2 (and NEON) only.
+// The avx512 level has none of its own: it runs the level below's (level.h) for every path built on them, the GEMV
+// (up to kQuantGemvMaxTokens tokens) and the embeddings. Its GEMM (gemm.h's 32-wide panels) is its own.
+#if defined(__AVX512F__) && defined(MVLLM_CPU_LEVEL_BELOW)
+#define MVLLM_QUANT_DOTS_BELOW 1
+namespace mvllm::cpu::MVLLM_CPU_LEVEL_BELOW {
+decltype(check_quant_linear) quant_linear;
+decltype(check_quant_linear_packed) quant_linear_packed;
+decltype(check_quant_embedding) quant_embedding;
+decltype(check_quant_embedding_packed) quant_embedding_packed;
+}  // namespace mvllm::cpu::MVLLM_CPU_LEVEL_BELOW
+#endif
+
 namespace mvllm::cpu {
 inline namespace MVLLM_CPU_LEVEL {
 namespace {
@@ -306,6 +319,10 @@ void quant_embedding_impl(const char* op, const TensorView& out, const TensorVie
 
 void quant_linear(const TensorView& out, const TensorView& x, const TensorView& weight, double type,
                   const MaybeTensor& bias) {
+#ifdef MVLLM_QUANT_DOTS_BELOW
+  if (x.size(0) <= gemm_impl::kQuantGemvMaxTokens)
+    return MVLLM_CPU_LEVEL_BELOW::quant_linear(out, x, weight, type, bias);
+#endif
   MVLLM_CPU_DISPATCH_FLOAT(x.dtype, TA, quant_linear_impl<TA>(out, x, weight, int(type), bias));
 }
 
@@ -323,20 +340,32 @@ void pack_quant_weight(const TensorView& packed, const TensorView& weight, doubl
 
 void quant_linear_packed(const TensorView& out, const TensorView& x, const TensorView& packed, double type,
                          const MaybeTensor& bias) {
+#ifdef MVLLM_QUANT_DOTS_BELOW
+  if (x.size(0) <= gemm_impl::kQuantGemvMaxTokens)
+    return MVLLM_CPU_LEVEL_BELOW::quant_linear_packed(out, x, packed, type, bias);
+#endif
   MVLLM_CPU_DISPATCH_FLOAT(x.dtype, TA, quant_linear_packed_impl<TA>(out, x, packed, int(type), bias));
 }
 
 void quant_embedding(const TensorView& out, const TensorView& ids, const TensorView& table, double type) {
+#ifdef MVLLM_QUANT_DOTS_BELOW
+  MVLLM_CPU_LEVEL_BELOW::quant_embedding(out, ids, table, type);
+#else
   QuantFormat f{};
   quant_format(int64_t(type), &f);
   const PlainRows src{static_cast<const uint8_t*>(table.data), table.stride(0) * 4, int(type), f.block / 32, f.bytes};
   MVLLM_CPU_DISPATCH_FLOAT(out.dtype, TA, quant_embedding_impl<TA>("quantEmbedding", out, ids, table.size(0), src));
+#endif
 }
 
 void quant_embedding_packed(const TensorView& out, const TensorView& ids, const TensorView& table, double type) {
+#ifdef MVLLM_QUANT_DOTS_BELOW
+  MVLLM_CPU_LEVEL_BELOW::quant_embedding_packed(out, ids, table, type);
+#else
   const X8Rows src{static_cast<const uint8_t*>(table.data), table.stride(0) * 4 * kX8Rows, int(type)};
   MVLLM_CPU_DISPATCH_FLOAT(out.dtype, TA,
                            quant_embedding_impl<TA>("quantEmbeddingPacked", out, ids, table.size(0), src));
+#endif
 }
 
 }  // namespace MVLLM_CPU_LEVEL
