@@ -19,13 +19,15 @@ import {
 } from '../lib/bench/metrics.js';
 import { cdf, htmlReport, summaryText } from '../lib/bench/report.js';
 import { timedCompletion } from '../lib/bench/http.js';
+import { timeLevelsInterleaved } from '../lib/bench/levels-ab.js';
 import { runBench } from '../lib/bench/runner.js';
 import type { BenchReport } from '../lib/bench/types.js';
 import { Limiter, parseRate, poissonArrivals, randomPrompts } from '../lib/bench/workload.js';
 import { InferenceEngine } from '../lib/engine/index.js';
+import { backends, setCpuIsa } from '../lib/index.js';
 import { OpenAIServer } from '../lib/server/index.js';
 import { summarizeTrace } from '../lib/profiler.js';
-import { expectThrow } from './helpers.js';
+import { expectThrow, skipBecause } from './helpers.js';
 
 const run = promisify(execFile);
 const CLI = new URL('../lib/cli.js', import.meta.url).pathname;
@@ -573,6 +575,35 @@ describe('bench serve: the streamed chunks of other servers', () => {
     } finally {
       server.close();
     }
+  });
+});
+
+describe('the op benchmark’s level A/B (levels-ab.ts)', () => {
+  const isas = backends().cpu.isas.slice(0, 2);
+  const atLoad = backends().cpu.isa;
+  afterEach(() => setCpuIsa(atLoad));
+  const busy = (seconds: number) => {
+    const end = process.hrtime.bigint() + BigInt(Math.round(seconds * 1e9));
+    while (process.hrtime.bigint() < end);
+  };
+
+  it('times the levels in turns, reversed each round, and each level’s median from its own bursts', function () {
+    if (isas.length < 2) skipBecause(this, 'this machine runs one CPU level: there is nothing to take turns');
+    const seen: string[] = [];
+    // 2 ms a call under the better level, 0.5 ms under the other: the medians must tell them apart
+    const run = () => {
+      const isa = backends().cpu.isa;
+      if (seen.at(-1) !== isa) seen.push(isa);
+      busy(isa === isas[0] ? 2e-3 : 0.5e-3);
+    };
+    const t = timeLevelsInterleaved(run, isas, 4, 0.005);
+    expect(t.map((x) => x.samples)).to.deep.equal([4, 4]);
+    const [a, b] = isas as [string, string];
+    // warm-up a, b; calibration under a; then rounds a b | b a | a b | b a (a level is recorded when it changes: 7
+    // turns, where rounds a b | a b | ... would give 10)
+    expect(seen).to.deep.equal([a, b, a, b, a, b, a]);
+    expect(t[0]!.median).to.be.within(2e-3, 4e-3);
+    expect(t[1]!.median).to.be.within(0.5e-3, 1.5e-3);
   });
 });
 

@@ -1,6 +1,7 @@
 // Op microbenchmarks (benny): median time and effective bandwidth (or FLOP/s) of every op, beside the machine's
 // own limits measured in the same run: a STREAM-like read and the fp32 FMA peak on the CPU, a device-to-device
 // copy on CUDA. Each family's cases live in lib/bench/ops/<family>.bench.ts; this file times them and writes the table.
+// With several CPU levels (--isa) a row's levels are timed in turns instead (levels-ab.ts), for their ratios.
 //
 //   npm run bench [-- --quick] [--device cpu|cuda|all] [--filter <regex>] [--json <file>]
 import b from 'benny';
@@ -16,6 +17,7 @@ import { setCpuIsa, synchronize } from '../runtime.js';
 import { native } from '../native.js';
 import type { CaseList, Limit, OpCase } from './ops/case.js';
 import { benchArgs } from './args.js';
+import { timeLevelsInterleaved } from './levels-ab.js';
 
 const USAGE = `usage: npm run bench -- [--quick] [--device cpu|cuda|all] [--filter <regex>] [--json <file>]
                        [--isa all|<level>,...]
@@ -143,10 +145,14 @@ async function allCases(quick: boolean, device: Device): Promise<OpCase[]> {
   return lists.flat();
 }
 
+// Rounds of the levels' turns per row (levels-ab.ts): 40 rounds of 20 ms bursts, about 0.8 s per level, as benny's
+// 1.5 s for one.
+const LEVEL_ROUNDS = 40;
+
 /**
  * Every case on `device`; on the CPU under each of `isas`, row by row: a row is timed under every level before the next
- * row starts (the levels' order alternating from row to row), on the same tensors, so that the levels' figures for a
- * row come from the same minutes of a machine whose speed drifts. One result per level.
+ * row starts, on the same tensors. Several levels take turns in short bursts (levels-ab.ts), so that the levels'
+ * figures for a row come from the same seconds of a machine whose speed drifts. One result per level.
  */
 async function benchDevice(device: Device, quick: boolean, isas: readonly (string | null)[]): Promise<DeviceResult[]> {
   const onLevel = (isa: string | null) => {
@@ -175,12 +181,19 @@ async function benchDevice(device: Device, quick: boolean, isas: readonly (strin
     const run = (): void => sets[next++ % sets.length]!.run();
     const order = isas.map((_, i) => i);
     if (caseIndex++ % 2 === 1) order.reverse();
+    // several CPU levels: timed together, in turns (levels-ab.ts); one level or CUDA: benny
+    const together =
+      device === 'cpu' && isas.length > 1
+        ? timeLevelsInterleaved(run, isas as string[], quick ? 10 : LEVEL_ROUNDS)
+        : null;
     for (const li of order) {
       const isa = isas[li]!;
       onLevel(isa);
       let median: number;
       let samples: number;
-      if (device === 'cpu') {
+      if (together) {
+        ({ median, samples } = together[li]!);
+      } else if (device === 'cpu') {
         ({ median, samples } = await timeWithBenny(isa === null ? label : `${label} [${isa}]`, run, quick));
       } else {
         const wall = await timeWithBenny(
@@ -214,7 +227,8 @@ async function benchDevice(device: Device, quick: boolean, isas: readonly (strin
       });
       log(
         `  ${label}${isa === null ? '' : ` [${isa}]`}: ${(median * 1e3).toFixed(3)} ms, ${gbps.toFixed(1)} ` +
-          `GB/s${gflops === null ? '' : `, ${gflops.toFixed(1)} GFLOP/s`}`,
+          `GB/s${gflops === null ? '' : `, ${gflops.toFixed(1)} GFLOP/s`}` +
+          (together ? ` (${samples} bursts, the levels in turn)` : ''),
       );
     }
     sets.forEach((set) => set.free());
@@ -309,7 +323,7 @@ async function main(): Promise<void> {
       results.push(...(await benchDevice(device, args.quick, [null])));
       continue;
     }
-    log(`cpu: levels ${isas.join(', ')}, each row under each in turn`);
+    log(`cpu: levels ${isas.join(', ')}, each row's levels timed in turns of ~20 ms bursts`);
     results.push(...(await benchDevice(device, args.quick, isas)));
     setCpuIsa(loadIsa);
   }
