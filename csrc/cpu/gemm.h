@@ -154,6 +154,10 @@ void pack_w(float* dst, const TW* w, int64_t ldw, int64_t nc, int64_t kc) {
       for (; k + 16 <= kc; k += 16)
         for (int v = 0; v < PW / 16; ++v) {
           __m512 r[16];
+          // as on AVX2 (below): the next k-block into L2. Without it a 128 x 4096 -> 4096 float32 GEMM ran at 0.95x
+          // avx2's speed, waiting on the strided rows (bench/results/2026-12-07-cpu-round9/README.md)
+          if ((k * sizeof(TW)) % 64 == 0)
+            for (int i = 0; i < 16; ++i) __builtin_prefetch(base + (v * 16 + i) * ldw + k + kc, 0, 1);
           for (int i = 0; i < 16; ++i) r[i] = vload(base + (v * 16 + i) * ldw + k).v;
           transpose16(r);
           for (int c = 0; c < 16; ++c) _mm512_storeu_ps(d + (k + c) * PW + v * 16, r[c]);
