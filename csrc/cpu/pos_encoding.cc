@@ -10,10 +10,9 @@ namespace mvllm::cpu {
 inline namespace MVLLM_CPU_LEVEL {
 namespace {
 
-// Rotates the first rot_dim elements of one head. NeoX pairs element i with i + rot_dim/2;
-// GPT-J pairs 2i with 2i+1. cos/sin hold rot_dim/2 values each.
+// One head of rotate_heads (below).
 template <typename T, typename C, bool kNeox>
-void rotate_head(T* h, const C* cos, const C* sin, int64_t embed) {
+inline __attribute__((always_inline)) void rotate_head(T* h, const C* cos, const C* sin, int64_t embed) {
   constexpr int N = Vec::N;
   int64_t i = 0;
   if constexpr (kNeox) {
@@ -44,6 +43,15 @@ void rotate_head(T* h, const C* cos, const C* sin, int64_t embed) {
   }
 }
 
+// Rotates the first rot_dim elements of each of `heads` heads, head_size apart from h0. NeoX pairs element i with
+// i + rot_dim/2; GPT-J pairs 2i with 2i+1. cos/sin hold rot_dim/2 values each. One call per token's heads, not per
+// head: at avx512 the function's entry (registers saved, the stack aligned for the tail's spills) cost ~1 us of a 6 us
+// call over 280 heads, 0.82x avx2's speed (bench/results/2026-12-07-cpu-round9/README.md).
+template <typename T, typename C, bool kNeox>
+void rotate_heads(T* h0, int64_t heads, int64_t head_size, const C* cos, const C* sin, int64_t embed) {
+  for (int64_t hd = 0; hd < heads; ++hd) rotate_head<T, C, kNeox>(h0 + hd * head_size, cos, sin, embed);
+}
+
 template <typename T, typename C, bool kNeox>
 void rotary_impl(const TensorView& positions, const TensorView& query, const TensorView& key, int64_t head_size,
                  const TensorView& cache) {
@@ -57,11 +65,8 @@ void rotary_impl(const TensorView& positions, const TensorView& query, const Ten
       const C* cos = cache.ptr<C>() + int64_t(pos[t]) * rot_dim;
       const C* sin = cos + embed;
       T* q = query.ptr<T>() + t * query.stride(0);
-      for (int64_t h = 0; h < nq; ++h) rotate_head<T, C, kNeox>(q + h * head_size, cos, sin, embed);
-      if (key.data) {
-        T* k = key.ptr<T>() + t * key.stride(0);
-        for (int64_t h = 0; h < nk; ++h) rotate_head<T, C, kNeox>(k + h * head_size, cos, sin, embed);
-      }
+      rotate_heads<T, C, kNeox>(q, nq, head_size, cos, sin, embed);
+      if (key.data) rotate_heads<T, C, kNeox>(key.ptr<T>() + t * key.stride(0), nk, head_size, cos, sin, embed);
     }
   });
 }
