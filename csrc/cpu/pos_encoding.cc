@@ -10,7 +10,23 @@ namespace mvllm::cpu {
 inline namespace MVLLM_CPU_LEVEL {
 namespace {
 
-// One head of rotate_heads (below).
+// Elements [i, embed) of rotate_head's pairs, one at a time, out of line. Within a function per head, at avx512, this
+// loop's vector spills gave every call a stack frame to set up, and float32 at 7 tokens (280 calls) ran at 0.82x avx2's
+// speed; inlined into the heads' loop, they slowed a float32 pass over 8192 tokens by ~15% at both levels
+// (bench/results/2026-12-07-cpu-round9/README.md).
+template <typename T, typename C, bool kNeox>
+__attribute__((noinline)) void rotate_tail(T* h, const C* cos, const C* sin, int64_t i, int64_t embed) {
+  for (; i < embed; ++i) {
+    T* a = kNeox ? h + i : h + 2 * i;
+    T* b = kNeox ? h + embed + i : h + 2 * i + 1;
+    const float x = to_float(*a), y = to_float(*b), c = to_float(cos[i]), s = to_float(sin[i]);
+    *a = from_float<T>(x * c - y * s);
+    *b = from_float<T>(y * c + x * s);
+  }
+}
+
+// Rotates the first rot_dim elements of one head. NeoX pairs element i with i + rot_dim/2;
+// GPT-J pairs 2i with 2i+1. cos/sin hold rot_dim/2 values each.
 template <typename T, typename C, bool kNeox>
 inline __attribute__((always_inline)) void rotate_head(T* h, const C* cos, const C* sin, int64_t embed) {
   constexpr int N = Vec::N;
@@ -21,11 +37,6 @@ inline __attribute__((always_inline)) void rotate_head(T* h, const C* cos, const
       vstore(h + i, x * c - y * s);
       vstore(h + embed + i, y * c + x * s);
     }
-    for (; i < embed; ++i) {
-      float x = to_float(h[i]), y = to_float(h[embed + i]), c = to_float(cos[i]), s = to_float(sin[i]);
-      h[i] = from_float<T>(x * c - y * s);
-      h[embed + i] = from_float<T>(y * c + x * s);
-    }
   } else {
     for (; i + N <= embed; i += N) {
       Vec x, y, c = vload(cos + i), s = vload(sin + i);
@@ -35,20 +46,15 @@ inline __attribute__((always_inline)) void rotate_head(T* h, const C* cos, const
       vstore(h + 2 * i, a);
       vstore(h + 2 * i + N, b);
     }
-    for (; i < embed; ++i) {
-      float x = to_float(h[2 * i]), y = to_float(h[2 * i + 1]), c = to_float(cos[i]), s = to_float(sin[i]);
-      h[2 * i] = from_float<T>(x * c - y * s);
-      h[2 * i + 1] = from_float<T>(y * c + x * s);
-    }
   }
+  if (i < embed) rotate_tail<T, C, kNeox>(h, cos, sin, i, embed);
 }
 
-// Rotates the first rot_dim elements of each of `heads` heads, head_size apart from h0. NeoX pairs element i with
-// i + rot_dim/2; GPT-J pairs 2i with 2i+1. cos/sin hold rot_dim/2 values each. One call per token's heads, not per
-// head: at avx512 the function's entry (registers saved, the stack aligned for the tail's spills) cost ~1 us of a 6 us
-// call over 280 heads, 0.82x avx2's speed (bench/results/2026-12-07-cpu-round9/README.md).
+// Each of `heads` heads, head_size apart from h0: one call per token's q or k. Inlined into rotary_impl's task
+// instead, float32 at 7 tokens ran at ~0.9x avx2's speed at avx512.
 template <typename T, typename C, bool kNeox>
-void rotate_heads(T* h0, int64_t heads, int64_t head_size, const C* cos, const C* sin, int64_t embed) {
+__attribute__((noinline)) void rotate_heads(T* h0, int64_t heads, int64_t head_size, const C* cos, const C* sin,
+                                            int64_t embed) {
   for (int64_t hd = 0; hd < heads; ++hd) rotate_head<T, C, kNeox>(h0 + hd * head_size, cos, sin, embed);
 }
 
