@@ -1,6 +1,6 @@
 // The CPU levels' A/B for one op row: every level timed in the same moments. benny times one case at a time, so a row
 // timed for 1.5 s under one level and then under the next compares two stretches of a machine whose speed drifts: on
-// the 2-core VM these figures come from, identical machine code at two levels read 0.84 to 1.57 that way
+// the 2-core VM these figures come from, identical machine code at two levels read 0.58 to 3.73 that way
 // (bench/results/2026-12-07-cpu-round9/README.md). Here the levels take turns in short bursts instead.
 import { setCpuIsa } from '../runtime.js';
 
