@@ -3,6 +3,7 @@
 // the 2-core VM these figures come from, identical machine code at two levels read 0.58 to 3.73 that way
 // (bench/results/2026-12-07-cpu-round9/README.md). Here the levels take turns in short bursts instead.
 import { setCpuIsa } from '../runtime.js';
+import { median } from './bandwidth.js';
 
 export interface LevelTiming {
   /** median seconds per call over the bursts */
@@ -12,12 +13,6 @@ export interface LevelTiming {
 }
 
 const now = (): number => Number(process.hrtime.bigint()) / 1e9;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const h = s.length >> 1;
-  return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
-}
 
 /**
  * Median seconds per call of `run` under each of `isas`: bursts of about `burstSeconds` (the same number of calls
