@@ -9,7 +9,15 @@ import { readFileSync } from 'node:fs';
 
 // Every op family, on each device: the kernels' own suites (test/ops).
 const OPS = ['siluAndMul', 'add', 'pagedAttention', 'reshapeAndCache', 'embedding', 'gatherRows', 'rmsNorm']
-  .concat(['fusedAddRmsNorm', 'linear', 'rotaryEmbedding', 'quantLinear', 'quantEmbedding', 'fillUniform'])
+  .concat([
+    'fusedAddRmsNorm',
+    'rmsNormHeads',
+    'linear',
+    'rotaryEmbedding',
+    'quantLinear',
+    'quantEmbedding',
+    'fillUniform',
+  ])
   .concat(['op registry examples']);
 
 /** Suites by the start of their tests' full titles: [title prefix, why CI needs it]. */

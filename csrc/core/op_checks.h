@@ -36,6 +36,29 @@ inline void check_rms_norm(const TensorView& out, const TensorView& x, const Ten
   c.same_or_distinct(out, "out", x, "x");  // in place is fine; a shifted view of x is not
 }
 
+// x, out: [numTokens, numHeads, headDim] (token and head strides free, heads dense); weight: [headDim]. Each head of
+// each token is normalised on its own: Qwen3's and Gemma 3's q/k norms over the heads of a fused qkv buffer.
+inline void check_rms_norm_heads(const TensorView& out, const TensorView& x, const TensorView& weight, double eps) {
+  const Check c("rmsNormHeads");
+  c.float_dtype(x, "x");
+  c.same_dtype(out, "out", x, "x");
+  c.same_dtype(weight, "weight", x, "x");
+  c.same_device(out, "out", x, "x");
+  c.same_device(weight, "weight", x, "x");
+  c.ndim(x, "x", 3, "[numTokens, numHeads, headDim]");
+  c.ndim(out, "out", 3, "[numTokens, numHeads, headDim]");
+  c.ndim(weight, "weight", 1, "[headDim]");
+  c.dim(out, "out", 0, x.size(0), "numTokens");
+  c.dim(out, "out", 1, x.size(1), "numHeads");
+  c.dim(out, "out", 2, x.size(2), "headDim");
+  c.dim(weight, "weight", 0, x.size(2), "headDim");
+  c.rows_dense(out, "out");
+  c.rows_dense(x, "x");
+  c.contiguous(weight, "weight");
+  c.positive_finite(eps, "eps");
+  c.same_or_distinct(out, "out", x, "x");
+}
+
 inline void check_fused_add_rms_norm(const TensorView& x, const TensorView& residual, const TensorView& weight,
                                      double eps) {
   const Check c("fusedAddRmsNorm");
@@ -377,6 +400,7 @@ inline void check_sample_rows(const HostArray<const float>& logits, double rows_
 #define MVLLM_FOR_EACH_OP(OP)                                                                                       \
   OP(rmsNorm, rms_norm, CPU_CUDA, "out", "x", "weight", "eps")                                                      \
   OP(fusedAddRmsNorm, fused_add_rms_norm, CPU_CUDA, "x", "residual", "weight", "eps")                               \
+  OP(rmsNormHeads, rms_norm_heads, CPU_CUDA, "out", "x", "weight", "eps")                                           \
   OP(rotaryEmbedding, rotary_embedding, CPU_CUDA, "positions", "query", "key", "headSize", "cosSinCache", "isNeox") \
   OP(siluAndMul, silu_and_mul, CPU_CUDA, "out", "x")                                                                \
   OP(reshapeAndCache, reshape_and_cache, CPU_CUDA, "key", "value", "keyCache", "valueCache", "slotMapping")         \

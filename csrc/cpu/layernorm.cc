@@ -1,4 +1,4 @@
-// RMSNorm and fused residual-add + RMSNorm on the CPU, one row per task, fp32 math.
+// RMSNorm (of rows, or of each head of each row) and fused residual-add + RMSNorm on the CPU, fp32 math.
 #include <cmath>
 
 #include "dispatch.h"
@@ -52,17 +52,18 @@ void scale_row(T* out, const T* x, const T* w, float inv, int64_t n, bool stream
   for (; i < n; ++i) out[i] = from_float<T>(round_to<T>(to_float(x[i]) * inv) * to_float(w[i]));
 }
 
+// Rows are (token, head) pairs: row r is head r % heads of token r / heads (heads = 1 for rmsNorm).
 template <typename T>
-void rms_norm_impl(const TensorView& out, const TensorView& x, const TensorView& weight, float eps) {
-  const int64_t rows = x.size(0), hidden = x.size(1);
-  const int64_t xs = x.stride(0), os = out.stride(0);
-  const T* w = weight.ptr<T>();
+void rms_norm_impl(T* out, int64_t os0, int64_t os1, const T* x, int64_t xs0, int64_t xs1, const T* w, int64_t tokens,
+                   int64_t heads, int64_t hidden, float eps) {
+  const int64_t rows = tokens * heads;
   const bool stream = rows * hidden * int64_t(sizeof(T)) >= kStreamBytes;
   parallel_for(rows, row_grain(hidden), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
-      const T* xr = x.ptr<T>() + r * xs;
+      const int64_t t = r / heads, h = r % heads;
+      const T* xr = x + t * xs0 + h * xs1;
       float inv = 1.0f / std::sqrt(sum_squares(xr, hidden) / float(hidden) + eps);
-      scale_row(out.ptr<T>() + r * os, xr, w, inv, hidden, stream);
+      scale_row(out + t * os0 + h * os1, xr, w, inv, hidden, stream);
     }
   });
   stream_fence();
@@ -105,7 +106,15 @@ void fused_add_rms_norm_impl(const TensorView& x, const TensorView& residual, co
 }  // namespace
 
 void rms_norm(const TensorView& out, const TensorView& x, const TensorView& weight, double eps) {
-  MVLLM_CPU_DISPATCH_FLOAT(x.dtype, T, rms_norm_impl<T>(out, x, weight, float(eps)));
+  MVLLM_CPU_DISPATCH_FLOAT(x.dtype, T,
+                           rms_norm_impl<T>(out.ptr<T>(), out.stride(0), 0, x.ptr<T>(), x.stride(0), 0, weight.ptr<T>(),
+                                            x.size(0), 1, x.size(1), float(eps)));
+}
+
+void rms_norm_heads(const TensorView& out, const TensorView& x, const TensorView& weight, double eps) {
+  MVLLM_CPU_DISPATCH_FLOAT(x.dtype, T,
+                           rms_norm_impl<T>(out.ptr<T>(), out.stride(0), out.stride(1), x.ptr<T>(), x.stride(0),
+                                            x.stride(1), weight.ptr<T>(), x.size(0), x.size(1), x.size(2), float(eps)));
 }
 
 void fused_add_rms_norm(const TensorView& x, const TensorView& residual, const TensorView& weight, double eps) {

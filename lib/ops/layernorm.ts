@@ -1,4 +1,4 @@
-// RMSNorm, plain and fused with the residual add (vLLM's layernorm_kernels).
+// RMSNorm, plain, fused with the residual add (vLLM's layernorm_kernels), and per head (q/k norms).
 import type { Device } from '../dtype.js';
 import type { Tensor } from '../tensor.js';
 import { defineOps, runOp, zeros } from './registry.js';
@@ -12,6 +12,11 @@ const OPS = defineOps('layernorm', {
   fusedAddRmsNorm: [
     'x: float[numTokens, hidden], residual: float[numTokens, hidden], weight: float[hidden], eps: positive',
     rows(1e-5),
+  ],
+  rmsNormHeads: [
+    'out: float[numTokens, numHeads, headDim], x: float[numTokens, numHeads, headDim], weight: float[headDim], ' +
+      'eps: positive',
+    (device: Device) => [...zeros(device, [3, 2, 16], [3, 2, 16], [16]), 1e-6],
   ],
 });
 
@@ -36,4 +41,16 @@ export function rmsNorm(out: Tensor, x: Tensor, weight: Tensor, eps: number): vo
  */
 export function fusedAddRmsNorm(x: Tensor, residual: Tensor, weight: Tensor, eps: number): void {
   runOp(OPS.fusedAddRmsNorm, [x, residual, weight, eps]);
+}
+
+/**
+ * rmsNorm of each head of each token on its own (Qwen3's and Gemma 3's q/k norms, over the q or k heads of the fused
+ * qkv buffer): out[t, h] = rmsNorm(x[t, h]) * weight, the normalised value rounded to the dtype as rmsNorm rounds it.
+ *
+ * @param out    [numTokens, numHeads, headDim], written (token and head strides free; may be `x` itself)
+ * @param x      [numTokens, numHeads, headDim]
+ * @param weight [headDim]
+ */
+export function rmsNormHeads(out: Tensor, x: Tensor, weight: Tensor, eps: number): void {
+  runOp(OPS.rmsNormHeads, [out, x, weight, eps]);
 }

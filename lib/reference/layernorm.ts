@@ -38,3 +38,16 @@ export function fusedAddRmsNorm(
   for (let i = 0; i < sum.length; ++i) sum[i] = roundTo(x[i]! + residual[i]!, dtype);
   return { x: rmsNorm(sum, weight, numTokens, hidden, eps, dtype), residual: sum };
 }
+
+/** rmsNorm of every head of every token: x [numTokens, numHeads, headDim] read as numTokens·numHeads rows. */
+export function rmsNormHeads(
+  x: ArrayLike<number>, // [numTokens, numHeads, headDim]
+  weight: ArrayLike<number>, // [headDim]
+  numTokens: number,
+  numHeads: number,
+  headDim: number,
+  eps: number,
+  dtype: FloatDType,
+): Float64Array {
+  return rmsNorm(x, weight, numTokens * numHeads, headDim, eps, dtype);
+}

@@ -242,6 +242,18 @@ void norm_cases() {
           return Outputs{{"x", std::move(x)}, {"residual", std::move(res)}};
         });
       }
+  for (DType dt : kFloats)
+    for (int64_t head_dim : {8, 24, 128}) {
+      const uint64_t seed = uint64_t(head_dim * 131 + int(dt));
+      add(str("rmsNormHeads ", dn(dt), " [3, 5, ", head_dim, "]"), [=](const Kernels& k) {
+        Rng r{seed};
+        T x = random(r, dt, {3, 5, head_dim}, -3, 3), w = random(r, dt, {head_dim}, 0.5f, 1.5f),
+          out(dt, {3, 5, head_dim});
+        check_rms_norm_heads(out.v, x.v, w.v, 1e-6);
+        k.rms_norm_heads(out.v, x.v, w.v, 1e-6);
+        return Outputs{{"out", std::move(out)}};
+      });
+    }
 }
 
 void rope_cases() {

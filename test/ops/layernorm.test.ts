@@ -105,6 +105,90 @@ describeKernel('fusedAddRmsNorm', (device) => {
   });
 });
 
+// Qwen3's and Gemma 3's q/k norms: each head of each token of a [tokens, heads, headDim] view of a fused qkv buffer
+// (token stride the qkv width, heads dense), normalised on its own, in place; the rest of the buffer untouched.
+describeKernel('rmsNormHeads', (device) => {
+  const SHAPES = [
+    { tokens: 7, heads: 4, headDim: 128, before: 2, after: 3 },
+    { tokens: 1, heads: 16, headDim: 64, before: 0, after: 8 },
+    { tokens: 33, heads: 3, headDim: 24, before: 5, after: 1 }, // 24: the unaligned (non-pack) path
+    { tokens: 5, heads: 2, headDim: 256, before: 1, after: 0 },
+  ];
+  for (const dtype of FLOAT_DTYPES) {
+    for (const { tokens, heads, headDim, before, after } of SHAPES) {
+      it(`${dtype} [${tokens}, ${heads}, ${headDim}] inside ${before} + ${heads} + ${after} heads, in place`, () => {
+        const rand = prng(tokens * 131 + heads * 17 + headDim);
+        const width = (before + heads + after) * headDim;
+        const [buf, bufs] = upload(randn(rand, tokens * width), [tokens, width], dtype, device);
+        const [w, ws] = upload(randn(rand, headDim, 0.1, 1), [headDim], dtype, device);
+        const x = buf.view([tokens, before + heads + after, headDim]).narrow(1, before, heads);
+        const xs = new Float32Array(tokens * heads * headDim);
+        for (let t = 0; t < tokens; ++t)
+          xs.set(
+            bufs.subarray(t * width + before * headDim, t * width + (before + heads) * headDim),
+            t * heads * headDim,
+          );
+        const expected = ref.rmsNormHeads(xs, ws, tokens, heads, headDim, EPS, dtype);
+        ops.rmsNormHeads(x, x, w, EPS);
+        const got = buf.toArray();
+        for (let t = 0; t < tokens; ++t) {
+          const row = got.subarray(t * width, (t + 1) * width);
+          const at = before * headDim;
+          expectClose(
+            row.subarray(at, at + heads * headDim),
+            expected.subarray(t * heads * headDim, (t + 1) * heads * headDim),
+            TOL[dtype],
+            `token ${t}`,
+          );
+          const old = bufs.subarray(t * width, (t + 1) * width);
+          expect(Array.from(row.subarray(0, at)), `token ${t} before`).to.deep.equal(Array.from(old.subarray(0, at)));
+          expect(Array.from(row.subarray(at + heads * headDim)), `token ${t} after`).to.deep.equal(
+            Array.from(old.subarray(at + heads * headDim)),
+          );
+        }
+        buf.dispose();
+        w.dispose();
+      });
+    }
+
+    it(`${dtype} into a separate output (a NaN-poisoned one: every element written)`, () => {
+      const rand = prng(99);
+      const [tokens, heads, headDim] = [6, 5, 32];
+      const [x, xs] = upload(randn(rand, tokens * heads * headDim), [tokens, heads, headDim], dtype, device);
+      const [w, ws] = upload(randn(rand, headDim, 0.1, 1), [headDim], dtype, device);
+      const out = poisoned([tokens, heads, headDim], dtype, device);
+      ops.rmsNormHeads(out, x, w, EPS);
+      expectClose(out.toArray(), ref.rmsNormHeads(xs, ws, tokens, heads, headDim, EPS, dtype), TOL[dtype], 'out');
+      [x, w, out].forEach((t) => t.dispose());
+    });
+  }
+
+  it('differs from rmsNorm over the whole row (each head has its own scale)', () => {
+    const rand = prng(5);
+    const [x, xs] = upload(randn(rand, 2 * 64), [1, 2, 64], 'float32', device);
+    const w = Tensor.full([64], 1, { device });
+    const out = Tensor.zeros([1, 2, 64], { device });
+    ops.rmsNormHeads(out, x, w, EPS);
+    const whole = ref.rmsNorm(xs, new Float32Array(128).fill(1), 1, 128, EPS, 'float32');
+    const got = out.toArray();
+    expect(Math.max(...Array.from(got, (v, i) => Math.abs(v - whole[i]!)))).to.be.above(1e-3);
+    [x, w, out].forEach((t) => t.dispose());
+  });
+
+  it('rejects a weight of the wrong length, a rank-2 x, and a shifted output', () => {
+    const x = Tensor.zeros([2, 3, 16], { device });
+    const w = Tensor.full([16], 1, { device });
+    expect(() => ops.rmsNormHeads(x, x, Tensor.full([8], 1, { device }), EPS)).to.throw(RangeError, /weight/);
+    expect(() => ops.rmsNormHeads(x, x.view([2, 48]), w, EPS)).to.throw(RangeError, /rmsNormHeads: x/);
+    const buf = Tensor.zeros([2 * 4 * 16], { device }).view([2, 4, 16]);
+    expect(() => ops.rmsNormHeads(buf.narrow(1, 1, 3), buf.narrow(1, 0, 3), w, EPS)).to.throw(
+      RangeError,
+      /rmsNormHeads: out and x must be the same view/,
+    );
+    expect(() => ops.rmsNormHeads(x, x, w, 0)).to.throw(RangeError, /eps/);
+  });
+});
+
 // The tolerance table itself must reject a one-ulp-plus error at each dtype, or the tests above prove little.
 describe('tolerances', () => {
   const cases: [FloatDType, number][] = [

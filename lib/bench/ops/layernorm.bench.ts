@@ -1,5 +1,5 @@
-// rmsNorm and fusedAddRmsNorm at a decode batch and a prefill chunk of Llama-2-7B's hidden size; [1, 8] times the fixed
-// cost of one op call (argument unpacking and dispatch).
+// rmsNorm and fusedAddRmsNorm at a decode batch and a prefill chunk of Llama-2-7B's hidden size (rmsNormHeads at
+// Qwen3-8B's q heads); [1, 8] times the fixed cost of one op call (argument unpacking and dispatch).
 import { type FloatDType, itemSize } from '../../dtype.js';
 import * as ops from '../../ops/index.js';
 import { Tensor } from '../../tensor.js';
@@ -23,12 +23,30 @@ function normCase(op: 'rmsNorm' | 'fusedAddRmsNorm', tokens: number, hidden: num
   };
 }
 
+/** Qwen3-8B's q norm at decode and prefill: 32 heads of 128 per token, in place inside the fused qkv row. */
+function headsCase(tokens: number, dtype: FloatDType): OpCase {
+  const [heads, kvHeads, headDim] = [32, 8, 128];
+  return {
+    op: 'rmsNormHeads',
+    dtype,
+    shape: `[${tokens}, ${heads}, ${headDim}] of [${tokens}, ${heads + 2 * kvHeads}, ${headDim}]`,
+    bytes: (2 * tokens * heads * headDim + headDim) * itemSize(dtype),
+    setup: (device) => {
+      const qkv = Tensor.full([tokens, heads + 2 * kvHeads, headDim], 0.5, { dtype, device });
+      const q = qkv.narrow(1, 0, heads);
+      const w = Tensor.full([headDim], 1, { dtype, device });
+      return { run: () => ops.rmsNormHeads(q, q, w, 1e-6), free: () => [qkv, w].forEach((t) => t.dispose()) };
+    },
+  };
+}
+
 export const cases: CaseList = (quick) => [
   { ...normCase('rmsNorm', 1, 8, 'float32'), op: 'rmsNorm (call)' },
   ...dtypesFor(quick).flatMap((dtype) =>
     [7, 8192].flatMap((tokens) => [
       normCase('rmsNorm', tokens, 4096, dtype),
       normCase('fusedAddRmsNorm', tokens, 4096, dtype),
+      headsCase(tokens, dtype),
     ]),
   ),
 ];
