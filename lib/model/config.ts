@@ -2,6 +2,7 @@
 // dummy preset: one shape every loader fills and the forward pass reads.
 import { MiniVllmError, ModelFormatError } from '../errors.js';
 import type { RopeScaling } from '../rope.js';
+import { type Architecture, HF_ARCHITECTURES, isArchitecture } from './families.js';
 
 export type { RopeScaling };
 
@@ -27,6 +28,13 @@ export interface LlamaConfig {
   bosTokenId: number | null;
   /** Generation stops at any of these (llama2.c ends a story at BOS, so its list holds BOS). */
   eosTokenIds: number[];
+  // ---- the family's description (lib/model/families.ts): what its forward adds to Llama's; absent = Llama's ----
+  /** The architecture, as llama.cpp names it ('llama', 'qwen2', 'qwen3'). */
+  architecture?: Architecture;
+  /** The q, k and v projections have biases (Qwen2; a Llama config's attention_bias). */
+  attentionBias?: boolean;
+  /** RMSNorm of each q and k head, with weights [headDim], before RoPE (Qwen3). */
+  qkNorm?: boolean;
 }
 
 /** Throws a ModelFormatError (naming `file`) unless the config describes a model the forward pass can run. */
@@ -114,25 +122,31 @@ function parseRopeScaling(v: unknown, file: string): RopeScaling | null {
   );
 }
 
-const HF_ARCHITECTURES = ['LlamaForCausalLM', 'MistralForCausalLM'];
-
-/** A Hugging Face config.json (Llama / Mistral). */
+/** A Hugging Face config.json of a family lib/model/families.ts describes (Llama, Mistral, Qwen2, Qwen3). */
 export function configFromHf(json: unknown, file: string): LlamaConfig {
   if (typeof json !== 'object' || json === null || Array.isArray(json))
     throw new ModelFormatError(file, 'config.json must hold a JSON object');
   const j = json as Record<string, unknown>;
   const archs = j['architectures'];
-  if (Array.isArray(archs) && !archs.some((a) => HF_ARCHITECTURES.includes(a as string)))
+  const names = Object.keys(HF_ARCHITECTURES);
+  const modelType = j['model_type'];
+  const hfArch = Array.isArray(archs)
+    ? (archs as unknown[]).find((a) => names.includes(a as string))
+    : (names.find((n) => isArchitecture(modelType) && HF_ARCHITECTURES[n]!.architecture === modelType) ??
+      'LlamaForCausalLM');
+  if (hfArch === undefined)
     throw new MiniVllmError(
-      `${file}: architecture ${JSON.stringify(archs)} is not supported (${HF_ARCHITECTURES.join(', ')})`,
+      `${file}: architecture ${JSON.stringify(archs)} is not supported (${names.join(', ')})`,
       'ERR_UNSUPPORTED',
     );
+  const family = HF_ARCHITECTURES[hfArch as string]!;
   const act = j['hidden_act'] ?? 'silu';
   if (act !== 'silu')
     throw new MiniVllmError(`${file}: hidden_act ${JSON.stringify(act)} is not supported (silu)`, 'ERR_UNSUPPORTED');
   const ropeScaling = parseRopeScaling(j['rope_scaling'], file);
-  if (j['attention_bias'] === true || j['mlp_bias'] === true)
-    throw new MiniVllmError(`${file}: attention_bias / mlp_bias are not supported yet`, 'ERR_UNSUPPORTED');
+  if (j['mlp_bias'] === true) throw new MiniVllmError(`${file}: mlp_bias is not supported yet`, 'ERR_UNSUPPORTED');
+  if (j['use_sliding_window'] === true)
+    throw new MiniVllmError(`${file}: use_sliding_window is not supported yet`, 'ERR_UNSUPPORTED');
   const hiddenSize = int(j, 'hidden_size', file);
   const numHeads = int(j, 'num_attention_heads', file);
   const eos = j['eos_token_id'];
@@ -162,6 +176,9 @@ export function configFromHf(json: unknown, file: string): LlamaConfig {
       tieWordEmbeddings: j['tie_word_embeddings'] === true,
       bosTokenId: (bos as number | undefined) ?? null,
       eosTokenIds: eosTokenIds as number[],
+      architecture: family.architecture,
+      attentionBias: family.attentionBias || j['attention_bias'] === true,
+      qkNorm: family.qkNorm,
     },
     file,
   );
@@ -169,9 +186,10 @@ export function configFromHf(json: unknown, file: string): LlamaConfig {
 
 /** The config.json a Hugging Face Llama with this config would carry (used to write test models). */
 export function configToHf(c: LlamaConfig): Record<string, unknown> {
+  const hf = Object.entries(HF_ARCHITECTURES).find(([, f]) => f.architecture === (c.architecture ?? 'llama'))!;
   return {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
+    architectures: [hf[0]],
+    model_type: hf[1].architecture,
     hidden_act: 'silu',
     vocab_size: c.vocabSize,
     hidden_size: c.hiddenSize,
@@ -185,6 +203,7 @@ export function configToHf(c: LlamaConfig): Record<string, unknown> {
     rope_theta: c.ropeTheta,
     rope_scaling: ropeScalingToHf(c.ropeScaling ?? null),
     tie_word_embeddings: c.tieWordEmbeddings,
+    ...(c.attentionBias && !hf[1].attentionBias ? { attention_bias: true } : {}),
     bos_token_id: c.bosTokenId,
     eos_token_id: c.eosTokenIds.length === 1 ? c.eosTokenIds[0] : c.eosTokenIds,
     torch_dtype: 'float32',
@@ -203,7 +222,7 @@ function ropeScalingToHf(s: RopeScaling | null): Record<string, unknown> | null 
   };
 }
 
-type PresetShape = Omit<LlamaConfig, 'headDim' | 'ropeScaling' | 'chatTemplate' | 'source'>;
+type PresetShape = Omit<LlamaConfig, 'headDim'> & { headDim?: number };
 
 const llama2c = {
   vocabSize: 32000,
@@ -222,6 +241,16 @@ const hfLlama2 = {
   rmsNormEps: 1e-5,
   bosTokenId: 1,
   eosTokenIds: [2],
+} as const;
+
+const qwen = {
+  vocabSize: 151936,
+  ropeTheta: 1000000,
+  ropeStyle: 'neox',
+  tieWordEmbeddings: true,
+  rmsNormEps: 1e-6,
+  bosTokenId: 151643,
+  eosTokenIds: [151645, 151643],
 } as const;
 
 /** Real model shapes for `dummy:<preset>` (the published configs of each model). */
@@ -289,20 +318,73 @@ export const PRESETS: Record<string, PresetShape> = {
     bosTokenId: 128000,
     eosTokenIds: [128001, 128009],
   },
+  'llama-3.2-1b': {
+    ...hfLlama2,
+    vocabSize: 128256,
+    hiddenSize: 2048,
+    intermediateSize: 8192,
+    numLayers: 16,
+    numHeads: 32,
+    numKvHeads: 8,
+    maxPositionEmbeddings: 131072,
+    rmsNormEps: 1e-5,
+    ropeTheta: 500000,
+    ropeScaling: {
+      type: 'llama3',
+      factor: 32,
+      lowFreqFactor: 1,
+      highFreqFactor: 4,
+      originalMaxPositionEmbeddings: 8192,
+    },
+    tieWordEmbeddings: true,
+    bosTokenId: 128000,
+    eosTokenIds: [128001, 128008, 128009],
+  },
+  'qwen2.5-0.5b': {
+    ...qwen,
+    architecture: 'qwen2',
+    attentionBias: true,
+    hiddenSize: 896,
+    intermediateSize: 4864,
+    numLayers: 24,
+    numHeads: 14,
+    numKvHeads: 2,
+    maxPositionEmbeddings: 32768,
+    eosTokenIds: [151645, 151643],
+  },
+  'qwen3-0.6b': {
+    ...qwen,
+    architecture: 'qwen3',
+    qkNorm: true,
+    hiddenSize: 1024,
+    intermediateSize: 3072,
+    numLayers: 28,
+    numHeads: 16,
+    numKvHeads: 8,
+    headDim: 128,
+    maxPositionEmbeddings: 40960,
+    eosTokenIds: [151645, 151643],
+  },
 };
 
 export function presetConfig(name: string): LlamaConfig {
   const p = PRESETS[name];
   if (p === undefined)
     throw new RangeError(`dummy model: unknown preset "${name}" (one of ${Object.keys(PRESETS).join(', ')})`);
-  return validateConfig({ ...p, eosTokenIds: [...p.eosTokenIds], headDim: p.hiddenSize / p.numHeads }, `dummy:${name}`);
+  const headDim = p.headDim ?? p.hiddenSize / p.numHeads;
+  return validateConfig({ ...p, eosTokenIds: [...p.eosTokenIds], headDim }, `dummy:${name}`);
 }
 
-/** Parameters of the model (embedding, layers, final norm, a separate classifier when not tied). */
+/** Parameters of the model (embedding, layers with their biases and q/k norms, final norm, an untied classifier). */
 export function parameterCount(c: LlamaConfig): number {
   const q = c.numHeads * c.headDim;
   const kv = c.numKvHeads * c.headDim;
   const layer =
-    c.hiddenSize * (q + 2 * kv) + q * c.hiddenSize + 3 * c.hiddenSize * c.intermediateSize + 2 * c.hiddenSize;
+    c.hiddenSize * (q + 2 * kv) +
+    q * c.hiddenSize +
+    3 * c.hiddenSize * c.intermediateSize +
+    2 * c.hiddenSize +
+    (c.attentionBias ? q + 2 * kv : 0) +
+    (c.qkNorm ? 2 * c.headDim : 0);
   return c.vocabSize * c.hiddenSize * (c.tieWordEmbeddings ? 1 : 2) + c.numLayers * layer + c.hiddenSize;
 }

@@ -99,16 +99,22 @@ export interface StackedWeight {
 
 export type LinearWeight = Tensor | QuantizedTensor | PackedWeight | PackedQuantWeight | StackedWeight;
 
-/** out = x · Wᵀ for any weight form, through `ops` (opsWith(profiler) to time it). */
-export function linearAny(out: Tensor, x: Tensor, w: LinearWeight, ops: Ops = plainOps): void {
-  if (w instanceof Tensor) return ops.linear(out, x, w);
-  if (w instanceof QuantizedTensor) return ops.quantLinear(out, x, w.data, QUANT_FORMATS[w.type].id);
-  if (w instanceof PackedWeight) return ops.linearPacked(out, x, w.data);
-  if (w instanceof PackedQuantWeight) return ops.quantLinearPacked(out, x, w.data, QUANT_FORMATS[w.type].id);
+/** out = x · Wᵀ (+ bias) for any weight form, through `ops` (opsWith(profiler) to time it). */
+export function linearAny(
+  out: Tensor,
+  x: Tensor,
+  w: LinearWeight,
+  ops: Ops = plainOps,
+  bias: Tensor | null = null,
+): void {
+  if (w instanceof Tensor) return ops.linear(out, x, w, bias);
+  if (w instanceof QuantizedTensor) return ops.quantLinear(out, x, w.data, QUANT_FORMATS[w.type].id, bias);
+  if (w instanceof PackedWeight) return ops.linearPacked(out, x, w.data, bias);
+  if (w instanceof PackedQuantWeight) return ops.quantLinearPacked(out, x, w.data, QUANT_FORMATS[w.type].id, bias);
   let col = 0;
   for (const p of w.parts) {
     const rows = p.shape[0];
-    linearAny(out.narrow(1, col, rows), x, p, ops);
+    linearAny(out.narrow(1, col, rows), x, p, ops, bias?.narrow(0, col, rows) ?? null);
     col += rows;
   }
 }

@@ -1,4 +1,5 @@
-// The Llama forward pass, written from ops.* alone. One call runs one step over a flat batch of tokens (any mix of
+// The forward pass of every family lib/model/families.ts describes (Llama's, plus q/k/v biases and q/k norms where
+// the config says), written from ops.* alone. One call runs one step over a flat batch of tokens (any mix of
 // prefill and decode); K/V go through the paged cache, and logits come back only for the rows asked for.
 import type { Device, FloatDType } from '../dtype.js';
 import { ropeCosSinCache } from '../ops/pos-encoding.js';
@@ -28,6 +29,9 @@ export interface LayerWeights {
   postNorm: Tensor; //        [hidden]
   gateUp: LinearWeight; //    [2 intermediate, hidden]: gate then up, as siluAndMul reads them
   down: LinearWeight; //      [hidden, intermediate]
+  qkvBias?: Tensor; //        [(numHeads + 2 numKvHeads) headDim]: the family's attentionBias
+  qNorm?: Tensor; //          [headDim]: the family's qkNorm, and kNorm
+  kNorm?: Tensor; //          [headDim]
 }
 
 export interface LlamaWeights {
@@ -204,7 +208,11 @@ export class LlamaModel {
       // x = norm(residual); from the second layer on, residual += the previous block's output first
       if (i === 0) ops.rmsNorm(hidden, residual, l.inputNorm, eps);
       else ops.fusedAddRmsNorm(hidden, residual, l.inputNorm, eps);
-      linearAny(qkv, hidden, l.qkv, ops);
+      linearAny(qkv, hidden, l.qkv, ops, l.qkvBias ?? null);
+      if (l.qNorm && l.kNorm) {
+        ops.rmsNormHeads(q, q, l.qNorm, eps);
+        ops.rmsNormHeads(k, k, l.kNorm, eps);
+      }
       ops.rotaryEmbedding(input.positions, q2, k2, hd, this.cosSin, isNeox);
       ops.reshapeAndCache(k, v, kv.key[i]!, kv.value[i]!, input.slotMapping);
       ops.pagedAttention(attn3, q, kv.key[i]!, kv.value[i]!, input.attention);
@@ -251,5 +259,6 @@ export function weightsBytes(w: LlamaWeights): number {
 }
 
 function layerWeights(l: LayerWeights): LinearWeight[] {
-  return [l.inputNorm, l.qkv, l.o, l.postNorm, l.gateUp, l.down];
+  const extra = [l.qkvBias, l.qNorm, l.kNorm].filter((t): t is Tensor => t !== undefined);
+  return [l.inputNorm, l.qkv, l.o, l.postNorm, l.gateUp, l.down, ...extra];
 }

@@ -207,6 +207,8 @@ export function buildWeights(
       postNorm: float(`${i}.postNorm`),
       gateUp: get(`${i}.gateUp`),
       down: get(`${i}.down`),
+      ...(config.attentionBias ? { qkvBias: float(`${i}.qkvBias`) } : {}),
+      ...(config.qkNorm ? { qNorm: float(`${i}.qNorm`), kNorm: float(`${i}.kNorm`) } : {}),
     })),
     norm: float('norm'),
     lmHead: tied ? embedding : get('lmHead'),

@@ -93,6 +93,14 @@ function dummySource(config: LlamaConfig, label: string, seed: number): WeightSo
     shapes.set(L('mlp.gate_proj'), [config.intermediateSize, d]);
     shapes.set(L('mlp.up_proj'), [config.intermediateSize, d]);
     shapes.set(L('mlp.down_proj'), [d, config.intermediateSize]);
+    if (config.attentionBias)
+      for (const [w, n] of [
+        ['q_proj', config.numHeads],
+        ['k_proj', config.numKvHeads],
+        ['v_proj', config.numKvHeads],
+      ])
+        shapes.set(hfName.layerBias(i, `self_attn.${w}`), [(n as number) * hd]);
+    if (config.qkNorm) for (const w of ['q_norm', 'k_norm']) shapes.set(L(`self_attn.${w}`), [hd]);
   }
   return {
     file: label,
@@ -345,7 +353,7 @@ export function planWeightLayout(
       if (fileType !== undefined && p.shape.length === 1)
         throw new ModelFormatError(
           src.file,
-          `tensor "${p.name}" is a vector stored as ${fileType}: norms must be float`,
+          `tensor "${p.name}" is a vector stored as ${fileType}: norms and biases must be float`,
         );
       const type =
         fileType ??
@@ -385,6 +393,18 @@ export function planWeightLayout(
       { name: L('mlp.up_proj'), shape: [ff, d] },
     ]);
     add(`${i}.down`, [{ name: L('mlp.down_proj'), shape: [d, ff] }]);
+    if (config.attentionBias) {
+      const B = (w: string) => hfName.layerBias(i, w);
+      add(`${i}.qkvBias`, [
+        { name: B('self_attn.q_proj'), shape: [nh * hd] },
+        { name: B('self_attn.k_proj'), shape: [nkv * hd] },
+        { name: B('self_attn.v_proj'), shape: [nkv * hd] },
+      ]);
+    }
+    if (config.qkNorm) {
+      add(`${i}.qNorm`, [{ name: L('self_attn.q_norm'), shape: [hd] }]);
+      add(`${i}.kNorm`, [{ name: L('self_attn.k_norm'), shape: [hd] }]);
+    }
   }
   add('norm', [{ name: hfName.norm, shape: [d] }]);
   if (!tied) add('lmHead', [{ name: hfName.lmHead, shape: [v, d] }]);

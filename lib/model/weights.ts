@@ -16,4 +16,5 @@ export const hfName = {
   norm: 'model.norm.weight',
   lmHead: 'lm_head.weight',
   layer: (i: number, what: string) => `model.layers.${i}.${what}.weight`,
+  layerBias: (i: number, what: string) => `model.layers.${i}.${what}.bias`,
 };

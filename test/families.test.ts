@@ -1,0 +1,139 @@
+// Each model family against a reference we did not write into the engine (test/fixtures/families, README there):
+// llama.cpp's logits (Qwen2) or a float64 numpy forward of the published architecture (Qwen3), for tiny seeded models
+// written as GGUF files and as Hugging Face directories. Logits at every position of a 64-token path (a 40-token
+// prompt and 24 greedy tokens), decoding token by token, and the engine's greedy output alone and in a batch.
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
+import { generate } from '../lib/engine/index.js';
+import { type LoadedModel, loadModel } from '../lib/model/index.js';
+import { FAMILY_CONFIGS, FAMILY_SEEDS, familyWeights, writeFamilyGguf, writeFamilyHf } from './family-models.js';
+import { decodeLogits, describeDevices, expectClose, onEmulator, prefillLogits } from './helpers.js';
+
+const dir = fileURLToPath(new URL('../../test/fixtures/families/', import.meta.url));
+interface FamilySet {
+  source: string;
+  sha256: string;
+  reference: string;
+  logits: string;
+  greedy: number[];
+}
+const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as {
+  prompt: number[];
+  vocab: number;
+  sets: Record<keyof typeof FAMILY_CONFIGS, FamilySet>;
+};
+const { prompt, vocab } = manifest;
+const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+
+/** The reference's logits of one family, one row per position of prompt + greedy. */
+function referenceRows(set: FamilySet): Float32Array[] {
+  const all = new Float32Array(new Uint8Array(readFileSync(join(dir, set.logits))).buffer);
+  const n = prompt.length + set.greedy.length;
+  expect(all.length, `${set.logits} holds [${n}, ${vocab}]`).to.equal(n * vocab);
+  return Array.from({ length: n }, (_, p) => all.slice(p * vocab, (p + 1) * vocab));
+}
+
+function logSoftmax(row: ArrayLike<number>, id: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < row.length; ++i) max = Math.max(max, row[i]!);
+  let sum = 0;
+  for (let i = 0; i < row.length; ++i) sum += Math.exp(row[i]! - max);
+  return row[id]! - max - Math.log(sum);
+}
+
+// float32 through the whole forward on both sides: the differences are summation order (about 1e-5 is seen on
+// logits of magnitude 4-16); the float64 reference and llama.cpp agree to 1.7e-6 on Qwen2 (manifest.json).
+const ATOL = 2e-4;
+
+const work = mkdtempSync(join(tmpdir(), 'mvllm-families-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+const written = new Map<string, { gguf: string; hf: string }>();
+function files(family: keyof typeof FAMILY_CONFIGS): { gguf: string; hf: string } {
+  let f = written.get(family);
+  if (!f) {
+    const c = FAMILY_CONFIGS[family];
+    const w = familyWeights(c, FAMILY_SEEDS[family]);
+    f = { gguf: join(work, `${family}.gguf`), hf: join(work, `${family}-hf`) };
+    writeFamilyGguf(f.gguf, c, w);
+    writeFamilyHf(f.hf, c, w);
+    written.set(family, f);
+  }
+  return f;
+}
+
+describe('model families: the fixtures', () => {
+  for (const family of Object.keys(FAMILY_CONFIGS) as (keyof typeof FAMILY_CONFIGS)[]) {
+    it(`${family}: the source model is the one the reference ran (sha256), and the greedy path is 24 tokens`, () => {
+      const set = manifest.sets[family];
+      expect(sha256(files(family).gguf)).to.equal(set.sha256);
+      expect(set.greedy).to.have.length(24);
+      const rows = referenceRows(set);
+      // the path is the reference's own argmax at every step
+      set.greedy.forEach((id, k) => {
+        const row = rows[prompt.length - 1 + k]!;
+        expect(row.indexOf(Math.max(...row)), `greedy token ${k}`).to.equal(id);
+      });
+    });
+  }
+});
+
+for (const family of Object.keys(FAMILY_CONFIGS) as (keyof typeof FAMILY_CONFIGS)[]) {
+  const set = manifest.sets[family];
+  for (const form of ['gguf', 'hf'] as const) {
+    describeDevices(`${family} (${form === 'gguf' ? 'GGUF' : 'Hugging Face'}) against ${set.reference}`, (device) => {
+      let m: LoadedModel;
+      let ref: Float32Array[];
+      const path = [...prompt, ...set.greedy];
+      before(async function () {
+        this.timeout(120_000);
+        ref = referenceRows(set);
+        m = await loadModel(files(family)[form], { device, dtype: 'float32' });
+      });
+      after(() => m?.model.dispose());
+
+      it('loads as its family', () => {
+        const c = FAMILY_CONFIGS[family];
+        expect(m.config).to.include({
+          architecture: c.architecture,
+          headDim: c.headDim,
+          tieWordEmbeddings: c.tieWordEmbeddings,
+          ropeStyle: 'neox',
+        });
+        expect(!!m.config.attentionBias).to.equal(!!c.attentionBias);
+        expect(!!m.config.qkNorm).to.equal(!!c.qkNorm);
+      });
+
+      it(`logits at all ${path.length} positions in one prefill`, () => {
+        const got = prefillLogits(m, [path], true);
+        got.forEach((row, p) => expectClose(row, ref[p]!, { atol: ATOL, rtol: 0 }, `position ${p}`));
+      });
+
+      it('logits decoding one token at a time', function () {
+        if (onEmulator(device)) this.timeout(600_000);
+        const got = decodeLogits(m.model, path);
+        got.forEach((row, p) => expectClose(row, ref[p]!, { atol: ATOL, rtol: 0 }, `position ${p}`));
+      });
+
+      it('the engine’s greedy tokens and their logprobs, alone and batched with two other prompts', async () => {
+        const params = { temperature: 0, maxTokens: set.greedy.length, ignoreEos: true, logprobs: 0 };
+        const others = [prompt.slice(3, 30), [1, ...prompt.slice(10).reverse()]];
+        const [alone] = await generate(m, prompt, params);
+        const batch = await generate(m, [others[0]!, prompt, others[1]!], params);
+        for (const [r, label] of [
+          [alone!, 'alone'],
+          [batch[1]!, 'batched'],
+        ] as const) {
+          expect(r.tokenIds, label).to.deep.equal(set.greedy);
+          r.logprobs!.forEach((lp, k) => {
+            const want = logSoftmax(ref[prompt.length - 1 + k]!, set.greedy[k]!);
+            expect(lp.logprob, `${label}, token ${k}`).to.be.closeTo(want, 1e-4);
+          });
+        }
+      });
+    });
+  }
+}

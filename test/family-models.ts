@@ -1,0 +1,176 @@
+// Tiny seeded models of each family lib/model/families.ts describes, written as GGUF files (llama.cpp's names and
+// metadata keys) and as Hugging Face directories with the same weights: the source of test/fixtures/families, whose
+// logits come from llama.cpp and from a float64 forward written apart from the engine (README there).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { GGUF, type GgufMetaEntry, writeGguf } from '../lib/formats/gguf-writer.js';
+import { configToHf, type LlamaConfig, writeSafetensors } from '../lib/model/index.js';
+import { hfName } from '../lib/model/weights.js';
+import { syntheticTokenizer } from '../lib/tokenizer/synthetic.js';
+import { prng, randn } from './helpers.js';
+import { writeLlamaTokenizerJson } from './tiny-models.js';
+
+const base = {
+  vocabSize: 320,
+  hiddenSize: 64,
+  intermediateSize: 128,
+  numLayers: 2,
+  numHeads: 4,
+  numKvHeads: 2,
+  maxPositionEmbeddings: 256,
+  rmsNormEps: 1e-6,
+  ropeTheta: 1000000,
+  ropeScaling: null,
+  ropeStyle: 'neox',
+  bosTokenId: 1,
+  eosTokenIds: [2],
+} as const;
+
+/** Each family's tiny model: the traits that make it that family, at shapes a test runs in milliseconds. */
+export const FAMILY_CONFIGS: Record<'qwen2' | 'qwen3', LlamaConfig> = {
+  // Qwen2.5's small models tie the classifier to the embedding
+  qwen2: {
+    ...base,
+    eosTokenIds: [2],
+    headDim: 16,
+    tieWordEmbeddings: true,
+    architecture: 'qwen2',
+    attentionBias: true,
+  },
+  // Qwen3's head size is its own (4 heads of 32 beside a hidden size of 64, as 16 x 128 beside 1024 in Qwen3-0.6B)
+  qwen3: { ...base, eosTokenIds: [2], headDim: 32, tieWordEmbeddings: false, architecture: 'qwen3', qkNorm: true },
+};
+
+/** The seed of each family's weights. */
+export const FAMILY_SEEDS: Record<keyof typeof FAMILY_CONFIGS, number> = { qwen2: 7, qwen3: 3003 };
+
+/** The fixtures' prompt: 40 seeded ids past the special ones (a longer prompt than any window a later family has). */
+export const FAMILY_PROMPT: number[] = (() => {
+  const rand = prng(40);
+  return [1, ...Array.from({ length: 39 }, () => 3 + Math.floor(rand() * 317))];
+})();
+
+/** Greedy tokens each fixture holds after the prompt. */
+export const FAMILY_GENERATE = 24;
+
+/** A family's tensors by Hugging Face name: shape and float32 values, seeded. */
+export type FamilyWeights = Map<string, { shape: number[]; data: Float32Array }>;
+
+export function familyWeights(c: LlamaConfig, seed: number): FamilyWeights {
+  const rand = prng(seed);
+  const w: FamilyWeights = new Map();
+  const matrix = (name: string, rows: number, cols: number, std = 1 / Math.sqrt(cols)) =>
+    w.set(name, { shape: [rows, cols], data: randn(rand, rows * cols, std) });
+  const vector = (name: string, n: number, std: number, mean: number) =>
+    w.set(name, { shape: [n], data: randn(rand, n, std, mean) });
+  const { hiddenSize: d, headDim: hd, intermediateSize: ff } = c;
+  const [q, kv] = [c.numHeads * hd, c.numKvHeads * hd];
+  // a tied classifier reads the embedding: small rows keep the input token from winning every step
+  matrix(hfName.embedding, c.vocabSize, d, c.tieWordEmbeddings ? 0.1 : 1);
+  for (let i = 0; i < c.numLayers; ++i) {
+    const L = (n: string) => hfName.layer(i, n);
+    vector(L('input_layernorm'), d, 0.1, 1);
+    matrix(L('self_attn.q_proj'), q, d);
+    matrix(L('self_attn.k_proj'), kv, d);
+    matrix(L('self_attn.v_proj'), kv, d);
+    if (c.attentionBias)
+      for (const [n, rows] of [
+        ['q_proj', q],
+        ['k_proj', kv],
+        ['v_proj', kv],
+      ] as const)
+        vector(hfName.layerBias(i, `self_attn.${n}`), rows, 0.1, 0);
+    if (c.qkNorm) for (const n of ['q_norm', 'k_norm']) vector(L(`self_attn.${n}`), hd, 0.2, 1);
+    matrix(L('self_attn.o_proj'), d, q, 2 / Math.sqrt(q));
+    vector(L('post_attention_layernorm'), d, 0.1, 1);
+    matrix(L('mlp.gate_proj'), ff, d);
+    matrix(L('mlp.up_proj'), ff, d);
+    matrix(L('mlp.down_proj'), d, ff, 2 / Math.sqrt(ff));
+  }
+  vector(hfName.norm, d, 0.1, 1);
+  if (!c.tieWordEmbeddings) matrix(hfName.lmHead, c.vocabSize, d, 0.5);
+  return w;
+}
+
+/** Hugging Face name -> llama.cpp's GGUF name. */
+function ggufName(name: string): string {
+  const top: Record<string, string> = {
+    [hfName.embedding]: 'token_embd.weight',
+    [hfName.norm]: 'output_norm.weight',
+    [hfName.lmHead]: 'output.weight',
+  };
+  const t = top[name];
+  if (t) return t;
+  const m = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(name);
+  if (!m) throw new Error(`no GGUF name for ${name}`);
+  const parts: Record<string, string> = {
+    input_layernorm: 'attn_norm',
+    'self_attn.q_proj': 'attn_q',
+    'self_attn.k_proj': 'attn_k',
+    'self_attn.v_proj': 'attn_v',
+    'self_attn.o_proj': 'attn_output',
+    'self_attn.q_norm': 'attn_q_norm',
+    'self_attn.k_norm': 'attn_k_norm',
+    post_attention_layernorm: 'ffn_norm',
+    'mlp.gate_proj': 'ffn_gate',
+    'mlp.up_proj': 'ffn_up',
+    'mlp.down_proj': 'ffn_down',
+  };
+  return `blk.${m[1]}.${parts[m[2]!]}.${m[3]}`;
+}
+
+function vocabulary(c: LlamaConfig) {
+  return syntheticTokenizer(c.vocabSize, { bosTokenId: c.bosTokenId, eosTokenIds: c.eosTokenIds }).vocabulary();
+}
+
+/** Writes the family's model as an F32 GGUF with llama.cpp's metadata keys and a SentencePiece vocabulary. */
+export function writeFamilyGguf(path: string, c: LlamaConfig, weights: FamilyWeights): void {
+  const arch = c.architecture ?? 'llama';
+  const v = vocabulary(c);
+  const meta: GgufMetaEntry[] = [];
+  const set = (key: string, type: number, value: GgufMetaEntry['value'], itemType?: number) =>
+    meta.push({ key, type, value, ...(itemType === undefined ? {} : { itemType }) });
+  const u = (k: string, n: number) => set(`${arch}.${k}`, GGUF.U32, n);
+  set('general.architecture', GGUF.STRING, arch);
+  set('general.name', GGUF.STRING, `tiny-${arch}`);
+  u('context_length', c.maxPositionEmbeddings);
+  u('embedding_length', c.hiddenSize);
+  u('feed_forward_length', c.intermediateSize);
+  u('block_count', c.numLayers);
+  u('attention.head_count', c.numHeads);
+  u('attention.head_count_kv', c.numKvHeads);
+  if (c.headDim * c.numHeads !== c.hiddenSize) {
+    u('attention.key_length', c.headDim);
+    u('attention.value_length', c.headDim);
+  }
+  set(`${arch}.attention.layer_norm_rms_epsilon`, GGUF.F32, c.rmsNormEps);
+  set(`${arch}.rope.freq_base`, GGUF.F32, c.ropeTheta);
+  set('general.file_type', GGUF.U32, 0);
+  set('tokenizer.ggml.model', GGUF.STRING, 'llama');
+  set('tokenizer.ggml.tokens', GGUF.ARRAY, [...v.pieces], GGUF.STRING);
+  set('tokenizer.ggml.scores', GGUF.ARRAY, [...v.scores], GGUF.F32);
+  set('tokenizer.ggml.token_type', GGUF.ARRAY, [...v.types], GGUF.I32);
+  set('tokenizer.ggml.bos_token_id', GGUF.U32, c.bosTokenId!);
+  set('tokenizer.ggml.eos_token_id', GGUF.U32, c.eosTokenIds[0]!);
+  set('tokenizer.ggml.unknown_token_id', GGUF.U32, 0);
+  const tensors = [...weights].map(([name, { shape, data }]) => ({
+    name: ggufName(name),
+    shape,
+    typeId: 0,
+    bytes: data.byteLength,
+    data: () => [new Uint8Array(data.buffer, data.byteOffset, data.byteLength)],
+  }));
+  writeGguf(path, meta, tensors);
+}
+
+/** Writes the same model as a Hugging Face directory: config.json, model.safetensors, a tokenizer.json. */
+export function writeFamilyHf(dir: string, c: LlamaConfig, weights: FamilyWeights): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(configToHf(c), null, 2));
+  const v = vocabulary(c);
+  writeLlamaTokenizerJson(join(dir, 'tokenizer.json'), [...v.pieces], v.scores);
+  writeSafetensors(
+    join(dir, 'model.safetensors'),
+    [...weights].map(([name, { shape, data }]) => ({ name, shape, dtype: 'F32' as const, data })),
+  );
+}
