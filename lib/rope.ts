@@ -1,8 +1,13 @@
 // RoPE's frequencies and cos/sin table, computed as vLLM and Hugging Face compute them (float32). A neutral module:
 // the op's cache (ops.ropeCosSinCache), the model config (rope_scaling) and the reference all read it.
 
-/** RoPE frequency scaling, as Hugging Face's rope_scaling: 'linear' divides every frequency by factor; 'llama3'
- * (Llama 3.1+) divides the low frequencies, keeps the high ones and blends the band between. */
+/**
+ * RoPE frequency scaling, as Hugging Face's rope_scaling: 'linear' divides every frequency by factor; 'llama3'
+ * (Llama 3.1+) divides the low frequencies, keeps the high ones and blends the band between; 'yarn' (Qwen2.5/3 long
+ * context) blends interpolated and extrapolated frequencies over a ramp of dims and scales cos/sin by
+ * attentionFactor; 'freqFactors' divides frequency i by factors[i] (a GGUF file's rope_freqs tensor, how llama.cpp's
+ * converter stores Llama 3.1's scaling).
+ */
 export type RopeScaling =
   | { type: 'linear'; factor: number }
   | {
@@ -11,16 +16,47 @@ export type RopeScaling =
       lowFreqFactor: number;
       highFreqFactor: number;
       originalMaxPositionEmbeddings: number;
-    };
+    }
+  | {
+      type: 'yarn';
+      factor: number;
+      originalMaxPositionEmbeddings: number;
+      betaFast: number;
+      betaSlow: number;
+      /** cos and sin are multiplied by it: rope_scaling.attention_factor, else 0.1 ln(factor) + 1. */
+      attentionFactor: number;
+    }
+  | { type: 'freqFactors'; factors: Float32Array };
+
+/** YaRN's default attention factor (Hugging Face's get_mscale, llama.cpp's 1 + 0.1 ln(1 / freq_scale)). */
+export function yarnAttentionFactor(factor: number): number {
+  return factor <= 1 ? 1 : 0.1 * Math.log(factor) + 1;
+}
+
+/** YaRN: the dims below `low` keep their frequency, those above `high` are interpolated, a linear ramp between. */
+function yarnInvFreq(s: Extract<RopeScaling, { type: 'yarn' }>, rotaryDim: number, base: number, i: number, f: number) {
+  // the dim whose wavelength turns `rotations` times over the original context
+  const dim = (rotations: number) =>
+    (rotaryDim * Math.log(s.originalMaxPositionEmbeddings / (rotations * 2 * Math.PI))) / (2 * Math.log(base));
+  const low = Math.max(0, Math.floor(dim(s.betaFast)));
+  const high = Math.min(rotaryDim - 1, Math.ceil(dim(s.betaSlow)));
+  const ramp = Math.min(1, Math.max(0, (i - low) / (high === low ? 0.001 : high - low)));
+  const extrapolation = 1 - ramp;
+  return (f / s.factor) * (1 - extrapolation) + f * extrapolation;
+}
 
 /** The rotaryDim/2 inverse frequencies 1 / base^(2i / rotaryDim), scaled if asked, rounded to float32. */
 export function ropeInvFreq(rotaryDim: number, base: number, scaling: RopeScaling | null = null): Float32Array {
   const half = rotaryDim / 2;
   const inv = new Float32Array(half);
+  if (scaling?.type === 'freqFactors' && scaling.factors.length !== half)
+    throw new RangeError(`ropeInvFreq: ${scaling.factors.length} frequency factors for ${half} frequencies`);
   for (let i = 0; i < half; ++i) {
     const f = 1 / Math.fround(base ** Math.fround((2 * i) / rotaryDim));
     if (scaling === null) inv[i] = f;
     else if (scaling.type === 'linear') inv[i] = f / scaling.factor;
+    else if (scaling.type === 'freqFactors') inv[i] = f / scaling.factors[i]!;
+    else if (scaling.type === 'yarn') inv[i] = yarnInvFreq(scaling, rotaryDim, base, i, f);
     else {
       const { factor, lowFreqFactor: lo, highFreqFactor: hi, originalMaxPositionEmbeddings: old } = scaling;
       const wavelen = (2 * Math.PI) / f;
@@ -39,7 +75,8 @@ export function ropeInvFreq(rotaryDim: number, base: number, scaling: RopeScalin
 
 /**
  * The cos/sin table, row-major [maxPosition, rotaryDim]: row p holds cos(p·f_0..f_{k-1}) then sin(p·f_0..f_{k-1}),
- * k = rotaryDim/2, f_i = 1 / base^(2i / rotaryDim). Frequencies and angles are float32, as in vLLM and Hugging Face.
+ * k = rotaryDim/2, f_i = 1 / base^(2i / rotaryDim) (scaled as `scaling` says; YaRN also scales cos and sin).
+ * Frequencies and angles are float32, as in vLLM and Hugging Face.
  */
 export function ropeCosSin(
   rotaryDim: number,
@@ -55,12 +92,13 @@ export function ropeCosSin(
     throw new RangeError(`ropeCosSinCache: base must be a finite number > 1, got ${String(base)}`);
   const half = rotaryDim / 2;
   const invFreq = ropeInvFreq(rotaryDim, base, scaling);
+  const m = scaling?.type === 'yarn' ? scaling.attentionFactor : 1;
   const table = new Float32Array(maxPosition * rotaryDim);
   for (let p = 0; p < maxPosition; ++p) {
     for (let i = 0; i < half; ++i) {
       const angle = Math.fround(p * invFreq[i]!);
-      table[p * rotaryDim + i] = Math.cos(angle);
-      table[p * rotaryDim + half + i] = Math.sin(angle);
+      table[p * rotaryDim + i] = Math.cos(angle) * m;
+      table[p * rotaryDim + half + i] = Math.sin(angle) * m;
     }
   }
   return table;

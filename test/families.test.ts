@@ -3,15 +3,25 @@
 // written as GGUF files and as Hugging Face directories. Logits at every position of a 64-token path (a 40-token
 // prompt and 24 greedy tokens), decoding token by token, and the engine's greedy output alone and in a batch.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { generate } from '../lib/engine/index.js';
 import { type LoadedModel, loadModel } from '../lib/model/index.js';
-import { FAMILY_CONFIGS, FAMILY_SEEDS, familyWeights, writeFamilyGguf, writeFamilyHf } from './family-models.js';
-import { decodeLogits, describeDevices, expectClose, onEmulator, prefillLogits } from './helpers.js';
+import { quantizeModel } from '../lib/model/quantize-model.js';
+import type { LlamaConfig } from '../lib/model/config.js';
+import {
+  FAMILY_CONFIGS,
+  FAMILY_SEEDS,
+  type FamilyFixture,
+  familyWeights,
+  writeFamilyGguf,
+  writeFamilyHf,
+} from './family-models.js';
+import { MiniVllmError } from '../lib/errors.js';
+import { decodeLogits, describeDevices, expectClose, expectReject, onEmulator, prefillLogits } from './helpers.js';
 
 const dir = fileURLToPath(new URL('../../test/fixtures/families/', import.meta.url));
 interface FamilySet {
@@ -24,7 +34,7 @@ interface FamilySet {
 const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as {
   prompt: number[];
   vocab: number;
-  sets: Record<keyof typeof FAMILY_CONFIGS, FamilySet>;
+  sets: Record<FamilyFixture, FamilySet>;
 };
 const { prompt, vocab } = manifest;
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
@@ -51,22 +61,34 @@ const ATOL = 2e-4;
 
 const work = mkdtempSync(join(tmpdir(), 'mvllm-families-'));
 after(() => rmSync(work, { recursive: true, force: true }));
-const written = new Map<string, { gguf: string; hf: string }>();
-function files(family: keyof typeof FAMILY_CONFIGS): { gguf: string; hf: string } {
+const written = new Map<string, { gguf: string; hf: string; quantized: string }>();
+/** The family's model as the reference's GGUF, as a Hugging Face directory, and that directory through quantize f32. */
+function files(family: FamilyFixture): { gguf: string; hf: string; quantized: string } {
   let f = written.get(family);
   if (!f) {
     const c = FAMILY_CONFIGS[family];
     const w = familyWeights(c, FAMILY_SEEDS[family]);
-    f = { gguf: join(work, `${family}.gguf`), hf: join(work, `${family}-hf`) };
+    f = {
+      gguf: join(work, `${family}.gguf`),
+      hf: join(work, `${family}-hf`),
+      quantized: join(work, `${family}-q.gguf`),
+    };
     writeFamilyGguf(f.gguf, c, w);
     writeFamilyHf(f.hf, c, w);
+    quantizeModel(f.hf, f.quantized, 'f32');
     written.set(family, f);
   }
   return f;
 }
 
+const FORMS = {
+  gguf: 'GGUF',
+  hf: 'Hugging Face',
+  quantized: 'Hugging Face -> mini-vllm quantize f32 -> GGUF',
+} as const;
+
 describe('model families: the fixtures', () => {
-  for (const family of Object.keys(FAMILY_CONFIGS) as (keyof typeof FAMILY_CONFIGS)[]) {
+  for (const family of Object.keys(FAMILY_CONFIGS) as FamilyFixture[]) {
     it(`${family}: the source model is the one the reference ran (sha256), and the greedy path is 24 tokens`, () => {
       const set = manifest.sets[family];
       expect(sha256(files(family).gguf)).to.equal(set.sha256);
@@ -81,30 +103,37 @@ describe('model families: the fixtures', () => {
   }
 });
 
-for (const family of Object.keys(FAMILY_CONFIGS) as (keyof typeof FAMILY_CONFIGS)[]) {
+for (const family of Object.keys(FAMILY_CONFIGS) as FamilyFixture[]) {
   const set = manifest.sets[family];
-  for (const form of ['gguf', 'hf'] as const) {
-    describeDevices(`${family} (${form === 'gguf' ? 'GGUF' : 'Hugging Face'}) against ${set.reference}`, (device) => {
+  for (const form of Object.keys(FORMS) as (keyof typeof FORMS)[]) {
+    describeDevices(`${family} (${FORMS[form]}) against ${set.reference}`, (device) => {
       let m: LoadedModel;
       let ref: Float32Array[];
       const path = [...prompt, ...set.greedy];
       before(async function () {
         this.timeout(120_000);
         ref = referenceRows(set);
-        m = await loadModel(files(family)[form], { device, dtype: 'float32' });
+        // quantize wrote no vocabulary (the directory's is a tokenizer.json): the directory's tokenizer is passed
+        const tokenizer = form === 'quantized' ? { tokenizer: join(files(family).hf, 'tokenizer.json') } : {};
+        m = await loadModel(files(family)[form], { device, dtype: 'float32', ...tokenizer });
       });
       after(() => m?.model.dispose());
 
       it('loads as its family', () => {
-        const c = FAMILY_CONFIGS[family];
+        const c: LlamaConfig = FAMILY_CONFIGS[family];
+        const gguf = form !== 'hf';
         expect(m.config).to.include({
           architecture: c.architecture,
           headDim: c.headDim,
           tieWordEmbeddings: c.tieWordEmbeddings,
-          ropeStyle: 'neox',
+          // a GGUF Llama's q/k rows were permuted to adjacent pairs
+          ropeStyle: gguf && c.architecture === 'llama' ? 'gptj' : 'neox',
         });
         expect(!!m.config.attentionBias).to.equal(!!c.attentionBias);
         expect(!!m.config.qkNorm).to.equal(!!c.qkNorm);
+        // Llama 3.1's scaling is a rope_freqs tensor in a GGUF file
+        const scaling = c.ropeScaling?.type === 'llama3' && gguf ? 'freqFactors' : c.ropeScaling?.type;
+        expect(m.config.ropeScaling?.type).to.equal(scaling);
       });
 
       it(`logits at all ${path.length} positions in one prefill`, () => {
@@ -137,3 +166,48 @@ for (const family of Object.keys(FAMILY_CONFIGS) as (keyof typeof FAMILY_CONFIGS
     });
   }
 }
+
+describe('model families: what is refused, and how', () => {
+  const refused = (edit: (cfg: Record<string, unknown>) => void, pattern: RegExp) => {
+    const dir = mkdtempSync(join(work, 'refused-'));
+    const c = FAMILY_CONFIGS.qwen2;
+    writeFamilyHf(dir, c, familyWeights(c, 1));
+    const cfgFile = join(dir, 'config.json');
+    const cfg = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
+    edit(cfg);
+    writeFileSync(cfgFile, JSON.stringify(cfg));
+    return expectReject(loadModel(dir, { device: 'cpu' }), MiniVllmError, pattern);
+  };
+
+  it('an architecture no family describes: ERR_UNSUPPORTED naming it and the ones that load', async () => {
+    await refused((c) => {
+      c['architectures'] = ['Gemma2ForCausalLM'];
+    }, /architecture \["Gemma2ForCausalLM"\] is not supported \(LlamaForCausalLM, .*Qwen3ForCausalLM\)/);
+  });
+
+  it('a RoPE scaling, a sliding window or an MLP bias the forward does not apply', async () => {
+    await refused((c) => {
+      c['rope_scaling'] = { rope_type: 'dynamic', factor: 2 };
+    }, /rope_scaling type "dynamic" is not supported yet \(linear, llama3, yarn\)/);
+    await refused((c) => {
+      c['rope_scaling'] = { rope_type: 'yarn', factor: 4, mscale: 1 };
+    }, /rope_scaling.mscale \(DeepSeek's YaRN\) is not supported/);
+    await refused((c) => {
+      c['use_sliding_window'] = true;
+    }, /use_sliding_window is not supported yet/);
+    await refused((c) => {
+      c['mlp_bias'] = true;
+    }, /mlp_bias is not supported yet/);
+  });
+
+  it('a GGUF file of another architecture', async () => {
+    const path = join(work, 'gemma2.gguf');
+    const c = FAMILY_CONFIGS.qwen2;
+    writeFamilyGguf(path, { ...c, architecture: 'gemma2' as never }, familyWeights(c, 1));
+    await expectReject(
+      loadModel(path, { device: 'cpu' }),
+      MiniVllmError,
+      /architecture "gemma2" is not supported \(llama, qwen2, qwen3\)/,
+    );
+  });
+});

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { GGUF, type GgufMetaEntry, writeGguf } from '../lib/formats/gguf-writer.js';
 import { configToHf, type LlamaConfig, writeSafetensors } from '../lib/model/index.js';
 import { hfName } from '../lib/model/weights.js';
+import { yarnAttentionFactor } from '../lib/rope.js';
 import { syntheticTokenizer } from '../lib/tokenizer/synthetic.js';
 import { prng, randn } from './helpers.js';
 import { writeLlamaTokenizerJson } from './tiny-models.js';
@@ -27,7 +28,7 @@ const base = {
 } as const;
 
 /** Each family's tiny model: the traits that make it that family, at shapes a test runs in milliseconds. */
-export const FAMILY_CONFIGS: Record<'qwen2' | 'qwen3', LlamaConfig> = {
+export const FAMILY_CONFIGS = {
   // Qwen2.5's small models tie the classifier to the embedding
   qwen2: {
     ...base,
@@ -39,10 +40,40 @@ export const FAMILY_CONFIGS: Record<'qwen2' | 'qwen3', LlamaConfig> = {
   },
   // Qwen3's head size is its own (4 heads of 32 beside a hidden size of 64, as 16 x 128 beside 1024 in Qwen3-0.6B)
   qwen3: { ...base, eosTokenIds: [2], headDim: 32, tieWordEmbeddings: false, architecture: 'qwen3', qkNorm: true },
-};
+  // Llama 3.1's RoPE scaling, its original context shrunk to 16 so that 64 positions reach every band; a GGUF Llama's
+  // q/k rows are permuted (adjacent pairs) and its scaling is a rope_freqs tensor
+  llama3: {
+    ...base,
+    eosTokenIds: [2],
+    headDim: 16,
+    tieWordEmbeddings: false,
+    architecture: 'llama',
+    ropeTheta: 500000,
+    ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 16 },
+  },
+  // YaRN (Qwen2.5's long-context setting) over an original context of 16
+  'qwen2-yarn': {
+    ...base,
+    eosTokenIds: [2],
+    headDim: 16,
+    tieWordEmbeddings: false,
+    architecture: 'qwen2',
+    attentionBias: true,
+    ropeTheta: 10000,
+    ropeScaling: {
+      type: 'yarn',
+      factor: 4,
+      originalMaxPositionEmbeddings: 16,
+      betaFast: 32,
+      betaSlow: 1,
+      attentionFactor: yarnAttentionFactor(4),
+    },
+  },
+} satisfies Record<string, LlamaConfig>;
+export type FamilyFixture = keyof typeof FAMILY_CONFIGS;
 
 /** The seed of each family's weights. */
-export const FAMILY_SEEDS: Record<keyof typeof FAMILY_CONFIGS, number> = { qwen2: 7, qwen3: 3003 };
+export const FAMILY_SEEDS: Record<FamilyFixture, number> = { qwen2: 7, qwen3: 3003, llama3: 31, 'qwen2-yarn': 44 };
 
 /** The fixtures' prompt: 40 seeded ids past the special ones (a longer prompt than any window a later family has). */
 export const FAMILY_PROMPT: number[] = (() => {
@@ -119,6 +150,18 @@ function ggufName(name: string): string {
   return `blk.${m[1]}.${parts[m[2]!]}.${m[3]}`;
 }
 
+/** Rows of each head from Hugging Face's rotate-half order to adjacent pairs. */
+function permuteHalvesToPairs(data: Float32Array, shape: number[], headDim: number): Float32Array {
+  const [rows, cols] = shape as [number, number];
+  const out = new Float32Array(data.length);
+  for (let r = 0; r < rows; ++r) {
+    const i = r % headDim;
+    const to = r - i + (i < headDim / 2 ? 2 * i : 2 * (i - headDim / 2) + 1);
+    out.set(data.subarray(r * cols, (r + 1) * cols), to * cols);
+  }
+  return out;
+}
+
 function vocabulary(c: LlamaConfig) {
   return syntheticTokenizer(c.vocabSize, { bosTokenId: c.bosTokenId, eosTokenIds: c.eosTokenIds }).vocabulary();
 }
@@ -145,6 +188,12 @@ export function writeFamilyGguf(path: string, c: LlamaConfig, weights: FamilyWei
   }
   set(`${arch}.attention.layer_norm_rms_epsilon`, GGUF.F32, c.rmsNormEps);
   set(`${arch}.rope.freq_base`, GGUF.F32, c.ropeTheta);
+  const s = c.ropeScaling ?? null;
+  if (s?.type === 'yarn') {
+    set(`${arch}.rope.scaling.type`, GGUF.STRING, 'yarn');
+    set(`${arch}.rope.scaling.factor`, GGUF.F32, s.factor);
+    u('rope.scaling.original_context_length', s.originalMaxPositionEmbeddings);
+  }
   set('general.file_type', GGUF.U32, 0);
   set('tokenizer.ggml.model', GGUF.STRING, 'llama');
   set('tokenizer.ggml.tokens', GGUF.ARRAY, [...v.pieces], GGUF.STRING);
@@ -153,8 +202,26 @@ export function writeFamilyGguf(path: string, c: LlamaConfig, weights: FamilyWei
   set('tokenizer.ggml.bos_token_id', GGUF.U32, c.bosTokenId!);
   set('tokenizer.ggml.eos_token_id', GGUF.U32, c.eosTokenIds[0]!);
   set('tokenizer.ggml.unknown_token_id', GGUF.U32, 0);
-  const tensors = [...weights].map(([name, { shape, data }]) => ({
-    name: ggufName(name),
+  const all = [...weights].map(([name, { shape, data }]) => {
+    // llama.cpp's converter permutes a Llama's q/k rows from Hugging Face's halves to adjacent pairs
+    const qk = arch === 'llama' && /self_attn\.[qk]_proj\.weight$/.test(name);
+    return [ggufName(name), shape, qk ? permuteHalvesToPairs(data, shape, c.headDim) : data] as const;
+  });
+  if (s?.type === 'llama3') {
+    // Llama 3.1's scaling as llama.cpp's converter writes it: a divisor per frequency (written here from Hugging Face's
+    // formula, in float64)
+    const factors = new Float32Array(c.headDim / 2).map((_, i) => {
+      const wavelen = 2 * Math.PI * c.ropeTheta ** ((2 * i) / c.headDim);
+      const old = s.originalMaxPositionEmbeddings;
+      if (wavelen < old / s.highFreqFactor) return 1;
+      if (wavelen > old / s.lowFreqFactor) return s.factor;
+      const smooth = (old / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+      return 1 / ((1 - smooth) / s.factor + smooth);
+    });
+    all.push(['rope_freqs.weight', [factors.length], factors]);
+  }
+  const tensors = all.map(([name, shape, data]) => ({
+    name,
     shape,
     typeId: 0,
     bytes: data.byteLength,

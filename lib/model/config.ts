@@ -1,7 +1,7 @@
 // The Llama-family model configuration, from a Hugging Face config.json, a llama2.c header, GGUF metadata or a
 // dummy preset: one shape every loader fills and the forward pass reads.
 import { MiniVllmError, ModelFormatError } from '../errors.js';
-import type { RopeScaling } from '../rope.js';
+import { type RopeScaling, yarnAttentionFactor } from '../rope.js';
 import { type Architecture, HF_ARCHITECTURES, isArchitecture } from './families.js';
 
 export type { RopeScaling };
@@ -87,7 +87,7 @@ function num(json: Record<string, unknown>, key: string, file: string, fallback?
   return v;
 }
 
-function parseRopeScaling(v: unknown, file: string): RopeScaling | null {
+function parseRopeScaling(v: unknown, file: string, maxPositionEmbeddings: number): RopeScaling | null {
   if (v === undefined || v === null) return null;
   if (typeof v !== 'object' || Array.isArray(v))
     throw new ModelFormatError(file, `"rope_scaling" must be an object or null, got ${JSON.stringify(v)}`);
@@ -116,8 +116,23 @@ function parseRopeScaling(v: unknown, file: string): RopeScaling | null {
       );
     return r;
   }
+  if (type === 'yarn') {
+    for (const k of ['mscale', 'mscale_all_dim'])
+      if (s[k] !== undefined && s[k] !== null)
+        throw new MiniVllmError(`${file}: rope_scaling.${k} (DeepSeek's YaRN) is not supported`, 'ERR_UNSUPPORTED');
+    const opt = (k: string, fallback: number) => (s[k] === undefined || s[k] === null ? fallback : pos(k));
+    const factor = pos('factor');
+    return {
+      type: 'yarn',
+      factor,
+      originalMaxPositionEmbeddings: opt('original_max_position_embeddings', maxPositionEmbeddings),
+      betaFast: opt('beta_fast', 32),
+      betaSlow: opt('beta_slow', 1),
+      attentionFactor: opt('attention_factor', yarnAttentionFactor(factor)),
+    };
+  }
   throw new MiniVllmError(
-    `${file}: rope_scaling type ${JSON.stringify(type)} is not supported yet (linear, llama3)`,
+    `${file}: rope_scaling type ${JSON.stringify(type)} is not supported yet (linear, llama3, yarn)`,
     'ERR_UNSUPPORTED',
   );
 }
@@ -143,7 +158,7 @@ export function configFromHf(json: unknown, file: string): LlamaConfig {
   const act = j['hidden_act'] ?? 'silu';
   if (act !== 'silu')
     throw new MiniVllmError(`${file}: hidden_act ${JSON.stringify(act)} is not supported (silu)`, 'ERR_UNSUPPORTED');
-  const ropeScaling = parseRopeScaling(j['rope_scaling'], file);
+  const ropeScaling = parseRopeScaling(j['rope_scaling'], file, int(j, 'max_position_embeddings', file, 2048));
   if (j['mlp_bias'] === true) throw new MiniVllmError(`${file}: mlp_bias is not supported yet`, 'ERR_UNSUPPORTED');
   if (j['use_sliding_window'] === true)
     throw new MiniVllmError(`${file}: use_sliding_window is not supported yet`, 'ERR_UNSUPPORTED');
@@ -213,6 +228,16 @@ export function configToHf(c: LlamaConfig): Record<string, unknown> {
 function ropeScalingToHf(s: RopeScaling | null): Record<string, unknown> | null {
   if (s === null) return null;
   if (s.type === 'linear') return { rope_type: 'linear', factor: s.factor };
+  if (s.type === 'freqFactors') throw new RangeError('configToHf: GGUF rope_freqs have no config.json form');
+  if (s.type === 'yarn')
+    return {
+      rope_type: 'yarn',
+      factor: s.factor,
+      original_max_position_embeddings: s.originalMaxPositionEmbeddings,
+      beta_fast: s.betaFast,
+      beta_slow: s.betaSlow,
+      attention_factor: s.attentionFactor,
+    };
   return {
     rope_type: 'llama3',
     factor: s.factor,

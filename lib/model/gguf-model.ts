@@ -2,8 +2,9 @@
 // Hugging Face names.
 // The file format itself is lib/formats/gguf.ts.
 import { MiniVllmError, ModelFormatError } from '../errors.js';
-import { type TensorSpan, spanSource, type WeightSource } from '../formats/file.js';
+import { readFloats, type TensorSpan, spanSource, type WeightSource } from '../formats/file.js';
 import type { GgufFile } from '../formats/gguf.js';
+import { type RopeScaling, yarnAttentionFactor } from '../rope.js';
 import { type LlamaConfig, validateConfig } from './config.js';
 import { FAMILIES, isArchitecture } from './families.js';
 import { hfName } from './weights.js';
@@ -34,6 +35,43 @@ function metaNumber(g: GgufFile, key: string, fallback?: number): number {
   if (typeof n !== 'number' || !Number.isFinite(n))
     throw new ModelFormatError(g.path, `metadata "${key}" is missing or not a number`);
   return n;
+}
+
+/**
+ * The RoPE scaling a GGUF file holds: a rope_freqs tensor (llama.cpp's converter writes Llama 3.1's scaling as one
+ * divisor per frequency), or `<arch>.rope.scaling.*` metadata (linear, YaRN).
+ */
+function ggufRopeScaling(g: GgufFile, arch: string, headDim: number): RopeScaling | null {
+  const freqs = g.tensors.get('rope_freqs.weight');
+  if (freqs) {
+    if (freqs.type !== 'F32' || freqs.shape.length !== 1 || freqs.shape[0] !== headDim / 2)
+      throw new ModelFormatError(
+        g.path,
+        `rope_freqs.weight must be F32 [${headDim / 2}], got ${freqs.type} [${freqs.shape.join(', ')}]`,
+      );
+    const factors = Float32Array.from(readFloats(g.file, freqs.offset, headDim / 2, 'F32', freqs.name));
+    if (!factors.every((f) => f > 0 && Number.isFinite(f)))
+      throw new ModelFormatError(g.path, 'rope_freqs.weight must hold positive finite factors');
+    return { type: 'freqFactors', factors };
+  }
+  const type = g.metadata.get(`${arch}.rope.scaling.type`);
+  if (type === undefined || type === 'none') return null;
+  const factor = metaNumber(g, `${arch}.rope.scaling.factor`);
+  if (!(factor > 0)) throw new ModelFormatError(g.path, `${arch}.rope.scaling.factor must be positive, got ${factor}`);
+  if (type === 'linear') return { type: 'linear', factor };
+  if (type === 'yarn')
+    return {
+      type: 'yarn',
+      factor,
+      originalMaxPositionEmbeddings: metaNumber(g, `${arch}.rope.scaling.original_context_length`),
+      betaFast: 32, // llama.cpp's defaults (its context parameters, not the file's)
+      betaSlow: 1,
+      attentionFactor: yarnAttentionFactor(factor) * metaNumber(g, `${arch}.rope.scaling.attn_factor`, 1),
+    };
+  throw new MiniVllmError(
+    `${g.path}: ${arch}.rope.scaling.type ${JSON.stringify(type)} is not supported (none, linear, yarn)`,
+    'ERR_UNSUPPORTED',
+  );
 }
 
 /** The config and weights of a GGUF file whose architecture is one lib/model/families.ts describes. */
@@ -80,6 +118,7 @@ export function ggufModel(g: GgufFile): { config: LlamaConfig; source: WeightSou
       maxPositionEmbeddings: metaNumber(g, a('context_length')),
       rmsNormEps: metaNumber(g, a('attention.layer_norm_rms_epsilon'), 1e-5),
       ropeTheta: metaNumber(g, a('rope.freq_base'), 10000),
+      ropeScaling: ggufRopeScaling(g, arch, headDim),
       // llama.cpp's converter permutes a Llama's q/k rows so that they rotate adjacent pairs; Qwen's keep the halves
       ropeStyle: family.ggufRopeStyle,
       tieWordEmbeddings: !g.tensors.has('output.weight'),

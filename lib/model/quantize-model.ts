@@ -12,6 +12,10 @@ import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
 import { dequantizeRows, QUANT_FORMATS, type QuantType, quantRowBytes } from '../quant/formats.js';
 import { GGUF, GGUF_ALIGNMENT, type GgufMetaEntry, type GgufTensorOut, writeGguf } from '../formats/gguf-writer.js';
 import { quantizeRows } from '../quant/quantize.js';
+import { MiniVllmError } from '../errors.js';
+import { ropeInvFreq, yarnAttentionFactor } from '../rope.js';
+import type { LlamaConfig } from './config.js';
+import { FAMILIES } from './families.js';
 
 /** What `quantize` writes: the three llama.cpp types people pick most, Q5_K_M, and F32 (a quantised file undone). */
 export type QuantizeTarget = 'q8_0' | 'q4_0' | 'q4_k_m' | 'q5_k_m' | 'f32';
@@ -47,8 +51,8 @@ export function targetType(
   return cols % QUANT_FORMATS[t].block === 0 ? t : null;
 }
 
-/** HF names of every tensor, under GGUF's names. */
-function ggufNames(layers: number, tied: boolean): [string, string][] {
+/** HF names of every tensor of the model `config` describes, under GGUF's names. */
+function ggufNames(config: LlamaConfig, tied: boolean): [string, string][] {
   const out: [string, string][] = [['token_embd.weight', hfName.embedding]];
   const per: [string, string][] = [
     ['attn_norm', 'input_layernorm'],
@@ -61,10 +65,53 @@ function ggufNames(layers: number, tied: boolean): [string, string][] {
     ['ffn_up', 'mlp.up_proj'],
     ['ffn_down', 'mlp.down_proj'],
   ];
-  for (let i = 0; i < layers; ++i) for (const [g, h] of per) out.push([`blk.${i}.${g}.weight`, hfName.layer(i, h)]);
+  if (config.qkNorm) per.push(['attn_q_norm', 'self_attn.q_norm'], ['attn_k_norm', 'self_attn.k_norm']);
+  for (let i = 0; i < config.numLayers; ++i) {
+    for (const [g, h] of per) out.push([`blk.${i}.${g}.weight`, hfName.layer(i, h)]);
+    if (config.attentionBias)
+      for (const x of ['q', 'k', 'v'])
+        out.push([`blk.${i}.attn_${x}.bias`, hfName.layerBias(i, `self_attn.${x}_proj`)]);
+  }
   out.push(['output_norm.weight', hfName.norm]);
   if (!tied) out.push(['output.weight', hfName.lmHead]);
   return out;
+}
+
+/**
+ * A config's RoPE scaling as GGUF holds it: Llama 3.1's (or a GGUF's rope_freqs) as the per-frequency divisors
+ * llama.cpp reads from a rope_freqs tensor; linear and YaRN as `<arch>.rope.scaling.*` metadata.
+ */
+function ggufRope(config: LlamaConfig): { meta: [string, number, number | string][]; freqs: Float32Array | null } {
+  const s = config.ropeScaling ?? null;
+  if (s === null) return { meta: [], freqs: null };
+  if (s.type === 'linear')
+    return {
+      meta: [
+        ['rope.scaling.type', GGUF.STRING, 'linear'],
+        ['rope.scaling.factor', GGUF.F32, s.factor],
+      ],
+      freqs: null,
+    };
+  if (s.type === 'yarn') {
+    if (s.betaFast !== 32 || s.betaSlow !== 1)
+      throw new MiniVllmError(
+        `quantize: YaRN with beta_fast ${s.betaFast} / beta_slow ${s.betaSlow} has no GGUF form (llama.cpp: 32, 1)`,
+        'ERR_UNSUPPORTED',
+      );
+    return {
+      meta: [
+        ['rope.scaling.type', GGUF.STRING, 'yarn'],
+        ['rope.scaling.factor', GGUF.F32, s.factor],
+        ['rope.scaling.original_context_length', GGUF.U32, s.originalMaxPositionEmbeddings],
+        ['rope.scaling.attn_factor', GGUF.F32, s.attentionFactor / yarnAttentionFactor(s.factor)],
+      ],
+      freqs: null,
+    };
+  }
+  if (s.type === 'freqFactors') return { meta: [], freqs: s.factors };
+  const plain = ropeInvFreq(config.headDim, config.ropeTheta);
+  const scaled = ropeInvFreq(config.headDim, config.ropeTheta, s);
+  return { meta: [], freqs: plain.map((f, i) => f / scaled[i]!) };
 }
 
 /** Rows of a source tensor as float32, dequantising a quantised file's. */
@@ -105,6 +152,14 @@ export function quantizeModel(
   const { config, source, tokenizer } = opened;
   try {
     const tied = config.tieWordEmbeddings || !source.has(hfName.lmHead);
+    const arch = config.architecture ?? 'llama';
+    // Llama's GGUF q/k rows rotate adjacent pairs (llama.cpp's converter permutes Hugging Face's halves); Qwen's keep
+    // the halves
+    const family = FAMILIES[arch];
+    if (family.ggufRopeStyle === 'neox' && config.ropeStyle === 'gptj')
+      throw new MiniVllmError(`quantize: a ${arch} model with GPT-J RoPE has no GGUF form`, 'ERR_UNSUPPORTED');
+    const permuteQk = family.ggufRopeStyle === 'gptj' && config.ropeStyle === 'neox';
+    const rope = ggufRope(config);
     const meta: GgufMetaEntry[] = [];
     const set = (key: string, type: number, value: GgufMetaEntry['value'], itemType?: number) =>
       meta.push(itemType === undefined ? { key, type, value } : { key, type, value, itemType });
@@ -118,9 +173,9 @@ export function quantizeModel(
       }
       vocabulary = gguf.metadata.has('tokenizer.ggml.tokens');
     } else {
-      set('general.architecture', GGUF.STRING, 'llama');
+      set('general.architecture', GGUF.STRING, arch);
       set('general.name', GGUF.STRING, model.replace(/^.*[/\\]/, ''));
-      const u = (k: string, v: number) => set(`llama.${k}`, GGUF.U32, v);
+      const u = (k: string, v: number) => set(`${arch}.${k}`, GGUF.U32, v);
       u('context_length', config.maxPositionEmbeddings);
       u('embedding_length', config.hiddenSize);
       u('block_count', config.numLayers);
@@ -129,8 +184,13 @@ export function quantizeModel(
       u('attention.head_count_kv', config.numKvHeads);
       u('rope.dimension_count', config.headDim);
       u('vocab_size', config.vocabSize);
-      set('llama.attention.layer_norm_rms_epsilon', GGUF.F32, config.rmsNormEps);
-      set('llama.rope.freq_base', GGUF.F32, config.ropeTheta);
+      if (config.numHeads * config.headDim !== config.hiddenSize) {
+        u('attention.key_length', config.headDim);
+        u('attention.value_length', config.headDim);
+      }
+      set(`${arch}.attention.layer_norm_rms_epsilon`, GGUF.F32, config.rmsNormEps);
+      set(`${arch}.rope.freq_base`, GGUF.F32, config.ropeTheta);
+      for (const [k, type, v] of rope.meta) set(`${arch}.${k}`, type, v);
       if (tokenizer instanceof SentencePieceTokenizer) {
         const v = tokenizer.vocabulary();
         set('tokenizer.ggml.model', GGUF.STRING, 'llama');
@@ -155,7 +215,7 @@ export function quantizeModel(
     set('general.quantization_version', GGUF.U32, 2);
     set('general.alignment', GGUF.U32, GGUF_ALIGNMENT);
 
-    const names = ggufNames(config.numLayers, tied);
+    const names = ggufNames(config, tied);
     const types: Record<string, string> = {};
     const tensors: GgufTensorOut[] = names.map(([g, h], index) => {
       const shape = [...source.shape(h)];
@@ -163,7 +223,7 @@ export function quantizeModel(
       const cols = shape[1] ?? 1;
       const type = shape.length === 2 ? targetType(target, g, cols, config.numLayers, tied) : null;
       types[g] = type ?? 'F32';
-      const permute = config.ropeStyle === 'neox' && /attn_[qk]\.weight$/.test(g) ? config.headDim : 0;
+      const permute = permuteQk && /attn_[qk]\.weight$/.test(g) ? config.headDim : 0;
       const chunk = permute ? rows : Math.max(1, Math.floor((1 << 22) / cols));
       return {
         name: g,
@@ -181,6 +241,17 @@ export function quantizeModel(
         },
       };
     });
+    if (rope.freqs) {
+      const f = rope.freqs;
+      tensors.push({
+        name: 'rope_freqs.weight',
+        shape: [f.length],
+        typeId: 0,
+        bytes: f.byteLength,
+        data: () => [new Uint8Array(f.buffer, f.byteOffset, f.byteLength)],
+      });
+      types['rope_freqs.weight'] = 'F32';
+    }
     writeGguf(out, meta, tensors);
     return { types, vocabulary };
   } finally {
