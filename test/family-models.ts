@@ -8,6 +8,7 @@ import { configToHf, type LlamaConfig, writeSafetensors } from '../lib/model/ind
 import { hfName } from '../lib/model/weights.js';
 import { yarnAttentionFactor } from '../lib/rope.js';
 import { syntheticTokenizer } from '../lib/tokenizer/synthetic.js';
+import { gpt2Vocabulary } from './bpe-vocab.js';
 import { prng, randn } from './helpers.js';
 import { writeLlamaTokenizerJson } from './tiny-models.js';
 
@@ -166,8 +167,22 @@ function vocabulary(c: LlamaConfig) {
   return syntheticTokenizer(c.vocabSize, { bosTokenId: c.bosTokenId, eosTokenIds: c.eosTokenIds }).vocabulary();
 }
 
-/** Writes the family's model as an F32 GGUF with llama.cpp's metadata keys and a SentencePiece vocabulary. */
-export function writeFamilyGguf(path: string, c: LlamaConfig, weights: FamilyWeights): void {
+/** A byte-level BPE vocabulary for a GGUF file (`tokenizer.ggml.model = gpt2`). */
+export interface Gpt2Vocab {
+  tokens: string[];
+  types: number[];
+  merges: string[];
+  pre: string;
+  bos: number;
+  eos: number;
+  addBos: boolean;
+}
+
+/**
+ * Writes the family's model as an F32 GGUF with llama.cpp's metadata keys and a SentencePiece vocabulary, or the given
+ * byte-level BPE one.
+ */
+export function writeFamilyGguf(path: string, c: LlamaConfig, weights: FamilyWeights, bpe?: Gpt2Vocab): void {
   const arch = c.architecture ?? 'llama';
   const v = vocabulary(c);
   const meta: GgufMetaEntry[] = [];
@@ -195,13 +210,24 @@ export function writeFamilyGguf(path: string, c: LlamaConfig, weights: FamilyWei
     u('rope.scaling.original_context_length', s.originalMaxPositionEmbeddings);
   }
   set('general.file_type', GGUF.U32, 0);
-  set('tokenizer.ggml.model', GGUF.STRING, 'llama');
-  set('tokenizer.ggml.tokens', GGUF.ARRAY, [...v.pieces], GGUF.STRING);
-  set('tokenizer.ggml.scores', GGUF.ARRAY, [...v.scores], GGUF.F32);
-  set('tokenizer.ggml.token_type', GGUF.ARRAY, [...v.types], GGUF.I32);
-  set('tokenizer.ggml.bos_token_id', GGUF.U32, c.bosTokenId!);
-  set('tokenizer.ggml.eos_token_id', GGUF.U32, c.eosTokenIds[0]!);
-  set('tokenizer.ggml.unknown_token_id', GGUF.U32, 0);
+  if (bpe) {
+    set('tokenizer.ggml.model', GGUF.STRING, 'gpt2');
+    set('tokenizer.ggml.pre', GGUF.STRING, bpe.pre);
+    set('tokenizer.ggml.tokens', GGUF.ARRAY, bpe.tokens, GGUF.STRING);
+    set('tokenizer.ggml.token_type', GGUF.ARRAY, bpe.types, GGUF.I32);
+    set('tokenizer.ggml.merges', GGUF.ARRAY, bpe.merges, GGUF.STRING);
+    set('tokenizer.ggml.bos_token_id', GGUF.U32, bpe.bos);
+    set('tokenizer.ggml.eos_token_id', GGUF.U32, bpe.eos);
+    set('tokenizer.ggml.add_bos_token', GGUF.BOOL, bpe.addBos);
+  } else {
+    set('tokenizer.ggml.model', GGUF.STRING, 'llama');
+    set('tokenizer.ggml.tokens', GGUF.ARRAY, [...v.pieces], GGUF.STRING);
+    set('tokenizer.ggml.scores', GGUF.ARRAY, [...v.scores], GGUF.F32);
+    set('tokenizer.ggml.token_type', GGUF.ARRAY, [...v.types], GGUF.I32);
+    set('tokenizer.ggml.bos_token_id', GGUF.U32, c.bosTokenId!);
+    set('tokenizer.ggml.eos_token_id', GGUF.U32, c.eosTokenIds[0]!);
+    set('tokenizer.ggml.unknown_token_id', GGUF.U32, 0);
+  }
   const all = [...weights].map(([name, { shape, data }]) => {
     // llama.cpp's converter permutes a Llama's q/k rows from Hugging Face's halves to adjacent pairs
     const qk = arch === 'llama' && /self_attn\.[qk]_proj\.weight$/.test(name);
@@ -241,3 +267,23 @@ export function writeFamilyHf(dir: string, c: LlamaConfig, weights: FamilyWeight
     [...weights].map(([name, { shape, data }]) => ({ name, shape, dtype: 'F32' as const, data })),
   );
 }
+
+/** The tokenizer fixtures: a Qwen2 file with Qwen's split and ChatML specials, a Llama file with Llama 3's and BOS. */
+export function bpeVocabularies(): Record<'qwen2' | 'llama-bpe', Gpt2Vocab> {
+  const qwen = gpt2Vocabulary(320, ['<|endoftext|>', '<|im_start|>', '<|im_end|>']);
+  const llama = gpt2Vocabulary(320, ['<|begin_of_text|>', '<|end_of_text|>', '<|eot_id|>']);
+  return {
+    qwen2: { ...qwen, pre: 'qwen2', bos: 317, eos: 319, addBos: false },
+    'llama-bpe': { ...llama, pre: 'llama-bpe', bos: 317, eos: 319, addBos: true },
+  };
+}
+
+/** Texts the tokenizer fixtures encode: contractions in both cases, digit runs, unicode, whitespace, special tokens. */
+export const BPE_TEXTS = [
+  'Hello world',
+  "The quick brown fox's 1234567 jumps!! I'M, you're, WE'LL",
+  'naïve café — 日本語 😀 ©',
+  '  leading spaces\n\nnew lines\ttab\r\n  trailing  ',
+  '<|im_start|>user\nhi there<|im_end|>\n<|im_start|>assistant\n',
+  '<|begin_of_text|>def main():\n    return 3.14159',
+];

@@ -230,7 +230,9 @@ export function openModel(model: string, opts: OpenOptions, caller: string): Ope
         ({ config, source } = ggufModel(g));
         tokenizer = opts.tokenizer
           ? tokenizerFromFile(opts.tokenizer, config.vocabSize, config.eosTokenIds)
-          : SentencePieceTokenizer.fromGguf(g);
+          : g.metadata.get('tokenizer.ggml.model') === 'gpt2'
+            ? HfTokenizer.fromGguf(g, { eosTokenIds: config.eosTokenIds })
+            : SentencePieceTokenizer.fromGguf(g);
       } catch (e) {
         g.file.close();
         throw e;

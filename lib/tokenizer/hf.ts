@@ -4,7 +4,9 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Tokenizer as HfNative } from 'tokenizers';
 import { ModelFormatError } from '../errors.js';
+import type { GgufFile } from '../formats/gguf.js';
 import { renderChatTemplate } from './chat-template.js';
+import { ggufBpeTokenizer } from './gguf-bpe.js';
 import type { ChatMessage, Tokenizer } from './tokenizer.js';
 
 function tokenText(v: unknown): string | null {
@@ -70,6 +72,19 @@ export class HfTokenizer implements Tokenizer {
         throw new ModelFormatError(cfgFile, `not valid JSON (${(e as Error).message})`);
       }
     }
+    return new HfTokenizer(tok, config, model.eosTokenIds ?? []);
+  }
+
+  /** A GGUF file's byte-level BPE vocabulary (lib/tokenizer/gguf-bpe.ts). */
+  static fromGguf(g: GgufFile, model: { eosTokenIds?: readonly number[] } = {}): HfTokenizer {
+    const b = ggufBpeTokenizer(g);
+    let tok: HfNative;
+    try {
+      tok = HfNative.fromString(b.json);
+    } catch (e) {
+      throw new ModelFormatError(g.path, `cannot build its BPE tokenizer: ${(e as Error).message}`);
+    }
+    const config = { bos_token: b.bosToken, eos_token: b.eosToken, chat_template: b.chatTemplate };
     return new HfTokenizer(tok, config, model.eosTokenIds ?? []);
   }
 

@@ -181,7 +181,7 @@ export class SentencePieceTokenizer implements Tokenizer {
     if (model !== 'llama')
       throw new ModelFormatError(
         g.path,
-        `tokenizer.ggml.model ${JSON.stringify(model)} is not supported here (llama); pass --tokenizer`,
+        `tokenizer.ggml.model ${JSON.stringify(model)} is not supported (llama, gpt2); pass --tokenizer`,
       );
     const tokens = g.metadata.get('tokenizer.ggml.tokens');
     if (!Array.isArray(tokens) || !tokens.every((t) => typeof t === 'string'))
