@@ -42,8 +42,8 @@ int64_t to_index(const Napi::Value& v, int64_t limit, const char* op, const char
 }  // namespace
 
 void AddonData::init_keys(Napi::Env env) {
-  static const char* const names[] = {"storage",     "nativeLayout", "queryStartLoc", "seqLens",
-                                      "blockTables", "scale",        "maxSeqLen",     "maxQueryLen"};
+  static const char* const names[] = {"storage", "nativeLayout", "queryStartLoc", "seqLens",       "blockTables",
+                                      "scale",   "maxSeqLen",    "maxQueryLen",   "slidingWindow", "logitsSoftCap"};
   static_assert(sizeof(names) / sizeof(names[0]) == size_t(Key::count), "one name per Key");
   Napi::Array a = Napi::Array::New(env, size_t(Key::count));
   for (uint32_t i = 0; i < uint32_t(Key::count); ++i) a.Set(i, Napi::String::New(env, names[i]));

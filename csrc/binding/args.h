@@ -13,7 +13,19 @@ namespace mvllm::binding {
 
 // The property names read on every call, made JS strings once per environment (a name given as a C string is
 // converted and looked up in V8's string table on each read: a tenth of a small op's call).
-enum class Key { storage, nativeLayout, queryStartLoc, seqLens, blockTables, scale, maxSeqLen, maxQueryLen, count };
+enum class Key {
+  storage,
+  nativeLayout,
+  queryStartLoc,
+  seqLens,
+  blockTables,
+  scale,
+  maxSeqLen,
+  maxQueryLen,
+  slidingWindow,
+  logitsSoftCap,
+  count
+};
 
 // Per-environment (main thread or worker) handles kept by the addon.
 struct AddonData {

@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <array>
+#include <cmath>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -51,7 +52,8 @@ Napi::Object to_object(const Napi::Value& v, const char* op, const char* name) {
   return v.As<Napi::Object>();
 }
 
-// pagedAttention's meta: {queryStartLoc, seqLens, blockTables, scale, maxSeqLen?, maxQueryLen?}
+// pagedAttention's meta: {queryStartLoc, seqLens, blockTables, scale, maxSeqLen?, maxQueryLen?, slidingWindow?,
+// logitsSoftCap?}
 template <>
 struct Arg<AttentionMeta> {
   static AttentionMeta read(const Napi::Value& v, const char* op, const char* name) {
@@ -64,6 +66,14 @@ struct Arg<AttentionMeta> {
     m.scale = to_number(get(o, keys, Key::scale), op, "meta.scale");
     m.max_seq_len = to_hint(get(o, keys, Key::maxSeqLen), op, "meta.maxSeqLen");
     m.max_query_len = to_hint(get(o, keys, Key::maxQueryLen), op, "meta.maxQueryLen");
+    // 0, absent or null: no window, no cap
+    const Napi::Value w = get(o, keys, Key::slidingWindow), cap = get(o, keys, Key::logitsSoftCap);
+    m.sliding_window = w.IsUndefined() || w.IsNull() ? 0 : to_hint(w, op, "meta.slidingWindow");
+    if (m.sliding_window < 0)
+      fail(ErrorKind::Range, op, ": meta.slidingWindow must be a non-negative integer, got ", m.sliding_window);
+    m.logits_soft_cap = cap.IsUndefined() || cap.IsNull() ? 0 : to_number(cap, op, "meta.logitsSoftCap");
+    if (!(m.logits_soft_cap >= 0 && std::isfinite(m.logits_soft_cap)))
+      fail(ErrorKind::Range, op, ": meta.logitsSoftCap must be a finite number >= 0, got ", m.logits_soft_cap);
     return m;
   }
 };

@@ -176,6 +176,8 @@ struct AttentionMeta {
   double scale = 1.0;
   int64_t max_seq_len = -1;    // optional hint (-1: unknown); a seqLen above it is an error
   int64_t max_query_len = -1;  // optional hint (-1: unknown); a query length above it is an error
+  int64_t sliding_window = 0;  // > 0: a query token sees only the last sliding_window keys (itself included)
+  double logits_soft_cap = 0;  // > 0: scores become cap * tanh(score / cap) before the softmax (Gemma 2)
 };
 
 // Head sizes every backend supports: a multiple of 8 (16-byte rows in 16-bit dtypes) up to 256.
@@ -295,6 +297,7 @@ inline void check_add(const TensorView& out, const TensorView& a, const TensorVi
 // each context fits its block-table row, and every block it reads is in the pool.
 inline void check_attention_meta_values(const AttentionMeta& m, int64_t num_tokens, int64_t num_blocks,
                                         int64_t block_size) {
+  // the window and the cap are checked when the meta object is read (binding/ops.cc), these are the values
   const int32_t* qsl = m.query_start_loc.ptr<int32_t>();
   const int32_t* lens = m.seq_lens.ptr<int32_t>();
   const int32_t* tables = m.block_tables.ptr<int32_t>();

@@ -44,10 +44,18 @@ struct Shape {
   int64_t block_size, kv_heads, heads, group, d;
   int64_t kpad;  // prefill: a transposed key block's row length, the block size rounded up to the vector width
   float scale;
+  int64_t window;  // > 0: a token at position p sees keys [p - window + 1, p] only
+  float cap;       // > 0: scores soft-capped to cap * tanh(score / cap)
 };
 
-// One query token (a decode step) over keys [k_begin, key_end): the group's scores for every key straight from the
-// cache (no fp32 copy), one softmax, then Σ p·v, into s.m, s.l and s.acc (rows = the group, q already in s.q).
+// Gemma 2's soft-capping of n scores, in place.
+inline void soft_cap(float* p, int64_t n, float cap) {
+  for (int64_t i = 0; i < n; ++i) p[i] = cap * std::tanh(p[i] / cap);
+}
+
+// One query token (a decode step) over keys [k_begin, key_end) (any start: a sliding window's need not be a block's):
+// the group's scores for every key straight from the cache (no fp32 copy), one softmax, then Σ p·v, into s.m, s.l and
+// s.acc (rows = the group, q already in s.q). Keys outside the range are never read.
 template <typename T>
 void decode_rows(Scratch& s, const T* kc, const T* vc, const int32_t* tables, int64_t k_begin, int64_t key_end,
                  int64_t kvh, const Shape& sh) {
@@ -55,24 +63,29 @@ void decode_rows(Scratch& s, const T* kc, const T* vc, const int32_t* tables, in
   if (n <= 0) return;  // a part with no keys: m = -inf, l = 0
   s.p.resize(size_t(group * n));
   float* p = s.p.data();
-  auto block_rows = [&](const T* cache, int64_t k0) { return cache + int64_t(tables[k0 / bs]) * bs * slot + kvh * d; };
-  // scores (k_begin is a block start)
-  for (int64_t k0 = k_begin; k0 < key_end; k0 += bs) {
-    const int64_t next_n = k0 + bs < key_end ? std::min(bs, key_end - k0 - bs) : 0;
-    group_scores(p + (k0 - k_begin), n, s.q.data(), block_rows(kc, k0), slot, std::min(bs, key_end - k0), group, d,
-                 next_n ? block_rows(kc, k0 + bs) : kc, next_n);
+  // key k's row of this KV head, and the end of k's block (or key_end)
+  auto row_of = [&](const T* cache, int64_t k) {
+    return cache + (int64_t(tables[k / bs]) * bs + k % bs) * slot + kvh * d;
+  };
+  auto block_end = [&](int64_t k) { return std::min(key_end, (k / bs + 1) * bs); };
+  for (int64_t k0 = k_begin; k0 < key_end;) {
+    const int64_t k1 = block_end(k0), next_n = k1 < key_end ? block_end(k1) - k1 : 0;
+    group_scores(p + (k0 - k_begin), n, s.q.data(), row_of(kc, k0), slot, k1 - k0, group, d,
+                 next_n ? row_of(kc, k1) : kc, next_n);
+    k0 = k1;
   }
   // softmax per row, then acc = Σ p·v block by block
   for (int64_t r = 0; r < group; ++r) {
+    if (sh.cap > 0) soft_cap(p + r * n, n, sh.cap);
     const float mx = max_of(p + r * n, n);
     s.m[size_t(r)] = mx;
     s.l[size_t(r)] = exp_shift_sum(p + r * n, n, mx);
   }
-  for (int64_t k0 = k_begin; k0 < key_end; k0 += bs) {
-    const int64_t nk = std::min(bs, key_end - k0);
-    const int64_t next_n = k0 + bs < key_end ? std::min(bs, key_end - k0 - bs) : 0;
-    pv_rows(s.acc.data(), p + (k0 - k_begin), n, nullptr, block_rows(vc, k0), slot, nk, group, d,
-            next_n ? block_rows(vc, k0 + bs) : vc, next_n);
+  for (int64_t k0 = k_begin; k0 < key_end;) {
+    const int64_t k1 = block_end(k0), next_n = k1 < key_end ? block_end(k1) - k1 : 0;
+    pv_rows(s.acc.data(), p + (k0 - k_begin), n, nullptr, row_of(vc, k0), slot, k1 - k0, group, d,
+            next_n ? row_of(vc, k1) : vc, next_n);
+    k0 = k1;
   }
 }
 
@@ -103,30 +116,42 @@ void load_block(Scratch& s, const T* k, const T* v, int64_t slot, int64_t nk, co
 }
 
 // One block of nk keys at k0 (in s.k / s.v) for `tokens` query tokens at positions pos0.. (rows token x group, q in
-// s.q): the scores of every token that sees a key of the block at once, the online softmax per row, then Σ p·v, at
-// once for the tokens that see the whole block and token by token on the diagonal (a key a token must not see is
-// never multiplied, so a non-finite later value cannot reach it).
+// s.q). Token j sees the block's keys [lo_j, hi_j): up to its own position, and from its window's start. The scores of
+// every token that sees a key of the block at once, the online softmax per row over what it sees, then Σ p·v, at once
+// for the tokens that see the whole block and token by token at the edges (a key a token must not see is never
+// multiplied, so a non-finite value there cannot reach it).
 inline void prefill_block(Scratch& s, int64_t pos0, int64_t tokens, int64_t k0, int64_t nk, const Shape& sh) {
-  const int64_t group = sh.group, d = sh.d, kpad = sh.kpad;
+  const int64_t group = sh.group, d = sh.d, kpad = sh.kpad, w = sh.window;
   const int64_t j_lo = std::max<int64_t>(0, k0 - pos0);  // first token that sees key k0
-  if (j_lo >= tokens) return;
-  const int64_t j_full = std::min(tokens, std::max(j_lo, k0 + nk - 1 - pos0));  // first token that sees all nk
+  // past j_end the window has left the block
+  const int64_t j_end = w > 0 ? std::min(tokens, k0 + nk + w - 1 - pos0) : tokens;
+  if (j_lo >= j_end) return;
+  auto lo = [&](int64_t j) { return w > 0 ? std::clamp<int64_t>(pos0 + j - w + 1 - k0, 0, nk) : 0; };
+  auto hi = [&](int64_t j) { return std::min(nk, pos0 + j + 1 - k0); };
+  // the tokens that see all nk keys: [j_full, j_full_end)
+  const int64_t j_full = std::min(j_end, std::max(j_lo, k0 + nk - 1 - pos0));
+  const int64_t j_full_end = w > 0 ? std::max(j_full, std::min(j_end, k0 + w - pos0)) : j_end;
   float* p = s.p.data();
-  block_scores(p + j_lo * group * kpad, s.q.data() + j_lo * group * d, (tokens - j_lo) * group, d, s.k.data(), kpad);
-  for (int64_t r = j_lo * group; r < tokens * group; ++r) {
-    const int64_t visible = std::min(nk, pos0 + r / group + 1 - k0);
+  block_scores(p + j_lo * group * kpad, s.q.data() + j_lo * group * d, (j_end - j_lo) * group, d, s.k.data(), kpad);
+  for (int64_t r = j_lo * group; r < j_end * group; ++r) {
+    const int64_t a = lo(r / group), b = hi(r / group);
     float* pr = p + r * kpad;
-    const float mx = std::max(s.m[size_t(r)], max_of(pr, visible));
+    if (sh.cap > 0) soft_cap(pr + a, b - a, sh.cap);
+    const float mx = std::max(s.m[size_t(r)], max_of(pr + a, b - a));
     s.corr[size_t(r)] = std::exp(s.m[size_t(r)] - mx);  // exp(-inf) = 0 on the first block
     s.m[size_t(r)] = mx;
-    s.l[size_t(r)] = s.l[size_t(r)] * s.corr[size_t(r)] + exp_shift_sum(pr, visible, mx);
+    s.l[size_t(r)] = s.l[size_t(r)] * s.corr[size_t(r)] + exp_shift_sum(pr + a, b - a, mx);
   }
-  for (int64_t j = j_lo; j < j_full; ++j)
-    pv_rows(s.acc.data() + j * group * d, p + j * group * kpad, kpad, s.corr.data() + j * group, s.v.data(), d,
-            std::min(nk, pos0 + j + 1 - k0), group, d, s.v.data(), int64_t(0));
-  if (j_full < tokens)
+  auto one = [&](int64_t j) {
+    const int64_t a = lo(j);
+    pv_rows(s.acc.data() + j * group * d, p + j * group * kpad + a, kpad, s.corr.data() + j * group, s.v.data() + a * d,
+            d, hi(j) - a, group, d, s.v.data(), int64_t(0));
+  };
+  for (int64_t j = j_lo; j < j_full; ++j) one(j);
+  if (j_full < j_full_end)
     pv_rows(s.acc.data() + j_full * group * d, p + j_full * group * kpad, kpad, s.corr.data() + j_full * group,
-            s.v.data(), d, nk, (tokens - j_full) * group, d, s.v.data(), int64_t(0));
+            s.v.data(), d, nk, (j_full_end - j_full) * group, d, s.v.data(), int64_t(0));
+  for (int64_t j = j_full_end; j < j_end; ++j) one(j);
 }
 
 // One task: rows r = (token j, group head g) -> r = j * group + g, query head kvh * group + g. Each cache block of the
@@ -159,14 +184,17 @@ void attention_task(const Task& task, const TensorView& out, const TensorView& q
   // keys k_begin .. min(k_end, last token's position + 1); earlier tokens are masked causally.
   // NOTE: nothing at or past seqLen is read, so stale cache slots (which may hold NaN) never take part.
   const int64_t key_end = std::min<int64_t>(task.k_end, first_pos + task.q1);
+  // the first key any token of the task sees (its first token's window start)
+  const int64_t window_lo = sh.window > 0 ? std::max<int64_t>(0, first_pos + task.q0 - sh.window + 1) : 0;
   if (tokens == 1) {
-    decode_rows(s, kc, vc, tables, task.k_begin, key_end, kvh, sh);
+    decode_rows(s, kc, vc, tables, std::max<int64_t>(task.k_begin, window_lo), key_end, kvh, sh);
   } else {
     s.k.resize(size_t(sh.kpad * d));
     s.v.resize(size_t(bs * d));
     s.p.resize(size_t(rows * sh.kpad));
     s.corr.resize(size_t(rows));
-    for (int64_t k0 = task.k_begin; k0 < key_end; k0 += bs) {
+    // whole blocks before every token's window are skipped (k_begin is a block start)
+    for (int64_t k0 = std::max<int64_t>(task.k_begin, window_lo / bs * bs); k0 < key_end; k0 += bs) {
       const int64_t nk = std::min(bs, key_end - k0);
       const T* next = k0 + bs < key_end ? kc + int64_t(tables[(k0 + bs) / bs]) * bs * slot + kvh * d : nullptr;
       const int64_t next_n = next ? std::min(bs, key_end - k0 - bs) : 0;
@@ -235,6 +263,8 @@ void paged_attention_impl(const TensorView& out, const TensorView& query, const 
     fail(ErrorKind::Range, "pagedAttention: numHeads / numKvHeads above ", kMaxGroupRows,
          " is not supported on the CPU");
   sh.scale = float(meta.scale);
+  sh.window = meta.sliding_window;
+  sh.cap = float(meta.logits_soft_cap);
   const int32_t* qsl = meta.query_start_loc.ptr<int32_t>();
   const int32_t* lens = meta.seq_lens.ptr<int32_t>();
   const int64_t seqs = meta.seq_lens.size(0);
@@ -242,7 +272,13 @@ void paged_attention_impl(const TensorView& out, const TensorView& query, const 
   const int64_t chunk = std::max<int64_t>(1, 64 / sh.group);
   std::vector<Task> tasks;
   int64_t total_keys = 0;
-  for (int64_t sq = 0; sq < seqs; ++sq) total_keys += lens[sq];
+  // a sequence's keys start at its first query token's window start, in whole blocks
+  auto first_key = [&](int64_t sq) -> int64_t {
+    if (sh.window <= 0) return 0;
+    const int64_t first_pos = lens[sq] - (qsl[sq + 1] - qsl[sq]);
+    return std::max<int64_t>(0, first_pos - sh.window + 1) / sh.block_size * sh.block_size;
+  };
+  for (int64_t sq = 0; sq < seqs; ++sq) total_keys += lens[sq] - first_key(sq);
   // Split long contexts (in whole blocks) until there are a few tasks per thread.
   const int64_t min_part = std::max<int64_t>(256, sh.block_size);
   const int64_t want = 4 * num_threads();
@@ -250,21 +286,22 @@ void paged_attention_impl(const TensorView& out, const TensorView& query, const 
   for (int64_t sq = 0; sq < seqs; ++sq) {
     const int64_t q_len = qsl[sq + 1] - qsl[sq];
     if (q_len == 0) continue;
+    const int64_t k0 = first_key(sq), keys = lens[sq] - k0;
     int64_t parts = 1;
     if (q_len <= chunk && seqs * sh.kv_heads < want) {
       const int64_t per_seq = (want + seqs * sh.kv_heads - 1) / (seqs * sh.kv_heads);
-      parts = std::min<int64_t>(per_seq, (lens[sq] + min_part - 1) / min_part);
+      parts = std::min<int64_t>(per_seq, (keys + min_part - 1) / min_part);
       parts = std::max<int64_t>(1, parts);
     }
-    const int64_t span = ((lens[sq] + parts - 1) / parts + sh.block_size - 1) / sh.block_size * sh.block_size;
-    parts = std::max<int64_t>(1, (lens[sq] + span - 1) / span);
+    const int64_t span = ((keys + parts - 1) / parts + sh.block_size - 1) / sh.block_size * sh.block_size;
+    parts = std::max<int64_t>(1, (keys + span - 1) / span);
     for (int64_t q0 = 0; q0 < q_len; q0 += chunk) {
       const int32_t q1 = int32_t(std::min(q0 + chunk, q_len));
       const int64_t rows = (q1 - q0) * sh.group;
       for (int64_t kvh = 0; kvh < sh.kv_heads; ++kvh)
         for (int64_t p = 0; p < parts; ++p) {
-          tasks.push_back({int32_t(sq), int32_t(kvh), int32_t(q0), q1, int32_t(p * span),
-                           int32_t(std::min<int64_t>(lens[sq], (p + 1) * span)), int32_t(p), int32_t(parts),
+          tasks.push_back({int32_t(sq), int32_t(kvh), int32_t(q0), q1, int32_t(k0 + p * span),
+                           int32_t(std::min<int64_t>(lens[sq], k0 + (p + 1) * span)), int32_t(p), int32_t(parts),
                            partial_floats});
           if (parts > 1) partial_floats += rows * (sh.d + 2);
         }

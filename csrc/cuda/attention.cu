@@ -6,9 +6,11 @@
 //  - prefill and mixed batches: f16/bf16 on tensor cores where the head size allows (attention_prefill.cu, with the
 //    decode kernel for the one-token sequences of the batch); otherwise (float32, other head sizes, sm_75) the SIMT
 //    flash-style kernel here, one block per (16 query tokens of a sequence, head), keys in tiles of 32.
-// Neither reads a cache slot at or past seqLens (stale memory may hold NaN). Bad metadata is reported through
-// the device-assert word and the affected rows are skipped, never read out of bounds.
+// Neither reads a cache slot at or past seqLens (stale memory may hold NaN), nor one before every row's sliding window.
+// Bad metadata is reported through the device-assert word and the affected rows are skipped, never read out of bounds.
+#include <algorithm>
 #include <cfloat>
+#include <cstdint>
 
 #include "api.h"
 #include "attention.cuh"
@@ -68,7 +70,8 @@ __global__ void __launch_bounds__(kFlashWarps * 32)
     for (int i = 0; i < 8; ++i) acc[r][i] = 0.f;
   }
 
-  for (int k0 = 0; k0 <= last_pos; k0 += kKeyTile) {
+  // keys before the first row's window are never read
+  for (int k0 = window_start(m, first_pos + row0); k0 <= last_pos; k0 += kKeyTile) {
     const int nk = min(kKeyTile, last_pos + 1 - k0);
     __syncthreads();  // the previous tile is no longer read
     for (int i = threadIdx.x; i < kKeyTile * D; i += blockDim.x) {
@@ -94,11 +97,12 @@ __global__ void __launch_bounds__(kFlashWarps * 32)
       const int pos = first_pos + row0 + row;
       const bool live = row < rows;
       float sc = -FLT_MAX;
-      if (live && lane < nk && k0 + lane <= pos) {
+      if (live && lane < nk && k0 + lane <= pos && k0 + lane >= window_start(m, pos)) {
         sc = 0.f;
         const float* q = q_s + row * D;
         const float* k = k_s + lane * (D + 1);
         for (int d = 0; d < D; ++d) sc += q[d] * k[d];
+        sc = soft_cap(m, sc);
       }
       float tile_max = sc;
 #pragma unroll
@@ -156,6 +160,8 @@ void paged_attention(const TensorView& out, const TensorView& query, const Tenso
   m.max_query_len = int(meta.max_query_len);
   m.num_blocks = key_cache.size(0);
   m.block_size = int(key_cache.size(1));
+  m.window = int(std::min<int64_t>(meta.sliding_window, INT32_MAX));
+  m.cap = float(meta.logits_soft_cap);
   if (m.num_seqs == 0) fail(ErrorKind::Range, "pagedAttention: numTokens > 0 needs at least one sequence");
   MVLLM_LAUNCH(blocks_for(m.num_seqs, 128), 128, 0, st, check_meta_kernel)(m, flags);
   check_launch("pagedAttention (metadata check)");

@@ -15,7 +15,19 @@ struct MetaArgs {
   int max_seq_len, max_query_len;  // -1: unknown
   int64_t num_blocks;
   int block_size;
+  int window;  // > 0: a token at position p sees keys [p - window + 1, p] only
+  float cap;   // > 0: scores soft-capped to cap * tanh(score / cap)
 };
+
+// The first key a token at position `pos` sees.
+__device__ __forceinline__ int window_start(const MetaArgs& m, int pos) {
+  return m.window > 0 ? max(0, pos - m.window + 1) : 0;
+}
+
+// Gemma 2's soft-capping of a score (scale applied), or the score as it is.
+__device__ __forceinline__ float soft_cap(const MetaArgs& m, float score) {
+  return m.cap > 0.f ? m.cap * tanhf(score / m.cap) : score;
+}
 
 // The sequence owning flat query token t (binary search over queryStartLoc).
 __device__ __forceinline__ int seq_of_token(const MetaArgs& m, int t) {

@@ -7,8 +7,9 @@
 // walk the tile. Each lane group keeps an online softmax per head; at the end every group's state goes to shared
 // memory and the block merges them.
 //
-// The split: a sequence's keys are cut into at most maxSplits chunks of at least 128 keys, from its own context
-// length as the kernel reads it from seqLens (so a captured graph adapts to the contexts it replays with), and
+// The split: a sequence's keys (its context, or the part of it its sliding window sees; no key before the window is
+// read) are cut into at most maxSplits chunks of at least 128 keys, from its own context length as the kernel reads
+// it from seqLens (so a captured graph adapts to the contexts it replays with), and
 // maxSplits comes from the SM count and the number of (KV head, group chunk) pairs alone, never from the batch or
 // maxModelLen: the scratch for the partials is bounded by the SM count, and a graph of a padded batch computes
 // the same bits as an eager step of the real one. A sequence cut into one chunk writes its output directly; others
@@ -98,9 +99,11 @@ __global__ void __launch_bounds__(kDecodeThreads)
   const int q_len = m.query_start_loc[s + 1] - m.query_start_loc[s];
   if (only_single && q_len != 1) return;  // the prefill kernel's
   const int ctx = m.seq_lens[s] - q_len + (t - m.query_start_loc[s]) + 1;
-  const Split sp = split_of(ctx, max_splits);
+  // the keys [k_lo, ctx) this token sees (its sliding window), split into chunks
+  const int k_lo = window_start(m, ctx - 1);
+  const Split sp = split_of(ctx - k_lo, max_splits);
   if (part >= sp.used) return;  // this split is past the context; the reduce counts only the used ones
-  const int p0 = part * sp.chunk, p1 = min(ctx, p0 + sp.chunk);
+  const int p0 = k_lo + part * sp.chunk, p1 = min(ctx, p0 + sp.chunk);
   const int64_t slot_stride = int64_t(kv_heads) * head_size;
 
   // Lanes per key: a power of two covering head_size in pieces of 8; keys per warp at once.
@@ -149,6 +152,7 @@ __global__ void __launch_bounds__(kDecodeThreads)
 #pragma unroll
         for (int i = 0; i < kLaneElems; ++i) sc += qr[g][i] * kf[i];
         for (int o = lpk >> 1; o > 0; o >>= 1) sc += __shfl_xor_sync(0xffffffffu, sc, o);
+        sc = soft_cap(m, sc);
         if (blk >= 0) {
           const float mn = fmaxf(mx[g], sc);
           const float corr = rescale(mx[g], mn), p = __expf(sc - mn);
@@ -212,7 +216,7 @@ __global__ void decode_reduce_kernel(T* __restrict__ out, int64_t out_s0, int64_
   if (!seq_ok(m, s)) return;  // reported by the decode kernel, which wrote nothing for it
   const int q0 = m.query_start_loc[s], q1 = m.query_start_loc[s + 1];
   const int ctx = m.seq_lens[s] - (q1 - q0) + (t - q0) + 1;
-  const int used = split_of(ctx, max_splits).used;
+  const int used = split_of(ctx - window_start(m, ctx - 1), max_splits).used;
   if (used == 1) return;  // the decode kernel wrote the output itself
   const int64_t row = (int64_t(t) * num_heads + h) * split_stride;
   const float* po = part_out + row * head_size;

@@ -81,7 +81,9 @@ __global__ void __launch_bounds__(kThreads)
     cp_async16(q_s + r * P + ch * 8, in ? query + int64_t(q_start + tok) * q_s0 + int64_t(h) * q_s1 + ch * 8 : query,
                in ? 16 : 0);
   }
-  const int tiles = (max_pos + 1 + BN - 1) / BN;  // keys [0, max_pos]
+  // keys [lo, max_pos]: none before the first row's sliding window is read (a tile's slots before lo are zero-filled)
+  const int lo = window_start(m, min_pos);
+  const int t0 = lo / BN, tiles = (max_pos + 1 + BN - 1) / BN;
   // Stage the slots of tile t, then start its K/V copies (the caller commits).
   auto load = [&](int t) {
     const int buf = t & 1, k0 = t * BN;
@@ -89,7 +91,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int j = threadIdx.x; j < BN; j += kThreads) {
       const int p = k0 + j;
       int64_t off = -1;
-      if (p <= max_pos) {
+      if (p >= lo && p <= max_pos) {
         const int64_t blk = block_of(m, s, p, flags);
         if (blk >= 0) off = (blk * m.block_size + p % m.block_size) * slot_stride + int64_t(kvh) * D;
       }
@@ -105,7 +107,7 @@ __global__ void __launch_bounds__(kThreads)
       cp_async16(vd, off >= 0 ? value_cache + off + ch * 8 : value_cache, off >= 0 ? 16 : 0);
     }
   };
-  load(0);
+  load(t0);
   cp_async_commit();
 
   float o[D / 8][4];
@@ -118,7 +120,10 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int h = 0; h < 2; ++h) pos[h] = first_pos + (row0 + min(wr + g + 8 * h, rows - 1)) / group;
 
-  for (int t = 0; t < tiles; ++t) {
+  int lo_row[2];  // each of this lane's two rows' first visible key
+#pragma unroll
+  for (int h = 0; h < 2; ++h) lo_row[h] = window_start(m, pos[h]);
+  for (int t = t0; t < tiles; ++t) {
     if (t + 1 < tiles) load(t + 1);
     cp_async_commit();
     cp_async_wait<1>();  // everything but tile t + 1's copies
@@ -144,16 +149,17 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
 
-    // Scale, mask (only where the tile reaches past the smallest position), and the online softmax per row.
-    const bool masked = k0 + BN - 1 > min_pos;
+    // Scale, soft-cap, mask (only where the tile reaches past the smallest position, or before the largest one's
+    // window), and the online softmax per row.
+    const bool masked = k0 + BN - 1 > min_pos || k0 < window_start(m, max_pos);
     float tile_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int j = 0; j < BN / 8; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int key = k0 + j * 8 + 2 * tq + (e & 1);
-        float v = sc[j][e] * scale;
-        if (masked && key > pos[e >> 1]) v = -INFINITY;
+        float v = soft_cap(m, sc[j][e] * scale);
+        if (masked && (key > pos[e >> 1] || key < lo_row[e >> 1])) v = -INFINITY;
         sc[j][e] = v;
         tile_max[e >> 1] = fmaxf(tile_max[e >> 1], v);
       }

@@ -21,7 +21,8 @@ function twoDecodes(device: Device): unknown[] {
 const OPS = defineOps('attention', {
   pagedAttention: [
     `out: float[numTokens, numHeads, headSize], query: float[numTokens, numHeads, headSize], keyCache: ${KV_POOL}, ` +
-      `valueCache: ${KV_POOL}, meta: {queryStartLoc, seqLens, blockTables, scale, maxSeqLen, maxQueryLen}`,
+      `valueCache: ${KV_POOL}, meta: {queryStartLoc, seqLens, blockTables, scale, maxSeqLen, maxQueryLen, slidingWindow, ` +
+      'logitsSoftCap}',
     twoDecodes,
   ],
 });
@@ -40,6 +41,13 @@ export interface AttentionMetadata {
   maxSeqLen?: number;
   /** the most query tokens of one sequence, if known (sizes the CUDA prefill grid; more is an error) */
   maxQueryLen?: number;
+  /**
+   * A sliding window (Mistral, Gemma 2/3, Phi-3, Qwen2's use_sliding_window): a query token at position p sees the keys
+   * at p - slidingWindow + 1 .. p only, and no cache slot before the window is read. 0 or absent: the whole context.
+   */
+  slidingWindow?: number;
+  /** Gemma 2's attention soft-capping: scores (scale applied) become cap · tanh(score / cap). 0 or absent: none. */
+  logitsSoftCap?: number;
 }
 
 /**

@@ -10,6 +10,10 @@ export interface ReferenceAttentionMeta {
   /** numSeqs rows of block ids */
   blockTables: ArrayLike<number>[];
   scale: number;
+  /** > 0: position p sees keys p - slidingWindow + 1 .. p only */
+  slidingWindow?: number;
+  /** > 0: scores become cap · tanh(score / cap) */
+  logitsSoftCap?: number;
 }
 
 /** What a bound on a kernel's error needs, per output element, from the exact computation. */
@@ -23,7 +27,8 @@ export interface AttentionTerms {
 }
 
 /**
- * out[t, h] = Σ_p softmax_p(q[t, h] · K[p] · scale) V[p] over positions p <= pos(t) of t's sequence, K/V of
+ * out[t, h] = Σ_p softmax_p(cap(q[t, h] · K[p] · scale)) V[p] over positions p <= pos(t) of t's sequence (and past
+ * pos(t) - slidingWindow where one is given; cap: logitsSoftCap · tanh(x / logitsSoftCap) where given), K/V of
  * KV head h / (numHeads / numKvHeads), rounded to dtype. Query and caches are flat arrays of what the tensors
  * hold.
  */
@@ -58,7 +63,10 @@ export function pagedAttention(
         const scores = new Float64Array(pos + 1);
         let max = -Infinity;
         let magnitude = 0;
-        for (let p = 0; p <= pos; ++p) {
+        const w = meta.slidingWindow ?? 0;
+        const cap = meta.logitsSoftCap ?? 0;
+        const first = w > 0 ? Math.max(0, pos - w + 1) : 0; // keys before it are not read
+        for (let p = first; p <= pos; ++p) {
           let dot = 0;
           let abs = 0;
           const k = at(p, kh);
@@ -67,19 +75,19 @@ export function pagedAttention(
             dot += product;
             abs += Math.abs(product);
           }
-          scores[p] = dot * meta.scale;
+          scores[p] = cap > 0 ? cap * Math.tanh((dot * meta.scale) / cap) : dot * meta.scale;
           max = Math.max(max, scores[p]!);
           magnitude = Math.max(magnitude, abs * Math.abs(meta.scale));
         }
         if (terms) terms.scoreMagnitude[t * numHeads + h] = magnitude;
         let sum = 0;
-        for (let p = 0; p <= pos; ++p) {
+        for (let p = first; p <= pos; ++p) {
           scores[p] = Math.exp(scores[p]! - max);
           sum += scores[p]!;
         }
         const acc = new Float64Array(headSize);
         const abs = new Float64Array(headSize);
-        for (let p = 0; p <= pos; ++p) {
+        for (let p = first; p <= pos; ++p) {
           const v = at(p, kh);
           for (let i = 0; i < headSize; ++i) {
             acc[i]! += scores[p]! * valueCache[v + i]!;

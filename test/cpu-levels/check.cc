@@ -341,8 +341,13 @@ void attention_cases() {
   struct Shape {
     int64_t head, heads, kv_heads, block;
     std::vector<int> q_lens, seq_lens;
+    int64_t window = 0;  // meta.slidingWindow
+    double cap = 0;      // meta.logitsSoftCap
   };
   const std::vector<Shape> shapes = {
+      {64, 4, 2, 16, {13, 5, 1}, {40, 5, 90}, 21, 0},  // a sliding window mid-block
+      {128, 4, 1, 16, {1, 30}, {3000, 70}, 300, 30},   // a split decode in a window, soft-capped
+      {64, 2, 1, 8, {9, 1}, {50, 33}, 0, 5},           // soft-capped alone
       {8, 2, 1, 16, {1}, {1}},
       {64, 4, 2, 16, {1, 1, 1}, {5, 40, 17}},
       {128, 8, 2, 16, {1, 1}, {300, 33}},
@@ -358,7 +363,8 @@ void attention_cases() {
       std::string lens;
       for (size_t i = 0; i < s.q_lens.size(); ++i) lens += str(i ? " " : "", s.q_lens[i], "/", s.seq_lens[i]);
       add(str("reshapeAndCache, pagedAttention ", dn(dt), " head ", s.head, " heads ", s.heads, "/", s.kv_heads,
-              " block ", s.block, " query/context ", lens),
+              " block ", s.block, " query/context ", lens, s.window ? str(" window ", s.window) : "",
+              s.cap ? str(" soft cap ", s.cap) : ""),
           [=](const Kernels& k) {
             Rng r{uint64_t(si * 100 + int(dt))};
             const int64_t seqs = int64_t(s.q_lens.size());
@@ -395,6 +401,8 @@ void attention_cases() {
             m.seq_lens = lens_t.v;
             m.block_tables = tables.v;
             m.scale = 1.0 / std::sqrt(double(s.head));
+            m.sliding_window = s.window;
+            m.logits_soft_cap = s.cap;
             check_paged_attention(out.v, q.v, kc.v, vc.v, m);
             k.paged_attention(out.v, q.v, kc.v, vc.v, m);
             return Outputs{{"keyCache", std::move(kc)}, {"valueCache", std::move(vc)}, {"out", std::move(out)}};

@@ -56,6 +56,10 @@ interface Inputs {
    * above the rest, so it takes most of the softmax: the last, middle or first position, by sequence.
    */
   dominant?: boolean;
+  /** meta.slidingWindow; the K/V before every query token's window are NaN in the pool (they must not be read) */
+  slidingWindow?: number;
+  /** meta.logitsSoftCap */
+  logitsSoftCap?: number;
 }
 
 /**
@@ -124,6 +128,17 @@ function buildBatch(
       ctx += s.seqLen;
     });
   }
+  const w = inputs.slidingWindow ?? 0;
+  if (w > 0) {
+    // every position before its sequence's first query token's window holds NaN: read, it poisons the output
+    let ctx = 0;
+    for (const s of seqs) {
+      const before = Math.max(0, s.seqLen - s.qLen - w + 1);
+      keys.fill(NaN, ctx * slotElems, (ctx + before) * slotElems);
+      values.fill(NaN, ctx * slotElems, (ctx + before) * slotElems);
+      ctx += s.seqLen;
+    }
+  }
   const key = Tensor.fromArray(keys, [totalCtx, numKvHeads, headSize], { dtype, device });
   const value = Tensor.fromArray(values, [totalCtx, numKvHeads, headSize], { dtype, device });
   const keyCache = Tensor.full([numBlocks, blockSize, numKvHeads, headSize], NaN, { dtype, device });
@@ -149,7 +164,7 @@ function buildBatch(
     query.toArray(),
     hostK,
     hostV,
-    { queryStartLoc: qsl, seqLens, blockTables: tables, scale },
+    { queryStartLoc: qsl, seqLens, blockTables: tables, scale, slidingWindow: w, logitsSoftCap: inputs.logitsSoftCap },
     numHeads,
     shape,
     dtype,
@@ -168,6 +183,8 @@ function buildBatch(
     scale,
     maxSeqLen: Math.max(...seqLens),
     maxQueryLen,
+    ...(w > 0 ? { slidingWindow: w } : {}),
+    ...(inputs.logitsSoftCap ? { logitsSoftCap: inputs.logitsSoftCap } : {}),
   };
   const out = poisoned([numTokens, numHeads, headSize], dtype, device);
   const all = [out, query, keyCache, valueCache, key, value, slotT, meta.queryStartLoc, meta.seqLens, meta.blockTables];
@@ -309,6 +326,40 @@ describeKernel('pagedAttention', (device) => {
           dtype,
         );
       }
+    });
+    it(`sliding window ${dtype}: decodes, prompts, a chunk and a long split decode; keys before it are NaN`, () => {
+      // windows shorter than, across and longer than the contexts; the window's start mid-block and on a block edge
+      for (const [slidingWindow, blockSize] of [
+        [37, 16],
+        [16, 16],
+        [1, 16],
+        [100, 32],
+        [500, 16],
+      ] as const) {
+        const g = { numHeads: 32, numKvHeads: 8, headSize: 128, blockSize };
+        const seqs = [
+          { seqLen: 300, qLen: 1 },
+          { seqLen: 45, qLen: 45 },
+          { seqLen: 120, qLen: 20 },
+          { seqLen: 17, qLen: 1 },
+          { seqLen: 64, qLen: 64 },
+        ];
+        check(buildBatch(40 + slidingWindow, g, seqs, dtype, device, { slidingWindow }), dtype);
+        // decode alone: one long sequence on one KV head, split across threads (CPU) or SMs (CUDA)
+        const long = { numHeads: 4, numKvHeads: 1, headSize: 64, blockSize };
+        check(buildBatch(7, long, [{ seqLen: 1500, qLen: 1 }], dtype, device, { slidingWindow }), dtype);
+      }
+    });
+    it(`soft-capped logits ${dtype} (Gemma 2's 50, and 3 on logits spread over 6 units), with and without a window`, () => {
+      const g = { numHeads: 16, numKvHeads: 8, headSize: 256, blockSize: 16 };
+      const seqs = [
+        { seqLen: 90, qLen: 1 },
+        { seqLen: 33, qLen: 33 },
+        { seqLen: 70, qLen: 9 },
+      ];
+      for (const logitsSoftCap of [50, 3])
+        for (const slidingWindow of [0, 24])
+          check(buildBatch(50, g, seqs, dtype, device, { qkStd: Math.sqrt(6), logitsSoftCap, slidingWindow }), dtype);
     });
     it(`large logits ${dtype}: a spread of 6 units (a peaked softmax, online rescaling)`, () => {
       const g = { numHeads: 8, numKvHeads: 2, headSize: 64, blockSize: 16 };
@@ -497,6 +548,18 @@ describeKernel('pagedAttention', (device) => {
         (b) => ({ ...b.meta, queryStartLoc: int([0, 20, 22], [3]) }),
         /queryStartLoc\[2\] = 22 must equal numTokens/,
         /inconsistent .*queryStartLoc/,
+      ],
+      [
+        'a negative sliding window',
+        (b) => ({ ...b.meta, slidingWindow: -2 }),
+        /meta.slidingWindow must be a non-negative integer, got -2/,
+        /meta.slidingWindow must be a non-negative integer, got -2/,
+      ],
+      [
+        'a soft cap that is not a finite number >= 0',
+        (b) => ({ ...b.meta, logitsSoftCap: NaN }),
+        /meta.logitsSoftCap must be a finite number >= 0, got nan/i,
+        /meta.logitsSoftCap must be a finite number >= 0, got nan/i,
       ],
       [
         'seqLens above maxSeqLen',
