@@ -21,8 +21,8 @@ function twoDecodes(device: Device): unknown[] {
 const OPS = defineOps('attention', {
   pagedAttention: [
     `out: float[numTokens, numHeads, headSize], query: float[numTokens, numHeads, headSize], keyCache: ${KV_POOL}, ` +
-      `valueCache: ${KV_POOL}, meta: {queryStartLoc, seqLens, blockTables, scale, maxSeqLen, maxQueryLen, slidingWindow, ` +
-      'logitsSoftCap}',
+      `valueCache: ${KV_POOL}, ` +
+      'meta: {queryStartLoc, seqLens, blockTables, scale, maxSeqLen, maxQueryLen, slidingWindow, logitsSoftCap}',
     twoDecodes,
   ],
 });

@@ -350,7 +350,7 @@ describeKernel('pagedAttention', (device) => {
         check(buildBatch(7, long, [{ seqLen: 1500, qLen: 1 }], dtype, device, { slidingWindow }), dtype);
       }
     });
-    it(`soft-capped logits ${dtype} (Gemma 2's 50, and 3 on logits spread over 6 units), with and without a window`, () => {
+    it(`soft-capped logits ${dtype} (Gemma 2's 50, and 3 on logits spread over 6 units), windowed or not`, () => {
       const g = { numHeads: 16, numKvHeads: 8, headSize: 256, blockSize: 16 };
       const seqs = [
         { seqLen: 90, qLen: 1 },
