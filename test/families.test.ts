@@ -11,7 +11,7 @@ import { expect } from 'chai';
 import { generate } from '../lib/engine/index.js';
 import { type LoadedModel, loadModel } from '../lib/model/index.js';
 import { quantizeModel } from '../lib/model/quantize-model.js';
-import type { LlamaConfig } from '../lib/model/config.js';
+import { configFromHf, configToHf, layerWindow, type LlamaConfig } from '../lib/model/config.js';
 import {
   FAMILY_CONFIGS,
   FAMILY_SEEDS,
@@ -185,7 +185,7 @@ describe('model families: what is refused, and how', () => {
     }, /architecture \["Gemma2ForCausalLM"\] is not supported \(LlamaForCausalLM, .*Qwen3ForCausalLM\)/);
   });
 
-  it('a RoPE scaling, a sliding window or an MLP bias the forward does not apply', async () => {
+  it('a RoPE scaling or an MLP bias the forward does not apply, a bad sliding window', async () => {
     await refused((c) => {
       c['rope_scaling'] = { rope_type: 'dynamic', factor: 2 };
     }, /rope_scaling type "dynamic" is not supported yet \(linear, llama3, yarn\)/);
@@ -194,7 +194,8 @@ describe('model families: what is refused, and how', () => {
     }, /rope_scaling.mscale \(DeepSeek's YaRN\) is not supported/);
     await refused((c) => {
       c['use_sliding_window'] = true;
-    }, /use_sliding_window is not supported yet/);
+      c['sliding_window'] = -3;
+    }, /"sliding_window" must be a non-negative integer, got -3/);
     await refused((c) => {
       c['mlp_bias'] = true;
     }, /mlp_bias is not supported yet/);
@@ -209,5 +210,25 @@ describe('model families: what is refused, and how', () => {
       MiniVllmError,
       /architecture "gemma2" is not supported \(llama, qwen2, qwen3\)/,
     );
+  });
+});
+
+describe('model families: which layers a config.json gives a sliding window', () => {
+  const base = configToHf(FAMILY_CONFIGS.qwen2);
+  const read = (extra: Record<string, unknown>) => {
+    const c = configFromHf({ ...base, num_hidden_layers: 4, ...extra }, 'config.json');
+    return [0, 1, 2, 3].map((i) => layerWindow(c, i));
+  };
+  it('Qwen: only with use_sliding_window, from max_window_layers on', () => {
+    expect(read({ sliding_window: 8 })).to.deep.equal([0, 0, 0, 0]);
+    expect(read({ sliding_window: 8, use_sliding_window: true, max_window_layers: 3 })).to.deep.equal([0, 0, 0, 8]);
+    expect(read({ sliding_window: 8, use_sliding_window: true, max_window_layers: 4 })).to.deep.equal([0, 0, 0, 0]);
+  });
+  it('Mistral and Phi-3: every layer; layer_types where a config lists them', () => {
+    const mistral = { architectures: ['MistralForCausalLM'], model_type: 'mistral', sliding_window: 4096 };
+    expect(read(mistral)).to.deep.equal([4096, 4096, 4096, 4096]);
+    const types = ['sliding_attention', 'full_attention', 'sliding_attention', 'full_attention'];
+    expect(read({ ...mistral, layer_types: types })).to.deep.equal([4096, 0, 4096, 0]);
+    expect(() => read({ ...mistral, layer_types: ['sliding_attention'] })).to.throw(/"layer_types" must list 4/);
   });
 });

@@ -70,11 +70,27 @@ export const FAMILY_CONFIGS = {
       attentionFactor: yarnAttentionFactor(4),
     },
   },
+  // Mistral's sliding window (4096 in Mistral 7B v0.1), 12 keys here so that the 64-token path leaves it
+  'mistral-swa': {
+    ...base,
+    eosTokenIds: [2],
+    headDim: 16,
+    tieWordEmbeddings: false,
+    architecture: 'llama',
+    ropeTheta: 10000,
+    slidingWindow: 12,
+  },
 } satisfies Record<string, LlamaConfig>;
 export type FamilyFixture = keyof typeof FAMILY_CONFIGS;
 
 /** The seed of each family's weights. */
-export const FAMILY_SEEDS: Record<FamilyFixture, number> = { qwen2: 7, qwen3: 3003, llama3: 31, 'qwen2-yarn': 44 };
+export const FAMILY_SEEDS: Record<FamilyFixture, number> = {
+  qwen2: 7,
+  qwen3: 3003,
+  llama3: 31,
+  'qwen2-yarn': 44,
+  'mistral-swa': 12,
+};
 
 /** The fixtures' prompt: 40 seeded ids past the special ones (a longer prompt than any window a later family has). */
 export const FAMILY_PROMPT: number[] = (() => {
@@ -203,6 +219,7 @@ export function writeFamilyGguf(path: string, c: LlamaConfig, weights: FamilyWei
   }
   set(`${arch}.attention.layer_norm_rms_epsilon`, GGUF.F32, c.rmsNormEps);
   set(`${arch}.rope.freq_base`, GGUF.F32, c.ropeTheta);
+  if (c.slidingWindow) u('attention.sliding_window', c.slidingWindow);
   const s = c.ropeScaling ?? null;
   if (s?.type === 'yarn') {
     set(`${arch}.rope.scaling.type`, GGUF.STRING, 'yarn');

@@ -35,6 +35,16 @@ export interface LlamaConfig {
   attentionBias?: boolean;
   /** RMSNorm of each q and k head, with weights [headDim], before RoPE (Qwen3). */
   qkNorm?: boolean;
+  /** A sliding window of attention (Mistral, Phi-3, Qwen2's use_sliding_window): each token sees this many keys. */
+  slidingWindow?: number;
+  /** The layers that use the window (absent: every layer, where slidingWindow is set). */
+  slidingWindowLayers?: number[];
+}
+
+/** The window of layer i: the config's sliding window where that layer has one, else 0 (the whole context). */
+export function layerWindow(c: LlamaConfig, i: number): number {
+  const w = c.slidingWindow ?? 0;
+  return w > 0 && (c.slidingWindowLayers === undefined || c.slidingWindowLayers.includes(i)) ? w : 0;
 }
 
 /** Throws a ModelFormatError (naming `file`) unless the config describes a model the forward pass can run. */
@@ -64,6 +74,11 @@ export function validateConfig(c: LlamaConfig, file: string): LlamaConfig {
       `${file}: headDim ${c.headDim} is not supported (a multiple of 8, at most 256)`,
       'ERR_UNSUPPORTED',
     );
+  const w = c.slidingWindow ?? 0;
+  if (!Number.isSafeInteger(w) || w < 0)
+    throw new ModelFormatError(file, `slidingWindow must be a non-negative integer, got ${String(w)}`);
+  if (c.slidingWindowLayers?.some((i) => !Number.isInteger(i) || i < 0 || i >= c.numLayers))
+    throw new ModelFormatError(file, `slidingWindowLayers must be layer indices below ${c.numLayers}`);
   if (!(c.rmsNormEps > 0) || !Number.isFinite(c.rmsNormEps))
     throw new ModelFormatError(file, `rmsNormEps must be a positive number, got ${c.rmsNormEps}`);
   if (!(c.ropeTheta > 0) || !Number.isFinite(c.ropeTheta))
@@ -160,8 +175,6 @@ export function configFromHf(json: unknown, file: string): LlamaConfig {
     throw new MiniVllmError(`${file}: hidden_act ${JSON.stringify(act)} is not supported (silu)`, 'ERR_UNSUPPORTED');
   const ropeScaling = parseRopeScaling(j['rope_scaling'], file, int(j, 'max_position_embeddings', file, 2048));
   if (j['mlp_bias'] === true) throw new MiniVllmError(`${file}: mlp_bias is not supported yet`, 'ERR_UNSUPPORTED');
-  if (j['use_sliding_window'] === true)
-    throw new MiniVllmError(`${file}: use_sliding_window is not supported yet`, 'ERR_UNSUPPORTED');
   const hiddenSize = int(j, 'hidden_size', file);
   const numHeads = int(j, 'num_attention_heads', file);
   const eos = j['eos_token_id'];
@@ -174,12 +187,14 @@ export function configFromHf(json: unknown, file: string): LlamaConfig {
   const bos = j['bos_token_id'];
   if (bos !== undefined && bos !== null && !Number.isInteger(bos))
     throw new ModelFormatError(file, `"bos_token_id" must be an integer, got ${JSON.stringify(bos)}`);
+  const numLayers = int(j, 'num_hidden_layers', file);
   return validateConfig(
     {
+      ...hfSlidingWindow(j, family.architecture, numLayers, file),
       vocabSize: int(j, 'vocab_size', file),
       hiddenSize,
       intermediateSize: int(j, 'intermediate_size', file),
-      numLayers: int(j, 'num_hidden_layers', file),
+      numLayers,
       numHeads,
       numKvHeads: int(j, 'num_key_value_heads', file, numHeads),
       headDim: int(j, 'head_dim', file, Math.floor(hiddenSize / numHeads)),
@@ -197,6 +212,41 @@ export function configFromHf(json: unknown, file: string): LlamaConfig {
     },
     file,
   );
+}
+
+/**
+ * A config.json's sliding window: `layer_types` where given (newer configs), else Qwen's use_sliding_window from
+ * max_window_layers on, else Mistral's and Phi-3's sliding_window on every layer. A window of 0 or one at least
+ * max_position_embeddings is none.
+ */
+function hfSlidingWindow(
+  j: Record<string, unknown>,
+  arch: Architecture,
+  numLayers: number,
+  file: string,
+): Pick<LlamaConfig, 'slidingWindow' | 'slidingWindowLayers'> {
+  const w = j['sliding_window'];
+  const qwen = arch === 'qwen2' || arch === 'qwen3';
+  if (w === undefined || w === null || (qwen && j['use_sliding_window'] !== true)) return {};
+  if (typeof w !== 'number' || !Number.isInteger(w) || w < 0)
+    throw new ModelFormatError(file, `"sliding_window" must be a non-negative integer, got ${JSON.stringify(w)}`);
+  if (w === 0) return {};
+  const types = j['layer_types'];
+  if (Array.isArray(types)) {
+    if (types.length !== numLayers || !types.every((t) => t === 'sliding_attention' || t === 'full_attention'))
+      throw new ModelFormatError(
+        file,
+        `"layer_types" must list ${numLayers} of "sliding_attention" / "full_attention", got ${JSON.stringify(types)}`,
+      );
+    const layers = types.flatMap((t, i) => (t === 'sliding_attention' ? [i] : []));
+    return layers.length ? { slidingWindow: w, slidingWindowLayers: layers } : {};
+  }
+  if (qwen) {
+    const from = int(j, 'max_window_layers', file, 0);
+    const layers = Array.from({ length: numLayers }, (_, i) => i).filter((i) => i >= from);
+    return layers.length ? { slidingWindow: w, slidingWindowLayers: layers } : {};
+  }
+  return { slidingWindow: w };
 }
 
 /** The config.json a Hugging Face Llama with this config would carry (used to write test models). */
@@ -219,6 +269,19 @@ export function configToHf(c: LlamaConfig): Record<string, unknown> {
     rope_scaling: ropeScalingToHf(c.ropeScaling ?? null),
     tie_word_embeddings: c.tieWordEmbeddings,
     ...(c.attentionBias && !hf[1].attentionBias ? { attention_bias: true } : {}),
+    ...(c.slidingWindow
+      ? {
+          sliding_window: c.slidingWindow,
+          ...(c.slidingWindowLayers
+            ? {
+                layer_types: Array.from({ length: c.numLayers }, (_, i) =>
+                  c.slidingWindowLayers!.includes(i) ? 'sliding_attention' : 'full_attention',
+                ),
+              }
+            : {}),
+          ...(hf[1].architecture !== 'llama' ? { use_sliding_window: true } : {}),
+        }
+      : {}),
     bos_token_id: c.bosTokenId,
     eos_token_id: c.eosTokenIds.length === 1 ? c.eosTokenIds[0] : c.eosTokenIds,
     torch_dtype: 'float32',

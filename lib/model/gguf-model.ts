@@ -104,6 +104,7 @@ export function ggufModel(g: GgufFile): { config: LlamaConfig; source: WeightSou
       'ERR_UNSUPPORTED',
     );
   const hasBias = g.tensors.has('blk.0.attn_q.bias');
+  const window = metaNumber(g, a('attention.sliding_window'), 0);
   const bos = g.metadata.get('tokenizer.ggml.bos_token_id');
   const eos = g.metadata.get('tokenizer.ggml.eos_token_id');
   const config = validateConfig(
@@ -127,6 +128,7 @@ export function ggufModel(g: GgufFile): { config: LlamaConfig; source: WeightSou
       architecture: arch,
       attentionBias: family.attentionBias || hasBias,
       qkNorm: family.qkNorm,
+      ...(window > 0 ? { slidingWindow: window } : {}),
     },
     g.path,
   );

@@ -7,7 +7,7 @@ import { opsWith } from '../ops/profiled.js';
 import type { OpProfiler } from '../calls.js';
 import type { AttentionMetadata } from '../ops/index.js';
 import { Tensor } from '../tensor.js';
-import type { LlamaConfig } from './config.js';
+import { type LlamaConfig, layerWindow } from './config.js';
 import { kvBytesPerSlotFor } from './memory-plan.js';
 import {
   disposeWeight,
@@ -127,6 +127,8 @@ export class LlamaModel {
   /** [maxPositionEmbeddings, headDim] cos | sin, float32 */
   private readonly cosSin: Tensor;
   private readonly ws: Workspace;
+  /** Per layer: whether it attends within the config's sliding window. */
+  private readonly windows: boolean[];
   private disposed = false;
 
   constructor(config: LlamaConfig, weights: LlamaWeights, opts: { dtype: FloatDType; device: Device }) {
@@ -140,6 +142,7 @@ export class LlamaModel {
       scaling: config.ropeScaling ?? null,
     });
     this.ws = new Workspace(config, opts.dtype, opts.device);
+    this.windows = Array.from({ length: config.numLayers }, (_, i) => layerWindow(config, i) > 0);
   }
 
   get weightsBytes(): number {
@@ -202,6 +205,9 @@ export class LlamaModel {
     const w = this.weights;
     const ops = opsWith(profiler);
 
+    // the layers with a sliding window read the same metadata with the window set
+    const windows = this.windows;
+    const windowed = { ...input.attention, slidingWindow: c.slidingWindow ?? 0 };
     embeddingAny(residual, input.tokenIds, w.embedding, ops);
     for (let i = 0; i < c.numLayers; ++i) {
       const l = w.layers[i]!;
@@ -215,7 +221,7 @@ export class LlamaModel {
       }
       ops.rotaryEmbedding(input.positions, q2, k2, hd, this.cosSin, isNeox);
       ops.reshapeAndCache(k, v, kv.key[i]!, kv.value[i]!, input.slotMapping);
-      ops.pagedAttention(attn3, q, kv.key[i]!, kv.value[i]!, input.attention);
+      ops.pagedAttention(attn3, q, kv.key[i]!, kv.value[i]!, windows[i] ? windowed : input.attention);
       linearAny(hidden, attn, l.o, ops);
       ops.fusedAddRmsNorm(hidden, residual, l.postNorm, eps);
       linearAny(gateUp, hidden, l.gateUp, ops);

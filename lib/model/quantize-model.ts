@@ -190,6 +190,14 @@ export function quantizeModel(
       }
       set(`${arch}.attention.layer_norm_rms_epsilon`, GGUF.F32, config.rmsNormEps);
       set(`${arch}.rope.freq_base`, GGUF.F32, config.ropeTheta);
+      if (config.slidingWindow) {
+        if (config.slidingWindowLayers)
+          throw new MiniVllmError(
+            'quantize: a sliding window on some layers only has no GGUF form (its key applies to every layer)',
+            'ERR_UNSUPPORTED',
+          );
+        u('attention.sliding_window', config.slidingWindow);
+      }
       for (const [k, type, v] of rope.meta) set(`${arch}.${k}`, type, v);
       if (tokenizer instanceof SentencePieceTokenizer) {
         const v = tokenizer.vocabulary();
