@@ -182,13 +182,16 @@ describe('model families: what is refused, and how', () => {
   it('an architecture no family describes: ERR_UNSUPPORTED naming it and the ones that load', async () => {
     await refused((c) => {
       c['architectures'] = ['Gemma2ForCausalLM'];
-    }, /architecture \["Gemma2ForCausalLM"\] is not supported \(LlamaForCausalLM, .*Qwen3ForCausalLM\)/);
+    }, /architecture \["Gemma2ForCausalLM"\] is not supported \(LlamaForCausalLM, .*Phi3ForCausalLM\)/);
   });
 
   it('a RoPE scaling or an MLP bias the forward does not apply, a bad sliding window', async () => {
     await refused((c) => {
       c['rope_scaling'] = { rope_type: 'dynamic', factor: 2 };
     }, /rope_scaling type "dynamic" is not supported yet \(linear, llama3, yarn\)/);
+    await refused((c) => {
+      c['rope_scaling'] = { rope_type: 'longrope', short_factor: [1], long_factor: [2] };
+    }, /rope_scaling type "longrope" is not supported yet/);
     await refused((c) => {
       c['rope_scaling'] = { rope_type: 'yarn', factor: 4, mscale: 1 };
     }, /rope_scaling.mscale \(DeepSeek's YaRN\) is not supported/);
@@ -208,7 +211,7 @@ describe('model families: what is refused, and how', () => {
     await expectReject(
       loadModel(path, { device: 'cpu' }),
       MiniVllmError,
-      /architecture "gemma2" is not supported \(llama, qwen2, qwen3\)/,
+      /architecture "gemma2" is not supported \(llama, qwen2, qwen3, phi3\)/,
     );
   });
 });

@@ -80,6 +80,27 @@ export const FAMILY_CONFIGS = {
     ropeTheta: 10000,
     slidingWindow: 12,
   },
+  // Phi-3: q/k/v and gate/up fused; Phi-3-mini-4k's sliding window (2047 there, 12 here)
+  phi3: {
+    ...base,
+    eosTokenIds: [2],
+    headDim: 16,
+    tieWordEmbeddings: false,
+    architecture: 'phi3',
+    ropeTheta: 10000,
+    slidingWindow: 12,
+  },
+  // Phi-4-mini's partial rotary (0.75 of each head there, half here)
+  'phi3-partial': {
+    ...base,
+    eosTokenIds: [2],
+    headDim: 16,
+    rotaryDim: 8,
+    tieWordEmbeddings: false,
+    architecture: 'phi3',
+    ropeTheta: 10000,
+    slidingWindow: 4096, // past the path (llama.cpp requires a phi3 file to name one)
+  },
 } satisfies Record<string, LlamaConfig>;
 export type FamilyFixture = keyof typeof FAMILY_CONFIGS;
 
@@ -90,6 +111,8 @@ export const FAMILY_SEEDS: Record<FamilyFixture, number> = {
   llama3: 31,
   'qwen2-yarn': 44,
   'mistral-swa': 12,
+  phi3: 33,
+  'phi3-partial': 36,
 };
 
 /** The fixtures' prompt: 40 seeded ids past the special ones (a longer prompt than any window a later family has). */
@@ -118,9 +141,13 @@ export function familyWeights(c: LlamaConfig, seed: number): FamilyWeights {
   for (let i = 0; i < c.numLayers; ++i) {
     const L = (n: string) => hfName.layer(i, n);
     vector(L('input_layernorm'), d, 0.1, 1);
-    matrix(L('self_attn.q_proj'), q, d);
-    matrix(L('self_attn.k_proj'), kv, d);
-    matrix(L('self_attn.v_proj'), kv, d);
+    const fused = c.architecture === 'phi3';
+    if (fused) matrix(L('self_attn.qkv_proj'), q + 2 * kv, d);
+    else {
+      matrix(L('self_attn.q_proj'), q, d);
+      matrix(L('self_attn.k_proj'), kv, d);
+      matrix(L('self_attn.v_proj'), kv, d);
+    }
     if (c.attentionBias)
       for (const [n, rows] of [
         ['q_proj', q],
@@ -131,8 +158,11 @@ export function familyWeights(c: LlamaConfig, seed: number): FamilyWeights {
     if (c.qkNorm) for (const n of ['q_norm', 'k_norm']) vector(L(`self_attn.${n}`), hd, 0.2, 1);
     matrix(L('self_attn.o_proj'), d, q, 2 / Math.sqrt(q));
     vector(L('post_attention_layernorm'), d, 0.1, 1);
-    matrix(L('mlp.gate_proj'), ff, d);
-    matrix(L('mlp.up_proj'), ff, d);
+    if (fused) matrix(L('mlp.gate_up_proj'), 2 * ff, d);
+    else {
+      matrix(L('mlp.gate_proj'), ff, d);
+      matrix(L('mlp.up_proj'), ff, d);
+    }
     matrix(L('mlp.down_proj'), d, ff, 2 / Math.sqrt(ff));
   }
   vector(hfName.norm, d, 0.1, 1);
@@ -163,6 +193,8 @@ function ggufName(name: string): string {
     'mlp.gate_proj': 'ffn_gate',
     'mlp.up_proj': 'ffn_up',
     'mlp.down_proj': 'ffn_down',
+    'self_attn.qkv_proj': 'attn_qkv',
+    'mlp.gate_up_proj': 'ffn_up',
   };
   return `blk.${m[1]}.${parts[m[2]!]}.${m[3]}`;
 }
@@ -206,7 +238,7 @@ export function writeFamilyGguf(path: string, c: LlamaConfig, weights: FamilyWei
     meta.push({ key, type, value, ...(itemType === undefined ? {} : { itemType }) });
   const u = (k: string, n: number) => set(`${arch}.${k}`, GGUF.U32, n);
   set('general.architecture', GGUF.STRING, arch);
-  set('general.name', GGUF.STRING, `tiny-${arch}`);
+  set('general.name', GGUF.STRING, 'tiny seeded model'); // a name holding "phi3" makes llama.cpp look up <|endoftext|>
   u('context_length', c.maxPositionEmbeddings);
   u('embedding_length', c.hiddenSize);
   u('feed_forward_length', c.intermediateSize);
@@ -220,6 +252,7 @@ export function writeFamilyGguf(path: string, c: LlamaConfig, weights: FamilyWei
   set(`${arch}.attention.layer_norm_rms_epsilon`, GGUF.F32, c.rmsNormEps);
   set(`${arch}.rope.freq_base`, GGUF.F32, c.ropeTheta);
   if (c.slidingWindow) u('attention.sliding_window', c.slidingWindow);
+  u('rope.dimension_count', c.rotaryDim ?? c.headDim);
   const s = c.ropeScaling ?? null;
   if (s?.type === 'yarn') {
     set(`${arch}.rope.scaling.type`, GGUF.STRING, 'yarn');

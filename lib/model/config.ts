@@ -35,6 +35,8 @@ export interface LlamaConfig {
   attentionBias?: boolean;
   /** RMSNorm of each q and k head, with weights [headDim], before RoPE (Qwen3). */
   qkNorm?: boolean;
+  /** RoPE rotates the first rotaryDim elements of each head (Phi-4-mini's partial_rotary_factor); absent: all. */
+  rotaryDim?: number;
   /** A sliding window of attention (Mistral, Phi-3, Qwen2's use_sliding_window): each token sees this many keys. */
   slidingWindow?: number;
   /** The layers that use the window (absent: every layer, where slidingWindow is set). */
@@ -74,6 +76,9 @@ export function validateConfig(c: LlamaConfig, file: string): LlamaConfig {
       `${file}: headDim ${c.headDim} is not supported (a multiple of 8, at most 256)`,
       'ERR_UNSUPPORTED',
     );
+  const rot = c.rotaryDim ?? c.headDim;
+  if (!Number.isInteger(rot) || rot < 2 || rot % 2 !== 0 || rot > c.headDim)
+    throw new ModelFormatError(file, `rotaryDim must be even, in [2, headDim = ${c.headDim}], got ${String(rot)}`);
   const w = c.slidingWindow ?? 0;
   if (!Number.isSafeInteger(w) || w < 0)
     throw new ModelFormatError(file, `slidingWindow must be a non-negative integer, got ${String(w)}`);
@@ -188,16 +193,21 @@ export function configFromHf(json: unknown, file: string): LlamaConfig {
   if (bos !== undefined && bos !== null && !Number.isInteger(bos))
     throw new ModelFormatError(file, `"bos_token_id" must be an integer, got ${JSON.stringify(bos)}`);
   const numLayers = int(j, 'num_hidden_layers', file);
+  const headDim = int(j, 'head_dim', file, Math.floor(hiddenSize / numHeads));
+  const partial = num(j, 'partial_rotary_factor', file, 1);
+  if (!(partial > 0 && partial <= 1))
+    throw new ModelFormatError(file, `"partial_rotary_factor" must be in (0, 1], got ${partial}`);
   return validateConfig(
     {
       ...hfSlidingWindow(j, family.architecture, numLayers, file),
+      ...(partial < 1 ? { rotaryDim: Math.floor(headDim * partial) } : {}),
       vocabSize: int(j, 'vocab_size', file),
       hiddenSize,
       intermediateSize: int(j, 'intermediate_size', file),
       numLayers,
       numHeads,
       numKvHeads: int(j, 'num_key_value_heads', file, numHeads),
-      headDim: int(j, 'head_dim', file, Math.floor(hiddenSize / numHeads)),
+      headDim,
       maxPositionEmbeddings: int(j, 'max_position_embeddings', file, 2048),
       rmsNormEps: num(j, 'rms_norm_eps', file, 1e-6),
       ropeTheta: num(j, 'rope_theta', file, 10000),
@@ -269,6 +279,9 @@ export function configToHf(c: LlamaConfig): Record<string, unknown> {
     rope_scaling: ropeScalingToHf(c.ropeScaling ?? null),
     tie_word_embeddings: c.tieWordEmbeddings,
     ...(c.attentionBias && !hf[1].attentionBias ? { attention_bias: true } : {}),
+    ...(c.rotaryDim !== undefined && c.rotaryDim !== c.headDim
+      ? { partial_rotary_factor: c.rotaryDim / c.headDim }
+      : {}),
     ...(c.slidingWindow
       ? {
           sliding_window: c.slidingWindow,
@@ -427,6 +440,20 @@ export const PRESETS: Record<string, PresetShape> = {
     tieWordEmbeddings: true,
     bosTokenId: 128000,
     eosTokenIds: [128001, 128008, 128009],
+  },
+  'phi-3-mini': {
+    ...hfLlama2,
+    architecture: 'phi3',
+    vocabSize: 32064,
+    hiddenSize: 3072,
+    intermediateSize: 8192,
+    numLayers: 32,
+    numHeads: 32,
+    numKvHeads: 32,
+    maxPositionEmbeddings: 4096,
+    slidingWindow: 2047,
+    bosTokenId: 1,
+    eosTokenIds: [32000, 32001, 32007],
   },
   'qwen2.5-0.5b': {
     ...qwen,

@@ -3,7 +3,7 @@
 // layout (lib/model/open.ts) and the forward. Adding a family is a row here and its tensors' names, not a new forward.
 
 /** An architecture as llama.cpp's GGUF files name it (`general.architecture`). */
-export type Architecture = 'llama' | 'qwen2' | 'qwen3';
+export type Architecture = 'llama' | 'qwen2' | 'qwen3' | 'phi3';
 
 export interface Family {
   architecture: Architecture;
@@ -16,12 +16,15 @@ export interface Family {
    * it keeps Hugging Face's halves (Qwen).
    */
   ggufRopeStyle: 'neox' | 'gptj';
+  /** q, k and v are one tensor (qkv_proj; GGUF attn_qkv), and gate and up another (gate_up_proj; GGUF ffn_up). */
+  fused: boolean;
 }
 
 export const FAMILIES: Record<Architecture, Family> = {
-  llama: { architecture: 'llama', attentionBias: false, qkNorm: false, ggufRopeStyle: 'gptj' },
-  qwen2: { architecture: 'qwen2', attentionBias: true, qkNorm: false, ggufRopeStyle: 'neox' },
-  qwen3: { architecture: 'qwen3', attentionBias: false, qkNorm: true, ggufRopeStyle: 'neox' },
+  llama: { architecture: 'llama', attentionBias: false, qkNorm: false, ggufRopeStyle: 'gptj', fused: false },
+  qwen2: { architecture: 'qwen2', attentionBias: true, qkNorm: false, ggufRopeStyle: 'neox', fused: false },
+  qwen3: { architecture: 'qwen3', attentionBias: false, qkNorm: true, ggufRopeStyle: 'neox', fused: false },
+  phi3: { architecture: 'phi3', attentionBias: false, qkNorm: false, ggufRopeStyle: 'neox', fused: true },
 };
 
 /** Hugging Face `architectures` names, and the family each loads as. */
@@ -30,8 +33,14 @@ export const HF_ARCHITECTURES: Record<string, Family> = {
   MistralForCausalLM: FAMILIES.llama,
   Qwen2ForCausalLM: FAMILIES.qwen2,
   Qwen3ForCausalLM: FAMILIES.qwen3,
+  Phi3ForCausalLM: FAMILIES.phi3,
 };
 
 export function isArchitecture(a: unknown): a is Architecture {
   return typeof a === 'string' && Object.hasOwn(FAMILIES, a);
+}
+
+/** The family a config describes (Llama where it names none). */
+export function familyOf(c: { architecture?: Architecture }): Family {
+  return FAMILIES[c.architecture ?? 'llama'];
 }

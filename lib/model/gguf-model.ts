@@ -9,6 +9,11 @@ import { type LlamaConfig, validateConfig } from './config.js';
 import { FAMILIES, isArchitecture } from './families.js';
 import { hfName } from './weights.js';
 
+/** llama.cpp's tensor names -> Hugging Face's; a fused family's attn_qkv and ffn_up (gate and up) by their own. */
+const GGUF_FUSED: [RegExp, (m: RegExpMatchArray) => string][] = [
+  [/^blk\.(\d+)\.attn_qkv\.weight$/, (m) => hfName.layer(+m[1]!, 'self_attn.qkv_proj')],
+  [/^blk\.(\d+)\.ffn_up\.weight$/, (m) => hfName.layer(+m[1]!, 'mlp.gate_up_proj')],
+];
 const GGUF_NAMES: [RegExp, (m: RegExpMatchArray) => string][] = [
   [/^token_embd\.weight$/, () => hfName.embedding],
   [/^output_norm\.weight$/, () => hfName.norm],
@@ -42,6 +47,11 @@ function metaNumber(g: GgufFile, key: string, fallback?: number): number {
  * divisor per frequency), or `<arch>.rope.scaling.*` metadata (linear, YaRN).
  */
 function ggufRopeScaling(g: GgufFile, arch: string, headDim: number): RopeScaling | null {
+  if (g.tensors.has('rope_factors_long.weight') || g.tensors.has('rope_factors_short.weight'))
+    throw new MiniVllmError(
+      `${g.path}: Phi-3's LongRoPE scaling (rope_factors_long / rope_factors_short) is not supported yet`,
+      'ERR_UNSUPPORTED',
+    );
   const freqs = g.tensors.get('rope_freqs.weight');
   if (freqs) {
     if (freqs.type !== 'F32' || freqs.shape.length !== 1 || freqs.shape[0] !== headDim / 2)
@@ -98,11 +108,6 @@ export function ggufModel(g: GgufFile): { config: LlamaConfig; source: WeightSou
       'ERR_UNSUPPORTED',
     );
   const ropeDim = metaNumber(g, a('rope.dimension_count'), headDim);
-  if (ropeDim !== headDim)
-    throw new MiniVllmError(
-      `${g.path}: partial rotary (rope.dimension_count ${ropeDim} of ${headDim}) is not supported`,
-      'ERR_UNSUPPORTED',
-    );
   const hasBias = g.tensors.has('blk.0.attn_q.bias');
   const window = metaNumber(g, a('attention.sliding_window'), 0);
   const bos = g.metadata.get('tokenizer.ggml.bos_token_id');
@@ -119,7 +124,8 @@ export function ggufModel(g: GgufFile): { config: LlamaConfig; source: WeightSou
       maxPositionEmbeddings: metaNumber(g, a('context_length')),
       rmsNormEps: metaNumber(g, a('attention.layer_norm_rms_epsilon'), 1e-5),
       ropeTheta: metaNumber(g, a('rope.freq_base'), 10000),
-      ropeScaling: ggufRopeScaling(g, arch, headDim),
+      ropeScaling: ggufRopeScaling(g, arch, ropeDim),
+      ...(ropeDim !== headDim ? { rotaryDim: ropeDim } : {}),
       // llama.cpp's converter permutes a Llama's q/k rows so that they rotate adjacent pairs; Qwen's keep the halves
       ropeStyle: family.ggufRopeStyle,
       tieWordEmbeddings: !g.tensors.has('output.weight'),
@@ -133,10 +139,14 @@ export function ggufModel(g: GgufFile): { config: LlamaConfig; source: WeightSou
     g.path,
   );
   const byHf = new Map<string, TensorSpan>();
+  const names = family.fused ? [...GGUF_FUSED, ...GGUF_NAMES] : GGUF_NAMES;
   for (const t of g.tensors.values()) {
-    for (const [re, to] of GGUF_NAMES) {
+    for (const [re, to] of names) {
       const m = t.name.match(re);
-      if (m) byHf.set(to(m), { file: g.file, offset: t.offset, shape: t.shape, type: t.type });
+      if (m) {
+        byHf.set(to(m), { file: g.file, offset: t.offset, shape: t.shape, type: t.type });
+        break;
+      }
     }
   }
   const source = spanSource(g.path, byHf, () => g.file.close());

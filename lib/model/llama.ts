@@ -136,7 +136,7 @@ export class LlamaModel {
     this.weights = weights;
     this.dtype = opts.dtype;
     this.device = opts.device;
-    this.cosSin = ropeCosSinCache(config.headDim, config.maxPositionEmbeddings, config.ropeTheta, {
+    this.cosSin = ropeCosSinCache(config.rotaryDim ?? config.headDim, config.maxPositionEmbeddings, config.ropeTheta, {
       dtype: 'float32',
       device: opts.device,
       scaling: config.ropeScaling ?? null,

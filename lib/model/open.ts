@@ -14,6 +14,7 @@ import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
 import { syntheticTokenizer } from '../tokenizer/synthetic.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { configFromHf, type LlamaConfig, presetConfig } from './config.js';
+import { familyOf } from './families.js';
 import { BinaryFile } from '../formats/file.js';
 import type { WeightSource } from '../formats/file.js';
 import { openGguf } from '../formats/gguf.js';
@@ -86,12 +87,17 @@ function dummySource(config: LlamaConfig, label: string, seed: number): WeightSo
     const L = (w: string) => `model.layers.${i}.${w}.weight`;
     shapes.set(L('input_layernorm'), [d]);
     shapes.set(L('post_attention_layernorm'), [d]);
-    shapes.set(L('self_attn.q_proj'), [config.numHeads * hd, d]);
-    shapes.set(L('self_attn.k_proj'), [config.numKvHeads * hd, d]);
-    shapes.set(L('self_attn.v_proj'), [config.numKvHeads * hd, d]);
+    if (familyOf(config).fused) {
+      shapes.set(L('self_attn.qkv_proj'), [(config.numHeads + 2 * config.numKvHeads) * hd, d]);
+      shapes.set(L('mlp.gate_up_proj'), [2 * config.intermediateSize, d]);
+    } else {
+      shapes.set(L('self_attn.q_proj'), [config.numHeads * hd, d]);
+      shapes.set(L('self_attn.k_proj'), [config.numKvHeads * hd, d]);
+      shapes.set(L('self_attn.v_proj'), [config.numKvHeads * hd, d]);
+      shapes.set(L('mlp.gate_proj'), [config.intermediateSize, d]);
+      shapes.set(L('mlp.up_proj'), [config.intermediateSize, d]);
+    }
     shapes.set(L('self_attn.o_proj'), [d, config.numHeads * hd]);
-    shapes.set(L('mlp.gate_proj'), [config.intermediateSize, d]);
-    shapes.set(L('mlp.up_proj'), [config.intermediateSize, d]);
     shapes.set(L('mlp.down_proj'), [d, config.intermediateSize]);
     if (config.attentionBias)
       for (const [w, n] of [
@@ -383,17 +389,29 @@ export function planWeightLayout(
   for (let i = 0; i < config.numLayers; ++i) {
     const L = (w: string) => hfName.layer(i, w);
     add(`${i}.inputNorm`, [{ name: L('input_layernorm'), shape: [d] }]);
-    add(`${i}.qkv`, [
-      { name: L('self_attn.q_proj'), shape: [nh * hd, d] },
-      { name: L('self_attn.k_proj'), shape: [nkv * hd, d] },
-      { name: L('self_attn.v_proj'), shape: [nkv * hd, d] },
-    ]);
+    // Phi-3's projections are fused in the file as they are on the device
+    const fused = familyOf(config).fused;
+    add(
+      `${i}.qkv`,
+      fused
+        ? [{ name: L('self_attn.qkv_proj'), shape: [(nh + 2 * nkv) * hd, d] }]
+        : [
+            { name: L('self_attn.q_proj'), shape: [nh * hd, d] },
+            { name: L('self_attn.k_proj'), shape: [nkv * hd, d] },
+            { name: L('self_attn.v_proj'), shape: [nkv * hd, d] },
+          ],
+    );
     add(`${i}.o`, [{ name: L('self_attn.o_proj'), shape: [d, nh * hd] }]);
     add(`${i}.postNorm`, [{ name: L('post_attention_layernorm'), shape: [d] }]);
-    add(`${i}.gateUp`, [
-      { name: L('mlp.gate_proj'), shape: [ff, d] },
-      { name: L('mlp.up_proj'), shape: [ff, d] },
-    ]);
+    add(
+      `${i}.gateUp`,
+      fused
+        ? [{ name: L('mlp.gate_up_proj'), shape: [2 * ff, d] }]
+        : [
+            { name: L('mlp.gate_proj'), shape: [ff, d] },
+            { name: L('mlp.up_proj'), shape: [ff, d] },
+          ],
+    );
     add(`${i}.down`, [{ name: L('mlp.down_proj'), shape: [d, ff] }]);
     if (config.attentionBias) {
       const B = (w: string) => hfName.layerBias(i, w);

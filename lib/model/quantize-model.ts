@@ -15,7 +15,7 @@ import { quantizeRows } from '../quant/quantize.js';
 import { MiniVllmError } from '../errors.js';
 import { ropeInvFreq, yarnAttentionFactor } from '../rope.js';
 import type { LlamaConfig } from './config.js';
-import { FAMILIES } from './families.js';
+import { FAMILIES, familyOf } from './families.js';
 
 /** What `quantize` writes: the three llama.cpp types people pick most, Q5_K_M, and F32 (a quantised file undone). */
 export type QuantizeTarget = 'q8_0' | 'q4_0' | 'q4_k_m' | 'q5_k_m' | 'f32';
@@ -54,17 +54,27 @@ export function targetType(
 /** HF names of every tensor of the model `config` describes, under GGUF's names. */
 function ggufNames(config: LlamaConfig, tied: boolean): [string, string][] {
   const out: [string, string][] = [['token_embd.weight', hfName.embedding]];
-  const per: [string, string][] = [
-    ['attn_norm', 'input_layernorm'],
-    ['attn_q', 'self_attn.q_proj'],
-    ['attn_k', 'self_attn.k_proj'],
-    ['attn_v', 'self_attn.v_proj'],
-    ['attn_output', 'self_attn.o_proj'],
-    ['ffn_norm', 'post_attention_layernorm'],
-    ['ffn_gate', 'mlp.gate_proj'],
-    ['ffn_up', 'mlp.up_proj'],
-    ['ffn_down', 'mlp.down_proj'],
-  ];
+  // a fused family's (Phi-3's) q/k/v and gate/up are one tensor each, attn_qkv and ffn_up
+  const per: [string, string][] = familyOf(config).fused
+    ? [
+        ['attn_norm', 'input_layernorm'],
+        ['attn_qkv', 'self_attn.qkv_proj'],
+        ['attn_output', 'self_attn.o_proj'],
+        ['ffn_norm', 'post_attention_layernorm'],
+        ['ffn_up', 'mlp.gate_up_proj'],
+        ['ffn_down', 'mlp.down_proj'],
+      ]
+    : [
+        ['attn_norm', 'input_layernorm'],
+        ['attn_q', 'self_attn.q_proj'],
+        ['attn_k', 'self_attn.k_proj'],
+        ['attn_v', 'self_attn.v_proj'],
+        ['attn_output', 'self_attn.o_proj'],
+        ['ffn_norm', 'post_attention_layernorm'],
+        ['ffn_gate', 'mlp.gate_proj'],
+        ['ffn_up', 'mlp.up_proj'],
+        ['ffn_down', 'mlp.down_proj'],
+      ];
   if (config.qkNorm) per.push(['attn_q_norm', 'self_attn.q_norm'], ['attn_k_norm', 'self_attn.k_norm']);
   for (let i = 0; i < config.numLayers; ++i) {
     for (const [g, h] of per) out.push([`blk.${i}.${g}.weight`, hfName.layer(i, h)]);
@@ -109,8 +119,9 @@ function ggufRope(config: LlamaConfig): { meta: [string, number, number | string
     };
   }
   if (s.type === 'freqFactors') return { meta: [], freqs: s.factors };
-  const plain = ropeInvFreq(config.headDim, config.ropeTheta);
-  const scaled = ropeInvFreq(config.headDim, config.ropeTheta, s);
+  const rot = config.rotaryDim ?? config.headDim;
+  const plain = ropeInvFreq(rot, config.ropeTheta);
+  const scaled = ropeInvFreq(rot, config.ropeTheta, s);
   return { meta: [], freqs: plain.map((f, i) => f / scaled[i]!) };
 }
 
@@ -182,7 +193,7 @@ export function quantizeModel(
       u('feed_forward_length', config.intermediateSize);
       u('attention.head_count', config.numHeads);
       u('attention.head_count_kv', config.numKvHeads);
-      u('rope.dimension_count', config.headDim);
+      u('rope.dimension_count', config.rotaryDim ?? config.headDim);
       u('vocab_size', config.vocabSize);
       if (config.numHeads * config.headDim !== config.hiddenSize) {
         u('attention.key_length', config.headDim);
