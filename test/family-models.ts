@@ -101,6 +101,18 @@ export const FAMILY_CONFIGS = {
     ropeTheta: 10000,
     slidingWindow: 4096, // past the path (llama.cpp requires a phi3 file to name one)
   },
+  // Qwen's use_sliding_window from max_window_layers on: the second layer only (a Hugging Face directory only: a GGUF's
+  // window key applies to every layer)
+  'qwen2-swa': {
+    ...base,
+    eosTokenIds: [2],
+    headDim: 16,
+    tieWordEmbeddings: false,
+    architecture: 'qwen2',
+    attentionBias: true,
+    slidingWindow: 10,
+    slidingWindowLayers: [1],
+  },
 } satisfies Record<string, LlamaConfig>;
 export type FamilyFixture = keyof typeof FAMILY_CONFIGS;
 
@@ -113,6 +125,7 @@ export const FAMILY_SEEDS: Record<FamilyFixture, number> = {
   'mistral-swa': 12,
   phi3: 33,
   'phi3-partial': 36,
+  'qwen2-swa': 10,
 };
 
 /** The fixtures' prompt: 40 seeded ids past the special ones (a longer prompt than any window a later family has). */
