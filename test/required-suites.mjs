@@ -8,7 +8,16 @@
 import { readFileSync } from 'node:fs';
 
 // Every op family, on each device: the kernels' own suites (test/ops).
-const OPS = ['siluAndMul', 'add', 'pagedAttention', 'reshapeAndCache', 'embedding', 'gatherRows', 'rmsNorm']
+const OPS = [
+  'siluAndMul',
+  'geluTanhAndMul',
+  'add',
+  'pagedAttention',
+  'reshapeAndCache',
+  'embedding',
+  'gatherRows',
+  'rmsNorm',
+]
   .concat([
     'fusedAddRmsNorm',
     'rmsNormHeads',

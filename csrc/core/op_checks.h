@@ -108,19 +108,28 @@ inline void check_rotary_embedding(const TensorView& positions, const TensorView
   }
 }
 
-inline void check_silu_and_mul(const TensorView& out, const TensorView& x) {
-  const Check c("siluAndMul");
+// A gated activation's arguments: out [numTokens, d], x [numTokens, 2d] (gate half, then up half).
+inline void check_gated_activation(const char* op, const TensorView& out, const TensorView& x) {
+  const Check c(op);
   c.float_dtype(x, "x");
   c.same_dtype(out, "out", x, "x");
   c.same_device(out, "out", x, "x");
   c.ndim(x, "x", 2, "[numTokens, 2 * d]");
   c.ndim(out, "out", 2, "[numTokens, d]");
-  if (x.size(1) % 2 != 0) fail(ErrorKind::Range, "siluAndMul: x last dim must be even (2 * d), got ", x.size(1));
+  if (x.size(1) % 2 != 0) fail(ErrorKind::Range, op, ": x last dim must be even (2 * d), got ", x.size(1));
   c.dim(out, "out", 0, x.size(0), "numTokens of x");
   c.dim(out, "out", 1, x.size(1) / 2, "half of x's last dim");
   c.rows_dense(x, "x");
   c.rows_dense(out, "out");
   c.distinct(out, "out", x, "x");  // the kernels read x's two halves while they write out (__restrict__)
+}
+
+inline void check_silu_and_mul(const TensorView& out, const TensorView& x) {
+  check_gated_activation("siluAndMul", out, x);
+}
+
+inline void check_gelu_tanh_and_mul(const TensorView& out, const TensorView& x) {
+  check_gated_activation("geluTanhAndMul", out, x);
 }
 
 // ---- KV cache and attention ----
@@ -406,6 +415,7 @@ inline void check_sample_rows(const HostArray<const float>& logits, double rows_
   OP(rmsNormHeads, rms_norm_heads, CPU_CUDA, "out", "x", "weight", "eps")                                           \
   OP(rotaryEmbedding, rotary_embedding, CPU_CUDA, "positions", "query", "key", "headSize", "cosSinCache", "isNeox") \
   OP(siluAndMul, silu_and_mul, CPU_CUDA, "out", "x")                                                                \
+  OP(geluTanhAndMul, gelu_tanh_and_mul, CPU_CUDA, "out", "x")                                                       \
   OP(reshapeAndCache, reshape_and_cache, CPU_CUDA, "key", "value", "keyCache", "valueCache", "slotMapping")         \
   OP(pagedAttention, paged_attention, CPU_CUDA, "out", "query", "keyCache", "valueCache", "meta")                   \
   OP(linear, linear, CPU_CUDA, "out", "x", "weight", "bias")                                                        \

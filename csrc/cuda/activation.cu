@@ -1,17 +1,25 @@
-// SiLU-and-multiply: out = T(T(silu(x[:, :d])) * x[:, d:]), one block per token, 16-byte packs when aligned.
+// The gated activations: out = T(T(act(x[:, :d])) * x[:, d:]), act SiLU (siluAndMul) or GELU with the tanh
+// approximation (geluTanhAndMul), one block per token, 16-byte packs when aligned.
 #include "api.h"
 #include "common.cuh"
 
 namespace mvllm::cuda {
 namespace {
 
-__device__ __forceinline__ float silu(float x) { return x / (1.0f + expf(-x)); }
+struct Silu {
+  __device__ __forceinline__ static float f(float x) { return x / (1.0f + expf(-x)); }
+};
+struct GeluTanh {
+  __device__ __forceinline__ static float f(float x) {
+    return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+  }
+};
 
 // grid: numTokens, block: min(1024, d / V rounded up to a warp)
-template <typename T, int V>
-__global__ void silu_and_mul_kernel(T* __restrict__ out, int64_t out_stride,    // [numTokens, d]
-                                    const T* __restrict__ x, int64_t x_stride,  // [numTokens, 2d]
-                                    int d) {
+template <typename Act, typename T, int V>
+__global__ void act_and_mul_kernel(T* __restrict__ out, int64_t out_stride,    // [numTokens, d]
+                                   const T* __restrict__ x, int64_t x_stride,  // [numTokens, 2d]
+                                   int d) {
   using P = Pack<T, V>;
   const P* g = reinterpret_cast<const P*>(x + blockIdx.x * x_stride);
   const P* u = reinterpret_cast<const P*>(x + blockIdx.x * x_stride + d);
@@ -19,14 +27,17 @@ __global__ void silu_and_mul_kernel(T* __restrict__ out, int64_t out_stride,    
   for (int i = threadIdx.x; i < d / V; i += blockDim.x) {
     P a = g[i], b = u[i], r;
 #pragma unroll
-    for (int j = 0; j < V; ++j) r.v[j] = from_f<T>(round_to<T>(silu(to_f(a.v[j]))) * to_f(b.v[j]));
+    for (int j = 0; j < V; ++j) r.v[j] = from_f<T>(round_to<T>(Act::f(to_f(a.v[j]))) * to_f(b.v[j]));
     o[i] = r;
   }
 }
 
 }  // namespace
 
-void silu_and_mul(const TensorView& out, const TensorView& x) {
+namespace {
+
+template <typename Act>
+void act_and_mul(const TensorView& out, const TensorView& x, const char* op) {
   const int64_t tokens = out.size(0), d = out.size(1);
   cudaStream_t st = stream(out.device_index);
   MVLLM_CUDA_DISPATCH_FLOAT(out.dtype, T, {
@@ -36,13 +47,19 @@ void silu_and_mul(const TensorView& out, const TensorView& x) {
     const int64_t packs = vec ? d / V : d;
     const int threads = int(std::min<int64_t>(1024, std::max<int64_t>(32, ((packs + 31) / 32) * 32)));
     if (vec)
-      MVLLM_LAUNCH(unsigned(tokens), threads, 0, st, silu_and_mul_kernel<T, V>)(out.ptr<T>(), out.stride(0), x.ptr<T>(),
-                                                                                x.stride(0), int(d));
+      MVLLM_LAUNCH(unsigned(tokens), threads, 0, st, act_and_mul_kernel<Act, T, V>)(out.ptr<T>(), out.stride(0),
+                                                                                    x.ptr<T>(), x.stride(0), int(d));
     else
-      MVLLM_LAUNCH(unsigned(tokens), threads, 0, st, silu_and_mul_kernel<T, 1>)(out.ptr<T>(), out.stride(0), x.ptr<T>(),
-                                                                                x.stride(0), int(d));
+      MVLLM_LAUNCH(unsigned(tokens), threads, 0, st, act_and_mul_kernel<Act, T, 1>)(out.ptr<T>(), out.stride(0),
+                                                                                    x.ptr<T>(), x.stride(0), int(d));
   });
-  check_launch("siluAndMul");
+  check_launch(op);
 }
+
+}  // namespace
+
+void silu_and_mul(const TensorView& out, const TensorView& x) { act_and_mul<Silu>(out, x, "siluAndMul"); }
+
+void gelu_tanh_and_mul(const TensorView& out, const TensorView& x) { act_and_mul<GeluTanh>(out, x, "geluTanhAndMul"); }
 
 }  // namespace mvllm::cuda

@@ -295,6 +295,13 @@ void elementwise_cases() {
           k.silu_and_mul(out.v, x.v);
           return Outputs{{"out", std::move(out)}};
         });
+        add(str("geluTanhAndMul ", dn(dt), " [", tokens, ", 2 x ", d, "]"), [=](const Kernels& k) {
+          Rng r{seed};
+          T x = random(r, dt, {tokens, 2 * d}, -6, 6), out(dt, {tokens, d});
+          check_gelu_tanh_and_mul(out.v, x.v);
+          k.gelu_tanh_and_mul(out.v, x.v);
+          return Outputs{{"out", std::move(out)}};
+        });
         add(str("add ", dn(dt), " [", tokens, ", ", d, "]"), [=](const Kernels& k) {
           Rng r{seed + 5};
           T a = random(r, dt, {tokens, d}), b = random(r, dt, {tokens, d}), out(dt, {tokens, d});
