@@ -280,6 +280,32 @@ inline void check_gather_rows(const TensorView& out, const TensorView& x, const 
 }
 
 // out = a + b, all [numTokens, hidden] of one dtype (rows may be strided); out may be a or b.
+// out and x: [numTokens, d] of one float dtype and device, rows dense (strided rows fine), out x itself or apart.
+inline void check_elementwise(const Check& c, const TensorView& out, const TensorView& x) {
+  c.float_dtype(x, "x");
+  c.same_dtype(out, "out", x, "x");
+  c.same_device(out, "out", x, "x");
+  c.ndim(x, "x", 2, "[numTokens, d]");
+  c.ndim(out, "out", 2, "[numTokens, d]");
+  c.dim(out, "out", 0, x.size(0), "numTokens of x");
+  c.dim(out, "out", 1, x.size(1), "d of x");
+  c.rows_dense(x, "x");
+  c.rows_dense(out, "out");
+  c.same_or_distinct(out, "out", x, "x");
+}
+
+inline void check_scale(const TensorView& out, const TensorView& x, double factor) {
+  const Check c("scale");
+  check_elementwise(c, out, x);
+  if (!std::isfinite(factor)) fail(ErrorKind::Range, "scale: factor must be a finite number, got ", factor);
+}
+
+inline void check_soft_cap(const TensorView& out, const TensorView& x, double cap) {
+  const Check c("softCap");
+  check_elementwise(c, out, x);
+  c.positive_finite(cap, "cap");
+}
+
 inline void check_add(const TensorView& out, const TensorView& a, const TensorView& b) {
   const Check c("add");
   c.float_dtype(a, "a");
@@ -425,6 +451,8 @@ inline void check_sample_rows(const HostArray<const float>& logits, double rows_
   OP(embeddingPacked, embedding_packed, CPU, "out", "ids", "table", "vocabSize")                                    \
   OP(gatherRows, gather_rows, CPU_CUDA, "out", "x", "indices")                                                      \
   OP(add, add, CPU_CUDA, "out", "a", "b")                                                                           \
+  OP(scale, scale, CPU_CUDA, "out", "x", "factor")                                                                  \
+  OP(softCap, soft_cap, CPU_CUDA, "out", "x", "cap")                                                                \
   OP(fillUniform, fill_uniform, CPU_CUDA, "out", "low", "high", "seed")                                             \
   OP(sampleRows, sample_rows, CPU, "logits", "rows", "vocab", "params", "out")                                      \
   OP(quantLinear, quant_linear, CPU_CUDA, "out", "x", "weight", "type", "bias")                                     \

@@ -4,6 +4,7 @@ export * from './activation.js';
 export * from './add.js';
 export * from './attention.js';
 export * from './cache.js';
+export * from './elementwise.js';
 export * from './embedding.js';
 export * from './gather-rows.js';
 export * from './layernorm.js';

@@ -5,6 +5,7 @@ export * from './add.js';
 export * from './attention.js';
 export * from './cache.js';
 export * from './dtype.js';
+export * from './elementwise.js';
 export * from './embedding.js';
 export * from './gather-rows.js';
 export * from './layernorm.js';

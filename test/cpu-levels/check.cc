@@ -309,6 +309,15 @@ void elementwise_cases() {
           k.add(out.v, a.v, b.v);
           return Outputs{{"out", std::move(out)}};
         });
+        add(str("scale, softCap ", dn(dt), " [", tokens, ", ", d, "]"), [=](const Kernels& k) {
+          Rng r{seed + 7};
+          T x = random(r, dt, {tokens, d}, -80, 80), scaled(dt, {tokens, d}), capped(dt, {tokens, d});
+          check_scale(scaled.v, x.v, 1.5);
+          k.scale(scaled.v, x.v, 1.5);
+          check_soft_cap(capped.v, x.v, 30.0);
+          k.soft_cap(capped.v, x.v, 30.0);
+          return Outputs{{"scaled", std::move(scaled)}, {"capped", std::move(capped)}};
+        });
         add(str("fillUniform ", dn(dt), " [", tokens, ", ", d, "]"), [=](const Kernels& k) {
           T out(dt, {tokens, d});
           check_fill_uniform(out.v, -2, 3, double(seed));
