@@ -12,6 +12,8 @@ const OPS = [
   'siluAndMul',
   'geluTanhAndMul',
   'add',
+  'scale',
+  'softCap',
   'pagedAttention',
   'reshapeAndCache',
   'embedding',
