@@ -11,7 +11,7 @@ import { EngineCore, InferenceEngine } from '../lib/engine/index.js';
 import { finishEngineOptions, resolveEngineOptions } from '../lib/engine/options.js';
 import { MiniVllmError } from '../lib/errors.js';
 import { cgroupLimit, hostMemory, parseBytes } from '../lib/host-memory.js';
-import { presetConfig } from '../lib/model/config.js';
+import { presetConfig } from '../lib/model/presets.js';
 import { loadModel } from '../lib/model/loader.js';
 import { planMemory } from '../lib/engine/kv-budget.js';
 import { weightsBytesFor, workspaceBytesFor } from '../lib/model/memory-plan.js';

@@ -1,12 +1,5 @@
-export {
-  configFromHf,
-  configToHf,
-  type LlamaConfig,
-  parameterCount,
-  PRESETS,
-  presetConfig,
-  type RopeStyle,
-} from './config.js';
+export { configFromHf, configToHf, type LlamaConfig, parameterCount, type RopeStyle } from './config.js';
+export { PRESETS, presetConfig } from './presets.js';
 export { type ForwardInput, type KvCache, type LayerWeights, LlamaModel, type LlamaWeights } from './llama.js';
 export { buildModel, type LoadedModel, loadModel, type LoadOptions } from './loader.js';
 export { loadTokenizer, type ModelFormat, modelFormat, openModel, type OpenedModel, type OpenOptions } from './open.js';

@@ -16,7 +16,7 @@ if (process.argv[2] === '--one') {
   const { generate } = await import('../../../dist/lib/engine/index.js');
   const { decodeThroughput } = await import('../../../dist/lib/bench/metrics.js');
   const { loadModel } = await import('../../../dist/lib/model/index.js');
-  const { PRESETS } = await import('../../../dist/lib/model/config.js');
+  const { PRESETS } = await import('../../../dist/lib/model/presets.js');
   PRESETS[names[1]] = { ...PRESETS['qwen2.5-0.5b'], architecture: 'llama', attentionBias: false };
   const m = await loadModel(`dummy:${process.argv[3]}`, { device: 'cpu', dtype: 'float32' });
   const params = { temperature: 0, maxTokens: 128, ignoreEos: true };
@@ -32,7 +32,8 @@ if (process.argv[2] === '--one') {
 }
 
 const { backends } = await import('../../../dist/lib/native.js');
-const { parameterCount, presetConfig, PRESETS } = await import('../../../dist/lib/model/config.js');
+const { parameterCount } = await import('../../../dist/lib/model/config.js');
+const { presetConfig, PRESETS } = await import('../../../dist/lib/model/presets.js');
 PRESETS[names[1]] = { ...PRESETS['qwen2.5-0.5b'], architecture: 'llama', attentionBias: false };
 const rounds = Number(process.argv[2] ?? 5);
 console.log(`# ${new Date().toISOString()} cpu ${JSON.stringify(backends().cpu)}`);
