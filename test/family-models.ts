@@ -5,6 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GGUF, type GgufMetaEntry, writeGguf } from '../lib/formats/gguf-writer.js';
 import { configToHf, type LlamaConfig, writeSafetensors } from '../lib/model/index.js';
+import { permuteHeads } from '../lib/model/quantize-model.js';
 import { hfName } from '../lib/model/weights.js';
 import { yarnAttentionFactor } from '../lib/rope.js';
 import { syntheticTokenizer } from '../lib/tokenizer/synthetic.js';
@@ -23,31 +24,28 @@ const base = {
   rmsNormEps: 1e-6,
   ropeTheta: 1000000,
   ropeScaling: null,
-  ropeStyle: 'neox',
+  ropeStyle: 'neox' as const,
   bosTokenId: 1,
   eosTokenIds: [2],
-} as const;
+  headDim: 16,
+  tieWordEmbeddings: false,
+};
 
 /** Each family's tiny model: the traits that make it that family, at shapes a test runs in milliseconds. */
 export const FAMILY_CONFIGS = {
   // Qwen2.5's small models tie the classifier to the embedding
   qwen2: {
     ...base,
-    eosTokenIds: [2],
-    headDim: 16,
     tieWordEmbeddings: true,
     architecture: 'qwen2',
     attentionBias: true,
   },
   // Qwen3's head size is its own (4 heads of 32 beside a hidden size of 64, as 16 x 128 beside 1024 in Qwen3-0.6B)
-  qwen3: { ...base, eosTokenIds: [2], headDim: 32, tieWordEmbeddings: false, architecture: 'qwen3', qkNorm: true },
+  qwen3: { ...base, headDim: 32, architecture: 'qwen3', qkNorm: true },
   // Llama 3.1's RoPE scaling, its original context shrunk to 16 so that 64 positions reach every band; a GGUF Llama's
   // q/k rows are permuted (adjacent pairs) and its scaling is a rope_freqs tensor
   llama3: {
     ...base,
-    eosTokenIds: [2],
-    headDim: 16,
-    tieWordEmbeddings: false,
     architecture: 'llama',
     ropeTheta: 500000,
     ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 16 },
@@ -55,9 +53,6 @@ export const FAMILY_CONFIGS = {
   // YaRN (Qwen2.5's long-context setting) over an original context of 16
   'qwen2-yarn': {
     ...base,
-    eosTokenIds: [2],
-    headDim: 16,
-    tieWordEmbeddings: false,
     architecture: 'qwen2',
     attentionBias: true,
     ropeTheta: 10000,
@@ -73,9 +68,6 @@ export const FAMILY_CONFIGS = {
   // Mistral's sliding window (4096 in Mistral 7B v0.1), 12 keys here so that the 64-token path leaves it
   'mistral-swa': {
     ...base,
-    eosTokenIds: [2],
-    headDim: 16,
-    tieWordEmbeddings: false,
     architecture: 'llama',
     ropeTheta: 10000,
     slidingWindow: 12,
@@ -83,9 +75,6 @@ export const FAMILY_CONFIGS = {
   // Phi-3: q/k/v and gate/up fused; Phi-3-mini-4k's sliding window (2047 there, 12 here)
   phi3: {
     ...base,
-    eosTokenIds: [2],
-    headDim: 16,
-    tieWordEmbeddings: false,
     architecture: 'phi3',
     ropeTheta: 10000,
     slidingWindow: 12,
@@ -93,10 +82,7 @@ export const FAMILY_CONFIGS = {
   // Phi-4-mini's partial rotary (0.75 of each head there, half here)
   'phi3-partial': {
     ...base,
-    eosTokenIds: [2],
-    headDim: 16,
     rotaryDim: 8,
-    tieWordEmbeddings: false,
     architecture: 'phi3',
     ropeTheta: 10000,
     slidingWindow: 4096, // past the path (llama.cpp requires a phi3 file to name one)
@@ -105,9 +91,6 @@ export const FAMILY_CONFIGS = {
   // window key applies to every layer)
   'qwen2-swa': {
     ...base,
-    eosTokenIds: [2],
-    headDim: 16,
-    tieWordEmbeddings: false,
     architecture: 'qwen2',
     attentionBias: true,
     slidingWindow: 10,
@@ -212,18 +195,6 @@ function ggufName(name: string): string {
   return `blk.${m[1]}.${parts[m[2]!]}.${m[3]}`;
 }
 
-/** Rows of each head from Hugging Face's rotate-half order to adjacent pairs. */
-function permuteHalvesToPairs(data: Float32Array, shape: number[], headDim: number): Float32Array {
-  const [rows, cols] = shape as [number, number];
-  const out = new Float32Array(data.length);
-  for (let r = 0; r < rows; ++r) {
-    const i = r % headDim;
-    const to = r - i + (i < headDim / 2 ? 2 * i : 2 * (i - headDim / 2) + 1);
-    out.set(data.subarray(r * cols, (r + 1) * cols), to * cols);
-  }
-  return out;
-}
-
 function vocabulary(c: LlamaConfig) {
   return syntheticTokenizer(c.vocabSize, { bosTokenId: c.bosTokenId, eosTokenIds: c.eosTokenIds }).vocabulary();
 }
@@ -294,7 +265,7 @@ export function writeFamilyGguf(path: string, c: LlamaConfig, weights: FamilyWei
   const all = [...weights].map(([name, { shape, data }]) => {
     // llama.cpp's converter permutes a Llama's q/k rows from Hugging Face's halves to adjacent pairs
     const qk = arch === 'llama' && /self_attn\.[qk]_proj\.weight$/.test(name);
-    return [ggufName(name), shape, qk ? permuteHalvesToPairs(data, shape, c.headDim) : data] as const;
+    return [ggufName(name), shape, qk ? permuteHeads(data, shape[0]!, shape[1]!, c.headDim) : data] as const;
   });
   if (s?.type === 'llama3') {
     // Llama 3.1's scaling as llama.cpp's converter writes it: a divisor per frequency (written here from Hugging Face's

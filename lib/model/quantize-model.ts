@@ -133,7 +133,7 @@ function readRows(src: WeightSource, name: string, row: number, rows: number, co
 }
 
 /** Hugging Face's rotate-half q/k rows -> GGUF's adjacent pairs (what llama.cpp's converter permutes). */
-function permuteHeads(x: Float32Array, rows: number, cols: number, headDim: number): Float32Array {
+export function permuteHeads(x: Float32Array, rows: number, cols: number, headDim: number): Float32Array {
   const out = new Float32Array(x.length);
   for (let r = 0; r < rows; ++r) {
     const h = Math.floor(r / headDim);
