@@ -11,7 +11,8 @@ import { expect } from 'chai';
 import { generate } from '../lib/engine/index.js';
 import { type LoadedModel, loadModel } from '../lib/model/index.js';
 import { quantizeModel } from '../lib/model/quantize-model.js';
-import { configFromHf, configToHf, layerWindow, type LlamaConfig } from '../lib/model/config.js';
+import { configFromHf, configToHf } from '../lib/model/config-hf.js';
+import { layerWindow, type LlamaConfig } from '../lib/model/config.js';
 import {
   FAMILY_CONFIGS,
   FAMILY_SEEDS,
@@ -21,6 +22,7 @@ import {
   writeFamilyHf,
 } from './family-models.js';
 import { MiniVllmError } from '../lib/errors.js';
+import { familyOf } from '../lib/model/families.js';
 import { decodeLogits, describeDevices, expectClose, expectReject, onEmulator, prefillLogits } from './helpers.js';
 
 const dir = fileURLToPath(new URL('../../test/fixtures/families/', import.meta.url));
@@ -30,6 +32,8 @@ interface FamilySet {
   reference: string;
   logits: string;
   greedy: number[];
+  /** llama.cpp's logits of the same file beside the float64 ones (make.sh's `both`), and how far they are apart. */
+  llamaCpp?: { logits: string; greedy: number[]; maxAbsDiffToFloat64: number };
 }
 const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as {
   prompt: number[];
@@ -39,11 +43,11 @@ const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as
 const { prompt, vocab } = manifest;
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
-/** The reference's logits of one family, one row per position of prompt + greedy. */
-function referenceRows(set: FamilySet): Float32Array[] {
-  const all = new Float32Array(new Uint8Array(readFileSync(join(dir, set.logits))).buffer);
+/** The reference's logits of one family (or the file named), one row per position of prompt + greedy. */
+function referenceRows(set: FamilySet, file = set.logits): Float32Array[] {
+  const all = new Float32Array(new Uint8Array(readFileSync(join(dir, file))).buffer);
   const n = prompt.length + set.greedy.length;
-  expect(all.length, `${set.logits} holds [${n}, ${vocab}]`).to.equal(n * vocab);
+  expect(all.length, `${file} holds [${n}, ${vocab}]`).to.equal(n * vocab);
   return Array.from({ length: n }, (_, p) => all.slice(p * vocab, (p + 1) * vocab));
 }
 
@@ -58,6 +62,9 @@ function logSoftmax(row: ArrayLike<number>, id: number): number {
 // float32 through the whole forward on both sides: the differences are summation order (about 1e-5 is seen on
 // logits of magnitude 4-16); the float64 reference and llama.cpp agree to 1.7e-6 on Qwen2 (manifest.json).
 const ATOL = 2e-4;
+// llama.cpp's CPU GELU looks its input up in a float16 table: its Gemma 2 logits are 1.6e-3 from the float64 ones
+// (manifest.json), ours 2e-4
+const LLAMA_CPP_ATOL = 3e-3;
 
 const work = mkdtempSync(join(tmpdir(), 'mvllm-families-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -75,10 +82,15 @@ function files(family: FamilyFixture): { gguf: string; hf: string; quantized: st
     };
     writeFamilyGguf(f.gguf, c, w);
     writeFamilyHf(f.hf, c, w);
-    if ((c as LlamaConfig).slidingWindowLayers === undefined) quantizeModel(f.hf, f.quantized, 'f32');
+    if (hasGguf(c)) quantizeModel(f.hf, f.quantized, 'f32');
     written.set(family, f);
   }
   return f;
+}
+
+/** A GGUF's window is on every layer or on its family's pattern (Gemma's): a window elsewhere has no GGUF form. */
+function hasGguf(c: LlamaConfig): boolean {
+  return c.slidingWindowLayers === undefined || familyOf(c).slidingPattern > 0;
 }
 
 const FORMS = {
@@ -107,7 +119,7 @@ for (const family of Object.keys(FAMILY_CONFIGS) as FamilyFixture[]) {
   const set = manifest.sets[family];
   // a window on some layers only has no GGUF form: that set is read from its Hugging Face directory alone
   const forms = (Object.keys(FORMS) as (keyof typeof FORMS)[]).filter(
-    (f) => f === 'hf' || (FAMILY_CONFIGS[family] as LlamaConfig).slidingWindowLayers === undefined,
+    (f) => f === 'hf' || hasGguf(FAMILY_CONFIGS[family]),
   );
   for (const form of forms) {
     describeDevices(`${family} (${FORMS[form]}) against ${set.reference}`, (device) => {
@@ -144,6 +156,14 @@ for (const family of Object.keys(FAMILY_CONFIGS) as FamilyFixture[]) {
         const got = prefillLogits(m, [path], true);
         got.forEach((row, p) => expectClose(row, ref[p]!, { atol: ATOL, rtol: 0 }, `position ${p}`));
       });
+
+      if (set.llamaCpp)
+        it(`logits within ${LLAMA_CPP_ATOL} of llama.cpp's too (its GELU reads a float16 table)`, () => {
+          const cpp = referenceRows(set, set.llamaCpp!.logits);
+          expect(set.llamaCpp!.greedy).to.deep.equal(set.greedy);
+          const got = prefillLogits(m, [path], true);
+          got.forEach((row, p) => expectClose(row, cpp[p]!, { atol: LLAMA_CPP_ATOL, rtol: 0 }, `position ${p}`));
+        });
 
       it('logits decoding one token at a time', function () {
         if (onEmulator(device)) this.timeout(600_000);
@@ -185,8 +205,8 @@ describe('model families: what is refused, and how', () => {
 
   it('an architecture no family describes: ERR_UNSUPPORTED naming it and the ones that load', async () => {
     await refused((c) => {
-      c['architectures'] = ['Gemma2ForCausalLM'];
-    }, /architecture \["Gemma2ForCausalLM"\] is not supported \(LlamaForCausalLM, .*Phi3ForCausalLM\)/);
+      c['architectures'] = ['MambaForCausalLM'];
+    }, /architecture \["MambaForCausalLM"\] is not supported \(LlamaForCausalLM, .*Gemma3ForCausalLM\)/);
   });
 
   it('a RoPE scaling or an MLP bias the forward does not apply, a bad sliding window', async () => {
@@ -209,13 +229,17 @@ describe('model families: what is refused, and how', () => {
   });
 
   it('a GGUF file of another architecture', async () => {
-    const path = join(work, 'gemma2.gguf');
+    const path = join(work, 'mamba.gguf');
     const c = FAMILY_CONFIGS.qwen2;
-    writeFamilyGguf(path, { ...c, architecture: 'gemma2' as never }, familyWeights(c, 1));
+    writeFamilyGguf(path, c, familyWeights(c, 1));
+    // the architecture and its keys renamed in place (the same length): 'qwen2' -> 'mamba'
+    const bytes = readFileSync(path);
+    for (let i = bytes.indexOf('qwen2'); i >= 0; i = bytes.indexOf('qwen2', i + 5)) bytes.write('mamba', i, 'latin1');
+    writeFileSync(path, bytes);
     await expectReject(
       loadModel(path, { device: 'cpu' }),
       MiniVllmError,
-      /architecture "gemma2" is not supported \(llama, qwen2, qwen3, phi3\)/,
+      /architecture "mamba" is not supported \(llama, qwen2, qwen3, phi3, gemma2, gemma3\)/,
     );
   });
 });
@@ -237,5 +261,41 @@ describe('model families: which layers a config.json gives a sliding window', ()
     const types = ['sliding_attention', 'full_attention', 'sliding_attention', 'full_attention'];
     expect(read({ ...mistral, layer_types: types })).to.deep.equal([4096, 0, 4096, 0]);
     expect(() => read({ ...mistral, layer_types: ['sliding_attention'] })).to.throw(/"layer_types" must list 4/);
+  });
+});
+
+describe('model families: Gemma’s config.json and GGUF settings', () => {
+  const gemma2 = configToHf(FAMILY_CONFIGS.gemma2);
+  const read = (extra: Record<string, unknown>, from = gemma2) =>
+    configFromHf({ ...from, num_hidden_layers: 6, layer_types: undefined, ...extra }, 'config.json');
+  it('the window pattern where a config lists no layer_types: Gemma 2 even layers, Gemma 3 five of six', () => {
+    const windows = (c: LlamaConfig) => [0, 1, 2, 3, 4, 5].map((i) => layerWindow(c, i));
+    expect(windows(read({}))).to.deep.equal([12, 0, 12, 0, 12, 0]);
+    const gemma3 = configToHf(FAMILY_CONFIGS.gemma3);
+    expect(windows(read({}, gemma3))).to.deep.equal([12, 12, 12, 12, 12, 0]);
+    expect(windows(read({ sliding_window_pattern: 3 }, gemma3))).to.deep.equal([12, 12, 0, 12, 12, 0]);
+  });
+  it('query_pre_attn_scalar, soft-caps, the local RoPE base; the (1 + w) norms are added at load', () => {
+    const c = read({ query_pre_attn_scalar: 144, rope_local_base_freq: 10000 });
+    expect(c).to.include({ attnLogitSoftCap: 4, finalLogitSoftCap: 3, slidingRopeTheta: 10000, addUnitToNorms: true });
+    expect(c.attentionScale).to.be.closeTo(1 / 12, 1e-12);
+    const none = read({ attn_logit_softcapping: null, final_logit_softcapping: null });
+    expect(none.attnLogitSoftCap).to.equal(undefined);
+    expect(none.finalLogitSoftCap).to.equal(undefined);
+  });
+  it('an activation other than GELU-tanh, or a model type read without architectures', () => {
+    expect(() => read({ hidden_activation: 'gelu' })).to.throw(MiniVllmError, /hidden activation "gelu" is not/);
+    const text: Record<string, unknown> = { ...configToHf(FAMILY_CONFIGS.gemma3), architectures: undefined };
+    expect(configFromHf(text, 'config.json').architecture).to.equal('gemma3');
+    expect(text['model_type']).to.equal('gemma3_text');
+  });
+  it('quantize refuses a Gemma its GGUF form cannot hold (an attention scale llama.cpp would not use)', () => {
+    const hf = join(work, 'gemma2-scaled');
+    const c = { ...FAMILY_CONFIGS.gemma2, attentionScale: 0.2 };
+    writeFamilyHf(hf, c, familyWeights(c, 1));
+    expect(() => quantizeModel(hf, join(work, 'gemma2-scaled.gguf'), 'f32')).to.throw(
+      MiniVllmError,
+      /attention scale 0.2 has no gemma2 GGUF form \(llama.cpp uses 0.25/,
+    );
   });
 });

@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { GGUF, type GgufMetaEntry, writeGguf } from '../lib/formats/gguf-writer.js';
 import { configToHf, type LlamaConfig, writeSafetensors } from '../lib/model/index.js';
 import { permuteHeads } from '../lib/model/quantize-model.js';
+import { familyOf, patternLayers } from '../lib/model/families.js';
+import { modelTensors } from '../lib/model/tensors.js';
 import { hfName } from '../lib/model/weights.js';
 import { yarnAttentionFactor } from '../lib/rope.js';
 import { syntheticTokenizer } from '../lib/tokenizer/synthetic.js';
@@ -96,6 +98,34 @@ export const FAMILY_CONFIGS = {
     slidingWindow: 10,
     slidingWindowLayers: [1],
   },
+  // Gemma 2: GELU-tanh, the sandwich norms with (1 + w), embeddings scaled by sqrt(hidden), a window of 12 on the even
+  // layers, soft-capped attention scores and logits (50 and 30 in Gemma 2; 4 and 3 here, near these logits' size, so
+  // that the caps change them). 26 layers: llama.cpp runs a gemma2 file of 26, 42 or 46 layers only
+  gemma2: {
+    ...base,
+    numLayers: 26,
+    architecture: 'gemma2',
+    tieWordEmbeddings: true,
+    ropeTheta: 10000,
+    slidingWindow: 12,
+    slidingWindowLayers: patternLayers(2, 26),
+    attnLogitSoftCap: 4,
+    finalLogitSoftCap: 3,
+  },
+  // Gemma 3: q/k norms, five local layers (window 12, RoPE base 10000) to one global (base 1e6, linear scaling 8)
+  gemma3: {
+    ...base,
+    numLayers: 6,
+    headDim: 32,
+    architecture: 'gemma3',
+    qkNorm: true,
+    tieWordEmbeddings: true,
+    ropeTheta: 1000000,
+    ropeScaling: { type: 'linear', factor: 8 },
+    slidingRopeTheta: 10000,
+    slidingWindow: 12,
+    slidingWindowLayers: patternLayers(6, 6),
+  },
 } satisfies Record<string, LlamaConfig>;
 export type FamilyFixture = keyof typeof FAMILY_CONFIGS;
 
@@ -109,6 +139,8 @@ export const FAMILY_SEEDS: Record<FamilyFixture, number> = {
   phi3: 33,
   'phi3-partial': 36,
   'qwen2-swa': 10,
+  gemma2: 8,
+  gemma3: 8,
 };
 
 /** The fixtures' prompt: 40 seeded ids past the special ones (a longer prompt than any window a later family has). */
@@ -131,12 +163,15 @@ export function familyWeights(c: LlamaConfig, seed: number): FamilyWeights {
   const vector = (name: string, n: number, std: number, mean: number) =>
     w.set(name, { shape: [n], data: randn(rand, n, std, mean) });
   const { hiddenSize: d, headDim: hd, intermediateSize: ff } = c;
+  // Gemma's files hold w of its (1 + w) norms
+  const gemma = familyOf(c).unitOffsetNorms;
+  const normMean = gemma ? 0 : 1;
   const [q, kv] = [c.numHeads * hd, c.numKvHeads * hd];
   // a tied classifier reads the embedding: small rows keep the input token from winning every step
   matrix(hfName.embedding, c.vocabSize, d, c.tieWordEmbeddings ? 0.1 : 1);
   for (let i = 0; i < c.numLayers; ++i) {
     const L = (n: string) => hfName.layer(i, n);
-    vector(L('input_layernorm'), d, 0.1, 1);
+    vector(L('input_layernorm'), d, 0.1, normMean);
     const fused = c.architecture === 'phi3';
     if (fused) matrix(L('self_attn.qkv_proj'), q + 2 * kv, d);
     else {
@@ -151,9 +186,10 @@ export function familyWeights(c: LlamaConfig, seed: number): FamilyWeights {
         ['v_proj', kv],
       ] as const)
         vector(hfName.layerBias(i, `self_attn.${n}`), rows, 0.1, 0);
-    if (c.qkNorm) for (const n of ['q_norm', 'k_norm']) vector(L(`self_attn.${n}`), hd, 0.2, 1);
+    if (c.qkNorm) for (const n of ['q_norm', 'k_norm']) vector(L(`self_attn.${n}`), hd, 0.2, normMean);
     matrix(L('self_attn.o_proj'), d, q, 2 / Math.sqrt(q));
-    vector(L('post_attention_layernorm'), d, 0.1, 1);
+    vector(L('post_attention_layernorm'), d, 0.1, normMean);
+    if (gemma) for (const n of ['pre_feedforward_layernorm', 'post_feedforward_layernorm']) vector(L(n), d, 0.1, 0);
     if (fused) matrix(L('mlp.gate_up_proj'), 2 * ff, d);
     else {
       matrix(L('mlp.gate_proj'), ff, d);
@@ -161,38 +197,14 @@ export function familyWeights(c: LlamaConfig, seed: number): FamilyWeights {
     }
     matrix(L('mlp.down_proj'), d, ff, 2 / Math.sqrt(ff));
   }
-  vector(hfName.norm, d, 0.1, 1);
+  vector(hfName.norm, d, 0.1, normMean);
   if (!c.tieWordEmbeddings) matrix(hfName.lmHead, c.vocabSize, d, 0.5);
   return w;
 }
 
-/** Hugging Face name -> llama.cpp's GGUF name. */
-function ggufName(name: string): string {
-  const top: Record<string, string> = {
-    [hfName.embedding]: 'token_embd.weight',
-    [hfName.norm]: 'output_norm.weight',
-    [hfName.lmHead]: 'output.weight',
-  };
-  const t = top[name];
-  if (t) return t;
-  const m = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(name);
-  if (!m) throw new Error(`no GGUF name for ${name}`);
-  const parts: Record<string, string> = {
-    input_layernorm: 'attn_norm',
-    'self_attn.q_proj': 'attn_q',
-    'self_attn.k_proj': 'attn_k',
-    'self_attn.v_proj': 'attn_v',
-    'self_attn.o_proj': 'attn_output',
-    'self_attn.q_norm': 'attn_q_norm',
-    'self_attn.k_norm': 'attn_k_norm',
-    post_attention_layernorm: 'ffn_norm',
-    'mlp.gate_proj': 'ffn_gate',
-    'mlp.up_proj': 'ffn_up',
-    'mlp.down_proj': 'ffn_down',
-    'self_attn.qkv_proj': 'attn_qkv',
-    'mlp.gate_up_proj': 'ffn_up',
-  };
-  return `blk.${m[1]}.${parts[m[2]!]}.${m[3]}`;
+/** Hugging Face name -> llama.cpp's GGUF name, and whether it is a norm. */
+function ggufNames(c: LlamaConfig): Map<string, { gguf: string; norm: boolean }> {
+  return new Map(modelTensors(c, false).flatMap((w) => w.parts.map((p) => [p.hf, { gguf: p.gguf, norm: !!p.norm }])));
 }
 
 function vocabulary(c: LlamaConfig) {
@@ -238,6 +250,12 @@ export function writeFamilyGguf(path: string, c: LlamaConfig, weights: FamilyWei
   if (c.slidingWindow) u('attention.sliding_window', c.slidingWindow);
   u('rope.dimension_count', c.rotaryDim ?? c.headDim);
   const s = c.ropeScaling ?? null;
+  if (c.attnLogitSoftCap) set(`${arch}.attn_logit_softcapping`, GGUF.F32, c.attnLogitSoftCap);
+  if (c.finalLogitSoftCap) set(`${arch}.final_logit_softcapping`, GGUF.F32, c.finalLogitSoftCap);
+  if (s?.type === 'linear') {
+    set(`${arch}.rope.scaling.type`, GGUF.STRING, 'linear');
+    set(`${arch}.rope.scaling.factor`, GGUF.F32, s.factor);
+  }
   if (s?.type === 'yarn') {
     set(`${arch}.rope.scaling.type`, GGUF.STRING, 'yarn');
     set(`${arch}.rope.scaling.factor`, GGUF.F32, s.factor);
@@ -262,10 +280,16 @@ export function writeFamilyGguf(path: string, c: LlamaConfig, weights: FamilyWei
     set('tokenizer.ggml.eos_token_id', GGUF.U32, c.eosTokenIds[0]!);
     set('tokenizer.ggml.unknown_token_id', GGUF.U32, 0);
   }
+  const names = ggufNames(c);
+  const unit = familyOf(c).unitOffsetNorms;
   const all = [...weights].map(([name, { shape, data }]) => {
-    // llama.cpp's converter permutes a Llama's q/k rows from Hugging Face's halves to adjacent pairs
+    const g = names.get(name);
+    if (!g) throw new Error(`no GGUF name for ${name}`);
+    // llama.cpp's converter permutes a Llama's q/k rows from Hugging Face's halves to adjacent pairs, and stores
+    // Gemma's norms as 1 + w
     const qk = arch === 'llama' && /self_attn\.[qk]_proj\.weight$/.test(name);
-    return [ggufName(name), shape, qk ? permuteHeads(data, shape[0]!, shape[1]!, c.headDim) : data] as const;
+    const x = qk ? permuteHeads(data, shape[0]!, shape[1]!, c.headDim) : g.norm && unit ? data.map((v) => v + 1) : data;
+    return [g.gguf, shape, x] as const;
   });
   if (s?.type === 'llama3') {
     // Llama 3.1's scaling as llama.cpp's converter writes it: a divisor per frequency (written here from Hugging Face's

@@ -15,6 +15,7 @@ import {
   setCpuIsa,
   synchronize,
 } from '../lib/index.js';
+import { attentionScale } from '../lib/model/config.js';
 import { allocateKvCache, disposeKvCache } from '../lib/engine/kv-budget.js';
 import type { WeightSource } from '../lib/formats/file.js';
 import { dequantizeRows, quantRowBytes } from '../lib/quant/formats.js';
@@ -407,7 +408,7 @@ export function forwardLogits(model: LlamaModel, kv: KvCache, step: StepArrays):
   };
   try {
     const { queryStartLoc, seqLens, blockTables, ...rest } = t;
-    const scale = 1 / Math.sqrt(model.config.headDim);
+    const scale = attentionScale(model.config);
     return model
       .forward({ ...rest, attention: { queryStartLoc, seqLens, blockTables, scale } }, kv)
       .toArray() as Float32Array;

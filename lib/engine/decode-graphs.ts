@@ -17,6 +17,7 @@
 //    eagerly before it is captured, so no buffer grows inside a capture;
 //  - a buffer that moves anyway (the model's workspace, or the CUDA attention scratch) makes the graphs stale, and
 //    each is captured again on its next use.
+import { attentionScale } from '../model/config.js';
 import { CpuGraph } from '../cpu-graph.js';
 import { CudaGraph } from '../cuda-graph.js';
 import type { KvCache, LlamaModel } from '../model/llama.js';
@@ -186,7 +187,7 @@ export class DecodeGraphs {
    * run when a graph is recaptured (its K/V are then written twice, with the same values).
    */
   private runEagerly(size: number): void {
-    const input = this.inputs.decodeInput(size, this.kv.blockSize, 1 / Math.sqrt(this.model.config.headDim));
+    const input = this.inputs.decodeInput(size, this.kv.blockSize, attentionScale(this.model.config));
     this.model.forward(input, this.kv);
     synchronize(this.model.device);
   }
@@ -201,7 +202,7 @@ export class DecodeGraphs {
     this.graphs.delete(size);
     if (this.backend.lazy) this.model.reserve(size, size);
     else if (warm) this.runEagerly(size);
-    const input = this.inputs.decodeInput(size, this.kv.blockSize, 1 / Math.sqrt(this.model.config.headDim));
+    const input = this.inputs.decodeInput(size, this.kv.blockSize, attentionScale(this.model.config));
     const workspace = this.model.workspaceGeneration;
     const { graph, result: logits } = this.backend.capture(() => this.model.forward(input, this.kv));
     const entry: Entry = { graph, logits, workspace };

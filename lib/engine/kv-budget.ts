@@ -14,7 +14,7 @@
 //    least one sequence of maxModelLen.
 // 5. The KV cache is allocated here, as vLLM's runner allocates it: per layer, K and V pools of
 //    [numBlocks, blockSize, numKvHeads, headDim] in the model's dtype on its device.
-import type { LlamaConfig } from '../model/config.js';
+import { attentionScale, type LlamaConfig } from '../model/config.js';
 import type { KvCache, LlamaModel } from '../model/llama.js';
 import { buildModel, type LoadedModel } from '../model/loader.js';
 import { type MemoryPart, memoryError, modelMemory } from '../model/memory-plan.js';
@@ -229,7 +229,7 @@ function profileStep(model: LlamaModel, c: EngineConfig): void {
             queryStartLoc: tensors[3],
             seqLens: tensors[4],
             blockTables: tensors[5],
-            scale: 1 / Math.sqrt(config.headDim),
+            scale: attentionScale(config),
             maxSeqLen: seqLen,
             maxQueryLen: queryLen,
           },

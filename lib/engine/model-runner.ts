@@ -2,6 +2,7 @@
 // sequence that reached its last token with that sequence's own params. The inputs live in one buffer (host and
 // device) sized once for the largest step (step-inputs.ts). With decode graphs, a step of one-token sequences replays
 // a CUDA or CPU graph that reads the same buffer (decode-graphs.ts); every other step runs eagerly.
+import { attentionScale } from '../model/config.js';
 import type { KvCache, LlamaModel } from '../model/llama.js';
 import { NULL_STEP_PROFILER, type StepProfiler } from '../profiler.js';
 import type { SampleResult, Sampler } from '../sampling/sampler.js';
@@ -65,7 +66,7 @@ export class ModelRunner {
 
   /** The eager forward pass of any step; logits of the sampling sequences in order (one dropped row if none). */
   private forward(out: SchedulerOutput, profiler: StepProfiler): Tensor {
-    const scale = 1 / Math.sqrt(this.model.config.headDim);
+    const scale = attentionScale(this.model.config);
     const input = this.inputs.stageStep(out.scheduled, this.kv.blockSize, scale, profiler);
     return this.model.forward(input, this.kv, profiler);
   }

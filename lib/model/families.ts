@@ -3,7 +3,7 @@
 // layout (lib/model/open.ts) and the forward. Adding a family is a row here and its tensors' names, not a new forward.
 
 /** An architecture as llama.cpp's GGUF files name it (`general.architecture`). */
-export type Architecture = 'llama' | 'qwen2' | 'qwen3' | 'phi3';
+export type Architecture = 'llama' | 'qwen2' | 'qwen3' | 'phi3' | 'gemma2' | 'gemma3';
 
 export interface Family {
   architecture: Architecture;
@@ -18,13 +18,51 @@ export interface Family {
   ggufRopeStyle: 'neox' | 'gptj';
   /** q, k and v are one tensor (qkv_proj; GGUF attn_qkv), and gate and up another (gate_up_proj; GGUF ffn_up). */
   fused: boolean;
+  /** The MLP's gate activation: SiLU (Llama), or GELU with tanh (Gemma's gelu_pytorch_tanh). */
+  activation: 'silu' | 'gelu_tanh';
+  /**
+   * Gemma's sandwich: the attention's and the MLP's outputs are RMS-normalised (post_attention_layernorm,
+   * post_feedforward_layernorm) before they join the residual, and the MLP's input norm is pre_feedforward_layernorm.
+   */
+  sandwichNorms: boolean;
+  /** Gemma: the token embeddings are multiplied by sqrt(hidden) (the tied classifier reads them unscaled). */
+  scaleEmbedding: boolean;
+  /** Gemma: RMSNorm multiplies by (1 + w); Hugging Face files store w, llama.cpp's converter 1 + w. */
+  unitOffsetNorms: boolean;
+  /**
+   * The layers with the sliding window where a file does not list them: every `n`th layer is global, the others
+   * slide (Gemma 2: 2, even layers slide; Gemma 3: 6, five local to one global). 0: the window is on every layer.
+   */
+  slidingPattern: number;
 }
 
+const LLAMA: Omit<Family, 'architecture'> = {
+  attentionBias: false,
+  qkNorm: false,
+  ggufRopeStyle: 'gptj',
+  fused: false,
+  activation: 'silu',
+  sandwichNorms: false,
+  scaleEmbedding: false,
+  unitOffsetNorms: false,
+  slidingPattern: 0,
+};
+const GEMMA = {
+  ...LLAMA,
+  ggufRopeStyle: 'neox',
+  activation: 'gelu_tanh',
+  sandwichNorms: true,
+  scaleEmbedding: true,
+  unitOffsetNorms: true,
+} as const;
+
 export const FAMILIES: Record<Architecture, Family> = {
-  llama: { architecture: 'llama', attentionBias: false, qkNorm: false, ggufRopeStyle: 'gptj', fused: false },
-  qwen2: { architecture: 'qwen2', attentionBias: true, qkNorm: false, ggufRopeStyle: 'neox', fused: false },
-  qwen3: { architecture: 'qwen3', attentionBias: false, qkNorm: true, ggufRopeStyle: 'neox', fused: false },
-  phi3: { architecture: 'phi3', attentionBias: false, qkNorm: false, ggufRopeStyle: 'neox', fused: true },
+  llama: { ...LLAMA, architecture: 'llama' },
+  qwen2: { ...LLAMA, architecture: 'qwen2', attentionBias: true, ggufRopeStyle: 'neox' },
+  qwen3: { ...LLAMA, architecture: 'qwen3', qkNorm: true, ggufRopeStyle: 'neox' },
+  phi3: { ...LLAMA, architecture: 'phi3', ggufRopeStyle: 'neox', fused: true },
+  gemma2: { ...GEMMA, architecture: 'gemma2', slidingPattern: 2 },
+  gemma3: { ...GEMMA, architecture: 'gemma3', qkNorm: true, slidingPattern: 6 },
 };
 
 /** Hugging Face `architectures` names, and the family each loads as. */
@@ -34,7 +72,14 @@ export const HF_ARCHITECTURES: Record<string, Family> = {
   Qwen2ForCausalLM: FAMILIES.qwen2,
   Qwen3ForCausalLM: FAMILIES.qwen3,
   Phi3ForCausalLM: FAMILIES.phi3,
+  Gemma2ForCausalLM: FAMILIES.gemma2,
+  Gemma3ForCausalLM: FAMILIES.gemma3,
 };
+
+/** The layers a window of `pattern` slides on (Family.slidingPattern): all but every `pattern`th. */
+export function patternLayers(pattern: number, numLayers: number): number[] {
+  return Array.from({ length: numLayers }, (_, i) => i).filter((i) => pattern === 0 || (i + 1) % pattern !== 0);
+}
 
 export function isArchitecture(a: unknown): a is Architecture {
   return typeof a === 'string' && Object.hasOwn(FAMILIES, a);

@@ -1,38 +1,13 @@
-// A GGUF file as a model: the config from its `<architecture>.*` metadata (llama, qwen2, qwen3), and its tensors under
-// Hugging Face names.
+// A GGUF file as a model: the config from its `<architecture>.*` metadata (each family lib/model/families.ts
+// describes), and its tensors under Hugging Face names (lib/model/tensors.ts lists both).
 // The file format itself is lib/formats/gguf.ts.
 import { MiniVllmError, ModelFormatError } from '../errors.js';
 import { readFloats, type TensorSpan, spanSource, type WeightSource } from '../formats/file.js';
 import type { GgufFile } from '../formats/gguf.js';
 import { type RopeScaling, yarnAttentionFactor } from '../rope.js';
 import { type LlamaConfig, validateConfig } from './config.js';
-import { FAMILIES, isArchitecture } from './families.js';
-import { hfName } from './weights.js';
-
-/** llama.cpp's tensor names -> Hugging Face's; a fused family's attn_qkv and ffn_up (gate and up) by their own. */
-const GGUF_FUSED: [RegExp, (m: RegExpMatchArray) => string][] = [
-  [/^blk\.(\d+)\.attn_qkv\.weight$/, (m) => hfName.layer(+m[1]!, 'self_attn.qkv_proj')],
-  [/^blk\.(\d+)\.ffn_up\.weight$/, (m) => hfName.layer(+m[1]!, 'mlp.gate_up_proj')],
-];
-const GGUF_NAMES: [RegExp, (m: RegExpMatchArray) => string][] = [
-  [/^token_embd\.weight$/, () => hfName.embedding],
-  [/^output_norm\.weight$/, () => hfName.norm],
-  [/^output\.weight$/, () => hfName.lmHead],
-  [/^blk\.(\d+)\.attn_norm\.weight$/, (m) => hfName.layer(+m[1]!, 'input_layernorm')],
-  [/^blk\.(\d+)\.attn_q\.weight$/, (m) => hfName.layer(+m[1]!, 'self_attn.q_proj')],
-  [/^blk\.(\d+)\.attn_k\.weight$/, (m) => hfName.layer(+m[1]!, 'self_attn.k_proj')],
-  [/^blk\.(\d+)\.attn_v\.weight$/, (m) => hfName.layer(+m[1]!, 'self_attn.v_proj')],
-  [/^blk\.(\d+)\.attn_output\.weight$/, (m) => hfName.layer(+m[1]!, 'self_attn.o_proj')],
-  [/^blk\.(\d+)\.ffn_norm\.weight$/, (m) => hfName.layer(+m[1]!, 'post_attention_layernorm')],
-  [/^blk\.(\d+)\.ffn_gate\.weight$/, (m) => hfName.layer(+m[1]!, 'mlp.gate_proj')],
-  [/^blk\.(\d+)\.ffn_up\.weight$/, (m) => hfName.layer(+m[1]!, 'mlp.up_proj')],
-  [/^blk\.(\d+)\.ffn_down\.weight$/, (m) => hfName.layer(+m[1]!, 'mlp.down_proj')],
-  [/^blk\.(\d+)\.attn_q\.bias$/, (m) => hfName.layerBias(+m[1]!, 'self_attn.q_proj')],
-  [/^blk\.(\d+)\.attn_k\.bias$/, (m) => hfName.layerBias(+m[1]!, 'self_attn.k_proj')],
-  [/^blk\.(\d+)\.attn_v\.bias$/, (m) => hfName.layerBias(+m[1]!, 'self_attn.v_proj')],
-  [/^blk\.(\d+)\.attn_q_norm\.weight$/, (m) => hfName.layer(+m[1]!, 'self_attn.q_norm')],
-  [/^blk\.(\d+)\.attn_k_norm\.weight$/, (m) => hfName.layer(+m[1]!, 'self_attn.k_norm')],
-];
+import { type Architecture, FAMILIES, isArchitecture, patternLayers } from './families.js';
+import { modelTensors } from './tensors.js';
 
 function metaNumber(g: GgufFile, key: string, fallback?: number): number {
   const v = g.metadata.get(key) ?? fallback;
@@ -84,6 +59,35 @@ function ggufRopeScaling(g: GgufFile, arch: string, headDim: number): RopeScalin
   );
 }
 
+/** Gemma 3's local RoPE base: llama.cpp's, not in the file. */
+export const GEMMA3_LOCAL_ROPE_THETA = 10000;
+
+/** The attention scale llama.cpp gives a GGUF file of `arch` (undefined: 1 / sqrt(headDim)). */
+export function ggufAttentionScale(arch: Architecture, layers: number, hiddenPerHead: number): number | undefined {
+  const big = (arch === 'gemma2' && layers === 46) || (arch === 'gemma3' && layers === 62);
+  return big ? 1 / Math.sqrt(hiddenPerHead) : undefined;
+}
+
+/**
+ * Gemma's numbers as llama.cpp reads them: Gemma 2's soft-caps from the file (llama.cpp's defaults where it is
+ * silent); Gemma 3's local RoPE base (10000, not in the file); the attention scale 1 / sqrt(hidden / heads) of the 27B
+ * models (46 and 62 layers), which llama.cpp derives from the model's size as the file does not hold
+ * query_pre_attn_scalar.
+ */
+function ggufGemma(g: GgufFile, arch: Architecture, layers: number, hiddenPerHead: number): Partial<LlamaConfig> {
+  if (arch !== 'gemma2' && arch !== 'gemma3') return {};
+  const out: Partial<LlamaConfig> = {};
+  const scale = ggufAttentionScale(arch, layers, hiddenPerHead);
+  if (scale !== undefined) out.attentionScale = scale;
+  if (arch === 'gemma3') out.slidingRopeTheta = GEMMA3_LOCAL_ROPE_THETA;
+  // llama.cpp caps every Gemma 2 (50 and 30 where the file is silent), no Gemma 3
+  const attnCap = arch === 'gemma2' ? metaNumber(g, `${arch}.attn_logit_softcapping`, 50) : 0;
+  const finalCap = arch === 'gemma2' ? metaNumber(g, `${arch}.final_logit_softcapping`, 30) : 0;
+  if (attnCap > 0) out.attnLogitSoftCap = attnCap;
+  if (finalCap > 0) out.finalLogitSoftCap = finalCap;
+  return out;
+}
+
 /** The config and weights of a GGUF file whose architecture is one lib/model/families.ts describes. */
 export function ggufModel(g: GgufFile): { config: LlamaConfig; source: WeightSource } {
   const arch = g.metadata.get('general.architecture');
@@ -109,7 +113,9 @@ export function ggufModel(g: GgufFile): { config: LlamaConfig; source: WeightSou
     );
   const ropeDim = metaNumber(g, a('rope.dimension_count'), headDim);
   const hasBias = g.tensors.has('blk.0.attn_q.bias');
-  const window = metaNumber(g, a('attention.sliding_window'), 0);
+  const layers = metaNumber(g, a('block_count'));
+  // Gemma 2 defaults to a window of 4096 (llama.cpp); its and Gemma 3's layers slide in their family's pattern
+  const window = metaNumber(g, a('attention.sliding_window'), arch === 'gemma2' ? 4096 : 0);
   const bos = g.metadata.get('tokenizer.ggml.bos_token_id');
   const eos = g.metadata.get('tokenizer.ggml.eos_token_id');
   const config = validateConfig(
@@ -117,7 +123,7 @@ export function ggufModel(g: GgufFile): { config: LlamaConfig; source: WeightSou
       vocabSize: vocab,
       hiddenSize: hidden,
       intermediateSize: metaNumber(g, a('feed_forward_length')),
-      numLayers: metaNumber(g, a('block_count')),
+      numLayers: layers,
       numHeads: heads,
       numKvHeads: metaNumber(g, a('attention.head_count_kv'), heads),
       headDim,
@@ -135,20 +141,21 @@ export function ggufModel(g: GgufFile): { config: LlamaConfig; source: WeightSou
       attentionBias: family.attentionBias || hasBias,
       qkNorm: family.qkNorm,
       ...(window > 0 ? { slidingWindow: window } : {}),
+      ...(window > 0 && family.slidingPattern > 0
+        ? { slidingWindowLayers: patternLayers(family.slidingPattern, layers) }
+        : {}),
+      ...ggufGemma(g, arch, layers, hidden / heads),
     },
     g.path,
   );
+  // every tensor the family has, found under llama.cpp's name and exposed under Hugging Face's (the classifier only
+  // where the file has one)
   const byHf = new Map<string, TensorSpan>();
-  const names = family.fused ? [...GGUF_FUSED, ...GGUF_NAMES] : GGUF_NAMES;
-  for (const t of g.tensors.values()) {
-    for (const [re, to] of names) {
-      const m = t.name.match(re);
-      if (m) {
-        byHf.set(to(m), { file: g.file, offset: t.offset, shape: t.shape, type: t.type });
-        break;
-      }
+  for (const w of modelTensors(config, false))
+    for (const p of w.parts) {
+      const t = g.tensors.get(p.gguf);
+      if (t) byHf.set(p.hf, { file: g.file, offset: t.offset, shape: t.shape, type: t.type });
     }
-  }
   const source = spanSource(g.path, byHf, () => g.file.close());
   return { config, source };
 }

@@ -1,4 +1,6 @@
-export { configFromHf, configToHf, type LlamaConfig, parameterCount, type RopeStyle } from './config.js';
+export { type LlamaConfig, type RopeStyle } from './config.js';
+export { configFromHf, configToHf } from './config-hf.js';
+export { parameterCount } from './tensors.js';
 export { PRESETS, presetConfig } from './presets.js';
 export { type ForwardInput, type KvCache, type LayerWeights, LlamaModel, type LlamaWeights } from './llama.js';
 export { buildModel, type LoadedModel, loadModel, type LoadOptions } from './loader.js';

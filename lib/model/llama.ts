@@ -8,6 +8,7 @@ import type { OpProfiler } from '../calls.js';
 import type { AttentionMetadata } from '../ops/index.js';
 import { Tensor } from '../tensor.js';
 import { type LlamaConfig, layerWindow } from './config.js';
+import { familyOf } from './families.js';
 import { kvBytesPerSlotFor } from './memory-plan.js';
 import {
   disposeWeight,
@@ -32,6 +33,8 @@ export interface LayerWeights {
   qkvBias?: Tensor; //        [(numHeads + 2 numKvHeads) headDim]: the family's attentionBias
   qNorm?: Tensor; //          [headDim]: the family's qkNorm, and kNorm
   kNorm?: Tensor; //          [headDim]
+  attnOutNorm?: Tensor; //    [hidden]: Gemma's sandwich, the attention's output normalised; and the MLP's
+  ffnOutNorm?: Tensor; //     [hidden]
 }
 
 export interface LlamaWeights {
@@ -124,8 +127,10 @@ export class LlamaModel {
   readonly weights: LlamaWeights;
   readonly dtype: FloatDType;
   readonly device: Device;
-  /** [maxPositionEmbeddings, headDim] cos | sin, float32 */
+  /** [maxPositionEmbeddings, rotaryDim] cos | sin, float32 */
   private readonly cosSin: Tensor;
+  /** The sliding-window layers' own table (Gemma 3's local RoPE base, unscaled), or null where they share cosSin. */
+  private readonly cosSinLocal: Tensor | null;
   private readonly ws: Workspace;
   /** Per layer: whether it attends within the config's sliding window. */
   private readonly windows: boolean[];
@@ -141,6 +146,14 @@ export class LlamaModel {
       device: opts.device,
       scaling: config.ropeScaling ?? null,
     });
+    this.cosSinLocal =
+      config.slidingRopeTheta === undefined
+        ? null
+        : ropeCosSinCache(config.rotaryDim ?? config.headDim, config.maxPositionEmbeddings, config.slidingRopeTheta, {
+            dtype: 'float32',
+            device: opts.device,
+            scaling: null,
+          });
     this.ws = new Workspace(config, opts.dtype, opts.device);
     this.windows = Array.from({ length: config.numLayers }, (_, i) => layerWindow(config, i) > 0);
   }
@@ -205,10 +218,15 @@ export class LlamaModel {
     const w = this.weights;
     const ops = opsWith(profiler);
 
-    // the layers with a sliding window read the same metadata with the window set
+    const family = familyOf(c);
+    // the layers with a sliding window read the same metadata with the window set; Gemma 2 caps every layer's scores
     const windows = this.windows;
-    const windowed = { ...input.attention, slidingWindow: c.slidingWindow ?? 0 };
+    const cap = c.attnLogitSoftCap ?? 0;
+    const global = cap > 0 ? { ...input.attention, logitsSoftCap: cap } : input.attention;
+    const windowed = { ...global, slidingWindow: c.slidingWindow ?? 0 };
+    const local = this.cosSinLocal ?? this.cosSin;
     embeddingAny(residual, input.tokenIds, w.embedding, ops);
+    if (family.scaleEmbedding) ops.scale(residual, residual, Math.sqrt(c.hiddenSize));
     for (let i = 0; i < c.numLayers; ++i) {
       const l = w.layers[i]!;
       // x = norm(residual); from the second layer on, residual += the previous block's output first
@@ -219,14 +237,17 @@ export class LlamaModel {
         ops.rmsNormHeads(q, q, l.qNorm, eps);
         ops.rmsNormHeads(k, k, l.kNorm, eps);
       }
-      ops.rotaryEmbedding(input.positions, q2, k2, hd, this.cosSin, isNeox);
+      ops.rotaryEmbedding(input.positions, q2, k2, hd, windows[i] ? local : this.cosSin, isNeox);
       ops.reshapeAndCache(k, v, kv.key[i]!, kv.value[i]!, input.slotMapping);
-      ops.pagedAttention(attn3, q, kv.key[i]!, kv.value[i]!, windows[i] ? windowed : input.attention);
+      ops.pagedAttention(attn3, q, kv.key[i]!, kv.value[i]!, windows[i] ? windowed : global);
       linearAny(hidden, attn, l.o, ops);
+      if (l.attnOutNorm) ops.rmsNorm(hidden, hidden, l.attnOutNorm, eps);
       ops.fusedAddRmsNorm(hidden, residual, l.postNorm, eps);
       linearAny(gateUp, hidden, l.gateUp, ops);
-      ops.siluAndMul(act, gateUp);
+      if (family.activation === 'gelu_tanh') ops.geluTanhAndMul(act, gateUp);
+      else ops.siluAndMul(act, gateUp);
       linearAny(hidden, act, l.down, ops);
+      if (l.ffnOutNorm) ops.rmsNorm(hidden, hidden, l.ffnOutNorm, eps);
     }
     ops.fusedAddRmsNorm(hidden, residual, w.norm, eps);
     const out = this.ws.out!;
@@ -234,6 +255,7 @@ export class LlamaModel {
     const logits = out.logits.narrow(0, 0, S);
     ops.gatherRows(last, hidden, input.logitsIndices);
     linearAny(logits, last, w.lmHead, ops);
+    if (c.finalLogitSoftCap) ops.softCap(logits, logits, c.finalLogitSoftCap);
     return logits;
   }
 
@@ -242,6 +264,7 @@ export class LlamaModel {
     this.disposed = true;
     this.ws.dispose();
     this.cosSin.dispose();
+    this.cosSinLocal?.dispose();
     disposeWeights(this.weights);
   }
 
@@ -265,6 +288,6 @@ export function weightsBytes(w: LlamaWeights): number {
 }
 
 function layerWeights(l: LayerWeights): LinearWeight[] {
-  const extra = [l.qkvBias, l.qNorm, l.kNorm].filter((t): t is Tensor => t !== undefined);
+  const extra = [l.qkvBias, l.qNorm, l.kNorm, l.attnOutNorm, l.ffnOutNorm].filter((t): t is Tensor => t !== undefined);
   return [l.inputNorm, l.qkv, l.o, l.postNorm, l.gateUp, l.down, ...extra];
 }

@@ -102,6 +102,11 @@ export function buildWeights(
   const fillFloat = (p: WeightPart, dst: Tensor) => {
     const rows = p.shape[0]!;
     const width = p.shape.length === 1 ? 1 : p.shape[1]!;
+    if (p.addUnit) {
+      // a Gemma norm vector stored as w of (1 + w): made 1 + w on the host, as llama.cpp's converter does
+      dst.write(src.read(p.name, 0, rows).map((x) => x + 1));
+      return progress(rows * itemBytes);
+    }
     if (src.fill) {
       src.fill(p.name, dst);
       return progress(rows * width * itemBytes);
@@ -209,6 +214,9 @@ export function buildWeights(
       down: get(`${i}.down`),
       ...(config.attentionBias ? { qkvBias: float(`${i}.qkvBias`) } : {}),
       ...(config.qkNorm ? { qNorm: float(`${i}.qNorm`), kNorm: float(`${i}.kNorm`) } : {}),
+      ...(made.has(`${i}.attnOutNorm`)
+        ? { attnOutNorm: float(`${i}.attnOutNorm`), ffnOutNorm: float(`${i}.ffnOutNorm`) }
+        : {}),
     })),
     norm: float('norm'),
     lmHead: tied ? embedding : get('lmHead'),

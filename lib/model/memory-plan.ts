@@ -6,7 +6,8 @@ import type { Device, FloatDType } from '../dtype.js';
 import { MiniVllmError } from '../errors.js';
 import { gib } from '../host-memory.js';
 import { type MemoryBudget, memoryBudget } from '../runtime.js';
-import { type LlamaConfig, parameterCount } from './config.js';
+import type { LlamaConfig } from './config.js';
+import { parameterCount } from './tensors.js';
 
 const MIB = 2 ** 20;
 /** Scratch the plan does not itemise: attention partials, decode-graph inputs, the CUDA context's own pools. */

@@ -13,9 +13,10 @@ import { HfTokenizer } from '../tokenizer/hf.js';
 import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
 import { syntheticTokenizer } from '../tokenizer/synthetic.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
-import { configFromHf, type LlamaConfig } from './config.js';
+import type { LlamaConfig } from './config.js';
+import { configFromHf } from './config-hf.js';
 import { presetConfig } from './presets.js';
-import { familyOf } from './families.js';
+import { modelTensors } from './tensors.js';
 import { BinaryFile } from '../formats/file.js';
 import type { WeightSource } from '../formats/file.js';
 import { openGguf } from '../formats/gguf.js';
@@ -79,36 +80,7 @@ function dummySource(config: LlamaConfig, label: string, seed: number): WeightSo
     return h >>> 0;
   };
   const shapes = new Map<string, number[]>();
-  const d = config.hiddenSize,
-    hd = config.headDim;
-  shapes.set('model.embed_tokens.weight', [config.vocabSize, d]);
-  shapes.set('model.norm.weight', [d]);
-  if (!config.tieWordEmbeddings) shapes.set('lm_head.weight', [config.vocabSize, d]);
-  for (let i = 0; i < config.numLayers; ++i) {
-    const L = (w: string) => `model.layers.${i}.${w}.weight`;
-    shapes.set(L('input_layernorm'), [d]);
-    shapes.set(L('post_attention_layernorm'), [d]);
-    if (familyOf(config).fused) {
-      shapes.set(L('self_attn.qkv_proj'), [(config.numHeads + 2 * config.numKvHeads) * hd, d]);
-      shapes.set(L('mlp.gate_up_proj'), [2 * config.intermediateSize, d]);
-    } else {
-      shapes.set(L('self_attn.q_proj'), [config.numHeads * hd, d]);
-      shapes.set(L('self_attn.k_proj'), [config.numKvHeads * hd, d]);
-      shapes.set(L('self_attn.v_proj'), [config.numKvHeads * hd, d]);
-      shapes.set(L('mlp.gate_proj'), [config.intermediateSize, d]);
-      shapes.set(L('mlp.up_proj'), [config.intermediateSize, d]);
-    }
-    shapes.set(L('self_attn.o_proj'), [d, config.numHeads * hd]);
-    shapes.set(L('mlp.down_proj'), [d, config.intermediateSize]);
-    if (config.attentionBias)
-      for (const [w, n] of [
-        ['q_proj', config.numHeads],
-        ['k_proj', config.numKvHeads],
-        ['v_proj', config.numKvHeads],
-      ])
-        shapes.set(hfName.layerBias(i, `self_attn.${w}`), [(n as number) * hd]);
-    if (config.qkNorm) for (const w of ['q_norm', 'k_norm']) shapes.set(L(`self_attn.${w}`), [hd]);
-  }
+  for (const w of modelTensors(config)) for (const p of w.parts) shapes.set(p.hf, p.shape);
   return {
     file: label,
     has: (n) => shapes.has(n),
@@ -304,7 +276,8 @@ function expectShape(src: WeightSource, name: string, shape: readonly number[]):
     );
 }
 
-export type WeightPart = { name: string; shape: number[]; type: QuantType | null };
+/** A file tensor of a device tensor; addUnit: a Gemma norm stored as w of (1 + w), which the loader makes 1 + w. */
+export type WeightPart = { name: string; shape: number[]; type: QuantType | null; addUnit?: true };
 /** One device tensor and the source tensors stacked into it, in row order. */
 export interface WeightPlanEntry {
   key: string;
@@ -347,14 +320,13 @@ export function planWeightLayout(
   src: WeightSource,
   opts: { dtype: FloatDType; device: Device; quantization: LoadQuantization | null },
 ): WeightLayout {
-  const { hiddenSize: d, intermediateSize: ff, headDim: hd, numHeads: nh, numKvHeads: nkv, vocabSize: v } = config;
   const tied = config.tieWordEmbeddings || !src.has(hfName.lmHead);
   // The CPU packs the matrices linear layers read, a tied embedding (the classifier) too: float ones into panels of 16
   // (PackedWeight), Q4_0, Q8_0, Q4_K and Q6_K ones interleaved by 8 rows for its GEMV; unless MINI_VLLM_CPU_PACK=0 (an
   // A/B switch, pack-ab.mjs).
   const packing = opts.device === 'cpu' && process.env['MINI_VLLM_CPU_PACK'] !== '0';
   const entries: WeightPlanEntry[] = [];
-  const add = (key: string, parts: { name: string; shape: number[] }[]) => {
+  const add = (key: string, parts: { name: string; shape: number[]; addUnit?: true }[]) => {
     const rows = parts.reduce((s, p) => s + p.shape[0]!, 0);
     const typed = parts.map((p) => {
       expectShape(src, p.name, p.shape);
@@ -386,49 +358,15 @@ export function planWeightLayout(
       pack: packs ? { padding: (Math.ceil(rows / 16) * 16 - rows) * cols } : interleaves ? { padding: 0 } : null,
     });
   };
-  add('embedding', [{ name: hfName.embedding, shape: [v, d] }]);
-  for (let i = 0; i < config.numLayers; ++i) {
-    const L = (w: string) => hfName.layer(i, w);
-    add(`${i}.inputNorm`, [{ name: L('input_layernorm'), shape: [d] }]);
-    // Phi-3's projections are fused in the file as they are on the device
-    const fused = familyOf(config).fused;
+  for (const w of modelTensors(config, tied))
     add(
-      `${i}.qkv`,
-      fused
-        ? [{ name: L('self_attn.qkv_proj'), shape: [(nh + 2 * nkv) * hd, d] }]
-        : [
-            { name: L('self_attn.q_proj'), shape: [nh * hd, d] },
-            { name: L('self_attn.k_proj'), shape: [nkv * hd, d] },
-            { name: L('self_attn.v_proj'), shape: [nkv * hd, d] },
-          ],
+      w.key,
+      w.parts.map((p) => ({
+        name: p.hf,
+        shape: p.shape,
+        ...(p.norm && config.addUnitToNorms ? { addUnit: true } : {}),
+      })),
     );
-    add(`${i}.o`, [{ name: L('self_attn.o_proj'), shape: [d, nh * hd] }]);
-    add(`${i}.postNorm`, [{ name: L('post_attention_layernorm'), shape: [d] }]);
-    add(
-      `${i}.gateUp`,
-      fused
-        ? [{ name: L('mlp.gate_up_proj'), shape: [2 * ff, d] }]
-        : [
-            { name: L('mlp.gate_proj'), shape: [ff, d] },
-            { name: L('mlp.up_proj'), shape: [ff, d] },
-          ],
-    );
-    add(`${i}.down`, [{ name: L('mlp.down_proj'), shape: [d, ff] }]);
-    if (config.attentionBias) {
-      const B = (w: string) => hfName.layerBias(i, w);
-      add(`${i}.qkvBias`, [
-        { name: B('self_attn.q_proj'), shape: [nh * hd] },
-        { name: B('self_attn.k_proj'), shape: [nkv * hd] },
-        { name: B('self_attn.v_proj'), shape: [nkv * hd] },
-      ]);
-    }
-    if (config.qkNorm) {
-      add(`${i}.qNorm`, [{ name: L('self_attn.q_norm'), shape: [hd] }]);
-      add(`${i}.kNorm`, [{ name: L('self_attn.k_norm'), shape: [hd] }]);
-    }
-  }
-  add('norm', [{ name: hfName.norm, shape: [d] }]);
-  if (!tied) add('lmHead', [{ name: hfName.lmHead, shape: [v, d] }]);
   const itemBytes = opts.dtype === 'float32' ? 4 : 2;
   let bytes = 0;
   for (const e of entries) {

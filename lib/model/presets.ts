@@ -1,6 +1,7 @@
 // `dummy:<preset>` shapes: the published configs of the models a dummy stands in for (random weights at their real
 // shapes, so a plan or a benchmark of a preset is that model's).
 import { type LlamaConfig, validateConfig } from './config.js';
+import { patternLayers } from './families.js';
 
 export type PresetShape = Omit<LlamaConfig, 'headDim'> & { headDim?: number };
 
@@ -31,6 +32,15 @@ const qwen = {
   rmsNormEps: 1e-6,
   bosTokenId: 151643,
   eosTokenIds: [151645, 151643],
+} as const;
+
+const gemma = {
+  vocabSize: 256000,
+  ropeStyle: 'neox',
+  tieWordEmbeddings: true,
+  rmsNormEps: 1e-6,
+  bosTokenId: 2,
+  addUnitToNorms: true,
 } as const;
 
 /** Real model shapes for `dummy:<preset>` (the published configs of each model). */
@@ -158,6 +168,45 @@ export const PRESETS: Record<string, PresetShape> = {
     headDim: 128,
     maxPositionEmbeddings: 40960,
     eosTokenIds: [151645, 151643],
+  },
+  // google/gemma-2-2b-it: windows of 4096 on the even layers, soft-caps 50 and 30; the dummy's norms are (1 + w)
+  'gemma-2-2b': {
+    ...gemma,
+    architecture: 'gemma2',
+    hiddenSize: 2304,
+    intermediateSize: 9216,
+    numLayers: 26,
+    numHeads: 8,
+    numKvHeads: 4,
+    headDim: 256,
+    maxPositionEmbeddings: 8192,
+    ropeTheta: 10000,
+    slidingWindow: 4096,
+    slidingWindowLayers: patternLayers(2, 26),
+    attentionScale: 1 / 16,
+    attnLogitSoftCap: 50,
+    finalLogitSoftCap: 30,
+    eosTokenIds: [1, 107],
+  },
+  // google/gemma-3-1b-it: q/k norms, five local layers (window 512, RoPE base 10000) to one global (base 1e6)
+  'gemma-3-1b': {
+    ...gemma,
+    architecture: 'gemma3',
+    qkNorm: true,
+    vocabSize: 262144,
+    hiddenSize: 1152,
+    intermediateSize: 6912,
+    numLayers: 26,
+    numHeads: 4,
+    numKvHeads: 1,
+    headDim: 256,
+    maxPositionEmbeddings: 32768,
+    ropeTheta: 1000000,
+    slidingRopeTheta: 10000,
+    slidingWindow: 512,
+    slidingWindowLayers: patternLayers(6, 26),
+    attentionScale: 1 / 16,
+    eosTokenIds: [1, 106],
   },
 };
 

@@ -5,7 +5,7 @@
 // F32 writes every tensor unquantised (a quantised file's dequantised values).
 import type { WeightSource } from '../formats/file.js';
 import { openGguf } from '../formats/gguf.js';
-import { ggufModel } from './gguf-model.js';
+import { GEMMA3_LOCAL_ROPE_THETA, ggufAttentionScale, ggufModel } from './gguf-model.js';
 import { modelFormat, openModel } from './open.js';
 import { hfName } from './weights.js';
 import { SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
@@ -15,7 +15,8 @@ import { quantizeRows } from '../quant/quantize.js';
 import { MiniVllmError } from '../errors.js';
 import { ropeInvFreq, yarnAttentionFactor } from '../rope.js';
 import type { LlamaConfig } from './config.js';
-import { FAMILIES, familyOf } from './families.js';
+import { type Architecture, FAMILIES, patternLayers } from './families.js';
+import { modelTensors } from './tensors.js';
 
 /** What `quantize` writes: the three llama.cpp types people pick most, Q5_K_M, and F32 (a quantised file undone). */
 export type QuantizeTarget = 'q8_0' | 'q4_0' | 'q4_k_m' | 'q5_k_m' | 'f32';
@@ -51,40 +52,38 @@ export function targetType(
   return cols % QUANT_FORMATS[t].block === 0 ? t : null;
 }
 
-/** HF names of every tensor of the model `config` describes, under GGUF's names. */
-function ggufNames(config: LlamaConfig, tied: boolean): [string, string][] {
-  const out: [string, string][] = [['token_embd.weight', hfName.embedding]];
-  // a fused family's (Phi-3's) q/k/v and gate/up are one tensor each, attn_qkv and ffn_up
-  const per: [string, string][] = familyOf(config).fused
-    ? [
-        ['attn_norm', 'input_layernorm'],
-        ['attn_qkv', 'self_attn.qkv_proj'],
-        ['attn_output', 'self_attn.o_proj'],
-        ['ffn_norm', 'post_attention_layernorm'],
-        ['ffn_up', 'mlp.gate_up_proj'],
-        ['ffn_down', 'mlp.down_proj'],
-      ]
-    : [
-        ['attn_norm', 'input_layernorm'],
-        ['attn_q', 'self_attn.q_proj'],
-        ['attn_k', 'self_attn.k_proj'],
-        ['attn_v', 'self_attn.v_proj'],
-        ['attn_output', 'self_attn.o_proj'],
-        ['ffn_norm', 'post_attention_layernorm'],
-        ['ffn_gate', 'mlp.gate_proj'],
-        ['ffn_up', 'mlp.up_proj'],
-        ['ffn_down', 'mlp.down_proj'],
-      ];
-  if (config.qkNorm) per.push(['attn_q_norm', 'self_attn.q_norm'], ['attn_k_norm', 'self_attn.k_norm']);
-  for (let i = 0; i < config.numLayers; ++i) {
-    for (const [g, h] of per) out.push([`blk.${i}.${g}.weight`, hfName.layer(i, h)]);
-    if (config.attentionBias)
-      for (const x of ['q', 'k', 'v'])
-        out.push([`blk.${i}.attn_${x}.bias`, hfName.layerBias(i, `self_attn.${x}_proj`)]);
+/**
+ * Gemma's soft-caps as GGUF metadata; its attention scale and Gemma 3's local RoPE base are llama.cpp's own (not in
+ * the file), so a config with others has no GGUF form.
+ */
+function ggufGemmaMeta(c: LlamaConfig, arch: Architecture): [string, number][] {
+  if (arch !== 'gemma2' && arch !== 'gemma3') {
+    if (c.attentionScale !== undefined || c.attnLogitSoftCap || c.finalLogitSoftCap || c.slidingRopeTheta)
+      throw new MiniVllmError(`quantize: a ${arch} model's Gemma settings have no GGUF form`, 'ERR_UNSUPPORTED');
+    return [];
   }
-  out.push(['output_norm.weight', hfName.norm]);
-  if (!tied) out.push(['output.weight', hfName.lmHead]);
-  return out;
+  const given = c.attentionScale ?? 1 / Math.sqrt(c.headDim);
+  const derived = ggufAttentionScale(arch, c.numLayers, c.hiddenSize / c.numHeads) ?? 1 / Math.sqrt(c.headDim);
+  if (Math.abs(given - derived) > 1e-6 * derived)
+    throw new MiniVllmError(
+      `quantize: attention scale ${given} has no ${arch} GGUF form (llama.cpp uses ${derived} for this shape)`,
+      'ERR_UNSUPPORTED',
+    );
+  if (arch === 'gemma3') {
+    if ((c.slidingRopeTheta ?? c.ropeTheta) !== GEMMA3_LOCAL_ROPE_THETA || c.attnLogitSoftCap || c.finalLogitSoftCap)
+      throw new MiniVllmError(
+        `quantize: a gemma3 GGUF has a local RoPE base of ${GEMMA3_LOCAL_ROPE_THETA} and no soft-caps`,
+        'ERR_UNSUPPORTED',
+      );
+    return [];
+  }
+  // llama.cpp caps every Gemma 2: an uncapped one has no GGUF form
+  if (!c.attnLogitSoftCap || !c.finalLogitSoftCap)
+    throw new MiniVllmError('quantize: a gemma2 GGUF always soft-caps (llama.cpp)', 'ERR_UNSUPPORTED');
+  return [
+    ['attn_logit_softcapping', c.attnLogitSoftCap],
+    ['final_logit_softcapping', c.finalLogitSoftCap],
+  ];
 }
 
 /**
@@ -202,13 +201,17 @@ export function quantizeModel(
       set(`${arch}.attention.layer_norm_rms_epsilon`, GGUF.F32, config.rmsNormEps);
       set(`${arch}.rope.freq_base`, GGUF.F32, config.ropeTheta);
       if (config.slidingWindow) {
-        if (config.slidingWindowLayers)
+        // a GGUF's window is on every layer, or on the family's pattern of layers (Gemma's)
+        const pattern = family.slidingPattern > 0 ? patternLayers(family.slidingPattern, config.numLayers) : null;
+        const layers = config.slidingWindowLayers;
+        if (layers && (!pattern || layers.length !== pattern.length || layers.some((l, i) => l !== pattern[i])))
           throw new MiniVllmError(
-            'quantize: a sliding window on some layers only has no GGUF form (its key applies to every layer)',
+            `quantize: a sliding window on layers [${layers.join(', ')}] has no ${arch} GGUF form`,
             'ERR_UNSUPPORTED',
           );
         u('attention.sliding_window', config.slidingWindow);
       }
+      for (const [k, v] of ggufGemmaMeta(config, arch)) set(`${arch}.${k}`, GGUF.F32, v);
       for (const [k, type, v] of rope.meta) set(`${arch}.${k}`, type, v);
       if (tokenizer instanceof SentencePieceTokenizer) {
         const v = tokenizer.vocabulary();
@@ -234,9 +237,11 @@ export function quantizeModel(
     set('general.quantization_version', GGUF.U32, 2);
     set('general.alignment', GGUF.U32, GGUF_ALIGNMENT);
 
-    const names = ggufNames(config, tied);
+    const names = modelTensors(config, tied).flatMap((w) => w.parts);
     const types: Record<string, string> = {};
-    const tensors: GgufTensorOut[] = names.map(([g, h], index) => {
+    const tensors: GgufTensorOut[] = names.map(({ gguf: g, hf: h, norm }, index) => {
+      // llama.cpp's converter stores Gemma's norms as 1 + w
+      const addUnit = !!norm && !!config.addUnitToNorms;
       const shape = [...source.shape(h)];
       const rows = shape[0]!;
       const cols = shape[1] ?? 1;
@@ -255,6 +260,7 @@ export function quantizeModel(
             const n = Math.min(chunk, rows - r);
             let x = readRows(source, h, r, n, cols);
             if (permute) x = permuteHeads(x, n, cols, permute);
+            if (addUnit) x = x.map((v) => v + 1);
             yield type ? quantizeRows(type, x, n, cols) : new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
           }
         },

@@ -1,0 +1,277 @@
+// A Hugging Face config.json as a LlamaConfig (and back, to write test models): the families lib/model/families.ts
+// describes, their RoPE scalings and sliding windows.
+import { MiniVllmError, ModelFormatError } from '../errors.js';
+import { type RopeScaling, yarnAttentionFactor } from '../rope.js';
+import { type LlamaConfig, validateConfig } from './config.js';
+import { type Architecture, type Family, HF_ARCHITECTURES, isArchitecture, patternLayers } from './families.js';
+
+/** config.json's model_type of each family, where it is not the architecture's name. */
+const MODEL_TYPES: Partial<Record<Architecture, string>> = { gemma3: 'gemma3_text' };
+
+function int(json: Record<string, unknown>, key: string, file: string, fallback?: number): number {
+  const v = json[key] ?? fallback;
+  if (typeof v !== 'number' || !Number.isInteger(v))
+    throw new ModelFormatError(file, `"${key}" must be an integer, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function num(json: Record<string, unknown>, key: string, file: string, fallback?: number): number {
+  const v = json[key] ?? fallback;
+  if (typeof v !== 'number') throw new ModelFormatError(file, `"${key}" must be a number, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function parseRopeScaling(v: unknown, file: string, maxPositionEmbeddings: number): RopeScaling | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'object' || Array.isArray(v))
+    throw new ModelFormatError(file, `"rope_scaling" must be an object or null, got ${JSON.stringify(v)}`);
+  const s = v as Record<string, unknown>;
+  const type = s['rope_type'] ?? s['type'];
+  const pos = (k: string) => {
+    const x = s[k];
+    if (typeof x !== 'number' || !(x > 0) || !Number.isFinite(x))
+      throw new ModelFormatError(file, `rope_scaling.${k} must be a positive number, got ${JSON.stringify(x)}`);
+    return x;
+  };
+  if (type === 'default') return null;
+  if (type === 'linear') return { type: 'linear', factor: pos('factor') };
+  if (type === 'llama3') {
+    const r: RopeScaling = {
+      type: 'llama3',
+      factor: pos('factor'),
+      lowFreqFactor: pos('low_freq_factor'),
+      highFreqFactor: pos('high_freq_factor'),
+      originalMaxPositionEmbeddings: pos('original_max_position_embeddings'),
+    };
+    if (r.highFreqFactor <= r.lowFreqFactor)
+      throw new ModelFormatError(
+        file,
+        `rope_scaling.high_freq_factor (${r.highFreqFactor}) must exceed low_freq_factor (${r.lowFreqFactor})`,
+      );
+    return r;
+  }
+  if (type === 'yarn') {
+    for (const k of ['mscale', 'mscale_all_dim'])
+      if (s[k] !== undefined && s[k] !== null)
+        throw new MiniVllmError(`${file}: rope_scaling.${k} (DeepSeek's YaRN) is not supported`, 'ERR_UNSUPPORTED');
+    const opt = (k: string, fallback: number) => (s[k] === undefined || s[k] === null ? fallback : pos(k));
+    const factor = pos('factor');
+    return {
+      type: 'yarn',
+      factor,
+      originalMaxPositionEmbeddings: opt('original_max_position_embeddings', maxPositionEmbeddings),
+      betaFast: opt('beta_fast', 32),
+      betaSlow: opt('beta_slow', 1),
+      attentionFactor: opt('attention_factor', yarnAttentionFactor(factor)),
+    };
+  }
+  throw new MiniVllmError(
+    `${file}: rope_scaling type ${JSON.stringify(type)} is not supported yet (linear, llama3, yarn)`,
+    'ERR_UNSUPPORTED',
+  );
+}
+
+/** A Hugging Face config.json of a family lib/model/families.ts describes (Llama, Mistral, Qwen2, Qwen3). */
+export function configFromHf(json: unknown, file: string): LlamaConfig {
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new ModelFormatError(file, 'config.json must hold a JSON object');
+  const j = json as Record<string, unknown>;
+  const archs = j['architectures'];
+  const names = Object.keys(HF_ARCHITECTURES);
+  const modelType = j['model_type'];
+  const hfArch = Array.isArray(archs)
+    ? (archs as unknown[]).find((a) => names.includes(a as string))
+    : (names.find((n) => {
+        const a = HF_ARCHITECTURES[n]!.architecture;
+        return (MODEL_TYPES[a] ?? a) === modelType && isArchitecture(a);
+      }) ?? 'LlamaForCausalLM');
+  if (hfArch === undefined)
+    throw new MiniVllmError(
+      `${file}: architecture ${JSON.stringify(archs)} is not supported (${names.join(', ')})`,
+      'ERR_UNSUPPORTED',
+    );
+  const family = HF_ARCHITECTURES[hfArch as string]!;
+  // Gemma names its activation hidden_activation (gelu_pytorch_tanh: GELU's tanh form)
+  const act =
+    j['hidden_activation'] ?? j['hidden_act'] ?? (family.activation === 'silu' ? 'silu' : 'gelu_pytorch_tanh');
+  const acts = family.activation === 'silu' ? ['silu'] : ['gelu_pytorch_tanh', 'gelu_tanh'];
+  if (!acts.includes(act as string))
+    throw new MiniVllmError(
+      `${file}: hidden activation ${JSON.stringify(act)} is not supported for ${hfArch as string} (${acts.join(', ')})`,
+      'ERR_UNSUPPORTED',
+    );
+  const ropeScaling = parseRopeScaling(j['rope_scaling'], file, int(j, 'max_position_embeddings', file, 2048));
+  if (j['mlp_bias'] === true) throw new MiniVllmError(`${file}: mlp_bias is not supported yet`, 'ERR_UNSUPPORTED');
+  const hiddenSize = int(j, 'hidden_size', file);
+  const numHeads = int(j, 'num_attention_heads', file);
+  const eos = j['eos_token_id'];
+  const eosTokenIds = eos === undefined || eos === null ? [] : Array.isArray(eos) ? eos : [eos];
+  if (!eosTokenIds.every((e) => Number.isInteger(e)))
+    throw new ModelFormatError(
+      file,
+      `"eos_token_id" must be an integer or a list of integers, got ${JSON.stringify(eos)}`,
+    );
+  const bos = j['bos_token_id'];
+  if (bos !== undefined && bos !== null && !Number.isInteger(bos))
+    throw new ModelFormatError(file, `"bos_token_id" must be an integer, got ${JSON.stringify(bos)}`);
+  const numLayers = int(j, 'num_hidden_layers', file);
+  const headDim = int(j, 'head_dim', file, Math.floor(hiddenSize / numHeads));
+  const partial = num(j, 'partial_rotary_factor', file, 1);
+  if (!(partial > 0 && partial <= 1))
+    throw new ModelFormatError(file, `"partial_rotary_factor" must be in (0, 1], got ${partial}`);
+  return validateConfig(
+    {
+      ...hfSlidingWindow(j, family, numLayers, file),
+      ...hfGemma(j, family, file),
+      ...(partial < 1 ? { rotaryDim: Math.floor(headDim * partial) } : {}),
+      vocabSize: int(j, 'vocab_size', file),
+      hiddenSize,
+      intermediateSize: int(j, 'intermediate_size', file),
+      numLayers,
+      numHeads,
+      numKvHeads: int(j, 'num_key_value_heads', file, numHeads),
+      headDim,
+      maxPositionEmbeddings: int(j, 'max_position_embeddings', file, 2048),
+      rmsNormEps: num(j, 'rms_norm_eps', file, 1e-6),
+      ropeTheta: num(j, 'rope_theta', file, 10000),
+      ropeScaling,
+      ropeStyle: 'neox',
+      tieWordEmbeddings: j['tie_word_embeddings'] === true,
+      bosTokenId: (bos as number | undefined) ?? null,
+      eosTokenIds: eosTokenIds as number[],
+      architecture: family.architecture,
+      attentionBias: family.attentionBias || j['attention_bias'] === true,
+      qkNorm: family.qkNorm,
+    },
+    file,
+  );
+}
+
+/**
+ * A config.json's sliding window: `layer_types` where given (newer configs), else Qwen's use_sliding_window from
+ * max_window_layers on, else Mistral's and Phi-3's sliding_window on every layer. A window of 0 or one at least
+ * max_position_embeddings is none.
+ */
+function hfSlidingWindow(
+  j: Record<string, unknown>,
+  family: Family,
+  numLayers: number,
+  file: string,
+): Pick<LlamaConfig, 'slidingWindow' | 'slidingWindowLayers'> {
+  const w = j['sliding_window'];
+  const qwen = family.architecture === 'qwen2' || family.architecture === 'qwen3';
+  if (w === undefined || w === null || (qwen && j['use_sliding_window'] !== true)) return {};
+  if (typeof w !== 'number' || !Number.isInteger(w) || w < 0)
+    throw new ModelFormatError(file, `"sliding_window" must be a non-negative integer, got ${JSON.stringify(w)}`);
+  if (w === 0) return {};
+  const types = j['layer_types'];
+  if (Array.isArray(types)) {
+    if (types.length !== numLayers || !types.every((t) => t === 'sliding_attention' || t === 'full_attention'))
+      throw new ModelFormatError(
+        file,
+        `"layer_types" must list ${numLayers} of "sliding_attention" / "full_attention", got ${JSON.stringify(types)}`,
+      );
+    const layers = types.flatMap((t, i) => (t === 'sliding_attention' ? [i] : []));
+    return layers.length ? { slidingWindow: w, slidingWindowLayers: layers } : {};
+  }
+  if (family.slidingPattern > 0) {
+    // Gemma's configs before layer_types: Gemma 2 slides on even layers, Gemma 3 on all but every
+    // sliding_window_pattern-th
+    const pattern = int(j, 'sliding_window_pattern', file, family.slidingPattern);
+    if (pattern < 1) throw new ModelFormatError(file, `"sliding_window_pattern" must be positive, got ${pattern}`);
+    return { slidingWindow: w, slidingWindowLayers: patternLayers(pattern, numLayers) };
+  }
+  if (qwen) {
+    const from = int(j, 'max_window_layers', file, 0);
+    const layers = Array.from({ length: numLayers }, (_, i) => i).filter((i) => i >= from);
+    return layers.length ? { slidingWindow: w, slidingWindowLayers: layers } : {};
+  }
+  return { slidingWindow: w };
+}
+
+/** Gemma's numbers: its attention scale, soft-caps, local RoPE base; its norms' (1 + w). */
+function hfGemma(j: Record<string, unknown>, family: Family, file: string): Partial<LlamaConfig> {
+  if (!family.unitOffsetNorms) return {};
+  const opt = (k: string) => (j[k] === undefined || j[k] === null ? undefined : num(j, k, file));
+  const scalar = opt('query_pre_attn_scalar');
+  const out: Partial<LlamaConfig> = { addUnitToNorms: true };
+  if (scalar !== undefined) out.attentionScale = 1 / Math.sqrt(scalar);
+  const [attnCap, finalCap, local] = [
+    opt('attn_logit_softcapping'),
+    opt('final_logit_softcapping'),
+    opt('rope_local_base_freq'),
+  ];
+  if (attnCap !== undefined) out.attnLogitSoftCap = attnCap;
+  if (finalCap !== undefined) out.finalLogitSoftCap = finalCap;
+  if (local !== undefined) out.slidingRopeTheta = local;
+  return out;
+}
+
+/** The config.json a Hugging Face Llama with this config would carry (used to write test models). */
+export function configToHf(c: LlamaConfig): Record<string, unknown> {
+  const hf = Object.entries(HF_ARCHITECTURES).find(([, f]) => f.architecture === (c.architecture ?? 'llama'))!;
+  const gemma = hf[1].unitOffsetNorms;
+  return {
+    architectures: [hf[0]],
+    model_type: MODEL_TYPES[hf[1].architecture] ?? hf[1].architecture,
+    [gemma ? 'hidden_activation' : 'hidden_act']: hf[1].activation === 'silu' ? 'silu' : 'gelu_pytorch_tanh',
+    vocab_size: c.vocabSize,
+    hidden_size: c.hiddenSize,
+    intermediate_size: c.intermediateSize,
+    num_hidden_layers: c.numLayers,
+    num_attention_heads: c.numHeads,
+    num_key_value_heads: c.numKvHeads,
+    head_dim: c.headDim,
+    max_position_embeddings: c.maxPositionEmbeddings,
+    rms_norm_eps: c.rmsNormEps,
+    rope_theta: c.ropeTheta,
+    rope_scaling: ropeScalingToHf(c.ropeScaling ?? null),
+    tie_word_embeddings: c.tieWordEmbeddings,
+    ...(c.attentionBias && !hf[1].attentionBias ? { attention_bias: true } : {}),
+    ...(c.rotaryDim !== undefined && c.rotaryDim !== c.headDim
+      ? { partial_rotary_factor: c.rotaryDim / c.headDim }
+      : {}),
+    ...(c.slidingWindow
+      ? {
+          sliding_window: c.slidingWindow,
+          ...(c.slidingWindowLayers
+            ? {
+                layer_types: Array.from({ length: c.numLayers }, (_, i) =>
+                  c.slidingWindowLayers!.includes(i) ? 'sliding_attention' : 'full_attention',
+                ),
+              }
+            : {}),
+          ...(hf[1].architecture !== 'llama' ? { use_sliding_window: true } : {}),
+        }
+      : {}),
+    ...(c.attentionScale !== undefined ? { query_pre_attn_scalar: c.attentionScale ** -2 } : {}),
+    ...(c.attnLogitSoftCap !== undefined ? { attn_logit_softcapping: c.attnLogitSoftCap } : {}),
+    ...(c.finalLogitSoftCap !== undefined ? { final_logit_softcapping: c.finalLogitSoftCap } : {}),
+    ...(c.slidingRopeTheta !== undefined ? { rope_local_base_freq: c.slidingRopeTheta } : {}),
+    bos_token_id: c.bosTokenId,
+    eos_token_id: c.eosTokenIds.length === 1 ? c.eosTokenIds[0] : c.eosTokenIds,
+    torch_dtype: 'float32',
+  };
+}
+
+function ropeScalingToHf(s: RopeScaling | null): Record<string, unknown> | null {
+  if (s === null) return null;
+  if (s.type === 'linear') return { rope_type: 'linear', factor: s.factor };
+  if (s.type === 'freqFactors') throw new RangeError('configToHf: GGUF rope_freqs have no config.json form');
+  if (s.type === 'yarn')
+    return {
+      rope_type: 'yarn',
+      factor: s.factor,
+      original_max_position_embeddings: s.originalMaxPositionEmbeddings,
+      beta_fast: s.betaFast,
+      beta_slow: s.betaSlow,
+      attention_factor: s.attentionFactor,
+    };
+  return {
+    rope_type: 'llama3',
+    factor: s.factor,
+    low_freq_factor: s.lowFreqFactor,
+    high_freq_factor: s.highFreqFactor,
+    original_max_position_embeddings: s.originalMaxPositionEmbeddings,
+  };
+}
