@@ -28,6 +28,8 @@ const OPS = [
     'quantLinear',
     'quantEmbedding',
     'fillUniform',
+    'fusedMoe',
+    'quantFusedMoe',
   ])
   .concat(['op registry examples']);
 

@@ -9,6 +9,7 @@ export * from './embedding.js';
 export * from './gather-rows.js';
 export * from './layernorm.js';
 export * from './linear.js';
+export * from './moe.js';
 export * from './pos-encoding.js';
 export * from './quant.js';
 export * from './random.js';

@@ -11,6 +11,7 @@ export * from './gather-rows.js';
 export * from './layernorm.js';
 export * from './linear.js';
 export * from './llama.js';
+export * from './moe.js';
 export * from './pos-encoding.js';
 export * from './quant.js';
 export * from './random.js';

@@ -540,6 +540,41 @@ void quant_cases() {
           });
 }
 
+// fusedMoe and quantFusedMoe: one token (each expert's GEMV), a decode batch, and 80 tokens on 2 experts (the GEMM)
+void moe_cases() {
+  struct Shape {
+    int64_t tokens, experts, k;
+  };
+  const Shape shapes[] = {{1, 8, 2}, {9, 16, 8}, {80, 2, 2}};
+  for (DType dt : kFloats)
+    for (const Shape s : shapes) {
+      add(str("fusedMoe ", dn(dt), " ", s.tokens, " tokens, ", s.experts, " experts top ", s.k), [=](const Kernels& k) {
+        Rng r{uint64_t(s.tokens * 31 + s.experts + int(dt) * 1000)};
+        T x = random(r, dt, {s.tokens, 64}), router = random(r, dt, {s.tokens, s.experts}, -3, 3);
+        T w13 = random(r, dt, {s.experts, 96, 64}, -0.2f, 0.2f), w2 = random(r, dt, {s.experts, 64, 48}, -0.2f, 0.2f);
+        T out(dt, {s.tokens, 64});
+        check_fused_moe(out.v, x.v, router.v, w13.v, w2.v, double(s.k), s.k == 2);
+        k.fused_moe(out.v, x.v, router.v, w13.v, w2.v, double(s.k), s.k == 2);
+        return Outputs{{"out", std::move(out)}};
+      });
+      // quantised experts only where each expert's GEMM dequantises to fp32: under the integer GEMV the first layer's
+      // level-to-level fp32 differences can move the second layer's 8-bit rounding of its input by a step, which is
+      // the kernel's contract (quantLinear's own cases check every level there)
+      if (s.tokens * s.k / s.experts <= 16) continue;
+      for (int type : {kQ4_0, kQ8_0, kQ4_K, kQ6_K})
+        add(str("quantFusedMoe ", dn(dt), " type ", type, " ", s.tokens, " tokens, ", s.experts, " experts top ", s.k),
+            [=](const Kernels& k) {
+              Rng r{uint64_t(s.tokens * 37 + s.experts + type * 100 + int(dt) * 1000)};
+              T x = random(r, dt, {s.tokens, 256}), router = random(r, dt, {s.tokens, s.experts}, -3, 3);
+              T w13 = random_quant(r, type, s.experts * 2 * 256, 256), w2 = random_quant(r, type, s.experts * 256, 256);
+              T out(dt, {s.tokens, 256});
+              check_quant_fused_moe(out.v, x.v, router.v, w13.v, w2.v, double(type), double(s.k), true);
+              k.quant_fused_moe(out.v, x.v, router.v, w13.v, w2.v, double(type), double(s.k), true);
+              return Outputs{{"out", std::move(out)}};
+            });
+    }
+}
+
 void sampling_cases() {
   for (int64_t vocab : {1, 7, 100, 5000})
     add(str("sampleRows vocab ", vocab), [=](const Kernels& k) {
@@ -612,6 +647,7 @@ int main(int argc, char** argv) {
   attention_cases();
   linear_cases();
   quant_cases();
+  moe_cases();
   sampling_cases();
 
   int passed = 0, failed = 0;

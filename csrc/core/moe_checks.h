@@ -1,0 +1,88 @@
+// The contract of the Mixture-of-Experts ops (fusedMoe, quantFusedMoe), checked once for both backends: op_checks.h
+// includes it before its op list.
+#pragma once
+
+#include <algorithm>
+
+#include "check.h"
+#include "quant_checks.h"
+
+namespace mvllm {
+
+constexpr int64_t kMoeMaxExperts = 256;
+constexpr int64_t kMoeMaxTopK = 32;
+
+// What both MoE ops share: out, x [numTokens, hidden] (x's float dtype, rows may be strided); routerLogits
+// [numTokens, numExperts] of any float dtype; topK an integer in [1, min(numExperts, 32)]. Returns numExperts.
+inline int64_t check_moe_common(const Check& c, const char* op, const TensorView& out, const TensorView& x,
+                                const TensorView& router, double top_k) {
+  c.float_dtype(x, "x");
+  c.same_dtype(out, "out", x, "x");
+  c.float_dtype(router, "routerLogits");
+  c.same_device(out, "out", x, "x");
+  c.same_device(router, "routerLogits", x, "x");
+  c.ndim(x, "x", 2, "[numTokens, hidden]");
+  c.ndim(out, "out", 2, "[numTokens, hidden]");
+  c.ndim(router, "routerLogits", 2, "[numTokens, numExperts]");
+  c.dim(out, "out", 0, x.size(0), "numTokens of x");
+  c.dim(out, "out", 1, x.size(1), "hidden of x");
+  c.dim(router, "routerLogits", 0, x.size(0), "numTokens of x");
+  c.rows_dense(out, "out");
+  c.rows_dense(x, "x");
+  c.rows_dense(router, "routerLogits");
+  c.distinct(out, "out", x, "x");
+  c.distinct(out, "out", router, "routerLogits");
+  const int64_t experts = router.size(1);
+  if (experts < 1 || experts > kMoeMaxExperts)
+    fail(ErrorKind::Range, op, ": numExperts (routerLogits dim 1) must be in [1, ", kMoeMaxExperts, "], got ", experts);
+  if (top_k != double(int64_t(top_k)) || top_k < 1 || top_k > double(std::min(experts, kMoeMaxTopK)))
+    fail(ErrorKind::Range, op, ": topK must be an integer in [1, ", std::min(experts, kMoeMaxTopK), "], got ", top_k);
+  return experts;
+}
+
+// out = Σ over each token's topK experts e of weight_e · w2[e] · (silu(w13[e] gate rows · x) ⊙ (w13[e] up rows · x)):
+// w13 [numExperts, 2 * intermediate, hidden] (each expert's gate rows, then its up rows), w2 [numExperts, hidden,
+// intermediate], both dense and of one float dtype (any: converted in registers).
+inline void check_fused_moe(const TensorView& out, const TensorView& x, const TensorView& router, const TensorView& w13,
+                            const TensorView& w2, double top_k, bool renormalize) {
+  (void)renormalize;
+  const Check c("fusedMoe");
+  const int64_t experts = check_moe_common(c, "fusedMoe", out, x, router, top_k);
+  c.float_dtype(w13, "w13");
+  c.same_dtype(w2, "w2", w13, "w13");
+  c.same_device(w13, "w13", x, "x");
+  c.same_device(w2, "w2", x, "x");
+  c.ndim(w13, "w13", 3, "[numExperts, 2 * intermediate, hidden]");
+  c.ndim(w2, "w2", 3, "[numExperts, hidden, intermediate]");
+  c.dim(w13, "w13", 0, experts, "numExperts of routerLogits");
+  c.dim(w13, "w13", 2, x.size(1), "hidden of x");
+  if (w13.size(1) % 2 != 0 || w13.size(1) < 2)
+    fail(ErrorKind::Range, "fusedMoe: w13 dim 1 must be 2 * intermediate (even, positive), got ", w13.size(1));
+  c.dim(w2, "w2", 0, experts, "numExperts of routerLogits");
+  c.dim(w2, "w2", 1, x.size(1), "hidden of x");
+  c.dim(w2, "w2", 2, w13.size(1) / 2, "intermediate of w13");
+  c.contiguous(w13, "w13");
+  c.contiguous(w2, "w2");
+}
+
+// fusedMoe with quantised experts: w13 int32 [numExperts * 2 * intermediate, rowWords] (expert e's gate rows, then its
+// up rows, from row e * 2 * intermediate), w2 int32 [numExperts * hidden, rowWords], both of ggml type `type`
+// (check_quant_weight): hidden and intermediate multiples of its block.
+inline void check_quant_fused_moe(const TensorView& out, const TensorView& x, const TensorView& router,
+                                  const TensorView& w13, const TensorView& w2, double type, double top_k,
+                                  bool renormalize) {
+  (void)renormalize;
+  const Check c("quantFusedMoe");
+  const int64_t experts = check_moe_common(c, "quantFusedMoe", out, x, router, top_k);
+  c.same_device(w13, "w13", x, "x");
+  c.same_device(w2, "w2", x, "x");
+  check_quant_weight(c, "quantFusedMoe", w13, "w13", type, x.size(1), "hidden");
+  if (w13.size(0) % (2 * experts) != 0 || w13.size(0) == 0)
+    fail(ErrorKind::Range, "quantFusedMoe: w13 rows (", w13.size(0), ") must be numExperts (", experts,
+         ") * 2 * intermediate");
+  const int64_t inter = w13.size(0) / (2 * experts);
+  check_quant_weight(c, "quantFusedMoe", w2, "w2", type, inter, "intermediate");
+  c.dim(w2, "w2", 0, experts * x.size(1), "numExperts * hidden");
+}
+
+}  // namespace mvllm
