@@ -12,7 +12,8 @@ namespace mvllm {
 constexpr int64_t kMoeMaxExperts = 256;
 constexpr int64_t kMoeMaxTopK = 32;
 
-// What both MoE ops share: out, x [numTokens, hidden] (x's float dtype, rows may be strided); routerLogits
+// What both MoE ops share: out, x [numTokens, hidden] (x's float dtype, rows may be strided; out may be x);
+// routerLogits
 // [numTokens, numExperts] of any float dtype; topK an integer in [1, min(numExperts, 32)]. Returns numExperts.
 inline int64_t check_moe_common(const Check& c, const char* op, const TensorView& out, const TensorView& x,
                                 const TensorView& router, double top_k) {
@@ -30,7 +31,7 @@ inline int64_t check_moe_common(const Check& c, const char* op, const TensorView
   c.rows_dense(out, "out");
   c.rows_dense(x, "x");
   c.rows_dense(router, "routerLogits");
-  c.distinct(out, "out", x, "x");
+  c.same_or_distinct(out, "out", x, "x");  // in place is fine: out is written after every read of x
   c.distinct(out, "out", router, "routerLogits");
   const int64_t experts = router.size(1);
   if (experts < 1 || experts > kMoeMaxExperts)
@@ -66,22 +67,23 @@ inline void check_fused_moe(const TensorView& out, const TensorView& x, const Te
 }
 
 // fusedMoe with quantised experts: w13 int32 [numExperts * 2 * intermediate, rowWords] (expert e's gate rows, then its
-// up rows, from row e * 2 * intermediate), w2 int32 [numExperts * hidden, rowWords], both of ggml type `type`
-// (check_quant_weight): hidden and intermediate multiples of its block.
+// up rows, from row e * 2 * intermediate) of ggml type `type13`, w2 int32 [numExperts * hidden, rowWords] of `type2`
+// (check_quant_weight; llama.cpp's Q4_K_M files keep the down experts in Q6_K on some layers): hidden a multiple of
+// type13's block, intermediate of type2's.
 inline void check_quant_fused_moe(const TensorView& out, const TensorView& x, const TensorView& router,
-                                  const TensorView& w13, const TensorView& w2, double type, double top_k,
-                                  bool renormalize) {
+                                  const TensorView& w13, const TensorView& w2, double type13, double type2,
+                                  double top_k, bool renormalize) {
   (void)renormalize;
   const Check c("quantFusedMoe");
   const int64_t experts = check_moe_common(c, "quantFusedMoe", out, x, router, top_k);
   c.same_device(w13, "w13", x, "x");
   c.same_device(w2, "w2", x, "x");
-  check_quant_weight(c, "quantFusedMoe", w13, "w13", type, x.size(1), "hidden");
+  check_quant_weight(c, "quantFusedMoe", w13, "w13", type13, x.size(1), "hidden");
   if (w13.size(0) % (2 * experts) != 0 || w13.size(0) == 0)
     fail(ErrorKind::Range, "quantFusedMoe: w13 rows (", w13.size(0), ") must be numExperts (", experts,
          ") * 2 * intermediate");
   const int64_t inter = w13.size(0) / (2 * experts);
-  check_quant_weight(c, "quantFusedMoe", w2, "w2", type, inter, "intermediate");
+  check_quant_weight(c, "quantFusedMoe", w2, "w2", type2, inter, "intermediate");
   c.dim(w2, "w2", 0, experts * x.size(1), "numExperts * hidden");
 }
 

@@ -155,7 +155,7 @@ void fused_moe(const TensorView& out, const TensorView& x, const TensorView& rou
 }
 
 void quant_fused_moe(const TensorView& out, const TensorView& x, const TensorView& router, const TensorView& w13,
-                     const TensorView& w2, double type, double top_k, bool renormalize) {
+                     const TensorView& w2, double type13, double type2, double top_k, bool renormalize) {
   const int64_t experts_n = router.size(1), hidden = x.size(1);
   const int64_t inter = w13.size(0) / (2 * experts_n);
   const MaybeTensor none{};
@@ -163,10 +163,10 @@ void quant_fused_moe(const TensorView& out, const TensorView& x, const TensorVie
                            experts<TA>(
                                out, x, router, int64_t(top_k), renormalize, inter,
                                [&](int64_t e, const TensorView& o, const TensorView& xe) {
-                                 quant_linear(o, xe, rows_of(w13, e * 2 * inter, 2 * inter, w13.size(1)), type, none);
+                                 quant_linear(o, xe, rows_of(w13, e * 2 * inter, 2 * inter, w13.size(1)), type13, none);
                                },
                                [&](int64_t e, const TensorView& o, const TensorView& a) {
-                                 quant_linear(o, a, rows_of(w2, e * hidden, hidden, w2.size(1)), type, none);
+                                 quant_linear(o, a, rows_of(w2, e * hidden, hidden, w2.size(1)), type2, none);
                                }));
 }
 

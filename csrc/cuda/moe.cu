@@ -244,13 +244,13 @@ void fused_moe(const TensorView& out, const TensorView& x, const TensorView& rou
 }
 
 void quant_fused_moe(const TensorView& out, const TensorView& x, const TensorView& router, const TensorView& w13,
-                     const TensorView& w2, double type, double top_k, bool renormalize) {
-  QuantFormat f{};
-  quant_format(int64_t(type), &f);
+                     const TensorView& w2, double type13, double type2, double top_k, bool renormalize) {
+  QuantFormat f13{}, f2{};
+  quant_format(int64_t(type13), &f13);
+  quant_format(int64_t(type2), &f2);
   const int64_t inter = w13.size(0) / (2 * router.size(1));
-  const int t = int(type), per = f.block / 32;
-  const QuantRows a{static_cast<const uint8_t*>(w13.data), w13.stride(0) * 4, t, per, f.bytes},
-      b{static_cast<const uint8_t*>(w2.data), w2.stride(0) * 4, t, per, f.bytes};
+  const QuantRows a{static_cast<const uint8_t*>(w13.data), w13.stride(0) * 4, int(type13), f13.block / 32, f13.bytes},
+      b{static_cast<const uint8_t*>(w2.data), w2.stride(0) * 4, int(type2), f2.block / 32, f2.bytes};
   MVLLM_CUDA_DISPATCH_FLOAT(x.dtype, TA,
                             run_moe<TA>(out, x, router, a, b, inter, int(top_k), renormalize, "quantFusedMoe"));
 }

@@ -13,12 +13,14 @@ const OPS = defineOps('moe', {
   ],
   quantFusedMoe: [
     'out: float[numTokens, hidden], x: float[numTokens, hidden], routerLogits: anyFloat[numTokens, numExperts], ' +
-      'w13: int32[expertRows, rowWords], w2: int32[expertRows2, rowWords2], type: positiveInteger, ' +
+      'w13: int32[expertRows, rowWords], w2: int32[expertRows2, rowWords2], type13: positiveInteger, ' +
+      'type2: positiveInteger, ' +
       'topK: positiveInteger, renormalize: boolean',
     (device) => [
       ...zeros(device, [3, 32], [3, 32], [3, 2]),
       Tensor.zeros([2 * 2 * 32, 9], { dtype: 'int32', device }),
       Tensor.zeros([2 * 32, 9], { dtype: 'int32', device }),
+      8,
       8,
       1,
       false,
@@ -36,7 +38,7 @@ const OPS = defineOps('moe', {
  * each expert's linear layers rounded to x's dtype as `linear` then `siluAndMul` round, the weighted sum in fp32
  * rounded once.
  *
- * @param out          [numTokens, hidden], x's dtype, written (rows may be strided; not overlapping x)
+ * @param out          [numTokens, hidden], x's dtype, written (rows may be strided); may be x itself (in place)
  * @param x            [numTokens, hidden] (rows may be strided)
  * @param routerLogits [numTokens, numExperts], any float dtype; numExperts at most 256
  * @param w13          [numExperts, 2 intermediate, hidden], dense: each expert's gate rows, then its up rows
@@ -58,8 +60,9 @@ export function fusedMoe(
 
 /**
  * {@link fusedMoe} with quantised experts: w13 int32 [numExperts · 2 intermediate, rowWords] (expert e's gate rows,
- * then its up rows, from row 2 e intermediate) and w2 int32 [numExperts · hidden, rowWords], both of ggml type `type`
- * (as quantLinear reads them; hidden and intermediate multiples of its block).
+ * then its up rows, from row 2 e intermediate) of ggml type `type13` and w2 int32 [numExperts · hidden, rowWords] of
+ * `type2` (as quantLinear reads them; hidden a multiple of type13's block, intermediate of type2's: llama.cpp's
+ * Q4_K_M files keep some layers' down experts in Q6_K).
  */
 export function quantFusedMoe(
   out: Tensor,
@@ -67,9 +70,10 @@ export function quantFusedMoe(
   routerLogits: Tensor,
   w13: Tensor,
   w2: Tensor,
-  type: number,
+  type13: number,
+  type2: number,
   topK: number,
   renormalize: boolean,
 ): void {
-  runOp(OPS.quantFusedMoe, [out, x, routerLogits, w13, w2, type, topK, renormalize]);
+  runOp(OPS.quantFusedMoe, [out, x, routerLogits, w13, w2, type13, type2, topK, renormalize]);
 }

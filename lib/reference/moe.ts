@@ -75,21 +75,22 @@ function sub(a: ArrayLike<number>, from: number, n: number): Float64Array {
   return Float64Array.from({ length: n }, (_, i) => a[from + i]!);
 }
 
-/** quantFusedMoe: the experts' words (ggml type id `typeId`) dequantised, then fusedMoe. */
+/** quantFusedMoe: the experts' words (ggml type ids `type13`, `type2`) dequantised, then fusedMoe. */
 export function quantFusedMoe(
   x: ArrayLike<number>,
   routerLogits: ArrayLike<number>,
   w13: Int32Array,
   w2: Int32Array,
   shape: { numTokens: number; hidden: number; intermediate: number; numExperts: number },
-  typeId: number,
+  type13: number,
+  type2: number,
   topK: number,
   renormalize: boolean,
   dtype: FloatDType,
   input?: (row: Float64Array) => ArrayLike<number>,
 ): Float64Array {
   const { hidden: H, intermediate: I, numExperts: E } = shape;
-  const w13f = dequantizeWords(w13, E * 2 * I, H, typeId);
-  const w2f = dequantizeWords(w2, E * H, I, typeId);
+  const w13f = dequantizeWords(w13, E * 2 * I, H, type13);
+  const w2f = dequantizeWords(w2, E * H, I, type2);
   return fusedMoe(x, routerLogits, w13f, w2f, shape, topK, renormalize, dtype, input);
 }

@@ -568,8 +568,8 @@ void moe_cases() {
               T x = random(r, dt, {s.tokens, 256}), router = random(r, dt, {s.tokens, s.experts}, -3, 3);
               T w13 = random_quant(r, type, s.experts * 2 * 256, 256), w2 = random_quant(r, type, s.experts * 256, 256);
               T out(dt, {s.tokens, 256});
-              check_quant_fused_moe(out.v, x.v, router.v, w13.v, w2.v, double(type), double(s.k), true);
-              k.quant_fused_moe(out.v, x.v, router.v, w13.v, w2.v, double(type), double(s.k), true);
+              check_quant_fused_moe(out.v, x.v, router.v, w13.v, w2.v, double(type), double(type), double(s.k), true);
+              k.quant_fused_moe(out.v, x.v, router.v, w13.v, w2.v, double(type), double(type), double(s.k), true);
               return Outputs{{"out", std::move(out)}};
             });
     }

@@ -101,6 +101,12 @@ describeKernel('fusedMoe', (device) => {
       ).to.equal(true);
     }
   });
+  it('in place: out is x', () => {
+    const c = CASES[2]!;
+    const m = make(c, 'float32', device, 21);
+    ops.fusedMoe(m.x, m.x, m.router, m.w13, m.w2, c.k, c.renormalize);
+    expectClose(m.x.toArray(), want(m, c, 'float32'), MOE_TOL.float32, 'out');
+  });
   it('equal router logits: the lower expert ids are picked, with equal weights', () => {
     const c = { tokens: 2, hidden: 32, inter: 16, experts: 6, k: 3, renormalize: true };
     const m = make(c, 'float32', device, 9);
@@ -122,20 +128,34 @@ describeKernel('fusedMoe', (device) => {
     expect(() => ops.fusedMoe(out, m.x, m.router, m.w13, m.w2, 0, true)).to.throw(RangeError, /topK/);
     const w2 = Tensor.zeros([4, 64, 32], { device });
     expect(() => ops.fusedMoe(out, m.x, m.router, m.w13, w2, 2, true)).to.throw(RangeError, /fusedMoe: w2/);
-    expect(() => ops.fusedMoe(m.x, m.x, m.router, m.w13, m.w2, 2, true)).to.throw(
-      RangeError,
-      /out and x must not overlap/,
-    );
+    const shifted = Tensor.zeros([2, 64], { device });
+    expect(() =>
+      ops.fusedMoe(
+        shifted.view([128]).narrow(0, 1, 64).view([1, 64]),
+        shifted.narrow(0, 0, 1),
+        m.router,
+        m.w13,
+        m.w2,
+        2,
+        true,
+      ),
+    ).to.throw(RangeError, /out and x must be the same view \(in place\) or not overlap/);
     const many = Tensor.zeros([1, 300], { device });
     expect(() => ops.fusedMoe(out, m.x, many, m.w13, m.w2, 2, true)).to.throw(RangeError, /numExperts/);
   });
 });
 
 describeKernel('quantFusedMoe', (device) => {
-  const TYPES: QuantType[] = ['Q8_0', 'Q4_0', 'Q4_K', 'Q6_K'];
-  for (const type of TYPES) {
+  // [gate/up type, down type]: one type, and Q4_K_M's mix (down experts in Q6_K)
+  const TYPES: [QuantType, QuantType][] = [
+    ['Q8_0', 'Q8_0'],
+    ['Q4_0', 'Q4_0'],
+    ['Q4_K', 'Q6_K'],
+    ['Q6_K', 'Q6_K'],
+  ];
+  for (const [type, type2] of TYPES) {
     for (const dtype of ['float32', 'bfloat16'] as const) {
-      it(`${type} experts, ${dtype}: 5 tokens, 4 experts top 2`, () => {
+      it(`${type}${type2 === type ? '' : ` / ${type2}`} experts, ${dtype}: 5 tokens, 4 experts top 2`, () => {
         const c = { tokens: 5, hidden: 256, inter: 256, experts: 4, k: 2, renormalize: true };
         const rand = prng(QUANT_FORMATS[type].id * 7 + (dtype === 'float32' ? 0 : 1));
         const [x, xs] = upload(randn(rand, c.tokens * c.hidden), [c.tokens, c.hidden], dtype, device);
@@ -144,11 +164,11 @@ describeKernel('quantFusedMoe', (device) => {
           rows2 = c.experts * c.hidden;
         const w13 = QuantizedTensor.empty(type, rows13, c.hidden, device);
         w13.writeRows(0, rows13, quantizeRows(type, randn(rand, rows13 * c.hidden, 0.06), rows13, c.hidden));
-        const w2 = QuantizedTensor.empty(type, rows2, c.inter, device);
-        w2.writeRows(0, rows2, quantizeRows(type, randn(rand, rows2 * c.inter, 0.06), rows2, c.inter));
-        const id = QUANT_FORMATS[type].id;
+        const w2 = QuantizedTensor.empty(type2, rows2, c.inter, device);
+        w2.writeRows(0, rows2, quantizeRows(type2, randn(rand, rows2 * c.inter, 0.06), rows2, c.inter));
+        const [id, id2] = [QUANT_FORMATS[type].id, QUANT_FORMATS[type2].id];
         const out = poisoned([c.tokens, c.hidden], dtype, device);
-        ops.quantFusedMoe(out, x, router, w13.data, w2.data, id, c.k, c.renormalize);
+        ops.quantFusedMoe(out, x, router, w13.data, w2.data, id, id2, c.k, c.renormalize);
         // the CPU's quantLinear GEMV (up to 16 tokens an expert here) rounds its input to 8 bits a block of 32
         const q8 = device === 'cpu' ? (row: Float64Array) => ref.roundActivationsQ8(Float32Array.from(row)) : undefined;
         const expected = ref.quantFusedMoe(
@@ -158,6 +178,7 @@ describeKernel('quantFusedMoe', (device) => {
           w2.data.toArray() as Int32Array,
           { numTokens: c.tokens, hidden: c.hidden, intermediate: c.inter, numExperts: c.experts },
           id,
+          id2,
           c.k,
           c.renormalize,
           dtype,
@@ -175,11 +196,11 @@ describeKernel('quantFusedMoe', (device) => {
     const router = Tensor.zeros([1, 2], { device });
     const w13 = QuantizedTensor.empty('Q8_0', 34, 32, device);
     const w2 = QuantizedTensor.empty('Q8_0', 2 * 32, 32, device);
-    expect(() => ops.quantFusedMoe(x.clone(), x, router, w13.data, w2.data, 8, 1, false)).to.throw(
+    expect(() => ops.quantFusedMoe(x.clone(), x, router, w13.data, w2.data, 8, 8, 1, false)).to.throw(
       RangeError,
       /quantFusedMoe: w13 rows \(34\) must be numExperts \(2\) \* 2 \* intermediate/,
     );
-    expect(() => ops.quantFusedMoe(x.clone(), x, router, w2.data, w2.data, 5, 1, false)).to.throw(
+    expect(() => ops.quantFusedMoe(x.clone(), x, router, w2.data, w2.data, 8, 5, 1, false)).to.throw(
       RangeError,
       /type must be a ggml quantised type id/,
     );

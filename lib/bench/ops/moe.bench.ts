@@ -78,7 +78,7 @@ function quantCase(tokens: number, type: QuantType, dtype: FloatDType): OpCase {
       const out = Tensor.empty([tokens, H], { dtype, device });
       const id = QUANT_FORMATS[type].id;
       return {
-        run: () => ops.quantFusedMoe(out, x, router, w13, w2, id, K, false),
+        run: () => ops.quantFusedMoe(out, x, router, w13, w2, id, id, K, false),
         free: () => [x, router, w13, w2, out].forEach((t) => t.dispose()),
       };
     },
