@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { generate } from '../lib/engine/index.js';
-import { type LoadedModel, loadModel } from '../lib/model/index.js';
+import { type LoadedModel, loadModel, parameterCount } from '../lib/model/index.js';
 import { quantizeModel } from '../lib/model/quantize-model.js';
 import { configFromHf, configToHf } from '../lib/model/config-hf.js';
 import { layerWindow, type LlamaConfig } from '../lib/model/config.js';
@@ -147,6 +147,7 @@ for (const family of Object.keys(FAMILY_CONFIGS) as FamilyFixture[]) {
         });
         expect(!!m.config.attentionBias).to.equal(!!c.attentionBias);
         expect(!!m.config.qkNorm).to.equal(!!c.qkNorm);
+        expect(m.config.moe).to.deep.equal(c.moe);
         // Llama 3.1's scaling is a rope_freqs tensor in a GGUF file
         const scaling = c.ropeScaling?.type === 'llama3' && gguf ? 'freqFactors' : c.ropeScaling?.type;
         expect(m.config.ropeScaling?.type).to.equal(scaling);
@@ -206,7 +207,7 @@ describe('model families: what is refused, and how', () => {
   it('an architecture no family describes: ERR_UNSUPPORTED naming it and the ones that load', async () => {
     await refused((c) => {
       c['architectures'] = ['MambaForCausalLM'];
-    }, /architecture \["MambaForCausalLM"\] is not supported \(LlamaForCausalLM, .*Gemma3ForCausalLM\)/);
+    }, /architecture \["MambaForCausalLM"\] is not supported \(LlamaForCausalLM, .*OlmoeForCausalLM\)/);
   });
 
   it('a RoPE scaling or an MLP bias the forward does not apply, a bad sliding window', async () => {
@@ -239,7 +240,7 @@ describe('model families: what is refused, and how', () => {
     await expectReject(
       loadModel(path, { device: 'cpu' }),
       MiniVllmError,
-      /architecture "mamba" is not supported \(llama, qwen2, qwen3, phi3, gemma2, gemma3\)/,
+      /architecture "mamba" is not supported \(llama, qwen2, qwen3, phi3, gemma2, gemma3, qwen3moe, olmoe\)/,
     );
   });
 });
@@ -297,5 +298,35 @@ describe('model families: Gemma’s config.json and GGUF settings', () => {
       MiniVllmError,
       /attention scale 0.2 has no gemma2 GGUF form \(llama.cpp uses 0.25/,
     );
+  });
+});
+
+describe('model families: Mixture-of-Experts configs', () => {
+  const qwen3moe = configToHf(FAMILY_CONFIGS.qwen3moe);
+  it('config.json: experts, experts per token, norm_topk_prob; Mixtral always renormalises', () => {
+    expect(configFromHf({ ...qwen3moe, norm_topk_prob: false }, 'config.json').moe).to.deep.equal({
+      numExperts: 8,
+      topK: 2,
+      renormalize: false,
+    });
+    const mixtral = configToHf(FAMILY_CONFIGS.mixtral);
+    expect(mixtral['architectures']).to.deep.equal(['MixtralForCausalLM']);
+    expect(configFromHf({ ...mixtral, norm_topk_prob: false }, 'config.json').moe?.renormalize).to.equal(true);
+    expect(configFromHf(configToHf(FAMILY_CONFIGS.olmoe), 'config.json').moe?.renormalize).to.equal(false);
+  });
+  it('refuses a shared expert, dense layers, too many experts or experts per token', () => {
+    const read = (extra: Record<string, unknown>) => () => configFromHf({ ...qwen3moe, ...extra }, 'config.json');
+    expect(read({ shared_expert_intermediate_size: 5632 })).to.throw(MiniVllmError, /shared expert/);
+    expect(read({ mlp_only_layers: [0] })).to.throw(MiniVllmError, /dense MLP layers/);
+    expect(read({ decoder_sparse_step: 2 })).to.throw(MiniVllmError, /dense MLP layers/);
+    expect(read({ num_experts: 300 })).to.throw(MiniVllmError, /300 experts is not supported \(1 to 256\)/);
+    expect(read({ num_experts_per_tok: 9 })).to.throw(/experts per token must be in \[1, 8\], got 9/);
+  });
+  it('the parameter count holds every expert and router', () => {
+    const c = FAMILY_CONFIGS.mixtral;
+    const dense = parameterCount({ ...c, moe: undefined });
+    const perLayerMlp = 3 * c.hiddenSize * c.intermediateSize;
+    const router = c.moe.numExperts * c.hiddenSize;
+    expect(parameterCount(c) - dense).to.equal(c.numLayers * ((c.moe.numExperts - 1) * perLayerMlp + router));
   });
 });

@@ -126,6 +126,33 @@ export const FAMILY_CONFIGS = {
     slidingWindow: 12,
     slidingWindowLayers: patternLayers(6, 6),
   },
+  // Mixtral: a llama with 4 experts of 64, 2 a token, renormalised (GGUF: a `llama` with expert_count)
+  mixtral: {
+    ...base,
+    architecture: 'llama',
+    intermediateSize: 64,
+    moe: { numExperts: 4, topK: 2, renormalize: true },
+  },
+  // OLMoE: q/k norms over the whole projections (no grouped KV heads, as OLMoE-1B-7B: llama.cpp reads k_norm as wide as
+  // the hidden size), 8 experts, 3 a token, not renormalised
+  olmoe: {
+    ...base,
+    numKvHeads: 4,
+    architecture: 'olmoe',
+    qkNorm: true,
+    ropeTheta: 10000,
+    intermediateSize: 32,
+    moe: { numExperts: 8, topK: 3, renormalize: false },
+  },
+  // Qwen3-MoE: Qwen3's layer with 8 experts of 48, 2 a token, renormalised (norm_topk_prob)
+  qwen3moe: {
+    ...base,
+    headDim: 32,
+    architecture: 'qwen3moe',
+    qkNorm: true,
+    intermediateSize: 48,
+    moe: { numExperts: 8, topK: 2, renormalize: true },
+  },
 } satisfies Record<string, LlamaConfig>;
 export type FamilyFixture = keyof typeof FAMILY_CONFIGS;
 
@@ -141,6 +168,9 @@ export const FAMILY_SEEDS: Record<FamilyFixture, number> = {
   'qwen2-swa': 10,
   gemma2: 8,
   gemma3: 8,
+  mixtral: 5,
+  olmoe: 6,
+  qwen3moe: 7,
 };
 
 /** The fixtures' prompt: 40 seeded ids past the special ones (a longer prompt than any window a later family has). */
@@ -186,25 +216,43 @@ export function familyWeights(c: LlamaConfig, seed: number): FamilyWeights {
         ['v_proj', kv],
       ] as const)
         vector(hfName.layerBias(i, `self_attn.${n}`), rows, 0.1, 0);
-    if (c.qkNorm) for (const n of ['q_norm', 'k_norm']) vector(L(`self_attn.${n}`), hd, 0.2, normMean);
+    // q/k norms over each head, or over the whole projections (OLMoE)
+    const whole = familyOf(c).qkNormOver === 'projection';
+    if (c.qkNorm)
+      for (const [n, width] of [
+        ['q_norm', q],
+        ['k_norm', kv],
+      ] as const)
+        vector(L(`self_attn.${n}`), whole ? width : hd, 0.2, normMean);
     matrix(L('self_attn.o_proj'), d, q, 2 / Math.sqrt(q));
     vector(L('post_attention_layernorm'), d, 0.1, normMean);
     if (gemma) for (const n of ['pre_feedforward_layernorm', 'post_feedforward_layernorm']) vector(L(n), d, 0.1, 0);
-    if (fused) matrix(L('mlp.gate_up_proj'), 2 * ff, d);
+    if (c.moe) {
+      // the router, then each expert's gate and up, then each expert's down (their names: lib/model/tensors.ts)
+      for (const spec of modelTensors(c).filter(
+        (s) => /^\d+\.(router|w13|w2)$/.test(s.key) && s.key.startsWith(`${i}.`),
+      ))
+        for (const p of spec.parts)
+          matrix(p.hf, p.shape[0]!, p.shape[1]!, spec.key.endsWith('w2') ? 2 / Math.sqrt(ff) : undefined);
+    } else if (fused) matrix(L('mlp.gate_up_proj'), 2 * ff, d);
     else {
       matrix(L('mlp.gate_proj'), ff, d);
       matrix(L('mlp.up_proj'), ff, d);
     }
-    matrix(L('mlp.down_proj'), d, ff, 2 / Math.sqrt(ff));
+    if (!c.moe) matrix(L('mlp.down_proj'), d, ff, 2 / Math.sqrt(ff));
   }
   vector(hfName.norm, d, 0.1, normMean);
   if (!c.tieWordEmbeddings) matrix(hfName.lmHead, c.vocabSize, d, 0.5);
   return w;
 }
 
-/** Hugging Face name -> llama.cpp's GGUF name, and whether it is a norm. */
-function ggufNames(c: LlamaConfig): Map<string, { gguf: string; norm: boolean }> {
-  return new Map(modelTensors(c, false).flatMap((w) => w.parts.map((p) => [p.hf, { gguf: p.gguf, norm: !!p.norm }])));
+/** Hugging Face name -> llama.cpp's GGUF name, whether it is a norm, whether it is an expert of a stacked tensor. */
+function ggufNames(c: LlamaConfig): Map<string, { gguf: string; norm: boolean; expert: boolean }> {
+  return new Map(
+    modelTensors(c, false).flatMap((w) =>
+      w.parts.map((p) => [p.hf, { gguf: p.gguf, norm: !!p.norm, expert: p.expert !== undefined }]),
+    ),
+  );
 }
 
 function vocabulary(c: LlamaConfig) {
@@ -250,6 +298,11 @@ export function writeFamilyGguf(path: string, c: LlamaConfig, weights: FamilyWei
   if (c.slidingWindow) u('attention.sliding_window', c.slidingWindow);
   u('rope.dimension_count', c.rotaryDim ?? c.headDim);
   const s = c.ropeScaling ?? null;
+  if (c.moe) {
+    u('expert_count', c.moe.numExperts);
+    u('expert_used_count', c.moe.topK);
+    if (arch === 'qwen3moe') u('expert_feed_forward_length', c.intermediateSize);
+  }
   if (c.attnLogitSoftCap) set(`${arch}.attn_logit_softcapping`, GGUF.F32, c.attnLogitSoftCap);
   if (c.finalLogitSoftCap) set(`${arch}.final_logit_softcapping`, GGUF.F32, c.finalLogitSoftCap);
   if (s?.type === 'linear') {
@@ -282,14 +335,24 @@ export function writeFamilyGguf(path: string, c: LlamaConfig, weights: FamilyWei
   }
   const names = ggufNames(c);
   const unit = familyOf(c).unitOffsetNorms;
-  const all = [...weights].map(([name, { shape, data }]) => {
+  // one GGUF tensor per name, in the order they first appear: a MoE's experts of one kind stacked into
+  // [numExperts, rows, cols], as llama.cpp's converter writes them
+  const out = new Map<string, { shape: number[]; chunks: Float32Array[] }>();
+  for (const [name, { shape, data }] of weights) {
     const g = names.get(name);
     if (!g) throw new Error(`no GGUF name for ${name}`);
     // llama.cpp's converter permutes a Llama's q/k rows from Hugging Face's halves to adjacent pairs, and stores
     // Gemma's norms as 1 + w
     const qk = arch === 'llama' && /self_attn\.[qk]_proj\.weight$/.test(name);
     const x = qk ? permuteHeads(data, shape[0]!, shape[1]!, c.headDim) : g.norm && unit ? data.map((v) => v + 1) : data;
-    return [g.gguf, shape, x] as const;
+    const t = out.get(g.gguf);
+    if (t) t.chunks.push(x);
+    else out.set(g.gguf, { shape: g.expert ? [c.moe!.numExperts, ...shape] : shape, chunks: [x] });
+  }
+  const all = [...out].map(([g, { shape, chunks }]) => {
+    const joined = new Float32Array(chunks.reduce((n, p) => n + p.length, 0));
+    chunks.reduce((o, p) => (joined.set(p, o), o + p.length), 0);
+    return [g, shape, joined] as const;
   });
   if (s?.type === 'llama3') {
     // Llama 3.1's scaling as llama.cpp's converter writes it: a divisor per frequency (written here from Hugging Face's

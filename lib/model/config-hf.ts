@@ -3,10 +3,17 @@
 import { MiniVllmError, ModelFormatError } from '../errors.js';
 import { type RopeScaling, yarnAttentionFactor } from '../rope.js';
 import { type LlamaConfig, validateConfig } from './config.js';
-import { type Architecture, type Family, HF_ARCHITECTURES, isArchitecture, patternLayers } from './families.js';
+import { type Architecture, type Family, HF_ARCHITECTURES, patternLayers } from './families.js';
 
 /** config.json's model_type of each family, where it is not the architecture's name. */
-const MODEL_TYPES: Partial<Record<Architecture, string>> = { gemma3: 'gemma3_text' };
+const MODEL_TYPES: Partial<Record<Architecture, string>> = { gemma3: 'gemma3_text', qwen3moe: 'qwen3_moe' };
+
+/** The model_type of a Hugging Face architecture name. */
+function hfModelType(name: string): string {
+  if (name === 'MixtralForCausalLM') return 'mixtral';
+  const a = HF_ARCHITECTURES[name]!.architecture;
+  return MODEL_TYPES[a] ?? a;
+}
 
 function int(json: Record<string, unknown>, key: string, file: string, fallback?: number): number {
   const v = json[key] ?? fallback;
@@ -81,10 +88,7 @@ export function configFromHf(json: unknown, file: string): LlamaConfig {
   const modelType = j['model_type'];
   const hfArch = Array.isArray(archs)
     ? (archs as unknown[]).find((a) => names.includes(a as string))
-    : (names.find((n) => {
-        const a = HF_ARCHITECTURES[n]!.architecture;
-        return (MODEL_TYPES[a] ?? a) === modelType && isArchitecture(a);
-      }) ?? 'LlamaForCausalLM');
+    : (names.find((n) => hfModelType(n) === modelType) ?? 'LlamaForCausalLM');
   if (hfArch === undefined)
     throw new MiniVllmError(
       `${file}: architecture ${JSON.stringify(archs)} is not supported (${names.join(', ')})`,
@@ -123,10 +127,12 @@ export function configFromHf(json: unknown, file: string): LlamaConfig {
     {
       ...hfSlidingWindow(j, family, numLayers, file),
       ...hfGemma(j, family, file),
+      ...hfMoe(j, hfArch as string, family, file),
       ...(partial < 1 ? { rotaryDim: Math.floor(headDim * partial) } : {}),
       vocabSize: int(j, 'vocab_size', file),
       hiddenSize,
-      intermediateSize: int(j, 'intermediate_size', file),
+      // a Qwen-MoE's experts are moe_intermediate_size wide (its intermediate_size is a dense layer's)
+      intermediateSize: int(j, 'moe_intermediate_size', file, int(j, 'intermediate_size', file)),
       numLayers,
       numHeads,
       numKvHeads: int(j, 'num_key_value_heads', file, numHeads),
@@ -189,6 +195,35 @@ function hfSlidingWindow(
   return { slidingWindow: w };
 }
 
+/**
+ * A Mixture of Experts: Mixtral's num_local_experts, Qwen-MoE's and OLMoE's num_experts; num_experts_per_tok; the
+ * weights renormalised as norm_topk_prob says (Mixtral always). Every layer sparse: a Qwen-MoE with dense layers
+ * (decoder_sparse_step, mlp_only_layers) or a shared expert is refused.
+ */
+function hfMoe(j: Record<string, unknown>, hfArch: string, family: Family, file: string): Partial<LlamaConfig> {
+  const mixtral = hfArch === 'MixtralForCausalLM';
+  if (!mixtral && family.moeNames !== 'mlp') return {};
+  const numExperts = int(j, mixtral ? 'num_local_experts' : 'num_experts', file);
+  const step = j['decoder_sparse_step'] ?? 1;
+  const dense = j['mlp_only_layers'];
+  if (step !== 1 || (Array.isArray(dense) && dense.length > 0))
+    throw new MiniVllmError(`${file}: a MoE with dense MLP layers is not supported yet`, 'ERR_UNSUPPORTED');
+  if ((j['shared_expert_intermediate_size'] ?? 0) !== 0)
+    throw new MiniVllmError(`${file}: a MoE with a shared expert (Qwen2-MoE) is not supported yet`, 'ERR_UNSUPPORTED');
+  if (j['clip_qkv'] !== undefined && j['clip_qkv'] !== null)
+    throw new MiniVllmError(`${file}: clip_qkv is not supported`, 'ERR_UNSUPPORTED');
+  const norm = j['norm_topk_prob'];
+  if (norm !== undefined && typeof norm !== 'boolean')
+    throw new ModelFormatError(file, `"norm_topk_prob" must be a boolean, got ${JSON.stringify(norm)}`);
+  return {
+    moe: {
+      numExperts,
+      topK: int(j, 'num_experts_per_tok', file),
+      renormalize: mixtral || (norm ?? family.moeRenormalize),
+    },
+  };
+}
+
 /** Gemma's numbers: its attention scale, soft-caps, local RoPE base; its norms' (1 + w). */
 function hfGemma(j: Record<string, unknown>, family: Family, file: string): Partial<LlamaConfig> {
   if (!family.unitOffsetNorms) return {};
@@ -209,11 +244,15 @@ function hfGemma(j: Record<string, unknown>, family: Family, file: string): Part
 
 /** The config.json a Hugging Face Llama with this config would carry (used to write test models). */
 export function configToHf(c: LlamaConfig): Record<string, unknown> {
-  const hf = Object.entries(HF_ARCHITECTURES).find(([, f]) => f.architecture === (c.architecture ?? 'llama'))!;
+  // a Llama with experts is a Mixtral
+  const hf: [string, Family] =
+    c.moe && (c.architecture ?? 'llama') === 'llama'
+      ? ['MixtralForCausalLM', HF_ARCHITECTURES['MixtralForCausalLM']!]
+      : Object.entries(HF_ARCHITECTURES).find(([, f]) => f.architecture === (c.architecture ?? 'llama'))!;
   const gemma = hf[1].unitOffsetNorms;
   return {
     architectures: [hf[0]],
-    model_type: MODEL_TYPES[hf[1].architecture] ?? hf[1].architecture,
+    model_type: hfModelType(hf[0]),
     [gemma ? 'hidden_activation' : 'hidden_act']: hf[1].activation === 'silu' ? 'silu' : 'gelu_pytorch_tanh',
     vocab_size: c.vocabSize,
     hidden_size: c.hiddenSize,
@@ -244,6 +283,7 @@ export function configToHf(c: LlamaConfig): Record<string, unknown> {
           ...(hf[1].architecture !== 'llama' ? { use_sliding_window: true } : {}),
         }
       : {}),
+    ...(c.moe ? moeToHf(c, hf[0]) : {}),
     ...(c.attentionScale !== undefined ? { query_pre_attn_scalar: c.attentionScale ** -2 } : {}),
     ...(c.attnLogitSoftCap !== undefined ? { attn_logit_softcapping: c.attnLogitSoftCap } : {}),
     ...(c.finalLogitSoftCap !== undefined ? { final_logit_softcapping: c.finalLogitSoftCap } : {}),
@@ -251,6 +291,17 @@ export function configToHf(c: LlamaConfig): Record<string, unknown> {
     bos_token_id: c.bosTokenId,
     eos_token_id: c.eosTokenIds.length === 1 ? c.eosTokenIds[0] : c.eosTokenIds,
     torch_dtype: 'float32',
+  };
+}
+
+function moeToHf(c: LlamaConfig, hfArch: string): Record<string, unknown> {
+  const m = c.moe!;
+  if (hfArch === 'MixtralForCausalLM') return { num_local_experts: m.numExperts, num_experts_per_tok: m.topK };
+  return {
+    num_experts: m.numExperts,
+    num_experts_per_tok: m.topK,
+    norm_topk_prob: m.renormalize,
+    moe_intermediate_size: c.intermediateSize,
   };
 }
 

@@ -51,6 +51,16 @@ export interface LlamaConfig {
   finalLogitSoftCap?: number;
   /** The file stores RMSNorm weights as w of (1 + w) (Gemma's Hugging Face files): the loader adds 1. */
   addUnitToNorms?: boolean;
+  /** Mixture of Experts: every layer's MLP is numExperts experts of intermediateSize, topK of them a token. */
+  moe?: MoeConfig;
+}
+
+export interface MoeConfig {
+  numExperts: number;
+  /** Experts a token is routed to (num_experts_per_tok). */
+  topK: number;
+  /** Whether the top-k weights are divided by their sum (Mixtral, Qwen3-MoE; not OLMoE): norm_topk_prob. */
+  renormalize: boolean;
 }
 
 /** The attention softmax scale of a config. */
@@ -103,6 +113,19 @@ export function validateConfig(c: LlamaConfig, file: string): LlamaConfig {
     const v = c[k];
     if (v !== undefined && !(v > 0 && Number.isFinite(v)))
       throw new ModelFormatError(file, `${k} must be a positive number, got ${String(v)}`);
+  }
+  const moe = c.moe;
+  if (moe) {
+    if (!Number.isInteger(moe.numExperts) || moe.numExperts < 1 || moe.numExperts > 256)
+      throw new MiniVllmError(
+        `${file}: ${String(moe.numExperts)} experts is not supported (1 to 256)`,
+        'ERR_UNSUPPORTED',
+      );
+    if (!Number.isInteger(moe.topK) || moe.topK < 1 || moe.topK > Math.min(32, moe.numExperts))
+      throw new ModelFormatError(
+        file,
+        `the experts per token must be in [1, ${Math.min(32, moe.numExperts)}], got ${moe.topK}`,
+      );
   }
   if (!(c.rmsNormEps > 0) || !Number.isFinite(c.rmsNormEps))
     throw new ModelFormatError(file, `rmsNormEps must be a positive number, got ${c.rmsNormEps}`);

@@ -3,7 +3,7 @@
 // layout (lib/model/open.ts) and the forward. Adding a family is a row here and its tensors' names, not a new forward.
 
 /** An architecture as llama.cpp's GGUF files name it (`general.architecture`). */
-export type Architecture = 'llama' | 'qwen2' | 'qwen3' | 'phi3' | 'gemma2' | 'gemma3';
+export type Architecture = 'llama' | 'qwen2' | 'qwen3' | 'phi3' | 'gemma2' | 'gemma3' | 'qwen3moe' | 'olmoe';
 
 export interface Family {
   architecture: Architecture;
@@ -11,6 +11,8 @@ export interface Family {
   attentionBias: boolean;
   /** Each q and k head is RMS-normalised (weights [headDim]) before RoPE. */
   qkNorm: boolean;
+  /** What the q/k norm spans: each head (Qwen3, Gemma 3), or the whole projection (OLMoE: [numHeads headDim]). */
+  qkNormOver: 'head' | 'projection';
   /**
    * RoPE pairs in the family's GGUF files: 'gptj' where llama.cpp's converter permutes q/k rows (Llama), 'neox' where
    * it keeps Hugging Face's halves (Qwen).
@@ -34,11 +36,20 @@ export interface Family {
    * slide (Gemma 2: 2, even layers slide; Gemma 3: 6, five local to one global). 0: the window is on every layer.
    */
   slidingPattern: number;
+  /**
+   * The Mixture-of-Experts tensors' Hugging Face names: Mixtral's (block_sparse_moe.gate, experts.j.w1/w3/w2) or
+   * Qwen-MoE's and OLMoE's (mlp.gate, mlp.experts.j.gate_proj/up_proj/down_proj). Whether a model is one is its
+   * config's (a GGUF Mixtral is a `llama` with experts).
+   */
+  moeNames: 'mixtral' | 'mlp';
+  /** Whether a MoE's top-k weights are divided by their sum when its file does not say (norm_topk_prob). */
+  moeRenormalize: boolean;
 }
 
 const LLAMA: Omit<Family, 'architecture'> = {
   attentionBias: false,
   qkNorm: false,
+  qkNormOver: 'head',
   ggufRopeStyle: 'gptj',
   fused: false,
   activation: 'silu',
@@ -46,6 +57,8 @@ const LLAMA: Omit<Family, 'architecture'> = {
   scaleEmbedding: false,
   unitOffsetNorms: false,
   slidingPattern: 0,
+  moeNames: 'mixtral',
+  moeRenormalize: true,
 };
 const GEMMA = {
   ...LLAMA,
@@ -63,6 +76,16 @@ export const FAMILIES: Record<Architecture, Family> = {
   phi3: { ...LLAMA, architecture: 'phi3', ggufRopeStyle: 'neox', fused: true },
   gemma2: { ...GEMMA, architecture: 'gemma2', slidingPattern: 2 },
   gemma3: { ...GEMMA, architecture: 'gemma3', qkNorm: true, slidingPattern: 6 },
+  qwen3moe: { ...LLAMA, architecture: 'qwen3moe', qkNorm: true, ggufRopeStyle: 'neox', moeNames: 'mlp' },
+  olmoe: {
+    ...LLAMA,
+    architecture: 'olmoe',
+    qkNorm: true,
+    qkNormOver: 'projection',
+    ggufRopeStyle: 'neox',
+    moeNames: 'mlp',
+    moeRenormalize: false,
+  },
 };
 
 /** Hugging Face `architectures` names, and the family each loads as. */
@@ -74,6 +97,9 @@ export const HF_ARCHITECTURES: Record<string, Family> = {
   Phi3ForCausalLM: FAMILIES.phi3,
   Gemma2ForCausalLM: FAMILIES.gemma2,
   Gemma3ForCausalLM: FAMILIES.gemma3,
+  MixtralForCausalLM: FAMILIES.llama,
+  Qwen3MoeForCausalLM: FAMILIES.qwen3moe,
+  OlmoeForCausalLM: FAMILIES.olmoe,
 };
 
 /** The layers a window of `pattern` slides on (Family.slidingPattern): all but every `pattern`th. */

@@ -2,8 +2,16 @@
 // describes), and its tensors under Hugging Face names (lib/model/tensors.ts lists both).
 // The file format itself is lib/formats/gguf.ts.
 import { MiniVllmError, ModelFormatError } from '../errors.js';
-import { readFloats, type TensorSpan, spanSource, type WeightSource } from '../formats/file.js';
-import type { GgufFile } from '../formats/gguf.js';
+import {
+  readFloats,
+  STORAGE_BYTES,
+  type StorageType,
+  type TensorSpan,
+  spanSource,
+  type WeightSource,
+} from '../formats/file.js';
+import type { GgufFile, GgufTensorInfo } from '../formats/gguf.js';
+import { type QuantType, quantRowBytes } from '../quant/formats.js';
 import { type RopeScaling, yarnAttentionFactor } from '../rope.js';
 import { type LlamaConfig, validateConfig } from './config.js';
 import { type Architecture, FAMILIES, isArchitecture, patternLayers } from './families.js';
@@ -88,6 +96,41 @@ function ggufGemma(g: GgufFile, arch: Architecture, layers: number, hiddenPerHea
   return out;
 }
 
+/**
+ * A MoE's experts as llama.cpp's metadata gives them (`<arch>.expert_count`, `expert_used_count`): a Mixtral is a
+ * `llama` with experts, its top-k weights renormalised (as OLMoE's are not, and Qwen3-MoE's are).
+ */
+function ggufMoe(g: GgufFile, arch: Architecture): Partial<LlamaConfig> {
+  const experts = metaNumber(g, `${arch}.expert_count`, 0);
+  if (experts === 0) {
+    if (FAMILIES[arch].moeNames === 'mlp')
+      throw new ModelFormatError(g.path, `metadata "${arch}.expert_count" is missing`);
+    return {};
+  }
+  if (g.tensors.has('blk.0.ffn_gate_inp_shexp.weight') || g.tensors.has('blk.0.ffn_up_shexp.weight'))
+    throw new MiniVllmError(`${g.path}: a MoE with a shared expert is not supported yet`, 'ERR_UNSUPPORTED');
+  return {
+    moe: {
+      numExperts: experts,
+      topK: metaNumber(g, `${arch}.expert_used_count`),
+      renormalize: FAMILIES[arch].moeRenormalize,
+    },
+  };
+}
+
+/** Expert `index` of a 3-D GGUF tensor [numExperts, rows, cols] (its rows are whole blocks). */
+function expertSpan(g: GgufFile, t: GgufTensorInfo, index: number, experts: number): TensorSpan {
+  if (t.shape.length !== 3 || t.shape[0] !== experts)
+    throw new ModelFormatError(
+      g.path,
+      `tensor "${t.name}" must be [${experts}, rows, cols], got [${t.shape.join(', ')}]`,
+    );
+  const [, rows, cols] = t.shape as [number, number, number];
+  const rowBytes =
+    t.type in STORAGE_BYTES ? STORAGE_BYTES[t.type as StorageType] * cols : quantRowBytes(t.type as QuantType, cols);
+  return { file: g.file, offset: t.offset + index * rows * rowBytes, shape: [rows, cols], type: t.type };
+}
+
 /** The config and weights of a GGUF file whose architecture is one lib/model/families.ts describes. */
 export function ggufModel(g: GgufFile): { config: LlamaConfig; source: WeightSource } {
   const arch = g.metadata.get('general.architecture');
@@ -122,7 +165,8 @@ export function ggufModel(g: GgufFile): { config: LlamaConfig; source: WeightSou
     {
       vocabSize: vocab,
       hiddenSize: hidden,
-      intermediateSize: metaNumber(g, a('feed_forward_length')),
+      // Qwen3-MoE writes its experts' width as expert_feed_forward_length
+      intermediateSize: metaNumber(g, a('expert_feed_forward_length'), metaNumber(g, a('feed_forward_length'), 0)),
       numLayers: layers,
       numHeads: heads,
       numKvHeads: metaNumber(g, a('attention.head_count_kv'), heads),
@@ -145,6 +189,7 @@ export function ggufModel(g: GgufFile): { config: LlamaConfig; source: WeightSou
         ? { slidingWindowLayers: patternLayers(family.slidingPattern, layers) }
         : {}),
       ...ggufGemma(g, arch, layers, hidden / heads),
+      ...ggufMoe(g, arch),
     },
     g.path,
   );
@@ -154,7 +199,9 @@ export function ggufModel(g: GgufFile): { config: LlamaConfig; source: WeightSou
   for (const w of modelTensors(config, false))
     for (const p of w.parts) {
       const t = g.tensors.get(p.gguf);
-      if (t) byHf.set(p.hf, { file: g.file, offset: t.offset, shape: t.shape, type: t.type });
+      if (!t) continue;
+      if (p.expert === undefined) byHf.set(p.hf, { file: g.file, offset: t.offset, shape: t.shape, type: t.type });
+      else byHf.set(p.hf, expertSpan(g, t, p.expert, config.moe!.numExperts));
     }
   const source = spanSource(g.path, byHf, () => g.file.close());
   return { config, source };

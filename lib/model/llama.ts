@@ -7,6 +7,8 @@ import { opsWith } from '../ops/profiled.js';
 import type { OpProfiler } from '../calls.js';
 import type { AttentionMetadata } from '../ops/index.js';
 import { Tensor } from '../tensor.js';
+import { QUANT_FORMATS } from '../quant/formats.js';
+import { QuantizedTensor } from '../quant/tensor.js';
 import { type LlamaConfig, layerWindow } from './config.js';
 import { familyOf } from './families.js';
 import { kvBytesPerSlotFor } from './memory-plan.js';
@@ -28,13 +30,21 @@ export interface LayerWeights {
   qkv: LinearWeight; //       [(numHeads + 2 numKvHeads) headDim, hidden]: q, k, v projections stacked
   o: LinearWeight; //         [hidden, numHeads headDim]
   postNorm: Tensor; //        [hidden]
-  gateUp: LinearWeight; //    [2 intermediate, hidden]: gate then up, as siluAndMul reads them
-  down: LinearWeight; //      [hidden, intermediate]
+  gateUp?: LinearWeight; //   [2 intermediate, hidden]: gate then up, as siluAndMul reads them (not in a MoE)
+  down?: LinearWeight; //     [hidden, intermediate]
+  router?: LinearWeight; //   [numExperts, hidden]: a MoE's router, and its experts
+  experts?: MoeExperts;
   qkvBias?: Tensor; //        [(numHeads + 2 numKvHeads) headDim]: the family's attentionBias
   qNorm?: Tensor; //          [headDim]: the family's qkNorm, and kNorm
   kNorm?: Tensor; //          [headDim]
   attnOutNorm?: Tensor; //    [hidden]: Gemma's sandwich, the attention's output normalised; and the MLP's
   ffnOutNorm?: Tensor; //     [hidden]
+}
+
+/** A MoE layer's experts as fusedMoe reads them: [numExperts · 2 intermediate, hidden], [numExperts · hidden, ...]. */
+export interface MoeExperts {
+  w13: Tensor | QuantizedTensor;
+  w2: Tensor | QuantizedTensor;
 }
 
 export interface LlamaWeights {
@@ -67,7 +77,7 @@ class Workspace {
   outputs = 0;
   /** Bumped whenever a buffer is replaced (a CUDA graph captured before then points at freed memory). */
   generation = 0;
-  bufs: Record<'hidden' | 'residual' | 'qkv' | 'attn' | 'gateUp' | 'act', Tensor> | null = null;
+  bufs: Record<'hidden' | 'residual' | 'qkv' | 'attn' | 'gateUp' | 'act' | 'router', Tensor> | null = null;
   out: { last: Tensor; logits: Tensor } | null = null;
 
   constructor(
@@ -88,8 +98,9 @@ class Workspace {
         residual: Tensor.empty([n, c.hiddenSize], opts),
         qkv: Tensor.empty([n, q + 2 * c.numKvHeads * c.headDim], opts),
         attn: Tensor.empty([n, q], opts),
-        gateUp: Tensor.empty([n, 2 * c.intermediateSize], opts),
-        act: Tensor.empty([n, c.intermediateSize], opts),
+        gateUp: Tensor.empty([n, c.moe ? 1 : 2 * c.intermediateSize], opts),
+        act: Tensor.empty([n, c.moe ? 1 : c.intermediateSize], opts),
+        router: Tensor.empty([n, c.moe?.numExperts ?? 1], opts), // a MoE's router logits
       };
       this.tokens = n;
       ++this.generation;
@@ -203,6 +214,7 @@ export class LlamaModel {
     const attn = rows(b.attn); //         [T, H headDim]
     const gateUp = rows(b.gateUp); //     [T, 2 intermediate]
     const act = rows(b.act); //           [T, intermediate]
+    const router = rows(b.router); //     [T, numExperts] (MoE)
     const H = c.numHeads,
       KV = c.numKvHeads,
       hd = c.headDim,
@@ -234,8 +246,13 @@ export class LlamaModel {
       else ops.fusedAddRmsNorm(hidden, residual, l.inputNorm, eps);
       linearAny(qkv, hidden, l.qkv, ops, l.qkvBias ?? null);
       if (l.qNorm && l.kNorm) {
-        ops.rmsNormHeads(q, q, l.qNorm, eps);
-        ops.rmsNormHeads(k, k, l.kNorm, eps);
+        if (family.qkNormOver === 'head') {
+          ops.rmsNormHeads(q, q, l.qNorm, eps);
+          ops.rmsNormHeads(k, k, l.kNorm, eps);
+        } else {
+          ops.rmsNorm(q2, q2, l.qNorm, eps);
+          ops.rmsNorm(k2, k2, l.kNorm, eps);
+        }
       }
       ops.rotaryEmbedding(input.positions, q2, k2, hd, windows[i] ? local : this.cosSin, isNeox);
       ops.reshapeAndCache(k, v, kv.key[i]!, kv.value[i]!, input.slotMapping);
@@ -243,10 +260,15 @@ export class LlamaModel {
       linearAny(hidden, attn, l.o, ops);
       if (l.attnOutNorm) ops.rmsNorm(hidden, hidden, l.attnOutNorm, eps);
       ops.fusedAddRmsNorm(hidden, residual, l.postNorm, eps);
-      linearAny(gateUp, hidden, l.gateUp, ops);
-      if (family.activation === 'gelu_tanh') ops.geluTanhAndMul(act, gateUp);
-      else ops.siluAndMul(act, gateUp);
-      linearAny(hidden, act, l.down, ops);
+      if (l.experts) {
+        linearAny(router, hidden, l.router!, ops);
+        this.moe(ops, hidden, hidden, router, l.experts); // in place: fusedMoe writes after it has read x
+      } else {
+        linearAny(gateUp, hidden, l.gateUp!, ops);
+        if (family.activation === 'gelu_tanh') ops.geluTanhAndMul(act, gateUp);
+        else ops.siluAndMul(act, gateUp);
+        linearAny(hidden, act, l.down!, ops);
+      }
       if (l.ffnOutNorm) ops.rmsNorm(hidden, hidden, l.ffnOutNorm, eps);
     }
     ops.fusedAddRmsNorm(hidden, residual, w.norm, eps);
@@ -257,6 +279,26 @@ export class LlamaModel {
     linearAny(logits, last, w.lmHead, ops);
     if (c.finalLogitSoftCap) ops.softCap(logits, logits, c.finalLogitSoftCap);
     return logits;
+  }
+
+  /** out = the layer's experts over x, routed by the router logits (fusedMoe, or quantFusedMoe). */
+  private moe(ops: ReturnType<typeof opsWith>, out: Tensor, x: Tensor, router: Tensor, e: MoeExperts): void {
+    const { numExperts: E, topK, renormalize } = this.config.moe!;
+    const { hiddenSize: H, intermediateSize: I } = this.config;
+    if (e.w13 instanceof QuantizedTensor && e.w2 instanceof QuantizedTensor)
+      ops.quantFusedMoe(
+        out,
+        x,
+        router,
+        e.w13.data,
+        e.w2.data,
+        QUANT_FORMATS[e.w13.type].id,
+        QUANT_FORMATS[e.w2.type].id,
+        topK,
+        renormalize,
+      );
+    else if (e.w13 instanceof Tensor && e.w2 instanceof Tensor)
+      ops.fusedMoe(out, x, router, e.w13.view([E, 2 * I, H]), e.w2.view([E, H, I]), topK, renormalize);
   }
 
   dispose(): void {
@@ -288,6 +330,7 @@ export function weightsBytes(w: LlamaWeights): number {
 }
 
 function layerWeights(l: LayerWeights): LinearWeight[] {
-  const extra = [l.qkvBias, l.qNorm, l.kNorm, l.attnOutNorm, l.ffnOutNorm].filter((t): t is Tensor => t !== undefined);
-  return [l.inputNorm, l.qkv, l.o, l.postNorm, l.gateUp, l.down, ...extra];
+  const all = [l.qkvBias, l.qNorm, l.kNorm, l.attnOutNorm, l.ffnOutNorm, l.gateUp, l.down, l.router];
+  const extra = all.filter((t): t is LinearWeight => t !== undefined);
+  return [l.inputNorm, l.qkv, l.o, l.postNorm, ...extra, ...(l.experts ? [l.experts.w13, l.experts.w2] : [])];
 }

@@ -12,7 +12,7 @@ import { Tensor } from '../tensor.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { LlamaConfig } from './config.js';
 import { disposeWeight, type LinearWeight, PackedQuantWeight, PackedWeight } from './linear-weight.js';
-import { disposeWeights, LlamaModel, type LlamaWeights } from './llama.js';
+import { disposeWeights, LlamaModel, type LlamaWeights, type MoeExperts } from './llama.js';
 import { planWeights } from './memory-plan.js';
 import {
   type ModelFormat,
@@ -82,6 +82,21 @@ export function buildModel(opened: OpenedModel, onProgress?: LoadProgress): Load
 }
 
 const ROWS_PER_CHUNK_ELEMENTS = 1 << 22;
+
+/** A MoE layer's stacked experts: float or quantised, one type each (fusedMoe / quantFusedMoe take them so). */
+function expertsOf(file: string, w13: LinearWeight, w2: LinearWeight): MoeExperts {
+  const one = (w: LinearWeight, name: string) => {
+    if (w instanceof Tensor || w instanceof QuantizedTensor) return w;
+    throw new MiniVllmError(`${file}: the experts' ${name} mix quantised types (not supported)`, 'ERR_UNSUPPORTED');
+  };
+  const [a, b] = [one(w13, 'gate and up'), one(w2, 'down')];
+  if (a instanceof Tensor !== b instanceof Tensor)
+    throw new MiniVllmError(
+      `${file}: the experts' gate/up and down must be both float or both quantised`,
+      'ERR_UNSUPPORTED',
+    );
+  return { w13: a, w2: b };
+}
 
 /** Reads every tensor of the layout (lib/model/open.ts: planWeightLayout) from `src` into device tensors. */
 export function buildWeights(
@@ -210,10 +225,12 @@ export function buildWeights(
       qkv: get(`${i}.qkv`),
       o: get(`${i}.o`),
       postNorm: float(`${i}.postNorm`),
-      gateUp: get(`${i}.gateUp`),
-      down: get(`${i}.down`),
+      ...(config.moe ? {} : { gateUp: get(`${i}.gateUp`), down: get(`${i}.down`) }),
       ...(config.attentionBias ? { qkvBias: float(`${i}.qkvBias`) } : {}),
       ...(config.qkNorm ? { qNorm: float(`${i}.qNorm`), kNorm: float(`${i}.kNorm`) } : {}),
+      ...(config.moe
+        ? { router: get(`${i}.router`), experts: expertsOf(src.file, get(`${i}.w13`), get(`${i}.w2`)) }
+        : {}),
       ...(made.has(`${i}.attnOutNorm`)
         ? { attnOutNorm: float(`${i}.attnOutNorm`), ffnOutNorm: float(`${i}.ffnOutNorm`) }
         : {}),

@@ -326,7 +326,7 @@ export function planWeightLayout(
   // A/B switch, pack-ab.mjs).
   const packing = opts.device === 'cpu' && process.env['MINI_VLLM_CPU_PACK'] !== '0';
   const entries: WeightPlanEntry[] = [];
-  const add = (key: string, parts: { name: string; shape: number[]; addUnit?: true }[]) => {
+  const add = (key: string, parts: { name: string; shape: number[]; addUnit?: true }[], experts = false) => {
     const rows = parts.reduce((s, p) => s + p.shape[0]!, 0);
     const typed = parts.map((p) => {
       expectShape(src, p.name, p.shape);
@@ -342,7 +342,8 @@ export function planWeightLayout(
       return { ...p, type };
     });
     const cols = parts[0]!.shape[1];
-    const linear = packing && cols !== undefined && (key !== 'embedding' || tied);
+    // a MoE's stacked experts stay as fusedMoe reads them
+    const linear = packing && !experts && cols !== undefined && (key !== 'embedding' || tied);
     const type = typed[0]!.type;
     const packs = linear && typed.every((p) => !p.type);
     // a quantised matrix of one type is interleaved where the CPU has a layout for it (no padding); a stack of types,
@@ -366,6 +367,7 @@ export function planWeightLayout(
         shape: p.shape,
         ...(p.norm && config.addUnitToNorms ? { addUnit: true } : {}),
       })),
+      !!w.experts,
     );
   const itemBytes = opts.dtype === 'float32' ? 4 : 2;
   let bytes = 0;

@@ -16,7 +16,7 @@ import { MiniVllmError } from '../errors.js';
 import { ropeInvFreq, yarnAttentionFactor } from '../rope.js';
 import type { LlamaConfig } from './config.js';
 import { type Architecture, FAMILIES, patternLayers } from './families.js';
-import { modelTensors } from './tensors.js';
+import { modelTensors, type TensorPart } from './tensors.js';
 
 /** What `quantize` writes: the three llama.cpp types people pick most, Q5_K_M, and F32 (a quantised file undone). */
 export type QuantizeTarget = 'q8_0' | 'q4_0' | 'q4_k_m' | 'q5_k_m' | 'f32';
@@ -38,14 +38,16 @@ export function targetType(
   layers: number,
   tied: boolean,
 ): QuantType | null {
-  if (target === 'f32' || !name.endsWith('.weight') || /norm\.weight$/.test(name)) return null;
+  // llama.cpp keeps norms and a MoE's router (ffn_gate_inp) in F32
+  if (target === 'f32' || !name.endsWith('.weight') || /(norm|ffn_gate_inp)\.weight$/.test(name)) return null;
   const head = name === 'output.weight' || (tied && name === 'token_embd.weight');
   const layer = /^blk\.(\d+)\./.exec(name);
   let t: QuantType;
   if (target === 'q8_0') t = 'Q8_0';
   else if (head) t = 'Q6_K';
   else if (target === 'q4_0') t = 'Q4_0';
-  else if (layer && /\.(attn_v|ffn_down)\.weight$/.test(name) && useMoreBits(+layer[1]!, layers)) t = 'Q6_K';
+  else if (layer && /\.(attn_v|ffn_down|ffn_down_exps)\.weight$/.test(name) && useMoreBits(+layer[1]!, layers))
+    t = 'Q6_K';
   else t = target === 'q4_k_m' ? 'Q4_K' : 'Q5_K';
   // llama.cpp's fallbacks for rows that are not whole super-blocks
   if (cols % QUANT_FORMATS[t].block !== 0) t = t === 'Q4_K' ? 'Q5_0' : t === 'Q5_K' ? 'Q5_1' : 'Q8_0';
@@ -212,6 +214,17 @@ export function quantizeModel(
         u('attention.sliding_window', config.slidingWindow);
       }
       for (const [k, v] of ggufGemmaMeta(config, arch)) set(`${arch}.${k}`, GGUF.F32, v);
+      if (config.moe) {
+        // a GGUF MoE's renormalisation is its architecture's (llama.cpp: Mixtral and Qwen3-MoE yes, OLMoE no)
+        if (config.moe.renormalize !== family.moeRenormalize)
+          throw new MiniVllmError(
+            `quantize: a ${arch} MoE ${config.moe.renormalize ? 'with' : 'without'} norm_topk_prob has no GGUF form`,
+            'ERR_UNSUPPORTED',
+          );
+        u('expert_count', config.moe.numExperts);
+        u('expert_used_count', config.moe.topK);
+        if (arch === 'qwen3moe') u('expert_feed_forward_length', config.intermediateSize);
+      }
       for (const [k, type, v] of rope.meta) set(`${arch}.${k}`, type, v);
       if (tokenizer instanceof SentencePieceTokenizer) {
         const v = tokenizer.vocabulary();
@@ -237,15 +250,20 @@ export function quantizeModel(
     set('general.quantization_version', GGUF.U32, 2);
     set('general.alignment', GGUF.U32, GGUF_ALIGNMENT);
 
-    const names = modelTensors(config, tied).flatMap((w) => w.parts);
+    // one GGUF tensor per name: a MoE's experts of one kind stacked into [numExperts, rows, cols], as llama.cpp does
+    const byName = new Map<string, TensorPart[]>();
+    for (const p of modelTensors(config, tied).flatMap((w) => w.parts))
+      byName.set(p.gguf, [...(byName.get(p.gguf) ?? []), p]);
+    const names = [...byName];
     const types: Record<string, string> = {};
-    const tensors: GgufTensorOut[] = names.map(({ gguf: g, hf: h, norm }, index) => {
+    const tensors: GgufTensorOut[] = names.map(([g, parts], index) => {
       // llama.cpp's converter stores Gemma's norms as 1 + w
-      const addUnit = !!norm && !!config.addUnitToNorms;
-      const shape = [...source.shape(h)];
-      const rows = shape[0]!;
-      const cols = shape[1] ?? 1;
-      const type = shape.length === 2 ? targetType(target, g, cols, config.numLayers, tied) : null;
+      const addUnit = !!parts[0]!.norm && !!config.addUnitToNorms;
+      const one = [...source.shape(parts[0]!.hf)];
+      const rows = one[0]!;
+      const cols = one[1] ?? 1;
+      const shape = parts[0]!.expert === undefined ? one : [parts.length, rows, cols];
+      const type = one.length === 2 ? targetType(target, g, cols, config.numLayers, tied) : null;
       types[g] = type ?? 'F32';
       const permute = permuteQk && /attn_[qk]\.weight$/.test(g) ? config.headDim : 0;
       const chunk = permute ? rows : Math.max(1, Math.floor((1 << 22) / cols));
@@ -253,16 +271,17 @@ export function quantizeModel(
         name: g,
         shape,
         typeId: type ? QUANT_FORMATS[type].id : 0,
-        bytes: type ? rows * quantRowBytes(type, cols) : rows * cols * 4,
+        bytes: parts.length * (type ? rows * quantRowBytes(type, cols) : rows * cols * 4),
         *data() {
           opts.onTensor?.(g, types[g]!, index, names.length);
-          for (let r = 0; r < rows; r += chunk) {
-            const n = Math.min(chunk, rows - r);
-            let x = readRows(source, h, r, n, cols);
-            if (permute) x = permuteHeads(x, n, cols, permute);
-            if (addUnit) x = x.map((v) => v + 1);
-            yield type ? quantizeRows(type, x, n, cols) : new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
-          }
+          for (const { hf: h } of parts)
+            for (let r = 0; r < rows; r += chunk) {
+              const n = Math.min(chunk, rows - r);
+              let x = readRows(source, h, r, n, cols);
+              if (permute) x = permuteHeads(x, n, cols, permute);
+              if (addUnit) x = x.map((v) => v + 1);
+              yield type ? quantizeRows(type, x, n, cols) : new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+            }
         },
       };
     });

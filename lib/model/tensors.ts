@@ -14,12 +14,16 @@ export interface TensorPart {
   shape: number[];
   /** An RMSNorm weight (Gemma's Hugging Face files store w of (1 + w); llama.cpp's converter stores 1 + w). */
   norm?: true;
+  /** Expert `expert` of the GGUF file's 3-D tensor `gguf` ([numExperts, rows, cols]: llama.cpp stacks them). */
+  expert?: number;
 }
 
 export interface WeightSpec {
   /** The device tensor: 'embedding', 'norm', 'lmHead', or `<layer>.<LayerWeights field>`. */
   key: string;
   parts: TensorPart[];
+  /** A MoE's stacked experts (w13, w2): read by fusedMoe as they are, never packed. */
+  experts?: true;
 }
 
 /** The device tensors of every layer, in order; `tied` leaves the classifier out (the embedding serves). */
@@ -53,9 +57,10 @@ export function modelTensors(c: LlamaConfig, tied = c.tieWordEmbeddings): Weight
     // the norm before the MLP: Llama's post_attention_layernorm; Gemma's pre_feedforward_layernorm (its
     // post_attention_layernorm normalises the attention's output)
     add('postNorm', part(f.sandwichNorms ? 'pre_feedforward_layernorm' : 'post_attention_layernorm', 'ffn_norm', [d]));
-    if (f.fused) add('gateUp', part('mlp.gate_up_proj', 'ffn_up', [2 * ff, d]));
+    if (c.moe) moeTensors(c, i, out);
+    else if (f.fused) add('gateUp', part('mlp.gate_up_proj', 'ffn_up', [2 * ff, d]));
     else add('gateUp', part('mlp.gate_proj', 'ffn_gate', [ff, d]), part('mlp.up_proj', 'ffn_up', [ff, d]));
-    add('down', part('mlp.down_proj', 'ffn_down', [d, ff]));
+    if (!c.moe) add('down', part('mlp.down_proj', 'ffn_down', [d, ff]));
     if (c.attentionBias)
       add(
         'qkvBias',
@@ -64,8 +69,10 @@ export function modelTensors(c: LlamaConfig, tied = c.tieWordEmbeddings): Weight
         part('self_attn.v_proj', 'attn_v', [kv], true),
       );
     if (c.qkNorm) {
-      add('qNorm', part('self_attn.q_norm', 'attn_q_norm', [hd]));
-      add('kNorm', part('self_attn.k_norm', 'attn_k_norm', [hd]));
+      // OLMoE normalises the whole q and k projections, the others each head
+      const whole = f.qkNormOver === 'projection';
+      add('qNorm', part('self_attn.q_norm', 'attn_q_norm', [whole ? q : hd]));
+      add('kNorm', part('self_attn.k_norm', 'attn_k_norm', [whole ? kv : hd]));
     }
     if (f.sandwichNorms) {
       add('attnOutNorm', part('post_attention_layernorm', 'post_attention_norm', [d]));
@@ -75,6 +82,37 @@ export function modelTensors(c: LlamaConfig, tied = c.tieWordEmbeddings): Weight
   out.push({ key: 'norm', parts: [{ hf: hfName.norm, gguf: 'output_norm.weight', shape: [d], norm: true }] });
   if (!tied) out.push({ key: 'lmHead', parts: [{ hf: hfName.lmHead, gguf: 'output.weight', shape: [v, d] }] });
   return out;
+}
+
+/**
+ * A MoE layer's router ([numExperts, hidden]) and its experts stacked as fusedMoe reads them: w13, each expert's gate
+ * rows then its up rows; w2, each expert's down rows. In a GGUF file each kind is one 3-D tensor.
+ */
+function moeTensors(c: LlamaConfig, i: number, out: WeightSpec[]): void {
+  const { hiddenSize: d, intermediateSize: ff } = c;
+  const E = c.moe!.numExperts;
+  const mixtral = familyOf(c).moeNames === 'mixtral';
+  const base = mixtral ? `model.layers.${i}.block_sparse_moe` : `model.layers.${i}.mlp`;
+  const names = mixtral
+    ? { gate: 'w1', up: 'w3', down: 'w2' }
+    : { gate: 'gate_proj', up: 'up_proj', down: 'down_proj' };
+  const expert = (j: number, w: 'gate' | 'up' | 'down', shape: number[]): TensorPart => ({
+    hf: `${base}.experts.${j}.${names[w]}.weight`,
+    gguf: `blk.${i}.ffn_${w}_exps.weight`,
+    shape,
+    expert: j,
+  });
+  out.push({
+    key: `${i}.router`,
+    parts: [{ hf: `${base}.gate.weight`, gguf: `blk.${i}.ffn_gate_inp.weight`, shape: [E, d] }],
+  });
+  const experts = Array.from({ length: E }, (_, j) => j);
+  out.push({
+    key: `${i}.w13`,
+    parts: experts.flatMap((j) => [expert(j, 'gate', [ff, d]), expert(j, 'up', [ff, d])]),
+    experts: true,
+  });
+  out.push({ key: `${i}.w2`, parts: experts.map((j) => expert(j, 'down', [d, ff])), experts: true });
 }
 
 /** Parameters of the model: every tensor modelTensors lists. */
