@@ -23,6 +23,7 @@ import {
 } from './family-models.js';
 import { MiniVllmError } from '../lib/errors.js';
 import { familyOf } from '../lib/model/families.js';
+import { QuantizedTensor } from '../lib/quant/tensor.js';
 import { decodeLogits, describeDevices, expectClose, expectReject, onEmulator, prefillLogits } from './helpers.js';
 
 const dir = fileURLToPath(new URL('../../test/fixtures/families/', import.meta.url));
@@ -329,4 +330,37 @@ describe('model families: Mixture-of-Experts configs', () => {
     const router = c.moe.numExperts * c.hiddenSize;
     expect(parameterCount(c) - dense).to.equal(c.numLayers * ((c.moe.numExperts - 1) * perLayerMlp + router));
   });
+});
+
+describeDevices('model families: quantised experts (mini-vllm quantize of the mixtral set)', (device) => {
+  // q8_0: every expert Q8_0; q4_k_m at these widths (not whole 256-blocks): gate/up experts Q5_0, down experts Q8_0
+  for (const [target, atol] of [
+    ['q8_0', 0.6],
+    ['q4_k_m', 2.5],
+  ] as const)
+    it(`${target}: loads with its experts quantised, logits near the float reference`, async () => {
+      const path = join(work, `mixtral-${target}.gguf`);
+      quantizeModel(files('mixtral').hf, path, target);
+      const m = await loadModel(path, {
+        device,
+        dtype: 'float32',
+        tokenizer: join(files('mixtral').hf, 'tokenizer.json'),
+      });
+      try {
+        const l = m.model.weights.layers[0]!;
+        expect(l.experts?.w13).to.be.instanceOf(QuantizedTensor);
+        expect((l.experts!.w13 as QuantizedTensor).type).to.equal(target === 'q8_0' ? 'Q8_0' : 'Q5_0');
+        expect((l.experts!.w2 as QuantizedTensor).type).to.equal('Q8_0');
+        const set = manifest.sets.mixtral;
+        const ref = referenceRows(set);
+        const got = prefillLogits(m, [[...prompt, ...set.greedy]], true);
+        // routing is discontinuous: where a token's k-th and next experts are within the quantisation error of a
+        // tie, the quantised model may pick the other one (a whole expert's difference), so a few positions may
+        // stray: at most 8 of 64 (1 and 3 seen)
+        const far = got.filter((row, p) => row.some((v, i) => Math.abs(v - ref[p]![i]!) > atol)).length;
+        expect(far, `positions with a logit more than ${atol} from the reference`).to.be.at.most(8);
+      } finally {
+        m.model.dispose();
+      }
+    });
 });

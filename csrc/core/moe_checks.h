@@ -78,12 +78,12 @@ inline void check_quant_fused_moe(const TensorView& out, const TensorView& x, co
   const int64_t experts = check_moe_common(c, "quantFusedMoe", out, x, router, top_k);
   c.same_device(w13, "w13", x, "x");
   c.same_device(w2, "w2", x, "x");
-  check_quant_weight(c, "quantFusedMoe", w13, "w13", type13, x.size(1), "hidden");
+  check_quant_weight(c, "quantFusedMoe", w13, "w13", type13, x.size(1), "hidden", "type13");
   if (w13.size(0) % (2 * experts) != 0 || w13.size(0) == 0)
     fail(ErrorKind::Range, "quantFusedMoe: w13 rows (", w13.size(0), ") must be numExperts (", experts,
          ") * 2 * intermediate");
   const int64_t inter = w13.size(0) / (2 * experts);
-  check_quant_weight(c, "quantFusedMoe", w2, "w2", type2, inter, "intermediate");
+  check_quant_weight(c, "quantFusedMoe", w2, "w2", type2, inter, "intermediate", "type2");
   c.dim(w2, "w2", 0, experts * x.size(1), "numExperts * hidden");
 }
 

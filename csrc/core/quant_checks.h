@@ -10,10 +10,12 @@ namespace mvllm {
 // A quantised weight: int32 [rows, rowWords], each row the ggml blocks of `cols` values of type `type`, padded to
 // whole words (quant.h). Returns the type's format.
 inline QuantFormat check_quant_weight(const Check& c, const char* op, const TensorView& w, const char* name,
-                                      double type, int64_t cols, const char* cols_what) {
+                                      double type, int64_t cols, const char* cols_what,
+                                      const char* type_name = "type") {
   QuantFormat f{};
   if (type != double(int64_t(type)) || !quant_format(int64_t(type), &f))
-    fail(ErrorKind::Range, op, ": type must be a ggml quantised type id (Q4_0 2, Q4_1 3, Q5_0 6, Q5_1 7, Q8_0 8, ",
+    fail(ErrorKind::Range, op, ": ", type_name,
+         " must be a ggml quantised type id (Q4_0 2, Q4_1 3, Q5_0 6, Q5_1 7, Q8_0 8, ",
          "Q4_K 12, Q5_K 13, Q6_K 14), got ", type);
   c.dtype(w, name, DType::Int32);
   c.ndim(w, name, 2, "[rows, rowWords]");

@@ -255,6 +255,16 @@ export function quantizeModel(
     for (const p of modelTensors(config, tied).flatMap((w) => w.parts))
       byName.set(p.gguf, [...(byName.get(p.gguf) ?? []), p]);
     const names = [...byName];
+    // a MoE's experts are all quantised or all float (fusedMoe / quantFusedMoe): where one kind's rows cannot be
+    // quantised (not whole blocks), the layer's experts stay F32
+    const colsOf = (g: string) => source.shape(byName.get(g)![0]!.hf)[1] ?? 1;
+    const typeOf = (g: string, cols: number): QuantType | null => {
+      const m = /^blk\.(\d+)\.ffn_(gate|up|down)_exps\.weight$/.exec(g);
+      if (!m) return targetType(target, g, cols, config.numLayers, tied);
+      const kinds = ['gate', 'up', 'down'].map((k) => `blk.${m[1]}.ffn_${k}_exps.weight`);
+      const all = kinds.map((k) => targetType(target, k, colsOf(k), config.numLayers, tied));
+      return all.every((t) => t !== null) ? all[kinds.indexOf(g)]! : null;
+    };
     const types: Record<string, string> = {};
     const tensors: GgufTensorOut[] = names.map(([g, parts], index) => {
       // llama.cpp's converter stores Gemma's norms as 1 + w
@@ -263,7 +273,7 @@ export function quantizeModel(
       const rows = one[0]!;
       const cols = one[1] ?? 1;
       const shape = parts[0]!.expert === undefined ? one : [parts.length, rows, cols];
-      const type = one.length === 2 ? targetType(target, g, cols, config.numLayers, tied) : null;
+      const type = one.length === 2 ? typeOf(g, cols) : null;
       types[g] = type ?? 'F32';
       const permute = permuteQk && /attn_[qk]\.weight$/.test(g) ? config.headDim : 0;
       const chunk = permute ? rows : Math.max(1, Math.floor((1 << 22) / cols));

@@ -52,8 +52,11 @@ export function fusedMoe(
   topK: number,
   renormalize: boolean,
   dtype: FloatDType,
-  /** What each expert's linear layers see of their input (the CPU's integer GEMV rounds it to 8 bits a block). */
-  input: (row: Float64Array) => ArrayLike<number> = (row) => row,
+  /**
+   * What expert e's linear layers see of their input (the CPU's integer GEMV, for an expert with a few tokens, rounds
+   * it to 8 bits a block).
+   */
+  input: (row: Float64Array, e: number) => ArrayLike<number> = (row) => row,
 ): Float64Array {
   const { numTokens: T, hidden: H, intermediate: I, numExperts: E } = shape;
   const { experts, weights } = moeRoute(routerLogits, T, E, topK, renormalize);
@@ -62,9 +65,9 @@ export function fusedMoe(
     const xt = Float64Array.from({ length: H }, (_, c) => x[t * H + c]!);
     for (let j = 0; j < topK; ++j) {
       const e = experts[t * topK + j]!;
-      const gateUp = linear(input(xt), sub(w13, e * 2 * I * H, 2 * I * H), null, 1, 2 * I, H, dtype);
+      const gateUp = linear(input(xt, e), sub(w13, e * 2 * I * H, 2 * I * H), null, 1, 2 * I, H, dtype);
       const act = siluAndMul(gateUp, 1, I, dtype);
-      const y = linear(input(act), sub(w2, e * H * I, H * I), null, 1, H, I, dtype);
+      const y = linear(input(act, e), sub(w2, e * H * I, H * I), null, 1, H, I, dtype);
       for (let c = 0; c < H; ++c) sum[t * H + c]! += weights[t * topK + j]! * y[c]!;
     }
   }
@@ -87,7 +90,7 @@ export function quantFusedMoe(
   topK: number,
   renormalize: boolean,
   dtype: FloatDType,
-  input?: (row: Float64Array) => ArrayLike<number>,
+  input?: (row: Float64Array, e: number) => ArrayLike<number>,
 ): Float64Array {
   const { hidden: H, intermediate: I, numExperts: E } = shape;
   const w13f = dequantizeWords(w13, E * 2 * I, H, type13);

@@ -59,7 +59,12 @@ function make(
   return { x, xs, router, rs, w13, w13s, w2, w2s };
 }
 
-const want = (m: Moe, c: (typeof CASES)[number], dtype: FloatDType, input?: (row: Float64Array) => ArrayLike<number>) =>
+const want = (
+  m: Moe,
+  c: (typeof CASES)[number],
+  dtype: FloatDType,
+  input?: (row: Float64Array, e: number) => ArrayLike<number>,
+) =>
   ref.fusedMoe(
     m.xs,
     m.rs,
@@ -155,40 +160,48 @@ describeKernel('quantFusedMoe', (device) => {
   ];
   for (const [type, type2] of TYPES) {
     for (const dtype of ['float32', 'bfloat16'] as const) {
-      it(`${type}${type2 === type ? '' : ` / ${type2}`} experts, ${dtype}: 5 tokens, 4 experts top 2`, () => {
-        const c = { tokens: 5, hidden: 256, inter: 256, experts: 4, k: 2, renormalize: true };
-        const rand = prng(QUANT_FORMATS[type].id * 7 + (dtype === 'float32' ? 0 : 1));
-        const [x, xs] = upload(randn(rand, c.tokens * c.hidden), [c.tokens, c.hidden], dtype, device);
-        const [router, rs] = upload(randn(rand, c.tokens * c.experts, 2), [c.tokens, c.experts], dtype, device);
-        const rows13 = c.experts * 2 * c.inter,
-          rows2 = c.experts * c.hidden;
-        const w13 = QuantizedTensor.empty(type, rows13, c.hidden, device);
-        w13.writeRows(0, rows13, quantizeRows(type, randn(rand, rows13 * c.hidden, 0.06), rows13, c.hidden));
-        const w2 = QuantizedTensor.empty(type2, rows2, c.inter, device);
-        w2.writeRows(0, rows2, quantizeRows(type2, randn(rand, rows2 * c.inter, 0.06), rows2, c.inter));
-        const [id, id2] = [QUANT_FORMATS[type].id, QUANT_FORMATS[type2].id];
-        const out = poisoned([c.tokens, c.hidden], dtype, device);
-        ops.quantFusedMoe(out, x, router, w13.data, w2.data, id, id2, c.k, c.renormalize);
-        // the CPU's quantLinear GEMV (up to 16 tokens an expert here) rounds its input to 8 bits a block of 32
-        const q8 = device === 'cpu' ? (row: Float64Array) => ref.roundActivationsQ8(Float32Array.from(row)) : undefined;
-        const expected = ref.quantFusedMoe(
-          xs,
-          rs,
-          w13.data.toArray() as Int32Array,
-          w2.data.toArray() as Int32Array,
-          { numTokens: c.tokens, hidden: c.hidden, intermediate: c.inter, numExperts: c.experts },
-          id,
-          id2,
-          c.k,
-          c.renormalize,
-          dtype,
-          q8,
-        );
-        expectClose(out.toArray(), expected, MOE_TOL[dtype], 'out');
-        [x, router, out].forEach((t) => t.dispose());
-        w13.dispose();
-        w2.dispose();
-      });
+      for (const tokens of [5, 40])
+        it(`${type}${type2 === type ? '' : ` / ${type2}`} experts, ${dtype}: ${tokens} tokens, 4 experts top 2`, () => {
+          const c = { tokens, hidden: 256, inter: 256, experts: 4, k: 2, renormalize: true };
+          const rand = prng(QUANT_FORMATS[type].id * 7 + (dtype === 'float32' ? 0 : 1));
+          const [x, xs] = upload(randn(rand, c.tokens * c.hidden), [c.tokens, c.hidden], dtype, device);
+          const [router, rs] = upload(randn(rand, c.tokens * c.experts, 2), [c.tokens, c.experts], dtype, device);
+          const rows13 = c.experts * 2 * c.inter,
+            rows2 = c.experts * c.hidden;
+          const w13 = QuantizedTensor.empty(type, rows13, c.hidden, device);
+          w13.writeRows(0, rows13, quantizeRows(type, randn(rand, rows13 * c.hidden, 0.06), rows13, c.hidden));
+          const w2 = QuantizedTensor.empty(type2, rows2, c.inter, device);
+          w2.writeRows(0, rows2, quantizeRows(type2, randn(rand, rows2 * c.inter, 0.06), rows2, c.inter));
+          const [id, id2] = [QUANT_FORMATS[type].id, QUANT_FORMATS[type2].id];
+          const out = poisoned([c.tokens, c.hidden], dtype, device);
+          ops.quantFusedMoe(out, x, router, w13.data, w2.data, id, id2, c.k, c.renormalize);
+          // the CPU's quantLinear GEMV (an expert with up to 16 tokens) rounds its input to 8 bits a block of
+          // 32; its GEMM (more) does not
+          const route = ref.moeRoute(rs, c.tokens, c.experts, c.k, c.renormalize);
+          const count = (e: number) => route.experts.filter((x) => x === e).length;
+          const q8 =
+            device === 'cpu'
+              ? (row: Float64Array, e: number) =>
+                  count(e) <= 16 ? ref.roundActivationsQ8(Float32Array.from(row)) : row
+              : undefined;
+          const expected = ref.quantFusedMoe(
+            xs,
+            rs,
+            w13.data.toArray() as Int32Array,
+            w2.data.toArray() as Int32Array,
+            { numTokens: c.tokens, hidden: c.hidden, intermediate: c.inter, numExperts: c.experts },
+            id,
+            id2,
+            c.k,
+            c.renormalize,
+            dtype,
+            q8,
+          );
+          expectClose(out.toArray(), expected, MOE_TOL[dtype], 'out');
+          [x, router, out].forEach((t) => t.dispose());
+          w13.dispose();
+          w2.dispose();
+        });
     }
   }
   it('rejects expert rows that are not numExperts · 2 · intermediate, and a type that is not ggml’s', () => {
@@ -202,7 +215,7 @@ describeKernel('quantFusedMoe', (device) => {
     );
     expect(() => ops.quantFusedMoe(x.clone(), x, router, w2.data, w2.data, 8, 5, 1, false)).to.throw(
       RangeError,
-      /type must be a ggml quantised type id/,
+      /quantFusedMoe: type2 must be a ggml quantised type id/,
     );
   });
 });
