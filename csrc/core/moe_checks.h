@@ -70,21 +70,39 @@ inline void check_fused_moe(const TensorView& out, const TensorView& x, const Te
 // up rows, from row e * 2 * intermediate) of ggml type `type13`, w2 int32 [numExperts * hidden, rowWords] of `type2`
 // (check_quant_weight; llama.cpp's Q4_K_M files keep the down experts in Q6_K on some layers): hidden a multiple of
 // type13's block, intermediate of type2's.
+inline void check_quant_moe_args(const char* op, const TensorView& out, const TensorView& x, const TensorView& router,
+                                 const TensorView& w13, const TensorView& w2, double type13, double type2,
+                                 double top_k) {
+  const Check c(op);
+  const int64_t experts = check_moe_common(c, op, out, x, router, top_k);
+  c.same_device(w13, "w13", x, "x");
+  c.same_device(w2, "w2", x, "x");
+  check_quant_weight(c, op, w13, "w13", type13, x.size(1), "hidden", "type13");
+  if (w13.size(0) % (2 * experts) != 0 || w13.size(0) == 0)
+    fail(ErrorKind::Range, op, ": w13 rows (", w13.size(0), ") must be numExperts (", experts, ") * 2 * intermediate");
+  const int64_t inter = w13.size(0) / (2 * experts);
+  check_quant_weight(c, op, w2, "w2", type2, inter, "intermediate", "type2");
+  c.dim(w2, "w2", 0, experts * x.size(1), "numExperts * hidden");
+}
+
 inline void check_quant_fused_moe(const TensorView& out, const TensorView& x, const TensorView& router,
                                   const TensorView& w13, const TensorView& w2, double type13, double type2,
                                   double top_k, bool renormalize) {
   (void)renormalize;
-  const Check c("quantFusedMoe");
-  const int64_t experts = check_moe_common(c, "quantFusedMoe", out, x, router, top_k);
-  c.same_device(w13, "w13", x, "x");
-  c.same_device(w2, "w2", x, "x");
-  check_quant_weight(c, "quantFusedMoe", w13, "w13", type13, x.size(1), "hidden", "type13");
-  if (w13.size(0) % (2 * experts) != 0 || w13.size(0) == 0)
-    fail(ErrorKind::Range, "quantFusedMoe: w13 rows (", w13.size(0), ") must be numExperts (", experts,
-         ") * 2 * intermediate");
-  const int64_t inter = w13.size(0) / (2 * experts);
-  check_quant_weight(c, "quantFusedMoe", w2, "w2", type2, inter, "intermediate", "type2");
-  c.dim(w2, "w2", 0, experts * x.size(1), "numExperts * hidden");
+  check_quant_moe_args("quantFusedMoe", out, x, router, w13, w2, type13, type2, top_k);
+}
+
+// quantFusedMoe over experts interleaved by 8 rows (packQuantWeight: the CPU's decode layout) of the types it
+// interleaves (Q4_0, Q8_0, Q4_K, Q6_K). Each expert's rows (2 * intermediate, hidden: multiples of the types' blocks
+// of 32 or 256) are whole groups of 8, so each expert's slice is its own interleaved matrix.
+inline void check_quant_fused_moe_packed(const TensorView& out, const TensorView& x, const TensorView& router,
+                                         const TensorView& w13, const TensorView& w2, double type13, double type2,
+                                         double top_k, bool renormalize) {
+  (void)renormalize;
+  check_quant_moe_args("quantFusedMoePacked", out, x, router, w13, w2, type13, type2, top_k);
+  const Check c("quantFusedMoePacked");
+  check_interleaved(c, "quantFusedMoePacked", w13, "w13", type13);
+  check_interleaved(c, "quantFusedMoePacked", w2, "w2", type2);
 }
 
 }  // namespace mvllm

@@ -326,7 +326,9 @@ inline void check_sample_rows(const HostArray<const float>& logits, double rows_
   OP(quantEmbeddingPacked, quant_embedding_packed, CPU, "out", "ids", "table", "type")                              \
   OP(fusedMoe, fused_moe, CPU_CUDA, "out", "x", "routerLogits", "w13", "w2", "topK", "renormalize")                 \
   OP(quantFusedMoe, quant_fused_moe, CPU_CUDA, "out", "x", "routerLogits", "w13", "w2", "type13", "type2", "topK",  \
-     "renormalize")
+     "renormalize")                                                                                                 \
+  OP(quantFusedMoePacked, quant_fused_moe_packed, CPU, "out", "x", "routerLogits", "w13", "w2", "type13", "type2",  \
+     "topK", "renormalize")
 
 // Each backend's entry point of an op takes exactly its check's arguments: declared here from the check's type, so
 // the CPU and CUDA entry points of one op cannot drift apart. The CPU's are declared in the level being compiled

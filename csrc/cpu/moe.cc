@@ -170,5 +170,23 @@ void quant_fused_moe(const TensorView& out, const TensorView& x, const TensorVie
                                }));
 }
 
+void quant_fused_moe_packed(const TensorView& out, const TensorView& x, const TensorView& router, const TensorView& w13,
+                            const TensorView& w2, double type13, double type2, double top_k, bool renormalize) {
+  const int64_t experts_n = router.size(1), hidden = x.size(1);
+  const int64_t inter = w13.size(0) / (2 * experts_n);
+  const MaybeTensor none{};
+  // an expert's rows are whole groups of 8, so its slice of the interleaved stack is its own interleaved matrix
+  MVLLM_CPU_DISPATCH_FLOAT(x.dtype, TA,
+                           experts<TA>(
+                               out, x, router, int64_t(top_k), renormalize, inter,
+                               [&](int64_t e, const TensorView& o, const TensorView& xe) {
+                                 quant_linear_packed(o, xe, rows_of(w13, e * 2 * inter, 2 * inter, w13.size(1)), type13,
+                                                     none);
+                               },
+                               [&](int64_t e, const TensorView& o, const TensorView& a) {
+                                 quant_linear_packed(o, a, rows_of(w2, e * hidden, hidden, w2.size(1)), type2, none);
+                               }));
+}
+
 }  // namespace MVLLM_CPU_LEVEL
 }  // namespace mvllm::cpu

@@ -7,7 +7,7 @@ import { opsWith } from '../ops/profiled.js';
 import type { OpProfiler } from '../calls.js';
 import type { AttentionMetadata } from '../ops/index.js';
 import { Tensor } from '../tensor.js';
-import { QUANT_FORMATS } from '../quant/formats.js';
+import { QUANT_FORMATS, type QuantType } from '../quant/formats.js';
 import { QuantizedTensor } from '../quant/tensor.js';
 import { type LlamaConfig, layerWindow } from './config.js';
 import { familyOf } from './families.js';
@@ -18,6 +18,7 @@ import {
   type EmbeddingTable,
   type LinearWeight,
   linearAny,
+  PackedQuantWeight,
   weightBytes,
 } from './linear-weight.js';
 
@@ -43,8 +44,8 @@ export interface LayerWeights {
 
 /** A MoE layer's experts as fusedMoe reads them: [numExperts · 2 intermediate, hidden], [numExperts · hidden, ...]. */
 export interface MoeExperts {
-  w13: Tensor | QuantizedTensor;
-  w2: Tensor | QuantizedTensor;
+  w13: Tensor | QuantizedTensor | PackedQuantWeight; // interleaved by 8 rows on the CPU where its type has a layout
+  w2: Tensor | QuantizedTensor | PackedQuantWeight;
 }
 
 export interface LlamaWeights {
@@ -281,22 +282,15 @@ export class LlamaModel {
     return logits;
   }
 
-  /** out = the layer's experts over x, routed by the router logits (fusedMoe, or quantFusedMoe). */
+  /** out = the layer's experts over x, routed by the router logits (fusedMoe, quantFusedMoe, or its interleaved form). */
   private moe(ops: ReturnType<typeof opsWith>, out: Tensor, x: Tensor, router: Tensor, e: MoeExperts): void {
     const { numExperts: E, topK, renormalize } = this.config.moe!;
     const { hiddenSize: H, intermediateSize: I } = this.config;
-    if (e.w13 instanceof QuantizedTensor && e.w2 instanceof QuantizedTensor)
-      ops.quantFusedMoe(
-        out,
-        x,
-        router,
-        e.w13.data,
-        e.w2.data,
-        QUANT_FORMATS[e.w13.type].id,
-        QUANT_FORMATS[e.w2.type].id,
-        topK,
-        renormalize,
-      );
+    const id = (t: QuantType) => QUANT_FORMATS[t].id;
+    if (e.w13 instanceof PackedQuantWeight && e.w2 instanceof PackedQuantWeight)
+      ops.quantFusedMoePacked(out, x, router, e.w13.data, e.w2.data, id(e.w13.type), id(e.w2.type), topK, renormalize);
+    else if (e.w13 instanceof QuantizedTensor && e.w2 instanceof QuantizedTensor)
+      ops.quantFusedMoe(out, x, router, e.w13.data, e.w2.data, id(e.w13.type), id(e.w2.type), topK, renormalize);
     else if (e.w13 instanceof Tensor && e.w2 instanceof Tensor)
       ops.fusedMoe(out, x, router, e.w13.view([E, 2 * I, H]), e.w2.view([E, H, I]), topK, renormalize);
   }

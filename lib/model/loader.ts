@@ -86,7 +86,7 @@ const ROWS_PER_CHUNK_ELEMENTS = 1 << 22;
 /** A MoE layer's stacked experts: float or quantised, one type each (fusedMoe / quantFusedMoe take them so). */
 function expertsOf(file: string, w13: LinearWeight, w2: LinearWeight): MoeExperts {
   const one = (w: LinearWeight, name: string) => {
-    if (w instanceof Tensor || w instanceof QuantizedTensor) return w;
+    if (w instanceof Tensor || w instanceof QuantizedTensor || w instanceof PackedQuantWeight) return w;
     throw new MiniVllmError(`${file}: the experts' ${name} mix quantised types (not supported)`, 'ERR_UNSUPPORTED');
   };
   const [a, b] = [one(w13, 'gate and up'), one(w2, 'down')];

@@ -349,9 +349,12 @@ export function planWeightLayout(
     // a quantised matrix of one type is interleaved where the CPU has a layout for it (no padding); a stack of types,
     // part by part
     const oneType = !!type && typed.every((p) => p.type === type);
-    const interleaves = oneType
-      ? linear && PackedQuantWeight.packs(type, rows)
-      : linear && typed.some((p) => p.type && PackedQuantWeight.packs(p.type, p.shape[0]!));
+    // a MoE's quantised experts are interleaved too where both of a layer's stacks can be (below)
+    const interleaves = experts
+      ? packing && oneType && PackedQuantWeight.packs(type, rows)
+      : oneType
+        ? linear && PackedQuantWeight.packs(type, rows)
+        : linear && typed.some((p) => p.type && PackedQuantWeight.packs(p.type, p.shape[0]!));
     entries.push({
       key,
       shape: cols === undefined ? [rows] : [rows, cols],
@@ -369,6 +372,11 @@ export function planWeightLayout(
       })),
       !!w.experts,
     );
+  // quantFusedMoePacked reads both of a layer's expert stacks interleaved, or quantFusedMoe neither
+  for (let i = 0; config.moe && i < config.numLayers; ++i) {
+    const pair = entries.filter((e) => e.key === `${i}.w13` || e.key === `${i}.w2`);
+    if (!pair.every((e) => e.pack)) for (const e of pair) e.pack = null;
+  }
   const itemBytes = opts.dtype === 'float32' ? 4 : 2;
   let bytes = 0;
   for (const e of entries) {

@@ -28,6 +28,27 @@ const OPS = defineOps('moe', {
   ],
 });
 
+const PACKED = defineOps(
+  'moe',
+  {
+    quantFusedMoePacked: [
+      'out: float[numTokens, hidden], x: float[numTokens, hidden], routerLogits: anyFloat[numTokens, numExperts], ' +
+        'w13: int32[expertRows, rowWords], w2: int32[expertRows2, rowWords2], type13: positiveInteger, ' +
+        'type2: positiveInteger, topK: positiveInteger, renormalize: boolean',
+      (device) => [
+        ...zeros(device, [3, 32], [3, 32], [3, 2]),
+        Tensor.zeros([2 * 2 * 32, 9], { dtype: 'int32', device }),
+        Tensor.zeros([2 * 32, 9], { dtype: 'int32', device }),
+        8,
+        8,
+        1,
+        false,
+      ],
+    ],
+  },
+  ['cpu'],
+);
+
 /**
  * A Mixture-of-Experts MLP over a batch of tokens. Each token's router probabilities are softmax(routerLogits) in
  * fp32; its topK most probable experts (the lower id first among equal ones) get their probability as weight,
@@ -76,4 +97,23 @@ export function quantFusedMoe(
   renormalize: boolean,
 ): void {
   runOp(OPS.quantFusedMoe, [out, x, routerLogits, w13, w2, type13, type2, topK, renormalize]);
+}
+
+/**
+ * {@link quantFusedMoe} over experts interleaved by 8 rows (CPU): w13 and w2 as {@link packQuantWeight} writes the
+ * stacked matrices, of the types it interleaves (Q4_0, Q8_0, Q4_K, Q6_K): each expert's slice is its own interleaved
+ * matrix, which quantLinearPacked's GEMV reads at the memory's speed. The same result within the same bounds.
+ */
+export function quantFusedMoePacked(
+  out: Tensor,
+  x: Tensor,
+  routerLogits: Tensor,
+  w13: Tensor,
+  w2: Tensor,
+  type13: number,
+  type2: number,
+  topK: number,
+  renormalize: boolean,
+): void {
+  runOp(PACKED.quantFusedMoePacked, [out, x, routerLogits, w13, w2, type13, type2, topK, renormalize]);
 }

@@ -97,3 +97,11 @@ export function quantFusedMoe(
   const w2f = dequantizeWords(w2, E * H, I, type2);
   return fusedMoe(x, routerLogits, w13f, w2f, shape, topK, renormalize, dtype, input);
 }
+
+/**
+ * quantFusedMoePacked: the same as quantFusedMoe over the words the experts had before packQuantWeight interleaved
+ * them (the packed layout is a reordering: reference/quant.ts holds it bit by bit).
+ */
+export function quantFusedMoePacked(...args: Parameters<typeof quantFusedMoe>): Float64Array {
+  return quantFusedMoe(...args);
+}

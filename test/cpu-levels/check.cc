@@ -562,7 +562,8 @@ void moe_cases() {
       // the kernel's contract (quantLinear's own cases check every level there)
       if (s.tokens * s.k / s.experts <= 16) continue;
       for (int type : {kQ4_0, kQ8_0, kQ4_K, kQ6_K})
-        add(str("quantFusedMoe ", dn(dt), " type ", type, " ", s.tokens, " tokens, ", s.experts, " experts top ", s.k),
+        add(str("quantFusedMoe, quantFusedMoePacked ", dn(dt), " type ", type, " ", s.tokens, " tokens, ", s.experts,
+                " experts top ", s.k),
             [=](const Kernels& k) {
               Rng r{uint64_t(s.tokens * 37 + s.experts + type * 100 + int(dt) * 1000)};
               T x = random(r, dt, {s.tokens, 256}), router = random(r, dt, {s.tokens, s.experts}, -3, 3);
@@ -570,7 +571,16 @@ void moe_cases() {
               T out(dt, {s.tokens, 256});
               check_quant_fused_moe(out.v, x.v, router.v, w13.v, w2.v, double(type), double(type), double(s.k), true);
               k.quant_fused_moe(out.v, x.v, router.v, w13.v, w2.v, double(type), double(type), double(s.k), true);
-              return Outputs{{"out", std::move(out)}};
+              // the same experts interleaved by 8 rows
+              T p13(DType::Int32, {w13.v.size(0), w13.v.size(1)}), p2(DType::Int32, {w2.v.size(0), w2.v.size(1)});
+              T packed_out(dt, {s.tokens, 256});
+              k.pack_quant_weight(p13.v, w13.v, double(type));
+              k.pack_quant_weight(p2.v, w2.v, double(type));
+              check_quant_fused_moe_packed(packed_out.v, x.v, router.v, p13.v, p2.v, double(type), double(type),
+                                           double(s.k), true);
+              k.quant_fused_moe_packed(packed_out.v, x.v, router.v, p13.v, p2.v, double(type), double(type),
+                                       double(s.k), true);
+              return Outputs{{"out", std::move(out)}, {"packed", std::move(packed_out)}};
             });
     }
 }

@@ -7,7 +7,7 @@ import { QUANT_FORMATS, type QuantType } from '../../lib/quant/formats.js';
 import { quantizeRows } from '../../lib/quant/quantize.js';
 import { QuantizedTensor } from '../../lib/quant/tensor.js';
 import * as ref from '../../lib/reference/index.js';
-import { describeKernel, expectClose, poisoned, prng, randn, upload } from '../helpers.js';
+import { describeEachCpuIsa, describeKernel, expectClose, poisoned, prng, randn, upload } from '../helpers.js';
 
 // three rounding steps of the dtype on each side (linear, siluAndMul, linear), summed in another order
 const MOE_TOL: Record<FloatDType, { atol: number; rtol: number }> = {
@@ -216,6 +216,46 @@ describeKernel('quantFusedMoe', (device) => {
     expect(() => ops.quantFusedMoe(x.clone(), x, router, w2.data, w2.data, 8, 5, 1, false)).to.throw(
       RangeError,
       /quantFusedMoe: type2 must be a ggml quantised type id/,
+    );
+  });
+});
+
+describeEachCpuIsa('quantFusedMoePacked', () => {
+  for (const type of ['Q4_0', 'Q8_0', 'Q4_K', 'Q6_K'] as const)
+    for (const tokens of [1, 5, 40])
+      it(`${type} experts interleaved by packQuantWeight: ${tokens} tokens, 4 experts top 2`, () => {
+        const c = { tokens, hidden: 256, inter: 256, experts: 4, k: 2, renormalize: false };
+        const rand = prng(QUANT_FORMATS[type].id * 11 + tokens);
+        const [x, xs] = upload(randn(rand, tokens * c.hidden), [tokens, c.hidden], 'float32', 'cpu');
+        const [router, rs] = upload(randn(rand, tokens * c.experts, 2), [tokens, c.experts], 'float32', 'cpu');
+        const id = QUANT_FORMATS[type].id;
+        const weight = (rows: number, cols: number) => {
+          const w = QuantizedTensor.empty(type, rows, cols, 'cpu');
+          w.writeRows(0, rows, quantizeRows(type, randn(rand, rows * cols, 0.06), rows, cols));
+          const packed = Tensor.zeros(w.data.shape, { dtype: 'int32' });
+          ops.packQuantWeight(packed, w.data, id);
+          return { words: w.data.toArray() as Int32Array, packed };
+        };
+        const w13 = weight(c.experts * 2 * c.inter, c.hidden);
+        const w2 = weight(c.experts * c.hidden, c.inter);
+        const out = poisoned([tokens, c.hidden], 'float32', 'cpu');
+        ops.quantFusedMoePacked(out, x, router, w13.packed, w2.packed, id, id, c.k, c.renormalize);
+        // the interleaved GEMV (an expert with up to 16 tokens) rounds its input to 8 bits a block of 32
+        const route = ref.moeRoute(rs, tokens, c.experts, c.k, c.renormalize);
+        const count = (e: number) => route.experts.filter((v) => v === e).length;
+        const q8 = (row: Float64Array, e: number) =>
+          count(e) <= 16 ? ref.roundActivationsQ8(Float32Array.from(row)) : row;
+        const shape = { numTokens: tokens, hidden: c.hidden, intermediate: c.inter, numExperts: c.experts };
+        const want = ref.quantFusedMoePacked(xs, rs, w13.words, w2.words, shape, id, id, c.k, false, 'float32', q8);
+        expectClose(out.toArray(), want, MOE_TOL.float32, 'out');
+      });
+  it('rejects a type the CPU does not interleave', () => {
+    const x = Tensor.zeros([1, 32]);
+    const w13 = Tensor.zeros([2 * 2 * 32, 9], { dtype: 'int32' });
+    const w2 = Tensor.zeros([2 * 32, 5], { dtype: 'int32' }); // Q4_1: 20 bytes a row of 32
+    expect(() => ops.quantFusedMoePacked(x.clone(), x, Tensor.zeros([1, 2]), w13, w2, 8, 3, 1, false)).to.throw(
+      RangeError,
+      /quantFusedMoePacked: type must be a type the CPU interleaves/,
     );
   });
 });

@@ -1,6 +1,7 @@
 // fusedMoe / quantFusedMoe at OLMoE's expert shapes (64 experts, top 8, hidden 2048, intermediate 1024) at batch 1
 // and 16, against the read bandwidth: the bytes are the weights of the experts the step routes to (8 at batch 1, all
-// 64 at batch 16: token t prefers experts 8t .. 8t + 7, mod 64), each read once, and the activations.
+// 64 at batch 16: token t prefers experts 8t .. 8t + 7, mod 64), each read once, and the activations. On the CPU also
+// over experts interleaved by 8 rows (quantFusedMoePacked, what the CPU model runs).
 import type { FloatDType } from '../../dtype.js';
 import * as ops from '../../ops/index.js';
 import { QUANT_FORMATS, type QuantType, quantRowWords } from '../../quant/formats.js';
@@ -51,11 +52,11 @@ function expertBlocks(type: QuantType, rows: number, cols: number): Uint8Array {
   return quantizeRows(type, x, rows, cols);
 }
 
-function quantCase(tokens: number, type: QuantType, dtype: FloatDType): OpCase {
+function quantCase(tokens: number, type: QuantType, dtype: FloatDType, packed = false): OpCase {
   const item = dtype === 'float32' ? 4 : 2;
   const expertBytes = (2 * I * quantRowWords(type, H) + H * quantRowWords(type, I)) * 4;
   return {
-    op: 'quantFusedMoe',
+    op: packed ? 'quantFusedMoePacked' : 'quantFusedMoe',
     dtype: `${dtype}/w ${type}`,
     shape: `${tokens} tokens, ${E} experts top ${K}, ${H} -> ${I}`,
     bytes: touched(tokens) * expertBytes + 2 * tokens * H * item,
@@ -73,23 +74,37 @@ function quantCase(tokens: number, type: QuantType, dtype: FloatDType): OpCase {
             bytes.set(one.subarray(r * rowBytes, (r + 1) * rowBytes), (e * rows + r) * words * 4);
         return Tensor.fromArray(all, [E * rows, words], { dtype: 'int32', device });
       };
-      const w13 = make(2 * I, H);
-      const w2 = make(H, I);
-      const out = Tensor.empty([tokens, H], { dtype, device });
       const id = QUANT_FORMATS[type].id;
+      const interleave = (w: Tensor) => {
+        if (!packed) return w;
+        const p = Tensor.empty(w.shape, { dtype: 'int32', device });
+        ops.packQuantWeight(p, w, id);
+        w.dispose();
+        return p;
+      };
+      const w13 = interleave(make(2 * I, H));
+      const w2 = interleave(make(H, I));
+      const out = Tensor.empty([tokens, H], { dtype, device });
+      const run = packed
+        ? () => ops.quantFusedMoePacked(out, x, router, w13, w2, id, id, K, false)
+        : () => ops.quantFusedMoe(out, x, router, w13, w2, id, id, K, false);
       return {
-        run: () => ops.quantFusedMoe(out, x, router, w13, w2, id, id, K, false),
+        run,
         free: () => [x, router, w13, w2, out].forEach((t) => t.dispose()),
       };
     },
   };
 }
 
-export const cases: CaseList = (quick) => [
+export const cases: CaseList = (quick, device) => [
   ...(quick ? (['float32'] as const) : (['float32', 'bfloat16'] as const)).flatMap((dtype) =>
     [1, 16].map((tokens) => floatCase(tokens, dtype)),
   ),
   ...(quick ? (['Q4_K'] as const) : (['Q8_0', 'Q4_K'] as const)).flatMap((type) =>
     [1, 16].map((tokens) => quantCase(tokens, type, 'float32')),
+  ),
+  // on the CPU, the experts interleaved by 8 rows as the CPU model loads them
+  ...(device === 'cpu' ? (['Q8_0', 'Q4_K'] as const) : []).flatMap((type) =>
+    [1, 16].map((tokens) => quantCase(tokens, type, 'float32', true)),
   ),
 ];
