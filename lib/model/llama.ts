@@ -282,7 +282,7 @@ export class LlamaModel {
     return logits;
   }
 
-  /** out = the layer's experts over x, routed by the router logits (fusedMoe, quantFusedMoe, or its interleaved form). */
+  /** out = the layer's experts over x, routed by the router logits: fusedMoe, quantFusedMoe or its interleaved form. */
   private moe(ops: ReturnType<typeof opsWith>, out: Tensor, x: Tensor, router: Tensor, e: MoeExperts): void {
     const { numExperts: E, topK, renormalize } = this.config.moe!;
     const { hiddenSize: H, intermediateSize: I } = this.config;
