@@ -194,6 +194,19 @@ describe('memory planning', function () {
     expect(err.message).to.match(/--kv-cache-bytes \d+ or less \(kvCacheBytes\)/);
   });
 
+  it('counts every expert of a Mixture of Experts (dummy:qwen3-30b-a3b: 30.5B parameters) and fusedMoe scratch', async () => {
+    const err = await withMemory({ available: '23G', limit: '24G' }, () =>
+      oom(loadModel('dummy:qwen3-30b-a3b', { device: 'cpu', dtype: 'bfloat16' })),
+    );
+    expect(err.message).to.match(/^loadModel: dummy:qwen3-30b-a3b does not fit .*weights 56\.9 GiB \(bfloat16\)/);
+    const c = presetConfig('qwen3-30b-a3b');
+    // CUDA: each (token, expert) pair's activation (bf16) and fp32 output row, over the dense model's
+    const dense = workspaceBytesFor({ ...c, moe: undefined, intermediateSize: 0 }, 'bfloat16', 'cuda', 512, 8);
+    const moe = workspaceBytesFor(c, 'bfloat16', 'cuda', 512, 8);
+    const rows = 1024; // the workspace's rows for 512 tokens: twice a step's, as it grows
+    expect(moe - dense).to.equal(rows * 128 * 2 + 512 * 8 * (768 * 2 + 2048 * 4));
+  });
+
   it('loadModel alone plans the weights, and says nothing fits but a smaller model', async () => {
     const err = await withMemory({ available: '8G' }, () =>
       oom(loadModel('dummy:llama-2-7b', { device: 'cpu', dtype: 'bfloat16' })),

@@ -51,9 +51,22 @@ export function workspaceBytesFor(
   const kv = config.numKvHeads * config.headDim;
   const rows = Math.min(2 * tokens, Math.max(tokens, 8192));
   const outputs = 2 * Math.min(seqs, tokens);
-  const activations = rows * (2 * d + 2 * q + 2 * kv + 3 * ff) + outputs * (d + v);
+  // a MoE's MLP is its router's logits here, and fusedMoe's own scratch (below) instead of gate/up and act
+  const mlp = config.moe ? config.moe.numExperts : 3 * ff;
+  const activations = rows * (2 * d + 2 * q + 2 * kv + mlp) + outputs * (d + v);
   const sampler = device === 'cpu' ? outputs * v * 4 * 2 : 0;
-  return activations * itemBytes(dtype) + sampler + WORKSPACE_SLACK;
+  return activations * itemBytes(dtype) + sampler + moeScratchBytes(config, dtype, device, tokens) + WORKSPACE_SLACK;
+}
+
+/**
+ * fusedMoe's scratch for a step of `tokens` tokens: on the CPU the fp32 sums and one expert's inputs and outputs (at
+ * most every token); on CUDA each (token, expert) pair's activation and fp32 output row.
+ */
+function moeScratchBytes(config: LlamaConfig, dtype: FloatDType, device: Device, tokens: number): number {
+  if (!config.moe) return 0;
+  const { hiddenSize: d, intermediateSize: ff } = config;
+  if (device === 'cpu') return tokens * d * 4 + tokens * (2 * d + 3 * ff) * itemBytes(dtype);
+  return tokens * config.moe.topK * (ff * itemBytes(dtype) + d * 4);
 }
 
 /** What one model's parts take on its device: the numbers a plan is made of. */
