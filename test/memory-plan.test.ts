@@ -194,7 +194,7 @@ describe('memory planning', function () {
     expect(err.message).to.match(/--kv-cache-bytes \d+ or less \(kvCacheBytes\)/);
   });
 
-  it('counts every expert of a Mixture of Experts (dummy:qwen3-30b-a3b: 30.5B parameters) and fusedMoe scratch', async () => {
+  it('counts every expert of a MoE (dummy:qwen3-30b-a3b: 30.5B parameters) and fusedMoe scratch', async () => {
     const err = await withMemory({ available: '23G', limit: '24G' }, () =>
       oom(loadModel('dummy:qwen3-30b-a3b', { device: 'cpu', dtype: 'bfloat16' })),
     );
