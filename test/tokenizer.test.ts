@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { MiniVllmError } from '../lib/index.js';
 import { openGguf } from '../lib/formats/gguf.js';
+import { renderChatTemplate } from '../lib/tokenizer/chat-template.js';
 import { IncrementalDetokenizer } from '../lib/tokenizer/detokenizer.js';
 import { SentencePieceTokenizer } from '../lib/tokenizer/sentencepiece.js';
 import { syntheticTokenizer } from '../lib/tokenizer/synthetic.js';
@@ -91,6 +92,32 @@ describe('SentencePiece BPE tokenizer', function () {
       await streamCheck(tok, [128000, 500], [1000, 3 + 0xf0, 3 + 0x9f, 3 + 0x99, 3 + 0x82, 1001]);
       expect(tok.applyChatTemplate([{ role: 'user', content: 'hi' }])).to.equal('<|user|>\nhi\n<|assistant|>\n');
     });
+  });
+
+  it("Gemma's chat template: its turns, and its refusals as a TypeError naming the messages", () => {
+    // google/gemma-2-2b-it's tokenizer_config.json chat_template
+    const gemma =
+      "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}" +
+      "{% endif %}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}" +
+      "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}" +
+      "{% if (message['role'] == 'assistant') %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}" +
+      "{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}" +
+      "{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}";
+    const ctx = { bosToken: '<bos>', eosToken: '<eos>', addGenerationPrompt: true };
+    const turns = [
+      { role: 'user', content: 'Hi!' },
+      { role: 'assistant', content: 'Hello.' },
+      { role: 'user', content: ' Why? ' },
+    ];
+    expect(renderChatTemplate(gemma, turns, ctx)).to.equal(
+      '<bos><start_of_turn>user\nHi!<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n' +
+        '<start_of_turn>user\nWhy?<end_of_turn>\n<start_of_turn>model\n',
+    );
+    expectThrow(
+      () => renderChatTemplate(gemma, [{ role: 'system', content: 'be brief' }, turns[0]!], ctx),
+      TypeError,
+      /applyChatTemplate: the model's chat template refused the messages: System role not supported/,
+    );
   });
 
   it('rejects bad input with a clear error', () => {

@@ -21,10 +21,16 @@ export function renderChatTemplate(template: string | null, messages: ChatMessag
     t = new Template(template);
     cache.set(template, t);
   }
-  return t.render({
-    messages,
-    bos_token: ctx.bosToken,
-    eos_token: ctx.eosToken,
-    add_generation_prompt: ctx.addGenerationPrompt,
-  });
+  try {
+    return t.render({
+      messages,
+      bos_token: ctx.bosToken,
+      eos_token: ctx.eosToken,
+      add_generation_prompt: ctx.addGenerationPrompt,
+    });
+  } catch (e) {
+    // a template's raise_exception (Gemma's: no system role, roles must alternate) refuses the conversation: the
+    // caller's error (an HTTP 400), not the engine's
+    throw new TypeError(`applyChatTemplate: the model's chat template refused the messages: ${(e as Error).message}`);
+  }
 }
