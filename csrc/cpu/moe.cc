@@ -137,6 +137,24 @@ TensorView rows_of(const TensorView& w, int64_t row, int64_t rows, int64_t cols)
   return matrix(static_cast<char*>(w.data) + row * cols * int64_t(w.itemsize()), w.dtype, rows, cols);
 }
 
+// The quantised experts' pass: `linear` is quantLinear's or quantLinearPacked's kernel, run on each expert's rows.
+using QuantLinear = void (*)(const TensorView&, const TensorView&, const TensorView&, double, const MaybeTensor&);
+void quant_experts(QuantLinear linear, const TensorView& out, const TensorView& x, const TensorView& router,
+                   const TensorView& w13, const TensorView& w2, double type13, double type2, double top_k,
+                   bool renormalize) {
+  const int64_t hidden = x.size(1), inter = w13.size(0) / (2 * router.size(1));
+  const MaybeTensor none{};
+  MVLLM_CPU_DISPATCH_FLOAT(x.dtype, TA,
+                           experts<TA>(
+                               out, x, router, int64_t(top_k), renormalize, inter,
+                               [&](int64_t e, const TensorView& o, const TensorView& xe) {
+                                 linear(o, xe, rows_of(w13, e * 2 * inter, 2 * inter, w13.size(1)), type13, none);
+                               },
+                               [&](int64_t e, const TensorView& o, const TensorView& a) {
+                                 linear(o, a, rows_of(w2, e * hidden, hidden, w2.size(1)), type2, none);
+                               }));
+}
+
 }  // namespace
 
 void fused_moe(const TensorView& out, const TensorView& x, const TensorView& router, const TensorView& w13,
@@ -156,36 +174,13 @@ void fused_moe(const TensorView& out, const TensorView& x, const TensorView& rou
 
 void quant_fused_moe(const TensorView& out, const TensorView& x, const TensorView& router, const TensorView& w13,
                      const TensorView& w2, double type13, double type2, double top_k, bool renormalize) {
-  const int64_t experts_n = router.size(1), hidden = x.size(1);
-  const int64_t inter = w13.size(0) / (2 * experts_n);
-  const MaybeTensor none{};
-  MVLLM_CPU_DISPATCH_FLOAT(x.dtype, TA,
-                           experts<TA>(
-                               out, x, router, int64_t(top_k), renormalize, inter,
-                               [&](int64_t e, const TensorView& o, const TensorView& xe) {
-                                 quant_linear(o, xe, rows_of(w13, e * 2 * inter, 2 * inter, w13.size(1)), type13, none);
-                               },
-                               [&](int64_t e, const TensorView& o, const TensorView& a) {
-                                 quant_linear(o, a, rows_of(w2, e * hidden, hidden, w2.size(1)), type2, none);
-                               }));
+  quant_experts(quant_linear, out, x, router, w13, w2, type13, type2, top_k, renormalize);
 }
 
+// An expert's rows are whole groups of 8, so its slice of the interleaved stack is its own interleaved matrix.
 void quant_fused_moe_packed(const TensorView& out, const TensorView& x, const TensorView& router, const TensorView& w13,
                             const TensorView& w2, double type13, double type2, double top_k, bool renormalize) {
-  const int64_t experts_n = router.size(1), hidden = x.size(1);
-  const int64_t inter = w13.size(0) / (2 * experts_n);
-  const MaybeTensor none{};
-  // an expert's rows are whole groups of 8, so its slice of the interleaved stack is its own interleaved matrix
-  MVLLM_CPU_DISPATCH_FLOAT(x.dtype, TA,
-                           experts<TA>(
-                               out, x, router, int64_t(top_k), renormalize, inter,
-                               [&](int64_t e, const TensorView& o, const TensorView& xe) {
-                                 quant_linear_packed(o, xe, rows_of(w13, e * 2 * inter, 2 * inter, w13.size(1)), type13,
-                                                     none);
-                               },
-                               [&](int64_t e, const TensorView& o, const TensorView& a) {
-                                 quant_linear_packed(o, a, rows_of(w2, e * hidden, hidden, w2.size(1)), type2, none);
-                               }));
+  quant_experts(quant_linear_packed, out, x, router, w13, w2, type13, type2, top_k, renormalize);
 }
 
 }  // namespace MVLLM_CPU_LEVEL

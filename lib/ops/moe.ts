@@ -1,8 +1,25 @@
 // Mixture of Experts (Mixtral, Qwen-MoE, OLMoE): the router's softmax and top k, and every routed expert's SwiGLU MLP,
 // in one op. Tokens are grouped by expert so that each expert's weights are read once a step (csrc/cpu/moe.cc,
 // csrc/cuda/moe.cu say how).
+import type { Device } from '../dtype.js';
 import { Tensor } from '../tensor.js';
 import { defineOps, runOp, zeros } from './registry.js';
+
+// quantFusedMoe's arguments and example call, which quantFusedMoePacked shares (two Q8_0 experts of 32 x 32)
+const QUANT_MOE: [string, (device: Device) => unknown[]] = [
+  'out: float[numTokens, hidden], x: float[numTokens, hidden], routerLogits: anyFloat[numTokens, numExperts], ' +
+    'w13: int32[expertRows, rowWords], w2: int32[expertRows2, rowWords2], type13: positiveInteger, ' +
+    'type2: positiveInteger, topK: positiveInteger, renormalize: boolean',
+  (device) => [
+    ...zeros(device, [3, 32], [3, 32], [3, 2]),
+    Tensor.zeros([2 * 2 * 32, 9], { dtype: 'int32', device }),
+    Tensor.zeros([2 * 32, 9], { dtype: 'int32', device }),
+    8,
+    8,
+    1,
+    false,
+  ],
+];
 
 const OPS = defineOps('moe', {
   fusedMoe: [
@@ -11,40 +28,13 @@ const OPS = defineOps('moe', {
       'topK: positiveInteger, renormalize: boolean',
     (device) => [...zeros(device, [3, 16], [3, 16], [3, 4], [4, 8, 16], [4, 16, 4]), 2, true],
   ],
-  quantFusedMoe: [
-    'out: float[numTokens, hidden], x: float[numTokens, hidden], routerLogits: anyFloat[numTokens, numExperts], ' +
-      'w13: int32[expertRows, rowWords], w2: int32[expertRows2, rowWords2], type13: positiveInteger, ' +
-      'type2: positiveInteger, ' +
-      'topK: positiveInteger, renormalize: boolean',
-    (device) => [
-      ...zeros(device, [3, 32], [3, 32], [3, 2]),
-      Tensor.zeros([2 * 2 * 32, 9], { dtype: 'int32', device }),
-      Tensor.zeros([2 * 32, 9], { dtype: 'int32', device }),
-      8,
-      8,
-      1,
-      false,
-    ],
-  ],
+  quantFusedMoe: QUANT_MOE,
 });
 
 const PACKED = defineOps(
   'moe',
   {
-    quantFusedMoePacked: [
-      'out: float[numTokens, hidden], x: float[numTokens, hidden], routerLogits: anyFloat[numTokens, numExperts], ' +
-        'w13: int32[expertRows, rowWords], w2: int32[expertRows2, rowWords2], type13: positiveInteger, ' +
-        'type2: positiveInteger, topK: positiveInteger, renormalize: boolean',
-      (device) => [
-        ...zeros(device, [3, 32], [3, 32], [3, 2]),
-        Tensor.zeros([2 * 2 * 32, 9], { dtype: 'int32', device }),
-        Tensor.zeros([2 * 32, 9], { dtype: 'int32', device }),
-        8,
-        8,
-        1,
-        false,
-      ],
-    ],
+    quantFusedMoePacked: QUANT_MOE,
   },
   ['cpu'],
 );
