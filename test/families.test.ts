@@ -220,10 +220,13 @@ describe('model families: what is refused, and how', () => {
   it('a RoPE scaling or an MLP bias the forward does not apply, a bad sliding window', async () => {
     await refused((c) => {
       c['rope_scaling'] = { rope_type: 'dynamic', factor: 2 };
-    }, /rope_scaling type "dynamic" is not supported yet \(linear, llama3, yarn\)/);
+    }, /rope_scaling type "dynamic" is not supported yet \(linear, llama3, yarn, longrope\)/);
     await refused((c) => {
       c['rope_scaling'] = { rope_type: 'longrope', short_factor: [1], long_factor: [2] };
-    }, /rope_scaling type "longrope" is not supported yet/);
+    }, /RoPE shortFactors must be 8 positive numbers \(rotaryDim \/ 2\), got 1/);
+    await refused((c) => {
+      c['rope_scaling'] = { rope_type: 'longrope', short_factor: [1], long_factor: [2], short_mscale: 1 };
+    }, /rope_scaling.short_mscale \(Phi-3.5-MoE's LongRoPE\) is not supported/);
     await refused((c) => {
       c['rope_scaling'] = { rope_type: 'yarn', factor: 4, mscale: 1 };
     }, /rope_scaling.mscale \(DeepSeek's YaRN\) is not supported/);

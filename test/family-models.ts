@@ -9,11 +9,22 @@ import { permuteHeads } from '../lib/model/quantize-model.js';
 import { familyOf, patternLayers } from '../lib/model/families.js';
 import { modelTensors } from '../lib/model/tensors.js';
 import { hfName } from '../lib/model/weights.js';
-import { yarnAttentionFactor } from '../lib/rope.js';
+import { longRopeAttentionFactor, yarnAttentionFactor } from '../lib/rope.js';
 import { syntheticTokenizer } from '../lib/tokenizer/synthetic.js';
 import { gpt2Vocabulary } from './bpe-vocab.js';
 import { prng, randn } from './helpers.js';
 import { writeLlamaTokenizerJson } from './tiny-models.js';
+
+/** LongRoPE over 8 frequencies (a head of 16): short factors near 1, long ones growing to 6 (Phi-3's shape). */
+function longRope(original: number, attentionFactor: number) {
+  return {
+    type: 'longrope' as const,
+    shortFactors: Float32Array.from({ length: 8 }, (_, i) => 1 + 0.05 * i),
+    longFactors: Float32Array.from({ length: 8 }, (_, i) => 1 + (5 * i * i) / 49),
+    originalMaxPositionEmbeddings: original,
+    attentionFactor,
+  };
+}
 
 const base = {
   vocabSize: 320,
@@ -88,6 +99,26 @@ export const FAMILY_CONFIGS = {
     architecture: 'phi3',
     ropeTheta: 10000,
     slidingWindow: 4096, // past the path (llama.cpp requires a phi3 file to name one)
+  },
+  // Phi-3-mini-128k's LongRoPE (its factors for the 4k context below 4096, the long ones from there): here an original
+  // context of 512, the path inside it, so every position takes the short factors (as llama.cpp does with a context
+  // of 512), and the attention factor from max_position_embeddings 2048
+  'phi3-longrope-short': {
+    ...base,
+    architecture: 'phi3',
+    ropeTheta: 10000,
+    slidingWindow: 4096,
+    maxPositionEmbeddings: 2048,
+    ropeScaling: longRope(512, longRopeAttentionFactor(2048, 512)),
+  },
+  // the long factors: an original context of 1, so every position past the first (whose angle is 0 whatever the
+  // factors) takes them, as llama.cpp does with a context of 512 > 1; the attention factor given (1.15)
+  'phi3-longrope-long': {
+    ...base,
+    architecture: 'phi3',
+    ropeTheta: 10000,
+    slidingWindow: 4096,
+    ropeScaling: longRope(1, 1.15),
   },
   // Qwen's use_sliding_window from max_window_layers on: the second layer only (a Hugging Face directory only: a GGUF's
   // window key applies to every layer)
@@ -165,6 +196,8 @@ export const FAMILY_SEEDS: Record<FamilyFixture, number> = {
   'mistral-swa': 12,
   phi3: 33,
   'phi3-partial': 36,
+  'phi3-longrope-short': 37,
+  'phi3-longrope-long': 38,
   'qwen2-swa': 10,
   gemma2: 8,
   gemma3: 8,
@@ -309,6 +342,11 @@ export function writeFamilyGguf(path: string, c: LlamaConfig, weights: FamilyWei
     set(`${arch}.rope.scaling.type`, GGUF.STRING, 'linear');
     set(`${arch}.rope.scaling.factor`, GGUF.F32, s.factor);
   }
+  if (s?.type === 'longrope') {
+    // llama.cpp's converter: no scaling type, the original context and attention factor, the factors as tensors
+    u('rope.scaling.original_context_length', s.originalMaxPositionEmbeddings);
+    set(`${arch}.rope.scaling.attn_factor`, GGUF.F32, s.attentionFactor);
+  }
   if (s?.type === 'yarn') {
     set(`${arch}.rope.scaling.type`, GGUF.STRING, 'yarn');
     set(`${arch}.rope.scaling.factor`, GGUF.F32, s.factor);
@@ -367,6 +405,11 @@ export function writeFamilyGguf(path: string, c: LlamaConfig, weights: FamilyWei
     });
     all.push(['rope_freqs.weight', [factors.length], factors]);
   }
+  if (s?.type === 'longrope')
+    all.push(
+      ['rope_factors_long.weight', [s.longFactors.length], Float32Array.from(s.longFactors)],
+      ['rope_factors_short.weight', [s.shortFactors.length], Float32Array.from(s.shortFactors)],
+    );
   const tensors = all.map(([name, shape, data]) => ({
     name,
     shape,

@@ -1,7 +1,7 @@
 // A Hugging Face config.json as a LlamaConfig (and back, to write test models): the families lib/model/families.ts
 // describes, their RoPE scalings and sliding windows.
 import { MiniVllmError, ModelFormatError } from '../errors.js';
-import { type RopeScaling, yarnAttentionFactor } from '../rope.js';
+import { longRopeAttentionFactor, type RopeScaling, yarnAttentionFactor } from '../rope.js';
 import { type LlamaConfig, validateConfig } from './config.js';
 import { type Architecture, type Family, HF_ARCHITECTURES, patternLayers } from './families.js';
 
@@ -28,7 +28,9 @@ function num(json: Record<string, unknown>, key: string, file: string, fallback?
   return v;
 }
 
-function parseRopeScaling(v: unknown, file: string, maxPositionEmbeddings: number): RopeScaling | null {
+function parseRopeScaling(j: Record<string, unknown>, file: string): RopeScaling | null {
+  const v = j['rope_scaling'];
+  const maxPositionEmbeddings = int(j, 'max_position_embeddings', file, 2048);
   if (v === undefined || v === null) return null;
   if (typeof v !== 'object' || Array.isArray(v))
     throw new ModelFormatError(file, `"rope_scaling" must be an object or null, got ${JSON.stringify(v)}`);
@@ -72,10 +74,57 @@ function parseRopeScaling(v: unknown, file: string, maxPositionEmbeddings: numbe
       attentionFactor: opt('attention_factor', yarnAttentionFactor(factor)),
     };
   }
+  if (type === 'longrope' || type === 'su') return parseLongRope(s, j, file, maxPositionEmbeddings);
   throw new MiniVllmError(
-    `${file}: rope_scaling type ${JSON.stringify(type)} is not supported yet (linear, llama3, yarn)`,
+    `${file}: rope_scaling type ${JSON.stringify(type)} is not supported yet (linear, llama3, yarn, longrope)`,
     'ERR_UNSUPPORTED',
   );
+}
+
+/**
+ * Phi-3's LongRoPE: short_factor and long_factor, the original context from the config's top level (Phi-3) or
+ * rope_scaling, the attention factor given or Hugging Face's default from max_position_embeddings / original.
+ */
+function parseLongRope(
+  s: Record<string, unknown>,
+  j: Record<string, unknown>,
+  file: string,
+  maxPositionEmbeddings: number,
+): RopeScaling {
+  for (const k of ['short_mscale', 'long_mscale'])
+    if (s[k] !== undefined && s[k] !== null)
+      throw new MiniVllmError(
+        `${file}: rope_scaling.${k} (Phi-3.5-MoE's LongRoPE) is not supported`,
+        'ERR_UNSUPPORTED',
+      );
+  const factors = (k: string) => {
+    const x = s[k];
+    if (!Array.isArray(x) || !x.every((f) => typeof f === 'number' && f > 0 && Number.isFinite(f)))
+      throw new ModelFormatError(
+        file,
+        `rope_scaling.${k} must be a list of positive numbers, got ${JSON.stringify(x)}`,
+      );
+    return Float32Array.from(x as number[]);
+  };
+  const original =
+    j['original_max_position_embeddings'] !== undefined
+      ? int(j, 'original_max_position_embeddings', file)
+      : int(s, 'original_max_position_embeddings', file, maxPositionEmbeddings);
+  if (original < 1)
+    throw new ModelFormatError(file, `"original_max_position_embeddings" must be positive, got ${original}`);
+  const given = s['attention_factor'];
+  if (given !== undefined && given !== null && !(typeof given === 'number' && given > 0 && Number.isFinite(given)))
+    throw new ModelFormatError(
+      file,
+      `rope_scaling.attention_factor must be a positive number, got ${JSON.stringify(given)}`,
+    );
+  return {
+    type: 'longrope',
+    shortFactors: factors('short_factor'),
+    longFactors: factors('long_factor'),
+    originalMaxPositionEmbeddings: original,
+    attentionFactor: typeof given === 'number' ? given : longRopeAttentionFactor(maxPositionEmbeddings, original),
+  };
 }
 
 /** A Hugging Face config.json of a family lib/model/families.ts describes (Llama, Mistral, Qwen2, Qwen3). */
@@ -104,7 +153,7 @@ export function configFromHf(json: unknown, file: string): LlamaConfig {
       `${file}: hidden activation ${JSON.stringify(act)} is not supported for ${hfArch as string} (${acts.join(', ')})`,
       'ERR_UNSUPPORTED',
     );
-  const ropeScaling = parseRopeScaling(j['rope_scaling'], file, int(j, 'max_position_embeddings', file, 2048));
+  const ropeScaling = parseRopeScaling(j, file);
   if (j['mlp_bias'] === true) throw new MiniVllmError(`${file}: mlp_bias is not supported yet`, 'ERR_UNSUPPORTED');
   const hiddenSize = int(j, 'hidden_size', file);
   const numHeads = int(j, 'num_attention_heads', file);
@@ -309,6 +358,14 @@ function ropeScalingToHf(s: RopeScaling | null): Record<string, unknown> | null 
   if (s === null) return null;
   if (s.type === 'linear') return { rope_type: 'linear', factor: s.factor };
   if (s.type === 'freqFactors') throw new RangeError('configToHf: GGUF rope_freqs have no config.json form');
+  if (s.type === 'longrope')
+    return {
+      rope_type: 'longrope',
+      short_factor: [...s.shortFactors],
+      long_factor: [...s.longFactors],
+      original_max_position_embeddings: s.originalMaxPositionEmbeddings,
+      attention_factor: s.attentionFactor,
+    };
   if (s.type === 'yarn')
     return {
       rope_type: 'yarn',

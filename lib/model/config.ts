@@ -104,6 +104,24 @@ export function validateConfig(c: LlamaConfig, file: string): LlamaConfig {
   const rot = c.rotaryDim ?? c.headDim;
   if (!Number.isInteger(rot) || rot < 2 || rot % 2 !== 0 || rot > c.headDim)
     throw new ModelFormatError(file, `rotaryDim must be even, in [2, headDim = ${c.headDim}], got ${String(rot)}`);
+  const s = c.ropeScaling;
+  if (s?.type === 'longrope' || s?.type === 'freqFactors') {
+    const lists = s.type === 'longrope' ? { shortFactors: s.shortFactors, longFactors: s.longFactors } : s;
+    for (const [k, f] of Object.entries(lists))
+      if (f instanceof Float32Array && (f.length !== rot / 2 || !f.every((x) => x > 0 && Number.isFinite(x))))
+        throw new ModelFormatError(
+          file,
+          `RoPE ${k} must be ${rot / 2} positive numbers (rotaryDim / 2), got ${f.length}`,
+        );
+  }
+  if (
+    s?.type === 'longrope' &&
+    !(Number.isSafeInteger(s.originalMaxPositionEmbeddings) && s.originalMaxPositionEmbeddings > 0)
+  )
+    throw new ModelFormatError(
+      file,
+      `LongRoPE's original context must be a positive integer, got ${s.originalMaxPositionEmbeddings}`,
+    );
   const w = c.slidingWindow ?? 0;
   if (!Number.isSafeInteger(w) || w < 0)
     throw new ModelFormatError(file, `slidingWindow must be a non-negative integer, got ${String(w)}`);

@@ -30,23 +30,33 @@ function metaNumber(g: GgufFile, key: string, fallback?: number): number {
  * divisor per frequency), or `<arch>.rope.scaling.*` metadata (linear, YaRN).
  */
 function ggufRopeScaling(g: GgufFile, arch: string, headDim: number): RopeScaling | null {
-  if (g.tensors.has('rope_factors_long.weight') || g.tensors.has('rope_factors_short.weight'))
-    throw new MiniVllmError(
-      `${g.path}: Phi-3's LongRoPE scaling (rope_factors_long / rope_factors_short) is not supported yet`,
-      'ERR_UNSUPPORTED',
-    );
-  const freqs = g.tensors.get('rope_freqs.weight');
-  if (freqs) {
-    if (freqs.type !== 'F32' || freqs.shape.length !== 1 || freqs.shape[0] !== headDim / 2)
-      throw new ModelFormatError(
-        g.path,
-        `rope_freqs.weight must be F32 [${headDim / 2}], got ${freqs.type} [${freqs.shape.join(', ')}]`,
-      );
-    const factors = Float32Array.from(readFloats(g.file, freqs.offset, headDim / 2, 'F32', freqs.name));
-    if (!factors.every((f) => f > 0 && Number.isFinite(f)))
-      throw new ModelFormatError(g.path, 'rope_freqs.weight must hold positive finite factors');
-    return { type: 'freqFactors', factors };
-  }
+  const factors = (name: string) => {
+    const t = g.tensors.get(name)!;
+    if (t.type !== 'F32' || t.shape.length !== 1 || t.shape[0] !== headDim / 2)
+      throw new ModelFormatError(g.path, `${name} must be F32 [${headDim / 2}], got ${t.type} [${t.shape.join(', ')}]`);
+    const f = Float32Array.from(readFloats(g.file, t.offset, headDim / 2, 'F32', t.name));
+    if (!f.every((x) => x > 0 && Number.isFinite(x)))
+      throw new ModelFormatError(g.path, `${name} must hold positive finite factors`);
+    return f;
+  };
+  const [long, short] = ['rope_factors_long.weight', 'rope_factors_short.weight'].map((n) => g.tensors.has(n));
+  if (long !== short)
+    throw new ModelFormatError(g.path, 'LongRoPE needs both rope_factors_long.weight and rope_factors_short.weight');
+  if (long)
+    // Phi-3's LongRoPE as llama.cpp's converter writes it: the factors as tensors, the original context and the
+    // attention factor as metadata (llama.cpp picks one set by its context size; lib/rope.ts picks by position)
+    return {
+      type: 'longrope',
+      shortFactors: factors('rope_factors_short.weight'),
+      longFactors: factors('rope_factors_long.weight'),
+      originalMaxPositionEmbeddings: metaNumber(
+        g,
+        `${arch}.rope.scaling.original_context_length`,
+        metaNumber(g, `${arch}.context_length`),
+      ),
+      attentionFactor: metaNumber(g, `${arch}.rope.scaling.attn_factor`, 1),
+    };
+  if (g.tensors.has('rope_freqs.weight')) return { type: 'freqFactors', factors: factors('rope_freqs.weight') };
   const type = g.metadata.get(`${arch}.rope.scaling.type`);
   if (type === undefined || type === 'none') return null;
   const factor = metaNumber(g, `${arch}.rope.scaling.factor`);

@@ -90,18 +90,22 @@ function ggufGemmaMeta(c: LlamaConfig, arch: Architecture): [string, number][] {
 
 /**
  * A config's RoPE scaling as GGUF holds it: Llama 3.1's (or a GGUF's rope_freqs) as the per-frequency divisors
- * llama.cpp reads from a rope_freqs tensor; linear and YaRN as `<arch>.rope.scaling.*` metadata.
+ * llama.cpp reads from a rope_freqs tensor; linear and YaRN as `<arch>.rope.scaling.*` metadata; LongRoPE as
+ * rope_factors_long / rope_factors_short tensors with its original context and attention factor (llama.cpp's).
  */
-function ggufRope(config: LlamaConfig): { meta: [string, number, number | string][]; freqs: Float32Array | null } {
+function ggufRope(config: LlamaConfig): {
+  meta: [string, number, number | string][];
+  tensors: [string, Float32Array][];
+} {
   const s = config.ropeScaling ?? null;
-  if (s === null) return { meta: [], freqs: null };
+  if (s === null) return { meta: [], tensors: [] };
   if (s.type === 'linear')
     return {
       meta: [
         ['rope.scaling.type', GGUF.STRING, 'linear'],
         ['rope.scaling.factor', GGUF.F32, s.factor],
       ],
-      freqs: null,
+      tensors: [],
     };
   if (s.type === 'yarn') {
     if (s.betaFast !== 32 || s.betaSlow !== 1)
@@ -116,14 +120,25 @@ function ggufRope(config: LlamaConfig): { meta: [string, number, number | string
         ['rope.scaling.original_context_length', GGUF.U32, s.originalMaxPositionEmbeddings],
         ['rope.scaling.attn_factor', GGUF.F32, s.attentionFactor / yarnAttentionFactor(s.factor)],
       ],
-      freqs: null,
+      tensors: [],
     };
   }
-  if (s.type === 'freqFactors') return { meta: [], freqs: s.factors };
+  if (s.type === 'freqFactors') return { meta: [], tensors: [['rope_freqs.weight', s.factors]] };
+  if (s.type === 'longrope')
+    return {
+      meta: [
+        ['rope.scaling.original_context_length', GGUF.U32, s.originalMaxPositionEmbeddings],
+        ['rope.scaling.attn_factor', GGUF.F32, s.attentionFactor],
+      ],
+      tensors: [
+        ['rope_factors_long.weight', s.longFactors],
+        ['rope_factors_short.weight', s.shortFactors],
+      ],
+    };
   const rot = config.rotaryDim ?? config.headDim;
   const plain = ropeInvFreq(rot, config.ropeTheta);
   const scaled = ropeInvFreq(rot, config.ropeTheta, s);
-  return { meta: [], freqs: plain.map((f, i) => f / scaled[i]!) };
+  return { meta: [], tensors: [['rope_freqs.weight', plain.map((f, i) => f / scaled[i]!)]] };
 }
 
 /** Rows of a source tensor as float32, dequantising a quantised file's. */
@@ -295,16 +310,15 @@ export function quantizeModel(
         },
       };
     });
-    if (rope.freqs) {
-      const f = rope.freqs;
+    for (const [name, f] of rope.tensors) {
       tensors.push({
-        name: 'rope_freqs.weight',
+        name,
         shape: [f.length],
         typeId: 0,
         bytes: f.byteLength,
         data: () => [new Uint8Array(f.buffer, f.byteOffset, f.byteLength)],
       });
-      types['rope_freqs.weight'] = 'F32';
+      types[name] = 'F32';
     }
     writeGguf(out, meta, tensors);
     return { types, vocabulary };
