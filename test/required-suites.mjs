@@ -12,6 +12,7 @@ const OPS = [
   'siluAndMul',
   'geluTanhAndMul',
   'add',
+  'sigmoidGatedAdd',
   'scale',
   'softCap',
   'pagedAttention',

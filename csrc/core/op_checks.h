@@ -209,8 +209,7 @@ inline void check_soft_cap(const TensorView& out, const TensorView& x, double ca
 }
 
 // out = a + b, all [numTokens, hidden] of one dtype (rows may be strided); out may be a or b.
-inline void check_add(const TensorView& out, const TensorView& a, const TensorView& b) {
-  const Check c("add");
+inline void check_add_args(const Check& c, const TensorView& out, const TensorView& a, const TensorView& b) {
   c.float_dtype(a, "a");
   c.same_dtype(b, "b", a, "a");
   c.same_dtype(out, "out", a, "a");
@@ -228,6 +227,23 @@ inline void check_add(const TensorView& out, const TensorView& a, const TensorVi
   c.rows_dense(out, "out");
   c.same_or_distinct(out, "out", a, "a");
   c.same_or_distinct(out, "out", b, "b");
+}
+
+inline void check_add(const TensorView& out, const TensorView& a, const TensorView& b) {
+  check_add_args(Check("add"), out, a, b);
+}
+
+// out = a + sigmoid(gate) · b (Qwen2-MoE's gated shared expert): add's arguments, and gate [numTokens, 1] of a's dtype
+// and device.
+inline void check_sigmoid_gated_add(const TensorView& out, const TensorView& a, const TensorView& b,
+                                    const TensorView& gate) {
+  const Check c("sigmoidGatedAdd");
+  check_add_args(c, out, a, b);
+  c.same_dtype(gate, "gate", a, "a");
+  c.same_device(gate, "gate", a, "a");
+  c.ndim(gate, "gate", 2, "[numTokens, 1]");
+  c.dim(gate, "gate", 0, a.size(0), "numTokens of a");
+  c.dim(gate, "gate", 1, 1, "1");
 }
 
 // t: any shape, contiguous, float; low < high, both finite; seed: a uint32.
@@ -315,6 +331,7 @@ inline void check_sample_rows(const HostArray<const float>& logits, double rows_
   OP(embeddingPacked, embedding_packed, CPU, "out", "ids", "table", "vocabSize")                                    \
   OP(gatherRows, gather_rows, CPU_CUDA, "out", "x", "indices")                                                      \
   OP(add, add, CPU_CUDA, "out", "a", "b")                                                                           \
+  OP(sigmoidGatedAdd, sigmoid_gated_add, CPU_CUDA, "out", "a", "b", "gate")                                         \
   OP(scale, scale, CPU_CUDA, "out", "x", "factor")                                                                  \
   OP(softCap, soft_cap, CPU_CUDA, "out", "x", "cap")                                                                \
   OP(fillUniform, fill_uniform, CPU_CUDA, "out", "low", "high", "seed")                                             \

@@ -1,4 +1,7 @@
-// Elementwise add on the CPU (a residual connection outside the fused RMSNorm): out = T(a + b), fp32 math.
+// Elementwise add on the CPU (a residual connection outside the fused RMSNorm): out = T(a + b), and with a sigmoid gate
+// per row (Qwen2-MoE's shared expert): out = T(a + sigmoid(gate) · b); fp32 math.
+#include <cmath>
+
 #include "../core/op_checks.h"
 #include "dispatch.h"
 #include "kernels.h"
@@ -25,7 +28,28 @@ void add_impl(const TensorView& out, const TensorView& a, const TensorView& b) {
   });
 }
 
+template <typename T>
+void sigmoid_gated_add_impl(const TensorView& out, const TensorView& a, const TensorView& b, const TensorView& gate) {
+  const int64_t rows = a.size(0), d = a.size(1);
+  parallel_for(rows, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, d)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* ar = a.ptr<T>() + r * a.stride(0);
+      const T* br = b.ptr<T>() + r * b.stride(0);
+      T* o = out.ptr<T>() + r * out.stride(0);
+      const float g = 1.0f / (1.0f + std::exp(-to_float(gate.ptr<T>()[r * gate.stride(0)])));
+      const Vec gv = vset1(g);
+      int64_t i = 0;
+      for (; i + Vec::N <= d; i += Vec::N) vstore(o + i, vload(ar + i) + gv * vload(br + i));
+      for (; i < d; ++i) o[i] = from_float<T>(to_float(ar[i]) + g * to_float(br[i]));
+    }
+  });
+}
+
 }  // namespace
+
+void sigmoid_gated_add(const TensorView& out, const TensorView& a, const TensorView& b, const TensorView& gate) {
+  MVLLM_CPU_DISPATCH_FLOAT(a.dtype, T, sigmoid_gated_add_impl<T>(out, a, b, gate));
+}
 
 void add(const TensorView& out, const TensorView& a, const TensorView& b) {
   MVLLM_CPU_DISPATCH_FLOAT(a.dtype, T, add_impl<T>(out, a, b));

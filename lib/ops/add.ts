@@ -1,4 +1,5 @@
-// The elementwise add: a residual connection where no RMSNorm follows.
+// The elementwise add: a residual connection where no RMSNorm follows; and with a sigmoid gate per row (Qwen2-MoE's
+// shared expert).
 import type { Tensor } from '../tensor.js';
 import { defineOps, runOp, zeros } from './registry.js';
 
@@ -7,6 +8,11 @@ const OPS = defineOps('add', {
     'out: float[numTokens, hidden], a: float[numTokens, hidden], b: float[numTokens, hidden]',
     (device) => zeros(device, [3, 16], [3, 16], [3, 16]),
   ],
+  sigmoidGatedAdd: [
+    'out: float[numTokens, hidden], a: float[numTokens, hidden], b: float[numTokens, hidden], ' +
+      'gate: float[numTokens, 1]',
+    (device) => zeros(device, [3, 16], [3, 16], [3, 16], [3, 1]),
+  ],
 });
 
 /**
@@ -14,4 +20,13 @@ const OPS = defineOps('add', {
  */
 export function add(out: Tensor, a: Tensor, b: Tensor): void {
   runOp(OPS.add, [out, a, b]);
+}
+
+/**
+ * out[t] = a[t] + sigmoid(gate[t]) · b[t], in fp32, rounded to the dtype once: Qwen2-MoE's shared expert added to the
+ * routed experts' output with its own gate. a, b, out [numTokens, hidden], gate [numTokens, 1], one dtype (rows may be
+ * strided); out may be a or b.
+ */
+export function sigmoidGatedAdd(out: Tensor, a: Tensor, b: Tensor, gate: Tensor): void {
+  runOp(OPS.sigmoidGatedAdd, [out, a, b, gate]);
 }

@@ -309,6 +309,14 @@ void elementwise_cases() {
           k.add(out.v, a.v, b.v);
           return Outputs{{"out", std::move(out)}};
         });
+        add(str("sigmoidGatedAdd ", dn(dt), " [", tokens, ", ", d, "]"), [=](const Kernels& k) {
+          Rng r{seed + 6};
+          T a = random(r, dt, {tokens, d}), b = random(r, dt, {tokens, d}), g = random(r, dt, {tokens, 1}, -8, 8),
+            out(dt, {tokens, d});
+          check_sigmoid_gated_add(out.v, a.v, b.v, g.v);
+          k.sigmoid_gated_add(out.v, a.v, b.v, g.v);
+          return Outputs{{"out", std::move(out)}};
+        });
         add(str("scale, softCap ", dn(dt), " [", tokens, ", ", d, "]"), [=](const Kernels& k) {
           Rng r{seed + 7};
           T x = random(r, dt, {tokens, d}, -80, 80), scaled(dt, {tokens, d}), capped(dt, {tokens, d});

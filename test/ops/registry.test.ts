@@ -134,7 +134,10 @@ describe('op registry', () => {
     const { gatherRows: _g, ...references } = layers.references;
     expect(registryProblems({ ...layers, references })).to.deep.equal(['gatherRows has no reference']);
     const read = (p: string) => (p === 'test/ops/add.test.ts' ? null : layers.read(p));
-    expect(registryProblems({ ...layers, read })).to.deep.equal(['add: no test (test/ops/add.test.ts)']);
+    expect(registryProblems({ ...layers, read })).to.deep.equal([
+      'add: no test (test/ops/add.test.ts)',
+      'sigmoidGatedAdd: no test (test/ops/add.test.ts)',
+    ]);
   });
 });
 
