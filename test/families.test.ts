@@ -250,7 +250,7 @@ describe('model families: what is refused, and how', () => {
     await expectReject(
       loadModel(path, { device: 'cpu' }),
       MiniVllmError,
-      /architecture "mamba" is not supported \(llama, qwen2, qwen3, phi3, gemma2, gemma3, qwen3moe, olmoe\)/,
+      /architecture "mamba" is not supported \(llama, qwen2, qwen3, phi3, gemma2, gemma3, qwen2moe, qwen3moe, olmoe\)/,
     );
   });
 });
@@ -324,9 +324,23 @@ describe('model families: Mixture-of-Experts configs', () => {
     expect(configFromHf({ ...mixtral, norm_topk_prob: false }, 'config.json').moe?.renormalize).to.equal(true);
     expect(configFromHf(configToHf(FAMILY_CONFIGS.olmoe), 'config.json').moe?.renormalize).to.equal(false);
   });
-  it('refuses a shared expert, dense layers, too many experts or experts per token', () => {
+  it('Qwen2-MoE: its shared expert, not renormalised unless norm_topk_prob says', () => {
+    const qwen2moe = configToHf(FAMILY_CONFIGS.qwen2moe);
+    expect(qwen2moe['architectures']).to.deep.equal(['Qwen2MoeForCausalLM']);
+    expect(qwen2moe['model_type']).to.equal('qwen2_moe');
+    expect(configFromHf(qwen2moe, 'config.json').moe).to.deep.equal(FAMILY_CONFIGS.qwen2moe.moe);
+    const { norm_topk_prob: _, ...unsaid } = qwen2moe;
+    expect(configFromHf(unsaid, 'config.json').moe?.renormalize).to.equal(false);
+    // Qwen1.5-MoE's config names a window it does not use (use_sliding_window false)
+    const window = { sliding_window: 32768, use_sliding_window: false, max_window_layers: 21 };
+    expect(configFromHf({ ...qwen2moe, ...window }, 'config.json').slidingWindow).to.equal(undefined);
+  });
+  it('refuses a shared expert outside Qwen2-MoE, dense layers, too many experts or experts per token', () => {
     const read = (extra: Record<string, unknown>) => () => configFromHf({ ...qwen3moe, ...extra }, 'config.json');
-    expect(read({ shared_expert_intermediate_size: 5632 })).to.throw(MiniVllmError, /shared expert/);
+    expect(read({ shared_expert_intermediate_size: 5632 })).to.throw(
+      MiniVllmError,
+      /a shared expert is supported on Qwen2MoeForCausalLM only, not on Qwen3MoeForCausalLM/,
+    );
     expect(read({ mlp_only_layers: [0] })).to.throw(MiniVllmError, /dense MLP layers/);
     expect(read({ decoder_sparse_step: 2 })).to.throw(MiniVllmError, /dense MLP layers/);
     expect(read({ num_experts: 300 })).to.throw(MiniVllmError, /300 experts is not supported \(1 to 256\)/);
@@ -338,6 +352,12 @@ describe('model families: Mixture-of-Experts configs', () => {
     const perLayerMlp = 3 * c.hiddenSize * c.intermediateSize;
     const router = c.moe.numExperts * c.hiddenSize;
     expect(parameterCount(c) - dense).to.equal(c.numLayers * ((c.moe.numExperts - 1) * perLayerMlp + router));
+  });
+  it('the parameter count holds a shared expert and its gate', () => {
+    const c = FAMILY_CONFIGS.qwen2moe;
+    const { sharedExpertSize: s, ...routed } = c.moe;
+    const without = parameterCount({ ...c, moe: routed });
+    expect(parameterCount(c) - without).to.equal(c.numLayers * (3 * c.hiddenSize * s + c.hiddenSize));
   });
 });
 

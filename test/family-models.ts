@@ -175,6 +175,16 @@ export const FAMILY_CONFIGS = {
     intermediateSize: 32,
     moe: { numExperts: 8, topK: 3, renormalize: false },
   },
+  // Qwen2-MoE (Qwen1.5-MoE-A2.7B: 60 experts of 1408, 4 a token, a shared expert of 5632): Qwen2's biases, 4 experts
+  // of 32, 2 a token, not renormalised, and a shared expert of 96 with its sigmoid gate
+  qwen2moe: {
+    ...base,
+    architecture: 'qwen2moe',
+    attentionBias: true,
+    ropeTheta: 10000,
+    intermediateSize: 32,
+    moe: { numExperts: 4, topK: 2, renormalize: false, sharedExpertSize: 96 },
+  },
   // Qwen3-MoE: Qwen3's layer with 8 experts of 48, 2 a token, renormalised (norm_topk_prob)
   qwen3moe: {
     ...base,
@@ -203,6 +213,7 @@ export const FAMILY_SEEDS: Record<FamilyFixture, number> = {
   gemma3: 8,
   mixtral: 5,
   olmoe: 6,
+  qwen2moe: 9,
   qwen3moe: 7,
 };
 
@@ -262,11 +273,12 @@ export function familyWeights(c: LlamaConfig, seed: number): FamilyWeights {
     if (gemma) for (const n of ['pre_feedforward_layernorm', 'post_feedforward_layernorm']) vector(L(n), d, 0.1, 0);
     if (c.moe) {
       // the router, then each expert's gate and up, then each expert's down (their names: lib/model/tensors.ts)
+      // (and a shared expert's gate/up, down and gate)
       for (const spec of modelTensors(c).filter(
-        (s) => /^\d+\.(router|w13|w2)$/.test(s.key) && s.key.startsWith(`${i}.`),
+        (s) => /^\d+\.(router|w13|w2|sharedGateUp|sharedDown|sharedGate)$/.test(s.key) && s.key.startsWith(`${i}.`),
       ))
         for (const p of spec.parts)
-          matrix(p.hf, p.shape[0]!, p.shape[1]!, spec.key.endsWith('w2') ? 2 / Math.sqrt(ff) : undefined);
+          matrix(p.hf, p.shape[0]!, p.shape[1]!, /(w2|Down)$/.test(spec.key) ? 2 / Math.sqrt(p.shape[1]!) : undefined);
     } else if (fused) matrix(L('mlp.gate_up_proj'), 2 * ff, d);
     else {
       matrix(L('mlp.gate_proj'), ff, d);
@@ -334,7 +346,8 @@ export function writeFamilyGguf(path: string, c: LlamaConfig, weights: FamilyWei
   if (c.moe) {
     u('expert_count', c.moe.numExperts);
     u('expert_used_count', c.moe.topK);
-    if (arch === 'qwen3moe') u('expert_feed_forward_length', c.intermediateSize);
+    if (arch === 'qwen3moe' || arch === 'qwen2moe') u('expert_feed_forward_length', c.intermediateSize);
+    if (c.moe.sharedExpertSize) u('expert_shared_feed_forward_length', c.moe.sharedExpertSize);
   }
   if (c.attnLogitSoftCap) set(`${arch}.attn_logit_softcapping`, GGUF.F32, c.attnLogitSoftCap);
   if (c.finalLogitSoftCap) set(`${arch}.final_logit_softcapping`, GGUF.F32, c.finalLogitSoftCap);

@@ -6,7 +6,11 @@ import { type LlamaConfig, validateConfig } from './config.js';
 import { type Architecture, type Family, HF_ARCHITECTURES, patternLayers } from './families.js';
 
 /** config.json's model_type of each family, where it is not the architecture's name. */
-const MODEL_TYPES: Partial<Record<Architecture, string>> = { gemma3: 'gemma3_text', qwen3moe: 'qwen3_moe' };
+const MODEL_TYPES: Partial<Record<Architecture, string>> = {
+  gemma3: 'gemma3_text',
+  qwen2moe: 'qwen2_moe',
+  qwen3moe: 'qwen3_moe',
+};
 
 /** The model_type of a Hugging Face architecture name. */
 function hfModelType(name: string): string {
@@ -214,7 +218,7 @@ function hfSlidingWindow(
   file: string,
 ): Pick<LlamaConfig, 'slidingWindow' | 'slidingWindowLayers'> {
   const w = j['sliding_window'];
-  const qwen = family.architecture === 'qwen2' || family.architecture === 'qwen3';
+  const qwen = family.architecture.startsWith('qwen');
   if (w === undefined || w === null || (qwen && j['use_sliding_window'] !== true)) return {};
   if (typeof w !== 'number' || !Number.isInteger(w) || w < 0)
     throw new ModelFormatError(file, `"sliding_window" must be a non-negative integer, got ${JSON.stringify(w)}`);
@@ -246,8 +250,9 @@ function hfSlidingWindow(
 
 /**
  * A Mixture of Experts: Mixtral's num_local_experts, Qwen-MoE's and OLMoE's num_experts; num_experts_per_tok; the
- * weights renormalised as norm_topk_prob says (Mixtral always). Every layer sparse: a Qwen-MoE with dense layers
- * (decoder_sparse_step, mlp_only_layers) or a shared expert is refused.
+ * weights renormalised as norm_topk_prob says (Mixtral always); Qwen2-MoE's shared expert
+ * (shared_expert_intermediate_size). Every layer sparse: a Qwen-MoE with dense layers (decoder_sparse_step,
+ * mlp_only_layers) is refused.
  */
 function hfMoe(j: Record<string, unknown>, hfArch: string, family: Family, file: string): Partial<LlamaConfig> {
   const mixtral = hfArch === 'MixtralForCausalLM';
@@ -257,8 +262,12 @@ function hfMoe(j: Record<string, unknown>, hfArch: string, family: Family, file:
   const dense = j['mlp_only_layers'];
   if (step !== 1 || (Array.isArray(dense) && dense.length > 0))
     throw new MiniVllmError(`${file}: a MoE with dense MLP layers is not supported yet`, 'ERR_UNSUPPORTED');
-  if ((j['shared_expert_intermediate_size'] ?? 0) !== 0)
-    throw new MiniVllmError(`${file}: a MoE with a shared expert (Qwen2-MoE) is not supported yet`, 'ERR_UNSUPPORTED');
+  const shared = int(j, 'shared_expert_intermediate_size', file, 0);
+  if (shared !== 0 && family.architecture !== 'qwen2moe')
+    throw new MiniVllmError(
+      `${file}: a shared expert is supported on Qwen2MoeForCausalLM only, not on ${hfArch}`,
+      'ERR_UNSUPPORTED',
+    );
   if (j['clip_qkv'] !== undefined && j['clip_qkv'] !== null)
     throw new MiniVllmError(`${file}: clip_qkv is not supported`, 'ERR_UNSUPPORTED');
   const norm = j['norm_topk_prob'];
@@ -269,6 +278,7 @@ function hfMoe(j: Record<string, unknown>, hfArch: string, family: Family, file:
       numExperts,
       topK: int(j, 'num_experts_per_tok', file),
       renormalize: mixtral || (norm ?? family.moeRenormalize),
+      ...(shared > 0 ? { sharedExpertSize: shared } : {}),
     },
   };
 }
@@ -351,6 +361,7 @@ function moeToHf(c: LlamaConfig, hfArch: string): Record<string, unknown> {
     num_experts_per_tok: m.topK,
     norm_topk_prob: m.renormalize,
     moe_intermediate_size: c.intermediateSize,
+    ...(m.sharedExpertSize ? { shared_expert_intermediate_size: m.sharedExpertSize } : {}),
   };
 }
 

@@ -61,6 +61,11 @@ export interface MoeConfig {
   topK: number;
   /** Whether the top-k weights are divided by their sum (Mixtral, Qwen3-MoE; not OLMoE): norm_topk_prob. */
   renormalize: boolean;
+  /**
+   * Qwen2-MoE's shared expert: every token also runs one SwiGLU MLP this wide (shared_expert_intermediate_size),
+   * its output times sigmoid(shared_expert_gate · x) added to the routed experts'. Absent: none.
+   */
+  sharedExpertSize?: number;
 }
 
 /** The attention softmax scale of a config. */
@@ -144,6 +149,9 @@ export function validateConfig(c: LlamaConfig, file: string): LlamaConfig {
         file,
         `the experts per token must be in [1, ${Math.min(32, moe.numExperts)}], got ${moe.topK}`,
       );
+    const s = moe.sharedExpertSize;
+    if (s !== undefined && !(Number.isSafeInteger(s) && s > 0 && s < 2 ** 31))
+      throw new ModelFormatError(file, `the shared expert's size must be a positive integer, got ${String(s)}`);
   }
   if (!(c.rmsNormEps > 0) || !Number.isFinite(c.rmsNormEps))
     throw new ModelFormatError(file, `rmsNormEps must be a positive number, got ${c.rmsNormEps}`);

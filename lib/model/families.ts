@@ -3,7 +3,8 @@
 // layout (lib/model/open.ts) and the forward. Adding a family is a row here and its tensors' names, not a new forward.
 
 /** An architecture as llama.cpp's GGUF files name it (`general.architecture`). */
-export type Architecture = 'llama' | 'qwen2' | 'qwen3' | 'phi3' | 'gemma2' | 'gemma3' | 'qwen3moe' | 'olmoe';
+export type Architecture =
+  'llama' | 'qwen2' | 'qwen3' | 'phi3' | 'gemma2' | 'gemma3' | 'qwen2moe' | 'qwen3moe' | 'olmoe';
 
 export interface Family {
   architecture: Architecture;
@@ -76,6 +77,15 @@ export const FAMILIES: Record<Architecture, Family> = {
   phi3: { ...LLAMA, architecture: 'phi3', ggufRopeStyle: 'neox', fused: true },
   gemma2: { ...GEMMA, architecture: 'gemma2', slidingPattern: 2 },
   gemma3: { ...GEMMA, architecture: 'gemma3', qkNorm: true, slidingPattern: 6 },
+  // Qwen2's layer (q/k/v biases) with experts, not renormalised, and a shared expert (MoeConfig.sharedExpertSize)
+  qwen2moe: {
+    ...LLAMA,
+    architecture: 'qwen2moe',
+    attentionBias: true,
+    ggufRopeStyle: 'neox',
+    moeNames: 'mlp',
+    moeRenormalize: false,
+  },
   qwen3moe: { ...LLAMA, architecture: 'qwen3moe', qkNorm: true, ggufRopeStyle: 'neox', moeNames: 'mlp' },
   olmoe: {
     ...LLAMA,
@@ -98,6 +108,7 @@ export const HF_ARCHITECTURES: Record<string, Family> = {
   Gemma2ForCausalLM: FAMILIES.gemma2,
   Gemma3ForCausalLM: FAMILIES.gemma3,
   MixtralForCausalLM: FAMILIES.llama,
+  Qwen2MoeForCausalLM: FAMILIES.qwen2moe,
   Qwen3MoeForCausalLM: FAMILIES.qwen3moe,
   OlmoeForCausalLM: FAMILIES.olmoe,
 };

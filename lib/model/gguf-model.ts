@@ -117,13 +117,24 @@ function ggufMoe(g: GgufFile, arch: Architecture): Partial<LlamaConfig> {
       throw new ModelFormatError(g.path, `metadata "${arch}.expert_count" is missing`);
     return {};
   }
-  if (g.tensors.has('blk.0.ffn_gate_inp_shexp.weight') || g.tensors.has('blk.0.ffn_up_shexp.weight'))
-    throw new MiniVllmError(`${g.path}: a MoE with a shared expert is not supported yet`, 'ERR_UNSUPPORTED');
+  const shared = g.tensors.has('blk.0.ffn_up_shexp.weight');
+  if (shared && arch !== 'qwen2moe')
+    throw new MiniVllmError(`${g.path}: a shared expert is supported on qwen2moe only, not ${arch}`, 'ERR_UNSUPPORTED');
   return {
     moe: {
       numExperts: experts,
       topK: metaNumber(g, `${arch}.expert_used_count`),
       renormalize: FAMILIES[arch].moeRenormalize,
+      // llama.cpp's default where the key is missing: the dense feed_forward_length
+      ...(shared
+        ? {
+            sharedExpertSize: metaNumber(
+              g,
+              `${arch}.expert_shared_feed_forward_length`,
+              metaNumber(g, `${arch}.feed_forward_length`),
+            ),
+          }
+        : {}),
     },
   };
 }
@@ -210,7 +221,9 @@ export function ggufModel(g: GgufFile): { config: LlamaConfig; source: WeightSou
     for (const p of w.parts) {
       const t = g.tensors.get(p.gguf);
       if (!t) continue;
-      if (p.expert === undefined) byHf.set(p.hf, { file: g.file, offset: t.offset, shape: t.shape, type: t.type });
+      // Qwen2-MoE's shared-expert gate is a vector [hidden] in llama.cpp's files, a [1, hidden] matrix here
+      const shape = t.shape.length === 1 && p.shape.length === 2 && p.shape[0] === 1 ? p.shape : t.shape;
+      if (p.expert === undefined) byHf.set(p.hf, { file: g.file, offset: t.offset, shape, type: t.type });
       else byHf.set(p.hf, expertSpan(g, t, p.expert, config.moe!.numExperts));
     }
   const source = spanSource(g.path, byHf, () => g.file.close());

@@ -35,6 +35,9 @@ export interface LayerWeights {
   down?: LinearWeight; //     [hidden, intermediate]
   router?: LinearWeight; //   [numExperts, hidden]: a MoE's router, and its experts
   experts?: MoeExperts;
+  sharedGateUp?: LinearWeight; // [2 sharedExpertSize, hidden]: Qwen2-MoE's shared expert, gate then up
+  sharedDown?: LinearWeight; //  [hidden, sharedExpertSize]
+  sharedGate?: LinearWeight; //  [1, hidden]: its sigmoid gate's logit
   qkvBias?: Tensor; //        [(numHeads + 2 numKvHeads) headDim]: the family's attentionBias
   qNorm?: Tensor; //          [headDim]: the family's qkNorm, and kNorm
   kNorm?: Tensor; //          [headDim]
@@ -78,7 +81,10 @@ class Workspace {
   outputs = 0;
   /** Bumped whenever a buffer is replaced (a CUDA graph captured before then points at freed memory). */
   generation = 0;
-  bufs: Record<'hidden' | 'residual' | 'qkv' | 'attn' | 'gateUp' | 'act' | 'router', Tensor> | null = null;
+  bufs: Record<
+    'hidden' | 'residual' | 'qkv' | 'attn' | 'gateUp' | 'act' | 'router' | 'shared' | 'sharedGate',
+    Tensor
+  > | null = null;
   out: { last: Tensor; logits: Tensor } | null = null;
 
   constructor(
@@ -94,14 +100,19 @@ class Workspace {
       this.disposeTokens();
       const n = Math.max(tokens, Math.min(2 * this.tokens, 8192));
       const q = c.numHeads * c.headDim;
+      // the MLP's width: the dense one, a MoE's shared expert, or none (fusedMoe keeps its own scratch)
+      const ff = c.moe ? (c.moe.sharedExpertSize ?? 0) : c.intermediateSize;
+      const shared = c.moe?.sharedExpertSize !== undefined;
       this.bufs = {
         hidden: Tensor.empty([n, c.hiddenSize], opts),
         residual: Tensor.empty([n, c.hiddenSize], opts),
         qkv: Tensor.empty([n, q + 2 * c.numKvHeads * c.headDim], opts),
         attn: Tensor.empty([n, q], opts),
-        gateUp: Tensor.empty([n, c.moe ? 1 : 2 * c.intermediateSize], opts),
-        act: Tensor.empty([n, c.moe ? 1 : c.intermediateSize], opts),
+        gateUp: Tensor.empty([n, Math.max(1, 2 * ff)], opts),
+        act: Tensor.empty([n, Math.max(1, ff)], opts),
         router: Tensor.empty([n, c.moe?.numExperts ?? 1], opts), // a MoE's router logits
+        shared: Tensor.empty([n, shared ? c.hiddenSize : 1], opts), // the shared expert's output, and its gate
+        sharedGate: Tensor.empty([n, 1], opts),
       };
       this.tokens = n;
       ++this.generation;
@@ -216,6 +227,8 @@ export class LlamaModel {
     const gateUp = rows(b.gateUp); //     [T, 2 intermediate]
     const act = rows(b.act); //           [T, intermediate]
     const router = rows(b.router); //     [T, numExperts] (MoE)
+    const shared = rows(b.shared); //     [T, hidden] (Qwen2-MoE's shared expert)
+    const sharedGate = rows(b.sharedGate); // [T, 1]
     const H = c.numHeads,
       KV = c.numKvHeads,
       hd = c.headDim,
@@ -262,8 +275,16 @@ export class LlamaModel {
       if (l.attnOutNorm) ops.rmsNorm(hidden, hidden, l.attnOutNorm, eps);
       ops.fusedAddRmsNorm(hidden, residual, l.postNorm, eps);
       if (l.experts) {
+        if (l.sharedGateUp) {
+          // Qwen2-MoE: the shared expert over the same input, added with its gate after the routed experts
+          linearAny(gateUp, hidden, l.sharedGateUp, ops);
+          ops.siluAndMul(act, gateUp);
+          linearAny(shared, act, l.sharedDown!, ops);
+          linearAny(sharedGate, hidden, l.sharedGate!, ops);
+        }
         linearAny(router, hidden, l.router!, ops);
         this.moe(ops, hidden, hidden, router, l.experts); // in place: fusedMoe writes after it has read x
+        if (l.sharedGateUp) ops.sigmoidGatedAdd(hidden, hidden, shared, sharedGate);
       } else {
         linearAny(gateUp, hidden, l.gateUp!, ops);
         if (family.activation === 'gelu_tanh') ops.geluTanhAndMul(act, gateUp);
@@ -325,6 +346,7 @@ export function weightsBytes(w: LlamaWeights): number {
 
 function layerWeights(l: LayerWeights): LinearWeight[] {
   const all = [l.qkvBias, l.qNorm, l.kNorm, l.attnOutNorm, l.ffnOutNorm, l.gateUp, l.down, l.router];
+  all.push(l.sharedGateUp, l.sharedDown, l.sharedGate);
   const extra = all.filter((t): t is LinearWeight => t !== undefined);
   return [l.inputNorm, l.qkv, l.o, l.postNorm, ...extra, ...(l.experts ? [l.experts.w13, l.experts.w2] : [])];
 }

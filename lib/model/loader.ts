@@ -231,6 +231,13 @@ export function buildWeights(
       ...(config.moe
         ? { router: get(`${i}.router`), experts: expertsOf(src.file, get(`${i}.w13`), get(`${i}.w2`)) }
         : {}),
+      ...(config.moe?.sharedExpertSize
+        ? {
+            sharedGateUp: get(`${i}.sharedGateUp`),
+            sharedDown: get(`${i}.sharedDown`),
+            sharedGate: get(`${i}.sharedGate`),
+          }
+        : {}),
       ...(made.has(`${i}.attnOutNorm`)
         ? { attnOutNorm: float(`${i}.attnOutNorm`), ffnOutNorm: float(`${i}.ffnOutNorm`) }
         : {}),

@@ -51,8 +51,10 @@ export function workspaceBytesFor(
   const kv = config.numKvHeads * config.headDim;
   const rows = Math.min(2 * tokens, Math.max(tokens, 8192));
   const outputs = 2 * Math.min(seqs, tokens);
-  // a MoE's MLP is its router's logits here, and fusedMoe's own scratch (below) instead of gate/up and act
-  const mlp = config.moe ? config.moe.numExperts : 3 * ff;
+  // a MoE's MLP is its router's logits here, and fusedMoe's own scratch (below) instead of gate/up and act; a shared
+  // expert's gate/up, act, output and gate beside them
+  const s = config.moe?.sharedExpertSize;
+  const mlp = config.moe ? config.moe.numExperts + (s ? 3 * s + d + 1 : 0) : 3 * ff;
   const activations = rows * (2 * d + 2 * q + 2 * kv + mlp) + outputs * (d + v);
   const sampler = device === 'cpu' ? outputs * v * 4 * 2 : 0;
   return activations * itemBytes(dtype) + sampler + moeScratchBytes(config, dtype, device, tokens) + WORKSPACE_SLACK;

@@ -236,6 +236,21 @@ export const PRESETS: Record<string, PresetShape> = {
     eosTokenIds: [151645, 151643],
     moe: { numExperts: 128, topK: 8, renormalize: true },
   },
+  // Qwen1.5-MoE-A2.7B (Qwen2MoeForCausalLM): 60 experts of 1408, 4 a token, not renormalised, a shared expert of 5632
+  'qwen1.5-moe-a2.7b': {
+    ...qwen,
+    architecture: 'qwen2moe',
+    attentionBias: true,
+    tieWordEmbeddings: false,
+    hiddenSize: 2048,
+    intermediateSize: 1408,
+    numLayers: 24,
+    numHeads: 16,
+    numKvHeads: 16,
+    maxPositionEmbeddings: 8192,
+    eosTokenIds: [151645, 151643],
+    moe: { numExperts: 60, topK: 4, renormalize: false, sharedExpertSize: 5632 },
+  },
   'olmoe-1b-7b': {
     architecture: 'olmoe',
     qkNorm: true,

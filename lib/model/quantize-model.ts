@@ -38,8 +38,9 @@ export function targetType(
   layers: number,
   tied: boolean,
 ): QuantType | null {
-  // llama.cpp keeps norms and a MoE's router (ffn_gate_inp) in F32
-  if (target === 'f32' || !name.endsWith('.weight') || /(norm|ffn_gate_inp)\.weight$/.test(name)) return null;
+  // llama.cpp keeps norms, a MoE's router (ffn_gate_inp) and Qwen2-MoE's shared-expert gate (a vector there) in F32
+  if (target === 'f32' || !name.endsWith('.weight') || /(norm|ffn_gate_inp|ffn_gate_inp_shexp)\.weight$/.test(name))
+    return null;
   const head = name === 'output.weight' || (tied && name === 'token_embd.weight');
   const layer = /^blk\.(\d+)\./.exec(name);
   let t: QuantType;
@@ -238,7 +239,8 @@ export function quantizeModel(
           );
         u('expert_count', config.moe.numExperts);
         u('expert_used_count', config.moe.topK);
-        if (arch === 'qwen3moe') u('expert_feed_forward_length', config.intermediateSize);
+        if (arch === 'qwen3moe' || arch === 'qwen2moe') u('expert_feed_forward_length', config.intermediateSize);
+        if (config.moe.sharedExpertSize) u('expert_shared_feed_forward_length', config.moe.sharedExpertSize);
       }
       for (const [k, type, v] of rope.meta) set(`${arch}.${k}`, type, v);
       if (tokenizer instanceof SentencePieceTokenizer) {

@@ -113,6 +113,24 @@ function moeTensors(c: LlamaConfig, i: number, out: WeightSpec[]): void {
     experts: true,
   });
   out.push({ key: `${i}.w2`, parts: experts.map((j) => expert(j, 'down', [d, ff])), experts: true });
+  const s = c.moe!.sharedExpertSize;
+  if (s) {
+    // Qwen2-MoE's shared expert: a dense SwiGLU MLP and its gate (one row)
+    const shared = (hf: string, gguf: string, shape: number[]): TensorPart => ({
+      hf: `${base}.${hf}.weight`,
+      gguf: `blk.${i}.${gguf}.weight`,
+      shape,
+    });
+    out.push({
+      key: `${i}.sharedGateUp`,
+      parts: [
+        shared('shared_expert.gate_proj', 'ffn_gate_shexp', [s, d]),
+        shared('shared_expert.up_proj', 'ffn_up_shexp', [s, d]),
+      ],
+    });
+    out.push({ key: `${i}.sharedDown`, parts: [shared('shared_expert.down_proj', 'ffn_down_shexp', [d, s])] });
+    out.push({ key: `${i}.sharedGate`, parts: [shared('shared_expert_gate', 'ffn_gate_inp_shexp', [1, d])] });
+  }
 }
 
 /** Parameters of the model: every tensor modelTensors lists. */
