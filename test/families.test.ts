@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { generate } from '../lib/engine/index.js';
-import { type LoadedModel, loadModel, parameterCount } from '../lib/model/index.js';
+import { type LoadedModel, loadModel, parameterCount, writeSafetensors } from '../lib/model/index.js';
 import { quantizeModel } from '../lib/model/quantize-model.js';
 import { configFromHf, configToHf } from '../lib/model/config-hf.js';
 import { layerWindow, type LlamaConfig } from '../lib/model/config.js';
@@ -22,7 +22,7 @@ import {
   writeFamilyHf,
 } from './family-models.js';
 import { MiniVllmError } from '../lib/errors.js';
-import { familyOf } from '../lib/model/families.js';
+import { familyOf, patternLayers } from '../lib/model/families.js';
 import { QuantizedTensor } from '../lib/quant/tensor.js';
 import { PackedQuantWeight } from '../lib/model/linear-weight.js';
 import { decodeLogits, describeDevices, expectClose, expectReject, onEmulator, prefillLogits } from './helpers.js';
@@ -300,6 +300,83 @@ describe('model families: Gemma’s config.json and GGUF settings', () => {
     expect(configFromHf(text, 'config.json').architecture).to.equal('gemma3');
     expect(text['model_type']).to.equal('gemma3_text');
   });
+  it('Gemma3ForConditionalGeneration (4B-27B): text_config over Gemma3TextConfig’s defaults', () => {
+    // google/gemma-3-4b-it's text_config lists five keys
+    const c = configFromHf(
+      {
+        architectures: ['Gemma3ForConditionalGeneration'],
+        model_type: 'gemma3',
+        eos_token_id: [1, 106],
+        text_config: {
+          hidden_size: 2560,
+          intermediate_size: 10240,
+          model_type: 'gemma3_text',
+          num_hidden_layers: 34,
+          rope_scaling: { factor: 8.0, rope_type: 'linear' },
+          sliding_window: 1024,
+        },
+        vision_config: { model_type: 'siglip_vision_model' },
+      },
+      'config.json',
+    );
+    expect(c).to.deep.include({
+      architecture: 'gemma3',
+      vocabSize: 262208,
+      hiddenSize: 2560,
+      numLayers: 34,
+      numHeads: 8,
+      numKvHeads: 4,
+      headDim: 256,
+      attentionScale: 1 / 16,
+      slidingWindow: 1024,
+      slidingRopeTheta: 10000,
+      ropeTheta: 1000000,
+      tieWordEmbeddings: true,
+      bosTokenId: 2,
+      eosTokenIds: [1, 106],
+    });
+    expect(c.ropeScaling).to.deep.equal({ type: 'linear', factor: 8 });
+    expect(c.slidingWindowLayers).to.deep.equal(patternLayers(6, 34));
+    expect(() =>
+      configFromHf({ architectures: ['Gemma3ForConditionalGeneration'], text_config: 3 }, 'config.json'),
+    ).to.throw(MiniVllmError, /Gemma3ForConditionalGeneration needs a "text_config" object, got 3/);
+  });
+  for (const prefix of ['language_model.model.', 'model.language_model.'])
+    it(`Gemma3ForConditionalGeneration: the text model under ${prefix}*, the vision tower left, the set's logits`, async () => {
+      const c = FAMILY_CONFIGS.gemma3;
+      const dir = join(work, `gemma3-multimodal-${prefix.length}`);
+      writeFamilyHf(dir, c, familyWeights(c, FAMILY_SEEDS.gemma3));
+      const { architectures: _, ...text } = configToHf(c);
+      // the set's attention scale is 1 / sqrt(headDim), as Gemma 3's (query_pre_attn_scalar = head_dim); unset, the
+      // default of 256 would apply
+      const textConfig = { ...text, query_pre_attn_scalar: c.headDim };
+      const outer = {
+        architectures: ['Gemma3ForConditionalGeneration'],
+        model_type: 'gemma3',
+        text_config: textConfig,
+      };
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...outer, vision_config: {} }));
+      const tensors = [...familyWeights(c, FAMILY_SEEDS.gemma3)].map(([name, { shape, data }]) => ({
+        name: prefix + name.slice('model.'.length),
+        shape,
+        dtype: 'F32' as const,
+        data,
+      }));
+      const vision = { shape: [4, 4], dtype: 'F32' as const, data: new Float32Array(16).fill(Number.NaN) };
+      writeSafetensors(join(dir, 'model.safetensors'), [
+        ...tensors,
+        { name: 'vision_tower.vision_model.embeddings.patch_embedding.weight', ...vision },
+      ]);
+      const m = await loadModel(dir, { device: 'cpu' });
+      try {
+        const set = manifest.sets.gemma3;
+        const ref = referenceRows(set);
+        const got = prefillLogits(m, [[...prompt, ...set.greedy]], true);
+        got.forEach((row, p) => expectClose(row, ref[p]!, { atol: ATOL, rtol: 0 }, `position ${p}`));
+      } finally {
+        m.model.dispose();
+      }
+    });
   it('quantize refuses a Gemma its GGUF form cannot hold (an attention scale llama.cpp would not use)', () => {
     const hf = join(work, 'gemma2-scaled');
     const c = { ...FAMILY_CONFIGS.gemma2, attentionScale: 0.2 };

@@ -131,11 +131,53 @@ function parseLongRope(
   };
 }
 
+/** Gemma3TextConfig's defaults: a multimodal Gemma 3's text_config lists only what differs (the 4B's, five keys). */
+const GEMMA3_TEXT_DEFAULTS = {
+  vocab_size: 262208,
+  hidden_size: 2304,
+  intermediate_size: 9216,
+  num_hidden_layers: 26,
+  num_attention_heads: 8,
+  num_key_value_heads: 4,
+  head_dim: 256,
+  max_position_embeddings: 131072,
+  rms_norm_eps: 1e-6,
+  rope_theta: 1000000,
+  query_pre_attn_scalar: 256,
+  sliding_window: 4096,
+  sliding_window_pattern: 6,
+  rope_local_base_freq: 10000,
+  hidden_activation: 'gelu_pytorch_tanh',
+  tie_word_embeddings: true,
+  bos_token_id: 2,
+  eos_token_id: 1,
+};
+
+/**
+ * Gemma 3's multimodal checkpoints (Gemma3ForConditionalGeneration: the 4B, 12B, 27B) as their text model: text_config
+ * over Gemma3TextConfig's defaults, the special ids from the outer config where text_config has none. Their weights
+ * are under the language model's prefix (languageModelSource); the vision tower is not loaded.
+ */
+function gemma3Text(j: Record<string, unknown>, file: string): Record<string, unknown> {
+  const archs = j['architectures'];
+  if (!Array.isArray(archs) || !archs.includes('Gemma3ForConditionalGeneration')) return j;
+  const t = j['text_config'];
+  if (typeof t !== 'object' || t === null || Array.isArray(t))
+    throw new ModelFormatError(
+      file,
+      `Gemma3ForConditionalGeneration needs a "text_config" object, got ${JSON.stringify(t)}`,
+    );
+  const outer = Object.fromEntries(
+    ['bos_token_id', 'eos_token_id', 'tie_word_embeddings'].filter((k) => j[k] !== undefined).map((k) => [k, j[k]]),
+  );
+  return { ...GEMMA3_TEXT_DEFAULTS, ...outer, ...t, architectures: ['Gemma3ForCausalLM'], model_type: 'gemma3_text' };
+}
+
 /** A Hugging Face config.json of a family lib/model/families.ts describes (Llama, Mistral, Qwen2, Qwen3). */
 export function configFromHf(json: unknown, file: string): LlamaConfig {
   if (typeof json !== 'object' || json === null || Array.isArray(json))
     throw new ModelFormatError(file, 'config.json must hold a JSON object');
-  const j = json as Record<string, unknown>;
+  const j = gemma3Text(json as Record<string, unknown>, file);
   const archs = j['architectures'];
   const names = Object.keys(HF_ARCHITECTURES);
   const modelType = j['model_type'];

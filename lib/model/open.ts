@@ -24,7 +24,7 @@ import { ggufModel } from './gguf-model.js';
 import { PackedQuantWeight } from './linear-weight.js';
 import { openLlama2c } from './llama2c.js';
 import { openSafetensors, safetensorsFiles } from '../formats/safetensors.js';
-import { hfName, LOAD_QUANTIZATIONS, type LoadQuantization } from './weights.js';
+import { hfName, languageModelSource, LOAD_QUANTIZATIONS, type LoadQuantization } from './weights.js';
 
 export type ModelFormat = 'hf' | 'llama2c' | 'gguf' | 'dummy';
 
@@ -231,7 +231,7 @@ export function openModel(model: string, opts: OpenOptions, caller: string): Ope
       tokenizer = opts.tokenizer
         ? tokenizerFromFile(opts.tokenizer, config.vocabSize, config.eosTokenIds)
         : HfTokenizer.fromDir(model, { eosTokenIds: config.eosTokenIds });
-      source = openSafetensors(safetensorsFiles(model), model);
+      source = languageModelSource(openSafetensors(safetensorsFiles(model), model));
       break;
     }
   }
