@@ -342,7 +342,7 @@ describe('model families: Gemma’s config.json and GGUF settings', () => {
     ).to.throw(MiniVllmError, /Gemma3ForConditionalGeneration needs a "text_config" object, got 3/);
   });
   for (const prefix of ['language_model.model.', 'model.language_model.'])
-    it(`Gemma3ForConditionalGeneration: the text model under ${prefix}*, the vision tower left, the set's logits`, async () => {
+    it(`Gemma3ForConditionalGeneration: the text under ${prefix}*, no vision tower read, its logits`, async () => {
       const c = FAMILY_CONFIGS.gemma3;
       const dir = join(work, `gemma3-multimodal-${prefix.length}`);
       writeFamilyHf(dir, c, familyWeights(c, FAMILY_SEEDS.gemma3));
