@@ -15,7 +15,7 @@
 #include "level.h"
 #include "parallel.h"
 #include "quant_dots.h"
-#include "quant_x8.h"
+#include "quant_x8_dispatch.h"
 #include "vec.h"
 
 // The integer dot products (quant_dots.h, quant_x8.h) and the dequantisers here are written for AVX2 (and NEON) only.
@@ -179,6 +179,7 @@ void gemv_x8(const TensorView& out, const float* x, int64_t ldx, const TensorVie
   const uint8_t* w = static_cast<const uint8_t*>(packed.data);
   TA* o = out.ptr<TA>();
   const int64_t ldo = out.stride(0);
+  const bool vnni = x8_vnni();
   parallel_for(groups, std::max<int64_t>(1, (64 << 10) / std::max<int64_t>(1, ldg)), [&](int64_t g0, int64_t g1) {
     for (int64_t g = g0; g < g1; ++g)
       for (int64_t m0 = 0; m0 < tokens; m0 += 4) {
@@ -186,12 +187,7 @@ void gemv_x8(const TensorView& out, const float* x, int64_t ldx, const TensorVie
         const uint8_t* gp = w + g * ldg;
         const QBlock* xm = qb + m0 * nb;
         const int64_t mt = std::min<int64_t>(4, tokens - m0);
-        switch (mt) {
-          case 1: x8_dots<1>(type, gp, xm, nb, nb, s); break;
-          case 2: x8_dots<2>(type, gp, xm, nb, nb, s); break;
-          case 3: x8_dots<3>(type, gp, xm, nb, nb, s); break;
-          default: x8_dots<4>(type, gp, xm, nb, nb, s); break;
-        }
+        x8_dots_n(mt, vnni, type, gp, xm, nb, nb, s);
         for (int64_t m = 0; m < mt; ++m)
           for (int r = 0; r < kX8Rows; ++r) {
             const int64_t n = kX8Rows * g + r;

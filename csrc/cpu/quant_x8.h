@@ -14,6 +14,10 @@
 #include "quant_dots.h"
 #include "quant_x8_layout.h"
 
+#ifndef MVLLM_ALWAYS_INLINE
+#define MVLLM_ALWAYS_INLINE __attribute__((always_inline))
+#endif
+
 namespace mvllm::cpu {
 inline namespace MVLLM_CPU_LEVEL {
 
@@ -117,14 +121,26 @@ inline void x8_dequant8(int type, const uint8_t* g, int64_t c, float* dst, int64
 // Per unit of 32 values and row: Σ v · q exactly in integers, the offset (Q4_0's 8, Q6_K's 32) taken off there too
 // through x's exact sums, and for Q6_K the two scales applied in integers (|Σ| < 2^24: the fp32 conversion is exact);
 // then d_w · x.d times it in fp32, so the fp32 error is relative to Σ |w · x| with no offset term to cancel.
-template <int M>
-inline void x8_dots(int type, const uint8_t* g, const QBlock* x, int64_t ldx, int64_t blocks32, float* out) {
+//
+// Vnni (AVX-512 VNNI, x8_dots_vnni): each chunk's bytes multiplied and added into int32 lanes by one vpdpbusd instead
+// of pmaddubsw, an int16 add and pmaddwd. No int16 sum saturates on the other path (its bounds, below), so the integer
+// sums, and every bit of the result, are the same.
+template <int M, bool Vnni = false>
+MVLLM_ALWAYS_INLINE inline void x8_dots_impl(int type, const uint8_t* g, const QBlock* x, int64_t ldx, int64_t blocks32,
+                                             float* out) {
 #if defined(__AVX2__)
   const __m256i low4 = _mm256_set1_epi8(0xF), two = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
   __m256 acc[M];
   for (int m = 0; m < M; ++m) acc[m] = _mm256_setzero_ps();
   // Σ over a unit's 4 chunks of v · x (int16 pairs at most 2 · 63 · 127, two of them added, then to int32)
   const auto unit_dot = [&](const __m256i* v, const QBlock& xb, int half) {
+#if defined(__AVX512F__)
+    if constexpr (Vnni) {
+      __m256i s = _mm256_setzero_si256();
+      for (int c = 0; c < 4; ++c) s = _mm256_dpbusd_epi32(s, v[c], _mm256_set1_epi32(x_word(xb, 4 * half + c)));
+      return s;
+    }
+#endif
     __m256i s[2];
     for (int p = 0; p < 2; ++p)
       s[p] = _mm256_madd_epi16(
@@ -164,10 +180,16 @@ inline void x8_dots(int type, const uint8_t* g, const QBlock* x, int64_t ldx, in
       for (int m = 0; m < M; ++m) {
         const QBlock& xb = x[m * ldx + b];
         __m256i s = _mm256_setzero_si256();
-        for (int c = 0; c < 8; ++c)
-          s = _mm256_add_epi32(
-              s, _mm256_madd_epi16(
-                     _mm256_maddubs_epi16(aw[c], _mm256_sign_epi8(_mm256_set1_epi32(x_word(xb, c)), w[c])), ones));
+        for (int c = 0; c < 8; ++c) {
+          const __m256i xs = _mm256_sign_epi8(_mm256_set1_epi32(x_word(xb, c)), w[c]);
+#if defined(__AVX512F__)
+          if constexpr (Vnni) {
+            s = _mm256_dpbusd_epi32(s, aw[c], xs);
+            continue;
+          }
+#endif
+          s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_maddubs_epi16(aw[c], xs), ones));
+        }
         acc[m] = _mm256_fmadd_ps(d8, _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(xb.d)), acc[m]);
       }
     }
