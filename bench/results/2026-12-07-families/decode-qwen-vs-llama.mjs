@@ -32,7 +32,7 @@ if (process.argv[2] === '--one') {
 }
 
 const { backends } = await import('../../../dist/lib/native.js');
-const { parameterCount } = await import('../../../dist/lib/model/config.js');
+const { parameterCount } = await import('../../../dist/lib/model/tensors.js');
 const { presetConfig, PRESETS } = await import('../../../dist/lib/model/presets.js');
 PRESETS[names[1]] = { ...PRESETS['qwen2.5-0.5b'], architecture: 'llama', attentionBias: false };
 const rounds = Number(process.argv[2] ?? 5);
