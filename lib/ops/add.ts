@@ -8,11 +8,6 @@ const OPS = defineOps('add', {
     'out: float[numTokens, hidden], a: float[numTokens, hidden], b: float[numTokens, hidden]',
     (device) => zeros(device, [3, 16], [3, 16], [3, 16]),
   ],
-  sigmoidGatedAdd: [
-    'out: float[numTokens, hidden], a: float[numTokens, hidden], b: float[numTokens, hidden], ' +
-      'gate: float[numTokens, 1]',
-    (device) => zeros(device, [3, 16], [3, 16], [3, 16], [3, 1]),
-  ],
 });
 
 /**
@@ -22,11 +17,19 @@ export function add(out: Tensor, a: Tensor, b: Tensor): void {
   runOp(OPS.add, [out, a, b]);
 }
 
+const GATED = defineOps('add', {
+  sigmoidGatedAdd: [
+    'out: float[numTokens, hidden], a: float[numTokens, hidden], b: float[numTokens, hidden], ' +
+      'gate: float[numTokens, 1]',
+    (device) => zeros(device, [3, 16], [3, 16], [3, 16], [3, 1]),
+  ],
+});
+
 /**
  * out[t] = a[t] + sigmoid(gate[t]) · b[t], in fp32, rounded to the dtype once: Qwen2-MoE's shared expert added to the
  * routed experts' output with its own gate. a, b, out [numTokens, hidden], gate [numTokens, 1], one dtype (rows may be
  * strided); out may be a or b.
  */
 export function sigmoidGatedAdd(out: Tensor, a: Tensor, b: Tensor, gate: Tensor): void {
-  runOp(OPS.sigmoidGatedAdd, [out, a, b, gate]);
+  runOp(GATED.sigmoidGatedAdd, [out, a, b, gate]);
 }

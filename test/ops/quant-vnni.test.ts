@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { setCpuIsa } from '../../lib/index.js';
-import { cpuIsas, loadCpuIsa } from '../helpers.js';
+import { cpuIsas, loadCpuIsa, skipBecause } from '../helpers.js';
 
 const lib = fileURLToPath(new URL('../../lib/index.js', import.meta.url));
 const quantize = fileURLToPath(new URL('../../lib/quant/quantize.js', import.meta.url));
@@ -60,9 +60,9 @@ const why = !cpuIsas.includes('avx512')
     ? 'this CPU has no AVX-512 VNNI (/proc/cpuinfo)'
     : null;
 
-describe(`quantLinearPacked: the AVX-512 VNNI GEMV${why ? ` (skipped: ${why})` : ''}`, function () {
+describe('quantLinearPacked: the AVX-512 VNNI GEMV', function () {
   before(function () {
-    if (why) this.skip();
+    if (why) skipBecause(this, why);
   });
   after(() => setCpuIsa(loadCpuIsa));
 
