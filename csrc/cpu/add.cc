@@ -13,8 +13,9 @@ namespace mvllm::cpu {
 inline namespace MVLLM_CPU_LEVEL {
 namespace {
 
+// gate: null (the plain add), or [numTokens, 1]: b's row t weighted by sigmoid(gate[t])
 template <typename T>
-void add_impl(const TensorView& out, const TensorView& a, const TensorView& b) {
+void add_impl(const TensorView& out, const TensorView& a, const TensorView& b, const TensorView* gate = nullptr) {
   const int64_t rows = a.size(0), d = a.size(1);
   parallel_for(rows, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, d)), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
@@ -22,23 +23,13 @@ void add_impl(const TensorView& out, const TensorView& a, const TensorView& b) {
       const T* br = b.ptr<T>() + r * b.stride(0);
       T* o = out.ptr<T>() + r * out.stride(0);
       int64_t i = 0;
-      for (; i + Vec::N <= d; i += Vec::N) vstore(o + i, vload_stream(ar + i) + vload_stream(br + i));
-      for (; i < d; ++i) o[i] = from_float<T>(to_float(ar[i]) + to_float(br[i]));
-    }
-  });
-}
-
-template <typename T>
-void sigmoid_gated_add_impl(const TensorView& out, const TensorView& a, const TensorView& b, const TensorView& gate) {
-  const int64_t rows = a.size(0), d = a.size(1);
-  parallel_for(rows, std::max<int64_t>(1, 65536 / std::max<int64_t>(1, d)), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const T* ar = a.ptr<T>() + r * a.stride(0);
-      const T* br = b.ptr<T>() + r * b.stride(0);
-      T* o = out.ptr<T>() + r * out.stride(0);
-      const float g = 1.0f / (1.0f + std::exp(-to_float(gate.ptr<T>()[r * gate.stride(0)])));
+      if (!gate) {
+        for (; i + Vec::N <= d; i += Vec::N) vstore(o + i, vload_stream(ar + i) + vload_stream(br + i));
+        for (; i < d; ++i) o[i] = from_float<T>(to_float(ar[i]) + to_float(br[i]));
+        continue;
+      }
+      const float g = 1.0f / (1.0f + std::exp(-to_float(gate->ptr<T>()[r * gate->stride(0)])));
       const Vec gv = vset1(g);
-      int64_t i = 0;
       for (; i + Vec::N <= d; i += Vec::N) vstore(o + i, vload(ar + i) + gv * vload(br + i));
       for (; i < d; ++i) o[i] = from_float<T>(to_float(ar[i]) + g * to_float(br[i]));
     }
@@ -48,7 +39,7 @@ void sigmoid_gated_add_impl(const TensorView& out, const TensorView& a, const Te
 }  // namespace
 
 void sigmoid_gated_add(const TensorView& out, const TensorView& a, const TensorView& b, const TensorView& gate) {
-  MVLLM_CPU_DISPATCH_FLOAT(a.dtype, T, sigmoid_gated_add_impl<T>(out, a, b, gate));
+  MVLLM_CPU_DISPATCH_FLOAT(a.dtype, T, add_impl<T>(out, a, b, &gate));
 }
 
 void add(const TensorView& out, const TensorView& a, const TensorView& b) {
