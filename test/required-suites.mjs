@@ -19,6 +19,7 @@ const OPS = [
   'reshapeAndCache',
   'embedding',
   'gatherRows',
+  'applyTokenBitmask',
   'rmsNorm',
 ]
   .concat([

@@ -182,6 +182,26 @@ inline void check_gather_rows(const TensorView& out, const TensorView& x, const 
   check_row_gather(Check("gatherRows"), out, indices, "indices", x, "x");
 }
 
+// logits: [numRows, vocab] of any float dtype, written in place (strided rows fine); bitmask: int32
+// [n, ceil(vocab / 32)], bit j of word w allows token 32w + j (xgrammar's layout); rows: int32 [n], the logits row each
+// mask row applies to, each in [0, numRows).
+inline void check_apply_token_bitmask(const TensorView& logits, const TensorView& bitmask, const TensorView& rows) {
+  const Check c("applyTokenBitmask");
+  c.float_dtype(logits, "logits");
+  c.ndim(logits, "logits", 2, "[numRows, vocab]");
+  c.rows_dense(logits, "logits");
+  c.dtype(bitmask, "bitmask", DType::Int32);
+  c.same_device(bitmask, "bitmask", logits, "logits");
+  c.ndim(bitmask, "bitmask", 2, "[n, ceil(vocab / 32)]");
+  c.dim(bitmask, "bitmask", 1, (logits.size(1) + 31) / 32, "ceil(vocab / 32) words of logits' vocab");
+  c.contiguous(bitmask, "bitmask");
+  c.dtype(rows, "rows", DType::Int32);
+  c.same_device(rows, "rows", logits, "logits");
+  c.ndim(rows, "rows", 1, "[n]");
+  c.dim(rows, "rows", 0, bitmask.size(0), "one logits row per bitmask row");
+  c.contiguous(rows, "rows");
+}
+
 // out and x: [numTokens, d] of one float dtype and device, rows dense (strided rows fine), out x itself or apart.
 inline void check_elementwise(const Check& c, const TensorView& out, const TensorView& x) {
   c.float_dtype(x, "x");
@@ -330,6 +350,7 @@ inline void check_sample_rows(const HostArray<const float>& logits, double rows_
   OP(embedding, embedding, CPU_CUDA, "out", "ids", "table")                                                         \
   OP(embeddingPacked, embedding_packed, CPU, "out", "ids", "table", "vocabSize")                                    \
   OP(gatherRows, gather_rows, CPU_CUDA, "out", "x", "indices")                                                      \
+  OP(applyTokenBitmask, apply_token_bitmask, CPU_CUDA, "logits", "bitmask", "rows")                                 \
   OP(add, add, CPU_CUDA, "out", "a", "b")                                                                           \
   OP(sigmoidGatedAdd, sigmoid_gated_add, CPU_CUDA, "out", "a", "b", "gate")                                         \
   OP(scale, scale, CPU_CUDA, "out", "x", "factor")                                                                  \

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <vector>
 
+#include "../core/op_checks.h"
 #include "kernels.h"
 #include "level.h"
 #include "parallel.h"
@@ -230,6 +231,38 @@ void sample_rows(const HostArray<const float>& logits, double rows_d, double voc
     for (int64_t r = r0; r < r1; ++r) {
       const RowParams row{p.temperature.data[r], p.top_k.data[r], p.top_p.data[r], p.min_p.data[r], p.uniform.data[r]};
       out.data[r] = sample_row(logits.data + r * vocab, vocab, row, scratch);
+    }
+  });
+}
+
+// Structured output's mask: logits[rows[i], t] = -inf wherever bit t of bitmask row i is 0. Whole words of 1s (most
+// of a JSON mask is all-allowed or all-refused) cost one compare.
+void apply_token_bitmask(const TensorView& logits, const TensorView& bitmask, const TensorView& rows) {
+  const int64_t n = rows.size(0), num_rows = logits.size(0), vocab = logits.size(1), words = bitmask.size(1);
+  const int32_t* idx = rows.ptr<int32_t>();
+  for (int64_t i = 0; i < n; ++i)
+    if (idx[i] < 0 || idx[i] >= num_rows)
+      fail(ErrorKind::Range, "applyTokenBitmask: rows[", i, "] = ", idx[i], " is outside [0, ", num_rows, ")");
+  const size_t item = logits.itemsize();
+  // -inf in the logits' dtype: float32, or the top 16 bits of it for bfloat16, or float16's own
+  const uint16_t neg_inf16 = logits.dtype == DType::Float16 ? 0xFC00 : 0xFF80;
+  parallel_for(n, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const uint32_t* mask = reinterpret_cast<const uint32_t*>(bitmask.ptr<int32_t>()) + i * words;
+      char* row = static_cast<char*>(logits.data) + idx[i] * logits.stride(0) * int64_t(item);
+      for (int64_t w = 0; w < words; ++w) {
+        const uint32_t m = mask[w];
+        if (m == 0xFFFFFFFFu) continue;
+        const int64_t end = std::min<int64_t>(32, vocab - w * 32);
+        for (int64_t b = 0; b < end; ++b) {
+          if (m >> b & 1u) continue;
+          const int64_t t = w * 32 + b;
+          if (item == 4)
+            reinterpret_cast<float*>(row)[t] = -INFINITY;
+          else
+            reinterpret_cast<uint16_t*>(row)[t] = neg_inf16;
+        }
+      }
     }
   });
 }

@@ -43,6 +43,7 @@ enum AssertBit : unsigned {
   kBlockIdOutOfRange = 1u << 2,     // pagedAttention: a block table entry outside the pool
   kAttentionMetaInvalid = 1u << 3,  // pagedAttention: queryStartLoc / seqLens inconsistent
   kIndexOutOfRange = 1u << 4,       // embedding / gatherRows: an index outside the table
+  kMaskRowOutOfRange = 1u << 5,     // applyTokenBitmask: a rows entry outside the logits
 };
 
 // Device scratch that grows on demand (split-KV and split-K partials); contents do not survive the next call. Growing

@@ -75,6 +75,9 @@ void sync_and_check(int device, DeviceState& s) {
     if (bits & kIndexOutOfRange)
       fail(ErrorKind::Range, "embedding / gatherRows: an id or index is outside the table; those rows were zeroed",
            where);
+    if (bits & kMaskRowOutOfRange)
+      fail(ErrorKind::Range, "applyTokenBitmask: a rows entry is outside the logits' rows; nothing was masked there",
+           where);
     fail(ErrorKind::DeviceAssert, "a device-side check failed on cuda:", device, " (bits 0x", std::hex, bits, ")");
   }
 }

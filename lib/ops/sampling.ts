@@ -1,5 +1,6 @@
-// Token sampling from host logits, on the CPU threads.
-import { defineOps, runOp } from './registry.js';
+// Token sampling from host logits, on the CPU threads; structured output's token mask, on either device.
+import { Tensor } from '../tensor.js';
+import { defineOps, runOp, zeros } from './registry.js';
 
 /** One greedy row of three logits: sampleRows' example call. */
 function greedyRow(): unknown[] {
@@ -53,4 +54,29 @@ export function sampleRows(
 ): Int32Array {
   runOp(OPS.sampleRows, [logits, rows, vocab, p, out]);
   return out;
+}
+
+const MASK = defineOps('sampling', {
+  applyTokenBitmask: [
+    'logits: float[numRows, vocab], bitmask: int32[n, words], rows: int32[n]',
+    (device) => [
+      ...zeros(device, [2, 40]),
+      Tensor.fromArray([-1, 0xff, 0, 0], [2, 2], { dtype: 'int32', device }),
+      Tensor.fromArray([1, 0], [2], { dtype: 'int32', device }),
+    ],
+  ],
+});
+
+/**
+ * Structured output's mask: `logits[rows[i], t] = -Infinity` wherever bit `t % 32` of `bitmask[i, t / 32]` is 0 (the
+ * layout xgrammar and vLLM use: a set bit allows the token). Rows not named are left alone.
+ *
+ * @param logits  [numRows, vocab], any float dtype, written in place (rows may be strided)
+ * @param bitmask int32 [n, ceil(vocab / 32)]
+ * @param rows    int32 [n], the logits row of each mask row, each in [0, numRows)
+ *
+ * A rows entry outside the logits is a RangeError (on CUDA at the next synchronize; that row is left as it was).
+ */
+export function applyTokenBitmask(logits: Tensor, bitmask: Tensor, rows: Tensor): void {
+  runOp(MASK.applyTokenBitmask, [logits, bitmask, rows]);
 }

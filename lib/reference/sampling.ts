@@ -82,3 +82,24 @@ export function sampleRows(
   }
   return out;
 }
+
+/** Whether bit `token % 32` of mask word `token / 32` is set (a set bit allows the token). */
+export function bitmaskAllows(mask: ArrayLike<number>, token: number): boolean {
+  return ((mask[Math.floor(token / 32)]! >>> (token % 32)) & 1) === 1;
+}
+
+/** logits [numRows, vocab] with -Infinity wherever mask row i refuses a token of logits row rows[i]. */
+export function applyTokenBitmask(
+  logits: ArrayLike<number>,
+  vocab: number,
+  bitmask: ArrayLike<number>,
+  rows: readonly number[],
+): Float32Array {
+  const out = Float32Array.from(logits);
+  const words = Math.ceil(vocab / 32);
+  rows.forEach((row, i) => {
+    const mask = Array.from({ length: words }, (_, w) => bitmask[i * words + w]!);
+    for (let t = 0; t < vocab; ++t) if (!bitmaskAllows(mask, t)) out[row * vocab + t] = -Infinity;
+  });
+  return out;
+}

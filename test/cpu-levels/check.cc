@@ -622,6 +622,19 @@ void sampling_cases() {
       k.sample_rows(lg, double(rows), double(vocab), p, o);
       return Outputs{{"tokens", std::move(out)}};
     });
+  for (DType dt : kFloats)
+    for (int64_t vocab : {33, 1000})
+      add(str("applyTokenBitmask ", dn(dt), " vocab ", vocab), [=](const Kernels& k) {
+        Rng r{uint64_t(vocab) + uint64_t(dt)};
+        const int64_t words = (vocab + 31) / 32;
+        T logits = random(r, dt, {4, vocab}), mask(DType::Int32, {2, words}), rows(DType::Int32, {2});
+        for (int64_t i = 0; i < 2 * words; ++i)
+          mask.i32()[i] = i % 3 == 0 ? -1 : int32_t(uint32_t(r.below(1 << 16)) | uint32_t(r.below(1 << 16)) << 16);
+        rows.i32()[0] = 3, rows.i32()[1] = 1;
+        check_apply_token_bitmask(logits.v, mask.v, rows.v);
+        k.apply_token_bitmask(logits.v, mask.v, rows.v);
+        return Outputs{{"logits", std::move(logits)}};
+      });
 }
 
 }  // namespace

@@ -1,9 +1,12 @@
 // sampleRows, the native row sampler, against the float64 reference: the same token for thousands of (params, draw)
-// pairs, several rows in one call, and bad input.
+// pairs, several rows in one call, and bad input. applyTokenBitmask against the reference: random masks (bit order
+// matters), words of all 1s and all 0s, a vocabulary that ends mid-word, strided rows, rows left alone; bad rows and
+// shapes.
 import { expect } from 'chai';
-import { ops } from '../../lib/index.js';
+import { FLOAT_DTYPES, Tensor, ops } from '../../lib/index.js';
 import * as ref from '../../lib/reference/index.js';
-import { expectThrow, prng, randn, describeEachCpuIsa } from '../helpers.js';
+import { synchronize } from '../../lib/runtime.js';
+import { describeEachCpuIsa, describeKernel, expectClose, expectThrow, prng, randn, upload } from '../helpers.js';
 
 describeEachCpuIsa('sampleRows on cpu', function () {
   const V = 1000;
@@ -141,6 +144,99 @@ describeEachCpuIsa('sampleRows on cpu', function () {
       () => ops.sampleRows(logits, 1.5, V, ok),
       RangeError,
       /sampleRows: rows must be a non-negative integer, got 1.5/,
+    );
+  });
+});
+
+/** A mask row: random bits, with some words all allowed and some all refused (the two fast cases). */
+function randomMask(rand: () => number, words: number): Int32Array {
+  const m = new Int32Array(words);
+  for (let w = 0; w < words; ++w) {
+    const kind = rand();
+    m[w] = kind < 0.25 ? -1 : kind < 0.4 ? 0 : (rand() * 2 ** 32) | 0;
+  }
+  return m;
+}
+
+describeKernel('applyTokenBitmask', (device) => {
+  for (const dtype of FLOAT_DTYPES)
+    for (const vocab of [33, 1000])
+      it(`${dtype}, vocab ${vocab}: rows 3 and 0 of 5 (strided) masked, the others untouched`, () => {
+        const rand = prng(vocab);
+        const words = Math.ceil(vocab / 32);
+        const [wide, ws] = upload(randn(rand, 5 * (vocab + 8)), [5, vocab + 8], dtype, device);
+        const logits = wide.narrow(1, 0, vocab);
+        const rows = [3, 0];
+        const mask = new Int32Array(rows.length * words);
+        rows.forEach((_, i) => mask.set(randomMask(rand, words), i * words));
+        ops.applyTokenBitmask(
+          logits,
+          Tensor.fromArray(mask, [rows.length, words], { dtype: 'int32', device }),
+          Tensor.fromArray(rows, [rows.length], { dtype: 'int32', device }),
+        );
+        const before = new Float32Array(5 * vocab);
+        for (let r = 0; r < 5; ++r) before.set(ws.subarray(r * (vocab + 8), r * (vocab + 8) + vocab), r * vocab);
+        const want = ref.applyTokenBitmask(before, vocab, mask, rows);
+        const got = logits.toArray() as Float32Array;
+        const refused = want.filter((v) => v === -Infinity).length;
+        expect(refused, 'the masks refuse some tokens').to.be.greaterThan(0);
+        expect(refused, 'and allow some').to.be.lessThan(2 * vocab);
+        for (let i = 0; i < want.length; ++i)
+          if (want[i] === -Infinity)
+            expect(got[i], `logits[${Math.floor(i / vocab)}, ${i % vocab}]`).to.equal(-Infinity);
+        expectClose(
+          got.map((v, i) => (want[i] === -Infinity ? 0 : v)),
+          want.map((v) => (v === -Infinity ? 0 : v)),
+          { atol: 0, rtol: 0 },
+          'the allowed logits and the rows not named',
+        );
+        // the columns past the view are not touched
+        const full = wide.toArray() as Float32Array;
+        for (let r = 0; r < 5; ++r)
+          for (let c = vocab; c < vocab + 8; ++c) expect(full[r * (vocab + 8) + c]).to.equal(ws[r * (vocab + 8) + c]);
+      });
+
+  it('no rows is a no-op', () => {
+    const [logits, vals] = upload([1, 2, 3], [1, 3], 'float32', device);
+    ops.applyTokenBitmask(
+      logits,
+      Tensor.zeros([0, 1], { dtype: 'int32', device }),
+      Tensor.zeros([0], { dtype: 'int32', device }),
+    );
+    expect(Array.from(logits.toArray())).to.deep.equal(Array.from(vals));
+  });
+
+  it('a rows entry outside the logits is a RangeError (CPU: before writing; CUDA: at the next synchronize)', () => {
+    const logits = Tensor.zeros([4, 40], { device });
+    const mask = Tensor.zeros([2, 2], { dtype: 'int32', device });
+    for (const bad of [4, -1]) {
+      const rows = Tensor.fromArray([1, bad], [2], { dtype: 'int32', device });
+      expectThrow(
+        () => {
+          ops.applyTokenBitmask(logits, mask, rows);
+          synchronize(device);
+        },
+        RangeError,
+        device === 'cpu'
+          ? new RegExp(`applyTokenBitmask: rows\\[1\\] = ${bad} is outside \\[0, 4\\)`)
+          : /applyTokenBitmask: a rows entry is outside/,
+      );
+    }
+  });
+
+  it('bad shapes and dtypes throw naming the argument', () => {
+    const logits = Tensor.zeros([4, 40], { device });
+    const rows = Tensor.zeros([2], { dtype: 'int32', device });
+    expect(() => ops.applyTokenBitmask(logits, Tensor.zeros([2, 1], { dtype: 'int32', device }), rows)).to.throw(
+      RangeError,
+      /applyTokenBitmask: bitmask .*ceil\(vocab \/ 32\)/,
+    );
+    expect(() => ops.applyTokenBitmask(logits, Tensor.zeros([2, 2], { device }), rows)).to.throw(
+      /applyTokenBitmask: bitmask .*int32/,
+    );
+    expect(() => ops.applyTokenBitmask(logits, Tensor.zeros([3, 2], { dtype: 'int32', device }), rows)).to.throw(
+      RangeError,
+      /applyTokenBitmask: rows .*one logits row per bitmask row/,
     );
   });
 });

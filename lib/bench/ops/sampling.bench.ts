@@ -1,6 +1,8 @@
 // sampleRows over the Llama 2 vocabulary (32000) on the CPU threads: greedy rows, and rows with temperature, top-k and
-// top-p, at a small and a large decode batch. The logits are read once per row.
+// top-p, at a small and a large decode batch. The logits are read once per row. applyTokenBitmask (structured
+// output's mask) over the Llama 2 and Qwen 2 (152064) vocabularies at batch 1 and 64, on either device.
 import * as ops from '../../ops/index.js';
+import { Tensor } from '../../tensor.js';
 import { type CaseList, type OpCase } from './case.js';
 
 // The settings a row can carry: greedy; temperature alone (the single-pass draw); top-p alone; the usual mix.
@@ -35,12 +37,45 @@ function sampleRowsCase(rows: number, kind: keyof typeof KINDS): OpCase {
   };
 }
 
+/**
+ * Every row masked with a mixed mask: half its words refuse all 32 tokens, a quarter allow all, a quarter alternate
+ * (what a mask looks like inside a JSON string: most tokens allowed, some whole ranges not). Bytes: the mask read and
+ * every logit written once (the most it can write).
+ */
+function bitmaskCase(rows: number, vocab: number): OpCase {
+  const words = Math.ceil(vocab / 32);
+  return {
+    op: 'applyTokenBitmask',
+    dtype: 'float32',
+    shape: `${rows} rows x ${vocab}`,
+    bytes: rows * (words * 4 + vocab * 4),
+    setup: (device) => {
+      const logits = Tensor.full([rows, vocab], 0.5, { device });
+      const mask = Int32Array.from({ length: rows * words }, (_, i) => [0, 0, -1, 0x55555555][i % 4]!);
+      const bitmask = Tensor.fromArray(mask, [rows, words], { dtype: 'int32', device });
+      const ids = Tensor.fromArray(
+        Array.from({ length: rows }, (_, i) => i),
+        [rows],
+        { dtype: 'int32', device },
+      );
+      return {
+        run: () => ops.applyTokenBitmask(logits, bitmask, ids),
+        free: () => [logits, bitmask, ids].forEach((t) => t.dispose()),
+      };
+    },
+  };
+}
+
+const bitmaskCases = (quick: boolean) =>
+  quick ? [bitmaskCase(64, 32000)] : [1, 64].flatMap((rows) => [32000, 152064].map((v) => bitmaskCase(rows, v)));
+
 export const cases: CaseList = (quick, device) =>
   device !== 'cpu'
-    ? []
+    ? bitmaskCases(quick)
     : quick
-      ? [sampleRowsCase(8, 'filtered')]
+      ? [sampleRowsCase(8, 'filtered'), ...bitmaskCases(quick)]
       : [
+          ...bitmaskCases(quick),
           sampleRowsCase(1, 'greedy'),
           sampleRowsCase(1, 'temperature'),
           sampleRowsCase(1, 'topP'),
