@@ -1,4 +1,5 @@
 // `mini-vllm generate`: a completion of each prompt, streamed to stdout (or as one JSON object), timings to stderr.
+import { readFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
 import { decodeThroughput, requestLatencies, requestRecord } from '../bench/metrics.js';
 import { type GenerationResult, InferenceEngine } from '../engine/index.js';
@@ -29,6 +30,25 @@ interface GenerateFlags extends EngineFlags, Partial<Record<(typeof SAMPLING_FLA
   ignoreEos?: boolean;
   json?: boolean;
   batchSize?: number;
+  jsonSchema?: string;
+  regex?: string;
+}
+
+/** --json-schema's value: a file holding a schema, or the schema's JSON itself. */
+function schemaArg(v: string): Record<string, unknown> | boolean {
+  let text = v;
+  if (!/^\s*[{[]|^\s*(true|false)\s*$/.test(v)) {
+    try {
+      text = readFileSync(v, 'utf8');
+    } catch (e) {
+      throw new InvalidArgumentError(`--json-schema: neither JSON nor a readable file (${(e as Error).message})`);
+    }
+  }
+  try {
+    return JSON.parse(text) as Record<string, unknown> | boolean;
+  } catch (e) {
+    throw new InvalidArgumentError(`--json-schema: not valid JSON (${(e as Error).message})`);
+  }
 }
 
 function samplingParams(f: GenerateFlags): SamplingParams {
@@ -39,6 +59,8 @@ function samplingParams(f: GenerateFlags): SamplingParams {
     stop: f.stop,
     stopTokenIds: f.stopTokenId.map((s) => num('int')(s)),
     ...(f.ignoreEos ? { ignoreEos: true } : {}),
+    ...(f.jsonSchema !== undefined ? { guidedJson: schemaArg(f.jsonSchema) } : {}),
+    ...(f.regex !== undefined ? { guidedRegex: f.regex } : {}),
     ...(Object.fromEntries(given) as Partial<SamplingParams>),
   };
 }
@@ -154,6 +176,8 @@ export function addGenerateCommand(program: Command): void {
     .option('--stop-token-id <id>', 'a stop token id (repeatable)', collect, [])
     .option('--ignore-eos', 'keep going past end-of-sequence tokens')
     .option('--logprobs <n>', 'with --json: logprobs of each token and its n best alternatives', num('int'))
+    .option('--json-schema <file|json>', 'constrain the output to this JSON Schema (a file, or the JSON itself)')
+    .option('--regex <re>', 'constrain the output to match this regular expression')
     .option('--json', 'print one JSON object (text, token ids, timings) instead of streaming text')
     .option('--batch-size <n>', 'send each prompt n times, all at once (a decode batch of n)', num('int'));
   addEngineOptions(gen).action(runGenerate);

@@ -8,6 +8,7 @@ import { NULL_STEP_PROFILER, Profiler, type StepProfiler, type Trace } from '../
 import { cudaDeviceIndex, memoryStats, resetPeakMemory } from '../runtime.js';
 import type { ResolvedSamplingParams } from '../sampling/params.js';
 import { Sampler, type TokenLogprobs } from '../sampling/sampler.js';
+import { GrammarCompiler, type GrammarMatcher } from '../structured/grammars.js';
 import { BlockManager } from './block-manager.js';
 import {
   cpuGraphBackend,
@@ -37,6 +38,12 @@ export interface EngineRequest {
   params: ResolvedSamplingParams;
 }
 
+/** What a constrained request or one with bad words needs before add(): from EngineCore.prepare(). */
+export interface PreparedRequest {
+  matcher: GrammarMatcher | null;
+  badWordsTokenIds: number[][];
+}
+
 /** One sampled token of one request, as a step reports it. */
 export interface RequestOutput {
   requestId: string;
@@ -59,6 +66,9 @@ export class EngineCore {
   private disposed = false;
   /** The profiler recording this core's steps (startProfile), or the null one. */
   private profiler: Profiler | null = null;
+  /** Structured output's grammars, made at the first constrained request. */
+  private grammars: GrammarCompiler | null = null;
+  private readonly eos: readonly number[];
 
   private constructor(
     loaded: LoadedModel,
@@ -100,6 +110,7 @@ export class EngineCore {
       throw e;
     }
     const eos = new Set([...config.eosTokenIds, ...loaded.tokenizer.eosTokenIds]);
+    this.eos = [...eos];
     this.scheduler = new Scheduler(options, new BlockManager(kv.numBlocks, bs, options.enablePrefixCaching), eos);
   }
 
@@ -144,8 +155,48 @@ export class EngineCore {
     return this.scheduler.hasUnfinished;
   }
 
-  add(req: EngineRequest): void {
-    this.scheduler.add(new Sequence(req.requestId, req.promptTokenIds, req.params, this.loaded.config.vocabSize));
+  /** Whether a request must go through prepare() before add(): it has a constraint or bad words. */
+  static needsPrepare(req: EngineRequest): boolean {
+    return req.params.structured !== null || req.params.badWords.length > 0;
+  }
+
+  /**
+   * Compiles the request's grammar (cached by constraint) and starts its matcher, and tokenises its bad words as vLLM
+   * does (the word, and the word after a space where that gives other tokens). An invalid grammar is a TypeError.
+   */
+  async prepare(req: EngineRequest): Promise<PreparedRequest> {
+    const p = req.params;
+    const { tokenizer, config } = this.loaded;
+    const badWordsTokenIds: number[][] = [];
+    for (const word of p.badWords) {
+      const alone = await tokenizer.encode(word.trimStart(), { addSpecialTokens: false });
+      if (alone.length > 0) badWordsTokenIds.push(alone);
+      const spaced = await tokenizer.encode(` ${word.trimStart()}`, { addSpecialTokens: false });
+      if (spaced.length > 0 && spaced.length === alone.length && spaced[0] !== alone[0]) badWordsTokenIds.push(spaced);
+    }
+    if (p.structured === null) return { matcher: null, badWordsTokenIds };
+    this.grammars ??= new GrammarCompiler(tokenizer, config.vocabSize, this.eos);
+    const matcher = await this.grammars.matcher(p.structured, [...new Set([...this.eos, ...p.stopTokenIds])]);
+    return { matcher, badWordsTokenIds };
+  }
+
+  /** Queues a request; one with a constraint or bad words takes what prepare() gave for it. */
+  add(req: EngineRequest, prepared?: PreparedRequest): void {
+    if (prepared === undefined && EngineCore.needsPrepare(req))
+      throw new TypeError(
+        `EngineCore.add: request ${req.requestId} has a constraint or bad words: pass what prepare() gives for it`,
+      );
+    const seq = new Sequence(req.requestId, req.promptTokenIds, req.params, this.loaded.config.vocabSize);
+    if (prepared) {
+      seq.state.matcher = prepared.matcher;
+      seq.state.badWordsTokenIds = prepared.badWordsTokenIds;
+    }
+    try {
+      this.scheduler.add(seq);
+    } catch (e) {
+      seq.state.dispose();
+      throw e;
+    }
   }
 
   /** Ends the requests now and frees their blocks; ids that already finished are ignored. */

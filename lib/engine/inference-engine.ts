@@ -9,6 +9,7 @@ import type { Trace } from '../profiler.js';
 import { type ResolvedSamplingParams, resolveSamplingParams, type SamplingParams } from '../sampling/params.js';
 import { MiniVllmError } from '../errors.js';
 import { describeValue } from '../tensor.js';
+import { checkConstraint } from '../structured/grammars.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { EngineCores } from './cores.js';
 import type { RequestOutput } from './engine-core.js';
@@ -294,10 +295,20 @@ export class InferenceEngine {
     return this.cores.stopProfile();
   }
 
+  /**
+   * The params resolved and checked, the constraint's grammar parsed: a TypeError / RangeError saying what is wrong
+   * (the server answers 400 with it before a stream opens).
+   */
+  async checkParams(raw: SamplingParams): Promise<ResolvedSamplingParams> {
+    const params = resolveSamplingParams(raw, this.config.vocabSize);
+    if (params.structured !== null) await checkConstraint(params.structured);
+    return params;
+  }
+
   /** Checks the params and the prompt, and tokenizes it: everything about a request that can fail before it is sent. */
   private async prepare(prompt: Prompt, raw: SamplingParams, where: string): Promise<Prepared> {
     const arrival = performance.now();
-    const params = resolveSamplingParams(raw, this.config.vocabSize);
+    const params = await this.checkParams(raw);
     const ids = await promptTokenIds(prompt, this.tokenizer, this.config.vocabSize, `InferenceEngine: ${where}`);
     checkContextLength(ids.length, 1, this.options.maxModelLen, `InferenceEngine: ${where}`);
     return { ids, params, arrival };

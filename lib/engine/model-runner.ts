@@ -5,8 +5,10 @@
 import { attentionScale } from '../model/config.js';
 import type { KvCache, LlamaModel } from '../model/llama.js';
 import { NULL_STEP_PROFILER, type StepProfiler } from '../profiler.js';
-import type { SampleResult, Sampler } from '../sampling/sampler.js';
-import type { Tensor } from '../tensor.js';
+import { applyTokenBitmask } from '../ops/sampling.js';
+import type { SampleResult, Sampler, SamplingState } from '../sampling/sampler.js';
+import { bitmaskWords } from '../structured/grammars.js';
+import { Tensor } from '../tensor.js';
 import { type CudaGraphStats, DecodeGraphs, type GraphBackend, isUniformDecode } from './decode-graphs.js';
 import type { SchedulerOutput } from './scheduler.js';
 import { StepInputs, type StepLimits } from './step-inputs.js';
@@ -21,6 +23,8 @@ export class ModelRunner {
   private readonly sampler: Sampler;
   private readonly inputs: StepInputs;
   private readonly graphs: DecodeGraphs | null = null;
+  /** Structured output's masks: host words [maxNumSeqs, words], and the bitmask and rows on the model's device. */
+  private masks: { host: Int32Array; rows: Int32Array; bitmask: Tensor; rowIds: Tensor } | null = null;
 
   /** `graphs`: capture decode graphs of these batch sizes with this backend (null: always eager). */
   constructor(
@@ -61,7 +65,35 @@ export class ModelRunner {
     const logits = profiler.range('forward', () => graphs?.run(seqs, profiler) ?? this.forward(out, profiler));
     if (!seqs.some((s) => s.sample)) return { tokens: new Int32Array(0), logprobs: [] };
     const states = seqs.filter((s) => s.sample).map((s) => s.seq.state);
+    // the grammars' masks are computed here, on the host, while a device still runs the forward pass
+    if (states.some((s) => s.matcher !== null)) profiler.range('grammar', () => this.applyGrammars(logits, states));
     return profiler.range('sample', () => this.sampler.sampleWithLogprobs(logits, states, profiler));
+  }
+
+  /** Sets the logits each constrained sequence's grammar refuses to -inf (ops.applyTokenBitmask). */
+  private applyGrammars(logits: Tensor, states: SamplingState[]): void {
+    const vocab = logits.shape[1]!;
+    const words = bitmaskWords(vocab);
+    if (this.masks === null) {
+      const S = this.limits.maxNumSeqs;
+      const device = this.model.device;
+      this.masks = {
+        host: new Int32Array(S * words),
+        rows: new Int32Array(S),
+        bitmask: Tensor.empty([S, words], { dtype: 'int32', device }),
+        rowIds: Tensor.empty([S], { dtype: 'int32', device }),
+      };
+    }
+    const m = this.masks;
+    let n = 0;
+    states.forEach((s, r) => {
+      if (s.matcher === null) return;
+      s.matcher.fillBitmask(m.host, n * words);
+      m.rows[n++] = r;
+    });
+    const bitmask = m.bitmask.narrow(0, 0, n).write(m.host.subarray(0, n * words));
+    const rows = m.rowIds.narrow(0, 0, n).write(m.rows.subarray(0, n));
+    applyTokenBitmask(logits, bitmask, rows);
   }
 
   /** The eager forward pass of any step; logits of the sampling sequences in order (one dropped row if none). */
@@ -72,6 +104,8 @@ export class ModelRunner {
   }
 
   dispose(): void {
+    this.masks?.bitmask.dispose();
+    this.masks?.rowIds.dispose();
     this.graphs?.dispose();
     this.inputs.dispose();
   }

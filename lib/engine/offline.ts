@@ -80,8 +80,10 @@ export async function generate(
   core = stepping;
   try {
     const byId = new Map(states.map((s) => [s.requestId, s]));
-    for (const s of states)
-      stepping.add({ requestId: s.requestId, promptTokenIds: s.promptTokenIds, params: s.params });
+    for (const s of states) {
+      const req = { requestId: s.requestId, promptTokenIds: s.promptTokenIds, params: s.params };
+      stepping.add(req, EngineCore.needsPrepare(req) ? await stepping.prepare(req) : undefined);
+    }
     while (stepping.hasUnfinished) {
       const outputs = stepping.step();
       const now = performance.now();

@@ -147,13 +147,17 @@ export class Scheduler {
       seq.numComputedTokens += numTokens;
       this.blockManager.cacheFullBlocks(seq);
       if (!sample) continue;
-      seq.state.append(token);
+      const followed = seq.state.append(token);
       const p = seq.params;
       let reason: FinishReason | null = null;
       if (!p.ignoreEos && this.eos.has(token)) reason = 'stop';
       else if (p.stopTokenIds.includes(token)) {
         reason = 'stop';
         seq.stopReason = token;
+      } else if (!followed || seq.state.matcher?.terminated) {
+        // the grammar ended (it took an end token under ignoreEos) or refused the token (other filters left it
+        // nothing the grammar allows)
+        reason = 'stop';
       } else if (seq.outputTokenIds.length >= p.maxTokens || seq.numTokens >= this.config.maxModelLen)
         reason = 'length';
       if (reason !== null) this.finish(seq, reason);
@@ -178,6 +182,7 @@ export class Scheduler {
     this.blockManager.free(seq);
     seq.status = 'finished';
     seq.finishReason = reason;
+    seq.state.dispose();
     this.byId.delete(seq.requestId);
   }
 }

@@ -2,7 +2,7 @@
 // abort or a new request is seen within one step.
 import { parentPort, workerData } from 'node:worker_threads';
 import { setCudaDeviceIndex, setNumThreads } from '../runtime.js';
-import { EngineCore } from './engine-core.js';
+import { EngineCore, type EngineRequest } from './engine-core.js';
 import { type FromCore, serializeError, type ToCore, type WorkerData } from './protocol.js';
 
 const port = parentPort!;
@@ -17,16 +17,10 @@ function handle(m: ToCore): void {
   if (core === null) throw new Error('engine worker: a message came before the model was loaded');
   switch (m.type) {
     case 'add':
-      for (const r of m.requests) {
-        try {
-          core.add(r);
-        } catch (e) {
-          post({ type: 'stepError', requestIds: [r.requestId], error: serializeError(e) });
-        }
-      }
-      loop();
+      void add(core, m.requests);
       break;
     case 'abort':
+      for (const id of m.requestIds) preparing.delete(id);
       core.abort(m.requestIds);
       post({ type: 'reply', replyId: m.replyId });
       break;
@@ -52,6 +46,30 @@ function handle(m: ToCore): void {
       port.close();
       break;
   }
+}
+
+/** Requests whose grammar is compiling (EngineCore.prepare); an abort meanwhile takes them out. */
+const preparing = new Set<string>();
+
+/** Admits requests in order; one that needs a grammar or bad words is prepared first (the loop steps meanwhile). */
+async function add(c: EngineCore, requests: EngineRequest[]): Promise<void> {
+  for (const r of requests) {
+    try {
+      if (EngineCore.needsPrepare(r)) {
+        preparing.add(r.requestId);
+        const prepared = await c.prepare(r);
+        if (!preparing.delete(r.requestId)) {
+          prepared.matcher?.dispose(); // aborted while compiling
+          continue;
+        }
+        c.add(r, prepared);
+      } else c.add(r);
+    } catch (e) {
+      preparing.delete(r.requestId);
+      post({ type: 'stepError', requestIds: [r.requestId], error: serializeError(e) });
+    }
+  }
+  loop();
 }
 
 /** Steps until nothing is left, yielding to the event loop between steps (setImmediate) so messages come in. */

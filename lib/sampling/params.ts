@@ -1,7 +1,12 @@
 // SamplingParams: vLLM's fields in camelCase, with vLLM's defaults, checked once when a request arrives.
+import { resolveStructured, type StructuredConstraint, type StructuredFields } from '../structured/constraint.js';
 import { describeValue } from '../tensor.js';
 
-export interface SamplingParams {
+/**
+ * Besides the sampling settings, a request may constrain its output (StructuredFields: vLLM's structuredOutputs,
+ * OpenAI's responseFormat, vLLM's guidedJson / guidedRegex / guidedChoice / guidedGrammar; one of them).
+ */
+export interface SamplingParams extends StructuredFields {
   /** 0 = greedy. Default 1. */
   temperature?: number;
   /** Keep the k most likely tokens; 0 or -1 = all (default). */
@@ -30,6 +35,12 @@ export interface SamplingParams {
   logprobs?: number | null;
   /** Leave special tokens out of the text (default true). */
   skipSpecialTokens?: boolean;
+  /** OpenAI's logit_bias: added to these tokens' logits before sampling, each in [-100, 100]. */
+  logitBias?: Record<number | string, number> | null;
+  /** vLLM's allowed_token_ids: sample only among these ids. */
+  allowedTokenIds?: number[] | null;
+  /** vLLM's bad_words: words never generated (each as tokenised alone and after a space). */
+  badWords?: string[] | null;
 }
 
 export interface ResolvedSamplingParams {
@@ -47,6 +58,12 @@ export interface ResolvedSamplingParams {
   ignoreEos: boolean;
   logprobs: number | null;
   skipSpecialTokens: boolean;
+  /** The constraint on the output, or null. */
+  structured: StructuredConstraint | null;
+  /** {token id: bias}, or null. */
+  logitBias: Record<string, number> | null;
+  allowedTokenIds: number[] | null;
+  badWords: string[];
 }
 
 export const MAX_LOGPROBS = 20;
@@ -101,6 +118,36 @@ export function resolveSamplingParams(params: SamplingParams = {}, vocabSize?: n
     if (p[k] !== undefined && typeof p[k] !== 'boolean')
       throw new TypeError(`SamplingParams: ${k} must be a boolean, got ${describeValue(p[k])}`);
   const topK = number(p, 'topK', 0, (v) => isInt(v) && v >= -1, 'an integer >= -1 (0 or -1 = off)');
+  const isId = (t: unknown): t is number =>
+    isInt(t) && (t as number) >= 0 && (vocabSize === undefined || (t as number) < vocabSize);
+  const vocab = vocabSize === undefined ? '' : ` in [0, ${vocabSize})`;
+  const biasIn = p['logitBias'] ?? null;
+  let logitBias: Record<string, number> | null = null;
+  if (biasIn !== null) {
+    if (typeof biasIn !== 'object' || Array.isArray(biasIn))
+      throw new TypeError(`SamplingParams: logitBias must be an object {tokenId: bias}, got ${describeValue(biasIn)}`);
+    const entries = Object.entries(biasIn).map(([k, v]) => {
+      const id = Number(k);
+      if (!/^\d+$/.test(k) || !isId(id))
+        throw new RangeError(`SamplingParams: logitBias key ${JSON.stringify(k)} is not a token id${vocab}`);
+      if (typeof v !== 'number' || !(v >= -100 && v <= 100))
+        throw new RangeError(
+          `SamplingParams: logitBias[${k}] must be a number in [-100, 100], got ${describeValue(v)}`,
+        );
+      return [String(id), v] as const;
+    });
+    if (entries.length > 0) logitBias = Object.fromEntries(entries);
+  }
+  const allowed = p['allowedTokenIds'] ?? null;
+  if (allowed !== null && (!Array.isArray(allowed) || allowed.length === 0 || !allowed.every(isId)))
+    throw new RangeError(
+      `SamplingParams: allowedTokenIds must be a non-empty array of token ids${vocab}, got ${describeValue(allowed)}`,
+    );
+  const badWords = p['badWords'] ?? [];
+  if (!Array.isArray(badWords) || !badWords.every((w) => typeof w === 'string' && w.trim().length > 0))
+    throw new TypeError(
+      `SamplingParams: badWords must be an array of non-blank strings, got ${describeValue(badWords)}`,
+    );
   return {
     temperature: number(p, 'temperature', 1, (v) => Number.isFinite(v) && v >= 0, 'a finite number >= 0'),
     topK: topK < 0 ? 0 : topK,
@@ -116,5 +163,9 @@ export function resolveSamplingParams(params: SamplingParams = {}, vocabSize?: n
     ignoreEos: (p['ignoreEos'] as boolean | undefined) ?? false,
     logprobs: logprobs,
     skipSpecialTokens: (p['skipSpecialTokens'] as boolean | undefined) ?? true,
+    structured: 'structured' in p ? (p['structured'] as StructuredConstraint | null) : resolveStructured(params),
+    logitBias,
+    allowedTokenIds: allowed,
+    badWords: badWords as string[],
   };
 }

@@ -3,6 +3,7 @@
 import { randomInt } from 'node:crypto';
 import type { OpProfiler } from '../calls.js';
 import { opsWith } from '../ops/profiled.js';
+import type { GrammarMatcher } from '../structured/grammars.js';
 import { describeValue, Tensor } from '../tensor.js';
 import { type ResolvedSamplingParams, resolveSamplingParams, type SamplingParams } from './params.js';
 import { Rng } from './rng.js';
@@ -16,6 +17,10 @@ export class SamplingState {
   readonly outputCounts = new Map<number, number>();
   /** Set for seeded requests; unseeded ones draw from the sampler's generator. */
   readonly rng: Rng | null;
+  /** Where a constrained sequence is in its grammar (set by the engine core; the runner masks its logits). */
+  matcher: GrammarMatcher | null = null;
+  /** Each bad word's token ids (set by the engine core from params.badWords). */
+  badWordsTokenIds: number[][] = [];
 
   constructor(
     params: SamplingParams | ResolvedSamplingParams,
@@ -27,9 +32,17 @@ export class SamplingState {
     this.rng = this.params.seed === null ? null : new Rng(this.params.seed);
   }
 
-  append(id: number): void {
+  /** Records a sampled token; false if the grammar refused it (only when other filters left it nothing else). */
+  append(id: number): boolean {
     this.outputTokenIds.push(id);
     this.outputCounts.set(id, (this.outputCounts.get(id) ?? 0) + 1);
+    return this.matcher === null || this.matcher.accept(id);
+  }
+
+  /** Frees the grammar matcher (the sequence ended). */
+  dispose(): void {
+    this.matcher?.dispose();
+    this.matcher = null;
   }
 }
 
@@ -126,11 +139,15 @@ export class Sampler {
 
     const hasPenalty = (p: ResolvedSamplingParams) =>
       p.repetitionPenalty !== 1 || p.presencePenalty !== 0 || p.frequencyPenalty !== 0;
-    if (rowStates.some((s) => s !== undefined && hasPenalty(s.params))) {
+    const hasProcessor = (p: ResolvedSamplingParams, s: SamplingState | undefined) =>
+      p.logitBias !== null || p.allowedTokenIds !== null || (s !== undefined && s.badWordsTokenIds.length > 0);
+    if (resolved.some((p, r) => hasProcessor(p, rowStates[r]) || (rowStates[r] && hasPenalty(p)))) {
       data = Float32Array.from(data);
       for (let r = 0; r < numRows; ++r) {
         const state = rowStates[r];
-        if (state && hasPenalty(state.params)) applyPenalties(data.subarray(r * V, (r + 1) * V), state);
+        const row = data.subarray(r * V, (r + 1) * V);
+        if (state && hasPenalty(state.params)) applyPenalties(row, state);
+        if (hasProcessor(resolved[r]!, state)) applyLogitProcessors(row, resolved[r]!, state);
       }
     }
     const temperature = new Float32Array(numRows);
@@ -179,6 +196,28 @@ export function applyPenalties(row: Float32Array, s: SamplingState): void {
   }
   if (pres !== 0 || freq !== 0)
     for (const [id, n] of s.outputCounts) if (id >= 0 && id < row.length) row[id] = row[id]! - freq * n - pres;
+}
+
+/**
+ * vLLM's logit processors, after the penalties: allowed_token_ids (every other id to -inf), bad_words (a word's last
+ * token to -inf where the output ends with the rest of it), then logit_bias added.
+ */
+export function applyLogitProcessors(row: Float32Array, p: ResolvedSamplingParams, s?: SamplingState): void {
+  if (p.allowedTokenIds !== null) {
+    const keep = p.allowedTokenIds.map((id) => [id, row[id]!] as const);
+    row.fill(-Infinity);
+    for (const [id, v] of keep) row[id] = v;
+  }
+  if (s)
+    for (const word of s.badWordsTokenIds) {
+      const out = s.outputTokenIds;
+      const prefix = word.length - 1;
+      if (prefix > out.length) continue;
+      let match = true;
+      for (let j = 0; j < prefix && match; ++j) match = out[out.length - prefix + j] === word[j];
+      if (match) row[word[prefix]!] = -Infinity;
+    }
+  if (p.logitBias !== null) for (const [id, b] of Object.entries(p.logitBias)) row[Number(id)] = row[Number(id)]! + b;
 }
 
 function logSumExp(row: Float32Array): number {

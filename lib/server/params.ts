@@ -43,6 +43,42 @@ export function samplingParams(body: SamplingBody, maxTokens: number, logprobs: 
   if (body.ignore_eos) p.ignoreEos = true;
   if (body.seed !== undefined && body.seed !== null) p.seed = body.seed;
   if (logprobs !== null) p.logprobs = logprobs;
+  Object.assign(p, structuredParams(body));
+  if (body.logit_bias) p.logitBias = body.logit_bias;
+  if (body.allowed_token_ids) p.allowedTokenIds = body.allowed_token_ids;
+  if (body.bad_words) p.badWords = body.bad_words;
+  return p;
+}
+
+/** OpenAI's response_format and vLLM's structured_outputs / guided_* fields, as SamplingParams' (camelCase). */
+function structuredParams(body: SamplingBody): SamplingParams {
+  const p: SamplingParams = {};
+  const rf = body.response_format;
+  if (rf) {
+    if (rf.type === 'json_schema') {
+      if (!rf.json_schema || typeof rf.json_schema.schema !== 'object')
+        throw new ApiError(
+          400,
+          'response_format json_schema needs json_schema.schema (an object)',
+          'invalid_request_error',
+          'response_format.json_schema.schema',
+          'invalid_value',
+        );
+      p.responseFormat = { type: 'json_schema', jsonSchema: rf.json_schema };
+    } else p.responseFormat = rf as SamplingParams['responseFormat'];
+  }
+  const so = body.structured_outputs;
+  if (so) {
+    const { json_object: jsonObject, ...rest } = so;
+    p.structuredOutputs = {
+      ...rest,
+      ...(jsonObject === undefined ? {} : { jsonObject }),
+    } as SamplingParams['structuredOutputs'];
+  }
+  if (body.guided_json !== undefined && body.guided_json !== null) p.guidedJson = body.guided_json;
+  if (body.guided_regex) p.guidedRegex = body.guided_regex;
+  if (body.guided_choice) p.guidedChoice = body.guided_choice;
+  if (body.guided_grammar) p.guidedGrammar = body.guided_grammar;
   return p;
 }
 

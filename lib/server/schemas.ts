@@ -29,6 +29,16 @@ const sampling = {
   repetition_penalty: nullable({ type: 'number', exclusiveMinimum: 0, maximum: 10 }),
   ignore_eos: nullable({ type: 'boolean' }),
   user: nullable({ type: 'string' }),
+  // structured output (checked in full by the engine: a bad schema, regex or grammar is a 400 saying where)
+  response_format: nullable({ type: 'object', required: ['type'], properties: { type: { type: 'string' } } }),
+  structured_outputs: nullable({ type: 'object' }),
+  guided_json: { type: ['object', 'boolean', 'string', 'null'] },
+  guided_regex: nullable({ type: 'string' }),
+  guided_choice: nullable({ type: 'array', items: { type: 'string' } }),
+  guided_grammar: nullable({ type: 'string' }),
+  logit_bias: nullable({ type: 'object', additionalProperties: { type: 'number', minimum: -100, maximum: 100 } }),
+  allowed_token_ids: nullable({ type: 'array', items: { type: 'integer', minimum: 0 } }),
+  bad_words: nullable({ type: 'array', items: { type: 'string' } }),
 } as const;
 
 const tokenIds = { type: 'array', minItems: 1, items: { type: 'integer', minimum: 0 } } as const;
@@ -100,6 +110,18 @@ export interface SamplingBody {
   frequency_penalty?: number | null;
   repetition_penalty?: number | null;
   ignore_eos?: boolean | null;
+  response_format?: {
+    type: string;
+    json_schema?: { name?: string; schema?: Record<string, unknown>; strict?: boolean | null };
+  } | null;
+  structured_outputs?: Record<string, unknown> | null;
+  guided_json?: Record<string, unknown> | boolean | string | null;
+  guided_regex?: string | null;
+  guided_choice?: string[] | null;
+  guided_grammar?: string | null;
+  logit_bias?: Record<string, number> | null;
+  allowed_token_ids?: number[] | null;
+  bad_words?: string[] | null;
 }
 
 export interface CompletionBody extends SamplingBody {

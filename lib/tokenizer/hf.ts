@@ -7,7 +7,7 @@ import { ModelFormatError } from '../errors.js';
 import type { GgufFile } from '../formats/gguf.js';
 import { renderChatTemplate } from './chat-template.js';
 import { ggufBpeTokenizer } from './gguf-bpe.js';
-import type { ChatMessage, Tokenizer } from './tokenizer.js';
+import type { ChatMessage, GrammarVocabulary, Tokenizer } from './tokenizer.js';
 
 function tokenText(v: unknown): string | null {
   if (typeof v === 'string') return v;
@@ -28,6 +28,8 @@ export class HfTokenizer implements Tokenizer {
     private readonly tok: HfNative,
     config: Record<string, unknown>,
     modelEos: readonly number[],
+    /** The tokenizer.json text, read again only for grammarVocabulary() */
+    private readonly json: () => string,
   ) {
     this.vocabSize = tok.getVocabSize(true);
     this.bosToken = tokenText(config['bos_token']) ?? '';
@@ -72,7 +74,7 @@ export class HfTokenizer implements Tokenizer {
         throw new ModelFormatError(cfgFile, `not valid JSON (${(e as Error).message})`);
       }
     }
-    return new HfTokenizer(tok, config, model.eosTokenIds ?? []);
+    return new HfTokenizer(tok, config, model.eosTokenIds ?? [], () => readFileSync(file, 'utf8'));
   }
 
   /** A GGUF file's byte-level BPE vocabulary (lib/tokenizer/gguf-bpe.ts). */
@@ -85,7 +87,7 @@ export class HfTokenizer implements Tokenizer {
       throw new ModelFormatError(g.path, `cannot build its BPE tokenizer: ${(e as Error).message}`);
     }
     const config = { bos_token: b.bosToken, eos_token: b.eosToken, chat_template: b.chatTemplate };
-    return new HfTokenizer(tok, config, model.eosTokenIds ?? []);
+    return new HfTokenizer(tok, config, model.eosTokenIds ?? [], () => b.json);
   }
 
   async encode(text: string, opts: { addSpecialTokens?: boolean } = {}): Promise<number[]> {
@@ -96,6 +98,27 @@ export class HfTokenizer implements Tokenizer {
 
   async decode(ids: readonly number[], opts: { skipSpecialTokens?: boolean } = {}): Promise<string> {
     return this.tok.decode([...ids], opts.skipSpecialTokens ?? true);
+  }
+
+  /**
+   * Each id's token string as tokenizer.json holds it, '' for special added tokens; byte_level where the decoder is
+   * GPT-2's ByteLevel, byte_fallback where it replaces '▁' or falls back to <0xNN> bytes, else raw.
+   */
+  grammarVocabulary(): GrammarVocabulary {
+    const json = JSON.parse(this.json()) as {
+      decoder?: { type?: string; decoders?: { type?: string }[] } | null;
+      added_tokens?: { id: number; special?: boolean }[];
+    };
+    const decoders = [json.decoder, ...(json.decoder?.decoders ?? [])].map((d) => d?.type);
+    const kind = decoders.includes('ByteLevel')
+      ? 'byte_level'
+      : decoders.some((t) => t === 'ByteFallback' || t === 'Metaspace' || t === 'Replace')
+        ? 'byte_fallback'
+        : 'raw';
+    const special = new Set((json.added_tokens ?? []).filter((t) => t.special).map((t) => t.id));
+    const tokens: string[] = [];
+    for (let i = 0; i < this.vocabSize; ++i) tokens.push(special.has(i) ? '' : (this.tok.idToToken(i) ?? ''));
+    return { tokens, kind };
   }
 
   applyChatTemplate(messages: ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): string {

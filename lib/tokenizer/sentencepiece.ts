@@ -6,7 +6,7 @@ import { ModelFormatError } from '../errors.js';
 import { BinaryFile } from '../formats/file.js';
 import type { GgufFile } from '../formats/gguf.js';
 import { renderChatTemplate } from './chat-template.js';
-import type { ChatMessage, Tokenizer } from './tokenizer.js';
+import type { ChatMessage, GrammarVocabulary, Tokenizer } from './tokenizer.js';
 
 /** GGUF token types. */
 export const TokenType = { Normal: 1, Unknown: 2, Control: 3, UserDefined: 4, Unused: 5, Byte: 6 } as const;
@@ -218,6 +218,14 @@ export class SentencePieceTokenizer implements Tokenizer {
   /** Every piece (spaces as ' ') and its merge score. */
   vocabulary(): { pieces: readonly string[]; scores: Float32Array; types: Int32Array } {
     return { pieces: this.pieces, scores: this.scores, types: this.types };
+  }
+
+  grammarVocabulary(): GrammarVocabulary {
+    const text = (t: number) => t === TokenType.Normal || t === TokenType.Byte || t === TokenType.UserDefined;
+    return {
+      tokens: this.pieces.map((p, i) => (text(this.types[i]!) ? p.replaceAll(' ', '\u2581') : '')),
+      kind: 'byte_fallback',
+    };
   }
 
   /** The piece text of a token id (spaces as ' '). */

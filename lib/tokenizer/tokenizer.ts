@@ -5,6 +5,16 @@ export interface ChatMessage {
   content: string;
 }
 
+/**
+ * The vocabulary as a grammar engine reads it (xgrammar's TokenizerInfo): each id's token string in the tokenizer's own
+ * encoding, '' for special tokens (never text), and how to read the strings.
+ */
+export interface GrammarVocabulary {
+  tokens: string[];
+  /** byte_fallback: SentencePiece ('▁' for space, <0xNN> bytes); byte_level: GPT-2's byte alphabet; raw: as is. */
+  kind: 'byte_fallback' | 'byte_level' | 'raw';
+}
+
 export interface Tokenizer {
   /** Ids run from 0 to vocabSize - 1. */
   readonly vocabSize: number;
@@ -19,4 +29,6 @@ export interface Tokenizer {
   decode(ids: readonly number[], opts?: { skipSpecialTokens?: boolean }): Promise<string>;
   /** The prompt text of a conversation, rendered with the model's chat template. */
   applyChatTemplate(messages: ChatMessage[], opts?: { addGenerationPrompt?: boolean }): string;
+  /** The vocabulary for structured output's grammar engine. */
+  grammarVocabulary(): GrammarVocabulary;
 }
