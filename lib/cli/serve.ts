@@ -1,7 +1,8 @@
 // `mini-vllm serve`: the OpenAI-compatible server, until SIGINT / SIGTERM.
 import { existsSync, readFileSync } from 'node:fs';
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { serve } from '../server/index.js';
+import { TOOL_CALL_PARSERS, type ToolCallParser } from '../server/tools.js';
 import { addEngineOptions, type EngineFlags, engineOptions, log, num, progressBar } from './flags.js';
 
 interface ServeFlags extends EngineFlags {
@@ -14,10 +15,14 @@ interface ServeFlags extends EngineFlags {
   shutdownTimeout: number;
   seed?: number;
   logRequests?: boolean;
+  toolCallParser?: ToolCallParser;
+  enableAutoToolChoice?: boolean;
 }
 
 async function runServe(f: ServeFlags): Promise<void> {
   const options = engineOptions(f);
+  if (f.enableAutoToolChoice && !f.toolCallParser)
+    throw new InvalidArgumentError('--enable-auto-tool-choice needs --tool-call-parser (hermes, llama3_json, mistral)');
   let chatTemplate: string | undefined;
   if (f.chatTemplate !== undefined)
     chatTemplate = existsSync(f.chatTemplate) ? readFileSync(f.chatTemplate, 'utf8') : f.chatTemplate;
@@ -34,6 +39,7 @@ async function runServe(f: ServeFlags): Promise<void> {
     ...(f.servedModelName ? { servedModelName: f.servedModelName } : {}),
     ...(chatTemplate !== undefined ? { chatTemplate } : {}),
     logRequests: !!f.logRequests,
+    ...(f.toolCallParser ? { toolCallParser: f.toolCallParser } : {}),
     onProgress: bar.onProgress,
     log,
   }).finally(() => bar.stop());
@@ -76,6 +82,13 @@ export function addServeCommand(program: Command): void {
       5,
     )
     .option('--seed <n>', "seeds unseeded requests' draws and a dummy model's weights", num('int'))
-    .option('--log-requests', 'log every HTTP request to stderr');
+    .option('--log-requests', 'log every HTTP request to stderr')
+    .addOption(
+      new Option(
+        '--tool-call-parser <name>',
+        'how "auto" tool choice finds calls in the text (vLLM\'s parsers; without it only required / named)',
+      ).choices(TOOL_CALL_PARSERS),
+    )
+    .option('--enable-auto-tool-choice', "vLLM's flag, accepted: --tool-call-parser enables auto tool choice");
   addEngineOptions(srv).action(runServe);
 }

@@ -19,6 +19,8 @@ export type ChoiceOutput = Pick<GenerationResult, 'text' | 'tokenIds' | 'logprob
 export type ChoiceContent = (
   out: ChoiceOutput,
   delta: { first: boolean; final: boolean } | null,
+  /** The choice's index (a stream's deltas of one choice share state through it). */
+  index: number,
 ) => Promise<Record<string, unknown> | null>;
 
 /** Each route's ids and object types: the JSON answer's, and a streamed chunk's. */
@@ -62,11 +64,12 @@ export class ChoiceRunner {
     await Promise.all(choices.map((c) => this.engine.checkParams(c.params)));
     if (body.stream) return this.stream(reply, choices, prompts, frame, shape);
     const results = await this.run(reply, choices);
+    // the content may answer a finish_reason of its own (tool calls)
     const answers = results.map(async (r, k) => ({
       index: choices[k]!.index,
-      ...(await shape.content(r, null)),
       finish_reason: r.finishReason,
       stop_reason: r.stopReason,
+      ...(await shape.content(r, null, choices[k]!.index)),
     }));
     return { ...frame, object: shape.object, choices: await Promise.all(answers), usage: usage(prompts, results) };
   }
@@ -117,9 +120,9 @@ export class ChoiceRunner {
           const stream = this.engine.stream(c.ids, c.params, { signal: controller.signal });
           let first = true;
           for await (const d of stream) {
-            const content = await shape.content(d, { first, final: d.finishReason !== null });
+            const content = await shape.content(d, { first, final: d.finishReason !== null }, c.index);
             if (content === null) continue;
-            const choice = { index: c.index, ...content, finish_reason: d.finishReason, stop_reason: d.stopReason };
+            const choice = { index: c.index, finish_reason: d.finishReason, stop_reason: d.stopReason, ...content };
             events.send({ ...head, choices: [choice], usage: null });
             first = false;
           }

@@ -2,6 +2,7 @@
 import type { InferenceEngine } from '../engine/index.js';
 import type { ChoiceRunner } from './choices.js';
 import type { TokenTexts } from './logprobs.js';
+import type { ToolCallParser } from './tools.js';
 
 export interface ServerContext {
   readonly engine: InferenceEngine;
@@ -11,6 +12,8 @@ export interface ServerContext {
   readonly chatTemplate: string | null;
   readonly choices: ChoiceRunner;
   readonly texts: TokenTexts;
+  /** How "auto" tool choice finds calls in the text (--tool-call-parser), or null: only required / named. */
+  readonly toolCallParser: ToolCallParser | null;
   /** The tokenizer's BOS and first EOS as text, for the chat template. */
   specialTokens(): Promise<{ bos: string; eos: string }>;
 }

@@ -1,5 +1,6 @@
 // JSON schemas of the OpenAI request bodies the server accepts (checked by fastify's Ajv before a handler runs).
 // Types are strict (no coercion: "5" is not a number); unknown fields are accepted and ignored, as OpenAI and vLLM do.
+import type { ToolBody, ToolChoiceBody } from './tools.js';
 
 /** The schema, or null (as OpenAI's clients send for "not set"). */
 const nullable = <T extends { type: string }>(schema: T) => ({ ...schema, type: [schema.type, 'null'] });
@@ -32,7 +33,7 @@ const sampling = {
   // structured output (checked in full by the engine: a bad schema, regex or grammar is a 400 saying where)
   response_format: nullable({ type: 'object', required: ['type'], properties: { type: { type: 'string' } } }),
   structured_outputs: nullable({ type: 'object' }),
-  guided_json: { type: ['object', 'boolean', 'string', 'null'] },
+  guided_json: { anyOf: [{ type: 'object' }, { type: 'boolean' }, { type: 'string' }, { type: 'null' }] },
   guided_regex: nullable({ type: 'string' }),
   guided_choice: nullable({ type: 'array', items: { type: 'string' } }),
   guided_grammar: nullable({ type: 'string' }),
@@ -69,6 +70,40 @@ const contentPart = {
   properties: { type: { type: 'string' }, text: { type: 'string' } },
 } as const;
 
+/** A function the model may call: its name as OpenAI allows it, its parameters a JSON Schema. */
+const tool = {
+  type: 'object',
+  required: ['type', 'function'],
+  properties: {
+    type: { const: 'function' },
+    function: {
+      type: 'object',
+      required: ['name'],
+      properties: {
+        name: { type: 'string', pattern: '^[a-zA-Z0-9_-]{1,64}$' },
+        description: { type: 'string' },
+        parameters: { type: 'object' },
+        strict: nullable({ type: 'boolean' }),
+      },
+    },
+  },
+} as const;
+
+/** A call in an assistant message of the history. */
+const toolCall = {
+  type: 'object',
+  required: ['function'],
+  properties: {
+    id: { type: 'string' },
+    type: { const: 'function' },
+    function: {
+      type: 'object',
+      required: ['name', 'arguments'],
+      properties: { name: { type: 'string' }, arguments: { type: 'string' } },
+    },
+  },
+} as const;
+
 export const chatSchema = {
   type: 'object',
   required: ['messages'],
@@ -84,9 +119,27 @@ export const chatSchema = {
           role: { type: 'string', enum: ['system', 'developer', 'user', 'assistant', 'tool'] },
           content: { anyOf: [{ type: 'string' }, { type: 'array', items: contentPart }, { type: 'null' }] },
           name: { type: 'string' },
+          tool_calls: nullable({ type: 'array', items: toolCall }),
+          tool_call_id: nullable({ type: 'string' }),
         },
       },
     },
+    tools: nullable({ type: 'array', items: tool, maxItems: 128 }),
+    tool_choice: {
+      anyOf: [
+        { type: 'string', enum: ['none', 'auto', 'required'] },
+        {
+          type: 'object',
+          required: ['type', 'function'],
+          properties: {
+            type: { const: 'function' },
+            function: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } },
+          },
+        },
+        { type: 'null' },
+      ],
+    },
+    parallel_tool_calls: nullable({ type: 'boolean' }),
     max_completion_tokens: nullable({ type: 'integer', minimum: 1 }),
     logprobs: nullable({ type: 'boolean' }),
     top_logprobs: nullable({ type: 'integer', minimum: 0, maximum: 20 }),
@@ -136,10 +189,15 @@ export interface ChatMessageBody {
   role: string;
   content?: string | Array<{ type: string; text?: string }> | null;
   name?: string;
+  tool_calls?: { id?: string; type?: 'function'; function: { name: string; arguments: string } }[] | null;
+  tool_call_id?: string | null;
 }
 
 export interface ChatBody extends SamplingBody {
   messages: ChatMessageBody[];
+  tools?: ToolBody[] | null;
+  tool_choice?: ToolChoiceBody | null;
+  parallel_tool_calls?: boolean | null;
   max_completion_tokens?: number | null;
   logprobs?: boolean | null;
   top_logprobs?: number | null;

@@ -34,6 +34,7 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
     chatTemplate,
     maxPendingRequests,
     logRequests,
+    toolCallParser,
     ...engineOptions
   } = opts;
   if (!Number.isInteger(port) || port < 0 || port > 65535)
@@ -51,6 +52,7 @@ export async function serve(opts: ServeOptions = {}): Promise<RunningServer> {
       ...(chatTemplate !== undefined ? { chatTemplate } : {}),
       ...(maxPendingRequests !== undefined ? { maxPendingRequests } : {}),
       ...(logRequests !== undefined ? { logRequests } : {}),
+      ...(toolCallParser !== undefined ? { toolCallParser } : {}),
     });
     addr = await server.listen(host, port);
   } catch (e) {

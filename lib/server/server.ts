@@ -13,6 +13,7 @@ import { ApiError, errorBody, toApiError } from './errors.js';
 import { TokenTexts } from './logprobs.js';
 import { ServerMetrics } from './metrics.js';
 import { chatSchema, completionSchema } from './schemas.js';
+import { TOOL_CALL_PARSERS, type ToolCallParser } from './tools.js';
 
 export { ApiError } from './errors.js';
 
@@ -27,6 +28,8 @@ export interface ServerOptions {
   maxPendingRequests?: number;
   /** fastify's request log (pino, to stderr). Default false. */
   logRequests?: boolean;
+  /** How "auto" tool choice finds calls in the text: hermes, llama3_json or mistral (vLLM's --tool-call-parser). */
+  toolCallParser?: ToolCallParser | null;
 }
 
 export class OpenAIServer implements ServerContext {
@@ -37,6 +40,7 @@ export class OpenAIServer implements ServerContext {
   readonly chatTemplate: string | null;
   readonly choices: ChoiceRunner;
   readonly texts: TokenTexts;
+  readonly toolCallParser: ToolCallParser | null;
   private readonly apiKey: Buffer | null;
   private openResponses = 0;
   private special: Promise<{ bos: string; eos: string }> | null = null;
@@ -49,6 +53,12 @@ export class OpenAIServer implements ServerContext {
     this.modelName = opts.servedModelName ?? engine.options.model;
     this.apiKey = opts.apiKey ? Buffer.from(opts.apiKey) : null;
     this.chatTemplate = opts.chatTemplate ?? engine.tokenizer.chatTemplate;
+    const parser = opts.toolCallParser ?? null;
+    if (parser !== null && !TOOL_CALL_PARSERS.includes(parser))
+      throw new RangeError(
+        `OpenAIServer: toolCallParser must be one of ${TOOL_CALL_PARSERS.join(', ')}, got ${String(parser)}`,
+      );
+    this.toolCallParser = parser;
     this.metrics = new ServerMetrics(engine, this.modelName);
     this.choices = new ChoiceRunner(engine, this.modelName, this.metrics, maxPending);
     this.texts = new TokenTexts(engine.tokenizer);

@@ -109,15 +109,22 @@ export function xgrammar(): Xgrammar {
     );
   const file = require.resolve('@mlc-ai/web-xgrammar');
   let src = readFileSync(file, 'utf8');
-  src = patch(src, 'binding = await Module();', 'binding = await Module(__xgModuleArgs);');
+  // one instance, even when calls race to start it (emscripten makes its argument the module object: a fresh one)
+  src = patch(
+    src,
+    'binding = await Module();',
+    'binding = await (__xgModuleArgs.pending ??= Module(__xgModuleArgs.fresh()));',
+  );
   src = patch(src, 'var index = {', 'exports.__binding = () => binding;\n  var index = {');
   src = patch(src, "await import('module')", "require('module')"); // no dynamic import() inside node:vm
-  const moduleArgs = {
-    print: (s: string) => process.stderr.write(`xgrammar: ${s}\n`),
-    printErr: (s: string) => {
-      if (captured) captured.push(s);
-      else process.stderr.write(`xgrammar: ${s}\n`);
-    },
+  const moduleArgs: { pending?: Promise<unknown>; fresh(): object } = {
+    fresh: () => ({
+      print: (s: string) => process.stderr.write(`xgrammar: ${s}\n`),
+      printErr: (s: string) => {
+        if (captured) captured.push(s);
+        else process.stderr.write(`xgrammar: ${s}\n`);
+      },
+    }),
   };
   const module = { exports: {} as Record<string, unknown> };
   const run = compileFunction(src, ['exports', 'module', 'require', '__filename', '__dirname', '__xgModuleArgs'], {

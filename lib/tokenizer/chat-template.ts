@@ -7,6 +7,8 @@ export interface ChatTemplateContext {
   bosToken: string;
   eosToken: string;
   addGenerationPrompt: boolean;
+  /** OpenAI's tools ({type: "function", function: {...}} each), as templates expect them in `tools`. */
+  tools?: unknown[] | null;
 }
 
 const cache = new Map<string, Template>();
@@ -27,6 +29,7 @@ export function renderChatTemplate(template: string | null, messages: ChatMessag
       bos_token: ctx.bosToken,
       eos_token: ctx.eosToken,
       add_generation_prompt: ctx.addGenerationPrompt,
+      ...(ctx.tools ? { tools: ctx.tools } : {}),
     });
   } catch (e) {
     // a template's raise_exception (Gemma's: no system role, roles must alternate) refuses the conversation: the

@@ -3,6 +3,12 @@
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | (string & {});
   content: string;
+  /** An assistant message's calls, each {id, type, function: {name, arguments}} (arguments an object, as templates
+   * read them). */
+  tool_calls?: unknown[];
+  /** A tool message: the call it answers. */
+  tool_call_id?: string;
+  name?: string;
 }
 
 /**
