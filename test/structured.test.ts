@@ -9,7 +9,13 @@ import { applyLogitProcessors, SamplingState } from '../lib/sampling/sampler.js'
 import { ebnfLiteral, resolveStructured } from '../lib/structured/constraint.js';
 import { checkConstraint } from '../lib/structured/grammars.js';
 import { checkSchema } from '../lib/structured/schema.js';
-import { expectReject, expectThrow } from './helpers.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Device } from '../lib/index.js';
+import { syntheticTokenizer } from '../lib/tokenizer/synthetic.js';
+import { describeDevices, expectReject, expectThrow } from './helpers.js';
+import { TINY_CONFIG, writeTinyHfModel } from './tiny-models.js';
 import { runSchemaSuite } from './schema-suite.js';
 
 describe('structured output: the JSON Schemas it takes', () => {
@@ -260,5 +266,40 @@ describe('structured output in the engine (dummy:stories15M: random weights)', f
     expect(r.valid).to.equal(r.finished);
     expect(r.accepted, 'schemas accepted').to.be.at.least(38);
     expect(r.finished, 'runs that finished within 64 tokens').to.be.at.least(r.runs / 2);
+  });
+});
+
+describeDevices('structured output on the device (a tiny Hugging Face model: tokenizer.json)', (device: Device) => {
+  let m: LoadedModel;
+  before(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mvllm-structured-'));
+    const tok = syntheticTokenizer(TINY_CONFIG.vocabSize, { bosTokenId: 1, eosTokenIds: [2] }).vocabulary();
+    writeTinyHfModel(dir, { seed: 3, pieces: [...tok.pieces], scores: tok.scores });
+    m = await loadModel(dir, { device, dtype: 'float32' });
+  });
+  after(() => m?.model.dispose());
+
+  it('the logits are masked where they are: constrained rows valid, batched with a free one', async () => {
+    const schema = {
+      type: 'object',
+      properties: { n: { type: 'integer' }, ok: { type: 'boolean' } },
+      required: ['n', 'ok'],
+    };
+    const params = [
+      { temperature: 0, maxTokens: 40, guidedJson: schema },
+      { temperature: 1, seed: 9, maxTokens: 20, guidedChoice: ['up', 'down'] },
+      { temperature: 0, maxTokens: 6 },
+    ];
+    const rs = await generate(
+      m,
+      params.map(() => 'Hi'),
+      params,
+    );
+    expect(rs[0]!.finishReason, rs[0]!.text).to.equal('stop');
+    const v = JSON.parse(rs[0]!.text) as { n: number; ok: boolean };
+    expect(Number.isInteger(v.n) && typeof v.ok === 'boolean', rs[0]!.text).to.equal(true);
+    expect(['up', 'down']).to.include(rs[1]!.text);
+    const [free] = await generate(m, 'Hi', params[2]!);
+    expect(rs[2]!.tokenIds).to.deep.equal(free!.tokenIds);
   });
 });
