@@ -299,7 +299,7 @@ describeDevices('structured output on the device (a tiny Hugging Face model: tok
     const v = JSON.parse(rs[0]!.text) as { n: number; ok: boolean };
     expect(Number.isInteger(v.n) && typeof v.ok === 'boolean', rs[0]!.text).to.equal(true);
     expect(['up', 'down']).to.include(rs[1]!.text);
-    const [free] = await generate(m, 'Hi', params[2]!);
+    const [free] = await generate(m, 'Hi', params[2]);
     expect(rs[2]!.tokenIds).to.deep.equal(free!.tokenIds);
   });
 });
