@@ -7,7 +7,7 @@ import { type LoadedModel, loadModel } from '../lib/model/index.js';
 import { resolveSamplingParams } from '../lib/sampling/params.js';
 import { applyLogitProcessors, SamplingState } from '../lib/sampling/sampler.js';
 import { ebnfLiteral, resolveStructured } from '../lib/structured/constraint.js';
-import { checkConstraint } from '../lib/structured/grammars.js';
+import { bitmaskWords, checkConstraint, GrammarCompiler } from '../lib/structured/grammars.js';
 import { checkSchema } from '../lib/structured/schema.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,12 @@ import type { Device } from '../lib/index.js';
 import { syntheticTokenizer } from '../lib/tokenizer/synthetic.js';
 import { describeDevices, expectReject, expectThrow } from './helpers.js';
 import { TINY_CONFIG, writeTinyHfModel } from './tiny-models.js';
+import { bpeVocabularies, FAMILY_CONFIGS, familyWeights, writeFamilyGguf } from './family-models.js';
+import { loadTokenizer } from '../lib/model/index.js';
+import { HfTokenizer } from '../lib/tokenizer/hf.js';
+import { SentencePieceTokenizer } from '../lib/tokenizer/sentencepiece.js';
+import type { Tokenizer } from '../lib/tokenizer/tokenizer.js';
+import { sharedModels, skipBecause } from './helpers.js';
 import { runSchemaSuite } from './schema-suite.js';
 
 describe('structured output: the JSON Schemas it takes', () => {
@@ -302,4 +308,68 @@ describeDevices('structured output on the device (a tiny Hugging Face model: tok
     const [free] = await generate(m, 'Hi', params[2]);
     expect(rs[2]!.tokenIds).to.deep.equal(free!.tokenIds);
   });
+});
+
+describe('the grammar engine reads each vocabulary as its tokenizer decodes it', () => {
+  const text = '{"name": "h\u00e9llo \u65e5\u672c \u{1F600}", "n": [1, 2.5]}';
+  const work = mkdtempSync(join(tmpdir(), 'mvllm-vocab-'));
+  const kinds: [string, () => Promise<Tokenizer | null>][] = [
+    [
+      'a SentencePiece vocabulary (byte fallback)',
+      async () => syntheticTokenizer(4000, { bosTokenId: 1, eosTokenIds: [2] }),
+    ],
+    [
+      'a tokenizer.json (byte fallback, "▁")',
+      async () => {
+        const tok = syntheticTokenizer(TINY_CONFIG.vocabSize, { bosTokenId: 1, eosTokenIds: [2] }).vocabulary();
+        const dir = join(work, 'hf');
+        writeTinyHfModel(dir, { pieces: [...tok.pieces], scores: tok.scores });
+        return HfTokenizer.fromDir(dir);
+      },
+    ],
+    [
+      'a GGUF byte-level BPE vocabulary (GPT-2 bytes)',
+      async () => {
+        const path = join(work, 'qwen2.gguf');
+        writeFamilyGguf(path, FAMILY_CONFIGS.qwen2, familyWeights(FAMILY_CONFIGS.qwen2, 1), bpeVocabularies().qwen2);
+        return (await loadTokenizer(path)).tokenizer;
+      },
+    ],
+    [
+      "Llama 2's vocabulary (llama2.c's tokenizer.bin)",
+      async () => {
+        const models = sharedModels();
+        return models
+          ? SentencePieceTokenizer.fromLlama2c(join(models, 'llama2-tokenizer', 'tokenizer.bin'), 32000)
+          : null;
+      },
+    ],
+  ];
+  for (const [what, make] of kinds)
+    it(`${what}: the tokens of a JSON text walk its regex, and end only at its end`, async function () {
+      const tok = await make();
+      if (tok === null) skipBecause(this, '../shared/models/llama2-tokenizer is absent');
+      const ids = await tok.encode(text, { addSpecialTokens: false });
+      expect(await tok.decode(ids)).to.match(/^ ?\{"name"/);
+      const escaped = text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      const grammars = new GrammarCompiler(tok, tok.vocabSize, tok.eosTokenIds);
+      const m = await grammars.matcher(resolveStructured({ guidedRegex: ` ?${escaped}` })!);
+      const mask = new Int32Array(bitmaskWords(tok.vocabSize));
+      const allows = (t: number) => ((mask[t >> 5]! >>> (t & 31)) & 1) === 1;
+      const eos = tok.eosTokenIds[0]!;
+      try {
+        for (const [i, t] of ids.entries()) {
+          m.fillBitmask(mask, 0);
+          expect(allows(t), `token ${i} (${JSON.stringify(await tok.decode([t]))}) allowed`).to.equal(true);
+          expect(allows(eos), `the end token before the text ends (token ${i})`).to.equal(false);
+          expect(m.accept(t)).to.equal(true);
+        }
+        m.fillBitmask(mask, 0);
+        expect(allows(eos), 'the end token at the end').to.equal(true);
+        expect(m.accept(eos)).to.equal(true);
+        expect(m.terminated).to.equal(true);
+      } finally {
+        m.dispose();
+      }
+    });
 });
