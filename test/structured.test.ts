@@ -320,7 +320,7 @@ describe('the grammar engine reads each vocabulary as its tokenizer decodes it',
     ],
     [
       'a tokenizer.json (byte fallback, "▁")',
-      async () => {
+      () => {
         const tok = syntheticTokenizer(TINY_CONFIG.vocabSize, { bosTokenId: 1, eosTokenIds: [2] }).vocabulary();
         const dir = join(work, 'hf');
         writeTinyHfModel(dir, { pieces: [...tok.pieces], scores: tok.scores });
@@ -337,7 +337,7 @@ describe('the grammar engine reads each vocabulary as its tokenizer decodes it',
     ],
     [
       "Llama 2's vocabulary (llama2.c's tokenizer.bin)",
-      async () => {
+      () => {
         const models = sharedModels();
         return models
           ? SentencePieceTokenizer.fromLlama2c(join(models, 'llama2-tokenizer', 'tokenizer.bin'), 32000)
