@@ -313,11 +313,8 @@ describeDevices('structured output on the device (a tiny Hugging Face model: tok
 describe('the grammar engine reads each vocabulary as its tokenizer decodes it', () => {
   const text = '{"name": "h\u00e9llo \u65e5\u672c \u{1F600}", "n": [1, 2.5]}';
   const work = mkdtempSync(join(tmpdir(), 'mvllm-vocab-'));
-  const kinds: [string, () => Promise<Tokenizer | null>][] = [
-    [
-      'a SentencePiece vocabulary (byte fallback)',
-      async () => syntheticTokenizer(4000, { bosTokenId: 1, eosTokenIds: [2] }),
-    ],
+  const kinds: [string, () => Promise<Tokenizer | null> | Tokenizer | null][] = [
+    ['a SentencePiece vocabulary (byte fallback)', () => syntheticTokenizer(4000, { bosTokenId: 1, eosTokenIds: [2] })],
     [
       'a tokenizer.json (byte fallback, "▁")',
       () => {
