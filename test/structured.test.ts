@@ -70,8 +70,8 @@ describe('structured output: the JSON Schemas it takes', () => {
     });
     expect(checkSchema({ type: 'string', anyOf: [{ maxLength: 2 }, { minLength: 4 }] })).to.deep.equal({
       anyOf: [
-        { type: 'string', maxLength: 2 },
-        { type: 'string', minLength: 4 },
+        { type: 'string', pattern: '^[^"\\\\\\x00-\\x1f]{0,2}$' },
+        { type: 'string', pattern: '^[^"\\\\\\x00-\\x1f]{4,}$' },
       ],
     });
     expect(checkSchema({ items: [{ type: 'integer' }], additionalItems: false })).to.deep.equal({
@@ -82,9 +82,56 @@ describe('structured output: the JSON Schemas it takes', () => {
   });
 
   it('gives a schema the type its keywords constrain (its outputs are then valid), keeps annotations out', () => {
-    expect(checkSchema({ maximum: 3, description: 'small' })).to.deep.equal({ maximum: 3, type: 'number' });
+    expect(checkSchema({ maximum: 3, description: 'small' })).to.deep.equal({ maximum: 3, type: 'integer' });
     expect(checkSchema({ properties: { a: true } })).to.deep.equal({ properties: { a: true }, type: 'object' });
     expect(checkSchema({ enum: [1, 'a'] })).to.deep.equal({ enum: [1, 'a'] });
+  });
+
+  it('works around xgrammar 0.1.27: bounded numbers as integers, string lengths as patterns', () => {
+    // its fractional ranges let 30.8 through "maximum": 30; its length grammar lets raw control characters in
+    expect(checkSchema({ type: 'number', minimum: -2.5, exclusiveMaximum: 30 })).to.deep.equal({
+      type: 'integer',
+      minimum: -2,
+      maximum: 29,
+    });
+    expectThrow(
+      () => checkSchema({ type: 'number', minimum: 0.2, maximum: 0.8 }),
+      TypeError,
+      /no integer lies within the bounds/,
+    );
+    expect(checkSchema({ type: 'string', minLength: 1, maxLength: 3 })).to.deep.equal({
+      type: 'string',
+      pattern: '^[^"\\\\\\x00-\\x1f]{1,3}$',
+    });
+    expectThrow(
+      () => checkSchema({ type: 'string', pattern: '^a+$', maxLength: 3 }),
+      TypeError,
+      /minLength \/ maxLength beside "pattern" are not supported/,
+    );
+  });
+
+  it('keeps the output valid UTF-8: no surrogate, overlong form or code point past U+10FFFF', async () => {
+    const tok = syntheticTokenizer(1000, { bosTokenId: 1, eosTokenIds: [2] });
+    const grammars = new GrammarCompiler(tok, 1000, [2]);
+    const c = resolveStructured({ guidedJson: { type: 'string', maxLength: 2 } })!;
+    const quote = (await tok.encode('"', { addSpecialTokens: false })).at(-1)!;
+    const byte = (b: number) => 3 + b; // the synthetic vocabulary's <0xNN> pieces
+    const mask = new Int32Array(bitmaskWords(1000));
+    const walk = async (bytes: number[]) => {
+      const m = await grammars.matcher(c);
+      try {
+        for (const t of [quote, ...bytes.map(byte), quote]) {
+          m.fillBitmask(mask, 0);
+          if (((mask[t >> 5]! >>> (t & 31)) & 1) === 0 || !m.accept(t)) return false;
+        }
+        return true;
+      } finally {
+        m.dispose();
+      }
+    };
+    expect(await walk([0xc3, 0xa9, 0xe2, 0x81, 0x89]), 'é⁉').to.equal(true);
+    for (const bad of [[0xed, 0xa0, 0x80], [0xc0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xff], [0x80]])
+      expect(await walk(bad), bad.map((b) => b.toString(16)).join(' ')).to.equal(false);
   });
 
   it('takes one constraint per request: two are a TypeError naming both; responseFormat text is none', () => {
@@ -174,7 +221,7 @@ describe('structured output in the engine (dummy:stories15M: random weights)', f
       expect(eos(), 'the end token, allowed only once the object closed').to.include(r.tokenIds.at(-1));
       const v = JSON.parse(r.text) as { name: string; age: number; kind: string; tags: boolean[] };
       expect(Object.keys(v)).to.deep.equal(['name', 'age', 'kind', 'tags']);
-      expect(v.name.length).to.be.at.most(8);
+      expect([...v.name].length, 'code points, as JSON Schema counts').to.be.at.most(8);
       expect(Number.isInteger(v.age) && v.age >= 0 && v.age <= 120, String(v.age)).to.equal(true);
       expect(['cat', 'dog']).to.include(v.kind);
       expect(v.tags.length).to.be.at.most(3);

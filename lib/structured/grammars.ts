@@ -3,6 +3,7 @@
 // bitmask and follows the tokens sampled. Compiling is asynchronous (xgrammar's API); a matcher's steps are not.
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { ebnfLiteral, type StructuredConstraint } from './constraint.js';
+import { Utf8Guard } from './utf8.js';
 import { type XgCompiledGrammar, type XgCompiler, type XgMatcherHandle, xgrammar, xgrammarCall } from './xgrammar.js';
 
 /** How many compiled grammars a core keeps. */
@@ -11,13 +12,17 @@ const CACHE_SIZE = 64;
 /** Words of a token bitmask over `vocabSize` tokens. */
 export const bitmaskWords = (vocabSize: number): number => Math.ceil(vocabSize / 32);
 
-/** One sequence's place in its grammar. */
+/** One sequence's place in its grammar, and in a UTF-8 character (utf8.ts). */
 export class GrammarMatcher {
   private disposed = false;
+  private utf8 = 0;
+  /** The UTF-8 state before each accepted token, for rollback. */
+  private readonly utf8Before: number[] = [];
 
   constructor(
     private readonly handle: XgMatcherHandle,
     private readonly vocabSize: number,
+    private readonly guard: Utf8Guard,
   ) {}
 
   /** Writes the tokens allowed next into `dst[offset, offset + words)` (bit t of word t / 32 set = allowed). */
@@ -28,11 +33,15 @@ export class GrammarMatcher {
     } finally {
       vec.delete();
     }
+    this.guard.restrict(this.utf8, dst, offset);
   }
 
   /** Follows a sampled token; false if the grammar refuses it (then the state is unchanged). */
   accept(token: number): boolean {
-    return this.handle.AcceptToken(token, false);
+    if (!this.handle.AcceptToken(token, false)) return false;
+    this.utf8Before.push(this.utf8);
+    this.utf8 = this.guard.after(this.utf8, token);
+    return true;
   }
 
   /** The grammar has ended (it accepted a stop token). */
@@ -43,6 +52,7 @@ export class GrammarMatcher {
   /** Takes back the last n accepted tokens. */
   rollback(n: number): void {
     this.handle.Rollback(n);
+    if (n > 0) this.utf8 = this.utf8Before.splice(this.utf8Before.length - n)[0] ?? 0;
   }
 
   dispose(): void {
@@ -54,6 +64,7 @@ export class GrammarMatcher {
 
 export class GrammarCompiler {
   private compiler: Promise<XgCompiler> | null = null;
+  private guard: Utf8Guard | null = null;
   private readonly cache = new Map<string, Promise<XgCompiledGrammar>>();
 
   /**
@@ -74,8 +85,10 @@ export class GrammarCompiler {
   private getCompiler(): Promise<XgCompiler> {
     this.compiler ??= (async () => {
       const xg = xgrammar();
-      const { tokens, kind } = this.tokenizer.grammarVocabulary();
+      const vocab = this.tokenizer.grammarVocabulary();
+      const { tokens, kind } = vocab;
       while (tokens.length < this.vocabSize) tokens.push('');
+      this.guard = new Utf8Guard(vocab, this.vocabSize);
       const info = await xgrammarCall('structured output: the vocabulary', () =>
         xg.TokenizerInfo.createTokenizerInfo(tokens, kind, false, this.vocabSize, [...this.stopTokenIds]),
       );
@@ -107,7 +120,7 @@ export class GrammarCompiler {
   async matcher(c: StructuredConstraint, stopTokenIds?: readonly number[]): Promise<GrammarMatcher> {
     const g = await this.compile(c);
     const m = await xgrammar().GrammarMatcher.createGrammarMatcher(g, stopTokenIds ? [...stopTokenIds] : undefined);
-    return new GrammarMatcher(m.handle, this.vocabSize);
+    return new GrammarMatcher(m.handle, this.vocabSize, this.guard!);
   }
 }
 

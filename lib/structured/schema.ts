@@ -75,6 +75,58 @@ function inferType(s: Schema, bad: (m: string) => SchemaError): Schema {
   return { ...s, type: families[0]![0] };
 }
 
+/** A schema as xgrammar gets it: its type inferred, then xgrammar's number and string-length gaps worked around. */
+function finish(s: Schema, bad: (m: string) => SchemaError): Schema {
+  return stringLengths(boundedNumbers(inferType(s, bad), bad), bad);
+}
+
+const BOUNDS = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'];
+
+/**
+ * A number with bounds is generated as an integer within them: xgrammar 0.1.27's grammar for a fractional range lets
+ * values past the bound through (30.8 under "maximum": 30), its integer ranges are exact, and an integer in the
+ * bounds is a valid number. Bounds with no integer between them, or beside a list of types, are refused.
+ */
+function boundedNumbers(s: Schema, bad: (m: string) => SchemaError): Schema {
+  if (typeof s !== 'object' || !BOUNDS.some((k) => s[k] !== undefined)) return s;
+  const types = Array.isArray(s['type']) ? (s['type'] as string[]) : [s['type']];
+  if (!types.includes('number')) return s;
+  if (types.length > 1) throw bad('numeric bounds beside a list of types are not supported');
+  const out: Record<string, unknown> = { ...s, type: 'integer' };
+  for (const k of BOUNDS) delete out[k];
+  const lo = Math.max(
+    typeof s['minimum'] === 'number' ? Math.ceil(s['minimum']) : -Infinity,
+    typeof s['exclusiveMinimum'] === 'number' ? Math.floor(s['exclusiveMinimum']) + 1 : -Infinity,
+  );
+  const hi = Math.min(
+    typeof s['maximum'] === 'number' ? Math.floor(s['maximum']) : Infinity,
+    typeof s['exclusiveMaximum'] === 'number' ? Math.ceil(s['exclusiveMaximum']) - 1 : Infinity,
+  );
+  if (lo > hi) throw bad(`no integer lies within the bounds of this number (fractional ranges are not supported)`);
+  if (lo > -Infinity) out['minimum'] = lo;
+  if (hi < Infinity) out['maximum'] = hi;
+  return out;
+}
+
+/**
+ * A string's length bounds as a pattern of that many plain characters: xgrammar 0.1.27's grammar for minLength /
+ * maxLength lets raw control characters into the string (invalid JSON), and it ignores the bounds beside a pattern
+ * or a format (refused here). Plain characters: no quote, backslash or control character (so no escapes either).
+ */
+function stringLengths(s: Schema, bad: (m: string) => SchemaError): Schema {
+  if (typeof s !== 'object' || (s['minLength'] === undefined && s['maxLength'] === undefined)) return s;
+  const types = Array.isArray(s['type']) ? (s['type'] as string[]) : [s['type']];
+  if (!types.includes('string')) return s;
+  if (types.length > 1) throw bad('minLength / maxLength beside a list of types are not supported');
+  for (const k of ['pattern', 'format'])
+    if (s[k] !== undefined) throw bad(`minLength / maxLength beside "${k}" are not supported (xgrammar ignores them)`);
+  const { minLength, maxLength, ...rest } = s;
+  const lo = typeof minLength === 'number' ? Math.ceil(minLength) : 0;
+  const hi = typeof maxLength === 'number' ? String(Math.floor(maxLength)) : '';
+  if (hi !== '' && Number(hi) < lo) throw bad('minLength is greater than maxLength');
+  return { ...rest, pattern: `^[^"\\\\\\x00-\\x1f]{${lo},${hi}}$` };
+}
+
 /** The `format` values the grammar spells out (others would be any string). */
 export const FORMATS = ['date', 'time', 'date-time', 'uuid', 'email', 'uri', 'ipv4', 'ipv6', 'hostname'];
 
@@ -160,18 +212,16 @@ export function checkSchema(schema: unknown, where = 'json schema'): Schema {
     if (distribute && typeof result === 'object') {
       const k = combinators[0]!;
       const baseSchema = Object.fromEntries(base.map((b) => [b, (result as Record<string, unknown>)[b]]));
-      const branches = (result[k] as Schema[]).map((b, i) =>
-        inferType(
-          mergeAllOf({ allOf: [baseSchema, b] }, (m) => bad(`${k}/${i}: ${m}`)),
-          (m) => bad(`${k}/${i}: ${m}`),
-        ),
-      );
+      const branches = (result[k] as Schema[]).map((b, i) => {
+        const at = (m: string) => bad(`${k}/${i}: ${m}`);
+        return finish(mergeAllOf({ allOf: [baseSchema, b] }, at), at);
+      });
       result = Object.fromEntries(Object.entries(result).filter(([key]) => !base.includes(key) && key !== k));
       result[k] = branches;
     }
     if (typeof result === 'object' && result['oneOf'] !== undefined && !disjoint(result['oneOf'] as Schema[], root))
       throw bad('"oneOf" whose branches may overlap is not supported (its branches must differ in type or value)');
-    return infer ? inferType(result, bad) : result;
+    return infer ? finish(result, bad) : stringLengths(boundedNumbers(result, bad), bad);
   };
   return walk(schema, '#');
 }

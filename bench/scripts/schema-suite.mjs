@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+// Structured output over the JSON-Schema-Test-Suite (npm json-schema-test-suite, draft 4): how many schemas a request
+// may name, and of the runs on each accepted one (temperature 1, one seed each), how many finished within the token
+// budget and how many of those validate (Ajv). A random-weight model tests the mask, not the model; stories260K (a
+// trained one, from ../shared/models) runs beside it where present. test/structured.test.ts runs a smaller version.
+//
+//   node bench/scripts/schema-suite.mjs OUT_DIR [--seeds 8] [--max-tokens 128]   (after npm run build)
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { gitCommit, machineInfo, machineLine } from '../../dist/lib/bench/machine.js';
+import { loadModel } from '../../dist/lib/model/index.js';
+import { runSchemaSuite } from '../../dist/test/schema-suite.js';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { seeds: { type: 'string', default: '8' }, 'max-tokens': { type: 'string', default: '128' } },
+});
+const out = positionals[0];
+if (!out) {
+  process.stderr.write('usage: node bench/scripts/schema-suite.mjs OUT_DIR [--seeds 8] [--max-tokens 128]\n');
+  process.exit(2);
+}
+const seeds = Array.from({ length: Number(values.seeds) }, (_, i) => i + 1);
+const maxTokens = Number(values['max-tokens']);
+const stories = join(process.cwd(), '..', 'shared', 'models', 'stories260K', 'stories260K.bin');
+const models = ['dummy:stories15M', ...(existsSync(stories) ? [stories] : [])];
+const rows = [];
+for (const model of models) {
+  const m = await loadModel(model, { device: 'cpu' });
+  const t = performance.now();
+  const r = await runSchemaSuite(m, seeds, maxTokens);
+  rows.push({
+    model: model.includes('stories260K') ? 'stories260K' : model,
+    seconds: (performance.now() - t) / 1e3,
+    ...r,
+  });
+  m.model.dispose();
+}
+const lines = [
+  `mini-vllm structured output over the JSON-Schema-Test-Suite (draft 4), commit ${gitCommit() ?? 'unknown'}, ` +
+    new Date().toISOString(),
+  `machine: ${machineLine(machineInfo())}`,
+  `each accepted schema generated ${seeds.length} times (temperature 1, seeds 1..${seeds.length}), at most ` +
+    `${maxTokens} tokens; finished = ended by its grammar (not by the token budget); valid = JSON.parse + Ajv`,
+  '',
+  '| model | schemas | accepted | runs | finished | valid | invalid | seconds |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- |',
+  ...rows.map(
+    (r) =>
+      `| ${r.model} | ${r.schemas} | ${r.accepted} | ${r.runs} | ${r.finished} | ${r.valid} | ${r.invalid.length} ` +
+      `| ${r.seconds.toFixed(1)} |`,
+  ),
+  '',
+  'refused, by reason (the message, cut at 80 characters): count',
+  ...Object.entries(rows[0].refused).map(([why, n]) => `- ${why}: ${n}`),
+];
+process.stdout.write(`${lines.join('\n')}\n`);
+mkdirSync(out, { recursive: true });
+writeFileSync(join(out, 'schema-suite.json'), `${JSON.stringify(rows, null, 2)}\n`);
+writeFileSync(join(out, 'schema-suite.md'), `${lines.join('\n')}\n`);
