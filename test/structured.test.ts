@@ -22,7 +22,7 @@ import { HfTokenizer } from '../lib/tokenizer/hf.js';
 import { SentencePieceTokenizer } from '../lib/tokenizer/sentencepiece.js';
 import type { Tokenizer } from '../lib/tokenizer/tokenizer.js';
 import { sharedModels, skipBecause } from './helpers.js';
-import { runSchemaSuite } from './schema-suite.js';
+import { practiceSchemas, runSchemaSuite } from './schema-suite.js';
 
 describe('structured output: the JSON Schemas it takes', () => {
   const refused: [string, unknown, RegExp][] = [
@@ -40,6 +40,7 @@ describe('structured output: the JSON Schemas it takes', () => {
     ],
     ['a $ref to nothing', { $ref: '#/$defs/missing' }, /"\$ref" "#\/\$defs\/missing" names nothing/],
     ['an unknown format', { type: 'string', format: 'isbn' }, /"format" "isbn" is not supported/],
+    ['a format its grammar gets wrong', { type: 'string', format: 'uri' }, /"format" "uri" is not supported/],
     ['an unknown type', { type: 'text' }, /"type" "text" is unknown/],
     ['overlapping oneOf', { oneOf: [{ type: 'integer' }, { type: 'number' }] }, /"oneOf" whose branches may overlap/],
     [
@@ -319,6 +320,14 @@ describe('structured output in the engine (dummy:stories15M: random weights)', f
     expect(r.valid).to.equal(r.finished);
     expect(r.accepted, 'schemas accepted').to.be.at.least(38);
     expect(r.finished, 'runs that finished within 64 tokens').to.be.at.least(r.runs / 2);
+  });
+
+  it('schemas as given in practice (formats, bounds, $defs, tool calls): every output validates', async function () {
+    this.timeout(600_000);
+    const r = await runSchemaSuite(m, [1, 2, 3], 160, practiceSchemas());
+    expect(r.accepted, JSON.stringify(r.refused)).to.equal(r.schemas);
+    expect(r.invalid, JSON.stringify(r.invalid.slice(0, 3))).to.deep.equal([]);
+    expect(r.finished, 'runs that finished within 160 tokens').to.be.at.least(r.runs / 2);
   });
 });
 

@@ -77,7 +77,36 @@ function inferType(s: Schema, bad: (m: string) => SchemaError): Schema {
 
 /** A schema as xgrammar gets it: its type inferred, then xgrammar's number and string-length gaps worked around. */
 function finish(s: Schema, bad: (m: string) => SchemaError): Schema {
-  return stringLengths(boundedNumbers(inferType(s, bad), bad), bad);
+  return formats(stringLengths(boundedNumbers(inferType(s, bad), bad), bad), bad);
+}
+
+const DAY = '((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))';
+const DATE = `[0-9]{4}-${DAY}`;
+const TIME = '([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])';
+const LABEL = '[a-zA-Z0-9]([a-zA-Z0-9-]{0,18}[a-zA-Z0-9])?';
+const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])';
+
+/**
+ * Each format as a pattern of values every validator takes: xgrammar 0.1.27's own let "05:60:50" (minute 60),
+ * "11-31" and a leap second through, and emails with no dot in the domain. Some valid values are left out (February
+ * 29th, leap seconds, dotless domains, quoted local parts).
+ */
+const FORMAT_PATTERNS: Record<string, string> = {
+  date: `^${DATE}$`,
+  time: `^${TIME}$`,
+  'date-time': `^${DATE}T${TIME}$`,
+  uuid: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+  email: `^[a-zA-Z0-9_+-]{1,32}(\\.[a-zA-Z0-9_+-]{1,32}){0,3}@${LABEL}(\\.${LABEL}){1,3}$`,
+  hostname: `^${LABEL}(\\.${LABEL}){0,3}$`,
+  ipv4: `^(${OCTET}\\.){3}${OCTET}$`,
+};
+
+/** A string's format as its pattern (FORMAT_PATTERNS); a format beside a pattern is refused (xgrammar drops one). */
+function formats(s: Schema, bad: (m: string) => SchemaError): Schema {
+  if (typeof s !== 'object' || typeof s['format'] !== 'string') return s;
+  if (s['pattern'] !== undefined) throw bad('"format" beside "pattern" is not supported (xgrammar ignores one)');
+  const { format, ...rest } = s;
+  return { ...rest, pattern: FORMAT_PATTERNS[format]! };
 }
 
 const BOUNDS = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'];
@@ -128,7 +157,7 @@ function stringLengths(s: Schema, bad: (m: string) => SchemaError): Schema {
 }
 
 /** The `format` values the grammar spells out (others would be any string). */
-export const FORMATS = ['date', 'time', 'date-time', 'uuid', 'email', 'uri', 'ipv4', 'ipv6', 'hostname'];
+export const FORMATS = ['date', 'time', 'date-time', 'uuid', 'email', 'hostname', 'ipv4'];
 
 const TYPES = new Set(['object', 'array', 'string', 'number', 'integer', 'boolean', 'null']);
 
@@ -175,7 +204,7 @@ export function checkSchema(schema: unknown, where = 'json schema'): Schema {
       if (typeof ref !== 'string' || !(ref === '#' || ref.startsWith('#/')))
         throw bad(`"$ref" ${JSON.stringify(ref)}: only references within the schema ("#/...") are supported`);
       resolve(root, ref, `${where}: ${at}`);
-      if (Object.keys(s).some((k) => k !== '$ref' && !ANNOTATIONS.has(k)))
+      if (Object.keys(s).some((k) => !['$ref', '$defs', 'definitions'].includes(k) && !ANNOTATIONS.has(k)))
         throw bad('"$ref" beside other keywords is not supported');
     }
     if (Array.isArray(s['items'])) {
