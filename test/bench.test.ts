@@ -610,7 +610,7 @@ describe('the op benchmark’s level A/B (levels-ab.ts)', () => {
 describe('the benchmark scripts: --help and bad options', function () {
   this.timeout(60_000);
   const benchDir = new URL('../lib/bench/', import.meta.url).pathname;
-  const scripts = ['ops.bench.js', 'decode.bench.js', 'quant.bench.js', 'engine-table.js'];
+  const scripts = ['ops.bench.js', 'decode.bench.js', 'quant.bench.js', 'structured.bench.js', 'engine-table.js'];
   const runScript = (script: string, arg: string) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
       execFile(process.execPath, [join(benchDir, script), arg], (err, stdout, stderr) =>

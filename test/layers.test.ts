@@ -15,7 +15,7 @@ export const LAYERS: ReadonlyArray<{ name: string; members: readonly string[] }>
   { name: 'ops', members: ['ops/', 'profiler.ts', 'cuda-graph.ts', 'cpu-graph.ts'] },
   { name: 'quant', members: ['quant/'] },
   { name: 'formats', members: ['formats/'] },
-  { name: 'tokenizer, sampling', members: ['tokenizer/', 'sampling/'] },
+  { name: 'tokenizer, sampling', members: ['tokenizer/', 'sampling/', 'structured/'] },
   { name: 'model', members: ['model/'] },
   { name: 'reference', members: ['reference/'] },
   { name: 'engine', members: ['engine/'] },

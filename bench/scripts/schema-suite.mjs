@@ -8,18 +8,20 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { gitCommit, machineInfo, machineLine } from '../../dist/lib/bench/machine.js';
 import { loadModel } from '../../dist/lib/model/index.js';
+import { scriptArgs } from './args.mjs';
 import { practiceSchemas, runSchemaSuite, suiteSchemas } from '../../dist/test/schema-suite.js';
 
-const { values, positionals } = parseArgs({
+const USAGE = `usage: node bench/scripts/schema-suite.mjs OUT_DIR [--seeds 8] [--max-tokens 128]
+  structured output over the JSON-Schema-Test-Suite (draft 4) and a practice set: accepted, finished, valid`;
+const { values, positionals } = scriptArgs(USAGE, {
   allowPositionals: true,
   options: { seeds: { type: 'string', default: '8' }, 'max-tokens': { type: 'string', default: '128' } },
 });
 const out = positionals[0];
 if (!out) {
-  process.stderr.write('usage: node bench/scripts/schema-suite.mjs OUT_DIR [--seeds 8] [--max-tokens 128]\n');
+  process.stderr.write(`${USAGE}\n`);
   process.exit(2);
 }
 const seeds = Array.from({ length: Number(values.seeds) }, (_, i) => i + 1);

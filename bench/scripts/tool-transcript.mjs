@@ -8,10 +8,13 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import OpenAI from 'openai';
+import { scriptArgs } from './args.mjs';
 
-const out = process.argv[2];
+const USAGE = `usage: node bench/scripts/tool-transcript.mjs OUT_DIR
+  a tool-calling conversation through the openai client against mini-vllm serve, written to OUT_DIR`;
+const out = scriptArgs(USAGE, { allowPositionals: true }).positionals[0];
 if (!out) {
-  process.stderr.write('usage: node bench/scripts/tool-transcript.mjs OUT_DIR\n');
+  process.stderr.write(`${USAGE}\n`);
   process.exit(2);
 }
 mkdirSync(out, { recursive: true });

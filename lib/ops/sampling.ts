@@ -58,7 +58,7 @@ export function sampleRows(
 
 const MASK = defineOps('sampling', {
   applyTokenBitmask: [
-    'logits: float[numRows, vocab], bitmask: int32[n, words], rows: int32[n]',
+    'logits: anyFloat[numRows, vocab], bitmask: int32[n, words], rows: int32[n]',
     (device) => [
       ...zeros(device, [2, 40]),
       Tensor.fromArray([-1, 0xff, 0, 0], [2, 2], { dtype: 'int32', device }),
