@@ -1,6 +1,5 @@
 // POST /v1/chat/completions: messages rendered by the chat template (which writes the special tokens itself, as vLLM
 // encodes chat prompts), n choices, logprobs in the chat shape, tool calls (tools.ts), JSON or streamed.
-import { randomUUID } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { GenerationResult } from '../engine/index.js';
 import { promptTokenIds } from '../engine/prompt.js';
@@ -11,7 +10,7 @@ import { ApiError, asParam } from './errors.js';
 import { chatLogprobs } from './logprobs.js';
 import { checkModel, choicesOf } from './params.js';
 import type { ChatBody } from './schemas.js';
-import { planTools, streamableContent, type ToolCallParser, toolAnswer, type ToolPlan } from './tools.js';
+import { callId, planTools, streamableContent, type ToolCallParser, toolAnswer, type ToolPlan } from './tools.js';
 
 /**
  * The messages as the template reads them: text content (only text parts are supported), an assistant's tool calls
@@ -160,7 +159,7 @@ class ToolStreams {
       // the output is the arguments: stream them as they come
       const call: Record<string, unknown> = { index: 0, function: { arguments: out.text } };
       if (s.id === null) {
-        s.id = `chatcmpl-tool-${randomUUID().replace(/-/g, '')}`;
+        s.id = callId();
         Object.assign(call, { id: s.id, type: 'function', function: { name: plan.name, arguments: out.text } });
       }
       return { delta: { ...d, tool_calls: [call] }, logprobs };

@@ -60,8 +60,9 @@ export class ChoiceRunner {
     const id = `${shape.idPrefix}-${randomUUID().replace(/-/g, '')}`;
     const created = Math.floor(Date.now() / 1000);
     const frame = { id, created, model: this.modelName };
-    // params and constraints checked first: a bad one is a 400, never an error inside a stream
-    await Promise.all(choices.map((c) => this.engine.checkParams(c.params)));
+    // params and constraints checked first: a bad one is a 400, never an error inside a stream; the engine then takes
+    // them resolved (its own check finds the constraint already parsed)
+    for (const c of choices) c.params = await this.engine.checkParams(c.params);
     if (body.stream) return this.stream(reply, choices, prompts, frame, shape);
     const results = await this.run(reply, choices);
     // the content may answer a finish_reason of its own (tool calls)

@@ -96,7 +96,8 @@ export function planTools(
   return plan;
 }
 
-const callId = () => `chatcmpl-tool-${randomUUID().replace(/-/g, '')}`;
+/** A tool call's id, as vLLM writes them. */
+export const callId = () => `chatcmpl-tool-${randomUUID().replace(/-/g, '')}`;
 
 function call(name: unknown, args: unknown): ToolCall | null {
   if (typeof name !== 'string' || name === '') return null;

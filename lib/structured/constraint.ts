@@ -64,6 +64,8 @@ function jsonConstraint(schema: unknown, name: string): StructuredConstraint {
 /** The one constraint a request names, or null; more than one is a TypeError naming them. */
 export function resolveStructured(p: StructuredFields): StructuredConstraint | null {
   const found: [string, () => StructuredConstraint | null][] = [];
+  /** The fields holding a schema, regex, choice or grammar: [name, value]. */
+  const named: (readonly [string, unknown])[] = [];
   const so = p.structuredOutputs;
   if (so !== undefined && so !== null) {
     if (typeof so !== 'object' || Array.isArray(so))
@@ -73,16 +75,11 @@ export function resolveStructured(p: StructuredFields): StructuredConstraint | n
         throw new TypeError(
           `SamplingParams: structuredOutputs.${k} is not supported (json, jsonObject, regex, choice, grammar)`,
         );
-    if (so.json !== undefined && so.json !== null)
-      found.push(['structuredOutputs.json', () => jsonConstraint(so.json, 'structuredOutputs.json')]);
+    named.push(
+      ...(['json', 'regex', 'choice', 'grammar'] as const).map((k) => [`structuredOutputs.${k}`, so[k]] as const),
+    );
     if (so.jsonObject)
       found.push(['structuredOutputs.jsonObject', () => ({ kind: 'json_object', key: 'json_object' })]);
-    if (so.regex !== undefined && so.regex !== null)
-      found.push(['structuredOutputs.regex', () => regex(so.regex, 'structuredOutputs.regex')]);
-    if (so.choice !== undefined && so.choice !== null)
-      found.push(['structuredOutputs.choice', () => choice(so.choice, 'structuredOutputs.choice')]);
-    if (so.grammar !== undefined && so.grammar !== null)
-      found.push(['structuredOutputs.grammar', () => grammar(so.grammar, 'structuredOutputs.grammar')]);
   }
   const rf = p.responseFormat;
   if (rf !== undefined && rf !== null) {
@@ -100,18 +97,21 @@ export function resolveStructured(p: StructuredFields): StructuredConstraint | n
           describeValue((rf as { type: string }).type),
       );
   }
-  if (p.guidedJson !== undefined && p.guidedJson !== null)
-    found.push(['guidedJson', () => jsonConstraint(p.guidedJson, 'guidedJson')]);
-  if (p.guidedRegex !== undefined && p.guidedRegex !== null)
-    found.push(['guidedRegex', () => regex(p.guidedRegex, 'guidedRegex')]);
-  if (p.guidedChoice !== undefined && p.guidedChoice !== null)
-    found.push(['guidedChoice', () => choice(p.guidedChoice, 'guidedChoice')]);
-  if (p.guidedGrammar !== undefined && p.guidedGrammar !== null)
-    found.push(['guidedGrammar', () => grammar(p.guidedGrammar, 'guidedGrammar')]);
+  named.push(['guidedJson', p.guidedJson], ['guidedRegex', p.guidedRegex], ['guidedChoice', p.guidedChoice]);
+  named.push(['guidedGrammar', p.guidedGrammar]);
+  // each named field by the last word of its name: json, regex, choice, grammar
+  for (const [name, v] of named) {
+    if (v === undefined || v === null) continue;
+    const kind = name.replace(/^(structuredOutputs\.|guided)/, '').toLowerCase() as keyof typeof BUILD;
+    found.push([name, () => BUILD[kind](v, name)]);
+  }
   if (found.length > 1)
     throw new TypeError(`SamplingParams: name one constraint, got ${found.map(([n]) => n).join(' and ')}`);
   return found.length === 0 ? null : found[0]![1]();
 }
+
+/** Each constraint kind that takes a value, from the value and the field's name (for the errors). */
+const BUILD = { json: jsonConstraint, regex, choice, grammar };
 
 function regex(v: unknown, name: string): StructuredConstraint {
   const pattern = nonEmptyString(v, name);
